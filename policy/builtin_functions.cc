@@ -1,0 +1,100 @@
+// The allowlist of PostgreSQL builtin functions a tenant's statement may call.
+//
+// Rule for an entry: the function is a pure computation over its arguments (or reads only the
+// caller's own session state), runs no SQL text, reads no table, file or other session, and
+// changes nothing outside the statement. Everything not listed is denied: functions that run SQL
+// (query_to_xml, table_to_xml, cursor_to_xml, database_to_xml, schema_to_xml, ...), dblink*,
+// large objects (lo_*), files (pg_read_file, pg_ls_dir, ...), administration
+// (pg_terminate_backend, pg_reload_conf, set_config, ...), statistics (pg_stat_*), sizes
+// (pg_relation_size, ...) and every user-defined function unless [functions] allow lists it.
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+#include "policy/policy.h"
+
+namespace rowguard::policy {
+namespace {
+
+// Sorted at compile time below; keep entries lower case, grouped by kind.
+constexpr auto kAllowed = std::to_array<std::string_view>({
+    // aggregates
+    "array_agg", "avg", "bit_and", "bit_or", "bit_xor", "bool_and", "bool_or", "count", "every",
+    "json_agg", "json_object_agg", "jsonb_agg", "jsonb_object_agg", "max", "min", "string_agg",
+    "sum", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp", "corr",
+    "covar_pop", "covar_samp", "regr_avgx", "regr_avgy", "regr_count", "regr_intercept",
+    "regr_r2", "regr_slope", "regr_sxx", "regr_sxy", "regr_syy", "mode", "percentile_cont",
+    "percentile_disc", "xmlagg", "range_agg", "range_intersect_agg",
+    // window functions
+    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+    "first_value", "last_value", "nth_value",
+    // conditional / comparison
+    "coalesce", "nullif", "greatest", "least", "num_nulls", "num_nonnulls",
+    // math
+    "abs", "cbrt", "ceil", "ceiling", "degrees", "div", "exp", "factorial", "floor", "gcd", "lcm",
+    "ln", "log", "log10", "min_scale", "mod", "pi", "power", "radians", "round", "scale", "sign",
+    "sqrt", "trim_scale", "trunc", "width_bucket", "random", "setseed", "acos", "asin", "atan",
+    "atan2", "cos", "cot", "sin", "tan", "acosd", "asind", "atand", "atan2d", "cosd", "cotd",
+    "sind", "tand", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
+    // strings
+    "ascii", "bit_length", "btrim", "char_length", "character_length", "chr", "concat",
+    "concat_ws", "format", "initcap", "left", "length", "lower", "lpad", "ltrim", "md5",
+    "normalize", "octet_length", "overlay", "position", "quote_ident", "quote_literal",
+    "quote_nullable", "regexp_count", "regexp_instr", "regexp_like", "regexp_match",
+    "regexp_matches", "regexp_replace", "regexp_split_to_array", "regexp_split_to_table",
+    "regexp_substr", "repeat", "replace", "reverse", "right", "rpad", "rtrim", "split_part",
+    "starts_with", "string_to_array", "string_to_table", "strpos", "substr", "substring",
+    "to_ascii", "to_hex", "translate", "trim", "upper", "unistr", "encode", "decode", "sha224",
+    "sha256", "sha384", "sha512", "convert", "convert_from", "convert_to", "get_byte", "set_byte",
+    "get_bit", "set_bit", "bit_count",
+    // formatting
+    "to_char", "to_date", "to_number", "to_timestamp",
+    // date / time
+    "age", "clock_timestamp", "current_date", "date_bin", "date_part", "date_trunc", "extract",
+    "isfinite", "justify_days", "justify_hours", "justify_interval", "make_date", "make_interval",
+    "make_time", "make_timestamp", "make_timestamptz", "now", "statement_timestamp", "timeofday",
+    "transaction_timestamp", "timezone", "overlaps",
+    // arrays
+    "array_append", "array_cat", "array_dims", "array_fill", "array_length", "array_lower",
+    "array_ndims", "array_position", "array_positions", "array_prepend", "array_remove",
+    "array_replace", "array_to_string", "array_upper", "cardinality", "trim_array", "unnest",
+    // ranges
+    "lower_inf", "upper_inf", "lower_inc", "upper_inc", "isempty", "range_merge", "int4range",
+    "int8range", "numrange", "tsrange", "tstzrange", "daterange", "multirange",
+    // json
+    "to_json", "to_jsonb", "array_to_json", "row_to_json", "json_build_array", "jsonb_build_array",
+    "json_build_object", "jsonb_build_object", "json_object", "jsonb_object", "json_array_length",
+    "jsonb_array_length", "json_each", "jsonb_each", "json_each_text", "jsonb_each_text",
+    "json_extract_path", "jsonb_extract_path", "json_extract_path_text", "jsonb_extract_path_text",
+    "json_object_keys", "jsonb_object_keys", "json_array_elements", "jsonb_array_elements",
+    "json_array_elements_text", "jsonb_array_elements_text", "json_typeof", "jsonb_typeof",
+    "json_strip_nulls", "jsonb_strip_nulls", "jsonb_set", "jsonb_set_lax", "jsonb_insert",
+    "jsonb_pretty", "jsonb_path_exists", "jsonb_path_match", "jsonb_path_query",
+    "jsonb_path_query_array", "jsonb_path_query_first", "json_populate_record",
+    "jsonb_populate_record", "json_to_record", "jsonb_to_record", "json_to_recordset",
+    "jsonb_to_recordset",
+    // uuid, misc pure
+    "gen_random_uuid", "uuid_generate_v4", "generate_series", "generate_subscripts",
+    "pg_typeof", "version", "current_setting", "current_database", "current_schema",
+    "current_schemas", "inet_client_addr", "host", "masklen", "network", "family", "text",
+    "hashtext", "int4", "int8", "float8", "numeric", "bool",
+    // full text search over values (no table access)
+    "to_tsvector", "to_tsquery", "plainto_tsquery", "phraseto_tsquery", "websearch_to_tsquery",
+    "ts_rank", "ts_rank_cd", "ts_headline", "setweight", "strip", "numnode", "querytree",
+    // sequences: a tenant can advance a sequence; values are shared across tenants
+    "nextval", "currval", "lastval",
+});
+
+constexpr auto kSorted = [] {
+  auto a = kAllowed;
+  std::sort(a.begin(), a.end());
+  return a;
+}();
+
+}  // namespace
+
+bool builtin_function_allowed(std::string_view name) {
+  return std::binary_search(kSorted.begin(), kSorted.end(), name);
+}
+
+}  // namespace rowguard::policy

@@ -1,0 +1,244 @@
+// Loading and validating the TOML policy file. Every key is checked: an unknown key, a wrong
+// type or a missing required key is an error naming the file and line.
+#include "policy/policy.h"
+
+#include <toml.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace rowguard::policy {
+namespace {
+
+std::atomic<uint64_t> g_next_version{1};
+
+[[noreturn]] void fail(const toml::value& at, const std::string& what, const std::string& here) {
+  throw PolicyError(toml::format_error("[policy] " + what, at, here));
+}
+
+void check_keys(const toml::value& table, const std::set<std::string>& allowed,
+                const std::string& where) {
+  for (const auto& [key, value] : table.as_table()) {
+    if (!allowed.contains(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      fail(value, "unknown key \"" + key + "\" in " + where + " (allowed: " + list + ")",
+           "unknown key");
+    }
+  }
+}
+
+std::string get_string(const toml::value& table, const std::string& key, const std::string& where) {
+  if (!table.contains(key)) fail(table, "missing key \"" + key + "\" in " + where, "here");
+  const auto& v = table.at(key);
+  if (!v.is_string()) fail(v, "\"" + key + "\" must be a string", "not a string");
+  return v.as_string().str;
+}
+
+std::optional<std::string> get_optional_string(const toml::value& table, const std::string& key) {
+  if (!table.contains(key)) return std::nullopt;
+  const auto& v = table.at(key);
+  if (!v.is_string()) fail(v, "\"" + key + "\" must be a string", "not a string");
+  return v.as_string().str;
+}
+
+void parse_endpoint(const toml::value& table, const std::string& key, std::string& host,
+                    uint16_t& port) {
+  std::string text = get_string(table, key, "[proxy]");
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    fail(table.at(key), "\"" + key + "\" must be \"host:port\"", "here");
+  }
+  host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  long p = 0;
+  try {
+    size_t used = 0;
+    p = std::stol(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1) p = -1;
+  } catch (...) {
+    p = -1;
+  }
+  if (p <= 0 || p > 65535) fail(table.at(key), "\"" + key + "\" has an invalid port", "here");
+  port = static_cast<uint16_t>(p);
+}
+
+bool valid_identifier(std::string_view s) {
+  return !s.empty() && s.size() < 64 && s.find('\0') == std::string_view::npos;
+}
+
+void parse_proxy(const toml::value& root, Policy& p) {
+  if (!root.contains("proxy")) fail(root, "missing table [proxy]", "here");
+  const auto& t = root.at("proxy");
+  if (!t.is_table()) fail(t, "[proxy] must be a table", "here");
+  check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password", "upstream_database",
+                 "workers"},
+             "[proxy]");
+  parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
+  parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
+  p.proxy.upstream_user = get_string(t, "upstream_user", "[proxy]");
+  p.proxy.upstream_password = get_optional_string(t, "upstream_password").value_or("");
+  p.proxy.upstream_database = get_optional_string(t, "upstream_database");
+  if (t.contains("workers")) {
+    const auto& w = t.at("workers");
+    if (!w.is_integer() || w.as_integer() < 0 || w.as_integer() > 256) {
+      fail(w, "\"workers\" must be an integer 0..256 (0 = one per core)", "here");
+    }
+    p.proxy.workers = static_cast<int>(w.as_integer());
+  }
+}
+
+void parse_tenancy(const toml::value& root, Policy& p) {
+  if (!root.contains("tenancy")) fail(root, "missing table [tenancy]", "here");
+  const auto& t = root.at("tenancy");
+  if (!t.is_table()) fail(t, "[tenancy] must be a table", "here");
+  check_keys(t, {"default_column", "unknown_tables"}, "[tenancy]");
+  p.default_column = get_optional_string(t, "default_column").value_or("tenant_id");
+  if (!valid_identifier(p.default_column)) fail(t.at("default_column"), "invalid column name", "here");
+  auto unknown = get_optional_string(t, "unknown_tables").value_or("deny");
+  if (unknown != "deny") {
+    fail(t.at("unknown_tables"), "\"unknown_tables\" must be \"deny\" (the only mode for now)", "here");
+  }
+}
+
+void parse_logins(const toml::value& root, const std::string& key, bool tenant, Policy& p) {
+  if (!root.contains(key)) return;
+  const auto& arr = root.at(key);
+  if (!arr.is_array()) fail(arr, "\"" + key + "\" must be an array of tables ([[" + key + "]])", "here");
+  for (const auto& e : arr.as_array()) {
+    if (!e.is_table()) fail(e, "each [[" + key + "]] entry must be a table", "here");
+    if (tenant) {
+      check_keys(e, {"user", "password", "tenant"}, "[[tenants]]");
+    } else {
+      check_keys(e, {"user", "password"}, "[[bypass]]");
+    }
+    Login login;
+    login.user = get_string(e, "user", "[[" + key + "]]");
+    login.password = get_string(e, "password", "[[" + key + "]]");
+    if (!valid_identifier(login.user)) fail(e.at("user"), "invalid user name", "here");
+    if (login.password.empty()) fail(e.at("password"), "empty password", "here");
+    if (tenant) {
+      const auto& tv = e.contains("tenant") ? e.at("tenant") : e;
+      if (!e.contains("tenant")) fail(e, "missing key \"tenant\" in [[tenants]]", "here");
+      if (tv.is_string()) {
+        login.tenant = tv.as_string().str;
+      } else if (tv.is_integer()) {
+        login.tenant = std::to_string(tv.as_integer());
+      } else {
+        fail(tv, "\"tenant\" must be a string (or an integer)", "here");
+      }
+      if (login.tenant->empty() || login.tenant->find('\0') != std::string::npos) {
+        fail(tv, "invalid tenant value", "here");
+      }
+    }
+    if (p.logins.contains(login.user)) fail(e.at("user"), "user \"" + login.user + "\" is listed twice", "here");
+    p.logins.emplace(login.user, std::move(login));
+  }
+}
+
+void parse_tables(const toml::value& root, Policy& p) {
+  if (!root.contains("tables")) return;
+  const auto& t = root.at("tables");
+  if (!t.is_table()) fail(t, "[tables] must be a table of tables", "here");
+  for (const auto& [key, v] : t.as_table()) {
+    if (!v.is_table()) fail(v, "tables.\"" + key + "\" must be a table", "here");
+    check_keys(v, {"column", "global"}, "[tables.\"" + key + "\"]");
+    TableRule rule;
+    rule.table = parse_qualified_name(key);
+    if (rule.table.schema.empty() || rule.table.name.empty()) {
+      fail(v, "table key \"" + key + "\" must be \"schema.table\"", "here");
+    }
+    if (v.contains("global")) {
+      if (!v.at("global").is_boolean()) fail(v.at("global"), "\"global\" must be true or false", "here");
+      rule.global = v.at("global").as_boolean();
+    }
+    if (rule.global) {
+      if (v.contains("column")) fail(v.at("column"), "a global table has no tenant column", "here");
+    } else {
+      rule.column = get_optional_string(v, "column").value_or(p.default_column);
+      if (!valid_identifier(rule.column)) fail(v, "invalid column name", "here");
+    }
+    if (p.tables.contains(rule.table)) fail(v, "table \"" + key + "\" is listed twice", "here");
+    p.tables.emplace(rule.table, std::move(rule));
+  }
+}
+
+void parse_functions(const toml::value& root, Policy& p) {
+  if (!root.contains("functions")) return;
+  const auto& t = root.at("functions");
+  if (!t.is_table()) fail(t, "[functions] must be a table", "here");
+  check_keys(t, {"allow"}, "[functions]");
+  if (!t.contains("allow")) return;
+  const auto& a = t.at("allow");
+  if (!a.is_array()) fail(a, "\"allow\" must be an array of \"schema.function\" strings", "here");
+  for (const auto& f : a.as_array()) {
+    if (!f.is_string()) fail(f, "function names must be strings", "here");
+    auto q = parse_qualified_name(f.as_string().str);
+    p.allowed_functions.push_back(q);
+  }
+}
+
+}  // namespace
+
+QualifiedName parse_qualified_name(std::string_view text) {
+  auto dot = text.find('.');
+  if (dot == std::string_view::npos) return {"public", std::string(text)};
+  return {std::string(text.substr(0, dot)), std::string(text.substr(dot + 1))};
+}
+
+const TableRule* Policy::table(const QualifiedName& name) const {
+  auto it = tables.find(name);
+  return it == tables.end() ? nullptr : &it->second;
+}
+
+const Login* Policy::login(std::string_view user) const {
+  auto it = logins.find(std::string(user));
+  return it == logins.end() ? nullptr : &it->second;
+}
+
+bool Policy::function_allowed(const QualifiedName& name) const {
+  for (const auto& f : allowed_functions) {
+    if (f == name) return true;
+  }
+  return false;
+}
+
+PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) {
+  toml::value root;
+  try {
+    std::istringstream in(toml_text);
+    root = toml::parse(in, source);
+  } catch (const std::exception& e) {
+    throw PolicyError(e.what());
+  }
+  auto p = std::make_shared<Policy>();
+  p->source = source;
+  try {
+    check_keys(root, {"proxy", "tenancy", "tenants", "bypass", "tables", "functions"}, "the top level");
+    parse_proxy(root, *p);
+    parse_tenancy(root, *p);
+    parse_logins(root, "tenants", true, *p);
+    parse_logins(root, "bypass", false, *p);
+    parse_tables(root, *p);
+    parse_functions(root, *p);
+  } catch (const PolicyError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw PolicyError(source + ": " + e.what());
+  }
+  if (p->logins.empty()) throw PolicyError(source + ": no [[tenants]] or [[bypass]] users: nobody could log in");
+  p->version = g_next_version.fetch_add(1);
+  return p;
+}
+
+PolicyPtr load_policy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw PolicyError(path + ": cannot open policy file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_policy(text.str(), path);
+}
+
+}  // namespace rowguard::policy

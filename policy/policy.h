@@ -1,0 +1,83 @@
+#pragma once
+// The tenancy policy: who logs in, which tenant they are, which tables carry a tenant column,
+// which tables are global. Loaded from one TOML file; immutable once loaded (a reload builds a
+// new Policy and swaps a shared_ptr<const Policy>).
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rowguard::policy {
+
+// Thrown by load_policy / parse_policy only (start-up and reload), with file and line.
+class PolicyError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct QualifiedName {
+  std::string schema;
+  std::string name;
+  std::string to_string() const { return schema + "." + name; }
+  auto operator<=>(const QualifiedName&) const = default;
+};
+
+struct TableRule {
+  QualifiedName table;
+  bool global = false;     // readable by every tenant; tenant writes denied
+  std::string column;      // tenant column (empty when global)
+};
+
+struct Login {
+  std::string user;
+  std::string password;    // as written in the file (plaintext for now)
+  std::optional<std::string> tenant;  // nullopt: bypass user
+  bool bypass() const { return !tenant.has_value(); }
+};
+
+struct ProxySettings {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 6432;
+  std::string upstream_host = "127.0.0.1";
+  uint16_t upstream_port = 5432;
+  std::string upstream_user;
+  std::string upstream_password;
+  std::optional<std::string> upstream_database;
+  int workers = 0;  // 0: one per core
+};
+
+class Policy {
+ public:
+  ProxySettings proxy;
+  std::string default_column = "tenant_id";
+  std::map<QualifiedName, TableRule> tables;
+  std::map<std::string, Login> logins;  // by user name
+  std::vector<QualifiedName> allowed_functions;  // [functions] allow
+  uint64_t version = 0;                 // increases with every load
+  std::string source;                   // file name
+
+  // nullptr when the table is not in the policy.
+  const TableRule* table(const QualifiedName& name) const;
+  const Login* login(std::string_view user) const;
+  bool function_allowed(const QualifiedName& name) const;
+};
+
+using PolicyPtr = std::shared_ptr<const Policy>;
+
+// Parses TOML text. `source` names the file in error messages. Throws PolicyError.
+PolicyPtr parse_policy(const std::string& toml_text, const std::string& source);
+PolicyPtr load_policy(const std::string& path);
+
+// Splits "schema.table" (or "table" -> public). Names are taken exactly as written
+// (they are compared with identifiers as PostgreSQL stores them: unquoted ones lower-case).
+QualifiedName parse_qualified_name(std::string_view text);
+
+// Builtin functions (pg_catalog) that a tenant's statements may call: pure functions of their
+// arguments that run no SQL and read no table. Name-only match, lower case.
+bool builtin_function_allowed(std::string_view name);
+
+}  // namespace rowguard::policy

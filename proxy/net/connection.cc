@@ -1,0 +1,411 @@
+// One client connection, as a C++20 coroutine on its worker's io_context:
+//   startup (SSLRequest/GSSENCRequest answered 'N', CancelRequest routed) -> SCRAM-SHA-256
+//   -> upstream login -> statement loop (tenant: rewrite or deny; bypass: transparent relay).
+#include "proxy/net/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <optional>
+
+#include "proxy/auth/scram.h"
+#include "proxy/net/server.h"
+#include "proxy/net/upstream.h"
+#include "proxy/protocol/codec.h"
+#include "proxy/session/session.h"
+
+namespace rowguard::net {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kMaxStartupPacket = 64 * 1024;
+constexpr size_t kMaxAuthMessage = 64 * 1024;
+constexpr size_t kMaxMessage = size_t{1} << 30;  // 1 GiB, PostgreSQL's own limit
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kFlushAt = 256 * 1024;
+constexpr auto kAuthTimeout = std::chrono::seconds(30);
+
+std::string truncate(std::string_view s, size_t n = 300) {
+  if (s.size() <= n) return std::string(s);
+  return std::string(s.substr(0, n)) + "...";
+}
+
+class ClientConnection {
+ public:
+  ClientConnection(tcp::socket client, Server& server, Worker& worker)
+      : client_(std::move(client)), server_(server), worker_(worker), upstream_(worker.ctx) {
+    id_ = server_.next_session_id();
+    boost::system::error_code ec;
+    auto ep = client_.remote_endpoint(ec);
+    peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  asio::awaitable<void> run() {
+    policy_ = server_.policy();
+    auto startup = co_await read_startup();
+    if (!startup) co_return;
+    auto decision = session::check_startup(*startup, *policy_);
+    if (!decision.ok) {
+      spdlog::warn("session={} client={} refused at startup: {}", id_, peer_, decision.message);
+      co_await fatal(decision.sqlstate, decision.message);
+      co_return;
+    }
+    user_ = decision.user;
+    if (!co_await authenticate()) co_return;
+    const policy::Login* login = policy_->login(user_);
+    tenant_ = login->tenant;
+    if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
+
+    UpstreamLogin up = co_await login_upstream(upstream_, policy_->proxy, decision.database,
+                                               decision.upstream_params);
+    if (!up.ok) {
+      spdlog::error("session={} user={} upstream login failed: {} ({})", id_, user_, up.message, up.sqlstate);
+      co_await fatal(up.sqlstate.empty() ? "08006" : up.sqlstate,
+                     "rowguard: cannot open the upstream connection: " + up.message);
+      co_return;
+    }
+    std::string out;
+    for (const auto& p : up.parameters) {
+      if (tenant_ && p.name == "standard_conforming_strings" && p.value != "on") {
+        co_await fatal("55000", "rowguard: the server has standard_conforming_strings off; "
+                                "tenant sessions need it on");
+        co_return;
+      }
+      protocol::append_parameter_status(out, p.name, p.value);
+    }
+    client_key_ = server_.cancels().add({up.key.pid, up.key.key});
+    protocol::append_backend_key_data(out, client_key_->first, client_key_->second);
+    protocol::append_ready_for_query(out, up.tx_status);
+    tx_ = up.tx_status;
+    server_buf_ = std::move(up.leftover);
+    spdlog::info("session={} connected user={} tenant={} client={} database={}", id_, user_,
+                 tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database);
+    if (!co_await write_client(out)) co_return;
+
+    if (tenant_) {
+      co_await tenant_loop();
+    } else {
+      co_await (pump(client_, upstream_, client_buf_) || pump(upstream_, client_, server_buf_));
+    }
+    spdlog::info("session={} closed user={}", id_, user_);
+  }
+
+  ~ClientConnection() {
+    if (client_key_) server_.cancels().remove(*client_key_);
+  }
+
+ private:
+  // ---- startup and authentication ----------------------------------------------------------
+
+  asio::awaitable<std::optional<protocol::StartupPacket>> read_startup() {
+    for (;;) {
+      auto r = protocol::decode_startup(client_buf_, kMaxStartupPacket);
+      if (r.status == protocol::DecodeStatus::kMalformed) {
+        spdlog::warn("client={} malformed startup packet: {}", peer_, r.error);
+        co_await fatal("08P01", "invalid startup packet: " + r.error);
+        co_return std::nullopt;
+      }
+      if (r.status == protocol::DecodeStatus::kNeedMore) {
+        if (!co_await read_more(client_, client_buf_)) co_return std::nullopt;
+        continue;
+      }
+      client_buf_.erase(0, r.size);
+      switch (r.packet.kind) {
+        case protocol::StartupPacket::Kind::kSSLRequest:
+        case protocol::StartupPacket::Kind::kGSSENCRequest:
+          if (!co_await write_client("N")) co_return std::nullopt;  // TLS: not yet
+          continue;
+        case protocol::StartupPacket::Kind::kCancelRequest:
+          co_await forward_cancel(r.packet.cancel_pid, r.packet.cancel_key);
+          co_return std::nullopt;
+        case protocol::StartupPacket::Kind::kStartup:
+          if ((r.packet.protocol_version & 0xFFFF) != 0) {
+            // Speak 3.0: tell the client so, as PostgreSQL does for a newer minor version.
+            std::string body(8, '\0');
+            std::string out;
+            protocol::append_frame(out, protocol::be::kNegotiateProtocolVersion, body);
+            if (!co_await write_client(out)) co_return std::nullopt;
+          }
+          co_return std::move(r.packet);
+      }
+    }
+  }
+
+  asio::awaitable<bool> authenticate() {
+    asio::steady_timer timer(worker_.ctx);
+    timer.expires_after(kAuthTimeout);
+    timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) {
+        spdlog::warn("session={} client={} authentication timeout", id_, peer_);
+        boost::system::error_code ignored;
+        client_.close(ignored);
+      }
+    });
+    bool ok = co_await scram_exchange();
+    timer.cancel();
+    co_return ok;
+  }
+
+  asio::awaitable<bool> scram_exchange() {
+    const policy::Login* login = policy_->login(user_);
+    auth::ScramVerifier verifier = login ? auth::ScramVerifier::from_password(
+                                               login->password, auth::random_bytes(16))
+                                         : auth::mock_verifier(user_);
+    auth::ScramServer scram(std::move(verifier));
+    std::string out;
+    protocol::append_auth_sasl(out, {"SCRAM-SHA-256"});
+    if (!co_await write_client(out)) co_return false;
+
+    auto first = co_await read_client_frame(kMaxAuthMessage);
+    if (!first) co_return false;
+    if (first->tag != protocol::fe::kPasswordMessage) co_return co_await auth_failed("expected SASLInitialResponse");
+    auto init = protocol::parse_sasl_initial_response(first->body);
+    client_buf_.erase(0, first->size);
+    if (!init || init->mechanism != "SCRAM-SHA-256") co_return co_await auth_failed("bad SASL mechanism");
+    auto server_first = scram.handle_client_first(init->data);
+    if (!server_first) co_return co_await auth_failed("malformed SCRAM client-first message");
+    out.clear();
+    protocol::append_auth_sasl_continue(out, *server_first);
+    if (!co_await write_client(out)) co_return false;
+
+    auto fin = co_await read_client_frame(kMaxAuthMessage);
+    if (!fin) co_return false;
+    if (fin->tag != protocol::fe::kPasswordMessage) co_return co_await auth_failed("expected SASLResponse");
+    std::string client_final(fin->body);
+    client_buf_.erase(0, fin->size);
+    auto server_final = scram.handle_client_final(client_final);
+    if (!server_final || login == nullptr) {
+      co_return co_await auth_failed(login ? "wrong password" : "unknown user");
+    }
+    out.clear();
+    protocol::append_auth_sasl_final(out, *server_final);
+    protocol::append_auth_ok(out);
+    co_return co_await write_client(out);
+  }
+
+  asio::awaitable<bool> auth_failed(std::string_view why) {
+    spdlog::warn("session={} client={} user={} authentication failed: {}", id_, peer_, user_, why);
+    co_await fatal("28P01", "password authentication failed for user \"" + user_ + "\"");
+    co_return false;
+  }
+
+  asio::awaitable<void> forward_cancel(int32_t pid, int32_t key) {
+    auto target = server_.cancels().find({pid, key});
+    if (!target) {
+      spdlog::info("client={} cancel request with an unknown key ignored", peer_);
+      co_return;
+    }
+    const auto& s = policy_->proxy;
+    tcp::resolver resolver(worker_.ctx);
+    auto [rec, eps] = co_await resolver.async_resolve(s.upstream_host, std::to_string(s.upstream_port), kUse);
+    if (rec) co_return;
+    tcp::socket sock(worker_.ctx);
+    auto [cec, ep] = co_await asio::async_connect(sock, eps, kUse);
+    if (cec) co_return;
+    std::string out;
+    protocol::append_cancel_request(out, target->pid, target->key);
+    co_await asio::async_write(sock, asio::buffer(out), kUse);
+    spdlog::info("client={} cancel forwarded to its backend", peer_);
+  }
+
+  // ---- the tenant statement loop -----------------------------------------------------------
+
+  asio::awaitable<void> tenant_loop() {
+    session::TenantSession session(*tenant_, worker_.cache);
+    for (;;) {
+      auto frame = co_await read_client_frame(kMaxMessage);
+      if (!frame) co_return;
+      if (tx_ == 'I') policy_ = server_.policy();  // a reload applies at transaction boundaries
+      session::Action a = session.on_message(*frame, *policy_, tx_);
+      client_buf_.erase(0, frame->size);
+      if (!a.denial.empty()) {
+        spdlog::warn("session={} denied user={} tenant={} client={}: {} | statement: {}", id_,
+                     user_, *tenant_, peer_, a.denial, truncate(a.statement));
+      }
+      switch (a.kind) {
+        case session::ActionKind::kIgnore:
+          break;
+        case session::ActionKind::kReply:
+          if (!co_await write_client(a.bytes)) co_return;
+          break;
+        case session::ActionKind::kClose:
+          if (!a.bytes.empty()) co_await write_client(a.bytes);
+          co_return;
+        case session::ActionKind::kForward:
+        case session::ActionKind::kAbortTx:
+          if (a.kind == session::ActionKind::kForward) {
+            spdlog::debug("session={} forward: {}", id_, truncate(a.statement));
+          }
+          if (!co_await write_server(a.bytes)) co_return;
+          if (!co_await relay_response(a.kind == session::ActionKind::kAbortTx ? &a.error : nullptr)) {
+            co_return;
+          }
+          break;
+      }
+    }
+  }
+
+  // Relays the server's answer to one Query up to and including ReadyForQuery. With
+  // `replacement`, every message but ReadyForQuery is dropped and the server's ErrorResponse is
+  // replaced by it (the abort-transaction path of a denial).
+  asio::awaitable<bool> relay_response(const std::string* replacement) {
+    std::string out;
+    for (;;) {
+      size_t pos = 0;
+      for (;;) {
+        auto r = protocol::decode_frame(std::string_view(server_buf_).substr(pos), kMaxMessage);
+        if (r.status == protocol::DecodeStatus::kNeedMore) break;
+        if (r.status == protocol::DecodeStatus::kMalformed) {
+          spdlog::error("session={} malformed message from the server: {}", id_, r.error);
+          co_await fatal("08P01", "rowguard: malformed message from the server");
+          co_return false;
+        }
+        const protocol::Frame& f = r.frame;
+        std::string_view raw = std::string_view(server_buf_).substr(pos, f.size);
+        pos += f.size;
+        switch (f.tag) {
+          case protocol::be::kReadyForQuery: {
+            auto z = protocol::parse_ready_for_query(f.body);
+            if (!z) {
+              co_await fatal("08P01", "rowguard: malformed ReadyForQuery from the server");
+              co_return false;
+            }
+            tx_ = z->status;
+            if (replacement) out += *replacement;
+            out.append(raw);
+            server_buf_.erase(0, pos);
+            co_return co_await write_client(out);
+          }
+          case protocol::be::kCopyInResponse:
+          case protocol::be::kCopyOutResponse:
+          case protocol::be::kCopyBothResponse:
+            spdlog::error("session={} server entered COPY mode for a tenant statement; closing", id_);
+            co_await fatal("0A000", "rowguard: COPY is not supported yet");
+            co_return false;
+          case protocol::be::kParameterStatus: {
+            auto p = protocol::parse_parameter_status(f.body);
+            if (p && p->name == "standard_conforming_strings" && p->value != "on") {
+              co_await fatal("55000", "rowguard: standard_conforming_strings was turned off");
+              co_return false;
+            }
+            if (!replacement) out.append(raw);
+            break;
+          }
+          default:
+            if (!replacement) out.append(raw);
+        }
+        if (out.size() >= kFlushAt) {
+          if (!co_await write_client(out)) co_return false;
+          out.clear();
+        }
+      }
+      server_buf_.erase(0, pos);
+      if (!out.empty()) {
+        if (!co_await write_client(out)) co_return false;
+        out.clear();
+      }
+      if (!co_await read_more(upstream_, server_buf_)) {
+        spdlog::warn("session={} the server closed the connection", id_);
+        co_await fatal("08006", "rowguard: the server closed the connection");
+        co_return false;
+      }
+    }
+  }
+
+  // ---- bypass: bytes as they come, both ways ---------------------------------------------
+
+  asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, std::string& pending) {
+    if (!pending.empty()) {
+      auto [ec, n] = co_await asio::async_write(to, asio::buffer(pending), kUse);
+      if (ec) co_return;
+      pending.clear();
+    }
+    std::vector<char> buf(kReadChunk);
+    for (;;) {
+      auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kUse);
+      if (ec) co_return;
+      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kUse);
+      if (wec) co_return;
+    }
+  }
+
+  // ---- I/O helpers ---------------------------------------------------------------------------
+
+  asio::awaitable<bool> read_more(tcp::socket& sock, std::string& buf) {
+    size_t old = buf.size();
+    buf.resize(old + kReadChunk);
+    auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf.data() + old, kReadChunk), kUse);
+    buf.resize(old + (ec ? 0 : n));
+    co_return !ec;
+  }
+
+  // The next complete client message (pointing into client_buf_; the caller erases it).
+  asio::awaitable<std::optional<protocol::Frame>> read_client_frame(size_t max) {
+    for (;;) {
+      auto r = protocol::decode_frame(client_buf_, max);
+      if (r.status == protocol::DecodeStatus::kComplete) co_return r.frame;
+      if (r.status == protocol::DecodeStatus::kMalformed) {
+        spdlog::warn("session={} client={} malformed message: {}", id_, peer_, r.error);
+        co_await fatal("08P01", "invalid message: " + r.error);
+        co_return std::nullopt;
+      }
+      if (!co_await read_more(client_, client_buf_)) co_return std::nullopt;
+    }
+  }
+
+  asio::awaitable<bool> write_client(std::string_view bytes) {
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(bytes.data(), bytes.size()), kUse);
+    co_return !ec;
+  }
+
+  asio::awaitable<bool> write_server(std::string_view bytes) {
+    auto [ec, n] = co_await asio::async_write(upstream_, asio::buffer(bytes.data(), bytes.size()), kUse);
+    co_return !ec;
+  }
+
+  asio::awaitable<void> fatal(std::string_view sqlstate, std::string_view message) {
+    std::string out;
+    protocol::append_error_response(out, "FATAL", sqlstate, message);
+    co_await write_client(out);
+  }
+
+  tcp::socket client_;
+  Server& server_;
+  Worker& worker_;
+  tcp::socket upstream_;
+  std::string client_buf_;
+  std::string server_buf_;
+  uint64_t id_ = 0;
+  std::string peer_;
+  std::string user_;
+  std::optional<std::string> tenant_;
+  policy::PolicyPtr policy_;
+  char tx_ = 'I';
+  std::optional<std::pair<int32_t, int32_t>> client_key_;
+};
+
+}  // namespace
+
+asio::awaitable<void> serve_client(tcp::socket client, Server& server, Worker& worker) {
+  boost::system::error_code ec;
+  client.set_option(tcp::no_delay(true), ec);
+  ClientConnection conn(std::move(client), server, worker);
+  try {
+    co_await conn.run();
+  } catch (const std::exception& e) {
+    spdlog::error("connection ended by an exception: {}", e.what());
+  }
+}
+
+}  // namespace rowguard::net

@@ -1,0 +1,149 @@
+// Listener, worker threads, signals (SIGINT/SIGTERM stop, SIGHUP reloads the policy).
+#include "proxy/net/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "proxy/auth/scram.h"
+#include "proxy/net/connection.h"
+
+namespace rowguard::net {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+std::pair<int32_t, int32_t> CancelRegistry::add(Target target) {
+  std::lock_guard lock(mu_);
+  for (;;) {
+    std::string r = auth::random_bytes(8);
+    int32_t pid = 0, key = 0;
+    std::memcpy(&pid, r.data(), 4);
+    std::memcpy(&key, r.data() + 4, 4);
+    pid = (pid & 0x3fffffff) | 1;  // positive, like a real backend pid
+    auto k = std::make_pair(pid, key);
+    if (map_.emplace(k, target).second) return k;
+  }
+}
+
+void CancelRegistry::remove(std::pair<int32_t, int32_t> client_key) {
+  std::lock_guard lock(mu_);
+  map_.erase(client_key);
+}
+
+std::optional<CancelRegistry::Target> CancelRegistry::find(std::pair<int32_t, int32_t> client_key) const {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(client_key);
+  if (it == map_.end()) return std::nullopt;
+  return it->second;
+}
+
+Server::Server(policy::PolicyPtr policy, std::string config_path)
+    : policy_(std::move(policy)), config_path_(std::move(config_path)) {}
+
+Server::~Server() { stop(); }
+
+void Server::stop() {
+  main_ctx_.stop();
+  for (auto& w : workers_) w->ctx.stop();
+}
+
+void Server::reload() {
+  try {
+    auto fresh = policy::load_policy(config_path_);
+    auto old = policy_.load();
+    if (fresh->proxy.listen_host != old->proxy.listen_host ||
+        fresh->proxy.listen_port != old->proxy.listen_port) {
+      spdlog::warn("reload: [proxy] listen changed; it takes effect only after a restart");
+    }
+    policy_.store(fresh);
+    spdlog::info("reload: policy {} loaded (version {}, {} tables, {} users)", config_path_,
+                 fresh->version, fresh->tables.size(), fresh->logins.size());
+  } catch (const std::exception& e) {
+    spdlog::error("reload: policy rejected, keeping the previous one: {}", e.what());
+  }
+}
+
+namespace {
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server,
+                                  std::vector<std::unique_ptr<Worker>>& workers) {
+  size_t next = 0;
+  for (;;) {
+    Worker& w = *workers[next++ % workers.size()];
+    auto [ec, sock] = co_await acceptor.async_accept(w.ctx, asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    asio::co_spawn(w.ctx, serve_client(std::move(sock), server, w), asio::detached);
+  }
+}
+
+}  // namespace
+
+int Server::run() {
+  auto p = policy_.load();
+  int n = p->proxy.workers > 0 ? p->proxy.workers
+                               : std::max(1u, std::thread::hardware_concurrency());
+  tcp::acceptor acceptor(main_ctx_);
+  try {
+    tcp::endpoint ep(asio::ip::make_address(p->proxy.listen_host), p->proxy.listen_port);
+    acceptor.open(ep.protocol());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    acceptor.bind(ep);
+    acceptor.listen(1024);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen on {}:{}: {}", p->proxy.listen_host, p->proxy.listen_port, e.what());
+    return 1;
+  }
+
+  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  for (auto& w : workers_) {
+    guards.push_back(asio::make_work_guard(w->ctx));
+    w->thread = std::thread([ctx = &w->ctx] { ctx->run(); });
+  }
+
+  asio::signal_set stop_signals(main_ctx_, SIGINT, SIGTERM);
+  stop_signals.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    stop();
+  });
+  asio::signal_set hup(main_ctx_, SIGHUP);
+  std::function<void(boost::system::error_code, int)> on_hup = [&](boost::system::error_code ec, int) {
+    if (ec) return;
+    spdlog::info("SIGHUP: reloading {}", config_path_);
+    reload();
+    hup.async_wait(on_hup);
+  };
+  hup.async_wait(on_hup);
+
+  asio::co_spawn(main_ctx_, accept_loop(acceptor, *this, workers_), asio::detached);
+
+  size_t tenants = 0, bypass = 0, global = 0;
+  for (const auto& [u, l] : p->logins) (l.bypass() ? bypass : tenants)++;
+  for (const auto& [t, r] : p->tables) global += r.global ? 1 : 0;
+  spdlog::info("rowguard listening on {}:{} -> upstream {}:{} as \"{}\"; {} workers; policy {}: "
+               "{} tenant users, {} bypass users, {} tenant tables, {} global tables",
+               p->proxy.listen_host, p->proxy.listen_port, p->proxy.upstream_host,
+               p->proxy.upstream_port, p->proxy.upstream_user, n, config_path_, tenants, bypass,
+               p->tables.size() - global, global);
+
+  main_ctx_.run();
+  for (auto& w : workers_) w->ctx.stop();
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  spdlog::info("rowguard stopped");
+  return 0;
+}
+
+}  // namespace rowguard::net

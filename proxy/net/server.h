@@ -1,0 +1,69 @@
+#pragma once
+// The listener and its worker threads: one io_context per thread, connections assigned
+// round-robin and pinned to their worker (each worker owns its rewrite cache: no locks).
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "policy/policy.h"
+#include "sqlrewrite/rewrite_cache.h"
+
+namespace rowguard::net {
+
+struct Worker {
+  boost::asio::io_context ctx{1};
+  sqlrewrite::RewriteCache cache;
+  std::thread thread;
+};
+
+// Which upstream backend a client's (pid, key) stands for, so that a CancelRequest only ever
+// reaches that client's own server backend.
+class CancelRegistry {
+ public:
+  struct Target {
+    int32_t pid = 0;
+    int32_t key = 0;
+  };
+  // Registers a new client key for `target`; returns the (pid, key) to hand to the client.
+  std::pair<int32_t, int32_t> add(Target target);
+  void remove(std::pair<int32_t, int32_t> client_key);
+  std::optional<Target> find(std::pair<int32_t, int32_t> client_key) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<int32_t, int32_t>, Target> map_;
+};
+
+class Server {
+ public:
+  Server(policy::PolicyPtr policy, std::string config_path);
+  ~Server();
+
+  // Binds, starts the workers and blocks until stop() (SIGINT/SIGTERM). Returns an exit code.
+  int run();
+  void stop();
+
+  policy::PolicyPtr policy() const { return policy_.load(); }
+  CancelRegistry& cancels() { return cancels_; }
+  uint64_t next_session_id() { return ++session_ids_; }
+
+ private:
+  void reload();
+
+  std::atomic<policy::PolicyPtr> policy_;
+  std::string config_path_;
+  boost::asio::io_context main_ctx_{1};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  CancelRegistry cancels_;
+  std::atomic<uint64_t> session_ids_{0};
+};
+
+}  // namespace rowguard::net

@@ -1,0 +1,164 @@
+// Upstream login: TCP connect, StartupMessage, authentication exchange, parameters.
+#include "proxy/net/upstream.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <optional>
+
+#include "proxy/auth/scram.h"
+
+namespace rowguard::net {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kMaxLoginMessage = 1 << 20;
+
+UpstreamLogin failure(std::string sqlstate, std::string message) {
+  UpstreamLogin r;
+  r.sqlstate = std::move(sqlstate);
+  r.message = std::move(message);
+  return r;
+}
+
+// Reads one complete frame from `sock` into `buf`; returns it (pointing into buf) or nullopt.
+asio::awaitable<std::optional<protocol::Frame>> read_frame(tcp::socket& sock, std::string& buf,
+                                                          std::string& error) {
+  for (;;) {
+    auto r = protocol::decode_frame(buf, kMaxLoginMessage);
+    if (r.status == protocol::DecodeStatus::kComplete) co_return r.frame;
+    if (r.status == protocol::DecodeStatus::kMalformed) {
+      error = "malformed message from the server: " + r.error;
+      co_return std::nullopt;
+    }
+    char tmp[8192];
+    auto [ec, n] = co_await sock.async_read_some(asio::buffer(tmp), kUse);
+    if (ec) {
+      error = "the server closed the connection during login: " + ec.message();
+      co_return std::nullopt;
+    }
+    buf.append(tmp, n);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<UpstreamLogin> login_upstream(
+    tcp::socket& socket, const policy::ProxySettings& settings, const std::string& database,
+    const std::vector<std::pair<std::string, std::string>>& params) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  auto [rec, endpoints] = co_await resolver.async_resolve(
+      settings.upstream_host, std::to_string(settings.upstream_port), kUse);
+  if (rec) co_return failure("08001", "cannot resolve upstream " + settings.upstream_host + ": " + rec.message());
+  auto [cec, ep] = co_await asio::async_connect(socket, endpoints, kUse);
+  if (cec) {
+    co_return failure("08001", "cannot connect to upstream " + settings.upstream_host + ":" +
+                                   std::to_string(settings.upstream_port) + ": " + cec.message());
+  }
+  socket.set_option(tcp::no_delay(true));
+
+  std::vector<std::pair<std::string, std::string>> startup = {{"user", settings.upstream_user},
+                                                              {"database", database}};
+  for (const auto& p : params) startup.push_back(p);
+  std::string out;
+  protocol::append_startup(out, startup);
+  if (auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(out), kUse); wec) {
+    co_return failure("08006", "cannot send startup to upstream: " + wec.message());
+  }
+
+  std::string buf;
+  std::string error;
+  std::optional<auth::ScramClient> scram;
+  UpstreamLogin result;
+  for (;;) {
+    auto frame = co_await read_frame(socket, buf, error);
+    if (!frame) co_return failure("08006", error);
+    out.clear();
+    switch (frame->tag) {
+      case protocol::be::kAuthentication: {
+        auto a = protocol::parse_authentication(frame->body);
+        if (!a) co_return failure("08P01", "malformed authentication request from upstream");
+        switch (a->code) {
+          case protocol::AuthCode::kOk:
+            break;
+          case protocol::AuthCode::kCleartextPassword:
+            protocol::append_password(out, settings.upstream_password);
+            break;
+          case protocol::AuthCode::kMD5Password:
+            protocol::append_password(
+                out, auth::md5_password(settings.upstream_user, settings.upstream_password, a->data));
+            break;
+          case protocol::AuthCode::kSASL: {
+            bool has = false;
+            for (const auto& m : a->mechanisms) has = has || m == "SCRAM-SHA-256";
+            if (!has) co_return failure("28000", "upstream offers no SCRAM-SHA-256 authentication");
+            scram.emplace(settings.upstream_password);
+            protocol::append_sasl_initial_response(out, "SCRAM-SHA-256", scram->client_first());
+            break;
+          }
+          case protocol::AuthCode::kSASLContinue: {
+            if (!scram) co_return failure("08P01", "unexpected SASL continue from upstream");
+            auto final_msg = scram->handle_server_first(a->data);
+            if (!final_msg) co_return failure("08P01", "invalid SCRAM message from upstream");
+            protocol::append_sasl_response(out, *final_msg);
+            break;
+          }
+          case protocol::AuthCode::kSASLFinal:
+            if (!scram || !scram->verify_server_final(a->data)) {
+              co_return failure("28000", "upstream server signature does not verify");
+            }
+            break;
+          default:
+            co_return failure("28000", "upstream asks for an unsupported authentication method (" +
+                                           std::to_string(static_cast<int>(a->code)) + ")");
+        }
+        break;
+      }
+      case protocol::be::kErrorResponse: {
+        auto e = protocol::parse_error_fields(frame->body);
+        if (!e) co_return failure("08P01", "malformed error from upstream");
+        co_return failure(e->get('C'), "upstream: " + e->get('M'));
+      }
+      case protocol::be::kParameterStatus: {
+        auto p = protocol::parse_parameter_status(frame->body);
+        if (!p) co_return failure("08P01", "malformed ParameterStatus from upstream");
+        result.parameters.push_back(*p);
+        break;
+      }
+      case protocol::be::kBackendKeyData: {
+        auto k = protocol::parse_backend_key_data(frame->body);
+        if (!k) co_return failure("08P01", "malformed BackendKeyData from upstream");
+        result.key = *k;
+        break;
+      }
+      case protocol::be::kReadyForQuery: {
+        auto z = protocol::parse_ready_for_query(frame->body);
+        if (!z) co_return failure("08P01", "malformed ReadyForQuery from upstream");
+        result.tx_status = z->status;
+        result.leftover = buf.substr(frame->size);
+        result.ok = true;
+        co_return result;
+      }
+      case protocol::be::kNoticeResponse:
+      case protocol::be::kNegotiateProtocolVersion:
+        break;
+      default:
+        co_return failure("08P01", std::string("unexpected message '") + frame->tag +
+                                       "' from upstream during login");
+    }
+    buf.erase(0, frame->size);
+    if (!out.empty()) {
+      if (auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(out), kUse); wec) {
+        co_return failure("08006", "cannot write to upstream: " + wec.message());
+      }
+    }
+  }
+}
+
+}  // namespace rowguard::net

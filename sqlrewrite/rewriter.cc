@@ -1,0 +1,651 @@
+// The rewriter: walks the whole protobuf AST of every statement, adds tenant predicates,
+// checks writes, and denies every node it does not positively handle.
+//
+// Shape of the walk:
+//   * statements are dispatched by type (SELECT, INSERT, UPDATE, DELETE, transaction control,
+//     harmless SET/SHOW, EXPLAIN without ANALYZE); any other statement is denied;
+//   * inside a statement, visit() reaches every message through protobuf reflection, so a node
+//     type nobody thought of is still seen; it must be in kPassThrough (expressions and syntax
+//     that cannot name a table or run SQL), or have its own handler, or the statement is denied;
+//   * a RangeVar (a table name) is only accepted where a handler resolved it first (FROM items,
+//     join trees, statement targets, CTE references): a RangeVar seen anywhere else is denied.
+#include "sqlrewrite/rewriter.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+#include <unordered_set>
+
+#include "sqlrewrite/pg_query_api.h"
+
+namespace rowguard::sqlrewrite {
+namespace {
+
+namespace gpb = google::protobuf;
+using pg_query::Node;
+using policy::QualifiedName;
+using policy::TableRule;
+
+// Internal early exit of the walk; never crosses the module boundary (rewrite() catches it).
+struct Denied {
+  std::string reason;
+};
+
+[[noreturn]] void deny(std::string reason) { throw Denied{"rowguard: " + std::move(reason)}; }
+
+// Node types that only carry expressions or syntax: they cannot name a table or run SQL by
+// themselves; their children are still visited. Anything not here and without a handler below
+// is denied.
+const std::unordered_set<std::string_view>& pass_through_types() {
+  static const std::unordered_set<std::string_view> kTypes = {
+      "List", "String", "Integer", "Float", "Boolean", "BitString", "A_Const", "ColumnRef",
+      "A_Star", "ParamRef", "BoolExpr", "NullTest", "BooleanTest", "TypeCast", "TypeName",
+      "ResTarget", "SortBy", "A_Indirection", "A_Indices", "A_ArrayExpr", "CaseExpr", "CaseWhen",
+      "CoalesceExpr", "MinMaxExpr", "RowExpr", "SQLValueFunction", "SubLink", "Alias",
+      "CollateClause", "WindowDef", "GroupingSet", "SetToDefault", "MultiAssignRef",
+      "LockingClause", "NamedArgExpr", "JoinExpr", "RangeSubselect", "RangeFunction",
+      "CTESearchClause", "CTECycleClause",
+  };
+  return kTypes;
+}
+
+// Settings a tenant may SET / RESET: they change formatting or limits of its own session only.
+// Not here, on purpose: search_path (would change name resolution), role and
+// session_authorization, standard_conforming_strings / backslash_quote (would change how the
+// server reads string literals), and anything server-wide.
+bool settable(std::string_view name) {
+  static const std::unordered_set<std::string_view> kNames = {
+      "application_name", "client_encoding", "datestyle", "timezone", "extra_float_digits",
+      "intervalstyle", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+      "client_min_messages", "bytea_output", "transaction_isolation", "transaction_read_only",
+      "transaction_deferrable", "default_transaction_isolation", "default_transaction_read_only",
+      "default_transaction_deferrable", "work_mem", "jit", "enable_seqscan", "enable_indexscan",
+      "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_nestloop",
+      "random_page_cost", "synchronous_commit", "lc_messages", "lc_monetary", "lc_numeric",
+      "lc_time", "geqo", "xmloption", "row_security",
+  };
+  return kNames.contains(name);
+}
+
+std::string quote_ident(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+Node make_string(std::string_view s) {
+  Node n;
+  n.mutable_string()->set_sval(std::string(s));
+  return n;
+}
+
+class Walker {
+ public:
+  Walker(const policy::Policy& policy, std::string_view tenant) : policy_(policy), tenant_(tenant) {}
+
+  StatementKind statement(Node& stmt) {
+    switch (stmt.node_case()) {
+      case Node::kSelectStmt:
+        select(*stmt.mutable_select_stmt());
+        return StatementKind::kSelect;
+      case Node::kInsertStmt:
+        insert(*stmt.mutable_insert_stmt());
+        return StatementKind::kInsert;
+      case Node::kUpdateStmt:
+        update(*stmt.mutable_update_stmt());
+        return StatementKind::kUpdate;
+      case Node::kDeleteStmt:
+        del(*stmt.mutable_delete_stmt());
+        return StatementKind::kDelete;
+      case Node::kTransactionStmt:
+        transaction(stmt.transaction_stmt());
+        return StatementKind::kTransaction;
+      case Node::kVariableSetStmt:
+        set(stmt.variable_set_stmt());
+        return StatementKind::kSet;
+      case Node::kVariableShowStmt:
+        return StatementKind::kShow;
+      case Node::kExplainStmt:
+        explain(*stmt.mutable_explain_stmt());
+        return StatementKind::kExplain;
+      case Node::NODE_NOT_SET:
+        deny("empty statement node");
+      default:
+        deny(statement_name(stmt) + " is not allowed for tenants (rule: only SELECT, INSERT, "
+             "UPDATE, DELETE, transaction control, SET/SHOW of session settings and EXPLAIN)");
+    }
+  }
+
+ private:
+  struct Pred {
+    Node* holder = nullptr;                        // a FROM item: the Node holding the RangeVar
+    const pg_query::RangeVar* target = nullptr;    // or a statement target (UPDATE/DELETE)
+    const TableRule* rule = nullptr;
+    const pg_query::RangeVar& range_var() const { return holder ? holder->range_var() : *target; }
+  };
+
+  // ---- statements -----------------------------------------------------------------------
+
+  void select(pg_query::SelectStmt& s) {
+    if (s.has_into_clause()) deny("SELECT ... INTO creates a table (rule: no DDL for tenants)");
+    size_t scope = ctes_.size();
+    if (s.has_with_clause()) with(*s.mutable_with_clause());
+    if (s.op() == pg_query::SETOP_NONE) {
+      for (auto& lc : *s.mutable_locking_clause()) {
+        // FOR UPDATE OF x names FROM items already in scope, not new tables.
+        for (auto& rel : *lc.mutable_locking_clause()->mutable_locked_rels()) {
+          if (rel.has_range_var()) handled_.insert(&rel.range_var());
+        }
+      }
+      std::vector<Pred> preds;
+      for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of SELECT"));
+      add_to_where(s.mutable_where_clause(), s.has_where_clause(), preds);
+    } else if (s.op() != pg_query::SETOP_UNION && s.op() != pg_query::SETOP_INTERSECT &&
+               s.op() != pg_query::SETOP_EXCEPT) {
+      deny("unknown set operation");
+    }
+    visit_children(s, {"with_clause"});
+    ctes_.resize(scope);
+  }
+
+  void insert(pg_query::InsertStmt& s) {
+    size_t scope = ctes_.size();
+    if (s.has_with_clause()) with(*s.mutable_with_clause());
+    const TableRule& rule = write_target(*s.mutable_relation(), "INSERT INTO");
+    const std::string table = rule.table.to_string();
+    if (s.has_on_conflict_clause()) {
+      deny("INSERT ... ON CONFLICT into " + quote_ident(table) + " is not supported yet");
+    }
+    if (!s.has_select_stmt()) {
+      deny("INSERT INTO " + quote_ident(table) + " DEFAULT VALUES cannot set the tenant column " +
+           quote_ident(rule.column));
+    }
+    if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
+    auto& src = *s.mutable_select_stmt()->mutable_select_stmt();
+    if (src.values_lists_size() == 0 || src.op() != pg_query::SETOP_NONE || src.has_with_clause()) {
+      deny("INSERT INTO " + quote_ident(table) + " ... SELECT is not supported yet (only VALUES)");
+    }
+    if (s.cols_size() == 0) {
+      deny("INSERT INTO " + quote_ident(table) +
+           " needs a column list, so that rowguard can check the tenant column " +
+           quote_ident(rule.column));
+    }
+    int index = -1;
+    for (int i = 0; i < s.cols_size(); ++i) {
+      const auto& col = s.cols(i).res_target();
+      if (col.name() == rule.column) {
+        if (col.indirection_size() > 0 || index >= 0) {
+          deny("INSERT INTO " + quote_ident(table) + " assigns the tenant column in an unsupported way");
+        }
+        index = i;
+      }
+    }
+    for (auto& row : *src.mutable_values_lists()) {
+      auto& items = *row.mutable_list()->mutable_items();
+      if (index >= 0) {
+        if (index >= items.size() || !is_tenant_literal(items[index])) {
+          deny("INSERT INTO " + quote_ident(table) + " sets " + quote_ident(rule.column) +
+               " to a value other than the session tenant '" + tenant_ + "' (rule: tables.\"" +
+               table + "\".column)");
+        }
+      } else {
+        *items.Add() = tenant_literal();
+      }
+    }
+    if (index < 0) {
+      Node col;
+      col.mutable_res_target()->set_name(rule.column);
+      *s.mutable_cols()->Add() = std::move(col);
+    }
+    visit_children(s, {"with_clause"});
+    ctes_.resize(scope);
+  }
+
+  void update(pg_query::UpdateStmt& s) {
+    size_t scope = ctes_.size();
+    if (s.has_with_clause()) with(*s.mutable_with_clause());
+    const TableRule& rule = write_target(*s.mutable_relation(), "UPDATE");
+    for (const auto& t : s.target_list()) {
+      if (t.has_res_target() && t.res_target().name() == rule.column) {
+        deny("UPDATE " + quote_ident(rule.table.to_string()) + " SET " + quote_ident(rule.column) +
+             ": the tenant column cannot be changed (rule: tables.\"" + rule.table.to_string() +
+             "\".column)");
+      }
+    }
+    std::vector<Pred> preds;
+    preds.push_back(relation_pred(*s.mutable_relation(), rule));
+    for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of UPDATE"));
+    add_to_where(s.mutable_where_clause(), s.has_where_clause(), preds);
+    visit_children(s, {"with_clause"});
+    ctes_.resize(scope);
+  }
+
+  void del(pg_query::DeleteStmt& s) {
+    size_t scope = ctes_.size();
+    if (s.has_with_clause()) with(*s.mutable_with_clause());
+    const TableRule& rule = write_target(*s.mutable_relation(), "DELETE FROM");
+    std::vector<Pred> preds;
+    preds.push_back(relation_pred(*s.mutable_relation(), rule));
+    for (auto& item : *s.mutable_using_clause()) append(preds, from_item(item, "USING of DELETE"));
+    add_to_where(s.mutable_where_clause(), s.has_where_clause(), preds);
+    visit_children(s, {"with_clause"});
+    ctes_.resize(scope);
+  }
+
+  void transaction(const pg_query::TransactionStmt& s) {
+    switch (s.kind()) {
+      case pg_query::TRANS_STMT_BEGIN:
+      case pg_query::TRANS_STMT_START:
+      case pg_query::TRANS_STMT_COMMIT:
+      case pg_query::TRANS_STMT_ROLLBACK:
+      case pg_query::TRANS_STMT_SAVEPOINT:
+      case pg_query::TRANS_STMT_RELEASE:
+      case pg_query::TRANS_STMT_ROLLBACK_TO:
+        return;
+      default:
+        deny("two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED) is "
+             "not allowed for tenants");
+    }
+  }
+
+  void set(const pg_query::VariableSetStmt& s) {
+    switch (s.kind()) {
+      case pg_query::VAR_SET_MULTI:
+        if (s.name() == "TRANSACTION" || s.name() == "SESSION CHARACTERISTICS") return;
+        deny("SET " + s.name() + " is not allowed for tenants");
+      case pg_query::VAR_RESET_ALL:
+        deny("RESET ALL is not allowed for tenants (reset settings one by one)");
+      case pg_query::VAR_SET_VALUE:
+      case pg_query::VAR_SET_DEFAULT:
+      case pg_query::VAR_SET_CURRENT:
+      case pg_query::VAR_RESET:
+        break;
+      default:
+        deny("unknown SET form");
+    }
+    if (!settable(s.name())) {
+      deny("SET " + s.name() + " is not allowed for tenants (rule: only session settings that "
+           "cannot change name resolution, identity or string parsing)");
+    }
+    if (s.name() == "client_encoding" && s.kind() == pg_query::VAR_SET_VALUE) {
+      for (const auto& a : s.args()) {
+        if (!a.has_a_const() || !a.a_const().has_sval() ||
+            !safe_client_encoding(a.a_const().sval().sval())) {
+          deny("client_encoding must be an ASCII-safe encoding such as UTF8");
+        }
+      }
+    }
+  }
+
+  void explain(pg_query::ExplainStmt& s) {
+    for (const auto& o : s.options()) {
+      if (o.has_def_elem() && o.def_elem().defname() == "analyze") {
+        deny("EXPLAIN ANALYZE shows other tenants' row counts (Rows Removed by Filter); "
+             "use EXPLAIN without ANALYZE");
+      }
+    }
+    Node& q = *s.mutable_query();
+    switch (q.node_case()) {
+      case Node::kSelectStmt:
+      case Node::kInsertStmt:
+      case Node::kUpdateStmt:
+      case Node::kDeleteStmt:
+        statement(q);
+        return;
+      default:
+        deny("EXPLAIN of " + statement_name(q) + " is not allowed for tenants");
+    }
+  }
+
+  // ---- WITH: CTE names shadow unqualified table names, with PostgreSQL's scoping ---------
+
+  void with(pg_query::WithClause& w) {
+    if (w.recursive()) {
+      // Every CTE of WITH RECURSIVE sees all names of the list, itself included.
+      for (const auto& c : w.ctes()) ctes_.push_back(cte_of(c).ctename());
+      for (auto& c : *w.mutable_ctes()) visit_children(*c.mutable_common_table_expr(), {});
+    } else {
+      // A plain WITH: each CTE sees only the ones before it. A later name used earlier is a table.
+      for (auto& c : *w.mutable_ctes()) {
+        auto& cte = *c.mutable_common_table_expr();
+        (void)cte_of(c);
+        visit_children(cte, {});
+        ctes_.push_back(cte.ctename());
+      }
+    }
+  }
+
+  static const pg_query::CommonTableExpr& cte_of(const Node& n) {
+    if (!n.has_common_table_expr()) deny("malformed WITH clause");
+    return n.common_table_expr();
+  }
+
+  bool cte_visible(const std::string& name) const {
+    return std::find(ctes_.begin(), ctes_.end(), name) != ctes_.end();
+  }
+
+  // ---- table references ------------------------------------------------------------------
+
+  QualifiedName resolve(pg_query::RangeVar& rv, std::string_view part) {
+    if (!rv.catalogname().empty()) {
+      deny("cross-database reference " + quote_ident(rv.catalogname()) + " in " + std::string(part));
+    }
+    // Unqualified names resolve against "public" (rowguard pins the upstream search_path to it).
+    QualifiedName q{rv.schemaname().empty() ? "public" : rv.schemaname(), rv.relname()};
+    return q;
+  }
+
+  const TableRule& known_table(const QualifiedName& q, std::string_view part) {
+    const TableRule* rule = policy_.table(q);
+    if (rule == nullptr) {
+      deny("table " + quote_ident(q.to_string()) + " is not in the policy (" + std::string(part) +
+           "; rule: unknown_tables = \"deny\")");
+    }
+    return *rule;
+  }
+
+  // A table read in FROM / USING / a join tree. Returns a predicate to place, if any.
+  std::vector<Pred> read_table(Node& holder, std::string_view part) {
+    auto& rv = *holder.mutable_range_var();
+    if (rv.schemaname().empty() && rv.catalogname().empty() && cte_visible(rv.relname())) {
+      handled_.insert(&rv);  // a reference to a CTE, whose body was checked on its own
+      return {};
+    }
+    const TableRule& rule = known_table(resolve(rv, part), part);
+    rv.set_schemaname(rule.table.schema);  // pin resolution to the table the policy names
+    handled_.insert(&rv);
+    if (rule.global) return {};
+    return {Pred{&holder, nullptr, &rule}};
+  }
+
+  const TableRule& write_target(pg_query::RangeVar& rv, std::string_view verb) {
+    const TableRule& rule = known_table(resolve(rv, std::string(verb) + " target"),
+                                        std::string(verb) + " target");
+    if (rule.global) {
+      deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) +
+           ": tenants cannot write to a global table (rule: tables.\"" + rule.table.to_string() +
+           "\".global = true)");
+    }
+    rv.set_schemaname(rule.table.schema);
+    handled_.insert(&rv);
+    return rule;
+  }
+
+  std::vector<Pred> from_item(Node& item, std::string_view part) {
+    switch (item.node_case()) {
+      case Node::kRangeVar:
+        return read_table(item, part);
+      case Node::kJoinExpr:
+        return join(*item.mutable_join_expr(), part);
+      default:
+        return {};  // subqueries, functions, ...: visited (and judged) by the generic walk
+    }
+  }
+
+  // Predicates of a join tree go where they keep the join's meaning: a table that is never on
+  // the nullable side of an outer join is filtered in WHERE; one on the nullable side of a
+  // LEFT/RIGHT join with an ON clause is filtered in that ON clause; otherwise (FULL join,
+  // USING/NATURAL, an aliased join hiding its tables) the table becomes a filtered subquery.
+  std::vector<Pred> join(pg_query::JoinExpr& j, std::string_view part) {
+    std::vector<Pred> left = from_item(*j.mutable_larg(), part);
+    std::vector<Pred> right = from_item(*j.mutable_rarg(), part);
+    std::vector<Pred> up;
+    switch (j.jointype()) {
+      case pg_query::JOIN_INNER:
+        up = std::move(left);
+        append(up, std::move(right));
+        break;
+      case pg_query::JOIN_LEFT:
+        place_in_join(j, right);
+        up = std::move(left);
+        break;
+      case pg_query::JOIN_RIGHT:
+        place_in_join(j, left);
+        up = std::move(right);
+        break;
+      case pg_query::JOIN_FULL:
+        for (auto& p : left) wrap(p);
+        for (auto& p : right) wrap(p);
+        break;
+      default:
+        deny("unsupported join type in " + std::string(part));
+    }
+    if (j.has_alias()) {
+      for (auto& p : up) wrap(p);  // "(a JOIN b) AS j" hides a and b from the outer WHERE
+      up.clear();
+    }
+    return up;
+  }
+
+  void place_in_join(pg_query::JoinExpr& j, std::vector<Pred>& preds) {
+    if (preds.empty()) return;
+    if (j.has_quals() && !j.is_natural() && j.using_clause_size() == 0) {
+      add_to_where(j.mutable_quals(), true, preds);
+    } else {
+      for (auto& p : preds) wrap(p);
+    }
+  }
+
+  // table [AS alias]  ->  (SELECT * FROM schema.table) AS alias; the subquery is walked later
+  // like any other, which adds the tenant predicate inside it.
+  void wrap(Pred& p) {
+    pg_query::RangeVar inner = p.holder->range_var();
+    handled_.erase(&p.holder->range_var());
+    pg_query::Alias alias = inner.has_alias() ? inner.alias() : pg_query::Alias();
+    if (!inner.has_alias()) alias.set_aliasname(inner.relname());
+    inner.clear_alias();
+
+    Node sub;
+    auto& sel = *sub.mutable_select_stmt();
+    sel.set_op(pg_query::SETOP_NONE);
+    sel.set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+    auto& target = *sel.add_target_list()->mutable_res_target();
+    target.mutable_val()->mutable_column_ref()->add_fields()->mutable_a_star();
+    *sel.add_from_clause()->mutable_range_var() = std::move(inner);
+
+    Node wrapped;
+    auto& rs = *wrapped.mutable_range_subselect();
+    *rs.mutable_subquery() = std::move(sub);
+    *rs.mutable_alias() = std::move(alias);
+    *p.holder = std::move(wrapped);
+  }
+
+  static Pred relation_pred(const pg_query::RangeVar& rv, const TableRule& rule) {
+    return Pred{nullptr, &rv, &rule};
+  }
+
+  Node make_pred(const pg_query::RangeVar& rv, const TableRule& rule) {
+    Node n;
+    auto& e = *n.mutable_a_expr();
+    e.set_kind(pg_query::AEXPR_OP);
+    *e.add_name() = make_string("=");
+    auto& col = *e.mutable_lexpr()->mutable_column_ref();
+    *col.add_fields() = make_string(rv.has_alias() ? rv.alias().aliasname() : rv.relname());
+    *col.add_fields() = make_string(rule.column);
+    *e.mutable_rexpr() = tenant_literal();
+    return n;
+  }
+
+  Node tenant_literal() const {
+    Node n;
+    n.mutable_a_const()->mutable_sval()->set_sval(tenant_);
+    return n;
+  }
+
+  bool is_tenant_literal(const Node& n) const {
+    if (!n.has_a_const() || n.a_const().isnull()) return false;
+    const auto& c = n.a_const();
+    if (c.has_sval()) return c.sval().sval() == tenant_;
+    if (c.has_ival()) return std::to_string(c.ival().ival()) == tenant_;
+    return false;
+  }
+
+  void add_to_where(Node* where, bool has_where, std::vector<Pred>& preds) {
+    if (preds.empty()) return;
+    std::vector<Node> terms;
+    for (auto& p : preds) terms.push_back(make_pred(p.range_var(), *p.rule));
+    if (!has_where && terms.size() == 1) {
+      *where = std::move(terms[0]);
+      return;
+    }
+    Node conj;
+    auto& b = *conj.mutable_bool_expr();
+    b.set_boolop(pg_query::AND_EXPR);
+    if (has_where) *b.add_args() = std::move(*where);
+    for (auto& t : terms) *b.add_args() = std::move(t);
+    *where = std::move(conj);
+  }
+
+  static void append(std::vector<Pred>& to, std::vector<Pred> more) {
+    to.insert(to.end(), more.begin(), more.end());
+  }
+
+  // ---- the generic walk ------------------------------------------------------------------
+
+  void visit(gpb::Message& m) {
+    const gpb::Descriptor* d = m.GetDescriptor();
+    if (d == Node::descriptor()) {
+      auto& n = static_cast<Node&>(m);
+      if (n.node_case() == Node::NODE_NOT_SET) return;  // NIL marker (e.g. plain DISTINCT)
+      const gpb::FieldDescriptor* f =
+          m.GetReflection()->GetOneofFieldDescriptor(m, d->FindOneofByName("node"));
+      if (f == nullptr || f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        deny("malformed parse tree");
+      }
+      visit(*m.GetReflection()->MutableMessage(&m, f));
+      return;
+    }
+    if (d == pg_query::SelectStmt::descriptor()) return select(static_cast<pg_query::SelectStmt&>(m));
+    if (d == pg_query::InsertStmt::descriptor()) return insert(static_cast<pg_query::InsertStmt&>(m));
+    if (d == pg_query::UpdateStmt::descriptor()) return update(static_cast<pg_query::UpdateStmt&>(m));
+    if (d == pg_query::DeleteStmt::descriptor()) return del(static_cast<pg_query::DeleteStmt&>(m));
+    if (d == pg_query::RangeVar::descriptor()) {
+      const auto& rv = static_cast<const pg_query::RangeVar&>(m);
+      if (!handled_.contains(&rv)) {
+        deny("table reference " + quote_ident(rv.relname()) + " in an unsupported position");
+      }
+      return;
+    }
+    if (d == pg_query::FuncCall::descriptor()) {
+      check_function(static_cast<const pg_query::FuncCall&>(m));
+    } else if (d == pg_query::A_Expr::descriptor()) {
+      check_operator(static_cast<const pg_query::A_Expr&>(m));
+    } else if (!pass_through_types().contains(d->name())) {
+      deny("unsupported SQL construct " + d->name() +
+           " (rule: rowguard denies what it cannot check)");
+    }
+    visit_children(m, {});
+  }
+
+  void visit_children(gpb::Message& m, std::initializer_list<std::string_view> skip) {
+    const gpb::Descriptor* d = m.GetDescriptor();
+    const gpb::Reflection* r = m.GetReflection();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const gpb::FieldDescriptor* f = d->field(i);
+      if (f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+      if (std::find(skip.begin(), skip.end(), f->name()) != skip.end()) continue;
+      if (f->is_repeated()) {
+        int n = r->FieldSize(m, f);
+        for (int k = 0; k < n; ++k) visit(*r->MutableRepeatedMessage(&m, f, k));
+      } else if (r->HasField(m, f)) {
+        visit(*r->MutableMessage(&m, f));
+      }
+    }
+  }
+
+  void check_function(const pg_query::FuncCall& f) {
+    std::vector<std::string> parts;
+    for (const auto& n : f.funcname()) {
+      if (!n.has_string()) deny("malformed function name");
+      parts.push_back(n.string().sval());
+    }
+    std::string shown;
+    for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
+    bool ok = false;
+    if (parts.size() == 1) {
+      ok = policy::builtin_function_allowed(parts[0]) ||
+           policy_.function_allowed(QualifiedName{"public", parts[0]});
+    } else if (parts.size() == 2) {
+      ok = (parts[0] == "pg_catalog" && policy::builtin_function_allowed(parts[1])) ||
+           policy_.function_allowed(QualifiedName{parts[0], parts[1]});
+    }
+    if (!ok) {
+      deny("function " + quote_ident(shown) + " is not allowed (rule: builtin allowlist and "
+           "[functions] allow)");
+    }
+  }
+
+  void check_operator(const pg_query::A_Expr& e) {
+    // OPERATOR(schema.op) could name a user-defined operator (and so run its function).
+    if (e.name_size() == 2 && e.name(0).has_string() && e.name(0).string().sval() == "pg_catalog") return;
+    if (e.name_size() > 1) deny("schema-qualified operators are not allowed");
+  }
+
+  static std::string statement_name(const Node& n) {
+    if (n.node_case() == Node::NODE_NOT_SET) return "an empty statement";
+    const gpb::Reflection* r = n.GetReflection();
+    const gpb::FieldDescriptor* f = r->GetOneofFieldDescriptor(n, Node::descriptor()->FindOneofByName("node"));
+    return f ? f->message_type()->name() : "an unknown statement";
+  }
+
+  const policy::Policy& policy_;
+  std::string tenant_;
+  std::unordered_set<const pg_query::RangeVar*> handled_;
+  std::vector<std::string> ctes_;  // CTE names in scope, innermost last
+};
+
+}  // namespace
+
+bool safe_client_encoding(std::string_view name) {
+  std::string n;
+  for (char c : name) {
+    if (c == '_' || c == '-') continue;
+    n.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  static const std::unordered_set<std::string_view> kSafe = {
+      "UTF8", "UNICODE", "SQLASCII", "LATIN1", "LATIN2", "LATIN3", "LATIN4", "LATIN5", "LATIN6",
+      "LATIN7", "LATIN8", "LATIN9", "LATIN10", "ISO88591", "ISO88592", "ISO88593", "ISO88594",
+      "ISO88595", "ISO88596", "ISO88597", "ISO88598", "ISO88599", "ISO885910", "ISO885913",
+      "ISO885914", "ISO885915", "ISO885916", "WIN1250", "WIN1251", "WIN1252", "WIN1253",
+      "WIN1254", "WIN1255", "WIN1256", "WIN1257", "WIN1258", "WIN866", "WIN874", "KOI8R",
+      "KOI8U", "EUCJP", "EUCCN", "EUCKR", "EUCTW", "EUCJIS2004", "MULEINTERNAL",
+  };
+  return kSafe.contains(n);
+}
+
+RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant) {
+  RewriteResult out;
+  ParseOutput parsed = parse_sql(sql);
+  if (!parsed.ok) {
+    out.reason = "rowguard: the statement does not parse: " + parsed.error;
+    return out;
+  }
+  try {
+    for (auto& raw : *parsed.tree.mutable_stmts()) {
+      Walker w(policy, tenant);
+      out.kinds.push_back(w.statement(*raw.mutable_stmt()));
+    }
+  } catch (const Denied& d) {
+    out.kinds.clear();
+    out.reason = d.reason;
+    return out;
+  } catch (const std::exception& e) {
+    out.kinds.clear();
+    out.reason = std::string("rowguard: internal error while checking the statement: ") + e.what();
+    return out;
+  }
+  if (parsed.tree.stmts_size() == 0) {
+    out.allowed = true;  // only comments / whitespace: the server answers EmptyQueryResponse
+    return out;
+  }
+  DeparseOutput dep = deparse_sql(parsed.tree);
+  if (!dep.ok) {
+    out.kinds.clear();
+    out.reason = "rowguard: cannot rebuild the rewritten statement: " + dep.error;
+    return out;
+  }
+  out.allowed = true;
+  out.sql = std::move(dep.sql);
+  return out;
+}
+
+}  // namespace rowguard::sqlrewrite

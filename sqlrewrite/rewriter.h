@@ -1,0 +1,35 @@
+#pragma once
+// sqlrewrite: a pure function (SQL text, policy, tenant) -> rewritten SQL | denial.
+//
+// Every statement of the text is parsed with libpg_query into the protobuf AST. A walker visits
+// every node: table references get `tenant_column = '<tenant>'` (in WHERE, in the ON clause of
+// an outer join, or as a filtered subquery), writes are checked, and any node type the walker does
+// not positively handle is denied. The result is deparsed from the edited AST.
+// No I/O, no globals, no clock: the same input gives the same output.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/policy.h"
+
+namespace rowguard::sqlrewrite {
+
+// What a statement does, as far as the proxy cares (transaction tracking, logs, metrics).
+enum class StatementKind { kSelect, kInsert, kUpdate, kDelete, kTransaction, kSet, kShow, kExplain, kOther };
+
+struct RewriteResult {
+  bool allowed = false;
+  std::string sql;     // the rewritten text (all statements), when allowed
+  std::string reason;  // when denied: "rowguard: ..." naming the statement part and the rule
+  std::vector<StatementKind> kinds;  // one per statement, when allowed
+};
+
+// `tenant` is the session tenant's value as written in the policy.
+RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant);
+
+// Client encodings whose bytes below 0x80 are always ASCII, so libpg_query (which reads UTF-8)
+// and the server tokenize the text identically. Client-only encodings such as SJIS, BIG5, GBK,
+// UHC, GB18030 and JOHAB can hide a quote or backslash in a multibyte character: refused.
+bool safe_client_encoding(std::string_view name);
+
+}  // namespace rowguard::sqlrewrite
