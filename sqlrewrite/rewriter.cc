@@ -104,6 +104,8 @@ class Walker {
         return StatementKind::kSet;
       case Node::kVariableShowStmt:
         return StatementKind::kShow;
+      case Node::kDeallocateStmt:
+        return StatementKind::kOther;  // drops the session's own prepared statements only
       case Node::kExplainStmt:
         explain(*stmt.mutable_explain_stmt());
         return StatementKind::kExplain;
@@ -111,7 +113,8 @@ class Walker {
         deny("empty statement node");
       default:
         deny(statement_name(stmt) + " is not allowed for tenants (rule: only SELECT, INSERT, "
-             "UPDATE, DELETE, transaction control, SET/SHOW of session settings and EXPLAIN)");
+             "UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and "
+             "EXPLAIN)");
     }
   }
 
@@ -182,6 +185,12 @@ class Walker {
     for (auto& row : *src.mutable_values_lists()) {
       auto& items = *row.mutable_list()->mutable_items();
       if (index >= 0) {
+        if (index < items.size()) {
+          if (int param = tenant_param(items[index]); param > 0) {
+            tenant_params_.push_back(param);
+            continue;
+          }
+        }
         if (index >= items.size() || !is_tenant_literal(items[index])) {
           deny("INSERT INTO " + quote_ident(table) + " sets " + quote_ident(rule.column) +
                " to a value other than the session tenant '" + tenant_ + "' (rule: tables.\"" +
@@ -479,6 +488,14 @@ class Walker {
     return false;
   }
 
+  // $n or $n::type: the value arrives at Bind and is checked there.
+  static int tenant_param(const Node& n) {
+    const Node* p = &n;
+    if (p->has_type_cast() && p->type_cast().has_arg()) p = &p->type_cast().arg();
+    if (p->has_param_ref() && p->param_ref().number() > 0) return p->param_ref().number();
+    return 0;
+  }
+
   void add_to_where(Node* where, bool has_where, std::vector<Pred>& preds) {
     if (preds.empty()) return;
     std::vector<Node> terms;
@@ -589,6 +606,11 @@ class Walker {
 
   const policy::Policy& policy_;
   std::string tenant_;
+
+ public:
+  std::vector<int> tenant_params_;
+
+ private:
   std::unordered_set<const pg_query::RangeVar*> handled_;
   std::vector<std::string> ctes_;  // CTE names in scope, innermost last
 };
@@ -598,7 +620,7 @@ class Walker {
 bool safe_client_encoding(std::string_view name) {
   std::string n;
   for (char c : name) {
-    if (c == '_' || c == '-') continue;
+    if (c == '_' || c == '-' || c == '\'' || c == '"') continue;  // asyncpg sends 'utf-8'
     n.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   }
   static const std::unordered_set<std::string_view> kSafe = {
@@ -623,6 +645,7 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
     for (auto& raw : *parsed.tree.mutable_stmts()) {
       Walker w(policy, tenant);
       out.kinds.push_back(w.statement(*raw.mutable_stmt()));
+      out.tenant_params.insert(out.tenant_params.end(), w.tenant_params_.begin(), w.tenant_params_.end());
     }
   } catch (const Denied& d) {
     out.kinds.clear();

@@ -22,6 +22,9 @@ struct RewriteResult {
   std::string sql;     // the rewritten text (all statements), when allowed
   std::string reason;  // when denied: "rowguard: ..." naming the statement part and the rule
   std::vector<StatementKind> kinds;  // one per statement, when allowed
+  // Parameters ($n, 1-based) that feed a tenant column: the proxy checks at Bind that their
+  // value is the session tenant (extended protocol).
+  std::vector<int> tenant_params;
 };
 
 // `tenant` is the session tenant's value as written in the policy.

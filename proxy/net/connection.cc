@@ -36,6 +36,16 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kFlushAt = 256 * 1024;
 constexpr auto kAuthTimeout = std::chrono::seconds(30);
 
+std::string to_hex(std::string_view raw) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
 std::string truncate(std::string_view s, size_t n = 300) {
   if (s.size() <= n) return std::string(s);
   return std::string(s.substr(0, n)) + "...";
@@ -219,47 +229,50 @@ class ClientConnection {
     spdlog::info("client={} cancel forwarded to its backend", peer_);
   }
 
-  // ---- the tenant statement loop -----------------------------------------------------------
+  // ---- the tenant statement path: two loops, one per direction -----------------------------
 
   asio::awaitable<void> tenant_loop() {
-    session::TenantSession session(*tenant_, worker_.cache);
+    session::TenantSession session(*tenant_, worker_.cache, to_hex(auth::random_bytes(6)));
+    co_await (client_to_server(session) || server_to_client(session));
+  }
+
+  asio::awaitable<void> client_to_server(session::TenantSession& session) {
+    std::string out;
     for (;;) {
-      auto frame = co_await read_client_frame(kMaxMessage);
-      if (!frame) co_return;
-      if (tx_ == 'I') policy_ = server_.policy();  // a reload applies at transaction boundaries
-      session::Action a = session.on_message(*frame, *policy_, tx_);
-      client_buf_.erase(0, frame->size);
-      if (!a.denial.empty()) {
-        spdlog::warn("session={} denied user={} tenant={} client={}: {} | statement: {}", id_,
-                     user_, *tenant_, peer_, a.denial, truncate(a.statement));
-      }
-      switch (a.kind) {
-        case session::ActionKind::kIgnore:
-          break;
-        case session::ActionKind::kReply:
-          if (!co_await write_client(a.bytes)) co_return;
-          break;
-        case session::ActionKind::kClose:
-          if (!a.bytes.empty()) co_await write_client(a.bytes);
+      // Handle every complete message already received, then forward them in one write.
+      for (;;) {
+        auto r = protocol::decode_frame(client_buf_, kMaxMessage);
+        if (r.status == protocol::DecodeStatus::kNeedMore) break;
+        if (r.status == protocol::DecodeStatus::kMalformed) {
+          spdlog::warn("session={} client={} malformed message: {}", id_, peer_, r.error);
+          co_await fatal("08P01", "invalid message: " + r.error);
           co_return;
-        case session::ActionKind::kForward:
-        case session::ActionKind::kAbortTx:
-          if (a.kind == session::ActionKind::kForward) {
-            spdlog::debug("session={} forward: {}", id_, truncate(a.statement));
-          }
-          if (!co_await write_server(a.bytes)) co_return;
-          if (!co_await relay_response(a.kind == session::ActionKind::kAbortTx ? &a.error : nullptr)) {
-            co_return;
-          }
-          break;
+        }
+        if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
+        session::ClientStep step = session.on_client_message(r.frame, *policy_);
+        client_buf_.erase(0, r.frame.size);
+        if (!step.denial.empty()) {
+          spdlog::warn("session={} denied user={} tenant={} client={}: {} | statement: {}", id_,
+                       user_, *tenant_, peer_, step.denial, truncate(step.statement));
+        } else if (!step.statement.empty()) {
+          spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
+        }
+        out += step.to_server;
+        if (step.close) {
+          if (!out.empty()) co_await write_server(out);
+          if (!step.to_client.empty()) co_await write_client(step.to_client);
+          co_return;
+        }
       }
+      if (!out.empty()) {
+        if (!co_await write_server(out)) co_return;
+        out.clear();
+      }
+      if (!co_await read_more(client_, client_buf_)) co_return;
     }
   }
 
-  // Relays the server's answer to one Query up to and including ReadyForQuery. With
-  // `replacement`, every message but ReadyForQuery is dropped and the server's ErrorResponse is
-  // replaced by it (the abort-transaction path of a denial).
-  asio::awaitable<bool> relay_response(const std::string* replacement) {
+  asio::awaitable<void> server_to_client(session::TenantSession& session) {
     std::string out;
     for (;;) {
       size_t pos = 0;
@@ -268,57 +281,32 @@ class ClientConnection {
         if (r.status == protocol::DecodeStatus::kNeedMore) break;
         if (r.status == protocol::DecodeStatus::kMalformed) {
           spdlog::error("session={} malformed message from the server: {}", id_, r.error);
+          co_await write_client(out);
           co_await fatal("08P01", "rowguard: malformed message from the server");
-          co_return false;
+          co_return;
         }
-        const protocol::Frame& f = r.frame;
-        std::string_view raw = std::string_view(server_buf_).substr(pos, f.size);
-        pos += f.size;
-        switch (f.tag) {
-          case protocol::be::kReadyForQuery: {
-            auto z = protocol::parse_ready_for_query(f.body);
-            if (!z) {
-              co_await fatal("08P01", "rowguard: malformed ReadyForQuery from the server");
-              co_return false;
-            }
-            tx_ = z->status;
-            if (replacement) out += *replacement;
-            out.append(raw);
-            server_buf_.erase(0, pos);
-            co_return co_await write_client(out);
-          }
-          case protocol::be::kCopyInResponse:
-          case protocol::be::kCopyOutResponse:
-          case protocol::be::kCopyBothResponse:
-            spdlog::error("session={} server entered COPY mode for a tenant statement; closing", id_);
-            co_await fatal("0A000", "rowguard: COPY is not supported yet");
-            co_return false;
-          case protocol::be::kParameterStatus: {
-            auto p = protocol::parse_parameter_status(f.body);
-            if (p && p->name == "standard_conforming_strings" && p->value != "on") {
-              co_await fatal("55000", "rowguard: standard_conforming_strings was turned off");
-              co_return false;
-            }
-            if (!replacement) out.append(raw);
-            break;
-          }
-          default:
-            if (!replacement) out.append(raw);
+        std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
+        pos += r.frame.size;
+        session::ServerStep step = session.on_server_message(r.frame, raw, out);
+        if (step.close) {
+          spdlog::error("session={} closing: {}", id_, step.reason);
+          co_await write_client(out);
+          co_await fatal("08P01", "rowguard: " + step.reason);
+          co_return;
         }
         if (out.size() >= kFlushAt) {
-          if (!co_await write_client(out)) co_return false;
+          if (!co_await write_client(out)) co_return;
           out.clear();
         }
       }
       server_buf_.erase(0, pos);
       if (!out.empty()) {
-        if (!co_await write_client(out)) co_return false;
+        if (!co_await write_client(out)) co_return;
         out.clear();
       }
       if (!co_await read_more(upstream_, server_buf_)) {
-        spdlog::warn("session={} the server closed the connection", id_);
-        co_await fatal("08006", "rowguard: the server closed the connection");
-        co_return false;
+        spdlog::info("session={} the server closed the connection", id_);
+        co_return;
       }
     }
   }

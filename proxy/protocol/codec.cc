@@ -370,6 +370,116 @@ std::optional<SASLInitialResponse> parse_sasl_initial_response(std::string_view 
   return s;
 }
 
+// ---- extended query protocol ---------------------------------------------------------------
+
+std::optional<ParseMessage> parse_parse(std::string_view body) {
+  Reader r(body);
+  ParseMessage m;
+  const auto name = r.cstring();
+  const auto query = name ? r.cstring() : std::nullopt;
+  if (!query) return std::nullopt;
+  m.statement = *name;
+  m.query = *query;
+  const auto n = r.bytes(2);
+  if (!n) return std::nullopt;
+  const int count = (static_cast<unsigned char>((*n)[0]) << 8) | static_cast<unsigned char>((*n)[1]);
+  for (int i = 0; i < count; ++i) {
+    const auto oid = r.i32();
+    if (!oid) return std::nullopt;
+    m.param_types.push_back(*oid);
+  }
+  if (!r.done()) return std::nullopt;
+  return m;
+}
+
+namespace {
+std::optional<int16_t> read_i16(Reader& r) {
+  const auto b = r.bytes(2);
+  if (!b) return std::nullopt;
+  return static_cast<int16_t>((static_cast<unsigned char>((*b)[0]) << 8) |
+                              static_cast<unsigned char>((*b)[1]));
+}
+
+bool read_formats(Reader& r, std::vector<int16_t>& out) {
+  const auto n = read_i16(r);
+  if (!n || *n < 0) return false;
+  for (int i = 0; i < *n; ++i) {
+    const auto f = read_i16(r);
+    if (!f || (*f != 0 && *f != 1)) return false;
+    out.push_back(*f);
+  }
+  return true;
+}
+
+void put_i16(std::string& out, int16_t v) {
+  out.push_back(static_cast<char>((static_cast<uint16_t>(v) >> 8) & 0xff));
+  out.push_back(static_cast<char>(static_cast<uint16_t>(v) & 0xff));
+}
+}  // namespace
+
+int16_t BindMessage::format_of(size_t param) const {
+  if (param_formats.empty()) return 0;
+  if (param_formats.size() == 1) return param_formats[0];
+  return param < param_formats.size() ? param_formats[param] : 0;
+}
+
+std::optional<BindMessage> parse_bind(std::string_view body) {
+  Reader r(body);
+  BindMessage m;
+  const auto portal = r.cstring();
+  const auto stmt = portal ? r.cstring() : std::nullopt;
+  if (!stmt) return std::nullopt;
+  m.portal = *portal;
+  m.statement = *stmt;
+  if (!read_formats(r, m.param_formats)) return std::nullopt;
+  const auto n = read_i16(r);
+  if (!n || *n < 0) return std::nullopt;
+  if (m.param_formats.size() > 1 && m.param_formats.size() != static_cast<size_t>(*n)) return std::nullopt;
+  for (int i = 0; i < *n; ++i) {
+    const auto len = r.i32();
+    if (!len || *len < -1) return std::nullopt;
+    if (*len == -1) {
+      m.params.emplace_back(std::nullopt);
+      continue;
+    }
+    const auto v = r.bytes(static_cast<size_t>(*len));
+    if (!v) return std::nullopt;
+    m.params.emplace_back(*v);
+  }
+  if (!read_formats(r, m.result_formats)) return std::nullopt;
+  if (!r.done()) return std::nullopt;
+  return m;
+}
+
+std::optional<TargetMessage> parse_target(std::string_view body) {
+  Reader r(body);
+  const auto kind = r.byte();
+  if (!kind || (*kind != 'S' && *kind != 'P')) return std::nullopt;
+  const auto name = r.cstring();
+  if (!name || !r.done()) return std::nullopt;
+  return TargetMessage{*kind, *name};
+}
+
+void append_parse(std::string& out, std::string_view statement, std::string_view query,
+                  const std::vector<int32_t>& param_types) {
+  const size_t at = begin_message(out, fe::kParse);
+  put_cstring(out, statement);
+  put_cstring(out, query);
+  put_i16(out, static_cast<int16_t>(param_types.size()));
+  for (int32_t oid : param_types) put_i32(out, oid);
+  end_message(out, at);
+}
+
+void append_bind_empty(std::string& out, std::string_view portal, std::string_view statement) {
+  const size_t at = begin_message(out, fe::kBind);
+  put_cstring(out, portal);
+  put_cstring(out, statement);
+  put_i16(out, 0);
+  put_i16(out, 0);
+  put_i16(out, 0);
+  end_message(out, at);
+}
+
 // ---- encoders ------------------------------------------------------------------------------
 // Strings written as NUL-terminated fields must not contain NUL themselves; the encoders do not
 // check this (the messages they re-encode were parsed by the functions above, which split on NUL).

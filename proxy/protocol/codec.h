@@ -143,6 +143,36 @@ std::optional<ErrorFields> parse_error_fields(std::string_view body);
 struct SASLInitialResponse { std::string mechanism; std::string data; };  // data empty if len -1
 std::optional<SASLInitialResponse> parse_sasl_initial_response(std::string_view body);
 
+// ---- extended query protocol (frontend) ----------------------------------------------------
+
+struct ParseMessage {
+  std::string_view statement;        // "" = the unnamed statement
+  std::string_view query;
+  std::vector<int32_t> param_types;  // OIDs; 0 = let the server infer
+};
+std::optional<ParseMessage> parse_parse(std::string_view body);
+
+struct BindMessage {
+  std::string_view portal;
+  std::string_view statement;
+  std::vector<int16_t> param_formats;  // 0, 1 (all same) or one per parameter
+  std::vector<std::optional<std::string_view>> params;  // nullopt = NULL
+  std::vector<int16_t> result_formats;
+  int16_t format_of(size_t param) const;  // 0 text, 1 binary
+};
+std::optional<BindMessage> parse_bind(std::string_view body);
+
+struct TargetMessage {  // Describe and Close: 'S' statement or 'P' portal + name
+  char kind = 'S';
+  std::string_view name;
+};
+std::optional<TargetMessage> parse_target(std::string_view body);
+
+void append_parse(std::string& out, std::string_view statement, std::string_view query,
+                  const std::vector<int32_t>& param_types);
+// A Bind with no parameters and no format codes (rowguard uses it only for refusals).
+void append_bind_empty(std::string& out, std::string_view portal, std::string_view statement);
+
 // ---- encoders: each appends one complete message to `out` ---------------------------------
 void append_frame(std::string& out, char tag, std::string_view body);
 void append_startup(std::string& out, const std::vector<std::pair<std::string, std::string>>& params);

@@ -9,6 +9,20 @@
 namespace rowguard::session {
 namespace {
 
+std::optional<std::vector<int32_t>> parse_parameter_description(std::string_view body) {
+  if (body.size() < 2) return std::nullopt;
+  size_t n = (static_cast<unsigned char>(body[0]) << 8) | static_cast<unsigned char>(body[1]);
+  if (body.size() != 2 + 4 * n) return std::nullopt;
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t v = 0;
+    for (size_t k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(body[2 + 4 * i + k]);
+    out.push_back(static_cast<int32_t>(v));
+  }
+  return out;
+}
+
+
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -71,91 +85,280 @@ std::string denial_response(std::string_view reason) {
   return out;
 }
 
-TenantSession::TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache)
-    : tenant_(std::move(tenant)), cache_(cache) {}
+TenantSession::TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache, std::string nonce)
+    : tenant_(std::move(tenant)), cache_(cache), nonce_(std::move(nonce)) {}
 
-Action TenantSession::on_message(const protocol::Frame& frame, const policy::Policy& policy,
-                                 char tx_status) {
+std::string TenantSession::refuse(std::string reason) {
+  std::string marker = "rowguard_denied_" + nonce_ + "_" + std::to_string(next_marker_++);
+  pending_[marker] = Pending{batches_sent_ + 1, denial_response(reason)};
+  return marker;
+}
+
+ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy) {
   namespace fe = protocol::fe;
-  Action a;
+  ClientStep step;
+  auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
   switch (frame.tag) {
     case fe::kQuery:
-      return on_query(frame.body, policy, tx_status);
-    case fe::kTerminate:
-      a.kind = ActionKind::kClose;
-      return a;
-    case fe::kSync:
-      // End of an extended-protocol batch that rowguard refused: answer like PostgreSQL.
-      discard_until_sync_ = false;
-      a.kind = ActionKind::kReply;
-      protocol::append_ready_for_query(a.bytes, tx_status);
-      return a;
+      return on_query(frame.body, policy);
     case fe::kParse:
+      return on_parse(frame.body, policy);
     case fe::kBind:
-    case fe::kDescribe:
-    case fe::kExecute:
+      return on_bind(frame.body, {});
     case fe::kClose:
+      on_close(frame.body);
+      forward_raw();
+      return step;
+    case fe::kDescribe:
+      if (auto t = protocol::parse_target(frame.body); t && t->kind == 'S') {
+        describes_.push_back({batches_sent_ + 1, std::string(t->name)});
+      }
+      forward_raw();
+      return step;
+    case fe::kExecute:
     case fe::kFlush:
-    case fe::kFunctionCall:
-      return not_supported(frame, tx_status);
+      forward_raw();
+      return step;
+    case fe::kSync:
+      forward_raw();
+      ++batches_sent_;
+      return step;
+    case fe::kFunctionCall: {
+      // The fast-path function call runs any function by OID: refused. A failing Query gives
+      // the same response shape (ErrorResponse, ReadyForQuery).
+      step.denial = "rowguard: the function call protocol (FunctionCall message) is not allowed";
+      protocol::append_query(step.to_server, "SELECT " + refuse(step.denial));
+      ++batches_sent_;
+      return step;
+    }
     case fe::kCopyData:
     case fe::kCopyDone:
     case fe::kCopyFail:
-      return a;  // outside COPY these are ignored, as PostgreSQL does
+      return step;  // outside COPY these are ignored, as PostgreSQL does
+    case fe::kTerminate:
+      forward_raw();
+      step.close = true;
+      return step;
     default:
-      a.kind = ActionKind::kClose;
-      protocol::append_error_response(a.bytes, "FATAL", "08P01",
-                                      std::string("invalid frontend message type ") +
+      step.close = true;
+      protocol::append_error_response(step.to_client, "FATAL", "08P01",
+                                      "invalid frontend message type " +
                                           std::to_string(static_cast<unsigned char>(frame.tag)));
-      return a;
+      return step;
   }
 }
 
-Action TenantSession::not_supported(const protocol::Frame& frame, char tx_status) {
-  Action a;
-  if (discard_until_sync_ || frame.tag == protocol::fe::kFlush) return a;
-  a.kind = ActionKind::kReply;
-  if (frame.tag == protocol::fe::kFunctionCall) {
-    protocol::append_error_response(a.bytes, "ERROR", "0A000",
-                                    "rowguard: the function call protocol is not supported");
-    protocol::append_ready_for_query(a.bytes, tx_status);
-    return a;
-  }
-  discard_until_sync_ = true;
-  protocol::append_error_response(
-      a.bytes, "ERROR", "0A000",
-      "rowguard: the extended query protocol is not supported yet; use the simple query protocol",
-      {}, "psycopg2 and psql use the simple protocol; many drivers can be configured to do so");
-  return a;
-}
-
-Action TenantSession::on_query(std::string_view body, const policy::Policy& policy, char tx_status) {
-  Action a;
+ClientStep TenantSession::on_query(std::string_view body, const policy::Policy& policy) {
+  ClientStep step;
   auto sql = protocol::parse_query(body);
   if (!sql) {
-    a.kind = ActionKind::kClose;
-    protocol::append_error_response(a.bytes, "FATAL", "08P01", "invalid Query message");
-    return a;
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Query message");
+    return step;
   }
-  a.statement = std::string(*sql);
+  step.statement = std::string(*sql);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(*sql, policy, tenant_);
   if (r.allowed) {
-    a.kind = ActionKind::kForward;
-    protocol::append_query(a.bytes, r.sql);
-    return a;
+    protocol::append_query(step.to_server, r.sql);
+  } else {
+    step.denial = r.reason;
+    protocol::append_query(step.to_server, "SELECT " + refuse(r.reason));
   }
-  a.denial = r.reason;
-  if (tx_status == 'T') {
-    // Leave the server's transaction aborted, exactly as a failing statement would.
-    a.kind = ActionKind::kAbortTx;
-    protocol::append_query(a.bytes, kAbortStatement);
-    a.error = denial_response(r.reason);
-    return a;
+  ++batches_sent_;
+  return step;
+}
+
+ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& policy) {
+  ClientStep step;
+  auto m = protocol::parse_parse(body);
+  if (!m) {
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Parse message");
+    return step;
   }
-  a.kind = ActionKind::kReply;
-  a.bytes = denial_response(r.reason);
-  protocol::append_ready_for_query(a.bytes, tx_status);
-  return a;
+  step.statement = std::string(m->query);
+  const sqlrewrite::RewriteResult& r = cache_.rewrite(m->query, policy, tenant_);
+  if (r.allowed) {
+    statements_[std::string(m->statement)] = Statement{r.tenant_params, m->param_types};
+    protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
+  } else {
+    step.denial = r.reason;
+    statements_.erase(std::string(m->statement));
+    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(r.reason), {});
+  }
+  return step;
+}
+
+ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
+  ClientStep step;
+  auto m = protocol::parse_bind(body);
+  if (!m) {
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Bind message");
+    return step;
+  }
+  auto it = statements_.find(m->statement);
+  if (it != statements_.end()) {
+    for (int p : it->second.tenant_params) {
+      size_t i = static_cast<size_t>(p - 1);
+      if (i >= m->params.size()) continue;  // wrong parameter count: the server refuses it
+      int32_t oid = i < it->second.param_types.size() ? it->second.param_types[i] : 0;
+      std::string why = check_tenant_param(m->params[i], m->format_of(i), oid, tenant_, p);
+      if (!why.empty()) {
+        step.denial = why;
+        protocol::append_bind_empty(step.to_server, m->portal, refuse(why));
+        return step;
+      }
+    }
+  }
+  protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+  return step;
+}
+
+void TenantSession::on_close(std::string_view body) {
+  auto t = protocol::parse_target(body);
+  if (t && t->kind == 'S') statements_.erase(std::string(t->name));
+}
+
+ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::string_view raw,
+                                            std::string& to_client) {
+  namespace be = protocol::be;
+  ServerStep step;
+  switch (f.tag) {
+    case be::kErrorResponse: {
+      const std::string prefix = "rowguard_denied_" + nonce_ + "_";
+      if (raw.find(prefix) != std::string_view::npos) {
+        auto e = protocol::parse_error_fields(f.body);
+        std::string msg = e ? e->get('M') : "";
+        size_t at = msg.find(prefix);
+        if (at != std::string::npos) {
+          size_t end = at + prefix.size();
+          while (end < msg.size() && std::isdigit(static_cast<unsigned char>(msg[end]))) ++end;
+          auto it = pending_.find(msg.substr(at, end - at));
+          if (it != pending_.end()) {
+            to_client += it->second.error;
+            pending_.erase(it);
+            return step;
+          }
+        }
+      }
+      to_client.append(raw);
+      return step;
+    }
+    case be::kReadyForQuery: {
+      auto z = protocol::parse_ready_for_query(f.body);
+      if (!z) {
+        step.close = true;
+        step.reason = "malformed ReadyForQuery from the server";
+        return step;
+      }
+      tx_status_ = z->status;
+      ++batches_done_;
+      // Refusals of a finished batch that the server never reached (it was already skipping
+      // to Sync, or the transaction was aborted) are answered: forget them.
+      std::erase_if(pending_, [&](const auto& kv) { return kv.second.answered_by <= batches_done_; });
+      to_client.append(raw);
+      return step;
+    }
+    case be::kParameterDescription: {
+      // Answers the oldest Describe(statement) of the current batch; older ones were skipped
+      // by an error earlier in their batch.
+      while (!describes_.empty() && describes_.front().batch <= batches_done_) describes_.pop_front();
+      if (!describes_.empty()) {
+        auto it = statements_.find(describes_.front().statement);
+        auto types = parse_parameter_description(f.body);
+        if (it != statements_.end() && types) {
+          auto& declared = it->second.param_types;
+          if (declared.size() < types->size()) declared.resize(types->size(), 0);
+          for (size_t i = 0; i < types->size(); ++i) {
+            if (declared[i] == 0) declared[i] = (*types)[i];
+          }
+        }
+        describes_.pop_front();
+      }
+      to_client.append(raw);
+      return step;
+    }
+    case be::kCopyInResponse:
+    case be::kCopyOutResponse:
+    case be::kCopyBothResponse:
+      step.close = true;
+      step.reason = "the server entered COPY mode for a tenant statement (COPY is not supported yet)";
+      return step;
+    case be::kParameterStatus: {
+      auto p = protocol::parse_parameter_status(f.body);
+      if (p && p->name == "standard_conforming_strings" && p->value != "on") {
+        step.close = true;
+        step.reason = "standard_conforming_strings was turned off";
+        return step;
+      }
+      to_client.append(raw);
+      return step;
+    }
+    default:
+      to_client.append(raw);
+      return step;
+  }
+}
+
+namespace {
+
+std::string format_uuid(std::string_view b) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    auto c = static_cast<unsigned char>(b[i]);
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+int64_t read_be(std::string_view b) {
+  uint64_t v = 0;
+  for (char c : b) v = (v << 8) | static_cast<unsigned char>(c);
+  // sign-extend
+  if (!b.empty() && b.size() < 8 && (static_cast<unsigned char>(b[0]) & 0x80)) {
+    v |= ~uint64_t{0} << (8 * b.size());
+  }
+  return static_cast<int64_t>(v);
+}
+
+}  // namespace
+
+std::string check_tenant_param(const std::optional<std::string_view>& value, int16_t format,
+                               int32_t type_oid, std::string_view tenant, int param_number) {
+  const std::string which = "parameter $" + std::to_string(param_number) + " (the tenant column)";
+  if (!value) return "rowguard: " + which + " is NULL, not the session tenant";
+  if (format == 0) {
+    if (*value == tenant) return "";
+    return "rowguard: " + which + " is not the session tenant";
+  }
+  std::string decoded;
+  switch (type_oid) {
+    case 21:  // int2
+    case 23:  // int4
+    case 20:  // int8
+      if (value->size() != (type_oid == 21 ? 2u : type_oid == 23 ? 4u : 8u)) {
+        return "rowguard: " + which + " has a malformed binary integer";
+      }
+      decoded = std::to_string(read_be(*value));
+      break;
+    case 25:    // text
+    case 1043:  // varchar
+    case 1042:  // bpchar
+      decoded = std::string(*value);
+      break;
+    case 2950:  // uuid
+      if (value->size() != 16) return "rowguard: " + which + " has a malformed binary uuid";
+      decoded = format_uuid(*value);
+      return lower(decoded) == lower(tenant) ? "" : "rowguard: " + which + " is not the session tenant";
+    default:
+      return "rowguard: " + which + " is sent in binary format with a type rowguard cannot check "
+             "(declare it as int2/int4/int8/text/varchar/uuid in Parse, or send it as text)";
+  }
+  return decoded == tenant ? "" : "rowguard: " + which + " is not the session tenant";
 }
 
 }  // namespace rowguard::session

@@ -2,6 +2,9 @@
 // Per-connection protocol logic without sockets: given a message from the client (and the
 // session's tenant, policy snapshot and transaction status), decide what to do. The network
 // layer (proxy/net) executes the decision. Unit-tested on byte strings.
+#include <deque>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,46 +32,81 @@ struct StartupDecision {
 StartupDecision check_startup(const protocol::StartupPacket& packet, const policy::Policy& policy);
 
 // ---- a tenant's statements ------------------------------------------------------------------
+//
+// rowguard never answers a tenant's statement by itself while the server may still be answering
+// earlier ones: a refused message is replaced by one that fails on the server at the same point
+// of the stream (a Query or Parse naming a column that cannot exist, a Bind naming a statement
+// that does not exist), and the server's error for it is replaced by rowguard's 42501 on the way
+// back. So the server keeps the real transaction state (an aborted transaction block stays
+// aborted, an extended-protocol batch is skipped until Sync) and pipelined responses stay in order.
 
-enum class ActionKind {
-  kForward,  // send `bytes` to the server, relay its answer up to ReadyForQuery
-  kReply,    // send `bytes` to the client, nothing to the server
-  kAbortTx,  // deny inside a transaction block: send `bytes` (a statement that fails) to the
-             // server so that its transaction ends up aborted as PostgreSQL would leave it; the
-             // server's ErrorResponse is replaced by `error` for the client
-  kIgnore,   // nothing to do
-  kClose,    // send `bytes` (if any) to the client and close the connection
+struct ClientStep {
+  std::string to_server;     // bytes to forward (possibly nothing)
+  bool close = false;        // stop after forwarding; `to_client` holds a FATAL error if any
+  std::string to_client;
+  std::string denial;        // the reason of a refusal, for the log
+  std::string statement;     // the statement text involved, for the log
 };
 
-struct Action {
-  ActionKind kind = ActionKind::kIgnore;
-  std::string bytes;
-  std::string error;   // kAbortTx: the ErrorResponse to show instead of the server's
-  std::string denial;  // a denial reason, for the log
-  std::string statement;  // the client's statement text (for the log), when there is one
+struct ServerStep {
+  bool close = false;        // the server did something rowguard cannot relay safely
+  std::string reason;        // when close
 };
 
 class TenantSession {
  public:
-  TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache);
+  TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache, std::string nonce);
 
-  // tx_status: the last ReadyForQuery status ('I', 'T' or 'E').
-  Action on_message(const protocol::Frame& frame, const policy::Policy& policy, char tx_status);
+  // One message from the client.
+  ClientStep on_client_message(const protocol::Frame& frame, const policy::Policy& policy);
+
+  // One message from the server (`raw` = its bytes); appends what the client gets to `to_client`.
+  ServerStep on_server_message(const protocol::Frame& frame, std::string_view raw,
+                               std::string& to_client);
 
   const std::string& tenant() const { return tenant_; }
+  char tx_status() const { return tx_status_; }
 
  private:
-  Action on_query(std::string_view body, const policy::Policy& policy, char tx_status);
-  Action not_supported(const protocol::Frame& frame, char tx_status);
+  ClientStep on_query(std::string_view body, const policy::Policy& policy);
+  ClientStep on_parse(std::string_view body, const policy::Policy& policy);
+  ClientStep on_bind(std::string_view body, std::string_view raw);
+  void on_close(std::string_view body);
+  // Registers a refusal; returns the marker the server's error will carry.
+  std::string refuse(std::string reason);
+
+  struct Statement {
+    std::vector<int> tenant_params;
+    std::vector<int32_t> param_types;
+  };
 
   std::string tenant_;
   sqlrewrite::RewriteCache& cache_;
-  bool discard_until_sync_ = false;  // after an error in an extended-protocol batch
+  std::string nonce_;        // per session, lower-case hex: markers cannot be guessed
+  uint64_t next_marker_ = 0;
+  struct Pending {
+    uint64_t answered_by;    // the ReadyForQuery (count) that closes the batch it belongs to
+    std::string error;       // the ErrorResponse the client gets instead of the server's
+  };
+  std::map<std::string, Pending> pending_;  // marker -> refusal
+  uint64_t batches_sent_ = 0;               // Query and Sync messages forwarded
+  uint64_t batches_done_ = 0;               // ReadyForQuery messages seen
+  std::map<std::string, Statement, std::less<>> statements_;  // prepared by the client, by name
+  // Describe(statement) requests in flight: the server's ParameterDescription for each one tells
+  // the parameter types the client did not declare (needed to read binary Bind values).
+  struct DescribeRequest {
+    uint64_t batch;  // the ReadyForQuery (count) that ends its batch
+    std::string statement;
+  };
+  std::deque<DescribeRequest> describes_;
+  char tx_status_ = 'I';
 };
 
-// The statement rowguard sends to make the server abort the current transaction block.
-inline constexpr std::string_view kAbortStatement = "SELECT 1/0 AS rowguard_denied";
-
 std::string denial_response(std::string_view reason);  // ErrorResponse 42501
+
+// Checks a Bind parameter feeding a tenant column. `type_oid` is the type the client declared
+// in Parse (0 = unknown). Returns "" when the value is the tenant, else the reason to refuse.
+std::string check_tenant_param(const std::optional<std::string_view>& value, int16_t format,
+                               int32_t type_oid, std::string_view tenant, int param_number);
 
 }  // namespace rowguard::session
