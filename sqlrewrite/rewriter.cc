@@ -19,6 +19,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "policy/catalogs.h"
 #include "sqlrewrite/pg_query_api.h"
 
 namespace rowguard::sqlrewrite {
@@ -338,9 +339,11 @@ class Walker {
     if (!rv.catalogname().empty()) {
       deny("cross-database reference " + quote_ident(rv.catalogname()) + " in " + std::string(part));
     }
-    // Unqualified names resolve against "public" (rowguard pins the upstream search_path to it).
-    QualifiedName q{rv.schemaname().empty() ? "public" : rv.schemaname(), rv.relname()};
-    return q;
+    if (!rv.schemaname().empty()) return QualifiedName{rv.schemaname(), rv.relname()};
+    // Unqualified names resolve as PostgreSQL does with rowguard's pinned search_path: pg_catalog
+    // first (it is always searched first), then "public".
+    return QualifiedName{policy::is_pg_catalog_relation(rv.relname()) ? "pg_catalog" : "public",
+                         rv.relname()};
   }
 
   const TableRule& known_table(const QualifiedName& q, std::string_view part) {
@@ -355,20 +358,67 @@ class Walker {
   // A table read in FROM / USING / a join tree. Returns a predicate to place, if any.
   std::vector<Pred> read_table(Node& holder, std::string_view part) {
     auto& rv = *holder.mutable_range_var();
+    if (handled_.contains(&rv)) return {};  // inside a catalog substitute built by rowguard
     if (rv.schemaname().empty() && rv.catalogname().empty() && cte_visible(rv.relname())) {
       handled_.insert(&rv);  // a reference to a CTE, whose body was checked on its own
       return {};
     }
-    const TableRule& rule = known_table(resolve(rv, part), part);
+    QualifiedName q = resolve(rv, part);
+    if (is_catalog_schema(q.schema)) {
+      read_catalog(holder, q, part);
+      return {};
+    }
+    const TableRule& rule = known_table(q, part);
     rv.set_schemaname(rule.table.schema);  // pin resolution to the table the policy names
     handled_.insert(&rv);
     if (rule.global) return {};
     return {Pred{&holder, nullptr, &rule}};
   }
 
+  static bool is_catalog_schema(std::string_view schema) {
+    return schema == "pg_catalog" || schema == "information_schema";
+  }
+
+  // A system catalog: readable, served through a sanitized substitute, or denied.
+  void read_catalog(Node& holder, const QualifiedName& q, std::string_view part) {
+    const policy::CatalogRule* rule = policy::catalog_rule(q.schema, q.name);
+    if (rule == nullptr) {
+      deny("catalog " + quote_ident(q.to_string()) + " is not in rowguard's catalog allowlist (" +
+           std::string(part) + ")");
+    }
+    if (rule->kind == policy::CatalogRule::Kind::kDenied) {
+      deny("catalog " + quote_ident(q.to_string()) + " is denied: " + std::string(rule->why) +
+           " (" + std::string(part) + ")");
+    }
+    auto& rv = *holder.mutable_range_var();
+    rv.set_schemaname(q.schema);
+    if (rule->kind == policy::CatalogRule::Kind::kReadable) {
+      handled_.insert(&rv);
+      return;
+    }
+    // kMasked: relation [AS alias]  ->  (substitute) AS alias
+    ParseOutput sub = parse_sql(rule->substitute);
+    if (!sub.ok || sub.tree.stmts_size() != 1 || !sub.tree.stmts(0).stmt().has_select_stmt()) {
+      deny("internal error: bad catalog substitute for " + q.to_string());
+    }
+    pg_query::Alias alias = rv.has_alias() ? rv.alias() : pg_query::Alias();
+    if (!rv.has_alias()) alias.set_aliasname(rv.relname());
+    Node wrapped;
+    auto& rs = *wrapped.mutable_range_subselect();
+    *rs.mutable_subquery() = sub.tree.stmts(0).stmt();
+    *rs.mutable_alias() = std::move(alias);
+    *rs.mutable_subquery()->mutable_select_stmt()->mutable_from_clause(0)->mutable_range_var()->mutable_schemaname() = q.schema;
+    handled_.erase(&rv);
+    holder = std::move(wrapped);
+    handled_.insert(&holder.range_subselect().subquery().select_stmt().from_clause(0).range_var());
+  }
+
   const TableRule& write_target(pg_query::RangeVar& rv, std::string_view verb) {
-    const TableRule& rule = known_table(resolve(rv, std::string(verb) + " target"),
-                                        std::string(verb) + " target");
+    QualifiedName q = resolve(rv, std::string(verb) + " target");
+    if (is_catalog_schema(q.schema)) {
+      deny(std::string(verb) + " " + quote_ident(q.to_string()) + ": tenants cannot write to system catalogs");
+    }
+    const TableRule& rule = known_table(q, std::string(verb) + " target");
     if (rule.global) {
       deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) +
            ": tenants cannot write to a global table (rule: tables.\"" + rule.table.to_string() +
