@@ -48,7 +48,8 @@ const std::unordered_set<std::string_view>& pass_through_types() {
       "CoalesceExpr", "MinMaxExpr", "RowExpr", "SQLValueFunction", "SubLink", "Alias",
       "CollateClause", "WindowDef", "GroupingSet", "SetToDefault", "MultiAssignRef",
       "LockingClause", "NamedArgExpr", "JoinExpr", "RangeSubselect", "RangeFunction",
-      "CTESearchClause", "CTECycleClause",
+      "CTESearchClause", "CTECycleClause", "OnConflictClause", "InferClause", "IndexElem",
+      "MergeWhenClause",
   };
   return kTypes;
 }
@@ -97,6 +98,9 @@ class Walker {
       case Node::kDeleteStmt:
         del(*stmt.mutable_delete_stmt());
         return StatementKind::kDelete;
+      case Node::kMergeStmt:
+        merge(*stmt.mutable_merge_stmt());
+        return StatementKind::kMerge;
       case Node::kTransactionStmt:
         transaction(stmt.transaction_stmt());
         return StatementKind::kTransaction;
@@ -156,71 +160,168 @@ class Walker {
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "INSERT INTO");
     const std::string table = rule.table.to_string();
-    if (s.has_on_conflict_clause()) {
-      deny("INSERT ... ON CONFLICT into " + quote_ident(table) + " is not supported yet");
-    }
     if (!s.has_select_stmt()) {
       deny("INSERT INTO " + quote_ident(table) + " DEFAULT VALUES cannot set the tenant column " +
            quote_ident(rule.column));
-    }
-    if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
-    auto& src = *s.mutable_select_stmt()->mutable_select_stmt();
-    if (src.values_lists_size() == 0 || src.op() != pg_query::SETOP_NONE || src.has_with_clause()) {
-      deny("INSERT INTO " + quote_ident(table) + " ... SELECT is not supported yet (only VALUES)");
     }
     if (s.cols_size() == 0) {
       deny("INSERT INTO " + quote_ident(table) +
            " needs a column list, so that rowguard can check the tenant column " +
            quote_ident(rule.column));
     }
-    int index = -1;
-    for (int i = 0; i < s.cols_size(); ++i) {
-      const auto& col = s.cols(i).res_target();
-      if (col.name() == rule.column) {
-        if (col.indirection_size() > 0 || index >= 0) {
-          deny("INSERT INTO " + quote_ident(table) + " assigns the tenant column in an unsupported way");
-        }
-        index = i;
+    const int index = tenant_column_index(s.cols(), rule, "INSERT INTO");
+    if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
+    auto& src = *s.mutable_select_stmt()->mutable_select_stmt();
+    if (src.values_lists_size() > 0 && src.op() == pg_query::SETOP_NONE && !src.has_with_clause()) {
+      for (auto& row : *src.mutable_values_lists()) {
+        check_or_fill_row(*row.mutable_list()->mutable_items(), index, rule, "INSERT INTO");
       }
-    }
-    for (auto& row : *src.mutable_values_lists()) {
-      auto& items = *row.mutable_list()->mutable_items();
-      if (index >= 0) {
-        if (index < items.size()) {
-          if (int param = tenant_param(items[index]); param > 0) {
-            tenant_params_.push_back(param);
-            continue;
-          }
-        }
-        if (index >= items.size() || !is_tenant_literal(items[index])) {
-          deny("INSERT INTO " + quote_ident(table) + " sets " + quote_ident(rule.column) +
-               " to a value other than the session tenant '" + tenant_ + "' (rule: tables.\"" +
-               table + "\".column)");
-        }
-      } else {
-        *items.Add() = tenant_literal();
+    } else if (index >= 0) {
+      // INSERT ... SELECT naming the tenant column: its expression must be the tenant itself.
+      if (src.op() != pg_query::SETOP_NONE || src.values_lists_size() > 0 ||
+          index >= src.target_list_size() || !src.target_list(index).has_res_target() ||
+          !accept_tenant_value(src.target_list(index).res_target().val())) {
+        deny("INSERT INTO " + quote_ident(table) + " ... SELECT sets " + quote_ident(rule.column) +
+             " to something other than the session tenant '" + tenant_ + "' (rule: tables.\"" +
+             table + "\".column)");
       }
+    } else {
+      // INSERT ... SELECT without the tenant column: append it to every row of the source.
+      //   INSERT INTO t (cols) <select>  ->  INSERT INTO t (cols, tenant_col)
+      //     SELECT rowguard_src.*, '<tenant>' FROM (<select>) AS rowguard_src
+      Node source = std::move(*s.mutable_select_stmt());
+      Node outer;
+      auto& sel = *outer.mutable_select_stmt();
+      sel.set_op(pg_query::SETOP_NONE);
+      sel.set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+      auto& star = *sel.add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref();
+      *star.add_fields() = make_string("rowguard_src");
+      star.add_fields()->mutable_a_star();
+      *sel.add_target_list()->mutable_res_target()->mutable_val() = tenant_literal();
+      auto& rs = *sel.add_from_clause()->mutable_range_subselect();
+      *rs.mutable_subquery() = std::move(source);
+      rs.mutable_alias()->set_aliasname("rowguard_src");
+      *s.mutable_select_stmt() = std::move(outer);
     }
     if (index < 0) {
       Node col;
       col.mutable_res_target()->set_name(rule.column);
       *s.mutable_cols()->Add() = std::move(col);
     }
+    if (s.has_on_conflict_clause()) on_conflict(*s.mutable_on_conflict_clause(), *s.mutable_relation(), rule);
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
+  }
+
+  // ON CONFLICT DO NOTHING needs nothing more. DO UPDATE may only touch the tenant's own row:
+  // the conflicting row is filtered by the tenant predicate in the DO UPDATE WHERE clause
+  // (otherwise an id collision would update another tenant's row), and cannot move it.
+  void on_conflict(pg_query::OnConflictClause& oc, const pg_query::RangeVar& target, const TableRule& rule) {
+    if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
+    if (oc.action() != pg_query::ONCONFLICT_UPDATE) deny("unknown ON CONFLICT action");
+    check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
+    std::vector<Pred> preds{relation_pred(target, rule)};
+    add_to_where(oc.mutable_where_clause(), oc.has_where_clause(), preds);
+  }
+
+  // MERGE: the target is filtered in the join condition (another tenant's row never matches),
+  // every tenant table of the source becomes a filtered subquery (so no other tenant's row can
+  // be copied in), inserted rows are checked like INSERT, updates cannot move a row.
+  void merge(pg_query::MergeStmt& s) {
+    size_t scope = ctes_.size();
+    if (s.has_with_clause()) with(*s.mutable_with_clause());
+    const TableRule& rule = write_target(*s.mutable_relation(), "MERGE INTO");
+    std::vector<Pred> source = from_item(*s.mutable_source_relation(), "USING of MERGE");
+    for (auto& p : source) wrap(p);
+    std::vector<Pred> target{relation_pred(s.relation(), rule)};
+    add_to_where(s.mutable_join_condition(), s.has_join_condition(), target);
+    for (auto& w : *s.mutable_merge_when_clauses()) {
+      if (!w.has_merge_when_clause()) deny("malformed MERGE");
+      auto& clause = *w.mutable_merge_when_clause();
+      switch (clause.command_type()) {
+        case pg_query::CMD_UPDATE:
+          check_no_tenant_assignment(clause.target_list(), rule, "MERGE ... UPDATE");
+          break;
+        case pg_query::CMD_INSERT: {
+          if (clause.target_list_size() == 0) {
+            deny("MERGE ... INSERT into " + quote_ident(rule.table.to_string()) +
+                 " needs a column list, so that rowguard can check the tenant column " +
+                 quote_ident(rule.column));
+          }
+          int index = tenant_column_index(clause.target_list(), rule, "MERGE ... INSERT");
+          check_or_fill_row(*clause.mutable_values(), index, rule, "MERGE ... INSERT");
+          if (index < 0) clause.add_target_list()->mutable_res_target()->set_name(rule.column);
+          break;
+        }
+        case pg_query::CMD_DELETE:
+        case pg_query::CMD_NOTHING:
+          break;
+        default:
+          deny("unknown MERGE action");
+      }
+    }
+    visit_children(s, {"with_clause"});
+    ctes_.resize(scope);
+  }
+
+  // Position of the tenant column in an INSERT column list, -1 when absent.
+  int tenant_column_index(const gpb::RepeatedPtrField<Node>& cols, const TableRule& rule,
+                          std::string_view verb) {
+    int index = -1;
+    for (int i = 0; i < cols.size(); ++i) {
+      if (!cols[i].has_res_target()) deny("malformed column list");
+      const auto& col = cols[i].res_target();
+      if (col.name() == rule.column) {
+        if (col.indirection_size() > 0 || index >= 0) {
+          deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) +
+               " assigns the tenant column in an unsupported way");
+        }
+        index = i;
+      }
+    }
+    return index;
+  }
+
+  void check_no_tenant_assignment(const gpb::RepeatedPtrField<Node>& targets, const TableRule& rule,
+                                  std::string_view verb) {
+    for (const auto& t : targets) {
+      if (t.has_res_target() && t.res_target().name() == rule.column) {
+        deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) + " SET " +
+             quote_ident(rule.column) + ": the tenant column cannot be changed (rule: tables.\"" +
+             rule.table.to_string() + "\".column)");
+      }
+    }
+  }
+
+  // One VALUES row: the tenant column's value must be the tenant (a literal, or a parameter
+  // checked at Bind); when the column list lacks it, the tenant literal is appended.
+  void check_or_fill_row(gpb::RepeatedPtrField<Node>& items, int index, const TableRule& rule,
+                         std::string_view verb) {
+    if (index < 0) {
+      *items.Add() = tenant_literal();
+      return;
+    }
+    if (index >= items.size() || !accept_tenant_value(items[index])) {
+      deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) + " sets " +
+           quote_ident(rule.column) + " to a value other than the session tenant '" + tenant_ +
+           "' (rule: tables.\"" + rule.table.to_string() + "\".column)");
+    }
+  }
+
+  // The tenant literal, or a parameter whose value is checked at Bind.
+  bool accept_tenant_value(const Node& value) {
+    if (int param = tenant_param(value); param > 0) {
+      tenant_params_.push_back(param);
+      return true;
+    }
+    return is_tenant_literal(value);
   }
 
   void update(pg_query::UpdateStmt& s) {
     size_t scope = ctes_.size();
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "UPDATE");
-    for (const auto& t : s.target_list()) {
-      if (t.has_res_target() && t.res_target().name() == rule.column) {
-        deny("UPDATE " + quote_ident(rule.table.to_string()) + " SET " + quote_ident(rule.column) +
-             ": the tenant column cannot be changed (rule: tables.\"" + rule.table.to_string() +
-             "\".column)");
-      }
-    }
+    check_no_tenant_assignment(s.target_list(), rule, "UPDATE");
     std::vector<Pred> preds;
     preds.push_back(relation_pred(*s.mutable_relation(), rule));
     for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of UPDATE"));
@@ -299,6 +400,7 @@ class Walker {
       case Node::kInsertStmt:
       case Node::kUpdateStmt:
       case Node::kDeleteStmt:
+      case Node::kMergeStmt:
         statement(q);
         return;
       default:
@@ -585,6 +687,7 @@ class Walker {
     if (d == pg_query::InsertStmt::descriptor()) return insert(static_cast<pg_query::InsertStmt&>(m));
     if (d == pg_query::UpdateStmt::descriptor()) return update(static_cast<pg_query::UpdateStmt&>(m));
     if (d == pg_query::DeleteStmt::descriptor()) return del(static_cast<pg_query::DeleteStmt&>(m));
+    if (d == pg_query::MergeStmt::descriptor()) return merge(static_cast<pg_query::MergeStmt&>(m));
     if (d == pg_query::RangeVar::descriptor()) {
       const auto& rv = static_cast<const pg_query::RangeVar&>(m);
       if (!handled_.contains(&rv)) {

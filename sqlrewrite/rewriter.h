@@ -15,7 +15,7 @@
 namespace rowguard::sqlrewrite {
 
 // What a statement does, as far as the proxy cares (transaction tracking, logs, metrics).
-enum class StatementKind { kSelect, kInsert, kUpdate, kDelete, kTransaction, kSet, kShow, kExplain, kOther };
+enum class StatementKind { kSelect, kInsert, kUpdate, kDelete, kMerge, kTransaction, kSet, kShow, kExplain, kOther };
 
 struct RewriteResult {
   bool allowed = false;
