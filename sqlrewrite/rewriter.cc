@@ -109,6 +109,19 @@ class Walker {
         return StatementKind::kSet;
       case Node::kVariableShowStmt:
         return StatementKind::kShow;
+      case Node::kCopyStmt:
+        return copy(*stmt.mutable_copy_stmt());
+      case Node::kListenStmt:
+        stmt.mutable_listen_stmt()->set_conditionname(channel(stmt.listen_stmt().conditionname()));
+        return StatementKind::kListen;
+      case Node::kUnlistenStmt:
+        if (!stmt.unlisten_stmt().conditionname().empty()) {  // UNLISTEN * stays as it is
+          stmt.mutable_unlisten_stmt()->set_conditionname(channel(stmt.unlisten_stmt().conditionname()));
+        }
+        return StatementKind::kListen;
+      case Node::kNotifyStmt:
+        stmt.mutable_notify_stmt()->set_conditionname(channel(stmt.notify_stmt().conditionname()));
+        return StatementKind::kListen;
       case Node::kDeallocateStmt:
         return StatementKind::kOther;  // drops the session's own prepared statements only
       case Node::kExplainStmt:
@@ -408,6 +421,134 @@ class Walker {
     }
   }
 
+  // ---- COPY ------------------------------------------------------------------------------
+
+  StatementKind copy(pg_query::CopyStmt& s) {
+    if (!s.filename().empty() || s.is_program()) {
+      deny(std::string("COPY ") + (s.is_from() ? "FROM" : "TO") +
+           " a server file or program is not allowed (only STDIN / STDOUT)");
+    }
+    if (s.is_from()) return copy_in(s);
+    // COPY t [(cols)] TO STDOUT  ->  COPY (SELECT cols FROM t) TO STDOUT: the SELECT is then
+    // filtered like any other.
+    if (s.has_relation()) {
+      Node q;
+      auto& sel = *q.mutable_select_stmt();
+      sel.set_op(pg_query::SETOP_NONE);
+      sel.set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+      if (s.attlist_size() == 0) {
+        sel.add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields()->mutable_a_star();
+      }
+      for (const auto& col : s.attlist()) {
+        if (!col.has_string()) deny("malformed COPY column list");
+        *sel.add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields() = col;
+      }
+      *sel.add_from_clause()->mutable_range_var() = s.relation();
+      s.clear_relation();
+      s.clear_attlist();
+      *s.mutable_query() = std::move(q);
+    }
+    check_copy_options(s, false);
+    if (!s.has_query()) deny("malformed COPY");
+    visit(*s.mutable_query());
+    return StatementKind::kCopyOut;
+  }
+
+  StatementKind copy_in(pg_query::CopyStmt& s) {
+    if (!s.has_relation()) deny("malformed COPY FROM");
+    const TableRule& rule = write_target(*s.mutable_relation(), "COPY");
+    if (s.attlist_size() == 0) {
+      deny("COPY " + quote_ident(rule.table.to_string()) + " FROM STDIN needs a column list, so that "
+           "rowguard can check the tenant column " + quote_ident(rule.column));
+    }
+    CopyInPlan plan = check_copy_options(s, true);
+    plan.columns = s.attlist_size();
+    for (int i = 0; i < s.attlist_size(); ++i) {
+      if (!s.attlist(i).has_string()) deny("malformed COPY column list");
+      if (s.attlist(i).string().sval() == rule.column) plan.tenant_index = i;
+    }
+    plan.tenant_column = rule.column;
+    plan.table = rule.table.to_string();
+    if (plan.tenant_index < 0) *s.add_attlist() = make_string(rule.column);
+    copy_plan_ = plan;
+    visit_children(s, {"relation", "options"});  // the WHERE clause, if any
+    return StatementKind::kCopyIn;
+  }
+
+  // COPY options: FORMAT text/csv (binary rows cannot be checked: refused for COPY FROM),
+  // DELIMITER, NULL, HEADER, QUOTE, ESCAPE, FORCE_* ; ENCODING would change how the bytes are
+  // read: refused.
+  CopyInPlan check_copy_options(const pg_query::CopyStmt& s, bool from) {
+    CopyInPlan plan;
+    bool escape_set = false;
+    for (const auto& o : s.options()) {
+      if (!o.has_def_elem()) deny("malformed COPY options");
+      const auto& d = o.def_elem();
+      const std::string& name = d.defname();
+      std::string value;
+      if (d.has_arg()) {
+        if (d.arg().has_string()) value = d.arg().string().sval();
+        else if (d.arg().has_boolean()) value = d.arg().boolean().boolval() ? "true" : "false";
+        else if (d.arg().has_integer()) value = std::to_string(d.arg().integer().ival());
+        else if (d.arg().has_a_star()) value = "*";
+        else if (d.arg().has_list()) value = "(list)";
+        else deny("unsupported value for COPY option " + name);
+      }
+      auto one_byte = [&](char& out) {
+        if (value.size() != 1) deny("COPY option " + name + " must be a single one-byte character");
+        out = value[0];
+      };
+      if (name == "format") {
+        if (value == "csv") {
+          plan.csv = true;
+        } else if (value == "binary") {
+          if (from) deny("COPY FROM STDIN in binary format cannot be checked row by row; use text or csv");
+        } else if (value != "text") {
+          deny("unknown COPY format " + value);
+        }
+      } else if (name == "delimiter") {
+        one_byte(plan.delimiter);
+      } else if (name == "null") {
+        plan.null_string = value;
+      } else if (name == "header") {
+        plan.header = value != "false" && value != "0" && value != "off";
+      } else if (name == "quote") {
+        one_byte(plan.quote);
+      } else if (name == "escape") {
+        one_byte(plan.escape);
+        escape_set = true;
+      } else if (name == "force_quote" || name == "force_not_null" || name == "force_null" ||
+                 name == "freeze") {
+        // no effect on which rows or which tenant
+      } else {
+        deny("COPY option " + name + " is not allowed for tenants");
+      }
+    }
+    if (plan.csv) {
+      bool delimiter_set = false;
+      for (const auto& o : s.options()) delimiter_set = delimiter_set || o.def_elem().defname() == "delimiter";
+      if (!delimiter_set) plan.delimiter = ',';
+      if (!escape_set) plan.escape = plan.quote;
+      bool null_set = false;
+      for (const auto& o : s.options()) null_set = null_set || o.def_elem().defname() == "null";
+      if (!null_set) plan.null_string = "";
+    } else {
+      if (!escape_set) plan.escape = '\\';
+      if (plan.delimiter == '\\' || plan.delimiter == '\n' || plan.delimiter == '\r') {
+        deny("unsupported COPY delimiter");
+      }
+    }
+    return plan;
+  }
+
+  // LISTEN/NOTIFY channels are private to a tenant: "jobs" of tenant 1 is "rg1_1_jobs" upstream
+  // (the length prefix keeps tenants "1" + channel "2_x" and tenant "1_2" + channel "x" apart).
+  std::string channel(const std::string& name) const {
+    std::string c = "rg" + std::to_string(tenant_.size()) + "_" + tenant_ + "_" + name;
+    if (c.size() > 63) deny("channel name " + quote_ident(name) + " is too long for a tenant channel");
+    return c;
+  }
+
   // ---- WITH: CTE names shadow unqualified table names, with PostgreSQL's scoping ---------
 
   void with(pg_query::WithClause& w) {
@@ -696,7 +837,7 @@ class Walker {
       return;
     }
     if (d == pg_query::FuncCall::descriptor()) {
-      check_function(static_cast<const pg_query::FuncCall&>(m));
+      check_function(static_cast<pg_query::FuncCall&>(m));
     } else if (d == pg_query::A_Expr::descriptor()) {
       check_operator(static_cast<const pg_query::A_Expr&>(m));
     } else if (!pass_through_types().contains(d->name())) {
@@ -722,7 +863,7 @@ class Walker {
     }
   }
 
-  void check_function(const pg_query::FuncCall& f) {
+  void check_function(pg_query::FuncCall& f) {
     std::vector<std::string> parts;
     for (const auto& n : f.funcname()) {
       if (!n.has_string()) deny("malformed function name");
@@ -730,6 +871,16 @@ class Walker {
     }
     std::string shown;
     for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
+    const std::string& base = parts.empty() ? shown : parts.back();
+    if (base == "pg_notify" && (parts.size() == 1 || parts[0] == "pg_catalog")) {
+      // pg_notify('channel', payload): the channel is made tenant-private like NOTIFY's.
+      if (f.args_size() != 2 || !f.args(0).has_a_const() || !f.args(0).a_const().has_sval()) {
+        deny("pg_notify needs a literal channel name (rule: channels are private to a tenant)");
+      }
+      auto& sval = *f.mutable_args(0)->mutable_a_const()->mutable_sval();
+      sval.set_sval(channel(sval.sval()));
+      return;
+    }
     bool ok = false;
     if (parts.size() == 1) {
       ok = policy::builtin_function_allowed(parts[0]) ||
@@ -762,6 +913,7 @@ class Walker {
 
  public:
   std::vector<int> tenant_params_;
+  std::optional<CopyInPlan> copy_plan_;
 
  private:
   std::unordered_set<const pg_query::RangeVar*> handled_;
@@ -799,6 +951,10 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
       Walker w(policy, tenant);
       out.kinds.push_back(w.statement(*raw.mutable_stmt()));
       out.tenant_params.insert(out.tenant_params.end(), w.tenant_params_.begin(), w.tenant_params_.end());
+      if (w.copy_plan_) {
+        if (parsed.tree.stmts_size() != 1) deny("COPY must be the only statement of its Query");
+        out.copy_in = w.copy_plan_;
+      }
     }
   } catch (const Denied& d) {
     out.kinds.clear();

@@ -6,6 +6,7 @@
 // an outer join, or as a filtered subquery), writes are checked, and any node type the walker does
 // not positively handle is denied. The result is deparsed from the edited AST.
 // No I/O, no globals, no clock: the same input gives the same output.
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,7 +16,21 @@
 namespace rowguard::sqlrewrite {
 
 // What a statement does, as far as the proxy cares (transaction tracking, logs, metrics).
-enum class StatementKind { kSelect, kInsert, kUpdate, kDelete, kMerge, kTransaction, kSet, kShow, kExplain, kOther };
+enum class StatementKind { kSelect, kInsert, kUpdate, kDelete, kMerge, kTransaction, kSet, kShow, kExplain, kCopyOut, kCopyIn, kListen, kOther };
+
+// How to check the rows of a COPY ... FROM STDIN that rowguard allowed (text or CSV format).
+struct CopyInPlan {
+  bool csv = false;
+  char delimiter = '\t';
+  char quote = '"';
+  char escape = '"';
+  std::string null_string = "\\N";
+  bool header = false;
+  int tenant_index = -1;  // position of the tenant column in each row; -1: rowguard appends it
+  std::string tenant_column;  // for a HEADER line when appending
+  std::string table;          // "schema.table", for messages
+  int columns = 0;            // columns in each row as sent by the client
+};
 
 struct RewriteResult {
   bool allowed = false;
@@ -25,6 +40,8 @@ struct RewriteResult {
   // Parameters ($n, 1-based) that feed a tenant column: the proxy checks at Bind that their
   // value is the session tenant (extended protocol).
   std::vector<int> tenant_params;
+  // Set for COPY ... FROM STDIN: the proxy streams the client's rows through a checker.
+  std::optional<CopyInPlan> copy_in;
 };
 
 // `tenant` is the session tenant's value as written in the policy.

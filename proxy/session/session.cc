@@ -86,7 +86,9 @@ std::string denial_response(std::string_view reason) {
 }
 
 TenantSession::TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache, std::string nonce)
-    : tenant_(std::move(tenant)), cache_(cache), nonce_(std::move(nonce)) {}
+    : tenant_(std::move(tenant)), cache_(cache), nonce_(std::move(nonce)) {
+  channel_prefix_ = "rg" + std::to_string(tenant_.size()) + "_" + tenant_ + "_";  // as the rewriter
+}
 
 std::string TenantSession::refuse(std::string reason) {
   std::string marker = "rowguard_denied_" + nonce_ + "_" + std::to_string(next_marker_++);
@@ -134,7 +136,7 @@ ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const 
     case fe::kCopyData:
     case fe::kCopyDone:
     case fe::kCopyFail:
-      return step;  // outside COPY these are ignored, as PostgreSQL does
+      return on_copy_message(frame);
     case fe::kTerminate:
       forward_raw();
       step.close = true;
@@ -160,6 +162,7 @@ ClientStep TenantSession::on_query(std::string_view body, const policy::Policy& 
   const sqlrewrite::RewriteResult& r = cache_.rewrite(*sql, policy, tenant_);
   if (r.allowed) {
     protocol::append_query(step.to_server, r.sql);
+    if (r.copy_in) copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), batches_sent_ + 1});
   } else {
     step.denial = r.reason;
     protocol::append_query(step.to_server, "SELECT " + refuse(r.reason));
@@ -178,7 +181,11 @@ ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& 
   }
   step.statement = std::string(m->query);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(m->query, policy, tenant_);
-  if (r.allowed) {
+  if (r.allowed && (r.copy_in || std::count(r.kinds.begin(), r.kinds.end(), sqlrewrite::StatementKind::kCopyOut) > 0)) {
+    step.denial = "rowguard: COPY is supported in the simple query protocol only";
+    statements_.erase(std::string(m->statement));
+    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
+  } else if (r.allowed) {
     statements_[std::string(m->statement)] = Statement{r.tenant_params, m->param_types};
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
   } else {
@@ -212,6 +219,49 @@ ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
     }
   }
   protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+  return step;
+}
+
+ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
+  namespace fe = protocol::fe;
+  ClientStep step;
+  if (!copy_) return step;  // outside COPY these are ignored, as PostgreSQL does
+  if (copy_->failed) {
+    if (frame.tag != fe::kCopyData) copy_.reset();
+    return step;
+  }
+  std::string rows;
+  std::string why;
+  switch (frame.tag) {
+    case fe::kCopyData:
+      why = copy_->checker.feed(frame.body, rows);
+      if (!rows.empty()) protocol::append_frame(step.to_server, fe::kCopyData, rows);
+      break;
+    case fe::kCopyDone:
+      why = copy_->checker.finish(rows);
+      if (!rows.empty()) protocol::append_frame(step.to_server, fe::kCopyData, rows);
+      if (why.empty()) {
+        protocol::append_frame(step.to_server, fe::kCopyDone, {});
+        copy_.reset();
+      }
+      break;
+    default:  // CopyFail from the client
+      protocol::append_frame(step.to_server, fe::kCopyFail, frame.body);
+      copy_.reset();
+      return step;
+  }
+  if (!why.empty()) {
+    // Abort the COPY upstream: nothing of it is committed. The server's error names the
+    // marker, which the relay replaces with the refusal.
+    step.denial = why;
+    step.to_server.clear();
+    protocol::append_frame(step.to_server, fe::kCopyFail, refuse(why) + std::string(1, '\0'));
+    if (frame.tag == fe::kCopyDone) {
+      copy_.reset();
+    } else {
+      copy_->failed = true;
+    }
+  }
   return step;
 }
 
@@ -254,6 +304,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       }
       tx_status_ = z->status;
       ++batches_done_;
+      if (copy_ && copy_->answered_by <= batches_done_) copy_.reset();
       // Refusals of a finished batch that the server never reached (it was already skipping
       // to Sync, or the transaction was aborted) are answered: forget them.
       std::erase_if(pending_, [&](const auto& kv) { return kv.second.answered_by <= batches_done_; });
@@ -280,11 +331,30 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       return step;
     }
     case be::kCopyInResponse:
-    case be::kCopyOutResponse:
+      if (!copy_) {
+        step.close = true;
+        step.reason = "the server asked for COPY data rowguard did not expect";
+        return step;
+      }
+      to_client.append(raw);
+      return step;
+    case be::kCopyOutResponse:  // COPY ... TO STDOUT: the query was rewritten like a SELECT
+      to_client.append(raw);
+      return step;
     case be::kCopyBothResponse:
       step.close = true;
-      step.reason = "the server entered COPY mode for a tenant statement (COPY is not supported yet)";
+      step.reason = "the server entered COPY BOTH mode (replication) for a tenant";
       return step;
+    case be::kNotificationResponse: {
+      // Deliver only this tenant's channels, under the name the client used.
+      if (f.body.size() < 4) return step;
+      std::string_view rest = f.body.substr(4);
+      if (rest.substr(0, channel_prefix_.size()) != channel_prefix_) return step;
+      std::string body(f.body.substr(0, 4));
+      body.append(rest.substr(channel_prefix_.size()));
+      protocol::append_frame(to_client, be::kNotificationResponse, body);
+      return step;
+    }
     case be::kParameterStatus: {
       auto p = protocol::parse_parameter_status(f.body);
       if (p && p->name == "standard_conforming_strings" && p->value != "on") {

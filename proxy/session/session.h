@@ -11,6 +11,7 @@
 
 #include "policy/policy.h"
 #include "proxy/protocol/codec.h"
+#include "proxy/session/copy_checker.h"
 #include "sqlrewrite/rewrite_cache.h"
 
 namespace rowguard::session {
@@ -99,6 +100,15 @@ class TenantSession {
     std::string statement;
   };
   std::deque<DescribeRequest> describes_;
+  // A COPY ... FROM STDIN in progress: the client's rows go through the checker.
+  struct CopyIn {
+    CopyRowChecker checker;
+    uint64_t answered_by;  // the ReadyForQuery (count) that ends the COPY
+    bool failed = false;   // refused: the client's remaining data is dropped
+  };
+  std::optional<CopyIn> copy_;
+  std::string channel_prefix_;  // LISTEN/NOTIFY: this tenant's channels upstream
+  ClientStep on_copy_message(const protocol::Frame& frame);
   char tx_status_ = 'I';
 };
 
