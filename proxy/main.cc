@@ -9,14 +9,16 @@
 
 #include "policy/policy.h"
 #include "proxy/net/server.h"
+#include "sqlrewrite/rewriter.h"
 
 namespace {
 
 constexpr const char* kUsage = R"(rowguard - tenant isolation for PostgreSQL, as a wire-protocol proxy
 
 Usage:
-  rowguard --config FILE [--log-level LEVEL]
-  rowguard --check FILE          validate a policy file and exit
+  rowguard --config FILE [--log-level LEVEL]     run the proxy
+  rowguard check FILE                            validate a policy file and exit
+  rowguard explain --config FILE --tenant T SQL  print the rewritten SQL or the denial
   rowguard --help | --version
 
 Options:
@@ -31,7 +33,53 @@ SIGINT/SIGTERM stop.
 
 }  // namespace
 
+// rowguard explain: what a tenant's statement becomes, for reviewing an application's queries.
+int explain(const std::string& config, const std::string& tenant, const std::string& sql) {
+  rowguard::policy::PolicyPtr policy;
+  try {
+    policy = rowguard::policy::load_policy(config);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+  auto r = rowguard::sqlrewrite::rewrite(sql, *policy, tenant);
+  if (!r.allowed) {
+    std::cout << "DENIED (42501): " << r.reason << "\n";
+    return 3;
+  }
+  std::cout << r.sql << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "check") {
+    if (argc != 3) {
+      std::cerr << "usage: rowguard check FILE\n";
+      return 2;
+    }
+    argv[1] = const_cast<char*>("--check");
+  }
+  if (argc >= 2 && std::string(argv[1]) == "explain") {
+    std::string config, tenant, sql;
+    for (int i = 2; i < argc; ++i) {
+      std::string a = argv[i];
+      if ((a == "--config" || a == "-c") && i + 1 < argc) {
+        config = argv[++i];
+      } else if (a == "--tenant" && i + 1 < argc) {
+        tenant = argv[++i];
+      } else if (sql.empty() && !a.starts_with("-")) {
+        sql = a;
+      } else {
+        std::cerr << "rowguard explain: unexpected argument \"" << a << "\"\n" << kUsage;
+        return 2;
+      }
+    }
+    if (config.empty() || tenant.empty() || sql.empty()) {
+      std::cerr << "usage: rowguard explain --config FILE --tenant T \"SQL\"\n";
+      return 2;
+    }
+    return explain(config, tenant, sql);
+  }
   std::string config;
   std::string check;
   std::string level = "info";
