@@ -5,6 +5,8 @@
 #include <toml.hpp>
 
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -65,6 +67,30 @@ void parse_endpoint(const toml::value& table, const std::string& key, std::strin
   port = static_cast<uint16_t>(p);
 }
 
+// Shape of PostgreSQL's stored verifier; the auth module decodes it when a client logs in.
+bool looks_like_scram_verifier(std::string_view v) {
+  v.remove_prefix(std::string_view("SCRAM-SHA-256$").size());
+  auto colon = v.find(':');
+  auto dollar = v.find('$');
+  auto colon2 = v.rfind(':');
+  if (colon == std::string_view::npos || dollar == std::string_view::npos || colon2 <= dollar ||
+      colon > dollar || colon == 0) {
+    return false;
+  }
+  for (char c : v.substr(0, colon)) {
+    if (c < '0' || c > '9') return false;
+  }
+  auto b64 = [](std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') return false;
+    }
+    return true;
+  };
+  return b64(v.substr(colon + 1, dollar - colon - 1)) && b64(v.substr(dollar + 1, colon2 - dollar - 1)) &&
+         b64(v.substr(colon2 + 1));
+}
+
 bool valid_identifier(std::string_view s) {
   return !s.empty() && s.size() < 64 && s.find('\0') == std::string_view::npos;
 }
@@ -73,13 +99,33 @@ void parse_proxy(const toml::value& root, Policy& p) {
   if (!root.contains("proxy")) fail(root, "missing table [proxy]", "here");
   const auto& t = root.at("proxy");
   if (!t.is_table()) fail(t, "[proxy] must be a table", "here");
-  check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password", "upstream_database",
-                 "workers"},
+  check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password",
+                 "upstream_password_env", "upstream_database", "workers", "upstream_tls",
+                 "upstream_ca"},
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
   p.proxy.upstream_user = get_string(t, "upstream_user", "[proxy]");
   p.proxy.upstream_password = get_optional_string(t, "upstream_password").value_or("");
+  if (auto env = get_optional_string(t, "upstream_password_env")) {
+    if (t.contains("upstream_password")) {
+      fail(t.at("upstream_password_env"), "set either upstream_password or upstream_password_env", "here");
+    }
+    const char* v = std::getenv(env->c_str());
+    if (v == nullptr) {
+      fail(t.at("upstream_password_env"), "environment variable " + *env + " is not set", "here");
+    }
+    p.proxy.upstream_password = v;
+  }
+  p.proxy.upstream_tls = get_optional_string(t, "upstream_tls").value_or("disable");
+  if (p.proxy.upstream_tls != "disable" && p.proxy.upstream_tls != "prefer" &&
+      p.proxy.upstream_tls != "require" && p.proxy.upstream_tls != "verify-full") {
+    fail(t.at("upstream_tls"), "\"upstream_tls\" must be disable, prefer, require or verify-full", "here");
+  }
+  p.proxy.upstream_ca = get_optional_string(t, "upstream_ca").value_or("");
+  if (p.proxy.upstream_tls == "verify-full" && p.proxy.upstream_ca.empty()) {
+    fail(t.at("upstream_tls"), "upstream_tls = \"verify-full\" needs upstream_ca", "here");
+  }
   p.proxy.upstream_database = get_optional_string(t, "upstream_database");
   if (t.contains("workers")) {
     const auto& w = t.at("workers");
@@ -119,6 +165,15 @@ void parse_logins(const toml::value& root, const std::string& key, bool tenant, 
     login.password = get_string(e, "password", "[[" + key + "]]");
     if (!valid_identifier(login.user)) fail(e.at("user"), "invalid user name", "here");
     if (login.password.empty()) fail(e.at("password"), "empty password", "here");
+    if (login.password.starts_with("SCRAM-SHA-256$")) {
+      if (!looks_like_scram_verifier(login.password)) {
+        fail(e.at("password"), "malformed SCRAM-SHA-256 verifier (expected "
+             "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, as in pg_authid; "
+             "`rowguard passwd USER` prints one)", "here");
+      }
+    } else {
+      p.plaintext_users.push_back(login.user);
+    }
     if (tenant) {
       const auto& tv = e.contains("tenant") ? e.at("tenant") : e;
       if (!e.contains("tenant")) fail(e, "missing key \"tenant\" in [[tenants]]", "here");

@@ -34,7 +34,7 @@ struct TableRule {
 
 struct Login {
   std::string user;
-  std::string password;    // as written in the file (plaintext for now)
+  std::string password;    // plaintext, or a SCRAM-SHA-256$... verifier as in pg_authid
   std::optional<std::string> tenant;  // nullopt: bypass user
   bool bypass() const { return !tenant.has_value(); }
 };
@@ -45,7 +45,9 @@ struct ProxySettings {
   std::string upstream_host = "127.0.0.1";
   uint16_t upstream_port = 5432;
   std::string upstream_user;
-  std::string upstream_password;
+  std::string upstream_password;       // or read from upstream_password_env at load
+  std::string upstream_tls = "disable";  // disable | prefer | require | verify-full
+  std::string upstream_ca;              // CA file for verify-full
   std::optional<std::string> upstream_database;
   int workers = 0;  // 0: one per core
 };
@@ -57,6 +59,7 @@ class Policy {
   std::map<QualifiedName, TableRule> tables;
   std::map<std::string, Login> logins;  // by user name
   std::vector<QualifiedName> allowed_functions;  // [functions] allow
+  std::vector<std::string> plaintext_users;  // users whose password is stored in plaintext
   uint64_t version = 0;                 // increases with every load
   std::string source;                   // file name
 

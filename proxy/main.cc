@@ -2,12 +2,16 @@
 //   rowguard --config FILE [--log-level LEVEL]
 #include <spdlog/spdlog.h>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstring>
 #include <iostream>
 #include <string>
 
 #include "policy/policy.h"
+#include "proxy/auth/scram.h"
 #include "proxy/net/server.h"
 #include "sqlrewrite/rewriter.h"
 
@@ -18,6 +22,7 @@ constexpr const char* kUsage = R"(rowguard - tenant isolation for PostgreSQL, as
 Usage:
   rowguard --config FILE [--log-level LEVEL]     run the proxy
   rowguard check FILE                            validate a policy file and exit
+  rowguard passwd USER                           print a SCRAM-SHA-256 verifier (password on stdin)
   rowguard explain --config FILE --tenant T SQL  print the rewritten SQL or the denial
   rowguard --help | --version
 
@@ -51,7 +56,41 @@ int explain(const std::string& config, const std::string& tenant, const std::str
   return 0;
 }
 
+// rowguard passwd USER: reads a password from stdin, prints a SCRAM-SHA-256 verifier.
+int passwd(const std::string& user) {
+  std::string password;
+  bool tty = isatty(STDIN_FILENO);
+  termios old{};
+  if (tty) {
+    std::cerr << "password for " << user << ": ";
+    tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::getline(std::cin, password);
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::cerr << "\n";
+  }
+  if (password.empty()) {
+    std::cerr << "rowguard passwd: empty password\n";
+    return 1;
+  }
+  auto v = rowguard::auth::ScramVerifier::from_password(password, rowguard::auth::random_bytes(16));
+  std::cout << "# [[tenants]] or [[bypass]] entry for " << user << "\n";
+  std::cout << "password = \"" << v.to_string() << "\"\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "passwd") {
+    if (argc != 3) {
+      std::cerr << "usage: rowguard passwd USER   (reads the password from stdin)\n";
+      return 2;
+    }
+    return passwd(argv[2]);
+  }
   if (argc >= 2 && std::string(argv[1]) == "check") {
     if (argc != 3) {
       std::cerr << "usage: rowguard check FILE\n";

@@ -169,9 +169,17 @@ class ClientConnection {
 
   asio::awaitable<bool> scram_exchange() {
     const policy::Login* login = policy_->login(user_);
-    auth::ScramVerifier verifier = login ? auth::ScramVerifier::from_password(
-                                               login->password, auth::random_bytes(16))
-                                         : auth::mock_verifier(user_);
+    auth::ScramVerifier verifier = auth::mock_verifier(user_);
+    if (login && login->password.starts_with("SCRAM-SHA-256$")) {
+      auto parsed = auth::ScramVerifier::parse(login->password);
+      if (!parsed) {
+        spdlog::error("session={} user={}: the stored SCRAM verifier does not decode", id_, user_);
+        co_return co_await auth_failed("bad stored verifier");
+      }
+      verifier = *parsed;
+    } else if (login) {
+      verifier = auth::ScramVerifier::from_password(login->password, auth::random_bytes(16));
+    }
     auth::ScramServer scram(std::move(verifier));
     std::string out;
     protocol::append_auth_sasl(out, {"SCRAM-SHA-256"});

@@ -137,6 +137,12 @@ int Server::run() {
                p->proxy.upstream_port, p->proxy.upstream_user, n, config_path_, tenants, bypass,
                p->tables.size() - global, global);
 
+  if (!p->plaintext_users.empty()) {
+    std::string users;
+    for (const auto& u : p->plaintext_users) users += (users.empty() ? "" : ", ") + u;
+    spdlog::warn("policy {}: plaintext passwords for {}; store SCRAM verifiers instead "
+                 "(`rowguard passwd USER`)", config_path_, users);
+  }
   main_ctx_.run();
   for (auto& w : workers_) w->ctx.stop();
   for (auto& w : workers_) {
