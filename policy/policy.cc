@@ -136,6 +136,23 @@ void parse_proxy(const toml::value& root, Policy& p) {
   }
 }
 
+void parse_tls(const toml::value& root, Policy& p) {
+  if (!root.contains("tls")) return;
+  const auto& t = root.at("tls");
+  if (!t.is_table()) fail(t, "[tls] must be a table", "here");
+  check_keys(t, {"cert", "key", "mode"}, "[tls]");
+  p.tls.cert = get_optional_string(t, "cert").value_or("");
+  p.tls.key = get_optional_string(t, "key").value_or("");
+  if (p.tls.cert.empty() != p.tls.key.empty()) fail(t, "[tls] needs both cert and key", "here");
+  p.tls.mode = get_optional_string(t, "mode").value_or(p.tls.cert.empty() ? "disable" : "allow");
+  if (p.tls.mode != "disable" && p.tls.mode != "allow" && p.tls.mode != "require") {
+    fail(t.at("mode"), "[tls] mode must be disable, allow or require", "here");
+  }
+  if (p.tls.mode != "disable" && p.tls.cert.empty()) {
+    fail(t.at("mode"), "[tls] mode = \"" + p.tls.mode + "\" needs cert and key", "here");
+  }
+}
+
 void parse_tenancy(const toml::value& root, Policy& p) {
   if (!root.contains("tenancy")) fail(root, "missing table [tenancy]", "here");
   const auto& t = root.at("tenancy");
@@ -271,8 +288,9 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   auto p = std::make_shared<Policy>();
   p->source = source;
   try {
-    check_keys(root, {"proxy", "tenancy", "tenants", "bypass", "tables", "functions"}, "the top level");
+    check_keys(root, {"proxy", "tls", "tenancy", "tenants", "bypass", "tables", "functions"}, "the top level");
     parse_proxy(root, *p);
+    parse_tls(root, *p);
     parse_tenancy(root, *p);
     parse_logins(root, "tenants", true, *p);
     parse_logins(root, "bypass", false, *p);

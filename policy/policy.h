@@ -52,9 +52,17 @@ struct ProxySettings {
   int workers = 0;  // 0: one per core
 };
 
+// [tls]: TLS for client connections.
+struct TlsSettings {
+  std::string cert;             // PEM certificate chain
+  std::string key;              // PEM private key
+  std::string mode = "disable";  // disable | allow | require (default "allow" when cert is set)
+};
+
 class Policy {
  public:
   ProxySettings proxy;
+  TlsSettings tls;
   std::string default_column = "tenant_id";
   std::map<QualifiedName, TableRule> tables;
   std::map<std::string, Login> logins;  // by user name

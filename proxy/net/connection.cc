@@ -1,3 +1,6 @@
+// Note: GCC 12 can destroy a temporary inside a co_await expression twice; arguments of
+// co_await calls are named variables or literals here, never temporaries such as a + b.
+//
 // One client connection, as a C++20 coroutine on its worker's io_context:
 //   startup (SSLRequest/GSSENCRequest answered 'N', CancelRequest routed) -> SCRAM-SHA-256
 //   -> upstream login -> statement loop (tenant: rewrite or deny; bypass: transparent relay).
@@ -17,6 +20,7 @@
 
 #include "proxy/auth/scram.h"
 #include "proxy/net/server.h"
+#include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
 #include "proxy/protocol/codec.h"
 #include "proxy/session/session.h"
@@ -54,10 +58,10 @@ std::string truncate(std::string_view s, size_t n = 300) {
 class ClientConnection {
  public:
   ClientConnection(tcp::socket client, Server& server, Worker& worker)
-      : client_(std::move(client)), server_(server), worker_(worker), upstream_(worker.ctx) {
+      : client_(std::move(client)), server_(server), worker_(worker), upstream_(tcp::socket(worker.ctx)) {
     id_ = server_.next_session_id();
     boost::system::error_code ec;
-    auto ep = client_.remote_endpoint(ec);
+    auto ep = client_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
@@ -72,17 +76,23 @@ class ClientConnection {
       co_return;
     }
     user_ = decision.user;
+    if (server_.tls_required() && !client_.tls()) {
+      spdlog::warn("session={} client={} user={} refused: TLS is required", id_, peer_, user_);
+      co_await fatal("28000", "rowguard: TLS is required for every connection (connect with sslmode=require)");
+      co_return;
+    }
     if (!co_await authenticate()) co_return;
     const policy::Login* login = policy_->login(user_);
     tenant_ = login->tenant;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
 
-    UpstreamLogin up = co_await login_upstream(upstream_, policy_->proxy, decision.database,
-                                               decision.upstream_params);
+    UpstreamLogin up = co_await login_upstream(upstream_, server_.upstream_tls(), policy_->proxy,
+                                               decision.database, decision.upstream_params);
     if (!up.ok) {
       spdlog::error("session={} user={} upstream login failed: {} ({})", id_, user_, up.message, up.sqlstate);
-      co_await fatal(up.sqlstate.empty() ? "08006" : up.sqlstate,
-                     "rowguard: cannot open the upstream connection: " + up.message);
+      std::string code = up.sqlstate.empty() ? "08006" : up.sqlstate;
+      std::string msg = "rowguard: cannot open the upstream connection: " + up.message;
+      co_await fatal(code, msg);
       co_return;
     }
     std::string out;
@@ -99,8 +109,9 @@ class ClientConnection {
     protocol::append_ready_for_query(out, up.tx_status);
     tx_ = up.tx_status;
     server_buf_ = std::move(up.leftover);
-    spdlog::info("session={} connected user={} tenant={} client={} database={}", id_, user_,
-                 tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database);
+    spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={}",
+                 id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database,
+                 client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off");
     if (!co_await write_client(out)) co_return;
 
     if (tenant_) {
@@ -123,7 +134,8 @@ class ClientConnection {
       auto r = protocol::decode_startup(client_buf_, kMaxStartupPacket);
       if (r.status == protocol::DecodeStatus::kMalformed) {
         spdlog::warn("client={} malformed startup packet: {}", peer_, r.error);
-        co_await fatal("08P01", "invalid startup packet: " + r.error);
+        std::string msg = "invalid startup packet: " + r.error;
+        co_await fatal("08P01", msg);
         co_return std::nullopt;
       }
       if (r.status == protocol::DecodeStatus::kNeedMore) {
@@ -133,8 +145,23 @@ class ClientConnection {
       client_buf_.erase(0, r.size);
       switch (r.packet.kind) {
         case protocol::StartupPacket::Kind::kSSLRequest:
+          if (server_.client_tls() == nullptr || client_.tls()) {
+            if (!co_await write_client("N")) co_return std::nullopt;
+            continue;
+          }
+          if (!client_buf_.empty()) {
+            // Bytes sent before the TLS handshake could be injected by a man in the middle.
+            spdlog::warn("client={} sent data after SSLRequest before TLS; closing", peer_);
+            co_return std::nullopt;
+          }
+          if (!co_await write_client("S")) co_return std::nullopt;
+          if (auto ec = co_await client_.handshake(*server_.client_tls(), asio::ssl::stream_base::server)) {
+            spdlog::warn("client={} TLS handshake failed: {}", peer_, ec.message());
+            co_return std::nullopt;
+          }
+          continue;
         case protocol::StartupPacket::Kind::kGSSENCRequest:
-          if (!co_await write_client("N")) co_return std::nullopt;  // TLS: not yet
+          if (!co_await write_client("N")) co_return std::nullopt;  // GSSAPI encryption: no
           continue;
         case protocol::StartupPacket::Kind::kCancelRequest:
           co_await forward_cancel(r.packet.cancel_pid, r.packet.cancel_key);
@@ -158,8 +185,7 @@ class ClientConnection {
     timer.async_wait([this](boost::system::error_code ec) {
       if (!ec) {
         spdlog::warn("session={} client={} authentication timeout", id_, peer_);
-        boost::system::error_code ignored;
-        client_.close(ignored);
+        client_.close();
       }
     });
     bool ok = co_await scram_exchange();
@@ -204,7 +230,8 @@ class ClientConnection {
     client_buf_.erase(0, fin->size);
     auto server_final = scram.handle_client_final(client_final);
     if (!server_final || login == nullptr) {
-      co_return co_await auth_failed(login ? "wrong password" : "unknown user");
+      const char* why = login ? "wrong password" : "unknown user";
+      co_return co_await auth_failed(why);
     }
     out.clear();
     protocol::append_auth_sasl_final(out, *server_final);
@@ -214,7 +241,8 @@ class ClientConnection {
 
   asio::awaitable<bool> auth_failed(std::string_view why) {
     spdlog::warn("session={} client={} user={} authentication failed: {}", id_, peer_, user_, why);
-    co_await fatal("28P01", "password authentication failed for user \"" + user_ + "\"");
+    std::string msg = "password authentication failed for user \"" + user_ + "\"";
+    co_await fatal("28P01", msg);
     co_return false;
   }
 
@@ -226,7 +254,8 @@ class ClientConnection {
     }
     const auto& s = policy_->proxy;
     tcp::resolver resolver(worker_.ctx);
-    auto [rec, eps] = co_await resolver.async_resolve(s.upstream_host, std::to_string(s.upstream_port), kUse);
+    std::string port = std::to_string(s.upstream_port);
+    auto [rec, eps] = co_await resolver.async_resolve(s.upstream_host, port, kUse);
     if (rec) co_return;
     tcp::socket sock(worker_.ctx);
     auto [cec, ep] = co_await asio::async_connect(sock, eps, kUse);
@@ -253,7 +282,8 @@ class ClientConnection {
         if (r.status == protocol::DecodeStatus::kNeedMore) break;
         if (r.status == protocol::DecodeStatus::kMalformed) {
           spdlog::warn("session={} client={} malformed message: {}", id_, peer_, r.error);
-          co_await fatal("08P01", "invalid message: " + r.error);
+          std::string msg = "invalid message: " + r.error;
+          co_await fatal("08P01", msg);
           co_return;
         }
         if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
@@ -299,7 +329,8 @@ class ClientConnection {
         if (step.close) {
           spdlog::error("session={} closing: {}", id_, step.reason);
           co_await write_client(out);
-          co_await fatal("08P01", "rowguard: " + step.reason);
+          std::string msg = "rowguard: " + step.reason;
+          co_await fatal("08P01", msg);
           co_return;
         }
         if (out.size() >= kFlushAt) {
@@ -321,27 +352,27 @@ class ClientConnection {
 
   // ---- bypass: bytes as they come, both ways ---------------------------------------------
 
-  asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, std::string& pending) {
+  asio::awaitable<void> pump(Stream& from, Stream& to, std::string& pending) {
     if (!pending.empty()) {
-      auto [ec, n] = co_await asio::async_write(to, asio::buffer(pending), kUse);
+      auto [ec, n] = co_await to.write(asio::buffer(pending));
       if (ec) co_return;
       pending.clear();
     }
     std::vector<char> buf(kReadChunk);
     for (;;) {
-      auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kUse);
+      auto [ec, n] = co_await from.read_some(asio::buffer(buf));
       if (ec) co_return;
-      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kUse);
+      auto [wec, wn] = co_await to.write(asio::buffer(buf.data(), n));
       if (wec) co_return;
     }
   }
 
   // ---- I/O helpers ---------------------------------------------------------------------------
 
-  asio::awaitable<bool> read_more(tcp::socket& sock, std::string& buf) {
+  asio::awaitable<bool> read_more(Stream& stream, std::string& buf) {
     size_t old = buf.size();
     buf.resize(old + kReadChunk);
-    auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf.data() + old, kReadChunk), kUse);
+    auto [ec, n] = co_await stream.read_some(asio::buffer(buf.data() + old, kReadChunk));
     buf.resize(old + (ec ? 0 : n));
     co_return !ec;
   }
@@ -353,7 +384,8 @@ class ClientConnection {
       if (r.status == protocol::DecodeStatus::kComplete) co_return r.frame;
       if (r.status == protocol::DecodeStatus::kMalformed) {
         spdlog::warn("session={} client={} malformed message: {}", id_, peer_, r.error);
-        co_await fatal("08P01", "invalid message: " + r.error);
+        std::string msg = "invalid message: " + r.error;
+        co_await fatal("08P01", msg);
         co_return std::nullopt;
       }
       if (!co_await read_more(client_, client_buf_)) co_return std::nullopt;
@@ -361,12 +393,12 @@ class ClientConnection {
   }
 
   asio::awaitable<bool> write_client(std::string_view bytes) {
-    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(bytes.data(), bytes.size()), kUse);
+    auto [ec, n] = co_await client_.write(asio::buffer(bytes.data(), bytes.size()));
     co_return !ec;
   }
 
   asio::awaitable<bool> write_server(std::string_view bytes) {
-    auto [ec, n] = co_await asio::async_write(upstream_, asio::buffer(bytes.data(), bytes.size()), kUse);
+    auto [ec, n] = co_await upstream_.write(asio::buffer(bytes.data(), bytes.size()));
     co_return !ec;
   }
 
@@ -376,10 +408,10 @@ class ClientConnection {
     co_await write_client(out);
   }
 
-  tcp::socket client_;
+  Stream client_;
   Server& server_;
   Worker& worker_;
-  tcp::socket upstream_;
+  Stream upstream_;
   std::string client_buf_;
   std::string server_buf_;
   uint64_t id_ = 0;

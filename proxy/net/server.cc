@@ -88,8 +88,49 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server,
 
 }  // namespace
 
+namespace {
+
+// TLS 1.2 or newer, forward-secret AEAD suites only for TLS 1.2 (TLS 1.3 suites are all fine).
+void harden(asio::ssl::context& ctx) {
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  SSL_CTX_set_cipher_list(ctx.native_handle(),
+                          "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS");
+}
+
+}  // namespace
+
+bool Server::setup_tls(const policy::Policy& p) {
+  try {
+    if (!p.tls.cert.empty() && p.tls.mode != "disable") {
+      client_tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+      harden(*client_tls_);
+      client_tls_->use_certificate_chain_file(p.tls.cert);
+      client_tls_->use_private_key_file(p.tls.key, asio::ssl::context::pem);
+      tls_required_ = p.tls.mode == "require";
+    }
+    if (p.proxy.upstream_tls != "disable") {
+      upstream_tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      harden(*upstream_tls_);
+      if (p.proxy.upstream_tls == "verify-full") {
+        upstream_tls_->load_verify_file(p.proxy.upstream_ca);
+        upstream_tls_->set_verify_mode(asio::ssl::verify_peer);
+      } else {
+        upstream_tls_->set_verify_mode(asio::ssl::verify_none);  // "prefer"/"require": encryption only
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("TLS setup failed: {}", e.what());
+    return false;
+  }
+  return true;
+}
+
 int Server::run() {
   auto p = policy_.load();
+  if (!setup_tls(*p)) return 1;
   int n = p->proxy.workers > 0 ? p->proxy.workers
                                : std::max(1u, std::thread::hardware_concurrency());
   tcp::acceptor acceptor(main_ctx_);
@@ -131,11 +172,11 @@ int Server::run() {
   size_t tenants = 0, bypass = 0, global = 0;
   for (const auto& [u, l] : p->logins) (l.bypass() ? bypass : tenants)++;
   for (const auto& [t, r] : p->tables) global += r.global ? 1 : 0;
-  spdlog::info("rowguard listening on {}:{} -> upstream {}:{} as \"{}\"; {} workers; policy {}: "
-               "{} tenant users, {} bypass users, {} tenant tables, {} global tables",
-               p->proxy.listen_host, p->proxy.listen_port, p->proxy.upstream_host,
-               p->proxy.upstream_port, p->proxy.upstream_user, n, config_path_, tenants, bypass,
-               p->tables.size() - global, global);
+  spdlog::info("rowguard listening on {}:{} (tls {}) -> upstream {}:{} as \"{}\" (upstream_tls {}); "
+               "{} workers; policy {}: {} tenant users, {} bypass users, {} tenant tables, {} global tables",
+               p->proxy.listen_host, p->proxy.listen_port, p->tls.mode, p->proxy.upstream_host,
+               p->proxy.upstream_port, p->proxy.upstream_user, p->proxy.upstream_tls, n, config_path_,
+               tenants, bypass, p->tables.size() - global, global);
 
   if (!p->plaintext_users.empty()) {
     std::string users;

@@ -3,6 +3,7 @@
 // round-robin and pinned to their worker (each worker owns its rewrite cache: no locks).
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -52,13 +53,22 @@ class Server {
   void stop();
 
   policy::PolicyPtr policy() const { return policy_.load(); }
+  // TLS contexts, made once at start-up from the policy ([tls], [proxy] upstream_tls).
+  boost::asio::ssl::context* client_tls() { return client_tls_.get(); }
+  boost::asio::ssl::context* upstream_tls() { return upstream_tls_.get(); }
+  bool tls_required() const { return tls_required_; }
   CancelRegistry& cancels() { return cancels_; }
   uint64_t next_session_id() { return ++session_ids_; }
 
  private:
   void reload();
 
+  bool setup_tls(const policy::Policy& p);
+
   std::atomic<policy::PolicyPtr> policy_;
+  std::unique_ptr<boost::asio::ssl::context> client_tls_;
+  std::unique_ptr<boost::asio::ssl::context> upstream_tls_;
+  bool tls_required_ = false;
   std::string config_path_;
   boost::asio::io_context main_ctx_{1};
   std::vector<std::unique_ptr<Worker>> workers_;

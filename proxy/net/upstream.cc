@@ -27,7 +27,7 @@ UpstreamLogin failure(std::string sqlstate, std::string message) {
 }
 
 // Reads one complete frame from `sock` into `buf`; returns it (pointing into buf) or nullopt.
-asio::awaitable<std::optional<protocol::Frame>> read_frame(tcp::socket& sock, std::string& buf,
+asio::awaitable<std::optional<protocol::Frame>> read_frame(Stream& sock, std::string& buf,
                                                           std::string& error) {
   for (;;) {
     auto r = protocol::decode_frame(buf, kMaxLoginMessage);
@@ -37,7 +37,7 @@ asio::awaitable<std::optional<protocol::Frame>> read_frame(tcp::socket& sock, st
       co_return std::nullopt;
     }
     char tmp[8192];
-    auto [ec, n] = co_await sock.async_read_some(asio::buffer(tmp), kUse);
+    auto [ec, n] = co_await sock.read_some(asio::buffer(tmp));
     if (ec) {
       error = "the server closed the connection during login: " + ec.message();
       co_return std::nullopt;
@@ -49,13 +49,14 @@ asio::awaitable<std::optional<protocol::Frame>> read_frame(tcp::socket& sock, st
 }  // namespace
 
 asio::awaitable<UpstreamLogin> login_upstream(
-    tcp::socket& socket, const policy::ProxySettings& settings, const std::string& database,
+    Stream& stream, asio::ssl::context* tls, const policy::ProxySettings& settings, const std::string& database,
     const std::vector<std::pair<std::string, std::string>>& params) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
-  auto [rec, endpoints] = co_await resolver.async_resolve(
-      settings.upstream_host, std::to_string(settings.upstream_port), kUse);
+  std::string port = std::to_string(settings.upstream_port);
+  auto [rec, endpoints] = co_await resolver.async_resolve(settings.upstream_host, port, kUse);
   if (rec) co_return failure("08001", "cannot resolve upstream " + settings.upstream_host + ": " + rec.message());
+  tcp::socket& socket = stream.socket();
   auto [cec, ep] = co_await asio::async_connect(socket, endpoints, kUse);
   if (cec) {
     co_return failure("08001", "cannot connect to upstream " + settings.upstream_host + ":" +
@@ -63,12 +64,37 @@ asio::awaitable<UpstreamLogin> login_upstream(
   }
   socket.set_option(tcp::no_delay(true));
 
+  if (tls != nullptr) {
+    std::string req;
+    protocol::append_ssl_request(req);
+    if (auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(req), kUse); wec) {
+      co_return failure("08006", "cannot send SSLRequest upstream: " + wec.message());
+    }
+    char answer = 0;
+    if (auto [rec2, rn] = co_await asio::async_read(socket, asio::buffer(&answer, 1), kUse); rec2) {
+      co_return failure("08006", "no answer to SSLRequest from upstream: " + rec2.message());
+    }
+    if (answer == 'S') {
+      // (a named variable: GCC 12 mishandles temporaries inside co_await expressions)
+      std::string verify_name;
+      if (settings.upstream_tls == "verify-full") verify_name = settings.upstream_host;
+      auto ec = co_await stream.handshake(*tls, asio::ssl::stream_base::client, verify_name);
+      if (ec) co_return failure("08006", "TLS handshake with upstream failed: " + ec.message());
+    } else if (answer == 'N') {
+      if (settings.upstream_tls != "prefer") {
+        co_return failure("08006", "upstream does not accept TLS (upstream_tls = \"" + settings.upstream_tls + "\")");
+      }
+    } else {
+      co_return failure("08P01", "invalid answer to SSLRequest from upstream");
+    }
+  }
+
   std::vector<std::pair<std::string, std::string>> startup = {{"user", settings.upstream_user},
                                                               {"database", database}};
   for (const auto& p : params) startup.push_back(p);
   std::string out;
   protocol::append_startup(out, startup);
-  if (auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(out), kUse); wec) {
+  if (auto [wec, wn] = co_await stream.write(asio::buffer(out)); wec) {
     co_return failure("08006", "cannot send startup to upstream: " + wec.message());
   }
 
@@ -77,7 +103,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
   std::optional<auth::ScramClient> scram;
   UpstreamLogin result;
   for (;;) {
-    auto frame = co_await read_frame(socket, buf, error);
+    auto frame = co_await read_frame(stream, buf, error);
     if (!frame) co_return failure("08006", error);
     out.clear();
     switch (frame->tag) {
@@ -154,7 +180,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
     }
     buf.erase(0, frame->size);
     if (!out.empty()) {
-      if (auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(out), kUse); wec) {
+      if (auto [wec, wn] = co_await stream.write(asio::buffer(out)); wec) {
         co_return failure("08006", "cannot write to upstream: " + wec.message());
       }
     }

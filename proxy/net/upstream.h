@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "proxy/net/stream.h"
 #include "proxy/protocol/codec.h"
 
 namespace rowguard::net {
@@ -23,8 +24,9 @@ struct UpstreamLogin {
 
 // Connects `socket` to the upstream and completes authentication (SCRAM-SHA-256, md5 or
 // cleartext, whichever the server asks for) up to the first ReadyForQuery.
+// `tls` is null when upstream_tls = "disable".
 boost::asio::awaitable<UpstreamLogin> login_upstream(
-    boost::asio::ip::tcp::socket& socket, const policy::ProxySettings& settings,
+    Stream& stream, boost::asio::ssl::context* tls, const policy::ProxySettings& settings,
     const std::string& database, const std::vector<std::pair<std::string, std::string>>& params);
 
 }  // namespace rowguard::net
