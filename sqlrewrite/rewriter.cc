@@ -295,14 +295,21 @@ class Walker {
     return index;
   }
 
+  // SET tenant_col = ... : allowed only to the session tenant itself (a no-op on rows that are
+  // already filtered to the tenant; ORMs such as Django write every column on save), as a
+  // literal or as a parameter checked at Bind. Anything else could move a row to another tenant.
   void check_no_tenant_assignment(const gpb::RepeatedPtrField<Node>& targets, const TableRule& rule,
                                   std::string_view verb) {
     for (const auto& t : targets) {
-      if (t.has_res_target() && t.res_target().name() == rule.column) {
-        deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) + " SET " +
-             quote_ident(rule.column) + ": the tenant column cannot be changed (rule: tables.\"" +
-             rule.table.to_string() + "\".column)");
+      if (!t.has_res_target() || t.res_target().name() != rule.column) continue;
+      const auto& rt = t.res_target();
+      if (rt.indirection_size() == 0 && rt.has_val() && !rt.val().has_multi_assign_ref() &&
+          accept_tenant_value(rt.val())) {
+        continue;
       }
+      deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) + " SET " +
+           quote_ident(rule.column) + ": the tenant column cannot be changed (rule: tables.\"" +
+           rule.table.to_string() + "\".column)");
     }
   }
 

@@ -162,7 +162,10 @@ ClientStep TenantSession::on_query(std::string_view body, const policy::Policy& 
   const sqlrewrite::RewriteResult& r = cache_.rewrite(*sql, policy, tenant_);
   if (r.allowed) {
     protocol::append_query(step.to_server, r.sql);
-    if (r.copy_in) copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), batches_sent_ + 1});
+    if (r.copy_in) {
+      copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), batches_sent_ + 1});
+      copy_->statement = step.statement;
+    }
   } else {
     step.denial = r.reason;
     protocol::append_query(step.to_server, "SELECT " + refuse(r.reason));
@@ -213,6 +216,7 @@ ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
       std::string why = check_tenant_param(m->params[i], m->format_of(i), oid, tenant_, p);
       if (!why.empty()) {
         step.denial = why;
+        step.statement = "Bind of prepared statement \"" + std::string(m->statement) + "\"";
         protocol::append_bind_empty(step.to_server, m->portal, refuse(why));
         return step;
       }
@@ -226,8 +230,10 @@ ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
   namespace fe = protocol::fe;
   ClientStep step;
   if (!copy_) return step;  // outside COPY these are ignored, as PostgreSQL does
-  if (copy_->failed) {
-    if (frame.tag != fe::kCopyData) copy_.reset();
+  step.statement = copy_->statement;
+  if (copy_->failed || copy_->done) {
+    if (frame.tag != fe::kCopyData) copy_->done = true;
+    step.statement.clear();
     return step;
   }
   std::string rows;
@@ -240,14 +246,12 @@ ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
     case fe::kCopyDone:
       why = copy_->checker.finish(rows);
       if (!rows.empty()) protocol::append_frame(step.to_server, fe::kCopyData, rows);
-      if (why.empty()) {
-        protocol::append_frame(step.to_server, fe::kCopyDone, {});
-        copy_.reset();
-      }
+      if (why.empty()) protocol::append_frame(step.to_server, fe::kCopyDone, {});
+      copy_->done = true;
       break;
     default:  // CopyFail from the client
       protocol::append_frame(step.to_server, fe::kCopyFail, frame.body);
-      copy_.reset();
+      copy_->done = true;
       return step;
   }
   if (!why.empty()) {
@@ -256,11 +260,9 @@ ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
     step.denial = why;
     step.to_server.clear();
     protocol::append_frame(step.to_server, fe::kCopyFail, refuse(why) + std::string(1, '\0'));
-    if (frame.tag == fe::kCopyDone) {
-      copy_.reset();
-    } else {
-      copy_->failed = true;
-    }
+    copy_->failed = true;
+  } else {
+    step.statement.clear();  // only refusals are logged with the statement
   }
   return step;
 }

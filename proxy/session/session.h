@@ -105,6 +105,10 @@ class TenantSession {
     CopyRowChecker checker;
     uint64_t answered_by;  // the ReadyForQuery (count) that ends the COPY
     bool failed = false;   // refused: the client's remaining data is dropped
+    bool done = false;     // the client ended its data (CopyDone/CopyFail); kept until the
+                           // COPY's ReadyForQuery, since a client may send all its data before
+                           // the server's CopyInResponse arrives (asyncpg does)
+    std::string statement;  // for the log
   };
   std::optional<CopyIn> copy_;
   std::string channel_prefix_;  // LISTEN/NOTIFY: this tenant's channels upstream
