@@ -48,7 +48,7 @@ std::optional<std::string> get_optional_string(const toml::value& table, const s
 
 void parse_endpoint(const toml::value& table, const std::string& key, std::string& host,
                     uint16_t& port) {
-  std::string text = get_string(table, key, "[proxy]");
+  std::string text = get_string(table, key, "[proxy]/[metrics]");
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
     fail(table.at(key), "\"" + key + "\" must be \"host:port\"", "here");
@@ -101,7 +101,7 @@ void parse_proxy(const toml::value& root, Policy& p) {
   if (!t.is_table()) fail(t, "[proxy] must be a table", "here");
   check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password",
                  "upstream_password_env", "upstream_database", "workers", "upstream_tls",
-                 "upstream_ca"},
+                 "upstream_ca", "shutdown_timeout"},
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
@@ -133,6 +133,39 @@ void parse_proxy(const toml::value& root, Policy& p) {
       fail(w, "\"workers\" must be an integer 0..256 (0 = one per core)", "here");
     }
     p.proxy.workers = static_cast<int>(w.as_integer());
+  }
+  if (t.contains("shutdown_timeout")) {
+    const auto& w = t.at("shutdown_timeout");
+    if (!w.is_integer() || w.as_integer() < 0 || w.as_integer() > 3600) {
+      fail(w, "\"shutdown_timeout\" must be seconds, 0..3600", "here");
+    }
+    p.proxy.shutdown_timeout_seconds = static_cast<int>(w.as_integer());
+  }
+}
+
+void parse_audit_and_metrics(const toml::value& root, Policy& p) {
+  if (root.contains("audit")) {
+    const auto& t = root.at("audit");
+    if (!t.is_table()) fail(t, "[audit] must be a table", "here");
+    check_keys(t, {"file", "mode", "max_statement", "mask_literals"}, "[audit]");
+    p.audit.file = get_string(t, "file", "[audit]");
+    p.audit.mode = get_optional_string(t, "mode").value_or("denials");
+    if (p.audit.mode != "denials" && p.audit.mode != "all") fail(t.at("mode"), "[audit] mode must be denials or all", "here");
+    if (t.contains("max_statement")) {
+      const auto& v = t.at("max_statement");
+      if (!v.is_integer() || v.as_integer() < 16) fail(v, "max_statement must be an integer >= 16", "here");
+      p.audit.max_statement = static_cast<size_t>(v.as_integer());
+    }
+    if (t.contains("mask_literals")) {
+      if (!t.at("mask_literals").is_boolean()) fail(t.at("mask_literals"), "mask_literals must be true or false", "here");
+      p.audit.mask_literals = t.at("mask_literals").as_boolean();
+    }
+  }
+  if (root.contains("metrics")) {
+    const auto& t = root.at("metrics");
+    if (!t.is_table()) fail(t, "[metrics] must be a table", "here");
+    check_keys(t, {"listen"}, "[metrics]");
+    parse_endpoint(t, "listen", p.metrics.listen_host, p.metrics.listen_port);
   }
 }
 
@@ -288,9 +321,11 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   auto p = std::make_shared<Policy>();
   p->source = source;
   try {
-    check_keys(root, {"proxy", "tls", "tenancy", "tenants", "bypass", "tables", "functions"}, "the top level");
+    check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "tables", "functions"},
+               "the top level");
     parse_proxy(root, *p);
     parse_tls(root, *p);
+    parse_audit_and_metrics(root, *p);
     parse_tenancy(root, *p);
     parse_logins(root, "tenants", true, *p);
     parse_logins(root, "bypass", false, *p);

@@ -50,6 +50,7 @@ struct ProxySettings {
   std::string upstream_ca;              // CA file for verify-full
   std::optional<std::string> upstream_database;
   int workers = 0;  // 0: one per core
+  int shutdown_timeout_seconds = 30;  // SIGTERM: how long open transactions may take to finish
 };
 
 // [tls]: TLS for client connections.
@@ -59,10 +60,26 @@ struct TlsSettings {
   std::string mode = "disable";  // disable | allow | require (default "allow" when cert is set)
 };
 
+// [audit]: JSON lines per denial (mode "denials") or per statement (mode "all").
+struct AuditSettings {
+  std::string file;                 // empty: no audit log
+  std::string mode = "denials";     // denials | all
+  size_t max_statement = 2048;      // statement text truncated to this many bytes
+  bool mask_literals = false;       // replace literals by $n (pg_query_normalize)
+};
+
+// [metrics]: Prometheus text endpoint.
+struct MetricsSettings {
+  std::string listen_host;          // empty: no endpoint
+  uint16_t listen_port = 0;
+};
+
 class Policy {
  public:
   ProxySettings proxy;
   TlsSettings tls;
+  AuditSettings audit;
+  MetricsSettings metrics;
   std::string default_column = "tenant_id";
   std::map<QualifiedName, TableRule> tables;
   std::map<std::string, Login> logins;  // by user name

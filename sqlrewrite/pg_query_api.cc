@@ -66,4 +66,24 @@ DeparseOutput deparse_sql(const pg_query::ParseResult& tree) {
   return out;
 }
 
+std::string fingerprint_sql(std::string_view sql) {
+  std::string text(sql);
+  struct Owner {
+    PgQueryFingerprintResult r;
+    ~Owner() { pg_query_free_fingerprint_result(r); }
+  } f{pg_query_fingerprint(text.c_str())};
+  if (f.r.error != nullptr || f.r.fingerprint_str == nullptr) return "";
+  return f.r.fingerprint_str;
+}
+
+std::string normalize_sql(std::string_view sql) {
+  std::string text(sql);
+  struct Owner {
+    PgQueryNormalizeResult r;
+    ~Owner() { pg_query_free_normalize_result(r); }
+  } n{pg_query_normalize(text.c_str())};
+  if (n.r.error != nullptr || n.r.normalized_query == nullptr) return "";
+  return n.r.normalized_query;
+}
+
 }  // namespace rowguard::sqlrewrite

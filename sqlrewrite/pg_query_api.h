@@ -23,4 +23,9 @@ struct DeparseOutput {
 };
 DeparseOutput deparse_sql(const pg_query::ParseResult& tree);
 
+// libpg_query's statement fingerprint (hex), "" when the text does not parse.
+std::string fingerprint_sql(std::string_view sql);
+// The text with literals replaced by $n placeholders (pg_query_normalize), "" on error.
+std::string normalize_sql(std::string_view sql);
+
 }  // namespace rowguard::sqlrewrite

@@ -12,6 +12,7 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::P
     map_.clear();
     lru_.clear();
     bytes_ = 0;
+    entries_.store(0, std::memory_order_relaxed);
     policy_version_ = policy.version;
   }
   std::string key;
@@ -19,11 +20,11 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::P
   key.append(tenant).push_back('\0');  // tenant values contain no NUL (checked at load)
   key.append(sql);
   if (auto it = map_.find(key); it != map_.end()) {
-    ++hits_;
+    hits_.fetch_add(1, std::memory_order_relaxed);
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->result;
   }
-  ++misses_;
+  misses_.fetch_add(1, std::memory_order_relaxed);
   Entry e;
   e.result = sqlrewrite::rewrite(sql, policy, tenant);
   e.bytes = key.size() * 2 + e.result.sql.size() + e.result.reason.size() + 128;
@@ -33,6 +34,8 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::P
   map_.emplace(front.key, lru_.begin());
   bytes_ += front.bytes;
   evict();
+  entries_.store(map_.size(), std::memory_order_relaxed);
+  bytes_published_.store(bytes_, std::memory_order_relaxed);
   return lru_.front().result;
 }
 

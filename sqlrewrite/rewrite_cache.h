@@ -2,6 +2,7 @@
 // A bounded LRU cache in front of rewrite(): (policy version, tenant, statement text) -> result.
 // One cache per worker thread (sessions are pinned to their io_context), so no locks.
 // Denials are cached too: a repeated bad statement costs a lookup, not a parse.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -21,10 +22,11 @@ class RewriteCache {
   const RewriteResult& rewrite(std::string_view sql, const policy::Policy& policy,
                                std::string_view tenant);
 
-  size_t hits() const { return hits_; }
-  size_t misses() const { return misses_; }
-  size_t size() const { return map_.size(); }
-  size_t bytes() const { return bytes_; }
+  // Counters may be read from other threads (metrics, admin console): atomics, relaxed.
+  size_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  size_t misses() const { return misses_.load(std::memory_order_relaxed); }
+  size_t size() const { return entries_.load(std::memory_order_relaxed); }
+  size_t bytes() const { return bytes_published_.load(std::memory_order_relaxed); }
 
  private:
   struct Entry {
@@ -40,8 +42,10 @@ class RewriteCache {
   std::list<Entry> lru_;  // most recent first
   std::unordered_map<std::string_view, std::list<Entry>::iterator> map_;
   size_t bytes_ = 0;
-  size_t hits_ = 0;
-  size_t misses_ = 0;
+  std::atomic<size_t> hits_{0};
+  std::atomic<size_t> misses_{0};
+  std::atomic<size_t> entries_{0};
+  std::atomic<size_t> bytes_published_{0};
 };
 
 }  // namespace rowguard::sqlrewrite

@@ -60,6 +60,13 @@ class ClientConnection {
   ClientConnection(tcp::socket client, Server& server, Worker& worker)
       : client_(std::move(client)), server_(server), worker_(worker), upstream_(tcp::socket(worker.ctx)) {
     id_ = server_.next_session_id();
+    server_.metrics().connections_total.fetch_add(1, std::memory_order_relaxed);
+    server_.metrics().connections_active.fetch_add(1, std::memory_order_relaxed);
+    // SIGTERM: an idle session closes now, one in a transaction when the transaction ends.
+    worker_.shutdown_hooks[id_] = [this] {
+      draining_ = true;
+      if (tx_ == 'I' && !in_flight()) close_both();
+    };
     boost::system::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -89,6 +96,7 @@ class ClientConnection {
     UpstreamLogin up = co_await login_upstream(upstream_, server_.upstream_tls(), policy_->proxy,
                                                decision.database, decision.upstream_params);
     if (!up.ok) {
+      server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
       spdlog::error("session={} user={} upstream login failed: {} ({})", id_, user_, up.message, up.sqlstate);
       std::string code = up.sqlstate.empty() ? "08006" : up.sqlstate;
       std::string msg = "rowguard: cannot open the upstream connection: " + up.message;
@@ -114,6 +122,9 @@ class ClientConnection {
                  client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off");
     if (!co_await write_client(out)) co_return;
 
+    kind_gauge_ = tenant_ ? &server_.metrics().connections_tenant : &server_.metrics().connections_bypass;
+    kind_gauge_->fetch_add(1, std::memory_order_relaxed);
+    if (server_.shutting_down()) co_return;
     if (tenant_) {
       co_await tenant_loop();
     } else {
@@ -123,6 +134,9 @@ class ClientConnection {
   }
 
   ~ClientConnection() {
+    worker_.shutdown_hooks.erase(id_);
+    server_.metrics().connections_active.fetch_sub(1, std::memory_order_relaxed);
+    if (kind_gauge_) kind_gauge_->fetch_sub(1, std::memory_order_relaxed);
     if (client_key_) server_.cancels().remove(*client_key_);
   }
 
@@ -240,6 +254,7 @@ class ClientConnection {
   }
 
   asio::awaitable<bool> auth_failed(std::string_view why) {
+    server_.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("session={} client={} user={} authentication failed: {}", id_, peer_, user_, why);
     std::string msg = "password authentication failed for user \"" + user_ + "\"";
     co_await fatal("28P01", msg);
@@ -287,13 +302,24 @@ class ClientConnection {
           co_return;
         }
         if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
+        auto t0 = std::chrono::steady_clock::now();
         session::ClientStep step = session.on_client_message(r.frame, *policy_);
+        server_.metrics().observe_rewrite(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
+        if (r.frame.tag == protocol::fe::kQuery || r.frame.tag == protocol::fe::kSync) {
+          ++batches_out_;
+          if (!upstream_wait_) upstream_wait_ = t0;
+        }
         client_buf_.erase(0, r.frame.size);
         if (!step.denial.empty()) {
           spdlog::warn("session={} denied user={} tenant={} client={}: {} | statement: {}", id_,
                        user_, *tenant_, peer_, step.denial, truncate(step.statement));
+          server_.metrics().count_denial(step.denial);
+          audit(step.statement, false, step.denial);
         } else if (!step.statement.empty()) {
           spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
+          server_.metrics().statements_allowed.fetch_add(1, std::memory_order_relaxed);
+          audit(step.statement, true, {});
         }
         out += step.to_server;
         if (step.close) {
@@ -326,6 +352,15 @@ class ClientConnection {
         std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
         pos += r.frame.size;
         session::ServerStep step = session.on_server_message(r.frame, raw, out);
+        if (r.frame.tag == protocol::be::kReadyForQuery) {
+          ++batches_in_;
+          tx_ = session.tx_status();
+          if (draining_ && tx_ == 'I' && !in_flight()) {
+            co_await write_client(out);
+            co_await fatal("57P01", "terminating connection due to administrator command (rowguard is shutting down)");
+            co_return;
+          }
+        }
         if (step.close) {
           spdlog::error("session={} closing: {}", id_, step.reason);
           co_await write_client(out);
@@ -346,6 +381,12 @@ class ClientConnection {
       if (!co_await read_more(upstream_, server_buf_)) {
         spdlog::info("session={} the server closed the connection", id_);
         co_return;
+      }
+      if (upstream_wait_) {
+        server_.metrics().observe_upstream(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                                     std::chrono::steady_clock::now() - *upstream_wait_)
+                                                                     .count()));
+        upstream_wait_.reset();
       }
     }
   }
@@ -374,6 +415,7 @@ class ClientConnection {
     buf.resize(old + kReadChunk);
     auto [ec, n] = co_await stream.read_some(asio::buffer(buf.data() + old, kReadChunk));
     buf.resize(old + (ec ? 0 : n));
+    if (!ec && &stream == &client_) server_.metrics().bytes_from_clients.fetch_add(n, std::memory_order_relaxed);
     co_return !ec;
   }
 
@@ -394,12 +436,26 @@ class ClientConnection {
 
   asio::awaitable<bool> write_client(std::string_view bytes) {
     auto [ec, n] = co_await client_.write(asio::buffer(bytes.data(), bytes.size()));
+    if (!ec) server_.metrics().bytes_to_clients.fetch_add(n, std::memory_order_relaxed);
     co_return !ec;
   }
 
   asio::awaitable<bool> write_server(std::string_view bytes) {
     auto [ec, n] = co_await upstream_.write(asio::buffer(bytes.data(), bytes.size()));
     co_return !ec;
+  }
+
+  bool in_flight() const { return batches_in_ < batches_out_; }
+
+  void close_both() {
+    client_.close();
+    upstream_.close();
+  }
+
+  void audit(const std::string& statement, bool allowed, const std::string& reason) {
+    AuditLog* log = server_.audit();
+    if (log == nullptr || !log->wants(allowed) || statement.empty()) return;
+    log->record(AuditEvent{user_, tenant_.value_or(""), peer_, id_, statement, allowed, reason});
   }
 
   asio::awaitable<void> fatal(std::string_view sqlstate, std::string_view message) {
@@ -421,6 +477,11 @@ class ClientConnection {
   policy::PolicyPtr policy_;
   char tx_ = 'I';
   std::optional<std::pair<int32_t, int32_t>> client_key_;
+  std::atomic<int64_t>* kind_gauge_ = nullptr;
+  bool draining_ = false;    // rowguard is shutting down: close at the next idle point
+  uint64_t batches_out_ = 0;  // Query/Sync forwarded (tenant sessions)
+  uint64_t batches_in_ = 0;   // ReadyForQuery relayed
+  std::optional<std::chrono::steady_clock::time_point> upstream_wait_;
 };
 
 }  // namespace

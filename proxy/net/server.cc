@@ -7,12 +7,15 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
 #include "proxy/auth/scram.h"
 #include "proxy/net/connection.h"
+#include "proxy/net/http_metrics.h"
 
 namespace rowguard::net {
 namespace asio = boost::asio;
@@ -128,9 +131,25 @@ bool Server::setup_tls(const policy::Policy& p) {
   return true;
 }
 
+std::string Server::render_metrics() {
+  uint64_t hits = 0, misses = 0, entries = 0;
+  for (auto& w : workers_) {
+    hits += w->cache.hits();
+    misses += w->cache.misses();
+    entries += w->cache.size();
+  }
+  return metrics_.render(hits, misses, entries);
+}
+
 int Server::run() {
   auto p = policy_.load();
   if (!setup_tls(*p)) return 1;
+  try {
+    audit_ = AuditLog::open(p->audit);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open the audit log {}: {}", p->audit.file, e.what());
+    return 1;
+  }
   int n = p->proxy.workers > 0 ? p->proxy.workers
                                : std::max(1u, std::thread::hardware_concurrency());
   tcp::acceptor acceptor(main_ctx_);
@@ -148,16 +167,47 @@ int Server::run() {
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& w : workers_) {
+    // Warm up each worker's parser and protobuf descriptors so the first client does not pay.
+    asio::post(w->ctx, [wk = w.get(), p] { wk->cache.rewrite("SELECT 1", *p, "warmup"); });
     guards.push_back(asio::make_work_guard(w->ctx));
     w->thread = std::thread([ctx = &w->ctx] { ctx->run(); });
   }
 
   asio::signal_set stop_signals(main_ctx_, SIGINT, SIGTERM);
-  stop_signals.async_wait([this](boost::system::error_code ec, int sig) {
+  asio::steady_timer drain_timer(main_ctx_);
+  auto deadline = std::chrono::steady_clock::now();
+  std::function<void(boost::system::error_code)> check_drained = [&](boost::system::error_code ec) {
     if (ec) return;
-    spdlog::info("signal {}: shutting down", sig);
-    stop();
-  });
+    int64_t open = metrics_.connections_active.load();
+    if (open <= 0 || std::chrono::steady_clock::now() >= deadline) {
+      if (open > 0) spdlog::warn("shutdown: {} sessions still open after the timeout; closing them", open);
+      stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(100));
+    drain_timer.async_wait(check_drained);
+  };
+  std::function<void(boost::system::error_code, int)> on_stop = [&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (shutting_down_.exchange(true)) {
+      spdlog::info("signal {} again: stopping now", sig);
+      stop();
+      return;
+    }
+    spdlog::info("signal {}: shutting down; no new connections, open transactions may finish "
+                 "(up to {} s; send the signal again to stop now)", sig, p->proxy.shutdown_timeout_seconds);
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    for (auto& w : workers_) {
+      asio::post(w->ctx, [wk = w.get()] {
+        for (auto& [id, hook] : wk->shutdown_hooks) hook();
+      });
+    }
+    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(p->proxy.shutdown_timeout_seconds);
+    check_drained({});
+    stop_signals.async_wait(on_stop);
+  };
+  stop_signals.async_wait(on_stop);
   asio::signal_set hup(main_ctx_, SIGHUP);
   std::function<void(boost::system::error_code, int)> on_hup = [&](boost::system::error_code ec, int) {
     if (ec) return;
@@ -168,6 +218,24 @@ int Server::run() {
   hup.async_wait(on_hup);
 
   asio::co_spawn(main_ctx_, accept_loop(acceptor, *this, workers_), asio::detached);
+
+  tcp::acceptor metrics_acceptor(main_ctx_);
+  if (!p->metrics.listen_host.empty()) {
+    try {
+      tcp::endpoint ep(asio::ip::make_address(p->metrics.listen_host), p->metrics.listen_port);
+      metrics_acceptor.open(ep.protocol());
+      metrics_acceptor.set_option(tcp::acceptor::reuse_address(true));
+      metrics_acceptor.bind(ep);
+      metrics_acceptor.listen();
+      asio::co_spawn(main_ctx_, serve_metrics(metrics_acceptor, [this] { return render_metrics(); }),
+                     asio::detached);
+      spdlog::info("metrics on http://{}:{}/metrics", p->metrics.listen_host, p->metrics.listen_port);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot listen for metrics on {}:{}: {}", p->metrics.listen_host, p->metrics.listen_port, e.what());
+      return 1;
+    }
+  }
+  if (audit_) spdlog::info("audit log {} (mode {})", p->audit.file, p->audit.mode);
 
   size_t tenants = 0, bypass = 0, global = 0;
   for (const auto& [u, l] : p->logins) (l.bypass() ? bypass : tenants)++;

@@ -5,7 +5,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +17,8 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "proxy/net/audit.h"
+#include "proxy/net/metrics.h"
 #include "sqlrewrite/rewrite_cache.h"
 
 namespace rowguard::net {
@@ -23,6 +27,8 @@ struct Worker {
   boost::asio::io_context ctx{1};
   sqlrewrite::RewriteCache cache;
   std::thread thread;
+  // Called on this worker's thread when rowguard starts shutting down, one per session.
+  std::unordered_map<uint64_t, std::function<void()>> shutdown_hooks;
 };
 
 // Which upstream backend a client's (pid, key) stands for, so that a CancelRequest only ever
@@ -50,13 +56,17 @@ class Server {
 
   // Binds, starts the workers and blocks until stop() (SIGINT/SIGTERM). Returns an exit code.
   int run();
-  void stop();
+  void stop();            // immediately
 
   policy::PolicyPtr policy() const { return policy_.load(); }
   // TLS contexts, made once at start-up from the policy ([tls], [proxy] upstream_tls).
   boost::asio::ssl::context* client_tls() { return client_tls_.get(); }
   boost::asio::ssl::context* upstream_tls() { return upstream_tls_.get(); }
   bool tls_required() const { return tls_required_; }
+  Metrics& metrics() { return metrics_; }
+  AuditLog* audit() { return audit_.get(); }
+  bool shutting_down() const { return shutting_down_.load(); }
+  std::string render_metrics();
   CancelRegistry& cancels() { return cancels_; }
   uint64_t next_session_id() { return ++session_ids_; }
 
@@ -69,6 +79,9 @@ class Server {
   std::unique_ptr<boost::asio::ssl::context> client_tls_;
   std::unique_ptr<boost::asio::ssl::context> upstream_tls_;
   bool tls_required_ = false;
+  Metrics metrics_;
+  std::unique_ptr<AuditLog> audit_;
+  std::atomic<bool> shutting_down_{false};
   std::string config_path_;
   boost::asio::io_context main_ctx_{1};
   std::vector<std::unique_ptr<Worker>> workers_;
