@@ -1,0 +1,186 @@
+// End-to-end tests of operating rowguard: metrics scraped over HTTP move with traffic, the audit
+// log gets one JSON line per denial (and per statement with mode = "all"), SIGHUP reloads the
+// policy (a bad file is rejected and the old policy kept, no connection dropped), SIGTERM lets
+// an open transaction finish, and the check / explain commands.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "tests/support/pg_server.h"
+#include "tests/support/process.h"
+
+namespace rowguard::testing {
+namespace {
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string example_config_template() {
+  std::string text = read_text_file(source_dir() + "/examples/rowguard.toml");
+  text = replace_all(text, "\"127.0.0.1:6432\"", "\"{{LISTEN}}\"");
+  return replace_all(text, "\"127.0.0.1:5432\"", "\"{{UPSTREAM}}\"");
+}
+
+// The value of one metric line "name{labels} value" in a Prometheus exposition, or -1.
+double metric(const std::string& text, const std::string& name_and_labels) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name_and_labels + " ", 0) == 0) return std::stod(line.substr(name_and_labels.size() + 1));
+  }
+  return -1;
+}
+
+std::string scrape(int port) {
+  CommandResult r = run_command({"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/metrics"}, {}, "", 20);
+  return r.out;
+}
+
+int rowguard_pid(const RowguardProcess& rg) {
+  CommandResult r = run_command({"pgrep", "-f", "--", "--config " + rg.config_path()}, {}, "", 10);
+  return r.out.empty() ? -1 : std::stoi(r.out);
+}
+
+class OperationsE2e : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    try {
+      pg_ = &PgServer::shared();
+      pg_->load_example_schema();
+    } catch (const std::exception& e) {
+      setup_error_ = e.what();
+    }
+  }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+  static inline PgServer* pg_ = nullptr;
+  static inline std::string setup_error_;
+};
+
+TEST_F(OperationsE2e, MetricsCountersMoveAndAuditLogRecordsDenials) {
+  std::string dir = make_temp_dir("rowguard-ops");
+  int metrics_port = free_tcp_port();
+  std::string config = example_config_template() + "\n[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port) +
+                       "\"\n\n[audit]\nfile = \"" + dir + "/audit.jsonl\"\nmode = \"all\"\nmask_literals = true\n";
+  RowguardProcess rg(config, *pg_);
+  std::string before = scrape(metrics_port);
+  ASSERT_TRUE(contains(before, "rowguard_statements_total")) << before << rg.log();
+  double allowed0 = metric(before, "rowguard_statements_total{decision=\"allowed\"}");
+  double denied0 = metric(before, "rowguard_statements_total{decision=\"denied\"}");
+
+  rg.psql("t1", "pw1", "SELECT count(*) FROM orders WHERE amount > 10");
+  rg.psql("t1", "pw1", "SELECT * FROM audit_log");
+  rg.psql("t1", "wrong", "SELECT 1");
+
+  std::string after = scrape(metrics_port);
+  EXPECT_EQ(metric(after, "rowguard_statements_total{decision=\"allowed\"}"), allowed0 + 1) << after;
+  EXPECT_EQ(metric(after, "rowguard_statements_total{decision=\"denied\"}"), denied0 + 1) << after;
+  EXPECT_GE(metric(after, "rowguard_denials_total{rule=\"unknown_tables = \\\"deny\\\"\"}"), 1) << after;
+  EXPECT_GE(metric(after, "rowguard_auth_failures_total"), 1) << after;
+  EXPECT_GE(metric(after, "rowguard_connections_total"), 3) << after;
+  EXPECT_GE(metric(after, "rowguard_rewrite_cache_misses_total"), 2) << after;
+  EXPECT_GT(metric(after, "rowguard_client_bytes_sent_total"), 0) << after;
+  EXPECT_EQ(run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                         "http://127.0.0.1:" + std::to_string(metrics_port) + "/nope"}, {}, "", 10).out,
+            "404");
+
+  rg.stop();  // flushes the audit log
+  std::string audit = read_text_file(dir + "/audit.jsonl");
+  EXPECT_TRUE(std::regex_search(audit, std::regex(
+      R"re(\{"time":"[0-9T:.-]+Z","user":"t1","tenant":"1","client":"127\.0\.0\.1:[0-9]+","session":[0-9]+,"fingerprint":"[0-9a-f]+","statement":"SELECT \* FROM audit_log","decision":"denied","rule":"unknown_tables = \\"deny\\"","reason":"rowguard: table \\"public.audit_log\\" is not in the policy)re")))
+      << audit;
+  // mode = "all" with masked literals: the allowed statement is there, its literal replaced.
+  EXPECT_TRUE(contains(audit, "\"statement\":\"SELECT count(*) FROM orders WHERE amount > $1\",\"decision\":\"allowed\""))
+      << audit;
+  remove_tree(dir);
+}
+
+TEST_F(OperationsE2e, SighupReloadsGoodPolicyAndKeepsOldOnBadFile) {
+  RowguardProcess rg(example_config_template(), *pg_);
+  int pid = rowguard_pid(rg);
+  ASSERT_GT(pid, 0);
+  const std::string original = read_text_file(rg.config_path());
+
+  // A broken file: rejected as a whole, t1 keeps working.
+  write_text_file(rg.config_path(), original + "\n[tables.\"public.audit_log\"]\nbogus = 1\n");
+  ASSERT_EQ(kill(pid, SIGHUP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(contains(rg.log(), "reload: policy rejected, keeping the previous one")) << rg.log();
+  EXPECT_EQ(rg.psql("t1", "pw1", "SELECT count(*) FROM orders").out, "3\n");
+
+  // A good file that adds audit_log as a tenant table: it becomes readable, filtered.
+  write_text_file(rg.config_path(), original + "\n[tables.\"public.audit_log\"]\n");
+  ASSERT_EQ(kill(pid, SIGHUP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(contains(rg.log(), "reload: policy")) << rg.log();
+  CommandResult r = rg.psql("t1", "pw1", "SELECT count(*) FROM audit_log WHERE tenant_id <> 1");
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << rg.log();
+  EXPECT_EQ(r.out, "0\n");
+  EXPECT_TRUE(rg.running());
+}
+
+TEST_F(OperationsE2e, SigtermLetsAnOpenTransactionFinish) {
+  RowguardProcess rg(example_config_template(), *pg_);
+  const std::string script = R"PY(
+import psycopg2, sys, time, os, signal
+dsn = sys.argv[1]
+busy = psycopg2.connect(dsn)
+cur = busy.cursor()
+cur.execute("UPDATE orders SET amount = amount WHERE id = 101")
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+time.sleep(0.5)
+try:
+    psycopg2.connect(dsn, connect_timeout=2)
+    print("new connection accepted"); sys.exit(1)
+except psycopg2.OperationalError:
+    pass
+cur.execute("SELECT count(*) FROM orders")
+assert cur.fetchone()[0] == 3
+busy.commit()
+print("committed")
+)PY";
+  std::string dsn = "host=127.0.0.1 port=" + std::to_string(rg.port()) + " user=t1 password=pw1 dbname=appdb";
+  CommandResult r =
+      run_command({"/usr/bin/python3", "-c", script, dsn, std::to_string(rowguard_pid(rg))}, {}, "", 60);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << rg.log();
+  EXPECT_EQ(r.out, "committed\n");
+  for (int i = 0; i < 50 && rg.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(rg.running()) << rg.log();
+  EXPECT_TRUE(contains(rg.log(), "rowguard stopped")) << rg.log();
+}
+
+TEST_F(OperationsE2e, CheckAndExplainCommands) {
+  const std::string example = source_dir() + "/examples/rowguard.toml";
+  CommandResult ok = run_command({ROWGUARD_BIN, "check", example}, {}, "", 20);
+  EXPECT_EQ(ok.exit_code, 0) << describe(ok);
+  EXPECT_TRUE(contains(ok.out, "OK")) << ok.out;
+
+  std::string dir = make_temp_dir("rowguard-check");
+  write_text_file(dir + "/bad.toml", read_text_file(example) + "\n[proxy2]\nx = 1\n");
+  CommandResult bad = run_command({ROWGUARD_BIN, "check", dir + "/bad.toml"}, {}, "", 20);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(contains(bad.err, "unknown key \"proxy2\"")) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, "bad.toml")) << describe(bad);
+  remove_tree(dir);
+
+  CommandResult ex = run_command({ROWGUARD_BIN, "explain", "--config", example, "--tenant", "2",
+                                  "SELECT o.id FROM orders o LEFT JOIN customers c ON c.id = o.customer_id"},
+                                 {}, "", 20);
+  EXPECT_EQ(ex.exit_code, 0) << describe(ex);
+  EXPECT_EQ(ex.out,
+            "SELECT o.id FROM public.orders o LEFT JOIN public.customers c ON c.id = o.customer_id AND "
+            "c.tenant_id = '2' WHERE o.tenant_id = '2'\n");
+  CommandResult denied = run_command({ROWGUARD_BIN, "explain", "--config", example, "--tenant", "2", "DROP TABLE orders"},
+                                     {}, "", 20);
+  EXPECT_EQ(denied.exit_code, 3);
+  EXPECT_TRUE(contains(denied.out, "DENIED (42501): rowguard: DropStmt is not allowed for tenants")) << denied.out;
+}
+
+}  // namespace
+}  // namespace rowguard::testing
