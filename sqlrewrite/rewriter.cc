@@ -192,7 +192,8 @@ class Walker {
     } else if (index >= 0) {
       // INSERT ... SELECT naming the tenant column: its expression must be the tenant itself.
       if (src.op() != pg_query::SETOP_NONE || src.values_lists_size() > 0 ||
-          index >= src.target_list_size() || !src.target_list(index).has_res_target() ||
+          index >= src.target_list_size() || any_expands(src.target_list(), index) ||
+          !src.target_list(index).has_res_target() ||
           !accept_tenant_value(src.target_list(index).res_target().val())) {
         deny("INSERT INTO " + quote_ident(table) + " ... SELECT sets " + quote_ident(rule.column) +
              " to something other than the session tenant '" + tenant_ + "' (rule: tables.\"" +
@@ -313,6 +314,27 @@ class Walker {
     }
   }
 
+  // x.* and (row).* expand to several values, shifting positions after them.
+  static bool expands(const Node& n) {
+    if (n.has_column_ref()) {
+      const auto& f = n.column_ref().fields();
+      return f.size() > 0 && f[f.size() - 1].has_a_star();
+    }
+    if (n.has_a_indirection()) {
+      const auto& ind = n.a_indirection().indirection();
+      return ind.size() > 0 && ind[ind.size() - 1].has_a_star();
+    }
+    if (n.has_res_target() && n.res_target().has_val()) return expands(n.res_target().val());
+    return false;
+  }
+
+  static bool any_expands(const gpb::RepeatedPtrField<Node>& items, int upto) {
+    for (int i = 0; i < items.size() && i <= upto; ++i) {
+      if (expands(items[i])) return true;
+    }
+    return false;
+  }
+
   // One VALUES row: the tenant column's value must be the tenant (a literal, or a parameter
   // checked at Bind); when the column list lacks it, the tenant literal is appended.
   void check_or_fill_row(gpb::RepeatedPtrField<Node>& items, int index, const TableRule& rule,
@@ -320,6 +342,10 @@ class Walker {
     if (index < 0) {
       *items.Add() = tenant_literal();
       return;
+    }
+    if (any_expands(items, index)) {
+      deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) +
+           ": a * expansion before the tenant column makes its position unknowable");
     }
     if (index >= items.size() || !accept_tenant_value(items[index])) {
       deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) + " sets " +
@@ -476,6 +502,10 @@ class Walker {
     }
     plan.tenant_column = rule.column;
     plan.table = rule.table.to_string();
+    if (plan.null_string == tenant_) {
+      deny("COPY " + quote_ident(plan.table) + " FROM STDIN with NULL equal to the tenant value "
+           "would store the tenant column as NULL");
+    }
     if (plan.tenant_index < 0) *s.add_attlist() = make_string(rule.column);
     copy_plan_ = plan;
     visit_children(s, {"relation", "options"});  // the WHERE clause, if any
@@ -622,7 +652,14 @@ class Walker {
     rv.set_schemaname(rule.table.schema);  // pin resolution to the table the policy names
     handled_.insert(&rv);
     if (rule.global) return {};
-    return {Pred{&holder, nullptr, &rule}};
+    Pred p{&holder, nullptr, &rule};
+    if (rv.has_alias() && rv.alias().colnames_size() > 0) {
+      // "orders AS o(a, b, tenant_id)" renames columns by position: o.tenant_id may be another
+      // column. Filter inside a subquery, where the real column name is used.
+      wrap(p);
+      return {};
+    }
+    return {p};
   }
 
   static bool is_catalog_schema(std::string_view schema) {
@@ -791,7 +828,11 @@ class Walker {
   // $n or $n::type: the value arrives at Bind and is checked there.
   static int tenant_param(const Node& n) {
     const Node* p = &n;
-    if (p->has_type_cast() && p->type_cast().has_arg()) p = &p->type_cast().arg();
+    if (p->has_type_cast() && p->type_cast().has_arg()) {
+      // A type modifier (varchar(2), numeric(3,0)) could change the checked value on the server.
+      if (p->type_cast().has_type_name() && p->type_cast().type_name().typmods_size() > 0) return 0;
+      p = &p->type_cast().arg();
+    }
     if (p->has_param_ref() && p->param_ref().number() > 0) return p->param_ref().number();
     return 0;
   }

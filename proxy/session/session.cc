@@ -186,14 +186,13 @@ ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& 
   const sqlrewrite::RewriteResult& r = cache_.rewrite(m->query, policy, tenant_);
   if (r.allowed && (r.copy_in || std::count(r.kinds.begin(), r.kinds.end(), sqlrewrite::StatementKind::kCopyOut) > 0)) {
     step.denial = "rowguard: COPY is supported in the simple query protocol only";
-    statements_.erase(std::string(m->statement));
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
   } else if (r.allowed) {
-    statements_[std::string(m->statement)] = Statement{r.tenant_params, m->param_types};
+    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{r.tenant_params, m->param_types}});
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
   } else {
+    // The refusal fails on the server: whatever it held under this name stays a candidate.
     step.denial = r.reason;
-    statements_.erase(std::string(m->statement));
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(r.reason), {});
   }
   return step;
@@ -207,12 +206,17 @@ ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
     protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Bind message");
     return step;
   }
-  auto it = statements_.find(m->statement);
-  if (it != statements_.end()) {
-    for (int p : it->second.tenant_params) {
+  // Every statement the server may hold under this name when it runs the Bind.
+  std::vector<const Statement*> candidates;
+  if (auto it = statements_.find(m->statement); it != statements_.end()) candidates.push_back(&it->second);
+  for (const auto& pp : pending_parses_) {
+    if (pp.name == m->statement) candidates.push_back(&pp.statement);
+  }
+  for (const Statement* st : candidates) {
+    for (int p : st->tenant_params) {
       size_t i = static_cast<size_t>(p - 1);
       if (i >= m->params.size()) continue;  // wrong parameter count: the server refuses it
-      int32_t oid = i < it->second.param_types.size() ? it->second.param_types[i] : 0;
+      int32_t oid = i < st->param_types.size() ? st->param_types[i] : 0;
       std::string why = check_tenant_param(m->params[i], m->format_of(i), oid, tenant_, p);
       if (!why.empty()) {
         step.denial = why;
@@ -269,7 +273,7 @@ ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
 
 void TenantSession::on_close(std::string_view body) {
   auto t = protocol::parse_target(body);
-  if (t && t->kind == 'S') statements_.erase(std::string(t->name));
+  if (t) pending_closes_.push_back({batches_sent_ + 1, t->kind, std::string(t->name)});
 }
 
 ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::string_view raw,
@@ -307,9 +311,31 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       tx_status_ = z->status;
       ++batches_done_;
       if (copy_ && copy_->answered_by <= batches_done_) copy_.reset();
+      // Parses / Closes of finished batches that got no confirmation were skipped by the server.
+      std::erase_if(pending_parses_, [&](const PendingParse& p) { return p.batch <= batches_done_; });
+      std::erase_if(pending_closes_, [&](const PendingClose& c) { return c.batch <= batches_done_; });
       // Refusals of a finished batch that the server never reached (it was already skipping
       // to Sync, or the transaction was aborted) are answered: forget them.
       std::erase_if(pending_, [&](const auto& kv) { return kv.second.answered_by <= batches_done_; });
+      to_client.append(raw);
+      return step;
+    }
+    case be::kParseComplete: {
+      // Confirms the oldest Parse of the current batch still in flight.
+      while (!pending_parses_.empty() && pending_parses_.front().batch <= batches_done_) pending_parses_.pop_front();
+      if (!pending_parses_.empty()) {
+        statements_[pending_parses_.front().name] = std::move(pending_parses_.front().statement);
+        pending_parses_.pop_front();
+      }
+      to_client.append(raw);
+      return step;
+    }
+    case be::kCloseComplete: {
+      while (!pending_closes_.empty() && pending_closes_.front().batch <= batches_done_) pending_closes_.pop_front();
+      if (!pending_closes_.empty()) {
+        if (pending_closes_.front().kind == 'S') statements_.erase(pending_closes_.front().name);
+        pending_closes_.pop_front();
+      }
       to_client.append(raw);
       return step;
     }

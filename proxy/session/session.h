@@ -92,7 +92,22 @@ class TenantSession {
   std::map<std::string, Pending> pending_;  // marker -> refusal
   uint64_t batches_sent_ = 0;               // Query and Sync messages forwarded
   uint64_t batches_done_ = 0;               // ReadyForQuery messages seen
-  std::map<std::string, Statement, std::less<>> statements_;  // prepared by the client, by name
+  // Prepared statements as the SERVER has them: a Parse or Close counts only once the server
+  // confirms it (ParseComplete / CloseComplete). A Parse in flight is a candidate too: a Bind is
+  // checked against every statement the server may run under that name.
+  std::map<std::string, Statement, std::less<>> statements_;
+  struct PendingParse {
+    uint64_t batch;
+    std::string name;
+    Statement statement;
+  };
+  std::deque<PendingParse> pending_parses_;
+  struct PendingClose {
+    uint64_t batch;
+    char kind;
+    std::string name;
+  };
+  std::deque<PendingClose> pending_closes_;
   // Describe(statement) requests in flight: the server's ParameterDescription for each one tells
   // the parameter types the client did not declare (needed to read binary Bind values).
   struct DescribeRequest {

@@ -1,0 +1,365 @@
+// Unit tests for policy: parse_policy / load_policy (the TOML contract, defaults, errors with
+// file name and line), parse_qualified_name and the builtin function allowlist.
+#include "policy/policy.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+namespace rowguard::policy {
+namespace {
+
+using namespace std::string_literals;
+
+// examples/rowguard.toml, embedded (the unit tests have no source-dir definition).
+constexpr const char* kExampleToml = R"toml(# rowguard example policy, matching examples/schema.sql.
+[proxy]
+# Address rowguard listens on for PostgreSQL clients ("host:port").
+listen = "127.0.0.1:6432"
+# The real PostgreSQL server ("host:port").
+upstream = "127.0.0.1:5432"
+# Role and password rowguard logs in with upstream, for every client session.
+upstream_user = "app"
+upstream_password = "secret"
+# Database every session is connected to upstream.
+upstream_database = "appdb"
+
+[tenancy]
+default_column = "tenant_id"
+unknown_tables = "deny"
+
+[[tenants]]
+user = "t1"
+password = "pw1"
+tenant = "1"   # acme
+
+[[tenants]]
+user = "t2"
+password = "pw2"
+tenant = "2"   # globex
+
+[[tenants]]
+user = "t3"
+password = "pw3"
+tenant = "3"   # initech
+
+[[bypass]]
+user = "dba"
+password = "pwdba"
+
+[tables."public.orders"]
+column = "tenant_id"
+
+[tables."public.customers"]
+
+[tables."public.countries"]
+global = true
+)toml";
+
+// The smallest valid policy; tests append to it or edit it.
+constexpr const char* kMinimalToml = R"toml([proxy]
+listen = "127.0.0.1:6432"
+upstream = "127.0.0.1:5432"
+upstream_user = "app"
+
+[tenancy]
+
+[[tenants]]
+user = "t1"
+password = "pw1"
+tenant = "1"
+)toml";
+
+// Parses `text`, expects a PolicyError, returns its message.
+std::string error_of(const std::string& text, const std::string& source = "policy.toml") {
+  try {
+    parse_policy(text, source);
+  } catch (const PolicyError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a PolicyError: " << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for:\n" << text;
+  return "";
+}
+
+// The error names the file, the line, and says what is wrong.
+void expect_error_at(const std::string& text, int line, const std::string& what) {
+  const std::string msg = error_of(text, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(what), std::string::npos) << "missing \"" << what << "\" in:\n" << msg;
+  // toml11 shows the offending line as "<n> | <text>".
+  EXPECT_NE(msg.find(" " + std::to_string(line) + " | "), std::string::npos)
+      << "line " << line << " not shown in:\n" << msg;
+}
+
+TEST(ParsePolicy, ExampleContract) {
+  PolicyPtr p = parse_policy(kExampleToml, "examples/rowguard.toml");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->source, "examples/rowguard.toml");
+  EXPECT_EQ(p->proxy.listen_host, "127.0.0.1");
+  EXPECT_EQ(p->proxy.listen_port, 6432);
+  EXPECT_EQ(p->proxy.upstream_host, "127.0.0.1");
+  EXPECT_EQ(p->proxy.upstream_port, 5432);
+  EXPECT_EQ(p->proxy.upstream_user, "app");
+  EXPECT_EQ(p->proxy.upstream_password, "secret");
+  EXPECT_EQ(p->proxy.upstream_database, std::optional<std::string>("appdb"));
+  EXPECT_EQ(p->proxy.workers, 0);
+  EXPECT_EQ(p->default_column, "tenant_id");
+
+  ASSERT_EQ(p->logins.size(), 4u);
+  for (auto [user, pw, tenant] : {std::tuple{"t1", "pw1", "1"}, std::tuple{"t2", "pw2", "2"},
+                                  std::tuple{"t3", "pw3", "3"}}) {
+    const Login* l = p->login(user);
+    ASSERT_NE(l, nullptr) << user;
+    EXPECT_EQ(l->user, user);
+    EXPECT_EQ(l->password, pw);
+    EXPECT_EQ(l->tenant, std::optional<std::string>(tenant));
+    EXPECT_FALSE(l->bypass());
+  }
+  const Login* dba = p->login("dba");
+  ASSERT_NE(dba, nullptr);
+  EXPECT_TRUE(dba->bypass());
+  EXPECT_EQ(dba->password, "pwdba");
+  EXPECT_EQ(p->login("nobody"), nullptr);
+
+  ASSERT_EQ(p->tables.size(), 3u);
+  const TableRule* orders = p->table({"public", "orders"});
+  ASSERT_NE(orders, nullptr);
+  EXPECT_FALSE(orders->global);
+  EXPECT_EQ(orders->column, "tenant_id");
+  EXPECT_EQ(orders->table.to_string(), "public.orders");
+  const TableRule* customers = p->table({"public", "customers"});
+  ASSERT_NE(customers, nullptr);
+  EXPECT_EQ(customers->column, "tenant_id");  // from default_column
+  const TableRule* countries = p->table({"public", "countries"});
+  ASSERT_NE(countries, nullptr);
+  EXPECT_TRUE(countries->global);
+  EXPECT_EQ(countries->column, "");
+  EXPECT_EQ(p->table({"public", "audit_log"}), nullptr);
+  EXPECT_EQ(p->table({"other", "orders"}), nullptr);
+  EXPECT_TRUE(p->allowed_functions.empty());
+}
+
+TEST(ParsePolicy, VersionsIncrease) {
+  PolicyPtr a = parse_policy(kMinimalToml, "a.toml");
+  PolicyPtr b = parse_policy(kMinimalToml, "a.toml");
+  EXPECT_GT(a->version, 0u);
+  EXPECT_GT(b->version, a->version);
+}
+
+TEST(ParsePolicy, Defaults) {
+  PolicyPtr p = parse_policy(kMinimalToml + "\n[tables.\"public.orders\"]\n"s, "min.toml");
+  EXPECT_EQ(p->default_column, "tenant_id");
+  EXPECT_FALSE(p->proxy.upstream_database.has_value());
+  EXPECT_EQ(p->proxy.upstream_password, "");
+  EXPECT_EQ(p->proxy.workers, 0);
+  ASSERT_NE(p->table({"public", "orders"}), nullptr);
+  EXPECT_EQ(p->table({"public", "orders"})->column, "tenant_id");
+}
+
+TEST(ParsePolicy, ColumnDefaultsToDefaultColumn) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("[tenancy]\n"), 10, "[tenancy]\ndefault_column = \"org_id\"\n");
+  text += "[tables.\"app.invoices\"]\n[tables.\"app.items\"]\ncolumn = \"owner\"\n";
+  PolicyPtr p = parse_policy(text, "x.toml");
+  EXPECT_EQ(p->default_column, "org_id");
+  ASSERT_NE(p->table({"app", "invoices"}), nullptr);
+  EXPECT_EQ(p->table({"app", "invoices"})->column, "org_id");
+  ASSERT_NE(p->table({"app", "items"}), nullptr);
+  EXPECT_EQ(p->table({"app", "items"})->column, "owner");
+}
+
+TEST(ParsePolicy, TenantAsIntegerAccepted) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("tenant = \"1\""), 12, "tenant = 42");
+  PolicyPtr p = parse_policy(text, "x.toml");
+  ASSERT_NE(p->login("t1"), nullptr);
+  EXPECT_EQ(p->login("t1")->tenant, std::optional<std::string>("42"));
+}
+
+TEST(ParsePolicy, WorkersAndFunctionsAndIpv6Listen) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("listen = \"127.0.0.1:6432\""), 25, "listen = \"[::1]:7000\"\nworkers = 4");
+  text += "[functions]\nallow = [\"public.safe_fn\", \"util.fmt\", \"bare\"]\n";
+  PolicyPtr p = parse_policy(text, "x.toml");
+  EXPECT_EQ(p->proxy.listen_host, "::1");
+  EXPECT_EQ(p->proxy.listen_port, 7000);
+  EXPECT_EQ(p->proxy.workers, 4);
+  EXPECT_TRUE(p->function_allowed({"public", "safe_fn"}));
+  EXPECT_TRUE(p->function_allowed({"util", "fmt"}));
+  EXPECT_TRUE(p->function_allowed({"public", "bare"}));
+  EXPECT_FALSE(p->function_allowed({"public", "fmt"}));
+  EXPECT_FALSE(p->function_allowed({"util", "safe_fn"}));
+}
+
+// ---- errors: file name, line number, and what is wrong --------------------------------------
+
+TEST(ParsePolicyErrors, UnknownTopLevelKey) {
+  // Line 12 of the text below.
+  expect_error_at(kMinimalToml + "[extra]\nx = 1\n"s, 12, "unknown key \"extra\" in the top level");
+}
+
+TEST(ParsePolicyErrors, UnknownKeyInProxy) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("upstream_user"), 0, "listen_port = 1\n");  // becomes line 4
+  expect_error_at(text, 4, "unknown key \"listen_port\" in [proxy]");
+}
+
+TEST(ParsePolicyErrors, UnknownKeyInTenancy) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("[tenancy]\n"), 10, "[tenancy]\nmode = \"strict\"\n");  // line 7
+  expect_error_at(text, 7, "unknown key \"mode\" in [tenancy]");
+}
+
+TEST(ParsePolicyErrors, UnknownKeyInTenants) {
+  expect_error_at(kMinimalToml + "role = \"admin\"\n"s, 12, "unknown key \"role\" in [[tenants]]");
+}
+
+TEST(ParsePolicyErrors, UnknownKeyInTable) {
+  // line 12: the table header, line 13: the bad key
+  expect_error_at(kMinimalToml + "[tables.\"public.orders\"]\ncolumns = \"tenant_id\"\n"s, 13,
+                  "unknown key \"columns\" in [tables.\"public.orders\"]");
+}
+
+TEST(ParsePolicyErrors, MissingUpstreamUser) {
+  std::string text = kMinimalToml;
+  text.erase(text.find("upstream_user = \"app\"\n"), 22);
+  const std::string msg = error_of(text, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing key \"upstream_user\" in [proxy]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(" 1 | [proxy]"), std::string::npos) << msg;  // points at the table
+}
+
+TEST(ParsePolicyErrors, BadListen) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("\"127.0.0.1:6432\""), 16, "\"nohost\"");
+  expect_error_at(text, 2, "\"listen\" must be \"host:port\"");
+  std::string port = kMinimalToml;
+  port.replace(port.find("\"127.0.0.1:6432\""), 16, "\"127.0.0.1:99999\"");
+  expect_error_at(port, 2, "\"listen\" has an invalid port");
+  std::string junk = kMinimalToml;
+  junk.replace(junk.find("\"127.0.0.1:6432\""), 16, "\"127.0.0.1:64x\"");
+  expect_error_at(junk, 2, "\"listen\" has an invalid port");
+}
+
+TEST(ParsePolicyErrors, UnknownTablesAllow) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("[tenancy]\n"), 10, "[tenancy]\nunknown_tables = \"allow\"\n");
+  expect_error_at(text, 7, "\"unknown_tables\" must be \"deny\"");
+}
+
+TEST(ParsePolicyErrors, GlobalTableWithColumn) {
+  expect_error_at(kMinimalToml + "[tables.\"public.countries\"]\nglobal = true\ncolumn = \"tenant_id\"\n"s,
+                  14, "a global table has no tenant column");
+}
+
+TEST(ParsePolicyErrors, DuplicateUser) {
+  expect_error_at(kMinimalToml + "\n[[bypass]]\nuser = \"t1\"\npassword = \"x\"\n"s, 14,
+                  "user \"t1\" is listed twice");
+}
+
+TEST(ParsePolicyErrors, TenantOfWrongType) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("tenant = \"1\""), 12, "tenant = 1.5");
+  expect_error_at(text, 11, "\"tenant\" must be a string (or an integer)");
+}
+
+TEST(ParsePolicyErrors, TableKeyWithoutSchemaPartIsQualifiedAsPublic) {
+  // "orders" is read as public.orders (parse_qualified_name); an empty name is refused.
+  PolicyPtr p = parse_policy(kMinimalToml + "[tables.orders]\n"s, "x.toml");
+  EXPECT_NE(p->table({"public", "orders"}), nullptr);
+  const std::string msg = error_of(kMinimalToml + "[tables.\"public.\"]\n"s);
+  EXPECT_NE(msg.find("must be \"schema.table\""), std::string::npos) << msg;
+}
+
+TEST(ParsePolicyErrors, DuplicateTableAfterQualification) {
+  // "orders" and "public.orders" are the same table.
+  const std::string msg =
+      error_of(kMinimalToml + "[tables.orders]\n[tables.\"public.orders\"]\nglobal = true\n"s);
+  EXPECT_NE(msg.find("is listed twice"), std::string::npos) << msg;
+}
+
+TEST(ParsePolicyErrors, TomlSyntaxError) {
+  const std::string msg = error_of(kMinimalToml + "[tables\nx = \n"s, "broken.toml");
+  EXPECT_NE(msg.find("broken.toml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(" 12 | "), std::string::npos) << msg;
+}
+
+TEST(ParsePolicyErrors, NoUsersAtAll) {
+  std::string text = kMinimalToml;
+  text.erase(text.find("[[tenants]]"));
+  EXPECT_EQ(error_of(text, "empty.toml"),
+            "empty.toml: no [[tenants]] or [[bypass]] users: nobody could log in");
+}
+
+TEST(ParsePolicyErrors, MissingSections) {
+  EXPECT_NE(error_of("[tenancy]\n").find("missing table [proxy]"), std::string::npos);
+  std::string text = kMinimalToml;
+  text.erase(text.find("[tenancy]\n"), 10);
+  EXPECT_NE(error_of(text).find("missing table [tenancy]"), std::string::npos);
+}
+
+TEST(LoadPolicy, MissingFileNamesTheFile) {
+  const std::string path = "/nonexistent-dir/rowguard-policy-test.toml";
+  try {
+    load_policy(path);
+    FAIL() << "no error";
+  } catch (const PolicyError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": cannot open policy file");
+  }
+}
+
+TEST(LoadPolicy, ReadsAFile) {
+  char name[] = "/tmp/rowguard-policy-test-XXXXXX";
+  int fd = mkstemp(name);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream out(name);
+    out << kExampleToml;
+  }
+  PolicyPtr p = load_policy(name);
+  EXPECT_EQ(p->source, name);
+  EXPECT_EQ(p->logins.size(), 4u);
+  // Errors in a loaded file name that file.
+  {
+    std::ofstream out(name);
+    out << kMinimalToml << "bogus = 1\n";
+  }
+  try {
+    load_policy(name);
+    ADD_FAILURE() << "no error";
+  } catch (const PolicyError& e) {
+    EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+  }
+  std::remove(name);
+}
+
+// ---- names and functions -----------------------------------------------------------------------
+
+TEST(ParseQualifiedName, SplitsAtTheFirstDot) {
+  EXPECT_EQ(parse_qualified_name("public.orders"), (QualifiedName{"public", "orders"}));
+  EXPECT_EQ(parse_qualified_name("orders"), (QualifiedName{"public", "orders"}));
+  EXPECT_EQ(parse_qualified_name("App.Orders"), (QualifiedName{"App", "Orders"}));  // as written
+  EXPECT_EQ(parse_qualified_name("a.b.c"), (QualifiedName{"a", "b.c"}));
+  EXPECT_EQ(parse_qualified_name("x.").name, "");
+  EXPECT_EQ(QualifiedName({"public", "orders"}).to_string(), "public.orders");
+}
+
+TEST(BuiltinFunctions, Allowlist) {
+  for (const char* f : {"count", "sum", "lower", "now", "coalesce", "row_number", "jsonb_build_object"}) {
+    EXPECT_TRUE(builtin_function_allowed(f)) << f;
+  }
+  for (const char* f : {"query_to_xml", "pg_read_file", "dblink", "lo_import", "set_config",
+                        "pg_sleep", "pg_terminate_backend", "table_to_xml", "my_fn", "COUNT", ""}) {
+    EXPECT_FALSE(builtin_function_allowed(f)) << f;
+  }
+}
+
+}  // namespace
+}  // namespace rowguard::policy
