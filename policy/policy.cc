@@ -101,7 +101,8 @@ void parse_proxy(const toml::value& root, Policy& p) {
   if (!t.is_table()) fail(t, "[proxy] must be a table", "here");
   check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password",
                  "upstream_password_env", "upstream_database", "workers", "upstream_tls",
-                 "upstream_ca", "shutdown_timeout"},
+                 "upstream_ca", "shutdown_timeout", "max_client_connections",
+                 "max_connections_per_user", "auth_timeout"},
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
@@ -134,6 +135,17 @@ void parse_proxy(const toml::value& root, Policy& p) {
     }
     p.proxy.workers = static_cast<int>(w.as_integer());
   }
+  auto int_key = [&](const char* key, int lo, int hi, int& out) {
+    if (!t.contains(key)) return;
+    const auto& v = t.at(key);
+    if (!v.is_integer() || v.as_integer() < lo || v.as_integer() > hi) {
+      fail(v, std::string("\"") + key + "\" must be an integer " + std::to_string(lo) + ".." + std::to_string(hi), "here");
+    }
+    out = static_cast<int>(v.as_integer());
+  };
+  int_key("max_client_connections", 1, 1000000, p.proxy.max_client_connections);
+  int_key("max_connections_per_user", 0, 1000000, p.proxy.max_connections_per_user);
+  int_key("auth_timeout", 1, 3600, p.proxy.auth_timeout_seconds);
   if (t.contains("shutdown_timeout")) {
     const auto& w = t.at("shutdown_timeout");
     if (!w.is_integer() || w.as_integer() < 0 || w.as_integer() > 3600) {

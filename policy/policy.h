@@ -51,6 +51,9 @@ struct ProxySettings {
   std::optional<std::string> upstream_database;
   int workers = 0;  // 0: one per core
   int shutdown_timeout_seconds = 30;  // SIGTERM: how long open transactions may take to finish
+  int max_client_connections = 10000;  // beyond: 53300 "too many clients"
+  int max_connections_per_user = 0;    // 0: no per-user limit
+  int auth_timeout_seconds = 30;       // startup + authentication must finish within this
 };
 
 // [tls]: TLS for client connections.

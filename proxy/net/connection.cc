@@ -38,7 +38,6 @@ constexpr size_t kMaxAuthMessage = 64 * 1024;
 constexpr size_t kMaxMessage = size_t{1} << 30;  // 1 GiB, PostgreSQL's own limit
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kFlushAt = 256 * 1024;
-constexpr auto kAuthTimeout = std::chrono::seconds(30);
 
 std::string to_hex(std::string_view raw) {
   static const char* kHex = "0123456789abcdef";
@@ -58,7 +57,8 @@ std::string truncate(std::string_view s, size_t n = 300) {
 class ClientConnection {
  public:
   ClientConnection(tcp::socket client, Server& server, Worker& worker)
-      : client_(std::move(client)), server_(server), worker_(worker), upstream_(tcp::socket(worker.ctx)) {
+      : client_(std::move(client)), server_(server), worker_(worker), upstream_(tcp::socket(worker.ctx)),
+        auth_timer_(worker.ctx) {
     id_ = server_.next_session_id();
     server_.metrics().connections_total.fetch_add(1, std::memory_order_relaxed);
     server_.metrics().connections_active.fetch_add(1, std::memory_order_relaxed);
@@ -74,6 +74,14 @@ class ClientConnection {
 
   asio::awaitable<void> run() {
     policy_ = server_.policy();
+    // Startup and authentication must finish in time (a slow or silent client holds nothing).
+    auth_timer_.expires_after(std::chrono::seconds(policy_->proxy.auth_timeout_seconds));
+    auth_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) {
+        spdlog::warn("session={} client={} startup/authentication timeout", id_, peer_);
+        client_.close();
+      }
+    });
     auto startup = co_await read_startup();
     if (!startup) co_return;
     auto decision = session::check_startup(*startup, *policy_);
@@ -83,12 +91,22 @@ class ClientConnection {
       co_return;
     }
     user_ = decision.user;
+    if (int limit = policy_->proxy.max_connections_per_user; limit > 0) {
+      counted_user_ = true;
+      if (server_.user_connections(user_, +1) > limit) {
+        spdlog::warn("session={} client={} user={} refused: max_connections_per_user ({}) reached", id_, peer_, user_, limit);
+        std::string msg = "too many connections for role \"" + user_ + "\"";
+        co_await fatal("53300", msg);
+        co_return;
+      }
+    }
     if (server_.tls_required() && !client_.tls()) {
       spdlog::warn("session={} client={} user={} refused: TLS is required", id_, peer_, user_);
       co_await fatal("28000", "rowguard: TLS is required for every connection (connect with sslmode=require)");
       co_return;
     }
-    if (!co_await authenticate()) co_return;
+    if (!co_await scram_exchange()) co_return;
+    auth_timer_.cancel();
     const policy::Login* login = policy_->login(user_);
     tenant_ = login->tenant;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
@@ -134,6 +152,7 @@ class ClientConnection {
   }
 
   ~ClientConnection() {
+    if (counted_user_) server_.user_connections(user_, -1);
     worker_.shutdown_hooks.erase(id_);
     server_.metrics().connections_active.fetch_sub(1, std::memory_order_relaxed);
     if (kind_gauge_) kind_gauge_->fetch_sub(1, std::memory_order_relaxed);
@@ -191,20 +210,6 @@ class ClientConnection {
           co_return std::move(r.packet);
       }
     }
-  }
-
-  asio::awaitable<bool> authenticate() {
-    asio::steady_timer timer(worker_.ctx);
-    timer.expires_after(kAuthTimeout);
-    timer.async_wait([this](boost::system::error_code ec) {
-      if (!ec) {
-        spdlog::warn("session={} client={} authentication timeout", id_, peer_);
-        client_.close();
-      }
-    });
-    bool ok = co_await scram_exchange();
-    timer.cancel();
-    co_return ok;
   }
 
   asio::awaitable<bool> scram_exchange() {
@@ -479,6 +484,8 @@ class ClientConnection {
   std::optional<std::pair<int32_t, int32_t>> client_key_;
   std::atomic<int64_t>* kind_gauge_ = nullptr;
   bool draining_ = false;    // rowguard is shutting down: close at the next idle point
+  bool counted_user_ = false;
+  asio::steady_timer auth_timer_;
   uint64_t batches_out_ = 0;  // Query/Sync forwarded (tenant sessions)
   uint64_t batches_in_ = 0;   // ReadyForQuery relayed
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;
@@ -489,6 +496,14 @@ class ClientConnection {
 asio::awaitable<void> serve_client(tcp::socket client, Server& server, Worker& worker) {
   boost::system::error_code ec;
   client.set_option(tcp::no_delay(true), ec);
+  if (server.metrics().connections_active.load() >= server.policy()->proxy.max_client_connections) {
+    // Refused before reading anything, as PostgreSQL does past max_connections.
+    std::string out;
+    protocol::append_error_response(out, "FATAL", "53300", "sorry, too many clients already");
+    co_await asio::async_write(client, asio::buffer(out), kUse);
+    spdlog::warn("connection refused: max_client_connections reached");
+    co_return;
+  }
   ClientConnection conn(std::move(client), server, worker);
   try {
     co_await conn.run();

@@ -69,6 +69,15 @@ class Server {
   std::string render_metrics();
   CancelRegistry& cancels() { return cancels_; }
   uint64_t next_session_id() { return ++session_ids_; }
+  // Per-user connection counting for [proxy] max_connections_per_user.
+  int user_connections(const std::string& user, int delta) {
+    std::lock_guard lock(users_mu_);
+    int& n = user_connections_[user];
+    n += delta;
+    int now = n;
+    if (n <= 0) user_connections_.erase(user);
+    return now;
+  }
 
  private:
   void reload();
@@ -82,6 +91,8 @@ class Server {
   Metrics metrics_;
   std::unique_ptr<AuditLog> audit_;
   std::atomic<bool> shutting_down_{false};
+  std::mutex users_mu_;
+  std::map<std::string, int> user_connections_;
   std::string config_path_;
   boost::asio::io_context main_ctx_{1};
   std::vector<std::unique_ptr<Worker>> workers_;

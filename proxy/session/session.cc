@@ -191,8 +191,9 @@ ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& 
     pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{r.tenant_params, m->param_types}});
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
   } else {
-    // The refusal fails on the server: whatever it held under this name stays a candidate.
+    // The refusal fails on the server, which then skips the rest of the batch.
     step.denial = r.reason;
+    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(r.reason), {});
   }
   return step;
@@ -206,11 +207,20 @@ ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
     protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Bind message");
     return step;
   }
-  // Every statement the server may hold under this name when it runs the Bind.
+  // Every statement the server may hold under this name when it runs the Bind. A Parse of this
+  // name earlier in the same batch decides alone: if it fails, the server skips the Bind too.
   std::vector<const Statement*> candidates;
-  if (auto it = statements_.find(m->statement); it != statements_.end()) candidates.push_back(&it->second);
+  const PendingParse* same_batch = nullptr;
   for (const auto& pp : pending_parses_) {
-    if (pp.name == m->statement) candidates.push_back(&pp.statement);
+    if (pp.name == m->statement && pp.batch == batches_sent_ + 1) same_batch = &pp;
+  }
+  if (same_batch != nullptr) {
+    if (!same_batch->refused) candidates.push_back(&same_batch->statement);
+  } else {
+    if (auto it = statements_.find(m->statement); it != statements_.end()) candidates.push_back(&it->second);
+    for (const auto& pp : pending_parses_) {
+      if (pp.name == m->statement && !pp.refused) candidates.push_back(&pp.statement);
+    }
   }
   for (const Statement* st : candidates) {
     for (int p : st->tenant_params) {
@@ -324,7 +334,9 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       // Confirms the oldest Parse of the current batch still in flight.
       while (!pending_parses_.empty() && pending_parses_.front().batch <= batches_done_) pending_parses_.pop_front();
       if (!pending_parses_.empty()) {
-        statements_[pending_parses_.front().name] = std::move(pending_parses_.front().statement);
+        if (!pending_parses_.front().refused) {
+          statements_[pending_parses_.front().name] = std::move(pending_parses_.front().statement);
+        }
         pending_parses_.pop_front();
       }
       to_client.append(raw);

@@ -100,6 +100,7 @@ class TenantSession {
     uint64_t batch;
     std::string name;
     Statement statement;
+    bool refused = false;  // rowguard sent a failing Parse instead
   };
   std::deque<PendingParse> pending_parses_;
   struct PendingClose {
