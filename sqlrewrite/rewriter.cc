@@ -13,6 +13,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
+#include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
 #include <cctype>
@@ -159,7 +160,10 @@ class Walker {
       }
       std::vector<Pred> preds;
       for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of SELECT"));
-      add_to_where(s.mutable_where_clause(), s.has_where_clause(), preds);
+      if (!preds.empty()) {
+      const bool had = s.has_where_clause();  // before mutable_ creates the field
+      add_to_where(s.mutable_where_clause(), had, preds);
+    }
     } else if (s.op() != pg_query::SETOP_UNION && s.op() != pg_query::SETOP_INTERSECT &&
                s.op() != pg_query::SETOP_EXCEPT) {
       deny("unknown set operation");
@@ -235,7 +239,10 @@ class Walker {
     if (oc.action() != pg_query::ONCONFLICT_UPDATE) deny("unknown ON CONFLICT action");
     check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
     std::vector<Pred> preds{relation_pred(target, rule)};
-    add_to_where(oc.mutable_where_clause(), oc.has_where_clause(), preds);
+    if (!preds.empty()) {
+      const bool had = oc.has_where_clause();  // before mutable_ creates the field
+      add_to_where(oc.mutable_where_clause(), had, preds);
+    }
   }
 
   // MERGE: the target is filtered in the join condition (another tenant's row never matches),
@@ -248,7 +255,10 @@ class Walker {
     std::vector<Pred> source = from_item(*s.mutable_source_relation(), "USING of MERGE");
     for (auto& p : source) wrap(p);
     std::vector<Pred> target{relation_pred(s.relation(), rule)};
-    add_to_where(s.mutable_join_condition(), s.has_join_condition(), target);
+    if (!target.empty()) {
+      const bool had = s.has_join_condition();  // before mutable_ creates the field
+      add_to_where(s.mutable_join_condition(), had, target);
+    }
     for (auto& w : *s.mutable_merge_when_clauses()) {
       if (!w.has_merge_when_clause()) deny("malformed MERGE");
       auto& clause = *w.mutable_merge_when_clause();
@@ -371,7 +381,10 @@ class Walker {
     std::vector<Pred> preds;
     preds.push_back(relation_pred(*s.mutable_relation(), rule));
     for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of UPDATE"));
-    add_to_where(s.mutable_where_clause(), s.has_where_clause(), preds);
+    if (!preds.empty()) {
+      const bool had = s.has_where_clause();  // before mutable_ creates the field
+      add_to_where(s.mutable_where_clause(), had, preds);
+    }
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
   }
@@ -383,7 +396,10 @@ class Walker {
     std::vector<Pred> preds;
     preds.push_back(relation_pred(*s.mutable_relation(), rule));
     for (auto& item : *s.mutable_using_clause()) append(preds, from_item(item, "USING of DELETE"));
-    add_to_where(s.mutable_where_clause(), s.has_where_clause(), preds);
+    if (!preds.empty()) {
+      const bool had = s.has_where_clause();  // before mutable_ creates the field
+      add_to_where(s.mutable_where_clause(), had, preds);
+    }
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
   }
@@ -837,12 +853,19 @@ class Walker {
     return 0;
   }
 
+  // Call only with preds non-empty: `where` was made to exist by mutable_*().
   void add_to_where(Node* where, bool has_where, std::vector<Pred>& preds) {
     if (preds.empty()) return;
     std::vector<Node> terms;
     for (auto& p : preds) terms.push_back(make_pred(p.range_var(), *p.rule));
     if (!has_where && terms.size() == 1) {
       *where = std::move(terms[0]);
+      return;
+    }
+    if (has_where && where->has_bool_expr() && where->bool_expr().boolop() == pg_query::AND_EXPR) {
+      // "a AND b" gets "AND p": one flat AND, as PostgreSQL's parser builds it (the deparsed text
+      // must parse back into the same tree).
+      for (auto& t : terms) *where->mutable_bool_expr()->add_args() = std::move(t);
       return;
     }
     Node conj;
@@ -968,6 +991,31 @@ class Walker {
   std::vector<std::string> ctes_;  // CTE names in scope, innermost last
 };
 
+// Clears source positions, which legitimately differ between the two texts.
+void clear_locations(gpb::Message& m) {
+  const gpb::Descriptor* d = m.GetDescriptor();
+  const gpb::Reflection* r = m.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const gpb::FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() == gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(m, f); ++k) clear_locations(*r->MutableRepeatedMessage(&m, f, k));
+      } else if (r->HasField(m, f)) {
+        clear_locations(*r->MutableMessage(&m, f));
+      }
+    } else if (!f->is_repeated() && (f->name() == "location" || f->name() == "stmt_location" ||
+                                     f->name() == "stmt_len")) {
+      r->ClearField(&m, f);
+    }
+  }
+}
+
+bool same_tree(pg_query::ParseResult a, pg_query::ParseResult b) {
+  clear_locations(a);
+  clear_locations(b);
+  return gpb::util::MessageDifferencer::Equals(a, b);
+}
+
 }  // namespace
 
 bool safe_client_encoding(std::string_view name) {
@@ -1021,6 +1069,17 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
   if (!dep.ok) {
     out.kinds.clear();
     out.reason = "rowguard: cannot rebuild the rewritten statement: " + dep.error;
+    return out;
+  }
+  // The deparser is not trusted: the text rowguard forwards must parse back into exactly the
+  // tree it checked (libpg_query 15-4.0 drops needed parentheses in some expressions, e.g.
+  // "(a OR b) IS TRUE"). Any difference: deny.
+  ParseOutput reparsed = parse_sql(dep.sql);
+  if (!reparsed.ok || !same_tree(parsed.tree, reparsed.tree)) {
+    out.kinds.clear();
+    out.reason = "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
+                 "limitation); rewrite the statement, e.g. with explicit parentheses or fewer nested "
+                 "boolean tests";
     return out;
   }
   out.allowed = true;

@@ -736,7 +736,7 @@ const Case kCases[] = {
      ""},
     {"delete_using",
      R"sql(DELETE FROM orders o USING customers c WHERE c.id = o.customer_id AND c.name = 'x')sql",
-     R"sql(DELETE FROM public.orders o USING public.customers c WHERE (c.id = o.customer_id AND c.name = 'x') AND o.tenant_id = '1' AND c.tenant_id = '1')sql",
+     R"sql(DELETE FROM public.orders o USING public.customers c WHERE c.id = o.customer_id AND c.name = 'x' AND o.tenant_id = '1' AND c.tenant_id = '1')sql",
      ""},
     {"delete_global_denied",
      R"sql(DELETE FROM countries)sql",
@@ -1618,6 +1618,32 @@ TEST(RewriteCache, NewPolicyVersionInvalidates) {
             "unknown_tables = \"deny\")");
   EXPECT_EQ(cache.misses(), 2u);
   EXPECT_EQ(cache.size(), 1u);
+}
+
+}  // namespace
+}  // namespace rowguard::sqlrewrite
+
+namespace rowguard::sqlrewrite {
+namespace {
+
+// libpg_query 15-4.0's deparser drops needed parentheses in some expressions: "(a OR b) IS TRUE"
+// comes out as "a OR b IS TRUE", which means something else (and with the tenant predicate
+// appended, lets other tenants' rows through). rowguard re-parses every rewrite and refuses when
+// the text would not parse back into the tree it checked.
+TEST(Rewrite, DeparserChangesOfMeaningAreRefused) {
+  const char* kReason =
+      "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
+      "limitation); rewrite the statement, e.g. with explicit parentheses or fewer nested boolean tests";
+  for (const char* sql : {"SELECT * FROM orders WHERE (id = 1 OR id = 2) IS TRUE",
+                          "DELETE FROM orders WHERE (id = 1 OR amount > 5) IS NOT FALSE",
+                          "SELECT * FROM orders FOR UPDATE OF orders NOWAIT"}) {
+    const RewriteResult r = rewrite(sql, test_policy(), "1");
+    EXPECT_FALSE(r.allowed) << sql << "\n  -> " << r.sql;
+    EXPECT_EQ(r.reason, kReason) << sql;
+  }
+  // The same shapes without the problem stay allowed.
+  EXPECT_TRUE(rewrite("SELECT * FROM orders WHERE (id = 1 OR id = 2) AND amount > 5", test_policy(), "1").allowed);
+  EXPECT_TRUE(rewrite("SELECT * FROM orders FOR UPDATE OF orders", test_policy(), "1").allowed);
 }
 
 }  // namespace
