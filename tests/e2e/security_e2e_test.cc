@@ -247,6 +247,37 @@ print(cur2.fetchone()[1])
   EXPECT_TRUE(contains(rg.log(), "cancel request with an unknown key ignored")) << rg.log();
 }
 
+TEST_F(SecurityE2e, ListenNotifyChannelsArePrivateToATenant) {
+  RowguardProcess rg(example_config_template(), *pg_);
+  const std::string script = R"PY(
+import sys, select, psycopg2
+port = sys.argv[1]
+def conn(user, pw):
+    c = psycopg2.connect(f"host=127.0.0.1 port={port} user={user} password={pw} dbname=appdb")
+    c.autocommit = True
+    return c
+l1, n1, n2 = conn("t1", "pw1"), conn("t1", "pw1"), conn("t2", "pw2")
+l1.cursor().execute("LISTEN jobs")
+n2.cursor().execute("NOTIFY jobs, 'from-tenant-2'")
+n2.cursor().execute("SELECT pg_notify('jobs', 'also-from-tenant-2')")
+n1.cursor().execute("NOTIFY jobs, 'from-tenant-1'")
+n1.cursor().execute("SELECT pg_notify('jobs', 'pg-notify-tenant-1')")
+got = []
+for _ in range(20):
+    if select.select([l1], [], [], 0.2) != ([], [], []):
+        l1.poll()
+        while l1.notifies:
+            n = l1.notifies.pop(0)
+            got.append((n.channel, n.payload))
+    if len(got) >= 2:
+        break
+print(sorted(got))
+)PY";
+  CommandResult r = run_command({"/usr/bin/python3", "-c", script, std::to_string(rg.port())}, {}, "", 60);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << rg.log();
+  EXPECT_EQ(r.out, "[('jobs', 'from-tenant-1'), ('jobs', 'pg-notify-tenant-1')]\n") << describe(r);
+}
+
 TEST_F(SecurityE2e, NoPlaintextPasswordInTheLog) {
   RowguardProcess rg(example_config_template(), *pg_, "trace");
   rg.psql("t1", "pw1", "SELECT 1");

@@ -807,3 +807,68 @@ TEST(DenialResponse, Is42501Error) {
 
 }  // namespace
 }  // namespace rowguard::session
+
+namespace rowguard::session {
+namespace {
+
+// Protocol edge cases (issue 3): rowguard relays them so that the SERVER answers exactly as
+// PostgreSQL does; what matters here is that nothing unchecked slips through and nothing is
+// answered out of order.
+TEST_F(TenantSessionTest, BindWithWrongParameterCountIsLeftToTheServer) {
+  prepare("ins", "INSERT INTO orders (id, tenant_id) VALUES ($1, $2)");
+  // One parameter where two are needed: the tenant parameter is absent, the server refuses the
+  // Bind (08P01); rowguard forwards it unchanged and invents no value.
+  Wire short_bind = bind("", "ins", {"5"s});
+  const ClientStep st = client(short_bind);
+  EXPECT_TRUE(st.denial.empty());
+  EXPECT_EQ(st.to_server, short_bind.bytes);
+  // Too many parameters: the tenant parameter is still checked.
+  const ClientStep bad = client(bind("", "ins", {"5"s, "2"s, "x"s}));
+  EXPECT_FALSE(bad.denial.empty());
+}
+
+TEST_F(TenantSessionTest, BindOfUnknownStatementIsLeftToTheServer) {
+  Wire b = bind("", "never_prepared", {"1"s, "2"s});
+  const ClientStep st = client(b);
+  EXPECT_TRUE(st.denial.empty());
+  EXPECT_EQ(st.to_server, b.bytes);  // the server answers 26000 itself
+}
+
+TEST_F(TenantSessionTest, ExecuteOfASuspendedPortalAndPortalSuspendedRelay) {
+  prepare("sel", "SELECT id FROM orders");
+  client(bind("p", "sel", {}));
+  Wire first = tagged(fe::kExecute, std::string("p") + '\0' + be32(1));  // row limit 1
+  EXPECT_EQ(client(first).to_server, first.bytes);
+  // The server suspends the portal; the client executes it again: both relayed in order.
+  std::string out = server({tagged(be::kBindComplete, ""), tagged(be::kDataRow, be16(1) + be32(3) + "101"),
+                            tagged(be::kPortalSuspended, "")});
+  auto msgs = decode_all(out);
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[2].tag, be::kPortalSuspended);
+  Wire again = tagged(fe::kExecute, std::string("p") + '\0' + be32(1));
+  EXPECT_EQ(client(again).to_server, again.bytes);
+}
+
+TEST_F(TenantSessionTest, SyncWithoutMessagesIsForwardedAndAnswered) {
+  Wire s = sync();
+  const ClientStep st = client(s);
+  EXPECT_EQ(st.to_server, s.bytes);
+  auto out = decode_all(server({ready('I')}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tag, be::kReadyForQuery);
+}
+
+TEST_F(TenantSessionTest, NotificationsAreDemangledAndOtherTenantsDropped) {
+  const ClientStep l = client(query("LISTEN jobs"));
+  ASSERT_TRUE(l.denial.empty());
+  auto fwd = decode_all(l.to_server);
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(protocol::parse_query(fwd[0].body).value(), "LISTEN rg1_1_jobs");
+  auto out = decode_all(server({tagged(be::kNotificationResponse, be32(77) + "rg1_1_jobs" + '\0' + "hi" + '\0'),
+                                tagged(be::kNotificationResponse, be32(78) + "rg1_2_jobs" + '\0' + "secret" + '\0')}));
+  ASSERT_EQ(out.size(), 1u);  // tenant 2's channel never reaches tenant 1
+  EXPECT_EQ(out[0].body.substr(4), std::string("jobs") + '\0' + "hi" + '\0');
+}
+
+}  // namespace
+}  // namespace rowguard::session
