@@ -45,6 +45,7 @@ constexpr auto kAllowed = std::to_array<std::string_view>({
     "regexp_substr", "repeat", "replace", "reverse", "right", "rpad", "rtrim", "split_part",
     "starts_with", "string_to_array", "string_to_table", "strpos", "substr", "substring",
     "to_ascii", "to_hex", "translate", "trim", "upper", "unistr", "encode", "decode", "sha224",
+    "similar_to_escape", "similar_escape", "like_escape",  // SIMILAR TO / LIKE ... ESCAPE
     "sha256", "sha384", "sha512", "convert", "convert_from", "convert_to", "get_byte", "set_byte",
     "get_bit", "set_bit", "bit_count",
     // formatting
