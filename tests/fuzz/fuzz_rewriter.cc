@@ -29,8 +29,13 @@
 //         and the value feeding it is '1' (or 1, or a $n parameter checked at Bind), mapped as
 //         PostgreSQL maps it: `x.*` / `(expr).*` in VALUES or in a SELECT list expand to several
 //         columns, so positions after a star are counted from the end;
-//       - UPDATE / ON CONFLICT DO UPDATE / MERGE UPDATE never assign tenant_id; ON CONFLICT DO
-//         UPDATE carries the target's predicate in its WHERE.
+//       - UPDATE / ON CONFLICT DO UPDATE / MERGE UPDATE assign tenant_id nothing but '1' (or a
+//         $n listed in tenant_params); ON CONFLICT DO UPDATE carries the target's predicate in
+//         its WHERE;
+//       - a $n accepted as the tenant value is listed in RewriteResult::tenant_params (the
+//         session checks those at Bind);
+//       - COPY: a table goes TO the client only through a filtered query; COPY FROM STDIN into
+//         a tenant table comes with a row-check plan pointing at tenant_id in the column list.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/message.h>
@@ -139,18 +144,6 @@ bool is_star(const Node& n) {
   return false;
 }
 
-// The session tenant as a value: '1', 1, or $n (possibly cast; checked at Bind).
-bool is_tenant_value(const Node& n) {
-  const Node* p = &n;
-  if (p->has_type_cast() && p->type_cast().has_arg()) p = &p->type_cast().arg();
-  if (p->has_param_ref()) return p->param_ref().number() > 0;
-  if (!p->has_a_const() || p->a_const().isnull()) return false;
-  const auto& c = p->a_const();
-  if (c.has_sval()) return c.sval().sval() == kTenant;
-  if (c.has_ival()) return std::to_string(c.ival().ival()) == kTenant;
-  return false;
-}
-
 class Checker {
  public:
   explicit Checker(const rowguard::sqlrewrite::RewriteResult& r) : result_(r) {}
@@ -178,6 +171,23 @@ class Checker {
   };
 
   void problem(std::string what) { problems.push_back(std::move(what)); }
+
+  // The session tenant as a value: '1', 1, or $n (possibly cast) that the rewrite lists in
+  // tenant_params, so that the session checks its value at Bind.
+  bool is_tenant_value(const Node& n) const {
+    const Node* p = &n;
+    if (p->has_type_cast() && p->type_cast().has_arg()) p = &p->type_cast().arg();
+    if (p->has_param_ref()) {
+      const int num = p->param_ref().number();
+      return num > 0 && std::find(result_.tenant_params.begin(), result_.tenant_params.end(), num) !=
+                            result_.tenant_params.end();
+    }
+    if (!p->has_a_const() || p->a_const().isnull()) return false;
+    const auto& c = p->a_const();
+    if (c.has_sval()) return c.sval().sval() == kTenant;
+    if (c.has_ival()) return std::to_string(c.ival().ival()) == kTenant;
+    return false;
+  }
 
   static bool cte_ref(const pg_query::RangeVar& rv, const Scope& scope) {
     return rv.schemaname().empty() && rv.catalogname().empty() &&
@@ -319,10 +329,14 @@ class Checker {
     return is_tenant_table(rv);
   }
 
+  // An UPDATE may set tenant_id only to the tenant itself (a no-op on the tenant's rows).
   void no_tenant_assignment(const gpb::RepeatedPtrField<Node>& targets, std::string_view verb) {
     for (const auto& t : targets) {
-      if (t.has_res_target() && t.res_target().name() == kTenantColumn) {
-        problem(std::string(verb) + " assigns tenant_id");
+      if (!t.has_res_target() || t.res_target().name() != kTenantColumn) continue;
+      const auto& rt = t.res_target();
+      if (rt.indirection_size() > 0 || !rt.has_val() || rt.val().has_multi_assign_ref() ||
+          !is_tenant_value(rt.val())) {
+        problem(std::string(verb) + " assigns tenant_id something other than '1' or a checked $n");
       }
     }
   }
@@ -365,14 +379,14 @@ class Checker {
     }
   }
 
-  // Index of tenant_id in an INSERT column list (ResTargets), -1 when absent (a problem).
+  // Index of tenant_id in an INSERT column list (ResTargets), -1 when absent (a problem), -2
+  // when PostgreSQL rejects the list.
   int tenant_col(const gpb::RepeatedPtrField<Node>& cols, std::string_view verb) {
     int index = -1;
     for (int i = 0; i < cols.size(); ++i) {
       if (cols[i].has_res_target() && cols[i].res_target().name() == kTenantColumn) {
-        if (index >= 0 || cols[i].res_target().indirection_size() > 0) {
-          problem(std::string(verb) + ": tenant_id assigned twice or through indirection");
-        }
+        // Named twice, or with a subscript on the integer column: PostgreSQL refuses it.
+        if (index >= 0 || cols[i].res_target().indirection_size() > 0) return -2;
         index = i;
       }
     }
@@ -500,10 +514,12 @@ class Checker {
           }
         }
         const int n = s.attlist_size();
-        if (!plan) {
+        if (count > 1) {
+          // PostgreSQL refuses a column named twice ("specified more than once").
+        } else if (!plan) {
           problem("COPY FROM into a tenant table without a row check plan");
         } else if (count != 1) {
-          problem("COPY FROM column list names tenant_id " + std::to_string(count) + " times");
+          problem("COPY FROM column list does not name tenant_id");
         } else if (plan->tenant_index >= 0 ? (plan->tenant_index != idx || plan->columns != n)
                                            : (idx != n - 1 || plan->columns != n - 1)) {
           problem("COPY FROM row check plan (tenant_index " + std::to_string(plan->tenant_index) +

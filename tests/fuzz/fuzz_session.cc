@@ -28,7 +28,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
