@@ -6,6 +6,14 @@
 namespace rowguard::sqlrewrite {
 namespace {
 
+// Tripwire: a template hands out every field of the sentinel rewrite's RewriteResult, with only
+// `sql` and `reason` spliced. A new field that can hold the tenant (or depend on it) must be
+// handled in make_template()/splice() (or make the statement per tenant via
+// RewriteTrace::tenant_compared); then update this size.
+static_assert(sizeof(RewriteResult) == 248 || sizeof(void*) != 8,
+              "RewriteResult changed: check whether the new field depends on the tenant "
+              "(sqlrewrite/rewrite_cache.cc), then update this size");
+
 // Heap a cache entry costs besides its strings and vectors: list node, hash node, bucket.
 constexpr size_t kEntryOverhead = sizeof(std::string) * 4 + 160;
 
