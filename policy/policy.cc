@@ -181,6 +181,26 @@ void parse_audit_and_metrics(const toml::value& root, Policy& p) {
   }
 }
 
+// [cache]: bounds of each worker's rewrite cache.
+void parse_cache(const toml::value& root, Policy& p) {
+  if (!root.contains("cache")) return;
+  const auto& t = root.at("cache");
+  if (!t.is_table()) fail(t, "[cache] must be a table", "here");
+  check_keys(t, {"max_entries", "max_bytes"}, "[cache]");
+  if (t.contains("max_entries")) {
+    const auto& v = t.at("max_entries");
+    if (!v.is_integer() || v.as_integer() < 1 || v.as_integer() > 100000000) {
+      fail(v, "[cache] max_entries must be an integer 1..100000000", "here");
+    }
+    p.cache.max_entries = static_cast<size_t>(v.as_integer());
+  }
+  if (t.contains("max_bytes")) {
+    const auto& v = t.at("max_bytes");
+    if (!v.is_integer() || v.as_integer() < 0) fail(v, "[cache] max_bytes must be an integer >= 0", "here");
+    p.cache.max_bytes = static_cast<size_t>(v.as_integer());
+  }
+}
+
 void parse_tls(const toml::value& root, Policy& p) {
   if (!root.contains("tls")) return;
   const auto& t = root.at("tls");
@@ -333,9 +353,11 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   auto p = std::make_shared<Policy>();
   p->source = source;
   try {
-    check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "tables", "functions"},
+    check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "tables", "functions",
+                      "cache"},
                "the top level");
     parse_proxy(root, *p);
+    parse_cache(root, *p);
     parse_tls(root, *p);
     parse_audit_and_metrics(root, *p);
     parse_tenancy(root, *p);

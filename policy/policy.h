@@ -77,9 +77,17 @@ struct MetricsSettings {
   uint16_t listen_port = 0;
 };
 
+// [cache]: the rewrite cache (sqlrewrite/rewrite_cache.h). Each worker thread has its own cache
+// with these bounds, so rowguard holds up to workers x max_bytes of cached rewrites.
+struct CacheSettings {
+  size_t max_entries = 10000;    // statement texts (+ per-tenant entries) per worker; >= 1
+  size_t max_bytes = 64u << 20;  // approximate heap held per worker
+};
+
 class Policy {
  public:
   ProxySettings proxy;
+  CacheSettings cache;
   TlsSettings tls;
   AuditSettings audit;
   MetricsSettings metrics;

@@ -1,24 +1,56 @@
 #pragma once
-// A bounded LRU cache in front of rewrite(): (policy version, tenant, statement text) -> result.
-// One cache per worker thread (sessions are pinned to their io_context), so no locks.
-// Denials are cached too: a repeated bad statement costs a lookup, not a parse.
+// The rewrite cache: statement text -> a tenant-independent *template* of the rewrite, so that
+// one entry serves every tenant and a repeated statement costs a hash lookup plus a splice.
+//
+// How a template is made (on a miss): the statement is rewritten once with a sentinel tenant, a
+// value that does not occur in the statement text. The rewriter reports (RewriteTrace) how many
+// tenant constants it inserted and whether the outcome depended on the tenant's value in any
+// other way. When it did not, and the sentinel appears in the rewritten SQL exactly that many
+// times, each time as the whole string literal '<sentinel>', the SQL is split at those literals;
+// a hit splices in the session tenant quoted exactly as libpg_query's deparser quotes a string
+// constant (so the spliced text is byte-for-byte what a fresh rewrite gives). Denials are
+// templates too: a reason naming the tenant gets the tenant spliced back.
+//
+// Statements whose outcome depends on the tenant's value (an INSERT or UPDATE naming the tenant
+// column with a literal, LISTEN/NOTIFY/UNLISTEN/pg_notify channels "rg<len>_<tenant>_<name>",
+// COPY FROM, whose NULL string is compared with the tenant) are cached per (text, tenant)
+// instead: the text's entry says "per tenant" and points the lookup to the (text, tenant) entry.
+//
+// Key: the statement text; the policy version is checked on every call and a new version clears
+// the cache (a reload invalidates every entry, and may change the limits).
+// Bounded by entries and bytes (an approximation of the heap it holds), least recently used
+// evicted first; the newest entry is always kept even if it alone exceeds the byte bound.
+//
+// Threading: one cache per worker thread (sessions are pinned to their worker's io_context), so
+// the hot path takes no lock; a statement used on every worker has one entry per worker. Only
+// the counters are read from other threads (metrics): relaxed atomics.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "sqlrewrite/rewriter.h"
 
 namespace rowguard::sqlrewrite {
 
+// The tenant value as a SQL string constant, exactly as libpg_query's deparser writes one:
+// 'x' with quotes doubled, or E'x' with quotes and backslashes doubled when x holds a backslash.
+void append_string_literal(std::string& out, std::string_view value);
+
 class RewriteCache {
  public:
-  explicit RewriteCache(size_t max_entries = 10000, size_t max_bytes = 64u << 20);
+  // Limits from the policy's [cache] table (re-read whenever the policy version changes).
+  RewriteCache() = default;
+  // Fixed limits, whatever the policy says (tests, fuzzing, benchmarks).
+  explicit RewriteCache(size_t max_entries, size_t max_bytes = policy::CacheSettings{}.max_bytes);
 
-  // Returns the cached result or computes, stores and returns it.
+  // The rewrite of `sql` for `tenant`, from the cache or computed and stored. The reference is
+  // valid until the next call on this cache.
   const RewriteResult& rewrite(std::string_view sql, const policy::Policy& policy,
                                std::string_view tenant);
 
@@ -27,25 +59,52 @@ class RewriteCache {
   size_t misses() const { return misses_.load(std::memory_order_relaxed); }
   size_t size() const { return entries_.load(std::memory_order_relaxed); }
   size_t bytes() const { return bytes_published_.load(std::memory_order_relaxed); }
+  // Entries that are per (text, tenant) rather than templates (for tests and the admin console).
+  size_t per_tenant_entries() const { return per_tenant_published_.load(std::memory_order_relaxed); }
 
  private:
+  enum class Kind : uint8_t {
+    kTemplate,      // result.sql / result.reason with the tenant cut out at *_slots
+    kPerTenantRef,  // "this text depends on the tenant": look up (text, tenant)
+    kPerTenant,     // the final result for one (text, tenant)
+  };
   struct Entry {
-    std::string key;
+    std::string key;  // 'T' + text, or 'P' + tenant + '\0' + text (tenants hold no NUL)
+    Kind kind = Kind::kTemplate;
     RewriteResult result;
+    std::vector<uint32_t> sql_slots;     // offsets in result.sql where the quoted tenant goes
+    std::vector<uint32_t> reason_slots;  // offsets in result.reason where the raw tenant goes
     size_t bytes = 0;
   };
-  void evict();
+  using Lru = std::list<Entry>;
 
-  size_t max_entries_;
-  size_t max_bytes_;
+  void reset_for(const policy::Policy& policy);
+  Lru::iterator find(std::string_view key);
+  Lru::iterator insert(Entry e);
+  void evict();
+  void publish();
+  // Rewrites with a sentinel tenant; returns a template entry, or nullopt when the result
+  // depends on the tenant in a way a template cannot capture.
+  std::optional<Entry> make_template(std::string_view sql, const policy::Policy& policy);
+  const RewriteResult& splice(const Entry& e, std::string_view tenant);
+  void set_key_template(std::string_view sql);
+  void set_key_tenant(std::string_view sql, std::string_view tenant);
+
+  std::optional<policy::CacheSettings> fixed_;
+  size_t max_entries_ = policy::CacheSettings{}.max_entries;
+  size_t max_bytes_ = policy::CacheSettings{}.max_bytes;
   uint64_t policy_version_ = 0;
-  std::list<Entry> lru_;  // most recent first
-  std::unordered_map<std::string_view, std::list<Entry>::iterator> map_;
+  Lru lru_;  // most recent first
+  std::unordered_map<std::string_view, Lru::iterator> map_;  // keys point into Entry::key
   size_t bytes_ = 0;
+  size_t per_tenant_ = 0;
+  std::string key_;        // lookup key scratch (no allocation once grown)
+  RewriteResult scratch_;  // the spliced result handed out (its buffers are reused)
   std::atomic<size_t> hits_{0};
   std::atomic<size_t> misses_{0};
   std::atomic<size_t> entries_{0};
   std::atomic<size_t> bytes_published_{0};
+  std::atomic<size_t> per_tenant_published_{0};
 };
 
 }  // namespace rowguard::sqlrewrite

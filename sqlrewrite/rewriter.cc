@@ -83,7 +83,8 @@ Node make_string(std::string_view s) {
 
 class Walker {
  public:
-  Walker(const policy::Policy& policy, std::string_view tenant) : policy_(policy), tenant_(tenant) {}
+  Walker(const policy::Policy& policy, std::string_view tenant, RewriteTrace* trace)
+      : policy_(policy), tenant_(tenant), trace_(trace) {}
 
   StatementKind statement(Node& stmt) {
     switch (stmt.node_case()) {
@@ -518,7 +519,7 @@ class Walker {
     }
     plan.tenant_column = rule.column;
     plan.table = rule.table.to_string();
-    if (plan.null_string == tenant_) {
+    if (plan.null_string == compared_tenant()) {
       deny("COPY " + quote_ident(plan.table) + " FROM STDIN with NULL equal to the tenant value "
            "would store the tenant column as NULL");
     }
@@ -597,7 +598,8 @@ class Walker {
   // LISTEN/NOTIFY channels are private to a tenant: "jobs" of tenant 1 is "rg1_1_jobs" upstream
   // (the length prefix keeps tenants "1" + channel "2_x" and tenant "1_2" + channel "x" apart).
   std::string channel(const std::string& name) const {
-    std::string c = "rg" + std::to_string(tenant_.size()) + "_" + tenant_ + "_" + name;
+    const std::string& tenant = compared_tenant();
+    std::string c = "rg" + std::to_string(tenant.size()) + "_" + tenant + "_" + name;
     if (c.size() > 63) deny("channel name " + quote_ident(name) + " is too long for a tenant channel");
     return c;
   }
@@ -828,6 +830,7 @@ class Walker {
   }
 
   Node tenant_literal() const {
+    if (trace_ != nullptr) ++trace_->tenant_literals;
     Node n;
     n.mutable_a_const()->mutable_sval()->set_sval(tenant_);
     return n;
@@ -836,8 +839,8 @@ class Walker {
   bool is_tenant_literal(const Node& n) const {
     if (!n.has_a_const() || n.a_const().isnull()) return false;
     const auto& c = n.a_const();
-    if (c.has_sval()) return c.sval().sval() == tenant_;
-    if (c.has_ival()) return std::to_string(c.ival().ival()) == tenant_;
+    if (c.has_sval()) return c.sval().sval() == compared_tenant();
+    if (c.has_ival()) return std::to_string(c.ival().ival()) == compared_tenant();
     return false;
   }
 
@@ -979,8 +982,15 @@ class Walker {
     return f ? f->message_type()->name() : "an unknown statement";
   }
 
+  // The tenant for a decision (not a constant to insert): the result then cannot be a template.
+  const std::string& compared_tenant() const {
+    if (trace_ != nullptr) trace_->tenant_compared = true;
+    return tenant_;
+  }
+
   const policy::Policy& policy_;
   std::string tenant_;
+  RewriteTrace* trace_;
 
  public:
   std::vector<int> tenant_params_;
@@ -1035,7 +1045,8 @@ bool safe_client_encoding(std::string_view name) {
   return kSafe.contains(n);
 }
 
-RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant) {
+RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+                      RewriteTrace* trace) {
   RewriteResult out;
   ParseOutput parsed = parse_sql(sql);
   if (!parsed.ok) {
@@ -1044,7 +1055,7 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
   }
   try {
     for (auto& raw : *parsed.tree.mutable_stmts()) {
-      Walker w(policy, tenant);
+      Walker w(policy, tenant, trace);
       out.kinds.push_back(w.statement(*raw.mutable_stmt()));
       out.tenant_params.insert(out.tenant_params.end(), w.tenant_params_.begin(), w.tenant_params_.end());
       if (w.copy_plan_) {

@@ -44,8 +44,18 @@ struct RewriteResult {
   std::optional<CopyInPlan> copy_in;
 };
 
+// What a rewrite did with the tenant value; filled when a trace is passed. The template cache
+// (rewrite_cache.h) rewrites with a sentinel tenant and needs to know whether the result can be
+// turned into a template (the tenant only appears as inserted string constants) or depends on the
+// tenant's value (compared with a literal of the statement, or built into a channel name).
+struct RewriteTrace {
+  int tenant_literals = 0;       // tenant string constants put into the tree
+  bool tenant_compared = false;  // the outcome depends on the tenant's value in any other way
+};
+
 // `tenant` is the session tenant's value as written in the policy.
-RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant);
+RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+                      RewriteTrace* trace = nullptr);
 
 // Client encodings whose bytes below 0x80 are always ASCII, so libpg_query (which reads UTF-8)
 // and the server tokenize the text identically. Client-only encodings such as SJIS, BIG5, GBK,

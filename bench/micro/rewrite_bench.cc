@@ -3,6 +3,11 @@
 //                     (what any AST-rewriting proxy pays at least; no walk, no edit)
 //   uncached/<shape>  sqlrewrite::rewrite(): parse + policy walk + edit + deparse
 //   cached/<shape>    RewriteCache::rewrite() on a hit: what a repeated statement costs a worker
+//                     (a lookup of the text's template plus the splice of the tenant literal)
+//   cached_tenants/<shape>  the same hit, the session tenant changing on every call among 4
+//                     tenants: one template entry serves them all
+//   miss/<shape>      RewriteCache::rewrite() on a miss: the rewrite with a sentinel tenant, the
+//                     template cut, the splice (compare with uncached/)
 //
 // The policy is examples/rowguard.toml's tables (orders and customers tenant-scoped by tenant_id,
 // countries global). The statements are not run against a database; the join and report shapes
@@ -146,6 +151,11 @@ std::string check_shape(const Shape& s) {
   if (!c2.allowed || c2.sql != r.sql || &c1 != &c2 || cache.hits() != 1) {
     return "RewriteCache did not return the cached rewrite on the second call";
   }
+  // Another tenant is served from the same template, spliced exactly as a fresh rewrite.
+  const std::string other_sql = rw::rewrite(s.sql, *policy(), "o'brien").sql;
+  if (cache.rewrite(s.sql, *policy(), "o'brien").sql != other_sql || cache.misses() != 1) {
+    return "RewriteCache's template for another tenant differs from a fresh rewrite";
+  }
   return "";
 }
 
@@ -211,6 +221,41 @@ void BM_cached_rewrite(benchmark::State& state, const Shape* s) {
       static_cast<double>(cache.hits()) / static_cast<double>(cache.hits() + cache.misses());
 }
 
+// One template, four tenants: every call is a hit whatever the tenant.
+void BM_cached_rewrite_tenants(benchmark::State& state, const Shape* s) {
+  if (!checked(state, *s)) return;
+  rw::RewriteCache cache;
+  const std::string_view tenants[] = {"1", "2", "3", "o'brien"};
+  size_t out = cache.rewrite(s->sql, *policy(), tenants[0]).sql.size();
+  std::string_view sql = s->sql;
+  size_t i = 0;
+  for (auto _ : state) {
+    const auto& r = cache.rewrite(sql, *policy(), tenants[i++ & 3]);
+    benchmark::DoNotOptimize(&r);
+  }
+  if (cache.misses() != 1 || cache.size() != 1) state.SkipWithError("the template was not shared by the tenants");
+  state.SetLabel("RewriteCache hit, 4 tenants, 1 entry");
+  set_common(state, *s, out);
+}
+
+// A miss: a fresh cache each time (constructing an empty cache costs next to nothing).
+void BM_miss(benchmark::State& state, const Shape* s) {
+  if (!checked(state, *s)) return;
+  size_t out = 0;
+  for (auto _ : state) {
+    rw::RewriteCache cache;
+    const auto& r = cache.rewrite(s->sql, *policy(), kTenant);
+    out = r.sql.size();
+    benchmark::DoNotOptimize(r.sql.data());
+    if (cache.misses() != 1 || cache.per_tenant_entries() != 0) {
+      state.SkipWithError("the shape was not cached as a template");
+      break;
+    }
+  }
+  state.SetLabel("RewriteCache miss: sentinel rewrite + template + splice");
+  set_common(state, *s, out);
+}
+
 // The hit path with a realistically full cache: 10,000 entries (the default size), so the hash
 // table is large and the LRU splice touches cold list nodes. Filled once per shape (the
 // benchmark function runs several times while the library picks an iteration count).
@@ -261,6 +306,9 @@ int register_all() {
                                            BM_uncached_rewrite, p));
     configure(benchmark::RegisterBenchmark((std::string("cached/") + s.name).c_str(),
                                            BM_cached_rewrite, p));
+    configure(benchmark::RegisterBenchmark((std::string("cached_tenants/") + s.name).c_str(),
+                                           BM_cached_rewrite_tenants, p));
+    configure(benchmark::RegisterBenchmark((std::string("miss/") + s.name).c_str(), BM_miss, p));
   }
   for (const auto& s : shapes()) {
     if (std::string_view(s.name) == "point_select" || std::string_view(s.name) == "report_30_lines") {

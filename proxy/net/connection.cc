@@ -322,7 +322,10 @@ class ClientConnection {
           server_.metrics().count_denial(step.denial);
           audit(step.statement, false, step.denial);
         } else if (!step.statement.empty()) {
-          spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
+          // The level test first: no string copy per statement unless debug logging is on.
+          if (spdlog::should_log(spdlog::level::debug)) {
+            spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
+          }
           server_.metrics().statements_allowed.fetch_add(1, std::memory_order_relaxed);
           audit(step.statement, true, {});
         }

@@ -36,6 +36,8 @@
 //         session checks those at Bind);
 //       - COPY: a table goes TO the client only through a filtered query; COPY FROM STDIN into
 //         a tenant table comes with a row-check plan pointing at tenant_id in the column list.
+//   * the template rewrite cache gives exactly the fresh result, for tenant '1' and for a tenant
+//     whose value holds a quote and a backslash.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/message.h>
@@ -53,6 +55,7 @@
 
 #include "policy/policy.h"
 #include "sqlrewrite/pg_query_api.h"
+#include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
 
 namespace rowguard::fuzz {
@@ -906,6 +909,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (print) {
     std::fprintf(stderr, "  -> %s: %s\n", r.allowed ? "allowed" : "denied",
                  r.allowed ? r.sql.c_str() : r.reason.c_str());
+  }
+  // The template cache must give exactly the fresh result, for this tenant and for a tenant whose
+  // value needs quoting (the template is made by whichever call comes first).
+  {
+    static rowguard::sqlrewrite::RewriteCache cache(64, 1 << 20);
+    const std::string other = "o'b\\";
+    const rowguard::sqlrewrite::RewriteResult other_fresh = rowguard::sqlrewrite::rewrite(sql, policy, other);
+    for (int i = 0; i < 2; ++i) {
+      const std::string_view tenant = i == 0 ? std::string_view(other) : kTenant;
+      const rowguard::sqlrewrite::RewriteResult& fresh = i == 0 ? other_fresh : r;
+      const rowguard::sqlrewrite::RewriteResult& c = cache.rewrite(sql, policy, tenant);
+      if (c.allowed != fresh.allowed || c.sql != fresh.sql || c.reason != fresh.reason ||
+          c.kinds != fresh.kinds || c.tenant_params != fresh.tenant_params ||
+          c.copy_in.has_value() != fresh.copy_in.has_value()) {
+        fail(sql, r, {"the rewrite cache differs from a fresh rewrite for tenant " + std::string(tenant) +
+                      ": cached " + (c.allowed ? c.sql : c.reason) + " / fresh " +
+                      (fresh.allowed ? fresh.sql : fresh.reason)});
+      }
+    }
   }
   if (!r.allowed) {
     if (r.reason.empty()) fail(sql, r, {"denied without a reason"});

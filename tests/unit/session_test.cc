@@ -849,6 +849,38 @@ TEST_F(TenantSessionTest, ExecuteOfASuspendedPortalAndPortalSuspendedRelay) {
   EXPECT_EQ(client(again).to_server, again.bytes);
 }
 
+// A statement prepared once is rewritten once: Bind, Describe and Execute of it (many times)
+// never reach the rewriter or its cache; a repeated Parse of the same text (unnamed statements,
+// as pgbench -M extended sends them) is one cache lookup and no rewrite.
+TEST_F(TenantSessionTest, PreparedStatementIsNeverRewrittenAgainAtBindOrExecute) {
+  prepare("sel", "SELECT * FROM orders WHERE id = $1");
+  const size_t lookups = cache_.hits() + cache_.misses();
+  const size_t misses = cache_.misses();
+  EXPECT_EQ(misses, 1u);
+  for (int i = 0; i < 50; ++i) {
+    Wire b = bind("", "sel", {std::to_string(i)});
+    Wire d = tagged(fe::kDescribe, std::string("P") + '\0');
+    Wire e = execute();
+    Wire s = sync();
+    EXPECT_EQ(client(b).to_server, b.bytes);
+    EXPECT_EQ(client(d).to_server, d.bytes);
+    EXPECT_EQ(client(e).to_server, e.bytes);
+    EXPECT_EQ(client(s).to_server, s.bytes);
+    server({tagged(be::kBindComplete, ""), tagged(be::kCommandComplete, std::string("SELECT 0") + '\0'), ready('I')});
+  }
+  EXPECT_EQ(cache_.hits() + cache_.misses(), lookups);
+  for (int i = 0; i < 5; ++i) {
+    const ClientStep p = client(parse("", "SELECT * FROM orders WHERE id = $1"));
+    EXPECT_NE(p.to_server.find("orders.tenant_id = '1'"), std::string::npos);
+    client(bind("", "", {"1"}));
+    client(execute());
+    client(sync());
+    server({tagged(be::kParseComplete, ""), tagged(be::kBindComplete, ""), ready('I')});
+  }
+  EXPECT_EQ(cache_.hits() + cache_.misses(), lookups + 5);
+  EXPECT_EQ(cache_.misses(), misses);
+}
+
 TEST_F(TenantSessionTest, SyncWithoutMessagesIsForwardedAndAnswered) {
   Wire s = sync();
   const ClientStep st = client(s);
