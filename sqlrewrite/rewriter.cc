@@ -457,7 +457,7 @@ class Walker {
     for (const auto& o : s.options()) {
       if (o.has_def_elem() && o.def_elem().defname() == "analyze") {
         deny("EXPLAIN ANALYZE shows other tenants' row counts (Rows Removed by Filter); "
-             "use EXPLAIN without ANALYZE");
+             "use EXPLAIN without ANALYZE (rule: no EXPLAIN ANALYZE for tenants)");
       }
     }
     Node& q = *s.mutable_query();
@@ -499,7 +499,7 @@ class Walker {
   StatementKind copy(pg_query::CopyStmt& s) {
     if (!s.filename().empty() || s.is_program()) {
       deny(std::string("COPY ") + (s.is_from() ? "FROM" : "TO") +
-           " a server file or program is not allowed (only STDIN / STDOUT)");
+           " a server file or program is not allowed (rule: tenants COPY only FROM STDIN / TO STDOUT)");
     }
     if (s.is_from()) return copy_in(s);
     // COPY t [(cols)] TO STDOUT  ->  COPY (SELECT cols FROM t) TO STDOUT: the SELECT is then
