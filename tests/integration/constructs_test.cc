@@ -511,6 +511,27 @@ const Construct kReads[] = {
      "BEGIN;\nEXPLAIN (COSTS OFF) DECLARE c CURSOR FOR SELECT name FROM customers "
      "WHERE customers.tenant_id = '{T}';\nCOMMIT;\n",
      "Seq Scan on customers\n  Filter: (tenant_id = 1)\n"},
+
+    // -- system catalogs: structure is readable (drivers and psql introspect it); same answer as
+    //    PostgreSQL's own (the statistics columns of pg_class are masked: ConstructsCatalog below)
+    {"catalog_pg_attribute",
+     "SELECT attname FROM pg_attribute WHERE attrelid = 'public.orders'::regclass AND attnum > 0 ORDER BY attnum",
+     "SELECT attname FROM pg_attribute WHERE attrelid = 'public.orders'::regclass AND attnum > 0 ORDER BY attnum",
+     "id\ntenant_id\ncustomer_id\namount\nstatus\n"},
+    {"catalog_information_schema",
+     "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'customers' "
+     "ORDER BY ordinal_position",
+     "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'customers' "
+     "ORDER BY ordinal_position",
+     "id|integer\ntenant_id|integer\nname|text\nreferred_by|integer\ncountry|text\n"},
+    {"catalog_pg_type_namespace_proc_settings",
+     "SELECT t.typname, p.proname, s.vartype FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+     "CROSS JOIN pg_proc p CROSS JOIN pg_settings s WHERE n.nspname = 'pg_catalog' AND t.typname = 'int4' "
+     "AND p.proname = 'safe_fn' AND s.name = 'DateStyle'",
+     "SELECT t.typname, p.proname, s.vartype FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+     "CROSS JOIN pg_proc p CROSS JOIN pg_settings s WHERE n.nspname = 'pg_catalog' AND t.typname = 'int4' "
+     "AND p.proname = 'safe_fn' AND s.name = 'DateStyle'",
+     "int4|safe_fn|string\n"},
 };
 
 std::string case_name(const ::testing::TestParamInfo<Construct>& info) { return info.param.name; }
@@ -716,6 +737,7 @@ struct Denial {
   "SET " name " is not allowed for tenants (rule: only session settings that cannot change name " \
   "resolution, identity or string parsing)"
 #define FUNCTION(name) "function \"" name "\" is not allowed (rule: builtin allowlist and [functions] allow)"
+#define CATALOG(name, why) "catalog \"pg_catalog." name "\" is denied: " why " (FROM of SELECT)"
 #define TABLE(name) "table \"public." name "\" is not in the policy (FROM of SELECT; rule: unknown_tables = \"deny\")"
 
 const Denial kDenials[] = {
@@ -815,9 +837,27 @@ const Denial kDenials[] = {
     {"where_current_of",
      "UPDATE orders SET amount = 0 WHERE CURRENT OF c",
      "unsupported SQL construct CurrentOfExpr (rule: rowguard denies what it cannot check)"},
-    {"catalog_statistics", "SELECT * FROM pg_stats",
-     "catalog \"pg_catalog.pg_stats\" is denied: column statistics (most common values, histograms) hold every "
-     "tenant's values (FROM of SELECT)"},
+    // system catalogs that leak other tenants' data or other sessions' activity
+    {"catalog_pg_stats", "SELECT * FROM pg_stats",
+     CATALOG("pg_stats", "column statistics (most common values, histograms) hold every tenant's values")},
+    {"catalog_pg_statistic", "SELECT * FROM pg_statistic",
+     CATALOG("pg_statistic", "column statistics hold values of every tenant's rows")},
+    {"catalog_pg_stat_activity", "SELECT query FROM pg_stat_activity",
+     CATALOG("pg_stat_activity", "shows other sessions' queries")},
+    {"catalog_pg_locks", "SELECT * FROM pg_locks", CATALOG("pg_locks", "shows other sessions' locks")},
+    {"catalog_pg_sequences", "SELECT last_value FROM pg_sequences",
+     CATALOG("pg_sequences", "shows every sequence's current value (other tenants' activity)")},
+    {"catalog_pg_prepared_xacts", "SELECT * FROM pg_prepared_xacts",
+     CATALOG("pg_prepared_xacts", "shows other sessions' prepared transactions")},
+    {"catalog_pg_largeobject", "SELECT * FROM pg_largeobject",
+     CATALOG("pg_largeobject", "large objects are not tenant-scoped")},
+    {"catalog_pg_stat_user_tables", "SELECT n_live_tup FROM pg_stat_user_tables",
+     "catalog \"pg_catalog.pg_stat_user_tables\" is not in rowguard's catalog allowlist (FROM of SELECT)"},
+    {"catalog_pg_stat_all_tables", "SELECT n_live_tup FROM pg_stat_all_tables",
+     "catalog \"pg_catalog.pg_stat_all_tables\" is not in rowguard's catalog allowlist (FROM of SELECT)"},
+    {"catalog_pg_stat_database", "SELECT tup_inserted FROM pg_stat_database",
+     "catalog \"pg_catalog.pg_stat_database\" is not in rowguard's catalog allowlist (FROM of SELECT)"},
+    {"catalog_pg_stat_statements", "SELECT * FROM pg_stat_statements", TABLE("pg_stat_statements")},
 };
 
 std::string denial_name(const ::testing::TestParamInfo<Denial>& info) { return info.param.name; }
@@ -844,6 +884,7 @@ INSTANTIATE_TEST_SUITE_P(Constructs, Denials, ::testing::ValuesIn(kDenials), den
 #undef STATEMENT
 #undef SETTING
 #undef FUNCTION
+#undef CATALOG
 #undef TABLE
 
 // ---- catalogs and cursor names -------------------------------------------------------------
