@@ -129,6 +129,10 @@ class Walker {
       case Node::kExplainStmt:
         explain(*stmt.mutable_explain_stmt());
         return StatementKind::kExplain;
+      case Node::kDeclareCursorStmt:
+      case Node::kFetchStmt:
+      case Node::kClosePortalStmt:
+        return cursor(stmt);
       case Node::NODE_NOT_SET:
         deny("empty statement node");
       default:
@@ -454,7 +458,7 @@ class Walker {
     for (const auto& o : s.options()) {
       if (o.has_def_elem() && o.def_elem().defname() == "analyze") {
         deny("EXPLAIN ANALYZE shows other tenants' row counts (Rows Removed by Filter); "
-             "use EXPLAIN without ANALYZE");
+             "use EXPLAIN without ANALYZE (rule: no EXPLAIN ANALYZE for tenants)");
       }
     }
     Node& q = *s.mutable_query();
@@ -464,6 +468,7 @@ class Walker {
       case Node::kUpdateStmt:
       case Node::kDeleteStmt:
       case Node::kMergeStmt:
+      case Node::kDeclareCursorStmt:
         statement(q);
         return;
       default:
@@ -471,12 +476,31 @@ class Walker {
     }
   }
 
+  // ---- cursors ---------------------------------------------------------------------------
+  //
+  // DECLARE name [BINARY] [INSENSITIVE] [[NO] SCROLL] CURSOR [WITH HOLD] FOR <query>: the query
+  // is a SELECT (PostgreSQL's grammar allows nothing else) and is filtered like any other, at
+  // every depth; the cursor options only change how rows are fetched, not which. FETCH / MOVE
+  // (a direction, a count and a cursor name) and CLOSE name | ALL carry no expression and no
+  // table: they can only reach portals of this session (rowguard gives every client its own
+  // server connection), and every portal of a tenant session was made from a checked statement
+  // (a DECLARE rewritten here, or a Bind of a rewritten Parse). WHERE CURRENT OF stays denied
+  // (CurrentOfExpr is not in pass_through_types()).
+  StatementKind cursor(Node& stmt) {
+    if (stmt.has_declare_cursor_stmt()) {
+      Node& q = *stmt.mutable_declare_cursor_stmt()->mutable_query();
+      if (!q.has_select_stmt()) deny("DECLARE CURSOR of " + statement_name(q) + " is not allowed for tenants");
+      select(*q.mutable_select_stmt());
+    }
+    return StatementKind::kOther;  // the session needs no special handling for cursors
+  }
+
   // ---- COPY ------------------------------------------------------------------------------
 
   StatementKind copy(pg_query::CopyStmt& s) {
     if (!s.filename().empty() || s.is_program()) {
       deny(std::string("COPY ") + (s.is_from() ? "FROM" : "TO") +
-           " a server file or program is not allowed (only STDIN / STDOUT)");
+           " a server file or program is not allowed (rule: tenants COPY only FROM STDIN / TO STDOUT)");
     }
     if (s.is_from()) return copy_in(s);
     // COPY t [(cols)] TO STDOUT  ->  COPY (SELECT cols FROM t) TO STDOUT: the SELECT is then

@@ -7,7 +7,8 @@
 //
 // Environment (all optional):
 //   ROWGUARD_ORACLE_STATEMENTS=N   statements to generate (default: the script's 3000)
-//   ROWGUARD_ORACLE_LONG=1         --long: 100000 statements
+//   ROWGUARD_LONG=1                --long: 100000 statements (set by `scripts/test --long`)
+//   ROWGUARD_ORACLE_LONG=1         the same, for this test only
 //   ROWGUARD_ORACLE_SEED=N         generator seed (default: the script's fixed seed)
 //   ROWGUARD_ORACLE_ARGS="..."     more arguments for the script, split at spaces
 //                                  (e.g. "--sql-file /tmp/x.sql --tenant 2" to replay statements)
@@ -119,7 +120,7 @@ TEST(Differential, RowguardMatchesPerTenantReferenceDatabases) {
   if (std::string s = env_or("ROWGUARD_ORACLE_STATEMENTS", ""); !s.empty()) {
     argv.insert(argv.end(), {"--statements", s});
     statements = std::atol(s.c_str());
-  } else if (env_or("ROWGUARD_ORACLE_LONG", "") == "1") {
+  } else if (env_or("ROWGUARD_LONG", "") == "1" || env_or("ROWGUARD_ORACLE_LONG", "") == "1") {
     argv.push_back("--long");
     statements = 100000;
   }
