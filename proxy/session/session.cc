@@ -101,6 +101,21 @@ ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const 
   ClientStep step;
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
   switch (frame.tag) {
+    case fe::kParse:
+    case fe::kBind:
+    case fe::kDescribe:
+    case fe::kExecute:
+    case fe::kClose:
+    case fe::kFlush:
+      extended_open_ = true;
+      break;
+    case fe::kSync:
+      extended_open_ = false;
+      break;
+    default:
+      break;
+  }
+  switch (frame.tag) {
     case fe::kQuery:
       return on_query(frame.body, policy);
     case fe::kParse:
@@ -160,15 +175,17 @@ ClientStep TenantSession::on_query(std::string_view body, const policy::Policy& 
   }
   step.statement = std::string(*sql);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(*sql, policy, tenant_);
-  if (r.allowed) {
+  std::string why = r.allowed ? check_sql_prepared(r.prepared) : r.reason;
+  if (why.empty()) {
+    note_sql_prepared(r.prepared);
     protocol::append_query(step.to_server, r.sql);
     if (r.copy_in) {
       copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), batches_sent_ + 1});
       copy_->statement = step.statement;
     }
   } else {
-    step.denial = r.reason;
-    protocol::append_query(step.to_server, "SELECT " + refuse(r.reason));
+    step.denial = why;
+    protocol::append_query(step.to_server, "SELECT " + refuse(why));
   }
   ++batches_sent_;
   return step;
@@ -184,8 +201,18 @@ ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& 
   }
   step.statement = std::string(m->query);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(m->query, policy, tenant_);
+  const bool sql_prepare_or_execute = std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
+    return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare ||
+           op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;
+  });
   if (r.allowed && (r.copy_in || std::count(r.kinds.begin(), r.kinds.end(), sqlrewrite::StatementKind::kCopyOut) > 0)) {
     step.denial = "rowguard: COPY is supported in the simple query protocol only";
+    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
+  } else if (r.allowed && sql_prepare_or_execute) {
+    // The statement would run at some later Execute, against whatever the name means then.
+    step.denial = "rowguard: SQL-level PREPARE and EXECUTE are supported in the simple query "
+                  "protocol only (in the extended protocol, use Parse and Bind)";
+    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
   } else if (r.allowed) {
     pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{r.tenant_params, m->param_types}});
@@ -217,10 +244,7 @@ ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
   if (same_batch != nullptr) {
     if (!same_batch->refused) candidates.push_back(&same_batch->statement);
   } else {
-    if (auto it = statements_.find(m->statement); it != statements_.end()) candidates.push_back(&it->second);
-    for (const auto& pp : pending_parses_) {
-      if (pp.name == m->statement && !pp.refused) candidates.push_back(&pp.statement);
-    }
+    candidates = this->candidates(m->statement);
   }
   for (const Statement* st : candidates) {
     for (int p : st->tenant_params) {
@@ -324,6 +348,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       // Parses / Closes of finished batches that got no confirmation were skipped by the server.
       std::erase_if(pending_parses_, [&](const PendingParse& p) { return p.batch <= batches_done_; });
       std::erase_if(pending_closes_, [&](const PendingClose& c) { return c.batch <= batches_done_; });
+      std::erase_if(pending_sql_, [&](const PendingSql& p) { return p.batch <= batches_done_; });
       // Refusals of a finished batch that the server never reached (it was already skipping
       // to Sync, or the transaction was aborted) are answered: forget them.
       std::erase_if(pending_, [&](const auto& kv) { return kv.second.answered_by <= batches_done_; });
@@ -342,6 +367,10 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       to_client.append(raw);
       return step;
     }
+    case be::kCommandComplete:
+      on_command_complete(f.body);
+      to_client.append(raw);
+      return step;
     case be::kCloseComplete: {
       while (!pending_closes_.empty() && pending_closes_.front().batch <= batches_done_) pending_closes_.pop_front();
       if (!pending_closes_.empty()) {

@@ -73,6 +73,11 @@ class TenantSession {
   ClientStep on_parse(std::string_view body, const policy::Policy& policy);
   ClientStep on_bind(std::string_view body, std::string_view raw);
   void on_close(std::string_view body);
+  // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
+  // "" when the Query may run, else the reason to refuse it.
+  std::string check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops) const;
+  void note_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops);
+  void on_command_complete(std::string_view body);
   // Registers a refusal; returns the marker the server's error will carry.
   std::string refuse(std::string reason);
 
@@ -109,6 +114,20 @@ class TenantSession {
     std::string name;
   };
   std::deque<PendingClose> pending_closes_;
+  // Every statement the server may hold under `name` when it runs a statement sent now: the
+  // confirmed one and those of Parses / SQL PREPAREs in flight.
+  std::vector<const Statement*> candidates(std::string_view name) const;
+  // SQL PREPARE / DEALLOCATE / DISCARD ALL in flight, in the order of the Query that sent them;
+  // each counts once the server's CommandComplete with its tag confirms it.
+  struct PendingSql {
+    uint64_t batch;
+    sqlrewrite::PreparedStatementOp::Kind kind;
+    std::string name;
+    std::string tag;
+    Statement statement;  // kPrepare
+  };
+  std::deque<PendingSql> pending_sql_;
+  bool extended_open_ = false;  // extended-protocol messages sent since the last Sync
   // Describe(statement) requests in flight: the server's ParameterDescription for each one tells
   // the parameter types the client did not declare (needed to read binary Bind values).
   struct DescribeRequest {
