@@ -981,8 +981,13 @@ class Walker {
   static int tenant_param(const Node& n) {
     const Node* p = &n;
     if (p->has_type_cast() && p->type_cast().has_arg()) {
-      // A type modifier (varchar(2), numeric(3,0)) could change the checked value on the server.
-      if (p->type_cast().has_type_name() && p->type_cast().type_name().typmods_size() > 0) return 0;
+      // A type modifier (varchar(2), numeric(3,0)) could change the checked value on the server,
+      // and so could a type whose text form is not the value checked at Bind (a boolean '1' is
+      // stored in a text column as 'true').
+      if (!p->type_cast().has_type_name() || p->type_cast().type_name().typmods_size() > 0 ||
+          param_type_oid(p->type_cast().type_name()) == 0) {
+        return 0;
+      }
       p = &p->type_cast().arg();
     }
     if (p->has_param_ref() && p->param_ref().number() > 0) return p->param_ref().number();

@@ -23,6 +23,22 @@ std::optional<std::vector<int32_t>> parse_parameter_description(std::string_view
 }
 
 
+// Parameter types declared in Parse for the tenant parameters: unspecified (0, or 705 unknown:
+// the server infers the column's type) or one whose text form is the value rowguard checks.
+bool checkable_declared_types(const std::vector<int>& tenant_params, const std::vector<int32_t>& types) {
+  for (int p : tenant_params) {
+    const auto i = static_cast<size_t>(p - 1);
+    if (i >= types.size()) continue;
+    switch (types[i]) {
+      case 0: case 705: case 21: case 23: case 20: case 25: case 1043: case 1042: case 2950:
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -212,6 +228,14 @@ ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& 
     // The statement would run at some later Execute, against whatever the name means then.
     step.denial = "rowguard: SQL-level PREPARE and EXECUTE are supported in the simple query "
                   "protocol only (in the extended protocol, use Parse and Bind)";
+    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
+    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
+  } else if (r.allowed && !checkable_declared_types(r.tenant_params, m->param_types)) {
+    // A declared type converts the bound value before it reaches the tenant column (a boolean
+    // '1' is stored in a text column as 'true'): the checked value would not be the stored one.
+    step.denial = "rowguard: a parameter that feeds the tenant column is declared in Parse with a "
+                  "type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or "
+                  "leave it unspecified)";
     pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
   } else if (r.allowed) {

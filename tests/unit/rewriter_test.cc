@@ -1443,6 +1443,22 @@ TEST(Rewrite, TenantParamsAreReportedForBindCheck) {
   EXPECT_EQ(two.tenant_params, (std::vector<int>{1, 3}));
 }
 
+TEST(Rewrite, TenantParamCastToATypeThatChangesTheValueIsRefused) {
+  // '1' bound to $2::bool would be stored in a text tenant column as 'true'.
+  for (const char* cast : {"bool", "numeric", "money", "interval", "public.int4", "int4[]"}) {
+    const std::string sql = std::string("INSERT INTO orders (id, tenant_id) VALUES ($1, $2::") + cast + ")";
+    EXPECT_FALSE(rewrite(sql, test_policy(), "1").allowed) << sql;
+    const std::string prepared = "PREPARE p AS " + sql;
+    EXPECT_FALSE(rewrite(prepared, test_policy(), "1").allowed) << prepared;
+  }
+  for (const char* cast : {"int", "integer", "int2", "bigint", "int8", "text", "varchar", "uuid", "pg_catalog.int4"}) {
+    const std::string sql = std::string("INSERT INTO orders (id, tenant_id) VALUES ($1, $2::") + cast + ")";
+    const RewriteResult r = rewrite(sql, test_policy(), "1");
+    EXPECT_TRUE(r.allowed) << sql << ": " << r.reason;
+    EXPECT_EQ(r.tenant_params, (std::vector<int>{2})) << sql;
+  }
+}
+
 TEST(Rewrite, PreparedStatementOpsAreReportedInOrder) {
   using Kind = PreparedStatementOp::Kind;
   const RewriteResult r = rewrite(

@@ -301,6 +301,24 @@ TEST_F(SqlPreparedTest, PrepareOfADeclaredTypeFeedsBindChecks) {
             "rowguard: parameter $2 (the tenant column) is not the session tenant");
 }
 
+TEST_F(SqlPreparedTest, ParseDeclaringATenantParameterWithAConvertingTypeIsRefused) {
+  // '1' declared as boolean would be stored in a text tenant column as 'true'.
+  Wire bool_typed;
+  protocol::append_parse(bool_typed.bytes, "b", kInsert, {23, 16});
+  const ClientStep st = client(bool_typed);
+  EXPECT_EQ(st.denial,
+            "rowguard: a parameter that feeds the tenant column is declared in Parse with a type "
+            "rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or leave it "
+            "unspecified)");
+  EXPECT_EQ(st.to_server.find("INSERT"), std::string::npos);
+  // Other parameters may have any type; checkable ones for the tenant parameter are fine.
+  for (std::vector<int32_t> types : {std::vector<int32_t>{16, 23}, {1700, 0}, {0, 705}, {0, 20}, {0, 1043}}) {
+    Wire w;
+    protocol::append_parse(w.bytes, "ok", kInsert, types);
+    EXPECT_TRUE(client(w).denial.empty()) << types[0] << "," << types[1];
+  }
+}
+
 TEST_F(SqlPreparedTest, PrepareAndExecuteInsideParseAreRefused) {
   for (std::string sql : {"PREPARE p AS SELECT 1"s, "EXECUTE p(1)"s, "EXPLAIN EXECUTE p"s}) {
     const ClientStep st = client(parse("", sql));
