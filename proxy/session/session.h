@@ -97,9 +97,11 @@ class TenantSession {
   std::map<std::string, Pending> pending_;  // marker -> refusal
   uint64_t batches_sent_ = 0;               // Query and Sync messages forwarded
   uint64_t batches_done_ = 0;               // ReadyForQuery messages seen
-  // Prepared statements as the SERVER has them: a Parse or Close counts only once the server
-  // confirms it (ParseComplete / CloseComplete). A Parse in flight is a candidate too: a Bind is
-  // checked against every statement the server may run under that name.
+  // Prepared statements as the SERVER has them, protocol and SQL-level alike (one namespace in
+  // PostgreSQL): a Parse or Close counts only once the server confirms it (ParseComplete /
+  // CloseComplete), a SQL PREPARE / DEALLOCATE / DISCARD ALL once its CommandComplete arrives.
+  // One in flight is a candidate too: a Bind or EXECUTE is checked against every statement the
+  // server may run under that name.
   std::map<std::string, Statement, std::less<>> statements_;
   struct PendingParse {
     uint64_t batch;
