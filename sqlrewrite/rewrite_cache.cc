@@ -10,7 +10,7 @@ namespace {
 // `sql` and `reason` spliced. A new field that can hold the tenant (or depend on it) must be
 // handled in make_template()/splice() (or make the statement per tenant via
 // RewriteTrace::tenant_compared); then update this size.
-static_assert(sizeof(RewriteResult) == 248 || sizeof(void*) != 8,
+static_assert(sizeof(RewriteResult) == 272 || sizeof(void*) != 8,
               "RewriteResult changed: check whether the new field depends on the tenant "
               "(sqlrewrite/rewrite_cache.cc), then update this size");
 
@@ -65,6 +65,13 @@ void fill(std::string& out, std::string_view tmpl, const std::vector<uint32_t>& 
 size_t heap_of(const RewriteResult& r) {
   size_t n = r.sql.capacity() + r.reason.capacity() + r.kinds.capacity() * sizeof(StatementKind) +
              r.tenant_params.capacity() * sizeof(int);
+  // `prepared` holds no tenant value (the session compares EXECUTE arguments with its tenant).
+  for (const auto& op : r.prepared) {
+    n += sizeof(op) + op.name.capacity() + op.command_tag.capacity() +
+         op.tenant_params.capacity() * sizeof(int) + op.param_types.capacity() * sizeof(int32_t) +
+         op.args.capacity() * sizeof(op.args[0]);
+    for (const auto& a : op.args) n += a ? a->capacity() : 0;
+  }
   if (r.copy_in) {
     n += sizeof(CopyInPlan) + r.copy_in->null_string.capacity() + r.copy_in->tenant_column.capacity() +
          r.copy_in->table.capacity();

@@ -32,6 +32,31 @@ struct CopyInPlan {
   int columns = 0;            // columns in each row as sent by the client
 };
 
+// A statement acting on the session's prepared statements (SQL PREPARE / EXECUTE / DEALLOCATE /
+// DISCARD ALL). PostgreSQL has one namespace for SQL-level and protocol-level (Parse) prepared
+// statements; the session keeps one map for both and checks EXECUTE arguments with it.
+// Tenant-independent: the session compares `args` with its tenant.
+struct PreparedStatementOp {
+  enum class Kind {
+    kPrepare,        // PREPARE name [(types)] AS <statement>: the statement was rewritten
+    kExecute,        // EXECUTE name [(args)] (also under EXPLAIN)
+    kDeallocate,     // DEALLOCATE [PREPARE] name
+    kDeallocateAll,  // DEALLOCATE ALL, DISCARD ALL
+  };
+  Kind kind = Kind::kPrepare;
+  std::string name;  // empty for kDeallocateAll
+  // kPrepare: the parameters ($n, 1-based) that feed a tenant column, and the declared parameter
+  // types as OIDs where rowguard knows the type (int2/int4/int8/text/varchar/bpchar/uuid), else 0.
+  std::vector<int> tenant_params;
+  std::vector<int32_t> param_types;
+  // kExecute: for each argument, its value if it is a plain constant (a string or integer
+  // literal, optionally cast to text/varchar), compared by the session with the tenant exactly as
+  // a text-format Bind value; nullopt for any other expression.
+  std::vector<std::optional<std::string>> args;
+  // PostgreSQL's CommandComplete tag when the statement succeeded ("" for kExecute).
+  std::string command_tag;
+};
+
 struct RewriteResult {
   bool allowed = false;
   std::string sql;     // the rewritten text (all statements), when allowed
@@ -42,6 +67,8 @@ struct RewriteResult {
   std::vector<int> tenant_params;
   // Set for COPY ... FROM STDIN: the proxy streams the client's rows through a checker.
   std::optional<CopyInPlan> copy_in;
+  // PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL statements of the text, in statement order.
+  std::vector<PreparedStatementOp> prepared;
 };
 
 // What a rewrite did with the tenant value; filled when a trace is passed. The template cache

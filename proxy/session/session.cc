@@ -23,6 +23,22 @@ std::optional<std::vector<int32_t>> parse_parameter_description(std::string_view
 }
 
 
+// Parameter types declared in Parse for the tenant parameters: unspecified (0, or 705 unknown:
+// the server infers the column's type) or one whose text form is the value rowguard checks.
+bool checkable_declared_types(const std::vector<int>& tenant_params, const std::vector<int32_t>& types) {
+  for (int p : tenant_params) {
+    const auto i = static_cast<size_t>(p - 1);
+    if (i >= types.size()) continue;
+    switch (types[i]) {
+      case 0: case 705: case 21: case 23: case 20: case 25: case 1043: case 1042: case 2950:
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -101,6 +117,21 @@ ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const 
   ClientStep step;
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
   switch (frame.tag) {
+    case fe::kParse:
+    case fe::kBind:
+    case fe::kDescribe:
+    case fe::kExecute:
+    case fe::kClose:
+    case fe::kFlush:
+      extended_open_ = true;
+      break;
+    case fe::kSync:
+      extended_open_ = false;
+      break;
+    default:
+      break;
+  }
+  switch (frame.tag) {
     case fe::kQuery:
       return on_query(frame.body, policy);
     case fe::kParse:
@@ -160,15 +191,17 @@ ClientStep TenantSession::on_query(std::string_view body, const policy::Policy& 
   }
   step.statement = std::string(*sql);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(*sql, policy, tenant_);
-  if (r.allowed) {
+  std::string why = r.allowed ? check_sql_prepared(r.prepared) : r.reason;
+  if (why.empty()) {
+    note_sql_prepared(r.prepared);
     protocol::append_query(step.to_server, r.sql);
     if (r.copy_in) {
       copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), batches_sent_ + 1});
       copy_->statement = step.statement;
     }
   } else {
-    step.denial = r.reason;
-    protocol::append_query(step.to_server, "SELECT " + refuse(r.reason));
+    step.denial = why;
+    protocol::append_query(step.to_server, "SELECT " + refuse(why));
   }
   ++batches_sent_;
   return step;
@@ -184,8 +217,26 @@ ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& 
   }
   step.statement = std::string(m->query);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(m->query, policy, tenant_);
+  const bool sql_prepare_or_execute = std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
+    return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare ||
+           op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;
+  });
   if (r.allowed && (r.copy_in || std::count(r.kinds.begin(), r.kinds.end(), sqlrewrite::StatementKind::kCopyOut) > 0)) {
     step.denial = "rowguard: COPY is supported in the simple query protocol only";
+    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
+  } else if (r.allowed && sql_prepare_or_execute) {
+    // The statement would run at some later Execute, against whatever the name means then.
+    step.denial = "rowguard: SQL-level PREPARE and EXECUTE are supported in the simple query "
+                  "protocol only (in the extended protocol, use Parse and Bind)";
+    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
+    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
+  } else if (r.allowed && !checkable_declared_types(r.tenant_params, m->param_types)) {
+    // A declared type converts the bound value before it reaches the tenant column (a boolean
+    // '1' is stored in a text column as 'true'): the checked value would not be the stored one.
+    step.denial = "rowguard: a parameter that feeds the tenant column is declared in Parse with a "
+                  "type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or "
+                  "leave it unspecified)";
+    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
   } else if (r.allowed) {
     pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{r.tenant_params, m->param_types}});
@@ -217,10 +268,7 @@ ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
   if (same_batch != nullptr) {
     if (!same_batch->refused) candidates.push_back(&same_batch->statement);
   } else {
-    if (auto it = statements_.find(m->statement); it != statements_.end()) candidates.push_back(&it->second);
-    for (const auto& pp : pending_parses_) {
-      if (pp.name == m->statement && !pp.refused) candidates.push_back(&pp.statement);
-    }
+    candidates = this->candidates(m->statement);
   }
   for (const Statement* st : candidates) {
     for (int p : st->tenant_params) {
@@ -324,6 +372,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       // Parses / Closes of finished batches that got no confirmation were skipped by the server.
       std::erase_if(pending_parses_, [&](const PendingParse& p) { return p.batch <= batches_done_; });
       std::erase_if(pending_closes_, [&](const PendingClose& c) { return c.batch <= batches_done_; });
+      std::erase_if(pending_sql_, [&](const PendingSql& p) { return p.batch <= batches_done_; });
       // Refusals of a finished batch that the server never reached (it was already skipping
       // to Sync, or the transaction was aborted) are answered: forget them.
       std::erase_if(pending_, [&](const auto& kv) { return kv.second.answered_by <= batches_done_; });
@@ -342,6 +391,10 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       to_client.append(raw);
       return step;
     }
+    case be::kCommandComplete:
+      on_command_complete(f.body);
+      to_client.append(raw);
+      return step;
     case be::kCloseComplete: {
       while (!pending_closes_.empty() && pending_closes_.front().batch <= batches_done_) pending_closes_.pop_front();
       if (!pending_closes_.empty()) {

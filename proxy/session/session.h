@@ -73,6 +73,11 @@ class TenantSession {
   ClientStep on_parse(std::string_view body, const policy::Policy& policy);
   ClientStep on_bind(std::string_view body, std::string_view raw);
   void on_close(std::string_view body);
+  // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
+  // "" when the Query may run, else the reason to refuse it.
+  std::string check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops) const;
+  void note_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops);
+  void on_command_complete(std::string_view body);
   // Registers a refusal; returns the marker the server's error will carry.
   std::string refuse(std::string reason);
 
@@ -92,9 +97,11 @@ class TenantSession {
   std::map<std::string, Pending> pending_;  // marker -> refusal
   uint64_t batches_sent_ = 0;               // Query and Sync messages forwarded
   uint64_t batches_done_ = 0;               // ReadyForQuery messages seen
-  // Prepared statements as the SERVER has them: a Parse or Close counts only once the server
-  // confirms it (ParseComplete / CloseComplete). A Parse in flight is a candidate too: a Bind is
-  // checked against every statement the server may run under that name.
+  // Prepared statements as the SERVER has them, protocol and SQL-level alike (one namespace in
+  // PostgreSQL): a Parse or Close counts only once the server confirms it (ParseComplete /
+  // CloseComplete), a SQL PREPARE / DEALLOCATE / DISCARD ALL once its CommandComplete arrives.
+  // One in flight is a candidate too: a Bind or EXECUTE is checked against every statement the
+  // server may run under that name.
   std::map<std::string, Statement, std::less<>> statements_;
   struct PendingParse {
     uint64_t batch;
@@ -109,6 +116,20 @@ class TenantSession {
     std::string name;
   };
   std::deque<PendingClose> pending_closes_;
+  // Every statement the server may hold under `name` when it runs a statement sent now: the
+  // confirmed one and those of Parses / SQL PREPAREs in flight.
+  std::vector<const Statement*> candidates(std::string_view name) const;
+  // SQL PREPARE / DEALLOCATE / DISCARD ALL in flight, in the order of the Query that sent them;
+  // each counts once the server's CommandComplete with its tag confirms it.
+  struct PendingSql {
+    uint64_t batch;
+    sqlrewrite::PreparedStatementOp::Kind kind;
+    std::string name;
+    std::string tag;
+    Statement statement;  // kPrepare
+  };
+  std::deque<PendingSql> pending_sql_;
+  bool extended_open_ = false;  // extended-protocol messages sent since the last Sync
   // Describe(statement) requests in flight: the server's ParameterDescription for each one tells
   // the parameter types the client did not declare (needed to read binary Bind values).
   struct DescribeRequest {

@@ -229,6 +229,17 @@ TEST_F(DriversE2e, AsyncpgPreparedBinaryExecutemany) {
   expect_passed(python_driver("asyncpg_test.py"));
 }
 
+// SQL-level PREPARE / EXECUTE / DEALLOCATE as text (psycopg2), mixed with protocol Parse/Bind
+// under the same names (psycopg 3's pgconn.prepare / exec_prepared).
+TEST_F(DriversE2e, SqlPrepareExecutePsycopg) {
+  const DriverRun& run = python_driver("sql_prepare_test.py");
+  expect_passed(run);
+  // The refusals came from rowguard (logged), not from the server.
+  bool logged = false;
+  for (const auto& l : run.log_lines) logged = logged || contains(l, "of EXECUTE \"ins\" feeds the tenant column");
+  EXPECT_TRUE(logged) << run.report();
+}
+
 // asyncpg's copy_records_to_table sends COPY ... FROM STDIN (FORMAT binary), whose rows
 // rowguard cannot check for the tenant column. The script asserts that it is refused cleanly
 // and that the connection stays usable; accepting it (with the session tenant filled in)

@@ -122,7 +122,8 @@ bool is_refusal_query(std::string_view sql) {
 //   * Describe S: ParameterDescription (declared types, 25 = text for undeclared) + NoData;
 //     Execute: CommandComplete (or the fail bit); Close: CloseComplete; Sync: ReadyForQuery;
 //   * after an error everything up to Sync is skipped (Query messages included);
-//   * Query: drops the unnamed statement; DEALLOCATE drops named ones; a refusal fails;
+//   * Query: drops the unnamed statement; runs SQL PREPARE / EXECUTE (THE CHECK, as for Bind) /
+//     DEALLOCATE / DISCARD ALL with their errors and CommandComplete tags; a refusal fails;
 //     CommandComplete or ErrorResponse, then ReadyForQuery; an allowed COPY FROM STDIN answers
 //     CopyInResponse and consumes CopyData until CopyDone / CopyFail.
 struct SimStatement {
@@ -138,6 +139,7 @@ class SimServer {
     bool allowed = false;
     std::vector<int> tenant_params;
     bool copy_in = false;
+    std::vector<sqlrewrite::PreparedStatementOp> prepared;  // SQL PREPARE / EXECUTE / ... of a Query
   };
 
   void client_frame(const protocol::Frame& f, bool fail_bit, const Note& note) {
@@ -178,8 +180,7 @@ class SimServer {
           return;
         } else if (fail_bit) {
           error("22012", "division by zero");
-        } else {
-          deallocate(*sql);
+        } else if (sql_prepared(note.prepared)) {
           complete("SELECT 1");
         }
         rfq();
@@ -287,18 +288,57 @@ class SimServer {
     skipping_ = false;
     protocol::append_ready_for_query(out_, 'I');
   }
-  void deallocate(std::string_view sql) {
-    auto parsed = sqlrewrite::parse_sql(sql);
-    if (!parsed.ok) return;
-    for (const auto& raw : parsed.tree.stmts()) {
-      if (!raw.stmt().has_deallocate_stmt()) continue;
-      const auto& d = raw.stmt().deallocate_stmt();
-      if (d.name().empty()) {
-        stmts_.clear();
-      } else {
-        stmts_.erase(d.name());
+  // Runs the SQL PREPARE / EXECUTE / DEALLOCATE statements of an allowed Query in order, with
+  // PostgreSQL's errors; false when one failed (the rest of the Query is skipped). THE CHECK for
+  // EXECUTE: every tenant parameter of the statement the server holds gets the tenant.
+  bool sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops) {
+    using Kind = sqlrewrite::PreparedStatementOp::Kind;
+    for (const auto& op : ops) {
+      auto it = stmts_.find(op.name);
+      switch (op.kind) {
+        case Kind::kPrepare:
+          if (it != stmts_.end()) {
+            error("42P05", "prepared statement \"" + op.name + "\" already exists");
+            return false;
+          }
+          stmts_[op.name] = SimStatement{op.tenant_params, op.param_types, "PREPARE " + op.name};
+          break;
+        case Kind::kExecute:
+          if (it == stmts_.end()) {
+            error("26000", "prepared statement \"" + op.name + "\" does not exist");
+            return false;
+          }
+          for (int p : it->second.tenant_params) {
+            if (static_cast<size_t>(p) > op.args.size()) {
+              error("42601", "wrong number of parameters for prepared statement \"" + op.name + "\"");
+              return false;
+            }
+          }
+          for (int p : it->second.tenant_params) {
+            const auto& v = op.args[static_cast<size_t>(p - 1)];
+            if (!v || *v != kTenant) {
+              fail("simulated server: EXECUTE of statement \"" + printable(op.name) + "\" runs\n    " +
+                   it->second.sql + "\nwith $" + std::to_string(p) + " (the tenant column) = " +
+                   (v ? "'" + printable(*v) + "'" : std::string("an expression")) +
+                   ": a cross-tenant write/read the session let through");
+            }
+          }
+          complete("SELECT 1");
+          continue;
+        case Kind::kDeallocate:
+          if (it == stmts_.end()) {
+            error("26000", "prepared statement \"" + op.name + "\" does not exist");
+            return false;
+          }
+          stmts_.erase(it);
+          break;
+        case Kind::kDeallocateAll:
+          stmts_.clear();
+          break;
       }
+      complete(op.command_tag);
     }
+    return true;
   }
 
   // The server runs this Bind: each tenant parameter must be the tenant.
@@ -413,13 +453,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const auto r = sqlrewrite::rewrite(*sql, policy, kTenant);
         auto q = protocol::parse_query(single('Q').body);
         if (!q) fail("forwarded Query does not parse");
-        if (r.allowed) {
+        if (r.allowed && !r.prepared.empty() && is_refusal_query(*q) && !st.denial.empty()) {
+          // refused by the session's checks of SQL-level prepared statements
+        } else if (r.allowed) {
           if (*q != r.sql) {
             fail("forwarded Query is not the rewriter's output:\n  client: " + printable(*sql, 2000) +
                  "\n  rewrite: " + r.sql + "\n  sent: " + printable(*q, 2000));
           }
           note.allowed = true;
           note.copy_in = r.copy_in.has_value();
+          note.prepared = r.prepared;
         } else if (!is_refusal_query(*q) || st.denial.empty()) {
           fail("denied Query not replaced by a refusal: sent " + printable(*q, 2000));
         }

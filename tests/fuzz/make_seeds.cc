@@ -201,6 +201,12 @@ void session_seeds() {
   put(t, "copy_in", C(query("COPY customers (id, name) FROM STDIN")) + C(msg('d', "906\tx\n907\ty\n")) + C(msg('c', "")) +
                         C(query("COPY orders (id, tenant_id, amount) FROM STDIN WITH (FORMAT csv)")) +
                         C(msg('d', "908,1,2\n")) + C(msg('f', cstr("client gave up"))));
+  put(t, "sql_prepare", C(query("PREPARE ins AS " + ins)) + C(query("EXECUTE ins(910, '1')")) +
+                            C(query("EXECUTE ins(911, '2')")) + Cq(query("PREPARE p2 AS " + ins + "; EXECUTE p2(912, 1)")) +
+                            C(query("EXECUTE p2(912, 2)")) + Cq(bind("", "ins", {}, {{false, "913"}, {false, "2"}}, {})) +
+                            Cq(execute("", 0)) + C(sync()) + C(query("DEALLOCATE ins")) +
+                            C(query("EXECUTE ins(914, '1')")) + Cq(parse("e", ins, {})) + C(sync()) +
+                            C(query("EXECUTE e(915, '2'); DISCARD ALL")) + C(query("DISCARD ALL")) + C(query("EXECUTE e(916, '1')")));
   put(t, "raw_server", C(query("SELECT 1")) + S(row_description()) + S(data_row("101")) + S(command_complete("SELECT 1")) +
                            S(error_fields('E', {{'S', "ERROR"}, {'C', "42703"}, {'M', "column \"" + marker(0) + "\" does not exist"}})) +
                            S(rfq('I')) + S(param_status("standard_conforming_strings", "off")));

@@ -926,14 +926,69 @@ const Case kCases[] = {
      R"sql(DO $$ BEGIN PERFORM 1; END $$)sql",
      "",
      R"sql(rowguard: DoStmt is not allowed for tenants (rule: only SELECT, INSERT, UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and EXPLAIN))sql"},
-    {"prepare_denied",
-     R"sql(PREPARE p AS SELECT 1)sql",
+    // SQL-level prepared statements: the statement of a PREPARE is rewritten like a Parse text;
+    // EXECUTE arguments are walked like any expression (the session checks them against the
+    // statement's tenant parameters).
+    {"prepare_select",
+     R"sql(PREPARE p AS SELECT * FROM orders WHERE id = $1)sql",
+     R"sql(PREPARE p AS SELECT * FROM public.orders WHERE id = $1 AND orders.tenant_id = '1')sql",
+     ""},
+    {"prepare_insert_fills_tenant",
+     R"sql(PREPARE p(int) AS INSERT INTO orders (id) VALUES ($1))sql",
+     R"sql(PREPARE p(int) AS INSERT INTO public.orders (id, tenant_id) VALUES ($1, '1'))sql",
+     ""},
+    {"prepare_update_join",
+     R"sql(PREPARE u AS UPDATE orders o SET amount = $1 FROM customers c WHERE c.id = o.customer_id)sql",
+     R"sql(PREPARE u AS UPDATE public.orders o SET amount = $1 FROM public.customers c WHERE c.id = o.customer_id AND o.tenant_id = '1' AND c.tenant_id = '1')sql",
+     ""},
+    {"prepare_unknown_table_denied",
+     R"sql(PREPARE p AS SELECT * FROM audit_log)sql",
      "",
-     R"sql(rowguard: PrepareStmt is not allowed for tenants (rule: only SELECT, INSERT, UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and EXPLAIN))sql"},
-    {"execute_denied",
-     R"sql(EXECUTE p)sql",
+     R"sql(rowguard: table "public.audit_log" is not in the policy (FROM of SELECT; rule: unknown_tables = "deny"))sql"},
+    {"prepare_other_tenant_literal_denied",
+     R"sql(PREPARE p AS INSERT INTO orders (id, tenant_id) VALUES ($1, '2'))sql",
      "",
-     R"sql(rowguard: ExecuteStmt is not allowed for tenants (rule: only SELECT, INSERT, UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and EXPLAIN))sql"},
+     R"sql(rowguard: INSERT INTO "public.orders" sets "tenant_id" to a value other than the session tenant '1' (rule: tables."public.orders".column))sql"},
+    {"prepare_tenant_param_declared_bool_denied",
+     R"sql(PREPARE p(int, bool) AS INSERT INTO orders (id, tenant_id) VALUES ($1, $2))sql",
+     "",
+     R"sql(rowguard: PREPARE "p": parameter $2 feeds the tenant column but is declared with a type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or leave it undeclared))sql"},
+    {"prepare_function_denied",
+     R"sql(PREPARE p AS SELECT pg_read_file($1))sql",
+     "",
+     R"sql(rowguard: function "pg_read_file" is not allowed (rule: builtin allowlist and [functions] allow))sql"},
+    {"execute_literals",
+     R"sql(EXECUTE p(1, '1'))sql",
+     R"sql(EXECUTE p(1, '1'))sql",
+     ""},
+    {"execute_subquery_filtered",
+     R"sql(EXECUTE p((SELECT max(id) FROM orders), '1'))sql",
+     R"sql(EXECUTE p((SELECT max(id) FROM public.orders WHERE orders.tenant_id = '1'), '1'))sql",
+     ""},
+    {"execute_subquery_unknown_table_denied",
+     R"sql(EXECUTE p((SELECT 1 FROM audit_log)))sql",
+     "",
+     R"sql(rowguard: table "public.audit_log" is not in the policy (FROM of SELECT; rule: unknown_tables = "deny"))sql"},
+    {"execute_function_denied",
+     R"sql(EXECUTE p(pg_read_file('/etc/passwd')))sql",
+     "",
+     R"sql(rowguard: function "pg_read_file" is not allowed (rule: builtin allowlist and [functions] allow))sql"},
+    {"explain_execute",
+     R"sql(EXPLAIN EXECUTE p(1))sql",
+     R"sql(EXPLAIN EXECUTE p(1))sql",
+     ""},
+    {"explain_analyze_execute_denied",
+     R"sql(EXPLAIN ANALYZE EXECUTE p(1))sql",
+     "",
+     R"sql(rowguard: EXPLAIN ANALYZE shows other tenants' row counts (Rows Removed by Filter); use EXPLAIN without ANALYZE (rule: no EXPLAIN ANALYZE for tenants))sql"},
+    {"create_table_as_execute_denied",
+     R"sql(CREATE TABLE t AS EXECUTE p(1))sql",
+     "",
+     R"sql(rowguard: CreateTableAsStmt is not allowed for tenants (rule: only SELECT, INSERT, UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and EXPLAIN))sql"},
+    {"deallocate_name",
+     R"sql(DEALLOCATE PREPARE p)sql",
+     R"sql(DEALLOCATE p)sql",
+     ""},
     {"fn_count",
      R"sql(SELECT count(*) FROM orders)sql",
      R"sql(SELECT count(*) FROM public.orders WHERE orders.tenant_id = '1')sql",
@@ -1154,10 +1209,14 @@ const Case kCases[] = {
      R"sql(CALL my_proc())sql",
      "",
      R"sql(rowguard: CallStmt is not allowed for tenants (rule: only SELECT, INSERT, UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and EXPLAIN))sql"},
-    {"discard",
+    {"discard_all",
      R"sql(DISCARD ALL)sql",
-     "",
-     R"sql(rowguard: DiscardStmt is not allowed for tenants (rule: only SELECT, INSERT, UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and EXPLAIN))sql"},
+     R"sql(DISCARD ALL)sql",
+     ""},
+    {"discard_temp",
+     R"sql(DISCARD TEMP)sql",
+     R"sql(DISCARD TEMP)sql",
+     ""},
     // Cursors: the query of DECLARE is filtered like any SELECT, at every depth; FETCH / MOVE /
     // CLOSE name a cursor of the session and carry nothing else.
     {"declare",
@@ -1470,6 +1529,73 @@ TEST(Rewrite, TenantParamsAreReportedForBindCheck) {
       test_policy(), "1");
   ASSERT_TRUE(two.allowed) << two.reason;
   EXPECT_EQ(two.tenant_params, (std::vector<int>{1, 3}));
+}
+
+TEST(Rewrite, TenantParamCastToATypeThatChangesTheValueIsRefused) {
+  // '1' bound to $2::bool would be stored in a text tenant column as 'true'.
+  for (const char* cast : {"bool", "numeric", "money", "interval", "public.int4", "int4[]"}) {
+    const std::string sql = std::string("INSERT INTO orders (id, tenant_id) VALUES ($1, $2::") + cast + ")";
+    EXPECT_FALSE(rewrite(sql, test_policy(), "1").allowed) << sql;
+    const std::string prepared = "PREPARE p AS " + sql;
+    EXPECT_FALSE(rewrite(prepared, test_policy(), "1").allowed) << prepared;
+  }
+  for (const char* cast : {"int", "integer", "int2", "bigint", "int8", "text", "varchar", "uuid", "pg_catalog.int4"}) {
+    const std::string sql = std::string("INSERT INTO orders (id, tenant_id) VALUES ($1, $2::") + cast + ")";
+    const RewriteResult r = rewrite(sql, test_policy(), "1");
+    EXPECT_TRUE(r.allowed) << sql << ": " << r.reason;
+    EXPECT_EQ(r.tenant_params, (std::vector<int>{2})) << sql;
+  }
+}
+
+TEST(Rewrite, PreparedStatementOpsAreReportedInOrder) {
+  using Kind = PreparedStatementOp::Kind;
+  const RewriteResult r = rewrite(
+      "PREPARE p(int, text) AS INSERT INTO orders (id, tenant_id) VALUES ($1, $2); "
+      "SELECT 1; EXECUTE p(5, '1'); EXECUTE p(-5, 1::text, 2::int, $1, 1.5, '1'::varchar(3), NULL, true); "
+      "DEALLOCATE p; DEALLOCATE ALL; DISCARD ALL; EXPLAIN EXECUTE q",
+      test_policy(), "1");
+  ASSERT_TRUE(r.allowed) << r.reason;
+  // The PREPAREd statement's parameters are the statement's, not the text's (no Bind runs them).
+  EXPECT_TRUE(r.tenant_params.empty());
+  ASSERT_EQ(r.prepared.size(), 7u);
+  EXPECT_EQ(r.prepared[0].kind, Kind::kPrepare);
+  EXPECT_EQ(r.prepared[0].name, "p");
+  EXPECT_EQ(r.prepared[0].tenant_params, (std::vector<int>{2}));
+  EXPECT_EQ(r.prepared[0].param_types, (std::vector<int32_t>{23, 25}));
+  EXPECT_EQ(r.prepared[0].command_tag, "PREPARE");
+  EXPECT_EQ(r.prepared[1].kind, Kind::kExecute);
+  EXPECT_EQ(r.prepared[1].args, (std::vector<std::optional<std::string>>{"5", "1"}));
+  EXPECT_EQ(r.prepared[1].command_tag, "");
+  // Only string / integer literals (cast to text or varchar at most) count as constants.
+  EXPECT_EQ(r.prepared[2].args,
+            (std::vector<std::optional<std::string>>{"-5", "1", std::nullopt, std::nullopt,
+                                                     std::nullopt, std::nullopt, std::nullopt,
+                                                     std::nullopt}));
+  EXPECT_EQ(r.prepared[3].kind, Kind::kDeallocate);
+  EXPECT_EQ(r.prepared[3].name, "p");
+  EXPECT_EQ(r.prepared[3].command_tag, "DEALLOCATE");
+  EXPECT_EQ(r.prepared[4].kind, Kind::kDeallocateAll);
+  EXPECT_EQ(r.prepared[4].command_tag, "DEALLOCATE ALL");
+  EXPECT_EQ(r.prepared[5].kind, Kind::kDeallocateAll);
+  EXPECT_EQ(r.prepared[5].command_tag, "DISCARD ALL");
+  EXPECT_EQ(r.prepared[6].kind, Kind::kExecute);
+  EXPECT_EQ(r.prepared[6].name, "q");
+  EXPECT_TRUE(r.prepared[6].args.empty());
+
+  // Undeclared and unknown declared types; quoted names keep their case.
+  const RewriteResult u = rewrite(
+      "PREPARE \"MyStmt\"(numeric, pg_catalog.int8, public.text) AS "
+      "UPDATE orders SET amount = $1, tenant_id = $4 WHERE id = $2",
+      test_policy(), "1");
+  ASSERT_TRUE(u.allowed) << u.reason;
+  ASSERT_EQ(u.prepared.size(), 1u);
+  EXPECT_EQ(u.prepared[0].name, "MyStmt");
+  EXPECT_EQ(u.prepared[0].tenant_params, (std::vector<int>{4}));
+  EXPECT_EQ(u.prepared[0].param_types, (std::vector<int32_t>{0, 20, 0}));
+  // A denial reports nothing.
+  const RewriteResult d = rewrite("PREPARE p AS SELECT 1; DROP TABLE orders", test_policy(), "1");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_TRUE(d.prepared.empty());
 }
 
 TEST(Rewrite, OtherTenantGetsItsOwnLiteral) {
