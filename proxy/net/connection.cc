@@ -325,7 +325,7 @@ class ClientConnection {
           co_await fatal("08P01", msg);
           co_return;
         }
-        if (session.tx_status() == 'I' && !in_flight()) {
+        if (session.tx_status() == 'I' && !in_flight() && r.frame.tag != protocol::fe::kTerminate) {
           co_await server_.pause_gate().at_boundary(*info_);  // PAUSE holds new transactions here
         }
         if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
