@@ -370,7 +370,7 @@ TEST_F(AdminE2e, ReloadUnderRunningPgbenchLosesNoTransaction) {
                   "INSERT INTO admin_writes (note) VALUES ('pgbench');\n"
                   "SELECT count(*) FROM orders;\n"
                   "END;\n");
-  BackgroundProcess bench({pg_bin("pgbench"), "-n", "-M", "extended", "-c", "4", "-j", "2", "-T", "10", "-f",
+  BackgroundProcess bench({pg_bin("pgbench"), "-n", "-M", "extended", "-c", "4", "-j", "2", "-T", "12", "-f",
                            dir + "/write.sql", "-h", "127.0.0.1", "-p", std::to_string(rg.port()), "-U", "t1", "appdb"},
                           dir + "/pgbench.log",
                           {{"PGPASSWORD", "pw1"}, {"PGCONNECT_TIMEOUT", "10"}, {"PGSSLMODE", "disable"}});
@@ -390,6 +390,23 @@ TEST_F(AdminE2e, ReloadUnderRunningPgbenchLosesNoTransaction) {
   pause();
   CommandResult reload = console(rg, "RELOAD");  // and once through the console
   EXPECT_TRUE(contains(reload.out, "RELOAD")) << describe(reload);
+  // PAUSE under load: it returns when every client is between transactions; then nothing is
+  // written until RESUME, and the clients carry on afterwards.
+  CommandResult paused = console(rg, "PAUSE");
+  EXPECT_TRUE(contains(paused.out, "PAUSE")) << describe(paused);
+  int rows_paused = written_rows();
+  EXPECT_TRUE(eventually([&] {
+    size_t n = 0;
+    for (const auto& line : lines_of(console(rg, "SHOW CLIENTS").out)) {
+      auto f = split(line);
+      if (f.size() == 9 && f[1] == "t1" && f[5] == "paused") ++n;
+    }
+    return n == 4;
+  })) << console(rg, "SHOW CLIENTS").out;
+  EXPECT_EQ(written_rows(), rows_paused);
+  CommandResult resumed = console(rg, "RESUME");
+  EXPECT_TRUE(contains(resumed.out, "RESUME")) << describe(resumed);
+  EXPECT_TRUE(eventually([&] { return written_rows() > rows_paused || !bench.running(); }));
   bool running_during_reloads = bench.running();
   ASSERT_TRUE(eventually([&] { return !bench.running(); }, 60)) << rg.log();
   std::string out = read_text_file(dir + "/pgbench.log");
