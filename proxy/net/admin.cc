@@ -23,6 +23,7 @@ namespace asio = boost::asio;
 
 namespace {
 
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxConsoleMessage = 1 << 20;
 constexpr size_t kReadChunk = 16 * 1024;
 
@@ -226,7 +227,7 @@ class Console {
         asio::steady_timer timer(co_await asio::this_coro::executor);
         while (gate.paused() && server_.clients().blocking_pause() > 0) {
           timer.expires_after(std::chrono::milliseconds(20));
-          co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          co_await timer.async_wait(kUse);
         }
         if (!gate.paused()) {
           protocol::append_error_response(out, "ERROR", "55000",

@@ -11,6 +11,8 @@ namespace rowguard::net {
 namespace asio = boost::asio;
 
 namespace {
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -118,7 +120,7 @@ asio::awaitable<void> PauseGate::at_boundary(ClientInfo& info) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   while (paused_.load()) {
     timer.expires_after(std::chrono::milliseconds(20));
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await timer.async_wait(kUse);
   }
   info.busy_.store(true);
   info.waiting_.store(false);
