@@ -165,6 +165,9 @@ TEST_F(AdminE2e, ShowCommandsDescribeClientsServersStatsPolicyAndCache) {
     }
   }
   EXPECT_TRUE(found) << servers.out;
+  // The console itself has no upstream connection (nothing is forwarded to PostgreSQL).
+  EXPECT_EQ(lines_of(servers.out).size(), 1u) << servers.out;
+  EXPECT_EQ(pg_->psql_super("SELECT count(*) FROM pg_stat_activity WHERE datname = 'rowguard'").out, "0\n");
 
   CommandResult stats = console(rg, "SHOW STATS");
   ASSERT_EQ(stats.exit_code, 0) << describe(stats);
