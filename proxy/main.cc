@@ -13,6 +13,7 @@
 #include "policy/policy.h"
 #include "proxy/auth/scram.h"
 #include "proxy/net/server.h"
+#include "proxy/tools/check_upstream.h"
 #include "sqlrewrite/rewriter.h"
 
 namespace {
@@ -21,7 +22,9 @@ constexpr const char* kUsage = R"(rowguard - tenant isolation for PostgreSQL, as
 
 Usage:
   rowguard --config FILE [--log-level LEVEL]     run the proxy
-  rowguard check FILE                            validate a policy file and exit
+  rowguard check FILE [--against URL]            validate a policy file and exit; with --against
+                                                 (a libpq connection string or URL), also check that
+                                                 every table and tenant column exists upstream
   rowguard passwd USER                           print a SCRAM-SHA-256 verifier (password on stdin)
   rowguard explain --config FILE --tenant T SQL  print the rewritten SQL or the denial
   rowguard --help | --version
@@ -33,7 +36,9 @@ Options:
   -V, --version          the version
 
 Signals: SIGHUP reloads the policy file (a bad file is rejected and the old policy kept);
-SIGINT/SIGTERM stop.
+SIGINT/SIGTERM stop gracefully.
+
+Admin console: psql "host=... port=... user=<a [[bypass]] user> dbname=rowguard", then SHOW HELP.
 )";
 
 }  // namespace
@@ -53,6 +58,33 @@ int explain(const std::string& config, const std::string& tenant, const std::str
     return 3;
   }
   std::cout << r.sql << "\n";
+  return 0;
+}
+
+// rowguard check FILE [--against URL]: exit 0 when valid (warnings allowed), 1 on any error.
+int check(const std::string& file, const std::string& against) {
+  rowguard::policy::PolicyPtr p;
+  try {
+    p = rowguard::policy::load_policy(file);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+  std::cout << file << ": OK (" << p->logins.size() << " users, " << p->tables.size() << " tables)\n";
+  if (against.empty()) return 0;
+  auto r = rowguard::tools::check_against(*p, against);
+  if (!r.connect_error.empty()) {
+    std::cerr << "error: cannot connect to the upstream database: " << r.connect_error << "\n";
+    return 1;
+  }
+  for (const auto& w : r.warnings) std::cout << "warning: " << w << "\n";
+  for (const auto& e : r.errors) std::cerr << "error: " << e << "\n";
+  if (!r.errors.empty()) {
+    std::cerr << file << ": " << r.errors.size() << " error(s) against the upstream schema\n";
+    return 1;
+  }
+  std::cout << file << ": every table and tenant column exists upstream (" << r.warnings.size()
+            << " warning(s))\n";
   return 0;
 }
 
@@ -92,11 +124,23 @@ int main(int argc, char** argv) {
     return passwd(argv[2]);
   }
   if (argc >= 2 && std::string(argv[1]) == "check") {
-    if (argc != 3) {
-      std::cerr << "usage: rowguard check FILE\n";
+    std::string file, against;
+    for (int i = 2; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--against" && i + 1 < argc) {
+        against = argv[++i];
+      } else if (file.empty() && !a.starts_with("-")) {
+        file = a;
+      } else {
+        file.clear();
+        break;
+      }
+    }
+    if (file.empty()) {
+      std::cerr << "usage: rowguard check FILE [--against URL]\n";
       return 2;
     }
-    argv[1] = const_cast<char*>("--check");
+    return check(file, against);
   }
   if (argc >= 2 && std::string(argv[1]) == "explain") {
     std::string config, tenant, sql;
@@ -120,7 +164,7 @@ int main(int argc, char** argv) {
     return explain(config, tenant, sql);
   }
   std::string config;
-  std::string check;
+  std::string check_file;
   std::string level = "info";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -140,7 +184,7 @@ int main(int argc, char** argv) {
     } else if (a == "-c" || a == "--config") {
       config = value("--config");
     } else if (a == "--check") {
-      check = value("--check");
+      check_file = value("--check");
     } else if (a == "-l" || a == "--log-level") {
       level = value("--log-level");
     } else {
@@ -156,17 +200,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(lvl);
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
 
-  if (!check.empty()) {
-    try {
-      auto p = rowguard::policy::load_policy(check);
-      std::cout << check << ": OK (" << p->logins.size() << " users, " << p->tables.size()
-                << " tables)\n";
-      return 0;
-    } catch (const std::exception& e) {
-      std::cerr << e.what() << "\n";
-      return 1;
-    }
-  }
+  if (!check_file.empty()) return check(check_file, "");
   if (config.empty()) {
     std::cerr << "rowguard: --config FILE is required\n" << kUsage;
     return 2;

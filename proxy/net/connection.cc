@@ -19,6 +19,8 @@
 #include <optional>
 
 #include "proxy/auth/scram.h"
+#include "proxy/net/admin.h"
+#include "proxy/net/clients.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
@@ -49,6 +51,12 @@ std::string to_hex(std::string_view raw) {
   return out;
 }
 
+std::string endpoint_text(Stream& s, bool remote) {
+  boost::system::error_code ec;
+  auto ep = remote ? s.socket().remote_endpoint(ec) : s.socket().local_endpoint(ec);
+  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
 std::string truncate(std::string_view s, size_t n = 300) {
   if (s.size() <= n) return std::string(s);
   return std::string(s.substr(0, n)) + "...";
@@ -70,6 +78,8 @@ class ClientConnection {
     boost::system::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    info_ = std::make_shared<ClientInfo>(id_, peer_);
+    server_.clients().add(info_);
   }
 
   asio::awaitable<void> run() {
@@ -107,6 +117,11 @@ class ClientConnection {
     }
     if (!co_await scram_exchange()) co_return;
     auth_timer_.cancel();
+    if (wants_console(*startup)) {  // the admin console: answered here, never forwarded
+      ConsoleClient console{client_, client_buf_, id_, user_, peer_, *info_};
+      co_await serve_console(server_, console);
+      co_return;
+    }
     const policy::Login* login = policy_->login(user_);
     tenant_ = login->tenant;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
@@ -139,6 +154,9 @@ class ClientConnection {
                  id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database,
                  client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off");
     if (!co_await write_client(out)) co_return;
+    info_->set_login(user_, tenant_, tenant_ ? ClientInfo::Kind::kTenant : ClientInfo::Kind::kBypass);
+    info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
+                        up.key.pid, upstream_.tls());
 
     kind_gauge_ = tenant_ ? &server_.metrics().connections_tenant : &server_.metrics().connections_bypass;
     kind_gauge_->fetch_add(1, std::memory_order_relaxed);
@@ -157,6 +175,7 @@ class ClientConnection {
     server_.metrics().connections_active.fetch_sub(1, std::memory_order_relaxed);
     if (kind_gauge_) kind_gauge_->fetch_sub(1, std::memory_order_relaxed);
     if (client_key_) server_.cancels().remove(*client_key_);
+    server_.clients().remove(id_);
   }
 
  private:
@@ -306,6 +325,9 @@ class ClientConnection {
           co_await fatal("08P01", msg);
           co_return;
         }
+        if (session.tx_status() == 'I' && !in_flight() && r.frame.tag != protocol::fe::kTerminate) {
+          co_await server_.pause_gate().at_boundary(*info_);  // PAUSE holds new transactions here
+        }
         if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
         auto t0 = std::chrono::steady_clock::now();
         session::ClientStep step = session.on_client_message(r.frame, *policy_);
@@ -313,9 +335,11 @@ class ClientConnection {
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
         if (r.frame.tag == protocol::fe::kQuery || r.frame.tag == protocol::fe::kSync) {
           ++batches_out_;
+          info_->set_tx(session.tx_status(), true);
           if (!upstream_wait_) upstream_wait_ = t0;
         }
         client_buf_.erase(0, r.frame.size);
+        if (!step.statement.empty()) info_->count_statement();
         if (!step.denial.empty()) {
           spdlog::warn("session={} denied user={} tenant={} client={}: {} | statement: {}", id_,
                        user_, *tenant_, peer_, step.denial, truncate(step.statement));
@@ -363,6 +387,7 @@ class ClientConnection {
         if (r.frame.tag == protocol::be::kReadyForQuery) {
           ++batches_in_;
           tx_ = session.tx_status();
+          info_->set_tx(tx_, in_flight());
           if (draining_ && tx_ == 'I' && !in_flight()) {
             co_await write_client(out);
             co_await fatal("57P01", "terminating connection due to administrator command (rowguard is shutting down)");
@@ -492,6 +517,7 @@ class ClientConnection {
   uint64_t batches_out_ = 0;  // Query/Sync forwarded (tenant sessions)
   uint64_t batches_in_ = 0;   // ReadyForQuery relayed
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;
+  std::shared_ptr<ClientInfo> info_;  // what the admin console shows
 };
 
 }  // namespace

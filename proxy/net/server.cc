@@ -46,8 +46,15 @@ std::optional<CancelRegistry::Target> CancelRegistry::find(std::pair<int32_t, in
   return it->second;
 }
 
+namespace {
+int64_t unix_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 Server::Server(policy::PolicyPtr policy, std::string config_path)
-    : policy_(std::move(policy)), config_path_(std::move(config_path)) {}
+    : policy_(std::move(policy)), config_path_(std::move(config_path)), policy_loaded_at_us_(unix_now_us()) {}
 
 Server::~Server() { stop(); }
 
@@ -56,7 +63,8 @@ void Server::stop() {
   for (auto& w : workers_) w->ctx.stop();
 }
 
-void Server::reload() {
+std::optional<std::string> Server::reload() {
+  std::lock_guard lock(reload_mu_);
   try {
     auto fresh = policy::load_policy(config_path_);
     auto old = policy_.load();
@@ -65,10 +73,13 @@ void Server::reload() {
       spdlog::warn("reload: [proxy] listen changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
+    policy_loaded_at_us_.store(unix_now_us());
     spdlog::info("reload: policy {} loaded (version {}, {} tables, {} users)", config_path_,
                  fresh->version, fresh->tables.size(), fresh->logins.size());
+    return std::nullopt;
   } catch (const std::exception& e) {
     spdlog::error("reload: policy rejected, keeping the previous one: {}", e.what());
+    return std::string(e.what());
   }
 }
 
@@ -198,6 +209,7 @@ int Server::run() {
                  "(up to {} s; send the signal again to stop now)", sig, p->proxy.shutdown_timeout_seconds);
     boost::system::error_code ignored;
     acceptor.close(ignored);
+    pause_.resume();  // paused sessions must be able to finish
     for (auto& w : workers_) {
       asio::post(w->ctx, [wk = w.get()] {
         for (auto& [id, hook] : wk->shutdown_hooks) hook();

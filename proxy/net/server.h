@@ -18,6 +18,7 @@
 
 #include "policy/policy.h"
 #include "proxy/net/audit.h"
+#include "proxy/net/clients.h"
 #include "proxy/net/metrics.h"
 #include "sqlrewrite/rewrite_cache.h"
 
@@ -68,6 +69,14 @@ class Server {
   bool shutting_down() const { return shutting_down_.load(); }
   std::string render_metrics();
   CancelRegistry& cancels() { return cancels_; }
+  // Admin console: connections, PAUSE/RESUME, per-worker caches, RELOAD.
+  ClientRegistry& clients() { return clients_; }
+  PauseGate& pause_gate() { return pause_; }
+  const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
+  // Re-reads the policy file (SIGHUP, RELOAD); returns the reason when the file is rejected
+  // (the previous policy stays). Safe to call from any thread.
+  std::optional<std::string> reload();
+  int64_t policy_loaded_at_us() const { return policy_loaded_at_us_.load(); }
   uint64_t next_session_id() { return ++session_ids_; }
   // Per-user connection counting for [proxy] max_connections_per_user.
   int user_connections(const std::string& user, int delta) {
@@ -80,7 +89,6 @@ class Server {
   }
 
  private:
-  void reload();
 
   bool setup_tls(const policy::Policy& p);
 
@@ -98,6 +106,10 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   CancelRegistry cancels_;
   std::atomic<uint64_t> session_ids_{0};
+  ClientRegistry clients_;
+  PauseGate pause_;
+  std::mutex reload_mu_;
+  std::atomic<int64_t> policy_loaded_at_us_{0};
 };
 
 }  // namespace rowguard::net

@@ -1,0 +1,105 @@
+// `rowguard check FILE --against URL` (see check_upstream.h). Only the rowguard executable links
+// libpq; the proxy itself speaks the protocol on its own.
+#include "proxy/tools/check_upstream.h"
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <set>
+
+namespace rowguard::tools {
+
+namespace {
+
+struct ConnCloser {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct ResultCloser {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Conn = std::unique_ptr<PGconn, ConnCloser>;
+using Result = std::unique_ptr<PGresult, ResultCloser>;
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+Result exec(PGconn* conn, const char* sql, const std::vector<std::string>& params) {
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p.c_str());
+  return Result(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+}  // namespace
+
+UpstreamCheck check_against(const policy::Policy& policy, const std::string& conninfo) {
+  UpstreamCheck out;
+  Conn conn(PQconnectdb(conninfo.c_str()));
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+    out.connect_error = conn ? trim(PQerrorMessage(conn.get())) : "out of memory";
+    return out;
+  }
+  // Every listed table: does it exist, and does it have its tenant column?
+  constexpr const char* kTable =
+      "SELECT c.relkind::text, "
+      "       EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
+      "               AND NOT a.attisdropped AND a.attname = $3) "
+      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')";
+  std::set<std::string> columns{policy.default_column};
+  for (const auto& [name, rule] : policy.tables) {
+    if (!rule.global) columns.insert(rule.column);
+    Result r = exec(conn.get(), kTable, {name.schema, name.name, rule.column});
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+      out.errors.push_back("table " + quoted(name.to_string()) + ": " + trim(PQresultErrorMessage(r.get())));
+      continue;
+    }
+    if (PQntuples(r.get()) == 0) {
+      out.errors.push_back("table " + quoted(name.to_string()) + " does not exist upstream");
+      continue;
+    }
+    if (!rule.global && std::string(PQgetvalue(r.get(), 0, 1)) != "t") {
+      out.errors.push_back("table " + quoted(name.to_string()) + " has no tenant column " + quoted(rule.column));
+    }
+  }
+  // Tables that look tenant-scoped but are not in the policy (tenants cannot use them).
+  std::string names = "{";
+  for (const auto& c : columns) {
+    if (names.size() > 1) names += ",";
+    names += "\"";
+    for (char ch : c) {
+      if (ch == '"' || ch == '\\') names += '\\';
+      names += ch;
+    }
+    names += "\"";
+  }
+  names += "}";
+  constexpr const char* kCandidates =
+      "SELECT n.nspname, c.relname, a.attname "
+      "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY ($1::text[]) "
+      "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+      "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
+      "ORDER BY 1, 2, 3";
+  Result r = exec(conn.get(), kCandidates, {names});
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+    out.errors.push_back("listing tables with a tenant column failed: " + trim(PQresultErrorMessage(r.get())));
+    return out;
+  }
+  std::set<std::string> reported;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    policy::QualifiedName name{PQgetvalue(r.get(), i, 0), PQgetvalue(r.get(), i, 1)};
+    if (policy.table(name) != nullptr || !reported.insert(name.to_string()).second) continue;
+    out.warnings.push_back("table " + quoted(name.to_string()) + " has a tenant column " +
+                           quoted(PQgetvalue(r.get(), i, 2)) +
+                           " but is not in the policy (tenants cannot use it; add [tables." +
+                           quoted(name.to_string()) + "] if they should)");
+  }
+  return out;
+}
+
+}  // namespace rowguard::tools
