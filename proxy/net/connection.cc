@@ -70,7 +70,7 @@ class ClientConnection {
       : client_(std::move(client)), server_(server), worker_(worker), upstream_(tcp::socket(worker.ctx)),
         auth_timer_(worker.ctx), watch_(worker.ctx, [this] {
           boost::system::error_code ignored;
-          client_.socket().cancel(ignored);  // the read fails; the loops end; see finish_expired
+          client_.socket().cancel(ignored);  // the read fails; the loops end; see finish_refused
         }) {
     id_ = server_.next_session_id();
     server_.metrics().connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -78,7 +78,8 @@ class ClientConnection {
     // SIGTERM: an idle session closes now, one in a transaction when the transaction ends.
     worker_.shutdown_hooks[id_] = [this] {
       draining_ = true;
-      if (tx_ == 'I' && !in_flight()) close_both();
+      // Bypass sessions close at once (their tx_ is tracked for [limits] only).
+      if (!tenant_ || (tx_ == 'I' && !in_flight())) close_both();
     };
     boost::system::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
@@ -471,7 +472,7 @@ class ClientConnection {
       if (scanner.failed()) {
         if (!from_client) {
           spdlog::error("session={} bypass: bad message from the server: {}", id_, scanner.error());
-          server_refusal_ = true;
+          server_refusal_ = scanner.too_long() ? "54000" : "08P01";
         } else if (scanner.too_long()) {
           refuse_too_long(scanner.failed_tag(), scanner.failed_length());
         } else {
@@ -505,8 +506,12 @@ class ClientConnection {
       co_await fatal("08P01", refusal_);
       co_return;
     }
-    if (server_refusal_) {
-      co_await fatal("08P01", "rowguard: malformed or oversized message from the server");
+    if (server_refusal_ == "54000") {
+      co_await fatal("54000", "rowguard: a message from the server exceeds [limits] max_server_message");
+      co_return;
+    }
+    if (!server_refusal_.empty()) {
+      co_await fatal("08P01", "rowguard: malformed message from the server");
       co_return;
     }
     const ClientWatch::Reason why = watch_.expired();
@@ -618,7 +623,7 @@ class ClientConnection {
   asio::steady_timer auth_timer_;
   ClientWatch watch_;            // [limits] idle timeouts and message_timeout
   std::string refusal_;          // set when a client message broke a [limits] size
-  bool server_refusal_ = false;  // the server sent a malformed or oversized message (bypass)
+  std::string server_refusal_;   // bypass: the server sent an oversized (54000) or malformed (08P01) message
   uint64_t batches_out_ = 0;  // Query/Sync forwarded (tenant sessions)
   uint64_t batches_in_ = 0;   // ReadyForQuery relayed
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;

@@ -62,7 +62,8 @@ bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 TEST_F(LimitsE2e, OversizedMessagesAreRefusedFromTheirLengthWord) {
-  RowguardProcess rg(example_config_template() + "\n[limits]\nmax_message_size = 1048576\nmax_startup_packet = 4096\n",
+  RowguardProcess rg(example_config_template() + "\n[limits]\nmax_message_size = 1048576\nmax_startup_packet = 4096\n"
+                         "max_server_message = 1048576\n",
                      *pg_, "info");
   CommandResult r = run_mode(rg, "oversize", 120);
   EXPECT_EQ(r.exit_code, 0) << describe(r) << tail_lines(rg.log(), 40);
@@ -70,6 +71,8 @@ TEST_F(LimitsE2e, OversizedMessagesAreRefusedFromTheirLengthWord) {
                             "ok bypass Query over max_message_size: FATAL 08P01",
                             "ok the oversized INSERT was not forwarded", "ok CopyData over max_message_size: FATAL 08P01",
                             "ok startup packet over max_startup_packet: FATAL 08P01",
+                            "ok t1: a server message over max_server_message: FATAL 54000",
+                            "ok dba: a server message over max_server_message: FATAL 54000",
                             "ok a 500 KB query under the limit works", "ok other clients still work"}) {
     EXPECT_TRUE(contains(r.out, check)) << check << "\n" << r.out;
   }

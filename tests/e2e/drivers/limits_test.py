@@ -164,7 +164,7 @@ def normal_client_works(name, user="t2", expected=4):
     return check(name, n == expected, "count %r" % (n,))
 
 
-# ---- oversize: [limits] max_message_size = 1048576, max_startup_packet = 4096 ------------------
+# ---- oversize: [limits] max_message_size = max_server_message = 1048576, max_startup_packet = 4096 -
 
 def mode_oversize():
     # A tenant's Bind claiming 2 MB: refused from its header, FATAL 08P01, connection closed.
@@ -213,6 +213,13 @@ def mode_oversize():
         fail("libpq with a 5 KB startup packet is refused", "connected")
     except psycopg2.OperationalError as e:
         ok("libpq with a 5 KB startup packet is refused")
+
+    # A result row over max_server_message (also 1 MiB here): FATAL 54000, tenant and bypass.
+    for user in ("t1", "dba"):
+        s = raw_after_login(user)
+        s.sendall(query("SELECT repeat('x', 2000000)"))
+        expect_fatal("%s: a server message over max_server_message: FATAL 54000" % user, s, "54000",
+                     "max_server_message")
 
     # Under the limit: a 500 KB statement goes through.
     c = connect("t1")
