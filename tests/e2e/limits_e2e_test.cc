@@ -94,6 +94,29 @@ TEST_F(LimitsE2e, IdleAndIdleInTransactionTimeouts) {
   }
 }
 
+TEST_F(LimitsE2e, IdleTimeoutOverTls) {
+  // The timeout cancels a read on a TLS stream and still writes the FATAL over TLS.
+  const std::string dir = make_temp_dir("rowguard-limits-tls");
+  CommandResult cert = run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                                    dir + "/server.key", "-out", dir + "/server.crt", "-days", "1", "-subj",
+                                    "/CN=localhost"},
+                                   {}, "", 60);
+  ASSERT_EQ(cert.exit_code, 0) << describe(cert);
+  RowguardProcess rg(example_config_template() + "\n[tls]\ncert = \"" + dir + "/server.crt\"\nkey = \"" + dir +
+                         "/server.key\"\nmode = \"require\"\n\n[limits]\nidle_client_timeout = 1\n",
+                     *pg_, "info");
+  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(rg.port()) + " user=t1 dbname=appdb sslmode=require";
+  CommandResult r = run_command({pg_bin("psql"), conninfo, "-X", "-At", "-v", "VERBOSITY=verbose"},
+                                {{"PGPASSWORD", "pw1"}, {"PGCONNECT_TIMEOUT", "10"}},
+                                "SELECT 'before';\n\\! sleep 3\nSELECT 'after';\n", 60);
+  EXPECT_TRUE(contains(r.out, "before")) << describe(r);
+  EXPECT_FALSE(contains(r.out, "after")) << describe(r);
+  EXPECT_TRUE(contains(r.err, "57P05")) << describe(r) << tail_lines(rg.log(), 20);
+  EXPECT_TRUE(contains(r.err, "terminating connection due to idle-session timeout")) << describe(r);
+  EXPECT_TRUE(contains(rg.log(), "tls=on")) << rg.log();
+  remove_tree(dir);
+}
+
 TEST_F(LimitsE2e, SlowClientsHoldNeitherMemoryNorOthersUp) {
   // 30 clients trickle a startup packet (auth_timeout ends them), 15 logged-in clients trickle a
   // Query and 5 stall after 900 KB of a 1 MB Bind (message_timeout ends them), one byte every
