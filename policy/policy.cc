@@ -201,6 +201,34 @@ void parse_cache(const toml::value& root, Policy& p) {
   }
 }
 
+void parse_limits(const toml::value& root, Policy& p) {
+  if (!root.contains("limits")) return;
+  const auto& t = root.at("limits");
+  if (!t.is_table()) fail(t, "[limits] must be a table", "here");
+  check_keys(t, {"max_message_size", "max_startup_packet", "max_server_message", "idle_client_timeout",
+                 "idle_in_transaction_timeout", "message_timeout"},
+             "[limits]");
+  auto integer = [&](const char* key, int64_t lo, int64_t hi, const char* unit) -> std::optional<int64_t> {
+    if (!t.contains(key)) return std::nullopt;
+    const auto& v = t.at(key);
+    if (!v.is_integer() || v.as_integer() < lo || v.as_integer() > hi) {
+      fail(v, std::string("\"") + key + "\" must be an integer " + std::to_string(lo) + ".." + std::to_string(hi) +
+                  " (" + unit + ")", "here");
+    }
+    return v.as_integer();
+  };
+  constexpr int64_t kGiB = int64_t{1} << 30;  // PostgreSQL's own limit for one message
+  if (auto v = integer("max_message_size", 1024, kGiB, "bytes")) p.limits.max_message_size = static_cast<size_t>(*v);
+  if (auto v = integer("max_startup_packet", 1024, kGiB, "bytes")) p.limits.max_startup_packet = static_cast<size_t>(*v);
+  if (auto v = integer("max_server_message", 1024, kGiB, "bytes")) p.limits.max_server_message = static_cast<size_t>(*v);
+  constexpr int64_t kDay = 86400;
+  if (auto v = integer("idle_client_timeout", 0, kDay, "seconds, 0 = off")) p.limits.idle_client_timeout_seconds = static_cast<int>(*v);
+  if (auto v = integer("idle_in_transaction_timeout", 0, kDay, "seconds, 0 = off")) {
+    p.limits.idle_in_transaction_timeout_seconds = static_cast<int>(*v);
+  }
+  if (auto v = integer("message_timeout", 0, kDay, "seconds, 0 = off")) p.limits.message_timeout_seconds = static_cast<int>(*v);
+}
+
 void parse_tls(const toml::value& root, Policy& p) {
   if (!root.contains("tls")) return;
   const auto& t = root.at("tls");
@@ -354,11 +382,12 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   p->source = source;
   try {
     check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "tables", "functions",
-                      "cache"},
+                      "cache", "limits"},
                "the top level");
     parse_proxy(root, *p);
     parse_cache(root, *p);
     parse_tls(root, *p);
+    parse_limits(root, *p);
     parse_audit_and_metrics(root, *p);
     parse_tenancy(root, *p);
     parse_logins(root, "tenants", true, *p);

@@ -56,6 +56,18 @@ struct ProxySettings {
   int auth_timeout_seconds = 30;       // startup + authentication must finish within this
 };
 
+// [limits]: message sizes and timeouts that bound what one client connection can hold.
+// Sizes count a message's length word (as PostgreSQL does), so a message is refused from its
+// 5-byte header, before its body is received or buffered. A timeout of 0 is off.
+struct LimitSettings {
+  size_t max_message_size = size_t{1} << 30;    // any client message (CopyData, Bind, Query...)
+  size_t max_startup_packet = 64 * 1024;        // the untagged startup packet
+  size_t max_server_message = size_t{1} << 30;  // any message from PostgreSQL (DataRow...)
+  int idle_client_timeout_seconds = 0;           // idle outside a transaction -> 57P05
+  int idle_in_transaction_timeout_seconds = 0;   // idle inside a transaction -> 25P03
+  int message_timeout_seconds = 60;              // a client message must arrive whole within this
+};
+
 // [tls]: TLS for client connections.
 struct TlsSettings {
   std::string cert;             // PEM certificate chain
@@ -91,6 +103,7 @@ class Policy {
   TlsSettings tls;
   AuditSettings audit;
   MetricsSettings metrics;
+  LimitSettings limits;
   std::string default_column = "tenant_id";
   std::map<QualifiedName, TableRule> tables;
   std::map<std::string, Login> logins;  // by user name

@@ -21,10 +21,12 @@
 #include "proxy/auth/scram.h"
 #include "proxy/net/admin.h"
 #include "proxy/net/clients.h"
+#include "proxy/net/client_watch.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
 #include "proxy/protocol/codec.h"
+#include "proxy/protocol/frame_scanner.h"
 #include "proxy/session/session.h"
 
 namespace rowguard::net {
@@ -35,11 +37,19 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kMaxStartupPacket = 64 * 1024;
 constexpr size_t kMaxAuthMessage = 64 * 1024;
-constexpr size_t kMaxMessage = size_t{1} << 30;  // 1 GiB, PostgreSQL's own limit
+// Buffer bounds ([limits] in the README): a read takes at most kReadChunk bytes; a buffer holds
+// at most one message (<= [limits] max_message_size / max_server_message) plus one chunk; what
+// goes to the client is written once kFlushAt bytes are pending, and nothing more is read from
+// the server until that write is done (backpressure). A buffer that grew past kKeepCapacity
+// for a big message is given back once that message is handled.
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kFlushAt = 256 * 1024;
+constexpr size_t kKeepCapacity = 1024 * 1024;
+
+void give_back(std::string& buf) {
+  if (buf.capacity() > kKeepCapacity && buf.size() <= kKeepCapacity / 4) buf.shrink_to_fit();
+}
 
 std::string to_hex(std::string_view raw) {
   static const char* kHex = "0123456789abcdef";
@@ -66,14 +76,18 @@ class ClientConnection {
  public:
   ClientConnection(tcp::socket client, Server& server, Worker& worker)
       : client_(std::move(client)), server_(server), worker_(worker), upstream_(tcp::socket(worker.ctx)),
-        auth_timer_(worker.ctx) {
+        auth_timer_(worker.ctx), watch_(worker.ctx, [this] {
+          boost::system::error_code ignored;
+          client_.socket().cancel(ignored);  // the read fails; the loops end; see finish_refused
+        }) {
     id_ = server_.next_session_id();
     server_.metrics().connections_total.fetch_add(1, std::memory_order_relaxed);
     server_.metrics().connections_active.fetch_add(1, std::memory_order_relaxed);
     // SIGTERM: an idle session closes now, one in a transaction when the transaction ends.
     worker_.shutdown_hooks[id_] = [this] {
       draining_ = true;
-      if (tx_ == 'I' && !in_flight()) close_both();
+      // Bypass sessions close at once (their tx_ is tracked for [limits] only).
+      if (!tenant_ || (tx_ == 'I' && !in_flight())) close_both();
     };
     boost::system::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
@@ -161,11 +175,14 @@ class ClientConnection {
     kind_gauge_ = tenant_ ? &server_.metrics().connections_tenant : &server_.metrics().connections_bypass;
     kind_gauge_->fetch_add(1, std::memory_order_relaxed);
     if (server_.shutting_down()) co_return;
+    watch_.idle(tx_, policy_->limits);
     if (tenant_) {
       co_await tenant_loop();
     } else {
-      co_await (pump(client_, upstream_, client_buf_) || pump(upstream_, client_, server_buf_));
+      co_await bypass_loop();
     }
+    watch_.stop();
+    co_await finish_refused();
     spdlog::info("session={} closed user={}", id_, user_);
   }
 
@@ -183,7 +200,13 @@ class ClientConnection {
 
   asio::awaitable<std::optional<protocol::StartupPacket>> read_startup() {
     for (;;) {
-      auto r = protocol::decode_startup(client_buf_, kMaxStartupPacket);
+      auto r = protocol::decode_startup(client_buf_, policy_->limits.max_startup_packet);
+      if (r.status == protocol::DecodeStatus::kMalformed && r.too_long) {
+        spdlog::warn("client={} startup packet over [limits] max_startup_packet: {}", peer_, r.error);
+        std::string msg = "invalid length of startup packet: " + r.error + " bytes ([limits] max_startup_packet)";
+        co_await fatal("08P01", msg);
+        co_return std::nullopt;
+      }
       if (r.status == protocol::DecodeStatus::kMalformed) {
         spdlog::warn("client={} malformed startup packet: {}", peer_, r.error);
         std::string msg = "invalid startup packet: " + r.error;
@@ -316,9 +339,14 @@ class ClientConnection {
     std::string out;
     for (;;) {
       // Handle every complete message already received, then forward them in one write.
+      bool complete = false;
       for (;;) {
-        auto r = protocol::decode_frame(client_buf_, kMaxMessage);
+        auto r = protocol::decode_frame(client_buf_, policy_->limits.max_message_size);
         if (r.status == protocol::DecodeStatus::kNeedMore) break;
+        if (r.too_long) {
+          refuse_too_long(client_buf_[0], r.length);
+          co_return;
+        }
         if (r.status == protocol::DecodeStatus::kMalformed) {
           spdlog::warn("session={} client={} malformed message: {}", id_, peer_, r.error);
           std::string msg = "invalid message: " + r.error;
@@ -340,6 +368,7 @@ class ClientConnection {
         }
         client_buf_.erase(0, r.frame.size);
         if (!step.statement.empty()) info_->count_statement();
+        complete = true;
         if (!step.denial.empty()) {
           spdlog::warn("session={} denied user={} tenant={} client={}: {} | statement: {}", id_,
                        user_, *tenant_, peer_, step.denial, truncate(step.statement));
@@ -363,7 +392,10 @@ class ClientConnection {
       if (!out.empty()) {
         if (!co_await write_server(out)) co_return;
         out.clear();
+        give_back(out);
       }
+      give_back(client_buf_);
+      watch_.client_bytes(complete, !client_buf_.empty(), policy_->limits);
       if (!co_await read_more(client_, client_buf_)) co_return;
     }
   }
@@ -373,8 +405,14 @@ class ClientConnection {
     for (;;) {
       size_t pos = 0;
       for (;;) {
-        auto r = protocol::decode_frame(std::string_view(server_buf_).substr(pos), kMaxMessage);
+        auto r = protocol::decode_frame(std::string_view(server_buf_).substr(pos), policy_->limits.max_server_message);
         if (r.status == protocol::DecodeStatus::kNeedMore) break;
+        if (r.too_long) {
+          spdlog::error("session={} message from the server over [limits] max_server_message: {}", id_, r.error);
+          co_await write_client(out);
+          co_await fatal("54000", "rowguard: a message from the server exceeds [limits] max_server_message");
+          co_return;
+        }
         if (r.status == protocol::DecodeStatus::kMalformed) {
           spdlog::error("session={} malformed message from the server: {}", id_, r.error);
           co_await write_client(out);
@@ -388,6 +426,7 @@ class ClientConnection {
           ++batches_in_;
           tx_ = session.tx_status();
           info_->set_tx(tx_, in_flight());
+          if (!in_flight()) watch_.idle(tx_, policy_->limits);
           if (draining_ && tx_ == 'I' && !in_flight()) {
             co_await write_client(out);
             co_await fatal("57P01", "terminating connection due to administrator command (rowguard is shutting down)");
@@ -410,7 +449,9 @@ class ClientConnection {
       if (!out.empty()) {
         if (!co_await write_client(out)) co_return;
         out.clear();
+        give_back(out);
       }
+      give_back(server_buf_);
       if (!co_await read_more(upstream_, server_buf_)) {
         spdlog::info("session={} the server closed the connection", id_);
         co_return;
@@ -425,25 +466,119 @@ class ClientConnection {
   }
 
   // ---- bypass: bytes as they come, both ways ---------------------------------------------
+  // The bytes are relayed unchanged; two FrameScanners follow the message boundaries so that
+  // the length limits, the idle timeouts and message_timeout hold for bypass sessions too.
 
-  asio::awaitable<void> pump(Stream& from, Stream& to, std::string& pending) {
-    if (!pending.empty()) {
-      auto [ec, n] = co_await to.write(asio::buffer(pending));
-      if (ec) co_return;
-      pending.clear();
-    }
-    std::vector<char> buf(kReadChunk);
+  asio::awaitable<void> bypass_loop() {
+    protocol::FrameScanner from_client(policy_->limits.max_message_size);
+    protocol::FrameScanner from_server(policy_->limits.max_server_message);
+    co_await (pump(client_, upstream_, client_buf_, from_client, true) ||
+              pump(upstream_, client_, server_buf_, from_server, false));
+  }
+
+  asio::awaitable<void> pump(Stream& from, Stream& to, std::string& data, protocol::FrameScanner& scanner,
+                             bool from_client) {
+    // `data` starts with what was received during login; afterwards it holds one read (at most
+    // kReadChunk bytes) behind at most 4 bytes of a header the scanner has not consumed yet.
     for (;;) {
-      auto [ec, n] = co_await from.read_some(asio::buffer(buf));
-      if (ec) co_return;
-      auto [wec, wn] = co_await to.write(asio::buffer(buf.data(), n));
-      if (wec) co_return;
+      bool complete = false;
+      const size_t ok = scanner.feed(data, [&](char tag, char first) {
+        if (from_client) {
+          complete = true;
+          if (tag == protocol::fe::kQuery || tag == protocol::fe::kSync) ++batches_out_;
+        } else if (tag == protocol::be::kReadyForQuery) {
+          ++batches_in_;
+          tx_ = first;
+          if (!in_flight()) watch_.idle(tx_, policy_->limits);
+        }
+      });
+      if (ok > 0) {
+        auto [wec, wn] = co_await to.write(asio::buffer(data.data(), ok));
+        if (wec) co_return;
+        if (!from_client) server_.metrics().bytes_to_clients.fetch_add(wn, std::memory_order_relaxed);
+      }
+      if (scanner.failed()) {
+        if (!from_client) {
+          spdlog::error("session={} bypass: bad message from the server: {}", id_, scanner.error());
+          server_refusal_ = scanner.too_long() ? "54000" : "08P01";
+        } else if (scanner.too_long()) {
+          refuse_too_long(scanner.failed_tag(), scanner.failed_length());
+        } else {
+          spdlog::warn("session={} client={} malformed message: {}", id_, peer_, scanner.error());
+          refusal_ = "invalid message: " + scanner.error();
+        }
+        co_return;
+      }
+      data.erase(0, ok);
+      give_back(data);
+      if (from_client) watch_.client_bytes(complete, scanner.mid_message(), policy_->limits);
+      if (!co_await read_more(from, data)) co_return;
     }
+  }
+
+  // ---- limits: what ends a session early ---------------------------------------------------
+
+  // A client message whose length word is over [limits] max_message_size: nothing of it is
+  // read further or forwarded; finish_refused tells the client and closes.
+  void refuse_too_long(char tag, uint32_t length) {
+    std::string name = protocol::frontend_message_name(tag);
+    spdlog::warn("session={} client={} user={} {} of {} bytes refused: over [limits] max_message_size ({})", id_,
+                 peer_, user_, name, length, policy_->limits.max_message_size);
+    refusal_ = "rowguard: " + name + " message of " + std::to_string(length) + " bytes exceeds the limit of " +
+               std::to_string(policy_->limits.max_message_size) + " bytes ([limits] max_message_size)";
+  }
+
+  // After the statement loops: the FATAL error for a limit or timeout that ended them.
+  asio::awaitable<void> finish_refused() {
+    if (!refusal_.empty()) {
+      co_await fatal("08P01", refusal_);
+      co_return;
+    }
+    if (server_refusal_ == "54000") {
+      co_await fatal("54000", "rowguard: a message from the server exceeds [limits] max_server_message");
+      co_return;
+    }
+    if (!server_refusal_.empty()) {
+      co_await fatal("08P01", "rowguard: malformed message from the server");
+      co_return;
+    }
+    const ClientWatch::Reason why = watch_.expired();
+    if (why == ClientWatch::Reason::kNone) co_return;
+    const std::string after = std::to_string(watch_.expired_after()) + " s";
+    std::string code, msg, detail;
+    switch (why) {
+      case ClientWatch::Reason::kIdle:
+        code = "57P05";
+        msg = "terminating connection due to idle-session timeout";
+        detail = "rowguard: no request for " + after + " outside a transaction ([limits] idle_client_timeout)";
+        break;
+      case ClientWatch::Reason::kIdleInTransaction:
+        code = "25P03";
+        msg = "terminating connection due to idle-in-transaction timeout";
+        detail = "rowguard: no request for " + after + " inside a transaction ([limits] idle_in_transaction_timeout); "
+                 "the transaction is rolled back";
+        break;
+      default:
+        code = "08P01";
+        msg = "rowguard: terminating connection: a message was not received whole within " + after;
+        detail = "[limits] message_timeout";
+        break;
+    }
+    spdlog::warn("session={} client={} user={} {} ({})", id_, peer_, user_, msg, detail);
+    if (!in_flight()) {
+      std::string bye;
+      protocol::append_terminate(bye);  // the server rolls back an open transaction and ends
+      co_await write_server(bye);
+    }
+    std::string out;
+    protocol::append_error_response(out, "FATAL", code, msg, detail);
+    co_await write_client(out);
   }
 
   // ---- I/O helpers ---------------------------------------------------------------------------
 
   asio::awaitable<bool> read_more(Stream& stream, std::string& buf) {
+    if (&stream == &client_ && watch_.expired() != ClientWatch::Reason::kNone) co_return false;
     size_t old = buf.size();
     buf.resize(old + kReadChunk);
     auto [ec, n] = co_await stream.read_some(asio::buffer(buf.data() + old, kReadChunk));
@@ -514,6 +649,9 @@ class ClientConnection {
   bool draining_ = false;    // rowguard is shutting down: close at the next idle point
   bool counted_user_ = false;
   asio::steady_timer auth_timer_;
+  ClientWatch watch_;            // [limits] idle timeouts and message_timeout
+  std::string refusal_;          // set when a client message broke a [limits] size
+  std::string server_refusal_;   // bypass: the server sent an oversized (54000) or malformed (08P01) message
   uint64_t batches_out_ = 0;  // Query/Sync forwarded (tenant sessions)
   uint64_t batches_in_ = 0;   // ReadyForQuery relayed
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;

@@ -193,17 +193,50 @@ FrameResult decode_frame(std::string_view in, size_t max_len) {
   const uint32_t length = read_u32(in, 1);
   if (length < 4) return frame_error("message length " + std::to_string(length) + " is below 4");
   if (length > static_cast<uint32_t>(std::numeric_limits<int32_t>::max()) || length > max_len) {
-    return frame_error("message length " + std::to_string(length) + " exceeds the limit of " +
-                       std::to_string(max_len));
+    FrameResult r = frame_error("message length " + std::to_string(length) + " exceeds the limit of " +
+                                std::to_string(max_len));
+    r.too_long = length <= static_cast<uint32_t>(std::numeric_limits<int32_t>::max());
+    r.length = length;
+    return r;
   }
   const size_t total = size_t{1} + length;
-  if (in.size() < total) return {};  // kNeedMore
+  if (in.size() < total) {
+    FrameResult more;  // kNeedMore
+    more.length = length;
+    return more;
+  }
   FrameResult r;
+  r.length = length;
   r.status = DecodeStatus::kComplete;
   r.frame.tag = in[0];
   r.frame.body = in.substr(5, length - 4);
   r.frame.size = total;
   return r;
+}
+
+std::string frontend_message_name(char tag) {
+  switch (tag) {
+    case fe::kQuery: return "Query";
+    case fe::kParse: return "Parse";
+    case fe::kBind: return "Bind";
+    case fe::kDescribe: return "Describe";
+    case fe::kExecute: return "Execute";
+    case fe::kClose: return "Close";
+    case fe::kSync: return "Sync";
+    case fe::kFlush: return "Flush";
+    case fe::kFunctionCall: return "FunctionCall";
+    case fe::kCopyData: return "CopyData";
+    case fe::kCopyDone: return "CopyDone";
+    case fe::kCopyFail: return "CopyFail";
+    case fe::kTerminate: return "Terminate";
+    case fe::kPasswordMessage: return "PasswordMessage";
+    default: break;
+  }
+  const auto c = static_cast<unsigned char>(tag);
+  if (c >= 0x20 && c < 0x7f) return std::string("message '") + tag + "'";
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "message 0x%02x", c);
+  return hex;
 }
 
 const std::string* StartupPacket::param(std::string_view name) const {
@@ -220,8 +253,10 @@ StartupResult decode_startup(std::string_view in, size_t max_len) {
     return startup_error("startup packet length " + std::to_string(length) + " is below 8");
   }
   if (static_cast<size_t>(length) > max_len) {
-    return startup_error("startup packet length " + std::to_string(length) +
-                         " exceeds the limit of " + std::to_string(max_len));
+    StartupResult r = startup_error("startup packet length " + std::to_string(length) +
+                                    " exceeds the limit of " + std::to_string(max_len));
+    r.too_long = true;
+    return r;
   }
   if (in.size() < 8) return {};  // kNeedMore
   const int32_t code = read_i32(in, 4);

@@ -82,10 +82,13 @@ struct Frame {
 struct FrameResult {
   DecodeStatus status = DecodeStatus::kNeedMore;
   Frame frame;
-  std::string error;  // set when kMalformed
+  std::string error;      // set when kMalformed
+  bool too_long = false;  // kMalformed because the length word is over max_len
+  uint32_t length = 0;    // the length word, once the 5-byte header is there
 };
 
-// Decodes the first regular message of `in`. A length < 4 or > max_len is Malformed.
+// Decodes the first regular message of `in`. A length < 4 or > max_len is Malformed, decided
+// from the 5-byte header alone (before the body is received).
 FrameResult decode_frame(std::string_view in, size_t max_len);
 
 // The first packet of a connection has no tag: int32 length + int32 code + payload.
@@ -105,12 +108,16 @@ struct StartupResult {
   StartupPacket packet;
   size_t size = 0;
   std::string error;
+  bool too_long = false;  // kMalformed because the length word is over max_len
 };
 
 // Decodes a startup-phase packet. Rejects: length < 8 or > max_len, an unknown code, a protocol
 // major version other than 3, params not terminated properly, a missing "user" param, leftover
 // bytes inside the declared length.
 StartupResult decode_startup(std::string_view in, size_t max_len);
+
+// "Bind", "CopyData", ... for a frontend message tag; "message 'x'" for an unknown one.
+std::string frontend_message_name(char tag);
 
 // ---- bodies of individual messages (body = Frame::body) --------------------------------------
 // Each returns std::nullopt when the body is malformed (missing terminator, short, leftover bytes).

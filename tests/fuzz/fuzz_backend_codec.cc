@@ -10,7 +10,11 @@
 //     otherwise (MD5 salt request, other auth codes) from the protocol documentation; the
 //     re-encoded frame decodes and re-parses to the same values;
 //   * append_error_response / append_notice_response with the parsed fields produce a message
-//     that parse_error_fields reads back (S, V, C, M, D, H).
+//     that parse_error_fields reads back (S, V, C, M, D, H);
+//   * FrameScanner (the bypass relay's framing), fed the stream in pieces as the relay does,
+//     sees the same messages as decode_frame, consumes exactly the bytes of the messages whose
+//     header is valid, and fails exactly where decode_frame says Malformed.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "proxy/protocol/codec.h"
+#include "proxy/protocol/frame_scanner.h"
 
 namespace {
 
@@ -139,8 +144,47 @@ void check_body(char tag, std::string_view body, std::string_view frame) {
 
 }  // namespace
 
+void check_scanner(std::string_view in) {
+  // Reference: decode_frame message by message.
+  std::vector<std::pair<char, char>> expected;
+  size_t valid = 0;  // bytes of the messages whose header is valid (the last may be truncated)
+  bool malformed = false;
+  for (size_t pos = 0; pos < in.size();) {
+    auto r = protocol::decode_frame(in.substr(pos), kMaxLen);
+    if (r.status == protocol::DecodeStatus::kMalformed) {
+      malformed = true;
+      break;
+    }
+    if (r.status == protocol::DecodeStatus::kNeedMore) {
+      if (in.size() - pos >= 5) valid = in.size();  // a truncated body is relayed as it comes
+      break;
+    }
+    expected.emplace_back(r.frame.tag, r.frame.body.empty() ? '\0' : r.frame.body[0]);
+    pos += r.frame.size;
+    valid = pos;
+  }
+  // The relay: pieces of 1..8 bytes (sizes taken from the input), unconsumed bytes carried over.
+  protocol::FrameScanner scanner(kMaxLen);
+  std::vector<std::pair<char, char>> seen;
+  std::string carry;
+  size_t consumed = 0;
+  for (size_t pos = 0, i = 0; pos < in.size() && !scanner.failed(); ++i) {
+    const size_t n = std::min<size_t>(1 + static_cast<unsigned char>(in[i % in.size()]) % 8, in.size() - pos);
+    carry.append(in.substr(pos, n));
+    pos += n;
+    const size_t used = scanner.feed(carry, [&](char tag, char first) { seen.emplace_back(tag, first); });
+    consumed += used;
+    carry.erase(0, used);
+    if (!scanner.failed() && carry.size() >= 5) fail("FrameScanner left a whole header unconsumed", in);
+  }
+  if (seen != expected) fail("FrameScanner saw other messages than decode_frame", in);
+  if (scanner.failed() != malformed) fail("FrameScanner failed where decode_frame did not (or not where it did)", in);
+  if (consumed != valid) fail("FrameScanner consumed other bytes than those of valid messages", in);
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
+  check_scanner(in);
   size_t pos = 0;
   while (pos < in.size()) {
     const std::string_view rest = in.substr(pos);

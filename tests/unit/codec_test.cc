@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "proxy/protocol/frame_scanner.h"
+
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -598,6 +601,227 @@ TEST(CodecFuzz, RandomBytesNeverCrash) {
   EXPECT_GT(frames_complete, 1000);
   EXPECT_GT(frames_malformed, 1000);
   EXPECT_GT(startups_decided, 1000);
+}
+
+// ---- [limits]: message length limits, decided from the length word -----------------------------
+
+constexpr size_t kGiB = size_t{1} << 30;
+
+TEST(CodecLimits, BindOverTheLimitRefusedFromItsHeaderAlone) {
+  // A Bind claiming 1 GiB + 1: the 5 header bytes decide, no body is needed or looked at.
+  const FrameResult r = decode_frame(raw_frame(fe::kBind, static_cast<int32_t>(kGiB + 1), ""), kGiB);
+  EXPECT_EQ(r.status, DecodeStatus::kMalformed);
+  EXPECT_TRUE(r.too_long);
+  EXPECT_EQ(r.length, kGiB + 1);
+  EXPECT_NE(r.error.find("exceeds the limit of 1073741824"), std::string::npos) << r.error;
+  // Exactly 1 GiB is within the default limit: it waits for its body.
+  const FrameResult at = decode_frame(raw_frame(fe::kCopyData, static_cast<int32_t>(kGiB), "abc"), kGiB);
+  EXPECT_EQ(at.status, DecodeStatus::kNeedMore);
+  EXPECT_FALSE(at.too_long);
+  EXPECT_EQ(at.length, kGiB);
+}
+
+TEST(CodecLimits, ConfiguredSmallLimitAppliesToEveryMessageKind) {
+  for (char tag : {fe::kQuery, fe::kParse, fe::kBind, fe::kCopyData, fe::kPasswordMessage, 'z'}) {
+    const std::string body(2000, 'x');
+    const FrameResult over = decode_frame(raw_frame(tag, 4 + 2000, body), 1024);
+    EXPECT_EQ(over.status, DecodeStatus::kMalformed) << tag;
+    EXPECT_TRUE(over.too_long) << tag;
+    const FrameResult under = decode_frame(raw_frame(tag, 4 + 1000, body.substr(0, 1000)), 1024);
+    EXPECT_EQ(under.status, DecodeStatus::kComplete) << tag;
+    EXPECT_FALSE(under.too_long);
+  }
+}
+
+TEST(CodecLimits, BrokenLengthsAreMalformedNotTooLong) {
+  EXPECT_FALSE(decode_frame(raw_frame('Q', -1, ""), kGiB).too_long);  // 0xffffffff
+  EXPECT_FALSE(decode_frame(raw_frame('Q', INT32_MIN, ""), SIZE_MAX).too_long);
+  EXPECT_FALSE(decode_frame(raw_frame('Q', 3, ""), kGiB).too_long);
+  EXPECT_EQ(decode_frame(raw_frame('Q', 3, ""), kGiB).status, DecodeStatus::kMalformed);
+}
+
+TEST(CodecLimits, StartupPacketOverTheLimitRefusedFromItsLengthWord) {
+  // 64 KiB + 1, only the length word has arrived.
+  const StartupResult r = decode_startup(be32(64 * 1024 + 1), 64 * 1024);
+  EXPECT_EQ(r.status, DecodeStatus::kMalformed);
+  EXPECT_TRUE(r.too_long);
+  EXPECT_EQ(decode_startup(be32(64 * 1024), 64 * 1024).status, DecodeStatus::kNeedMore);
+  // A real startup packet of 70 KB (a long application_name) against the default limit.
+  std::string big;
+  append_startup(big, {{"user", "t1"}, {"application_name", std::string(70'000, 'a')}});
+  const StartupResult b = decode_startup(big, 64 * 1024);
+  EXPECT_EQ(b.status, DecodeStatus::kMalformed);
+  EXPECT_TRUE(b.too_long);
+  // Not "too long": a length below 8.
+  EXPECT_FALSE(decode_startup(be32(4) + be32(kProtocolV3), 64 * 1024).too_long);
+}
+
+TEST(CodecLimits, MessageNames) {
+  EXPECT_EQ(frontend_message_name(fe::kBind), "Bind");
+  EXPECT_EQ(frontend_message_name(fe::kCopyData), "CopyData");
+  EXPECT_EQ(frontend_message_name(fe::kQuery), "Query");
+  EXPECT_EQ(frontend_message_name('z'), "message 'z'");
+  EXPECT_EQ(frontend_message_name('\x01'), "message 0x01");
+}
+
+// ---- FrameScanner: message boundaries of a relayed stream -------------------------------------
+
+struct Seen {
+  std::vector<std::pair<char, char>> frames;  // (tag, first body byte)
+  auto sink() {
+    return [this](char tag, char first) { frames.emplace_back(tag, first); };
+  }
+};
+
+// Plays the relay: feeds `s` in pieces of the given sizes, keeping the unconsumed bytes (an
+// incomplete header) in front of the next piece. Returns the bytes "forwarded", in order.
+std::string relay(FrameScanner& scanner, Seen& seen, const std::string& s, const std::vector<size_t>& pieces,
+                  std::vector<bool>* mid = nullptr) {
+  std::string carry, forwarded;
+  size_t pos = 0;
+  for (size_t n : pieces) {
+    carry += s.substr(pos, n);
+    pos += n;
+    const size_t used = scanner.feed(carry, seen.sink());
+    forwarded += carry.substr(0, used);
+    carry.erase(0, used);
+    if (mid) mid->push_back(scanner.mid_message());
+    if (scanner.failed()) break;
+    EXPECT_LT(carry.size(), 5u);
+  }
+  return forwarded;
+}
+
+std::string backend_stream() {
+  std::string s;
+  append_frame(s, be::kRowDescription, "abc");
+  append_frame(s, be::kCommandComplete, "SELECT 1\0"s);
+  append_ready_for_query(s, 'T');
+  append_frame(s, be::kNoData, "");
+  append_ready_for_query(s, 'I');
+  return s;
+}
+
+TEST(FrameScannerTest, WholeStreamAtOnce) {
+  const std::string s = backend_stream();
+  FrameScanner scanner(kMax);
+  Seen seen;
+  EXPECT_EQ(scanner.feed(s, seen.sink()), s.size());
+  EXPECT_FALSE(scanner.mid_message());
+  EXPECT_FALSE(scanner.failed());
+  EXPECT_EQ(seen.frames, (std::vector<std::pair<char, char>>{
+                             {'T', 'a'}, {'C', 'S'}, {'Z', 'T'}, {'n', '\0'}, {'Z', 'I'}}));
+}
+
+TEST(FrameScannerTest, ByteByByteGivesTheSameFramesAndBytes) {
+  const std::string s = backend_stream();
+  std::vector<size_t> ends;  // offsets where a message ends
+  for (size_t pos = 0; pos < s.size();) {
+    pos += decode_frame(std::string_view(s).substr(pos), kMax).frame.size;
+    ends.push_back(pos);
+  }
+  FrameScanner scanner(kMax);
+  Seen seen;
+  std::vector<bool> mid;
+  EXPECT_EQ(relay(scanner, seen, s, std::vector<size_t>(s.size(), 1), &mid), s);
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool at_boundary = std::find(ends.begin(), ends.end(), i + 1) != ends.end();
+    EXPECT_EQ(mid[i], !at_boundary) << "after byte " << i;
+  }
+  EXPECT_EQ(seen.frames.size(), 5u);
+  EXPECT_EQ(seen.frames[2], (std::pair<char, char>{'Z', 'T'}));
+  EXPECT_EQ(seen.frames[4], (std::pair<char, char>{'Z', 'I'}));
+}
+
+TEST(FrameScannerTest, IncompleteHeaderIsNotConsumed) {
+  std::string q;
+  append_query(q, "SELECT 1");
+  FrameScanner scanner(kMax);
+  Seen seen;
+  EXPECT_EQ(scanner.feed(std::string_view(q).substr(0, 3), seen.sink()), 0u);  // part of the header
+  EXPECT_TRUE(scanner.mid_message());
+  EXPECT_EQ(scanner.feed(std::string_view(q).substr(0, 8), seen.sink()), 8u);  // header + part of the body
+  EXPECT_TRUE(scanner.mid_message());
+  EXPECT_TRUE(seen.frames.empty());
+  EXPECT_EQ(scanner.feed(std::string_view(q).substr(8), seen.sink()), q.size() - 8);
+  EXPECT_FALSE(scanner.mid_message());
+  ASSERT_EQ(seen.frames.size(), 1u);
+  EXPECT_EQ(seen.frames[0], (std::pair<char, char>{'Q', 'S'}));
+}
+
+TEST(FrameScannerTest, OversizedMessageNotOneByteForwarded) {
+  // A complete Sync, then a CopyData claiming 2 MB against a 1 MiB limit.
+  std::string s = "S\0\0\0\x04"s;
+  s += raw_frame(fe::kCopyData, 2'000'000, "some data");
+  for (size_t split = 1; split < s.size(); ++split) {  // the header split at every point
+    FrameScanner scanner(1 << 20);
+    Seen seen;
+    const std::string forwarded = relay(scanner, seen, s, {split, s.size() - split});
+    EXPECT_EQ(forwarded, "S\0\0\0\x04"s) << split;
+    EXPECT_TRUE(scanner.failed());
+    EXPECT_TRUE(scanner.too_long());
+    EXPECT_EQ(scanner.failed_tag(), fe::kCopyData);
+    EXPECT_EQ(scanner.failed_length(), 2'000'000u);
+    ASSERT_EQ(seen.frames.size(), 1u);
+    EXPECT_EQ(seen.frames[0].first, 'S');
+  }
+  FrameScanner scanner(1 << 20);
+  Seen seen;
+  EXPECT_EQ(scanner.feed(s, seen.sink()), 5u);
+  // Stuck for good: nothing more is accepted.
+  EXPECT_EQ(scanner.feed("S\0\0\0\x04"s, seen.sink()), 0u);
+  EXPECT_EQ(seen.frames.size(), 1u);
+}
+
+TEST(FrameScannerTest, OversizedBindAgainstTheDefaultLimit) {
+  std::string s;
+  append_query(s, "SELECT 1");
+  const size_t first = s.size();
+  s += raw_frame(fe::kBind, static_cast<int32_t>(kGiB + 1), "x");
+  FrameScanner scanner(kGiB);
+  Seen seen;
+  EXPECT_EQ(scanner.feed(s, seen.sink()), first);
+  EXPECT_TRUE(scanner.too_long());
+  EXPECT_EQ(scanner.failed_tag(), fe::kBind);
+}
+
+TEST(FrameScannerTest, BadLengthIsNotTooLong) {
+  FrameScanner scanner(kMax);
+  Seen seen;
+  EXPECT_EQ(scanner.feed(raw_frame('Q', 2, "xx"), seen.sink()), 0u);
+  EXPECT_TRUE(scanner.failed());
+  EXPECT_FALSE(scanner.too_long());
+  EXPECT_FALSE(scanner.error().empty());
+}
+
+TEST(FrameScannerTest, RandomSplitsAgreeWithDecodeFrame) {
+  std::mt19937 rng(7);
+  std::string s;
+  for (int i = 0; i < 200; ++i) {
+    const int n = static_cast<int>(rng() % 40);
+    append_frame(s, static_cast<char>('A' + rng() % 26),
+                 std::string(static_cast<size_t>(n), static_cast<char>('a' + i % 26)));
+  }
+  std::vector<std::pair<char, char>> expected;
+  for (std::string_view in = s; !in.empty();) {
+    const FrameResult r = decode_frame(in, kMax);
+    ASSERT_EQ(r.status, DecodeStatus::kComplete);
+    expected.emplace_back(r.frame.tag, r.frame.body.empty() ? '\0' : r.frame.body[0]);
+    in.remove_prefix(r.frame.size);
+  }
+  for (int round = 0; round < 20; ++round) {
+    std::vector<size_t> pieces;
+    for (size_t pos = 0; pos < s.size();) {
+      const size_t n = std::min<size_t>(1 + rng() % 64, s.size() - pos);
+      pieces.push_back(n);
+      pos += n;
+    }
+    FrameScanner scanner(kMax);
+    Seen seen;
+    EXPECT_EQ(relay(scanner, seen, s, pieces), s);
+    EXPECT_FALSE(scanner.mid_message());
+    EXPECT_EQ(seen.frames, expected);
+  }
 }
 
 }  // namespace

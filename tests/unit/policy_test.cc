@@ -361,5 +361,42 @@ TEST(BuiltinFunctions, Allowlist) {
   }
 }
 
+// ---- [limits] ---------------------------------------------------------------------------------
+
+TEST(ParsePolicyLimits, DefaultsWhenAbsent) {
+  PolicyPtr p = parse_policy(kMinimalToml, "min.toml");
+  EXPECT_EQ(p->limits.max_message_size, size_t{1} << 30);
+  EXPECT_EQ(p->limits.max_startup_packet, 64u * 1024);
+  EXPECT_EQ(p->limits.max_server_message, size_t{1} << 30);
+  EXPECT_EQ(p->limits.idle_client_timeout_seconds, 0);
+  EXPECT_EQ(p->limits.idle_in_transaction_timeout_seconds, 0);
+  EXPECT_EQ(p->limits.message_timeout_seconds, 60);
+}
+
+TEST(ParsePolicyLimits, AllKeys) {
+  PolicyPtr p = parse_policy(kMinimalToml +
+                                 "[limits]\nmax_message_size = 1048576\nmax_startup_packet = 4096\n"
+                                 "max_server_message = 2097152\nidle_client_timeout = 600\n"
+                                 "idle_in_transaction_timeout = 30\nmessage_timeout = 0\n"s,
+                             "x.toml");
+  EXPECT_EQ(p->limits.max_message_size, 1048576u);
+  EXPECT_EQ(p->limits.max_startup_packet, 4096u);
+  EXPECT_EQ(p->limits.max_server_message, 2097152u);
+  EXPECT_EQ(p->limits.idle_client_timeout_seconds, 600);
+  EXPECT_EQ(p->limits.idle_in_transaction_timeout_seconds, 30);
+  EXPECT_EQ(p->limits.message_timeout_seconds, 0);
+}
+
+TEST(ParsePolicyLimits, Errors) {
+  // Line 13: the first key of [limits].
+  expect_error_at(kMinimalToml + "[limits]\nmax_message_size = 2147483648\n"s, 13,
+                  "\"max_message_size\" must be an integer 1024..1073741824 (bytes)");
+  expect_error_at(kMinimalToml + "[limits]\nmax_startup_packet = 10\n"s, 13, "\"max_startup_packet\" must be");
+  expect_error_at(kMinimalToml + "[limits]\nidle_client_timeout = -1\n"s, 13, "seconds, 0 = off");
+  expect_error_at(kMinimalToml + "[limits]\nidle_in_transaction_timeout = \"5s\"\n"s, 13,
+                  "\"idle_in_transaction_timeout\" must be an integer");
+  expect_error_at(kMinimalToml + "[limits]\nmax_bytes = 1\n"s, 13, "unknown key \"max_bytes\" in [limits]");
+}
+
 }  // namespace
 }  // namespace rowguard::policy

@@ -1,0 +1,110 @@
+#pragma once
+// The client-side timeouts of one connection ([limits]), on one steady_timer:
+//   - idle_client_timeout: waiting for the client outside a transaction (57P05),
+//   - idle_in_transaction_timeout: waiting for the client inside a transaction (25P03),
+//   - message_timeout: a client message started but not received whole (slowloris).
+// "Waiting" starts, as in PostgreSQL, when ReadyForQuery is relayed with nothing else in flight,
+// and ends when a complete message arrives. On expiry the watch records why and calls
+// on_expire (which cancels the client read, so the connection's loops end and it can send the
+// FATAL error). Single-threaded: used on the connection's io_context only.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "policy/policy.h"
+
+namespace rowguard::net {
+
+class ClientWatch {
+ public:
+  enum class Reason { kNone, kIdle, kIdleInTransaction, kMessage };
+  using Clock = std::chrono::steady_clock;
+
+  ClientWatch(boost::asio::io_context& ctx, std::function<void()> on_expire)
+      : timer_(ctx), on_expire_(std::move(on_expire)) {}
+
+  // ReadyForQuery relayed and nothing in flight: the client is expected to speak next.
+  void idle(char tx_status, const policy::LimitSettings& limits) {
+    if (!idle_since_) idle_since_ = Clock::now();
+    tx_status_ = tx_status;
+    rearm(limits);
+  }
+
+  // Client bytes handled: `complete` messages finished (ends the idle wait), `partial` = the
+  // start of the next message is buffered.
+  void client_bytes(bool complete, bool partial, const policy::LimitSettings& limits) {
+    if (complete) {
+      idle_since_.reset();
+      partial_since_.reset();
+    }
+    if (!partial) {
+      partial_since_.reset();
+    } else if (!partial_since_) {
+      partial_since_ = Clock::now();
+    }
+    rearm(limits);
+  }
+
+  Reason expired() const { return expired_; }
+  // The timeout (seconds) that expired, for the message.
+  int expired_after() const { return expired_after_; }
+
+  void stop() {
+    ++generation_;
+    timer_.cancel();
+  }
+
+ private:
+  void rearm(const policy::LimitSettings& limits) {
+    if (expired_ != Reason::kNone) return;
+    std::optional<Clock::time_point> deadline;
+    Reason reason = Reason::kNone;
+    int seconds = 0;
+    auto consider = [&](std::optional<Clock::time_point> since, int timeout, Reason why) {
+      if (!since || timeout <= 0) return;
+      auto at = *since + std::chrono::seconds(timeout);
+      if (!deadline || at < *deadline) {
+        deadline = at;
+        reason = why;
+        seconds = timeout;
+      }
+    };
+    const bool in_tx = tx_status_ != 'I';
+    consider(idle_since_, in_tx ? limits.idle_in_transaction_timeout_seconds : limits.idle_client_timeout_seconds,
+             in_tx ? Reason::kIdleInTransaction : Reason::kIdle);
+    consider(partial_since_, limits.message_timeout_seconds, Reason::kMessage);
+    if (deadline == armed_) return;
+    armed_ = deadline;
+    const uint64_t gen = ++generation_;
+    if (!deadline) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_at(*deadline);
+    // The handler may run after this object is gone: `alive` tells, before `this` is touched.
+    std::weak_ptr<int> alive = alive_;
+    timer_.async_wait([this, alive, gen, reason, seconds](boost::system::error_code ec) {
+      if (ec || alive.expired() || gen != generation_) return;
+      expired_ = reason;
+      expired_after_ = seconds;
+      on_expire_();
+    });
+  }
+
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  boost::asio::steady_timer timer_;
+  std::function<void()> on_expire_;
+  std::optional<Clock::time_point> idle_since_;
+  std::optional<Clock::time_point> partial_since_;
+  std::optional<Clock::time_point> armed_;
+  char tx_status_ = 'I';
+  uint64_t generation_ = 0;
+  Reason expired_ = Reason::kNone;
+  int expired_after_ = 0;
+};
+
+}  // namespace rowguard::net

@@ -1,0 +1,154 @@
+// End-to-end tests of [limits]: message length limits refused from the length word (tenant and
+// bypass sessions, COPY data, the startup packet; nothing of the message forwarded), the idle
+// and idle-in-transaction timeouts (57P05 / 25P03, the transaction rolled back), slow clients
+// (slowloris) that hold neither memory nor other clients up, and clients that never read their
+// results (rowguard stops reading the server: bounded memory; the backend ends when the client
+// goes). The clients are tests/e2e/drivers/limits_test.py (raw v3 messages after a psycopg2 login).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tests/support/pg_server.h"
+#include "tests/support/process.h"
+
+namespace rowguard::testing {
+namespace {
+
+std::string example_config_template() {
+  std::string text = read_text_file(source_dir() + "/examples/rowguard.toml");
+  text = replace_all(text, "\"127.0.0.1:6432\"", "\"{{LISTEN}}\"");
+  return replace_all(text, "\"127.0.0.1:5432\"", "\"{{UPSTREAM}}\"");
+}
+
+std::string rowguard_pid(const RowguardProcess& rg) {
+  CommandResult r = run_command({"pgrep", "-f", "--", "--config " + rg.config_path()}, {}, "", 10);
+  return r.out.substr(0, r.out.find('\n'));
+}
+
+class LimitsE2e : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    try {
+      pg_ = &PgServer::shared();
+      pg_->load_example_schema();
+    } catch (const std::exception& e) {
+      setup_error_ = e.what();
+    }
+  }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+
+  // Runs limits_test.py MODE against rg; every check it prints must be "ok".
+  static CommandResult run_mode(const RowguardProcess& rg, const std::string& mode, int timeout_seconds) {
+    const std::string pid = rowguard_pid(rg);
+    EXPECT_FALSE(pid.empty());
+    CommandResult r = run_command({"/usr/bin/python3", source_dir() + "/tests/e2e/drivers/limits_test.py", mode},
+                       {{"ROWGUARD_HOST", rg.host()},
+                        {"ROWGUARD_PORT", std::to_string(rg.port())},
+                        {"ROWGUARD_PID", pid},
+                        {"PG_SOCKET_DIR", pg_->socket_dir()},
+                        {"PG_PORT", std::to_string(pg_->port())}},
+                       "", timeout_seconds);
+    std::printf("%s", r.out.c_str());  // the checks, and the figures (RSS growth) for the README
+    return r;
+  }
+
+  static inline PgServer* pg_ = nullptr;
+  static inline std::string setup_error_;
+};
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST_F(LimitsE2e, OversizedMessagesAreRefusedFromTheirLengthWord) {
+  RowguardProcess rg(example_config_template() + "\n[limits]\nmax_message_size = 1048576\nmax_startup_packet = 4096\n"
+                         "max_server_message = 1048576\n",
+                     *pg_, "info");
+  CommandResult r = run_mode(rg, "oversize", 120);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << tail_lines(rg.log(), 40);
+  for (const char* check : {"ok tenant Bind over max_message_size: FATAL 08P01",
+                            "ok bypass Query over max_message_size: FATAL 08P01",
+                            "ok the oversized INSERT was not forwarded", "ok CopyData over max_message_size: FATAL 08P01",
+                            "ok startup packet over max_startup_packet: FATAL 08P01",
+                            "ok t1: a server message over max_server_message: FATAL 54000",
+                            "ok dba: a server message over max_server_message: FATAL 54000",
+                            "ok a 500 KB query under the limit works", "ok other clients still work"}) {
+    EXPECT_TRUE(contains(r.out, check)) << check << "\n" << r.out;
+  }
+  EXPECT_TRUE(contains(rg.log(), "Bind of 2000004 bytes refused: over [limits] max_message_size")) << rg.log();
+}
+
+TEST_F(LimitsE2e, IdleAndIdleInTransactionTimeouts) {
+  RowguardProcess rg(example_config_template() + "\n[limits]\nidle_client_timeout = 2\nidle_in_transaction_timeout = 2\n",
+                     *pg_, "info");
+  CommandResult r = run_mode(rg, "idle", 180);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << tail_lines(rg.log(), 40);
+  for (const char* check :
+       {"ok idle tenant session: FATAL 57P05", "ok idle bypass session: FATAL 57P05",
+        "ok idle in transaction (tenant): FATAL 25P03", "ok the tenant's transaction was rolled back",
+        "ok idle in transaction (bypass): FATAL 25P03", "ok the bypass transaction was rolled back",
+        "ok the bypass session's backend is gone", "ok a bypass statement running past the timeouts completes",
+        "ok a tenant statement waiting on a lock past the timeouts completes", "ok an active session stays open"}) {
+    EXPECT_TRUE(contains(r.out, check)) << check << "\n" << r.out;
+  }
+}
+
+TEST_F(LimitsE2e, IdleTimeoutOverTls) {
+  // The timeout cancels a read on a TLS stream and still writes the FATAL over TLS.
+  const std::string dir = make_temp_dir("rowguard-limits-tls");
+  CommandResult cert = run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                                    dir + "/server.key", "-out", dir + "/server.crt", "-days", "1", "-subj",
+                                    "/CN=localhost"},
+                                   {}, "", 60);
+  ASSERT_EQ(cert.exit_code, 0) << describe(cert);
+  RowguardProcess rg(example_config_template() + "\n[tls]\ncert = \"" + dir + "/server.crt\"\nkey = \"" + dir +
+                         "/server.key\"\nmode = \"require\"\n\n[limits]\nidle_client_timeout = 1\n",
+                     *pg_, "info");
+  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(rg.port()) + " user=t1 dbname=appdb sslmode=require";
+  CommandResult r = run_command({pg_bin("psql"), conninfo, "-X", "-At", "-v", "VERBOSITY=verbose"},
+                                {{"PGPASSWORD", "pw1"}, {"PGCONNECT_TIMEOUT", "10"}},
+                                "SELECT 'before';\n\\! sleep 3\nSELECT 'after';\n", 60);
+  EXPECT_TRUE(contains(r.out, "before")) << describe(r);
+  EXPECT_FALSE(contains(r.out, "after")) << describe(r);
+  EXPECT_TRUE(contains(r.err, "57P05")) << describe(r) << tail_lines(rg.log(), 20);
+  EXPECT_TRUE(contains(r.err, "terminating connection due to idle-session timeout")) << describe(r);
+  EXPECT_TRUE(contains(rg.log(), "tls=on")) << rg.log();
+  remove_tree(dir);
+}
+
+TEST_F(LimitsE2e, SlowClientsHoldNeitherMemoryNorOthersUp) {
+  // 30 clients trickle a startup packet (auth_timeout ends them), 15 logged-in clients trickle a
+  // Query and 5 stall after 900 KB of a 1 MB Bind (message_timeout ends them), one byte every
+  // 0.5 s, while a normal client logs in and works ten times.
+  std::string config = replace_all(example_config_template(), "upstream_database = \"appdb\"",
+                                   "upstream_database = \"appdb\"\nauth_timeout = 2");
+  RowguardProcess rg(config + "\n[limits]\nmessage_timeout = 2\n", *pg_, "info");
+  CommandResult r = run_mode(rg, "slowloris", 180);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << tail_lines(rg.log(), 40);
+  for (const char* check : {"ok a normal client worked throughout (10 sessions)",
+                            "ok every slow startup was closed by rowguard (auth timeout)",
+                            "ok every trickled message ended in FATAL 08P01 (message_timeout)",
+                            "ok every stalled 900 KB message ended in FATAL 08P01", "ok rowguard RSS grew < 64 MiB",
+                            "ok a normal client works afterwards"}) {
+    EXPECT_TRUE(contains(r.out, check)) << check << "\n" << r.out;
+  }
+}
+
+TEST_F(LimitsE2e, ClientThatNeverReadsCannotMakeRowguardBuffer) {
+  // Default limits. A tenant (and a bypass user) send a query producing tens of GB and never
+  // read: PostgreSQL must end up blocked writing (rowguard stopped reading it), rowguard's RSS
+  // stays within 64 MiB of where it was, others work; killing the clients frees the backends.
+  RowguardProcess rg(example_config_template(), *pg_, "info");
+  CommandResult r = run_mode(rg, "backpressure", 180);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << tail_lines(rg.log(), 40);
+  for (const char* check : {"ok both server backends block on writing (backpressure reached PostgreSQL)",
+                            "ok rowguard RSS grew < 64 MiB while the clients do not read",
+                            "ok both backends are still running their query", "ok other clients work meanwhile",
+                            "ok closing the clients frees their server backends", "ok a normal client works afterwards"}) {
+    EXPECT_TRUE(contains(r.out, check)) << check << "\n" << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace rowguard::testing

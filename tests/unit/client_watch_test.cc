@@ -1,0 +1,77 @@
+// Unit tests for proxy/net/client_watch.h: which [limits] timeout expires, and that a complete
+// client message ends the wait. A steady_timer on a local io_context (no sockets); timeouts of
+// 1 s, and only *which* reason fires is asserted, never how fast.
+#include "proxy/net/client_watch.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+
+namespace rowguard::net {
+namespace {
+
+using Reason = ClientWatch::Reason;
+
+struct Fixture {
+  boost::asio::io_context ctx;
+  int fired = 0;
+  ClientWatch watch{ctx, [this] { ++fired; }};
+  // Runs the io_context until the watch fires or 20 s pass.
+  void run_until_fired() {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (fired == 0 && std::chrono::steady_clock::now() < end) ctx.run_for(std::chrono::milliseconds(100));
+  }
+};
+
+policy::LimitSettings limits(int idle, int idle_in_tx, int message) {
+  policy::LimitSettings l;
+  l.idle_client_timeout_seconds = idle;
+  l.idle_in_transaction_timeout_seconds = idle_in_tx;
+  l.message_timeout_seconds = message;
+  return l;
+}
+
+TEST(ClientWatch, IdleOutsideATransaction) {
+  Fixture f;
+  f.watch.idle('I', limits(1, 0, 0));
+  f.run_until_fired();
+  EXPECT_EQ(f.fired, 1);
+  EXPECT_EQ(f.watch.expired(), Reason::kIdle);
+  EXPECT_EQ(f.watch.expired_after(), 1);
+}
+
+TEST(ClientWatch, IdleInATransactionOrAFailedOne) {
+  for (char status : {'T', 'E'}) {
+    Fixture f;
+    f.watch.idle(status, limits(0, 1, 0));
+    f.run_until_fired();
+    EXPECT_EQ(f.watch.expired(), Reason::kIdleInTransaction) << status;
+  }
+}
+
+TEST(ClientWatch, TrickledMessage) {
+  Fixture f;
+  f.watch.client_bytes(false, true, limits(0, 0, 1));  // the start of a message, then nothing
+  f.run_until_fired();
+  EXPECT_EQ(f.watch.expired(), Reason::kMessage);
+}
+
+TEST(ClientWatch, ACompleteMessageEndsTheWaitAndTimeoutsOffNeverFire) {
+  Fixture f;
+  const auto l = limits(1, 1, 1);
+  f.watch.idle('T', l);
+  f.watch.client_bytes(true, false, l);  // a whole message arrived: busy, nothing partial
+  f.ctx.run_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(f.fired, 0);
+  EXPECT_EQ(f.watch.expired(), Reason::kNone);
+  // All timeouts off: idle and a partial message are never ended.
+  Fixture g;
+  g.watch.idle('I', limits(0, 0, 0));
+  g.watch.client_bytes(false, true, limits(0, 0, 0));
+  g.ctx.run_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(g.fired, 0);
+}
+
+}  // namespace
+}  // namespace rowguard::net
