@@ -50,7 +50,7 @@ asio::awaitable<std::optional<protocol::Frame>> read_frame(Stream& sock, std::st
 
 asio::awaitable<UpstreamLogin> login_upstream(
     Stream& stream, asio::ssl::context* tls, const policy::ProxySettings& settings, const std::string& database,
-    const std::vector<std::pair<std::string, std::string>>& params) {
+    const std::vector<std::pair<std::string, std::string>>& params, AuthRelay* relay) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   std::string port = std::to_string(settings.upstream_port);
@@ -110,8 +110,46 @@ asio::awaitable<UpstreamLogin> login_upstream(
       case protocol::be::kAuthentication: {
         auto a = protocol::parse_authentication(frame->body);
         if (!a) co_return failure("08P01", "malformed authentication request from upstream");
+        if (relay != nullptr && a->code != protocol::AuthCode::kOk) {
+          // identity = "role": the client authenticates as its own role.
+          std::string request(buf.substr(0, frame->size));
+          bool expect_answer = true;
+          switch (a->code) {
+            case protocol::AuthCode::kCleartextPassword:
+            case protocol::AuthCode::kMD5Password:
+            case protocol::AuthCode::kSASLContinue:
+              break;
+            case protocol::AuthCode::kSASL: {
+              std::vector<std::string> mechanisms;
+              for (const auto& m : a->mechanisms) {
+                if (!m.ends_with("-PLUS")) mechanisms.push_back(m);
+              }
+              if (mechanisms.empty()) co_return failure("28000", "upstream offers only channel-bound SASL mechanisms");
+              request.clear();
+              protocol::append_auth_sasl(request, mechanisms);
+              break;
+            }
+            case protocol::AuthCode::kSASLFinal:
+              expect_answer = false;
+              break;
+            default:
+              co_return failure("28000", "upstream asks for an unsupported authentication method (" +
+                                             std::to_string(static_cast<int>(a->code)) + ")");
+          }
+          auto answer = co_await relay->relay(request, expect_answer);
+          if (!answer) co_return failure("08006", "the client left during authentication");
+          if (expect_answer) protocol::append_frame(out, protocol::fe::kPasswordMessage, *answer);
+          buf.erase(0, frame->size);
+          if (!out.empty()) {
+            if (auto [wec, wn] = co_await stream.write(asio::buffer(out)); wec) {
+              co_return failure("08006", "cannot write to upstream: " + wec.message());
+            }
+          }
+          continue;
+        }
         switch (a->code) {
           case protocol::AuthCode::kOk:
+            result.authenticated = true;
             break;
           case protocol::AuthCode::kCleartextPassword:
             protocol::append_password(out, settings.upstream_password);
@@ -149,7 +187,10 @@ asio::awaitable<UpstreamLogin> login_upstream(
       case protocol::be::kErrorResponse: {
         auto e = protocol::parse_error_fields(frame->body);
         if (!e) co_return failure("08P01", "malformed error from upstream");
-        co_return failure(e->get('C'), "upstream: " + e->get('M'));
+        UpstreamLogin f = failure(e->get('C'), "upstream: " + e->get('M'));
+        f.server_message = e->get('M');
+        f.authenticated = result.authenticated;
+        co_return f;
       }
       case protocol::be::kParameterStatus: {
         auto p = protocol::parse_parameter_status(frame->body);
