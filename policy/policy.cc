@@ -108,7 +108,7 @@ void parse_proxy(const toml::value& root, Policy& p) {
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
-  p.proxy.upstream_user = get_string(t, "upstream_user", "[proxy]");
+  p.proxy.upstream_user = get_optional_string(t, "upstream_user").value_or("");  // required unless identity = "role"
   p.proxy.upstream_password = get_optional_string(t, "upstream_password").value_or("");
   if (auto env = get_optional_string(t, "upstream_password_env")) {
     if (t.contains("upstream_password")) {
@@ -208,6 +208,9 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   keys.insert({"default_column", "unknown_tables"});
   check_keys(t, keys, "[tenancy]");
   parse_identity(t, p);
+  if (p.proxy.upstream_user.empty() && p.identity.mode != "role") {
+    fail(root.at("proxy"), "missing key \"upstream_user\" in [proxy]", "here");
+  }
   p.default_column = get_optional_string(t, "default_column").value_or("tenant_id");
   if (!valid_identifier(p.default_column)) fail(t.at("default_column"), "invalid column name", "here");
   auto unknown = get_optional_string(t, "unknown_tables").value_or("deny");

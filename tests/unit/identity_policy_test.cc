@@ -97,6 +97,11 @@ TEST(IdentityPolicy, RolesMapping) {
   EXPECT_EQ(p->roles.at("globex_app"), "2");
   EXPECT_EQ(p->roles.at("dba"), std::nullopt);
   EXPECT_TRUE(p->logins.empty());
+  // Each client logs in upstream as its own role: upstream_user is not needed.
+  auto no_user = parse_policy("[proxy]\nlisten = \"127.0.0.1:6432\"\nupstream = \"127.0.0.1:5432\"\n"
+                              "[tenancy]\nidentity = \"role\"\n[[roles]]\nrole = \"a\"\ntenant = \"1\"\n",
+                              "id.toml");
+  EXPECT_TRUE(no_user->proxy.upstream_user.empty());
 }
 
 TEST(IdentityPolicy, RolesErrors) {
