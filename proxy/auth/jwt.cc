@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <vector>
@@ -262,7 +263,10 @@ JwtResult JwtVerifier::verify(std::string_view token, int64_t now) const {
   } else {
     return fail("claim \"" + options_.tenant_claim + "\" is not a string or an integer");
   }
-  if (r.tenant.empty() || r.tenant.size() > kMaxTenant || r.tenant.find('\0') != std::string::npos) {
+  const bool control = std::any_of(r.tenant.begin(), r.tenant.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  if (r.tenant.empty() || r.tenant.size() > kMaxTenant || control) {
     return fail("claim \"" + options_.tenant_claim + "\" is not a valid tenant value");
   }
   r.ok = true;

@@ -23,6 +23,13 @@ ClientAuth failed(const std::string& user, std::string reason) {
   return a;
 }
 
+ClientAuth left() {
+  ClientAuth a;
+  a.client_left = true;
+  a.reason = "client went away";
+  return a;
+}
+
 asio::awaitable<ClientAuth> scram_login(ClientIo& io, const policy::Policy& policy, const std::string& user,
                                         SSL* tls) {
   const policy::Login* login = policy.login(user);
@@ -42,10 +49,10 @@ asio::awaitable<ClientAuth> scram_login(ClientIo& io, const policy::Policy& poli
   mechanisms.push_back("SCRAM-SHA-256");
   std::string out;
   protocol::append_auth_sasl(out, mechanisms);
-  if (!co_await io.write_client(out)) co_return failed(user, "client went away");
+  if (!co_await io.write_client(out)) co_return left();
 
   auto first = co_await io.next_client_message(kMaxAuthMessage);
-  if (!first) co_return failed(user, "client went away");
+  if (!first) co_return left();
   if (first->tag != protocol::fe::kPasswordMessage) co_return failed(user, "expected SASLInitialResponse");
   auto init = protocol::parse_sasl_initial_response(first->body);
   if (!init) co_return failed(user, "malformed SASLInitialResponse");
@@ -57,10 +64,10 @@ asio::awaitable<ClientAuth> scram_login(ClientIo& io, const policy::Policy& poli
   if (!server_first) co_return failed(user, "malformed SCRAM client-first message or channel binding mismatch");
   out.clear();
   protocol::append_auth_sasl_continue(out, *server_first);
-  if (!co_await io.write_client(out)) co_return failed(user, "client went away");
+  if (!co_await io.write_client(out)) co_return left();
 
   auto fin = co_await io.next_client_message(kMaxAuthMessage);
-  if (!fin) co_return failed(user, "client went away");
+  if (!fin) co_return left();
   if (fin->tag != protocol::fe::kPasswordMessage) co_return failed(user, "expected SASLResponse");
   auto server_final = scram.handle_client_final(fin->body);
   if (!server_final || login == nullptr) {
@@ -69,7 +76,7 @@ asio::awaitable<ClientAuth> scram_login(ClientIo& io, const policy::Policy& poli
   out.clear();
   protocol::append_auth_sasl_final(out, *server_final);
   protocol::append_auth_ok(out);
-  if (!co_await io.write_client(out)) co_return failed(user, "client went away");
+  if (!co_await io.write_client(out)) co_return left();
   ClientAuth a;
   a.ok = true;
   a.tenant = login->tenant;
@@ -89,9 +96,9 @@ asio::awaitable<ClientAuth> jwt_login(ClientIo& io, const policy::Policy& policy
   }
   std::string out;
   protocol::append_auth_cleartext(out);
-  if (!co_await io.write_client(out)) co_return failed(user, "client went away");
+  if (!co_await io.write_client(out)) co_return left();
   auto msg = co_await io.next_client_message(kMaxAuthMessage);
-  if (!msg) co_return failed(user, "client went away");
+  if (!msg) co_return left();
   if (msg->tag != protocol::fe::kPasswordMessage) co_return failed(user, "expected PasswordMessage");
   // PasswordMessage: the password, NUL-terminated.
   std::string_view token = msg->body;
@@ -103,7 +110,7 @@ asio::awaitable<ClientAuth> jwt_login(ClientIo& io, const policy::Policy& policy
   if (!r.ok) co_return failed(user, "JWT rejected: " + r.error);
   out.clear();
   protocol::append_auth_ok(out);
-  if (!co_await io.write_client(out)) co_return failed(user, "client went away");
+  if (!co_await io.write_client(out)) co_return left();
   ClientAuth a;
   a.ok = true;
   a.tenant = std::move(r.tenant);

@@ -44,6 +44,8 @@ struct ClientAuth {
   // identity = "role" with a role not in [[roles]]: refuse with this after authentication
   // succeeded (so that probing reveals nothing about the mapping).
   std::string refuse_after_auth;
+  // The client went away (or sent nothing usable) mid-exchange: close quietly, not a failure.
+  bool client_left = false;
   // When !ok: what the client gets (FATAL) and why, for the log (never a secret).
   std::string sqlstate = "28P01";
   std::string message;

@@ -109,7 +109,7 @@ class ClientConnection : public ClientIo {
     SSL* client_ssl = client_.native_tls();
     ClientAuth who = co_await authenticate_client(*this, *policy_, user_, client_ssl);
     if (!who.ok) {
-      co_await auth_failed(who);
+      if (!who.client_left) co_await auth_failed(who);
       co_return;
     }
     if (!who.passthrough) auth_timer_.cancel();
@@ -132,6 +132,10 @@ class ClientConnection : public ClientIo {
       who.message = up.server_message;
       who.reason = "refused by PostgreSQL (identity = role): " + up.server_message;
       co_await auth_failed(who);
+      co_return;
+    }
+    if (!up.ok && up.client_left) {  // e.g. psql asking for the password: it reconnects
+      spdlog::info("session={} client={} user={} left during authentication", id_, peer_, user_);
       co_return;
     }
     if (!up.ok) {

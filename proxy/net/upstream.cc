@@ -137,7 +137,11 @@ asio::awaitable<UpstreamLogin> login_upstream(
                                              std::to_string(static_cast<int>(a->code)) + ")");
           }
           auto answer = co_await relay->relay(request, expect_answer);
-          if (!answer) co_return failure("08006", "the client left during authentication");
+          if (!answer) {
+            UpstreamLogin f = failure("08006", "the client left during authentication");
+            f.client_left = true;
+            co_return f;
+          }
           if (expect_answer) protocol::append_frame(out, protocol::fe::kPasswordMessage, *answer);
           buf.erase(0, frame->size);
           if (!out.empty()) {

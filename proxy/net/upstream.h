@@ -20,6 +20,7 @@ struct UpstreamLogin {
   std::string message;   // when !ok
   std::string server_message;  // when !ok because the server sent an ErrorResponse: its text
   bool authenticated = false;  // AuthenticationOk was received
+  bool client_left = false;    // with an AuthRelay: the client went away or did not answer
   std::vector<protocol::ParameterStatus> parameters;  // in the order the server sent them
   protocol::BackendKeyData key;
   char tx_status = 'I';

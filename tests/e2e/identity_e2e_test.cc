@@ -433,6 +433,11 @@ TEST_F(RoleIdentityE2e, PostgresAuthenticatesTheRoleAndThePolicyMapsIt) {
   EXPECT_EQ(login_sqlstate(rg.port(), "rg_acme", "acme-pw", false), "ok");  // asyncpg's own SCRAM, relayed
   EXPECT_FALSE(contains(unmapped_bad.err, "not mapped")) << describe(unmapped_bad);
 
+  // A client without a password hangs up at the relayed request (psql would prompt and reconnect).
+  CommandResult nopw = psql_conn(conn("rg_acme"), "", "SELECT 1");
+  EXPECT_NE(nopw.exit_code, 0);
+  EXPECT_TRUE(contains(nopw.err, "no password supplied")) << describe(nopw);
+
   // psycopg2 as a tenant role: its inserts get its tenant; another tenant's id is refused.
   const std::string script = R"PY(
 import sys, psycopg2, psycopg2.errors
@@ -458,6 +463,7 @@ c.rollback()
   EXPECT_EQ(py.out, "4\nupdated []\nrefused 42501\n") << describe(py);
 
   expect_tenant_fixed(conn("rg_acme"), "acme-pw", "101,102,103");
+  EXPECT_TRUE(contains(rg.log(), "user=rg_acme left during authentication")) << rg.log();
   // Passwords relayed to PostgreSQL are not logged either.
   for (const std::string& secret : {"acme-pw", "globex-pw", "initech-pw", "unmapped-pw", "admin-pw"}) {
     EXPECT_FALSE(contains(rg.log(), secret)) << secret;

@@ -149,7 +149,7 @@ TEST(Jwt, IntegerTenantClaimKeepsItsDigits) {
   JwtResult r = v->verify(token_hs(kHsHeader, payload), kNow);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.tenant, "12345678901234567890");
-  for (std::string bad : {"1.5", "1e3", "true", "null", "[\"1\"]", "{}", "\"\""}) {
+  for (std::string bad : {"1.5", "1e3", "true", "null", "[\"1\"]", "{}", "\"\"", "\"1\\n\"", "\"a\\u0000\""}) {
     std::string p = R"({"tenant_id":)" + bad + R"(,"exp":)" + std::to_string(kNow + 60) + "}";
     expect_refused(v->verify(token_hs(kHsHeader, p), kNow), "tenant_id");
   }
