@@ -26,4 +26,12 @@ std::optional<std::string> tls_server_end_point(SSL* ssl) {
   return tls_server_end_point(SSL_get_certificate(ssl));  // not owned: no free
 }
 
+std::optional<std::string> tls_peer_end_point(SSL* ssl) {
+  if (ssl == nullptr) return std::nullopt;
+  X509* cert = SSL_get1_peer_certificate(ssl);  // a reference: freed below
+  std::optional<std::string> data = tls_server_end_point(cert);
+  X509_free(cert);
+  return data;
+}
+
 }  // namespace rowguard::auth

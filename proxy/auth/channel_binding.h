@@ -15,4 +15,7 @@ std::optional<std::string> tls_server_end_point(const X509* cert);
 // The certificate this side presented on an established TLS connection (server side: ours).
 std::optional<std::string> tls_server_end_point(SSL* ssl);
 
+// Client side: the certificate the server presented (rowguard's upstream login).
+std::optional<std::string> tls_peer_end_point(SSL* ssl);
+
 }  // namespace rowguard::auth

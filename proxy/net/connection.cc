@@ -167,9 +167,11 @@ class ClientConnection : public ClientIo {
     protocol::append_ready_for_query(out, up.tx_status);
     tx_ = up.tx_status;
     server_buf_ = std::move(up.leftover);
-    spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={} auth={}",
+    spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={} auth={} "
+                 "upstream_cbind={}",
                  id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database,
-                 client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off", who.method);
+                 client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off", who.method,
+                 up.channel_binding ? "on" : "off");
     if (!co_await write_client(out)) co_return;
 
     kind_gauge_ = tenant_ ? &server_.metrics().connections_tenant : &server_.metrics().connections_bypass;

@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 #include <optional>
 
+#include "proxy/auth/channel_binding.h"
 #include "proxy/auth/scram.h"
 
 namespace rowguard::net {
@@ -164,10 +165,21 @@ asio::awaitable<UpstreamLogin> login_upstream(
             break;
           case protocol::AuthCode::kSASL: {
             bool has = false;
-            for (const auto& m : a->mechanisms) has = has || m == "SCRAM-SHA-256";
-            if (!has) co_return failure("28000", "upstream offers no SCRAM-SHA-256 authentication");
+            bool has_plus = false;
+            for (const auto& m : a->mechanisms) {
+              has = has || m == "SCRAM-SHA-256";
+              has_plus = has_plus || m == "SCRAM-SHA-256-PLUS";
+            }
+            // On TLS, bind to the server's certificate (tls-server-end-point) when offered: a
+            // man in the middle with another certificate then fails the server's check.
+            std::optional<std::string> cbind;
+            if (has_plus) cbind = auth::tls_peer_end_point(stream.native_tls());
+            if (!has && !cbind) co_return failure("28000", "upstream offers no SCRAM-SHA-256 authentication");
             scram.emplace(settings.upstream_password);
-            protocol::append_sasl_initial_response(out, "SCRAM-SHA-256", scram->client_first());
+            if (cbind) scram->set_channel_binding(*cbind);
+            result.channel_binding = cbind.has_value();
+            protocol::append_sasl_initial_response(out, cbind ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256",
+                                                   scram->client_first());
             break;
           }
           case protocol::AuthCode::kSASLContinue: {

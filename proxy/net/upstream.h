@@ -21,6 +21,7 @@ struct UpstreamLogin {
   std::string server_message;  // when !ok because the server sent an ErrorResponse: its text
   bool authenticated = false;  // AuthenticationOk was received
   bool client_left = false;    // with an AuthRelay: the client went away or did not answer
+  bool channel_binding = false;  // SCRAM-SHA-256-PLUS bound to the server's TLS certificate
   std::vector<protocol::ParameterStatus> parameters;  // in the order the server sent them
   protocol::BackendKeyData key;
   char tx_status = 'I';

@@ -8,6 +8,7 @@
 //    [[roles]] gives the tenant; wrong passwords and unmapped roles are refused;
 //  - in every mode the tenant cannot be chosen by application_name, SET or a SQL comment.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,6 +218,49 @@ print(cur.fetchone()[0])
   EXPECT_EQ(py.exit_code, 0) << describe(py) << rg.log();
   EXPECT_EQ(py.out, "4\n");
   expect_tenant_fixed(base + " sslmode=require channel_binding=require", "pw1", "101,102,103");
+}
+
+// rowguard's own upstream login binds to PostgreSQL's certificate (SCRAM-SHA-256-PLUS).
+TEST_F(IdentityE2e, UpstreamScramChannelBinding) {
+  std::string dir = make_temp_dir("rowguard-pgcb");
+  chmod(dir.c_str(), 0755);
+  std::string cert = dir + "/server.crt", key = dir + "/server.key";
+  write_text_file(cert, read_text_file(pki_->cert()));  // EC P-256, signed with SHA-384
+  write_text_file(key, read_text_file(pki_->key()));
+  chmod(key.c_str(), 0600);
+  if (geteuid() == 0) {
+    if (passwd* pw = getpwnam("rowguard-pg")) {
+      ASSERT_EQ(chown(cert.c_str(), pw->pw_uid, pw->pw_gid), 0);
+      ASSERT_EQ(chown(key.c_str(), pw->pw_uid, pw->pw_gid), 0);
+    }
+  }
+  for (const std::string& sql : {"ALTER SYSTEM SET ssl_cert_file = '" + cert + "'",
+                                 "ALTER SYSTEM SET ssl_key_file = '" + key + "'", std::string("ALTER SYSTEM SET ssl = on"),
+                                 std::string("SELECT pg_reload_conf()")}) {
+    CommandResult on = pg_->psql_super(sql);
+    ASSERT_EQ(on.exit_code, 0) << describe(on);
+  }
+  usleep(500 * 1000);
+  ASSERT_EQ(pg_->psql_super("SHOW ssl").out, "on\n");
+
+  std::string text = read_text_file(source_dir() + "/examples/rowguard.toml");
+  text = replace_all(text, "\"127.0.0.1:6432\"", "\"{{LISTEN}}\"");
+  text = replace_all(text, "\"127.0.0.1:5432\"", "\"{{UPSTREAM}}\"");
+  text = replace_all(text, "upstream_database = \"appdb\"", "upstream_database = \"appdb\"\nupstream_tls = \"require\"");
+  {
+    RowguardProcess rg(text, *pg_);
+    CommandResult r = rg.psql("t2", "pw2", "SELECT count(*) FROM orders");
+    EXPECT_EQ(r.exit_code, 0) << describe(r) << rg.log();
+    EXPECT_EQ(r.out, "4\n");
+    EXPECT_TRUE(contains(rg.log(), "upstream_tls=on")) << rg.log();
+    EXPECT_TRUE(contains(rg.log(), "upstream_cbind=on")) << rg.log();
+  }
+  pg_->psql_super("ALTER SYSTEM RESET ssl");
+  pg_->psql_super("ALTER SYSTEM RESET ssl_cert_file");
+  pg_->psql_super("ALTER SYSTEM RESET ssl_key_file");
+  pg_->psql_super("SELECT pg_reload_conf()");
+  usleep(500 * 1000);
+  remove_tree(dir);
 }
 
 // ---- identity = "jwt" -----------------------------------------------------------------------
