@@ -1,7 +1,8 @@
 // End-to-end tests of the tenant identity options and SCRAM channel binding, with psql (libpq)
 // and psycopg2 through a running rowguard against a throwaway PostgreSQL 15:
-//  - identity = "map" over TLS: SCRAM-SHA-256-PLUS with channel_binding=require;
-//  - identity = "jwt": HS256 (secret from the environment) and RS256 (public key file) tokens
+//  - identity = "map" over TLS: SCRAM-SHA-256-PLUS with channel_binding=require; rowguard's own
+//    upstream login with SCRAM-SHA-256-PLUS against a PostgreSQL with ssl = on;
+//  - identity = "jwt": HS256 (secret from the environment), RS256 and ES256 (public key files) tokens
 //    made here; expired / wrong audience / tampered / HS-RS confused tokens fail with 28P01;
 //    plaintext connections refused; bypass users keep SCRAM;
 //  - identity = "role": PostgreSQL authenticates each role (SCRAM, md5 and cleartext relayed),
@@ -39,7 +40,7 @@ std::string config_with(const std::string& tenancy_and_logins, const std::string
   return text.substr(0, tenancy) + extra + tenancy_and_logins + "\n" + text.substr(tables);
 }
 
-// Makes a JWT with Python's standard library (HS256) or the openssl CLI (RS256).
+// Makes a JWT with Python's standard library (HS256) or the openssl CLI (RS256, ES256).
 std::string make_jwt(const std::string& alg, const std::string& key, const std::string& claims_json,
                      const std::string& header_alg = "") {
   const std::string script = R"PY(
@@ -54,6 +55,13 @@ if alg == "HS256":
 else:
     sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing_input.encode(),
                          capture_output=True, check=True).stdout
+    if alg == "ES256":  # DER ECDSA-Sig-Value -> JWS r||s (RFC 7518 3.4)
+        i, raw = 2, b""
+        for _ in range(2):
+            n = sig[i + 1]
+            raw += sig[i + 2:i + 2 + n].lstrip(b"\0").rjust(32, b"\0")
+            i += 2 + n
+        sig = raw
 sys.stdout.write(signing_input + "." + b64(sig))
 )PY";
   CommandResult r = run_command({"/usr/bin/python3", "-c", script, alg, key, claims_json, header_alg}, {}, "", 30);
@@ -95,6 +103,8 @@ struct TestPki {
   std::string key() const { return dir + "/server.key"; }
   std::string jwt_private() const { return dir + "/jwt.key"; }
   std::string jwt_public() const { return dir + "/jwt.pub"; }
+  std::string ec_private() const { return dir + "/jwt-ec.key"; }
+  std::string ec_public() const { return dir + "/jwt-ec.pub"; }
 };
 
 TestPki make_pki() {
@@ -116,6 +126,8 @@ TestPki make_pki() {
   chmod((d + "/server.key").c_str(), 0600);
   run({"openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pki.jwt_private()});
   run({"openssl", "pkey", "-in", pki.jwt_private(), "-pubout", "-out", pki.jwt_public()});
+  run({"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pki.ec_private()});
+  run({"openssl", "pkey", "-in", pki.ec_private(), "-pubout", "-out", pki.ec_public()});
   return pki;
 }
 
@@ -366,6 +378,28 @@ TEST_F(IdentityE2e, JwtRs256PublicKeyAndNoAlgorithmConfusion) {
   CommandResult old = psql_conn(base, make_jwt("RS256", pki_->jwt_private(), claims("\"1\"", -5)), "SELECT 1");
   EXPECT_TRUE(contains(old.err, "password authentication failed")) << describe(old);
   EXPECT_TRUE(contains(rg.log(), "JWT rejected: token expired")) << rg.log();
+}
+
+TEST_F(IdentityE2e, JwtEs256PublicKey) {
+  RowguardProcess rg(config_with("[tenancy]\nidentity = \"jwt\"\njwt_public_key = \"" + pki_->ec_public() +
+                                 "\"\njwt_issuer = \"https://idp.test\"\n") +
+                         tls_section(),
+                     *pg_);
+  const std::string base = "host=127.0.0.1 port=" + std::to_string(rg.port()) + " dbname=appdb sslmode=require user=svc";
+  const std::string iss = ",\"iss\":\"https://idp.test\"";
+  // Several tokens: the r||s conversion must hold for every signature (leading zero bytes).
+  for (int i = 0; i < 4; ++i) {
+    CommandResult ok = psql_conn(base, make_jwt("ES256", pki_->ec_private(), claims("\"3\"", 600 + i, iss)),
+                                 "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders");
+    EXPECT_EQ(ok.exit_code, 0) << describe(ok) << rg.log();
+    EXPECT_EQ(ok.out, "301,302\n");
+  }
+  const std::string wrong_iss = make_jwt("ES256", pki_->ec_private(), claims("\"3\"", 600, ",\"iss\":\"https://evil.test\""));
+  EXPECT_EQ(login_sqlstate(rg.port(), "svc", wrong_iss, true), "28P01");
+  const std::string rs = make_jwt("RS256", pki_->jwt_private(), claims("\"3\"", 600, iss));
+  EXPECT_EQ(login_sqlstate(rg.port(), "svc", rs, true), "28P01");
+  EXPECT_TRUE(contains(rg.log(), "issuer does not match")) << rg.log();
+  EXPECT_TRUE(contains(rg.log(), "not the configured ES256")) << rg.log();
 }
 
 // ---- identity = "role" ----------------------------------------------------------------------
