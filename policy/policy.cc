@@ -2,6 +2,8 @@
 // type or a missing required key is an error naming the file and line.
 #include "policy/policy.h"
 
+#include "policy/identity.h"
+
 #include <toml.hpp>
 
 #include <atomic>
@@ -106,7 +108,7 @@ void parse_proxy(const toml::value& root, Policy& p) {
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
-  p.proxy.upstream_user = get_string(t, "upstream_user", "[proxy]");
+  p.proxy.upstream_user = get_optional_string(t, "upstream_user").value_or("");  // required unless identity = "role"
   p.proxy.upstream_password = get_optional_string(t, "upstream_password").value_or("");
   if (auto env = get_optional_string(t, "upstream_password_env")) {
     if (t.contains("upstream_password")) {
@@ -250,7 +252,13 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   if (!root.contains("tenancy")) fail(root, "missing table [tenancy]", "here");
   const auto& t = root.at("tenancy");
   if (!t.is_table()) fail(t, "[tenancy] must be a table", "here");
-  check_keys(t, {"default_column", "unknown_tables"}, "[tenancy]");
+  std::set<std::string> keys = identity_tenancy_keys();
+  keys.insert({"default_column", "unknown_tables"});
+  check_keys(t, keys, "[tenancy]");
+  parse_identity(t, p);
+  if (p.proxy.upstream_user.empty() && p.identity.mode != "role") {
+    fail(root.at("proxy"), "missing key \"upstream_user\" in [proxy]", "here");
+  }
   p.default_column = get_optional_string(t, "default_column").value_or("tenant_id");
   if (!valid_identifier(p.default_column)) fail(t.at("default_column"), "invalid column name", "here");
   auto unknown = get_optional_string(t, "unknown_tables").value_or("deny");
@@ -381,7 +389,7 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   auto p = std::make_shared<Policy>();
   p->source = source;
   try {
-    check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "tables", "functions",
+    check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "roles", "tables", "functions",
                       "cache", "limits"},
                "the top level");
     parse_proxy(root, *p);
@@ -392,6 +400,7 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
     parse_tenancy(root, *p);
     parse_logins(root, "tenants", true, *p);
     parse_logins(root, "bypass", false, *p);
+    parse_roles(root, *p);
     parse_tables(root, *p);
     parse_functions(root, *p);
   } catch (const PolicyError&) {
@@ -399,7 +408,7 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   } catch (const std::exception& e) {
     throw PolicyError(source + ": " + e.what());
   }
-  if (p->logins.empty()) throw PolicyError(source + ": no [[tenants]] or [[bypass]] users: nobody could log in");
+  if (p->logins.empty() && p->identity.mode == "map") throw PolicyError(source + ": no [[tenants]] or [[bypass]] users: nobody could log in");
   p->version = g_next_version.fetch_add(1);
   return p;
 }

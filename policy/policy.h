@@ -11,6 +11,10 @@
 #include <string_view>
 #include <vector>
 
+namespace rowguard::auth {
+class JwtVerifier;
+}
+
 namespace rowguard::policy {
 
 // Thrown by load_policy / parse_policy only (start-up and reload), with file and line.
@@ -96,6 +100,14 @@ struct CacheSettings {
   size_t max_bytes = 64u << 20;  // approximate heap held per worker
 };
 
+// [tenancy] identity (policy/identity.h): how a client's tenant is established.
+struct IdentitySettings {
+  std::string mode = "map";                        // map | jwt | role
+  std::shared_ptr<const auth::JwtVerifier> jwt;    // identity = "jwt"
+  bool jwt_allow_without_tls = false;              // accept tokens over plaintext connections
+  bool jwt_secret_in_file = false;                 // jwt_secret (not _env): warned at start-up
+};
+
 class Policy {
  public:
   ProxySettings proxy;
@@ -107,6 +119,8 @@ class Policy {
   std::string default_column = "tenant_id";
   std::map<QualifiedName, TableRule> tables;
   std::map<std::string, Login> logins;  // by user name
+  IdentitySettings identity;
+  std::map<std::string, std::optional<std::string>> roles;  // identity = "role": role -> tenant (nullopt: bypass)
   std::vector<QualifiedName> allowed_functions;  // [functions] allow
   std::vector<std::string> plaintext_users;  // users whose password is stored in plaintext
   uint64_t version = 0;                 // increases with every load

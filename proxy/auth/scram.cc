@@ -306,16 +306,31 @@ ScramServer::ScramServer(ScramVerifier verifier, std::string nonce_for_test)
     : verifier_(std::move(verifier)),
       server_nonce_(nonce_for_test.empty() ? new_nonce() : std::move(nonce_for_test)) {}
 
+void ScramServer::set_channel_binding(std::string cbind_data, bool plus) {
+  cbind_data_ = std::move(cbind_data);
+  plus_ = plus;
+}
+
 std::optional<std::string> ScramServer::handle_client_first(std::string_view client_first) {
   if (state_ != kAwaitClientFirst) return std::nullopt;
   state_ = kFinished;  // any failure ends the exchange
 
-  // gs2-header: "n,," (no channel binding) or "y,," (client could, thinks we can't; fine since
-  // we never advertise SCRAM-SHA-256-PLUS — if we ever do, "y" must be refused). "p=..."
-  // (channel binding) and an authzid ("n,a=...,") are refused, as PostgreSQL does.
-  if (!client_first.starts_with("n,,") && !client_first.starts_with("y,,")) return std::nullopt;
-  const std::string_view header = client_first.substr(0, 3);
-  const std::string_view bare = client_first.substr(3);
+  // gs2-header: "n,," (no channel binding), "y,," (the client could bind but thinks we
+  // cannot) or "p=tls-server-end-point,," (binding, only with SCRAM-SHA-256-PLUS on TLS). An
+  // authzid ("n,a=...,") is refused, as PostgreSQL does.
+  std::string_view header;
+  if (client_first.starts_with("p=tls-server-end-point,,")) {
+    if (!plus_ || cbind_data_.empty()) return std::nullopt;
+    header = client_first.substr(0, std::string_view("p=tls-server-end-point,,").size());
+  } else if (client_first.starts_with("n,,") || client_first.starts_with("y,,")) {
+    if (plus_) return std::nullopt;  // PLUS chosen but no binding sent
+    // "y": the client supports binding and believes we do not; we do on TLS: a downgrade.
+    if (client_first.starts_with("y,,") && !cbind_data_.empty()) return std::nullopt;
+    header = client_first.substr(0, 3);
+  } else {
+    return std::nullopt;
+  }
+  const std::string_view bare = client_first.substr(header.size());
 
   // client-first-message-bare: n=<user>,r=<nonce>[,extensions]. A leading "m=" (mandatory
   // extension) is refused; later optional extensions are ignored, as PostgreSQL does. The user
@@ -346,7 +361,10 @@ std::optional<std::string> ScramServer::handle_client_final(std::string_view cli
   const Attr& nonce = (*attrs)[1];
   const Attr& proof_attr = attrs->back();
   if (cbind.name != 'c' || nonce.name != 'r' || proof_attr.name != 'p') return std::nullopt;
-  if (cbind.value != base64_encode(gs2_header_)) return std::nullopt;
+  // c= is base64(gs2-header + binding data); the data only with "p=".
+  std::string expected_cbind = gs2_header_;
+  if (gs2_header_.starts_with("p=")) expected_cbind += cbind_data_;
+  if (!secure_equal(cbind.value, base64_encode(expected_cbind))) return std::nullopt;
   if (nonce.value != combined_nonce_) return std::nullopt;
   const auto proof = base64_decode(proof_attr.value);
   if (!proof || proof->size() != kKeyLen) return std::nullopt;
@@ -375,7 +393,7 @@ ScramClient::ScramClient(std::string password, std::string nonce_for_test)
 
 std::string ScramClient::client_first() {
   client_first_bare_ = "n=,r=" + client_nonce_;
-  return "n,," + client_first_bare_;
+  return (cbind_data_.empty() ? std::string("n,,") : std::string("p=tls-server-end-point,,")) + client_first_bare_;
 }
 
 std::optional<std::string> ScramClient::handle_server_first(std::string_view server_first) {
@@ -406,7 +424,8 @@ std::optional<std::string> ScramClient::handle_server_first(std::string_view ser
   const std::string stored_key = sha256(client_key);
   const std::string server_key = hmac_sha256(salted, "Server Key");
 
-  const std::string without_proof = "c=biws,r=" + std::string(nonce);
+  const std::string cbind = cbind_data_.empty() ? std::string("n,,") : "p=tls-server-end-point,," + cbind_data_;
+  const std::string without_proof = "c=" + base64_encode(cbind) + ",r=" + std::string(nonce);
   const std::string auth_message =
       client_first_bare_ + "," + std::string(server_first) + "," + without_proof;
   const std::string client_signature = hmac_sha256(stored_key, auth_message);

@@ -30,8 +30,14 @@ class ScramServer {
   // `nonce_for_test` replaces the random server nonce (tests only).
   explicit ScramServer(ScramVerifier verifier, std::string nonce_for_test = {});
 
+  // On a TLS connection whose certificate gives tls-server-end-point data (channel_binding.h):
+  // `cbind_data` is that data, `plus` whether the client chose SCRAM-SHA-256-PLUS. Then "p="
+  // must carry exactly that binding, and a client saying "y" (it could bind but thinks we
+  // cannot) is refused as a downgrade (RFC 5802 6). Call before handle_client_first.
+  void set_channel_binding(std::string cbind_data, bool plus);
+
   // client-first-message (the data of SASLInitialResponse). Returns server-first-message,
-  // or nullopt when the message is malformed (or asks for channel binding, "p=").
+  // or nullopt when the message is malformed or its channel binding flag does not fit.
   std::optional<std::string> handle_client_first(std::string_view client_first);
   // client-final-message. Returns server-final-message ("v=...") when the proof verifies,
   // nullopt when it does not (wrong password) or the message is malformed.
@@ -43,7 +49,9 @@ class ScramServer {
   std::string client_first_bare_;
   std::string server_first_;
   std::string combined_nonce_;
-  std::string gs2_header_;  // "n,," or "y,," from client-first; its base64 is the expected c=
+  std::string gs2_header_;  // "n,,", "y,," or "p=tls-server-end-point,," from client-first
+  std::string cbind_data_;  // tls-server-end-point hash, empty without TLS
+  bool plus_ = false;       // SCRAM-SHA-256-PLUS chosen
   int state_ = 0;
 };
 
@@ -54,6 +62,8 @@ ScramVerifier mock_verifier(std::string_view user);
 class ScramClient {
  public:
   ScramClient(std::string password, std::string nonce_for_test = {});
+  // Binds to tls-server-end-point data (SCRAM-SHA-256-PLUS); call before client_first().
+  void set_channel_binding(std::string cbind_data) { cbind_data_ = std::move(cbind_data); }
   std::string client_first();  // "n,,n=,r=<nonce>" (the user is sent in the startup packet)
   // server-first-message -> client-final-message; nullopt when malformed or nonce mismatch.
   std::optional<std::string> handle_server_first(std::string_view server_first);
@@ -64,6 +74,7 @@ class ScramClient {
   std::string password_;
   std::string client_nonce_;
   std::string client_first_bare_;
+  std::string cbind_data_;
   std::string expected_server_signature_;  // raw
 };
 

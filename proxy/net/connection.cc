@@ -22,6 +22,7 @@
 #include "proxy/net/admin.h"
 #include "proxy/net/clients.h"
 #include "proxy/net/client_watch.h"
+#include "proxy/net/client_auth.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
@@ -37,7 +38,6 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kMaxAuthMessage = 64 * 1024;
 // Buffer bounds ([limits] in the README): a read takes at most kReadChunk bytes; a buffer holds
 // at most one message (<= [limits] max_message_size / max_server_message) plus one chunk; what
 // goes to the client is written once kFlushAt bytes are pending, and nothing more is read from
@@ -72,7 +72,7 @@ std::string truncate(std::string_view s, size_t n = 300) {
   return std::string(s.substr(0, n)) + "...";
 }
 
-class ClientConnection {
+class ClientConnection : public ClientIo {
  public:
   ClientConnection(tcp::socket client, Server& server, Worker& worker)
       : client_(std::move(client)), server_(server), worker_(worker), upstream_(tcp::socket(worker.ctx)),
@@ -129,19 +129,50 @@ class ClientConnection {
       co_await fatal("28000", "rowguard: TLS is required for every connection (connect with sslmode=require)");
       co_return;
     }
-    if (!co_await scram_exchange()) co_return;
-    auth_timer_.cancel();
+    // ---- identity ([tenancy] identity = map | jwt | role): proxy/net/client_auth.h ----
+    if (policy_->identity.mode == "role" && wants_console(*startup)) {
+      // The console authenticates against the policy's [[bypass]] logins, which role mode has not.
+      spdlog::warn("session={} client={} user={} refused: no admin console with identity = role", id_, peer_, user_);
+      co_await fatal("0A000", "rowguard: the admin console is not available with [tenancy] identity = \"role\"");
+      co_return;
+    }
+    SSL* client_ssl = client_.native_tls();
+    ClientAuth who = co_await authenticate_client(*this, *policy_, user_, client_ssl);
+    if (!who.ok) {
+      if (!who.client_left) co_await auth_failed(who);
+      co_return;
+    }
+    if (!who.passthrough) auth_timer_.cancel();
     if (wants_console(*startup)) {  // the admin console: answered here, never forwarded
       ConsoleClient console{client_, client_buf_, id_, user_, peer_, *info_};
       co_await serve_console(server_, console);
       co_return;
     }
-    const policy::Login* login = policy_->login(user_);
-    tenant_ = login->tenant;
+    tenant_ = who.tenant;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
+    policy::ProxySettings upstream_settings = policy_->proxy;
+    std::unique_ptr<AuthRelay> relay;
+    if (who.passthrough) {  // identity = "role": the client logs in upstream as its own role
+      upstream_settings.upstream_user = user_;
+      upstream_settings.upstream_password.clear();
+      relay = make_client_relay(*this);
+    }
+    // ---- end identity ----
 
-    UpstreamLogin up = co_await login_upstream(upstream_, server_.upstream_tls(), policy_->proxy,
-                                               decision.database, decision.upstream_params);
+    UpstreamLogin up = co_await login_upstream(upstream_, server_.upstream_tls(), upstream_settings,
+                                               decision.database, decision.upstream_params, relay.get());
+    if (!up.ok && who.passthrough && !up.authenticated && !up.server_message.empty()) {
+      who.ok = false;  // PostgreSQL refused the client's own credentials: relay its error
+      who.sqlstate = up.sqlstate;
+      who.message = up.server_message;
+      who.reason = "refused by PostgreSQL (identity = role): " + up.server_message;
+      co_await auth_failed(who);
+      co_return;
+    }
+    if (!up.ok && up.client_left) {  // e.g. psql asking for the password: it reconnects
+      spdlog::info("session={} client={} user={} left during authentication", id_, peer_, user_);
+      co_return;
+    }
     if (!up.ok) {
       server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
       spdlog::error("session={} user={} upstream login failed: {} ({})", id_, user_, up.message, up.sqlstate);
@@ -150,7 +181,14 @@ class ClientConnection {
       co_await fatal(code, msg);
       co_return;
     }
+    if (!who.refuse_after_auth.empty()) {
+      spdlog::warn("session={} client={} user={} refused: {}", id_, peer_, user_, who.refuse_after_auth);
+      co_await fatal("28000", who.refuse_after_auth);
+      co_return;
+    }
+    auth_timer_.cancel();
     std::string out;
+    if (who.passthrough) protocol::append_auth_ok(out);
     for (const auto& p : up.parameters) {
       if (tenant_ && p.name == "standard_conforming_strings" && p.value != "on") {
         co_await fatal("55000", "rowguard: the server has standard_conforming_strings off; "
@@ -164,9 +202,11 @@ class ClientConnection {
     protocol::append_ready_for_query(out, up.tx_status);
     tx_ = up.tx_status;
     server_buf_ = std::move(up.leftover);
-    spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={}",
+    spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={} auth={} "
+                 "upstream_cbind={}",
                  id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database,
-                 client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off");
+                 client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off", who.method,
+                 up.channel_binding ? "on" : "off");
     if (!co_await write_client(out)) co_return;
     info_->set_login(user_, tenant_, tenant_ ? ClientInfo::Kind::kTenant : ClientInfo::Kind::kBypass);
     info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
@@ -254,58 +294,19 @@ class ClientConnection {
     }
   }
 
-  asio::awaitable<bool> scram_exchange() {
-    const policy::Login* login = policy_->login(user_);
-    auth::ScramVerifier verifier = auth::mock_verifier(user_);
-    if (login && login->password.starts_with("SCRAM-SHA-256$")) {
-      auto parsed = auth::ScramVerifier::parse(login->password);
-      if (!parsed) {
-        spdlog::error("session={} user={}: the stored SCRAM verifier does not decode", id_, user_);
-        co_return co_await auth_failed("bad stored verifier");
-      }
-      verifier = *parsed;
-    } else if (login) {
-      verifier = auth::ScramVerifier::from_password(login->password, auth::random_bytes(16));
-    }
-    auth::ScramServer scram(std::move(verifier));
-    std::string out;
-    protocol::append_auth_sasl(out, {"SCRAM-SHA-256"});
-    if (!co_await write_client(out)) co_return false;
-
-    auto first = co_await read_client_frame(kMaxAuthMessage);
-    if (!first) co_return false;
-    if (first->tag != protocol::fe::kPasswordMessage) co_return co_await auth_failed("expected SASLInitialResponse");
-    auto init = protocol::parse_sasl_initial_response(first->body);
-    client_buf_.erase(0, first->size);
-    if (!init || init->mechanism != "SCRAM-SHA-256") co_return co_await auth_failed("bad SASL mechanism");
-    auto server_first = scram.handle_client_first(init->data);
-    if (!server_first) co_return co_await auth_failed("malformed SCRAM client-first message");
-    out.clear();
-    protocol::append_auth_sasl_continue(out, *server_first);
-    if (!co_await write_client(out)) co_return false;
-
-    auto fin = co_await read_client_frame(kMaxAuthMessage);
-    if (!fin) co_return false;
-    if (fin->tag != protocol::fe::kPasswordMessage) co_return co_await auth_failed("expected SASLResponse");
-    std::string client_final(fin->body);
-    client_buf_.erase(0, fin->size);
-    auto server_final = scram.handle_client_final(client_final);
-    if (!server_final || login == nullptr) {
-      const char* why = login ? "wrong password" : "unknown user";
-      co_return co_await auth_failed(why);
-    }
-    out.clear();
-    protocol::append_auth_sasl_final(out, *server_final);
-    protocol::append_auth_ok(out);
-    co_return co_await write_client(out);
+  asio::awaitable<void> auth_failed(const ClientAuth& who) {
+    server_.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("session={} client={} user={} authentication failed: {}", id_, peer_, user_, who.reason);
+    co_await fatal(who.sqlstate, who.message);
   }
 
-  asio::awaitable<bool> auth_failed(std::string_view why) {
-    server_.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("session={} client={} user={} authentication failed: {}", id_, peer_, user_, why);
-    std::string msg = "password authentication failed for user \"" + user_ + "\"";
-    co_await fatal("28P01", msg);
-    co_return false;
+  // ClientIo (the authentication exchanges of client_auth.h)
+  asio::awaitable<std::optional<ClientMessage>> next_client_message(size_t max) override {
+    auto frame = co_await read_client_frame(max);
+    if (!frame) co_return std::nullopt;
+    ClientMessage m{frame->tag, std::string(frame->body)};
+    client_buf_.erase(0, frame->size);
+    co_return m;
   }
 
   asio::awaitable<void> forward_cancel(int32_t pid, int32_t key) {
@@ -602,7 +603,7 @@ class ClientConnection {
     }
   }
 
-  asio::awaitable<bool> write_client(std::string_view bytes) {
+  asio::awaitable<bool> write_client(std::string_view bytes) override {
     auto [ec, n] = co_await client_.write(asio::buffer(bytes.data(), bytes.size()));
     if (!ec) server_.metrics().bytes_to_clients.fetch_add(n, std::memory_order_relaxed);
     co_return !ec;

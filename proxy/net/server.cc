@@ -264,6 +264,14 @@ int Server::run() {
     spdlog::warn("policy {}: plaintext passwords for {}; store SCRAM verifiers instead "
                  "(`rowguard passwd USER`)", config_path_, users);
   }
+  // [tenancy] identity (policy/identity.h)
+  if (p->identity.mode != "map") spdlog::info("identity = \"{}\"", p->identity.mode);
+  if (p->identity.jwt_secret_in_file) {
+    spdlog::warn("policy {}: jwt_secret is stored in the policy file; prefer jwt_secret_env", config_path_);
+  }
+  if (p->identity.mode == "jwt" && p->identity.jwt_allow_without_tls) {
+    spdlog::warn("policy {}: jwt_allow_without_tls = true: tokens may cross the network in cleartext", config_path_);
+  }
   main_ctx_.run();
   for (auto& w : workers_) w->ctx.stop();
   for (auto& w : workers_) {

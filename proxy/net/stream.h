@@ -20,6 +20,8 @@ class Stream {
 
   tcp::socket& socket() { return socket_; }
   bool tls() const { return tls_ != nullptr; }
+  // The OpenSSL connection object once TLS is on (channel binding), else nullptr.
+  SSL* native_tls() { return tls_ ? tls_->native_handle() : nullptr; }
 
   boost::asio::awaitable<std::tuple<boost::system::error_code, size_t>> read_some(
       boost::asio::mutable_buffer b) {

@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 #include <optional>
 
+#include "proxy/auth/channel_binding.h"
 #include "proxy/auth/scram.h"
 
 namespace rowguard::net {
@@ -50,7 +51,7 @@ asio::awaitable<std::optional<protocol::Frame>> read_frame(Stream& sock, std::st
 
 asio::awaitable<UpstreamLogin> login_upstream(
     Stream& stream, asio::ssl::context* tls, const policy::ProxySettings& settings, const std::string& database,
-    const std::vector<std::pair<std::string, std::string>>& params) {
+    const std::vector<std::pair<std::string, std::string>>& params, AuthRelay* relay) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   std::string port = std::to_string(settings.upstream_port);
@@ -110,8 +111,50 @@ asio::awaitable<UpstreamLogin> login_upstream(
       case protocol::be::kAuthentication: {
         auto a = protocol::parse_authentication(frame->body);
         if (!a) co_return failure("08P01", "malformed authentication request from upstream");
+        if (relay != nullptr && a->code != protocol::AuthCode::kOk) {
+          // identity = "role": the client authenticates as its own role.
+          std::string request(buf.substr(0, frame->size));
+          bool expect_answer = true;
+          switch (a->code) {
+            case protocol::AuthCode::kCleartextPassword:
+            case protocol::AuthCode::kMD5Password:
+            case protocol::AuthCode::kSASLContinue:
+              break;
+            case protocol::AuthCode::kSASL: {
+              std::vector<std::string> mechanisms;
+              for (const auto& m : a->mechanisms) {
+                if (!m.ends_with("-PLUS")) mechanisms.push_back(m);
+              }
+              if (mechanisms.empty()) co_return failure("28000", "upstream offers only channel-bound SASL mechanisms");
+              request.clear();
+              protocol::append_auth_sasl(request, mechanisms);
+              break;
+            }
+            case protocol::AuthCode::kSASLFinal:
+              expect_answer = false;
+              break;
+            default:
+              co_return failure("28000", "upstream asks for an unsupported authentication method (" +
+                                             std::to_string(static_cast<int>(a->code)) + ")");
+          }
+          auto answer = co_await relay->relay(request, expect_answer);
+          if (!answer) {
+            UpstreamLogin f = failure("08006", "the client left during authentication");
+            f.client_left = true;
+            co_return f;
+          }
+          if (expect_answer) protocol::append_frame(out, protocol::fe::kPasswordMessage, *answer);
+          buf.erase(0, frame->size);
+          if (!out.empty()) {
+            if (auto [wec, wn] = co_await stream.write(asio::buffer(out)); wec) {
+              co_return failure("08006", "cannot write to upstream: " + wec.message());
+            }
+          }
+          continue;
+        }
         switch (a->code) {
           case protocol::AuthCode::kOk:
+            result.authenticated = true;
             break;
           case protocol::AuthCode::kCleartextPassword:
             protocol::append_password(out, settings.upstream_password);
@@ -122,10 +165,21 @@ asio::awaitable<UpstreamLogin> login_upstream(
             break;
           case protocol::AuthCode::kSASL: {
             bool has = false;
-            for (const auto& m : a->mechanisms) has = has || m == "SCRAM-SHA-256";
-            if (!has) co_return failure("28000", "upstream offers no SCRAM-SHA-256 authentication");
+            bool has_plus = false;
+            for (const auto& m : a->mechanisms) {
+              has = has || m == "SCRAM-SHA-256";
+              has_plus = has_plus || m == "SCRAM-SHA-256-PLUS";
+            }
+            // On TLS, bind to the server's certificate (tls-server-end-point) when offered: a
+            // man in the middle with another certificate then fails the server's check.
+            std::optional<std::string> cbind;
+            if (has_plus) cbind = auth::tls_peer_end_point(stream.native_tls());
+            if (!has && !cbind) co_return failure("28000", "upstream offers no SCRAM-SHA-256 authentication");
             scram.emplace(settings.upstream_password);
-            protocol::append_sasl_initial_response(out, "SCRAM-SHA-256", scram->client_first());
+            if (cbind) scram->set_channel_binding(*cbind);
+            result.channel_binding = cbind.has_value();
+            protocol::append_sasl_initial_response(out, cbind ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256",
+                                                   scram->client_first());
             break;
           }
           case protocol::AuthCode::kSASLContinue: {
@@ -149,7 +203,10 @@ asio::awaitable<UpstreamLogin> login_upstream(
       case protocol::be::kErrorResponse: {
         auto e = protocol::parse_error_fields(frame->body);
         if (!e) co_return failure("08P01", "malformed error from upstream");
-        co_return failure(e->get('C'), "upstream: " + e->get('M'));
+        UpstreamLogin f = failure(e->get('C'), "upstream: " + e->get('M'));
+        f.server_message = e->get('M');
+        f.authenticated = result.authenticated;
+        co_return f;
       }
       case protocol::be::kParameterStatus: {
         auto p = protocol::parse_parameter_status(frame->body);

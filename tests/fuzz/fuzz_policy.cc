@@ -79,7 +79,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("parse_policy let a non-std exception escape", text);
   }
   if (!p) fail("parse_policy returned null", text);
-  if (p->logins.empty()) fail("accepted a policy without logins", text);
+  // identity = "map" needs logins; "jwt" a verifier; "role" a [[roles]] mapping (policy/identity.h).
+  if (p->logins.empty() && p->identity.mode == "map") fail("accepted a policy without logins", text);
+  if ((p->identity.mode == "jwt") != (p->identity.jwt != nullptr)) fail("jwt verifier without identity = jwt or the reverse", text);
+  if (p->identity.mode == "role" && (p->roles.empty() || !p->logins.empty())) fail("bad role identity policy", text);
+  for (const auto& [role, tenant] : p->roles) {
+    if (!valid_name(role) || (tenant && !valid_name(*tenant))) fail("bad [[roles]] entry accepted", text);
+  }
   if (p->version == 0) fail("accepted policy has version 0", text);
   const rowguard::policy::Login* first_tenant = nullptr;
   for (const auto& [user, login] : p->logins) {

@@ -1,0 +1,24 @@
+#pragma once
+// [tenancy] identity and [[roles]]: how a client's tenant is established (internal to the
+// policy loader; the settings themselves are in policy.h).
+//   identity = "map"  (default) [[tenants]] user -> tenant, rowguard authenticates (SCRAM)
+//   identity = "jwt"  the password is a JWT; a claim names the tenant ([[bypass]] users: SCRAM)
+//   identity = "role" PostgreSQL authenticates the client's own role; [[roles]] maps it
+#include <set>
+#include <string>
+#include <toml.hpp>
+
+#include "policy/policy.h"
+
+namespace rowguard::policy {
+
+// Keys of [tenancy] read by parse_identity.
+const std::set<std::string>& identity_tenancy_keys();
+
+// Reads identity and jwt_* from the [tenancy] table. Throws PolicyError.
+void parse_identity(const toml::value& tenancy, Policy& p);
+
+// Reads [[roles]] and checks that the login tables fit the identity mode. Throws PolicyError.
+void parse_roles(const toml::value& root, Policy& p);
+
+}  // namespace rowguard::policy
