@@ -130,6 +130,7 @@ class ClientConnection {
       }
       protocol::append_parameter_status(out, p.name, p.value);
     }
+    backend_key_ = {up.key.pid, up.key.key};
     client_key_ = server_.cancels().add({up.key.pid, up.key.key});
     protocol::append_backend_key_data(out, client_key_->first, client_key_->second);
     protocol::append_ready_for_query(out, up.tx_status);
@@ -145,6 +146,9 @@ class ClientConnection {
     if (server_.shutting_down()) co_return;
     if (tenant_) {
       co_await tenant_loop();
+      // The client vanished while its statement ran (a long query, a COPY): cancel it, so
+      // the server backend does not keep running it for nobody (it ends on the closed socket).
+      if (client_gone_ && in_flight()) co_await cancel_backend();
     } else {
       co_await (pump(client_, upstream_, client_buf_) || pump(upstream_, client_, server_buf_));
     }
@@ -272,6 +276,17 @@ class ClientConnection {
       spdlog::info("client={} cancel request with an unknown key ignored", peer_);
       co_return;
     }
+    co_await send_cancel(target->pid, target->key);
+    spdlog::info("client={} cancel forwarded to its backend", peer_);
+  }
+
+  asio::awaitable<void> cancel_backend() {
+    spdlog::info("session={} user={} client gone while a statement ran: cancelling it upstream", id_, user_);
+    co_await send_cancel(backend_key_.first, backend_key_.second);
+  }
+
+  // A CancelRequest on a new upstream connection (errors ignored: best effort, as in libpq).
+  asio::awaitable<void> send_cancel(int32_t pid, int32_t key) {
     const auto& s = policy_->proxy;
     tcp::resolver resolver(worker_.ctx);
     std::string port = std::to_string(s.upstream_port);
@@ -281,9 +296,8 @@ class ClientConnection {
     auto [cec, ep] = co_await asio::async_connect(sock, eps, kUse);
     if (cec) co_return;
     std::string out;
-    protocol::append_cancel_request(out, target->pid, target->key);
+    protocol::append_cancel_request(out, pid, key);
     co_await asio::async_write(sock, asio::buffer(out), kUse);
-    spdlog::info("client={} cancel forwarded to its backend", peer_);
   }
 
   // ---- the tenant statement path: two loops, one per direction -----------------------------
@@ -328,6 +342,7 @@ class ClientConnection {
         }
         out += step.to_server;
         if (step.close) {
+          client_closing_ = true;  // Terminate (or a fatal refusal): the server closing is expected
           if (!out.empty()) co_await write_server(out);
           if (!step.to_client.empty()) co_await write_client(step.to_client);
           co_return;
@@ -337,7 +352,10 @@ class ClientConnection {
         if (!co_await write_server(out)) co_return;
         out.clear();
       }
-      if (!co_await read_more(client_, client_buf_)) co_return;
+      if (!co_await read_more(client_, client_buf_)) {
+        client_gone_ = !server_gone_;  // (not when this read was cancelled because the server went)
+        co_return;
+      }
     }
   }
 
@@ -356,6 +374,7 @@ class ClientConnection {
         }
         std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
         pos += r.frame.size;
+        last_server_tag_ = r.frame.tag;
         session::ServerStep step = session.on_server_message(r.frame, raw, out);
         if (r.frame.tag == protocol::be::kReadyForQuery) {
           ++batches_in_;
@@ -384,7 +403,15 @@ class ClientConnection {
         out.clear();
       }
       if (!co_await read_more(upstream_, server_buf_)) {
-        spdlog::info("session={} the server closed the connection", id_);
+        server_gone_ = true;
+        if (client_closing_) co_return;
+        // A server that ends a session says why in a FATAL ErrorResponse (relayed above); one
+        // that crashed, was killed or cut off a message did not: tell the client.
+        spdlog::warn("session={} user={} the server closed the connection{}", id_, user_,
+                     server_buf_.empty() ? "" : " in the middle of a message");
+        if (last_server_tag_ != protocol::be::kErrorResponse || !server_buf_.empty()) {
+          co_await fatal("08006", "rowguard: the connection to the server was lost");
+        }
         co_return;
       }
       if (upstream_wait_) {
@@ -482,6 +509,11 @@ class ClientConnection {
   policy::PolicyPtr policy_;
   char tx_ = 'I';
   std::optional<std::pair<int32_t, int32_t>> client_key_;
+  std::pair<int32_t, int32_t> backend_key_{0, 0};  // the server backend's (pid, key)
+  bool client_closing_ = false;                    // the client sent Terminate (tenant sessions)
+  bool server_gone_ = false;                       // the server closed its socket (tenant sessions)
+  bool client_gone_ = false;                       // the client closed its socket (tenant sessions)
+  char last_server_tag_ = 0;                       // the last message relayed from the server
   std::atomic<int64_t>* kind_gauge_ = nullptr;
   bool draining_ = false;    // rowguard is shutting down: close at the next idle point
   bool counted_user_ = false;
