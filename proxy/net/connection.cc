@@ -353,13 +353,17 @@ class ClientConnection {
         out.clear();
       }
       if (!co_await read_more(client_, client_buf_)) {
-        client_gone_ = !server_gone_;  // (not when this read was cancelled because the server went)
+        client_gone_ = !server_done_;  // (not when this read was cancelled because the server side ended)
         co_return;
       }
     }
   }
 
   asio::awaitable<void> server_to_client(session::TenantSession& session) {
+    struct SetOnExit {
+      bool& flag;
+      ~SetOnExit() { flag = true; }
+    } done{server_done_};  // however this loop ends: the client's side is then not "gone"
     std::string out;
     for (;;) {
       size_t pos = 0;
@@ -403,7 +407,6 @@ class ClientConnection {
         out.clear();
       }
       if (!co_await read_more(upstream_, server_buf_)) {
-        server_gone_ = true;
         if (client_closing_) co_return;
         // A server that ends a session says why in a FATAL ErrorResponse (relayed above); one
         // that crashed, was killed or cut off a message did not: tell the client.
@@ -511,7 +514,7 @@ class ClientConnection {
   std::optional<std::pair<int32_t, int32_t>> client_key_;
   std::pair<int32_t, int32_t> backend_key_{0, 0};  // the server backend's (pid, key)
   bool client_closing_ = false;                    // the client sent Terminate (tenant sessions)
-  bool server_gone_ = false;                       // the server closed its socket (tenant sessions)
+  bool server_done_ = false;                       // server_to_client has ended (tenant sessions)
   bool client_gone_ = false;                       // the client closed its socket (tenant sessions)
   char last_server_tag_ = 0;                       // the last message relayed from the server
   std::atomic<int64_t>* kind_gauge_ = nullptr;
