@@ -339,6 +339,7 @@ class FakeServer {
       for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
     }
     for (auto& t : sessions_) t.join();
+    for (int fd : open_fds_) ::close(fd);
   }
   int port() const { return port_; }
   int connections() const { return connections_; }
