@@ -2,6 +2,7 @@
 //   rowguard --config FILE [--log-level LEVEL]
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -213,6 +214,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  // Two descriptors per client (client and server socket): raise the soft open-file limit
+  // to the hard one, so 1,000+ clients do not hit a default soft limit of 1024.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    rlim_t soft = nofile.rlim_cur;
+    nofile.rlim_cur = nofile.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = soft;
+    spdlog::debug("open-file limit {} (was {})", static_cast<unsigned long long>(nofile.rlim_cur),
+                  static_cast<unsigned long long>(soft));
+  }
   rowguard::net::Server server(policy, config);
   return server.run();
 }

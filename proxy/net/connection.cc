@@ -197,6 +197,7 @@ class ClientConnection : public ClientIo {
       }
       protocol::append_parameter_status(out, p.name, p.value);
     }
+    backend_key_ = {up.key.pid, up.key.key};
     client_key_ = server_.cancels().add({up.key.pid, up.key.key});
     protocol::append_backend_key_data(out, client_key_->first, client_key_->second);
     protocol::append_ready_for_query(out, up.tx_status);
@@ -218,6 +219,9 @@ class ClientConnection : public ClientIo {
     watch_.idle(tx_, policy_->limits);
     if (tenant_) {
       co_await tenant_loop();
+      // The client vanished while its statement ran (a long query, a COPY): cancel it, so
+      // the server backend does not keep running it for nobody (it ends on the closed socket).
+      if (client_gone_ && in_flight()) co_await cancel_backend();
     } else {
       co_await bypass_loop();
     }
@@ -315,6 +319,17 @@ class ClientConnection : public ClientIo {
       spdlog::info("client={} cancel request with an unknown key ignored", peer_);
       co_return;
     }
+    co_await send_cancel(target->pid, target->key);
+    spdlog::info("client={} cancel forwarded to its backend", peer_);
+  }
+
+  asio::awaitable<void> cancel_backend() {
+    spdlog::info("session={} user={} client gone while a statement ran: cancelling it upstream", id_, user_);
+    co_await send_cancel(backend_key_.first, backend_key_.second);
+  }
+
+  // A CancelRequest on a new upstream connection (errors ignored: best effort, as in libpq).
+  asio::awaitable<void> send_cancel(int32_t pid, int32_t key) {
     const auto& s = policy_->proxy;
     tcp::resolver resolver(worker_.ctx);
     std::string port = std::to_string(s.upstream_port);
@@ -324,9 +339,8 @@ class ClientConnection : public ClientIo {
     auto [cec, ep] = co_await asio::async_connect(sock, eps, kUse);
     if (cec) co_return;
     std::string out;
-    protocol::append_cancel_request(out, target->pid, target->key);
+    protocol::append_cancel_request(out, pid, key);
     co_await asio::async_write(sock, asio::buffer(out), kUse);
-    spdlog::info("client={} cancel forwarded to its backend", peer_);
   }
 
   // ---- the tenant statement path: two loops, one per direction -----------------------------
@@ -385,6 +399,7 @@ class ClientConnection : public ClientIo {
         }
         out += step.to_server;
         if (step.close) {
+          client_closing_ = true;  // Terminate (or a fatal refusal): the server closing is expected
           if (!out.empty()) co_await write_server(out);
           if (!step.to_client.empty()) co_await write_client(step.to_client);
           co_return;
@@ -397,11 +412,18 @@ class ClientConnection : public ClientIo {
       }
       give_back(client_buf_);
       watch_.client_bytes(complete, !client_buf_.empty(), policy_->limits);
-      if (!co_await read_more(client_, client_buf_)) co_return;
+      if (!co_await read_more(client_, client_buf_)) {
+        client_gone_ = !server_done_;  // (not when this read was cancelled because the server side ended)
+        co_return;
+      }
     }
   }
 
   asio::awaitable<void> server_to_client(session::TenantSession& session) {
+    struct SetOnExit {
+      bool& flag;
+      ~SetOnExit() { flag = true; }
+    } done{server_done_};  // however this loop ends: the client's side is then not "gone"
     std::string out;
     for (;;) {
       size_t pos = 0;
@@ -422,6 +444,7 @@ class ClientConnection : public ClientIo {
         }
         std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
         pos += r.frame.size;
+        last_server_tag_ = r.frame.tag;
         session::ServerStep step = session.on_server_message(r.frame, raw, out);
         if (r.frame.tag == protocol::be::kReadyForQuery) {
           ++batches_in_;
@@ -454,7 +477,14 @@ class ClientConnection : public ClientIo {
       }
       give_back(server_buf_);
       if (!co_await read_more(upstream_, server_buf_)) {
-        spdlog::info("session={} the server closed the connection", id_);
+        if (client_closing_) co_return;
+        // A server that ends a session says why in a FATAL ErrorResponse (relayed above); one
+        // that crashed, was killed or cut off a message did not: tell the client.
+        spdlog::warn("session={} user={} the server closed the connection{}", id_, user_,
+                     server_buf_.empty() ? "" : " in the middle of a message");
+        if (last_server_tag_ != protocol::be::kErrorResponse || !server_buf_.empty()) {
+          co_await fatal("08006", "rowguard: the connection to the server was lost");
+        }
         co_return;
       }
       if (upstream_wait_) {
@@ -646,6 +676,11 @@ class ClientConnection : public ClientIo {
   policy::PolicyPtr policy_;
   char tx_ = 'I';
   std::optional<std::pair<int32_t, int32_t>> client_key_;
+  std::pair<int32_t, int32_t> backend_key_{0, 0};  // the server backend's (pid, key)
+  bool client_closing_ = false;                    // the client sent Terminate (tenant sessions)
+  bool server_done_ = false;                       // server_to_client has ended (tenant sessions)
+  bool client_gone_ = false;                       // the client closed its socket (tenant sessions)
+  char last_server_tag_ = 0;                       // the last message relayed from the server
   std::atomic<int64_t>* kind_gauge_ = nullptr;
   bool draining_ = false;    // rowguard is shutting down: close at the next idle point
   bool counted_user_ = false;

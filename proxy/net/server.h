@@ -102,14 +102,17 @@ class Server {
   std::mutex users_mu_;
   std::map<std::string, int> user_connections_;
   std::string config_path_;
-  boost::asio::io_context main_ctx_{1};
-  std::vector<std::unique_ptr<Worker>> workers_;
+  // Destroyed in reverse order: main_ctx_ first (a pending accept it still holds owns a socket
+  // of a worker's io_context), then the workers (destroying a session's coroutine frame runs
+  // its destructor, which uses cancels_, metrics_ and the rest above).
   CancelRegistry cancels_;
   std::atomic<uint64_t> session_ids_{0};
   ClientRegistry clients_;
   PauseGate pause_;
   std::mutex reload_mu_;
   std::atomic<int64_t> policy_loaded_at_us_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  boost::asio::io_context main_ctx_{1};
 };
 
 }  // namespace rowguard::net

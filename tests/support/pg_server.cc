@@ -38,7 +38,7 @@ passwd ensure_server_user() {
   return *pw;
 }
 
-std::string postgresql_conf(int port, const std::string& socket_dir) {
+std::string postgresql_conf(int port, const std::string& socket_dir, const PgServerOptions& options) {
   return "\n# --- rowguard test settings ---\n"
          "listen_addresses = '127.0.0.1'\n"
          "port = " + std::to_string(port) + "\n"
@@ -46,7 +46,7 @@ std::string postgresql_conf(int port, const std::string& socket_dir) {
          "fsync = off\n"
          "synchronous_commit = off\n"
          "full_page_writes = off\n"
-         "max_connections = 300\n"
+         "max_connections = " + std::to_string(options.max_connections) + "\n"
          "shared_buffers = 16MB\n"
          "max_wal_senders = 0\n"
          "wal_level = minimal\n"
@@ -86,7 +86,7 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 // ---------------------------------------------------------------------------------------------
 // PgServer
 
-PgServer::PgServer() {
+PgServer::PgServer(const PgServerOptions& options) : options_(options) {
   try {
     start();
   } catch (...) {
@@ -112,7 +112,7 @@ CommandResult PgServer::run_server_tool(const std::vector<std::string>& argv, in
 }
 
 void PgServer::write_config() const {
-  append_text_file(data_dir() + "/postgresql.conf", postgresql_conf(port_, dir_));
+  append_text_file(data_dir() + "/postgresql.conf", postgresql_conf(port_, dir_, options_));
   write_text_file(data_dir() + "/pg_hba.conf", kPgHbaConf);
 }
 
@@ -200,6 +200,24 @@ void PgServer::stop() {
     dir_.clear();
   }
   dismiss_watchdog();
+}
+
+void PgServer::kill_immediate() {
+  if (!running_) return;
+  CommandResult stopped =
+      run_server_tool({pg_bin("pg_ctl"), "-D", data_dir(), "-m", "immediate", "-w", "stop"}, 60);
+  if (stopped.exit_code != 0) throw std::runtime_error("pg_ctl stop -m immediate failed: " + describe(stopped));
+  running_ = false;
+}
+
+void PgServer::restart() {
+  if (running_) return;
+  CommandResult started = run_server_tool(
+      {pg_bin("pg_ctl"), "-D", data_dir(), "-l", dir_ + "/postgres.log", "-w", "-t", "60", "start"}, 90);
+  if (started.exit_code != 0)
+    throw std::runtime_error("pg_ctl start (restart) failed: " + describe(started) + "\nserver log:\n" +
+                             tail_lines(log(), 40));
+  running_ = true;
 }
 
 std::string PgServer::log() const { return read_text_file(dir_ + "/postgres.log"); }

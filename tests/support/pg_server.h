@@ -27,9 +27,15 @@ std::string source_dir();
 // std::runtime_error with the server log on failure); stopped with an immediate shutdown and
 // its directory removed by the destructor. A watchdog process does the same cleanup if this
 // process dies without running the destructor (SIGINT, SIGTERM, SIGKILL, crash).
+// Settings of a dedicated PgServer (PgServer::shared() uses the defaults).
+struct PgServerOptions {
+  int max_connections = 300;
+};
+
 class PgServer {
  public:
-  PgServer();
+  PgServer() : PgServer(PgServerOptions{}) {}
+  explicit PgServer(const PgServerOptions& options);
   ~PgServer();
   PgServer(const PgServer&) = delete;
   PgServer& operator=(const PgServer&) = delete;
@@ -54,6 +60,14 @@ class PgServer {
   // Stops the server and removes its directory; idempotent.
   void stop();
 
+  // Fault injection: an immediate shutdown (like `pg_ctl stop -m immediate`: every backend
+  // gets SIGQUIT and ends its client connection at once, no checkpoint), keeping the data
+  // directory and the port; restart() starts it again on the same port (crash recovery).
+  // Throw std::runtime_error on failure. Not for shared().
+  void kill_immediate();
+  void restart();
+  bool running() const { return running_; }
+
   // A process-wide instance, started on first use and stopped at exit.
   static PgServer& shared();
 
@@ -65,6 +79,7 @@ class PgServer {
   void start_watchdog();
   void dismiss_watchdog();
 
+  PgServerOptions options_;
   std::string dir_;
   int port_ = 0;
   bool running_ = false;
@@ -91,6 +106,7 @@ class RowguardProcess {
   std::string log() const;  // what rowguard printed so far
   const std::string& config_path() const { return config_path_; }
   bool running() { return process_ && process_->running(); }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   // SIGTERM, wait up to 5 s, then SIGKILL. Returns rowguard's exit code; idempotent.
   int stop();
