@@ -472,7 +472,7 @@ cur.execute("SELECT 1"); print("after", cur.fetchone()[0], flush=True)
     std::string fault, sqlstate, message;
   };
   for (const Case& c : {Case{"bad_length", "08P01", "rowguard: malformed message from the server"},
-                        Case{"too_long", "08P01", "rowguard: malformed message from the server"},
+                        Case{"too_long", "54000", "rowguard: a message from the server exceeds [limits] max_server_message"},
                         Case{"truncated", "08006", "rowguard: the connection to the server was lost"},
                         Case{"copy_in", "08P01", "rowguard: the server asked for COPY data rowguard did not expect"},
                         Case{"server_gone", "08006", "rowguard: the connection to the server was lost"}}) {
