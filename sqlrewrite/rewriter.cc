@@ -455,6 +455,7 @@ class Walker {
            "cannot change name resolution, identity or string parsing)");
     }
     if (s.name() == "client_encoding" && s.kind() == pg_query::VAR_SET_VALUE) {
+      read_constant();
       for (const auto& a : s.args()) {
         if (!a.has_a_const() || !a.a_const().has_sval() ||
             !safe_client_encoding(a.a_const().sval().sval())) {
@@ -578,6 +579,7 @@ class Walker {
       const std::string& name = d.defname();
       std::string value;
       if (d.has_arg()) {
+        read_constant();
         if (d.arg().has_string()) value = d.arg().string().sval();
         else if (d.arg().has_boolean()) value = d.arg().boolean().boolval() ? "true" : "false";
         else if (d.arg().has_integer()) value = std::to_string(d.arg().integer().ival());
@@ -712,6 +714,7 @@ class Walker {
     PreparedStatementOp op;
     op.kind = PreparedStatementOp::Kind::kExecute;
     op.name = s.name();
+    if (s.params_size() > 0) read_constant();
     for (const auto& a : s.params()) op.args.push_back(constant_value(a));
     for (auto& a : *s.mutable_params()) visit(a);
     prepared_op_ = std::move(op);
@@ -1112,6 +1115,7 @@ class Walker {
     for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
     const std::string& base = parts.empty() ? shown : parts.back();
     if (base == "pg_notify" && (parts.size() == 1 || parts[0] == "pg_catalog")) {
+      read_constant();
       // pg_notify('channel', payload): the channel is made tenant-private like NOTIFY's.
       if (f.args_size() != 2 || !f.args(0).has_a_const() || !f.args(0).a_const().has_sval()) {
         deny("pg_notify needs a literal channel name (rule: channels are private to a tenant)");
@@ -1145,6 +1149,11 @@ class Walker {
     const gpb::Reflection* r = n.GetReflection();
     const gpb::FieldDescriptor* f = r->GetOneofFieldDescriptor(n, Node::descriptor()->FindOneofByName("node"));
     return f ? f->message_type()->name() : "an unknown statement";
+  }
+
+  // A decision on the value of a constant of the statement: the result is not a constant template.
+  void read_constant() const {
+    if (trace_ != nullptr) trace_->constant_read = true;
   }
 
   // The tenant for a decision (not a constant to insert): the result then cannot be a template.

@@ -78,6 +78,10 @@ struct RewriteResult {
 struct RewriteTrace {
   int tenant_literals = 0;       // tenant string constants put into the tree
   bool tenant_compared = false;  // the outcome depends on the tenant's value in any other way
+  // The outcome depends on the value of a constant of the statement text (a client_encoding, a
+  // pg_notify channel, an EXECUTE argument, a COPY option): the cache must not serve the result
+  // for the same statement with other constants (rewrite_cache.h, constant templates).
+  bool constant_read = false;
 };
 
 // `tenant` is the session tenant's value as written in the policy.
