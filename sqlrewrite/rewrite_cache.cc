@@ -1,6 +1,7 @@
 // The template rewrite cache (see rewrite_cache.h): per worker thread, no locks.
 #include "sqlrewrite/rewrite_cache.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace rowguard::sqlrewrite {
@@ -60,6 +61,60 @@ void fill(std::string& out, std::string_view tmpl, const std::vector<uint32_t>& 
     from = pos;
   }
   out.append(tmpl.substr(from));
+}
+
+// ---- constant templates ---------------------------------------------------------------------
+
+bool sentinel_kind(StatementKind k) {
+  return k == StatementKind::kSelect || k == StatementKind::kInsert || k == StatementKind::kUpdate ||
+         k == StatementKind::kDelete;
+}
+
+// An integer literal as the deparser writes its value: without leading zeros ("" for 0).
+std::string_view integer_digits(std::string_view token) {
+  size_t z = 0;
+  while (z < token.size() && token[z] == '0') ++z;
+  return token.substr(z);
+}
+
+bool ident_char(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '$' || c >= 0x80;
+}
+
+// Offsets of `token` in `text` where it stands as a whole token (for integers: not glued to
+// other identifier characters or digits).
+std::vector<uint32_t> find_tokens(std::string_view text, std::string_view token) {
+  std::vector<uint32_t> at;
+  for (size_t pos = text.find(token); pos != std::string_view::npos; pos = text.find(token, pos + 1)) {
+    const size_t end = pos + token.size();
+    if (pos > 0 && ident_char(static_cast<unsigned char>(text[pos - 1]))) continue;
+    if (end < text.size() && ident_char(static_cast<unsigned char>(text[end]))) continue;
+    at.push_back(static_cast<uint32_t>(pos));
+  }
+  return at;
+}
+
+size_t count_overlapping(std::string_view text, std::string_view what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string_view::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
+// A 5-digit prefix for the literal sentinels that does not occur in the text. Its first digit
+// does not recur in it, so it occurs exactly once in each sentinel (prefix + 4-digit number).
+std::string sentinel_prefix(std::string_view sql) {
+  for (int p = 80000; p <= 99999; ++p) {
+    std::string s = std::to_string(p);
+    if (s.find(s[0], 1) != std::string::npos) continue;
+    if (sql.find(s) == std::string_view::npos) return s;
+  }
+  return "";
+}
+
+std::string four_digits(size_t k) {
+  std::string s = std::to_string(k);
+  return std::string(4 - s.size(), '0') + s;
 }
 
 size_t heap_of(const RewriteResult& r) {
@@ -130,12 +185,13 @@ RewriteCache::Lru::iterator RewriteCache::find(std::string_view key) {
 
 RewriteCache::Lru::iterator RewriteCache::insert(Entry e) {
   e.bytes = e.key.capacity() + heap_of(e.result) +
-            (e.sql_slots.capacity() + e.reason_slots.capacity()) * sizeof(uint32_t) + kEntryOverhead;
+            (e.sql_slots.capacity() + e.reason_slots.capacity()) * sizeof(uint32_t) +
+            e.slots.capacity() * sizeof(Slot) + kEntryOverhead;
   lru_.push_front(std::move(e));
   Entry& front = lru_.front();
   map_.emplace(std::string_view(front.key), lru_.begin());  // a view into the list node: stable
   bytes_ += front.bytes;
-  if (front.kind == Kind::kPerTenant) ++per_tenant_;
+  if (front.kind == Kind::kPerTenant || front.kind == Kind::kConstPerTenant) ++per_tenant_;
   return lru_.begin();
 }
 
@@ -144,7 +200,7 @@ void RewriteCache::evict() {
   while (lru_.size() > 1 && (lru_.size() > max_entries_ || bytes_ > max_bytes_)) {
     Entry& last = lru_.back();
     bytes_ -= last.bytes;
-    if (last.kind == Kind::kPerTenant) --per_tenant_;
+    if (last.kind == Kind::kPerTenant || last.kind == Kind::kConstPerTenant) --per_tenant_;
     map_.erase(std::string_view(last.key));
     lru_.pop_back();
   }
@@ -196,6 +252,203 @@ const RewriteResult& RewriteCache::splice(const Entry& e, std::string_view tenan
   return scratch_;
 }
 
+bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
+  if (!scan_literals(sql, literals_)) return false;
+  nkey_.clear();
+  nkey_.push_back('N');
+  constants_.clear();
+  size_t from = 0;
+  for (const Literal& l : literals_) {
+    const std::string_view token = sql.substr(l.begin, l.end - l.begin);
+    if (l.kind == Literal::Kind::kInteger) {
+      const std::string_view digits = integer_digits(token);
+      // 0 stays: "-0" deparses as "0". Over 9 digits the token may not be an int4 constant.
+      if (digits.empty() || digits.size() > 9 || digits == tenant) continue;
+    } else if (string_literal_value(token) == tenant) {
+      continue;
+    }
+    nkey_.append(sql.substr(from, l.begin - from));
+    nkey_.push_back('\0');  // a NUL never occurs in a statement text: the key is unambiguous
+    nkey_.push_back(l.kind == Literal::Kind::kInteger ? 'i' : 's');
+    from = l.end;
+    constants_.push_back(l);
+  }
+  if (constants_.empty() || constants_.size() > 9999) return false;
+  nkey_.append(sql.substr(from));
+  return true;
+}
+
+std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
+    std::string_view sql, const policy::Policy& policy, std::string_view tenant, bool per_tenant,
+    bool* tenant_dependent) {
+  const std::string prefix = sentinel_prefix(sql);
+  if (prefix.empty()) return std::nullopt;
+  // The text with every literal replaced by a sentinel of the same kind.
+  std::vector<std::string> tokens;
+  std::string text;
+  size_t from = 0;
+  for (size_t k = 0; k < constants_.size(); ++k) {
+    const Literal& l = constants_[k];
+    std::string token = prefix + four_digits(k);  // 9 digits: an int4 constant
+    if (l.kind == Literal::Kind::kString) token = "'rgS" + token + "'";
+    text.append(sql.substr(from, l.begin - from)).append(token);
+    from = l.end;
+    tokens.push_back(std::move(token));
+  }
+  text.append(sql.substr(from));
+
+  const std::string tenant_sentinel = per_tenant ? std::string(tenant) : sentinel_for(text);
+  RewriteTrace trace;
+  Entry e;
+  e.kind = per_tenant ? Kind::kConstPerTenant : Kind::kConstTemplate;
+  e.result = sqlrewrite::rewrite(text, policy, tenant_sentinel, &trace);
+  if (trace.tenant_compared && !per_tenant) {  // first: a sentinel tenant may have been refused
+    if (tenant_dependent != nullptr) *tenant_dependent = true;
+    return std::nullopt;
+  }
+  if (!e.result.allowed || trace.constant_read || e.result.copy_in || !e.result.prepared.empty() ||
+      !e.result.reason.empty()) {
+    return std::nullopt;
+  }
+  for (StatementKind k : e.result.kinds) {
+    if (!sentinel_kind(k)) return std::nullopt;
+  }
+  const std::string_view out = e.result.sql;
+  struct Cut {
+    uint32_t at;
+    uint32_t len;
+    int32_t literal;
+  };
+  std::vector<Cut> cuts;
+  // Every literal sentinel exactly once, as a whole token; no other occurrence of the prefix.
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    std::vector<uint32_t> at = find_tokens(out, tokens[k]);
+    if (at.size() != 1) return std::nullopt;
+    cuts.push_back({at[0], static_cast<uint32_t>(tokens[k].size()), static_cast<int32_t>(k)});
+  }
+  if (count_overlapping(out, prefix) != tokens.size()) return std::nullopt;
+  if (!per_tenant) {
+    // As make_template(): every tenant sentinel is an inserted constant '<sentinel>'.
+    std::string quoted;
+    append_string_literal(quoted, tenant_sentinel);
+    std::vector<uint32_t> raw = find_all(out, tenant_sentinel);
+    std::vector<uint32_t> lit = find_all(out, quoted);
+    if (raw.size() != static_cast<size_t>(trace.tenant_literals) || lit.size() != raw.size()) {
+      return std::nullopt;
+    }
+    for (uint32_t at : lit) cuts.push_back({at, static_cast<uint32_t>(quoted.size()), -1});
+  }
+  std::sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) { return a.at < b.at; });
+  std::string tmpl;
+  tmpl.reserve(out.size());
+  size_t pos = 0;
+  for (const Cut& c : cuts) {
+    if (c.at < pos) return std::nullopt;  // overlapping sentinels: cannot happen, but never guess
+    tmpl.append(out.substr(pos, c.at - pos));
+    e.slots.push_back({static_cast<uint32_t>(tmpl.size()), c.literal});
+    pos = c.at + c.len;
+  }
+  tmpl.append(out.substr(pos));
+  e.result.sql = std::move(tmpl);
+  return e;
+}
+
+const RewriteResult& RewriteCache::fill_constants(const Entry& e, std::string_view sql,
+                                                  std::string_view tenant) {
+  scratch_ = e.result;
+  std::string& out = scratch_.sql;
+  out.clear();
+  const std::string_view tmpl = e.result.sql;
+  size_t from = 0;
+  for (const Slot& s : e.slots) {
+    out.append(tmpl.substr(from, s.at - from));
+    if (s.literal < 0) {
+      append_string_literal(out, tenant);
+    } else {
+      const Literal& l = constants_[static_cast<size_t>(s.literal)];
+      const std::string_view token = sql.substr(l.begin, l.end - l.begin);
+      // A string literal without backslashes is written by the deparser exactly as scanned.
+      out.append(l.kind == Literal::Kind::kInteger ? integer_digits(token) : token);
+    }
+    from = s.at;
+  }
+  out.append(tmpl.substr(from));
+  return scratch_;
+}
+
+const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const policy::Policy& policy,
+                                                     std::string_view tenant) {
+  if (!normalize(sql, tenant)) return nullptr;
+  auto it = find(nkey_);
+  bool per_tenant = false;
+  if (it != lru_.end()) {
+    switch (it->kind) {
+      case Kind::kConstTemplate:
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        constant_hits_.fetch_add(1, std::memory_order_relaxed);
+        return &fill_constants(*it, sql, tenant);
+      case Kind::kConstPerTenantRef:
+        per_tenant = true;
+        break;
+      default:
+        return nullptr;  // kNoConst
+    }
+  }
+  std::string qkey;
+  if (per_tenant) {
+    qkey.reserve(nkey_.size() + tenant.size() + 1);
+    qkey.push_back('Q');
+    qkey.append(tenant).push_back('\0');
+    qkey.append(nkey_, 1, std::string::npos);
+    if (auto pt = find(qkey); pt != lru_.end()) {
+      if (pt->kind != Kind::kConstPerTenant) return nullptr;  // kNoConst for this tenant
+      hits_.fetch_add(1, std::memory_order_relaxed);
+      constant_hits_.fetch_add(1, std::memory_order_relaxed);
+      return &fill_constants(*pt, sql, tenant);
+    }
+  }
+  std::optional<Entry> made;
+  if (!per_tenant) {
+    bool dependent = false;
+    made = make_constant_template(sql, policy, tenant, false, &dependent);
+    if (!made && dependent) {
+      Entry ref;
+      ref.kind = Kind::kConstPerTenantRef;
+      ref.key = nkey_;
+      insert(std::move(ref));
+      per_tenant = true;
+      qkey.push_back('Q');
+      qkey.append(tenant).push_back('\0');
+      qkey.append(nkey_, 1, std::string::npos);
+    }
+  }
+  if (per_tenant) made = make_constant_template(sql, policy, tenant, true, nullptr);
+  // The first use of a template is checked against a fresh rewrite of the real text.
+  if (made) {
+    const RewriteResult& filled = fill_constants(*made, sql, tenant);
+    const RewriteResult fresh = sqlrewrite::rewrite(sql, policy, tenant);
+    if (!fresh.allowed || fresh.sql != filled.sql || fresh.kinds != filled.kinds ||
+        fresh.tenant_params != filled.tenant_params || fresh.copy_in || !fresh.prepared.empty()) {
+      made.reset();
+    }
+  }
+  if (!made) {
+    Entry none;
+    none.kind = Kind::kNoConst;
+    none.key = per_tenant ? qkey : nkey_;
+    insert(std::move(none));
+    evict();
+    publish();
+    return nullptr;
+  }
+  misses_.fetch_add(1, std::memory_order_relaxed);
+  made->key = per_tenant ? qkey : nkey_;
+  auto ins = insert(std::move(*made));
+  evict();
+  publish();
+  return &fill_constants(*ins, sql, tenant);
+}
+
 const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::Policy& policy,
                                            std::string_view tenant) {
   if (policy.version != policy_version_) reset_for(policy);  // a reload invalidates every entry
@@ -212,8 +465,12 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::P
       return pt->result;
     }
   }
+  // Not cached under its exact text (for this tenant): its shape may be. (This may evict
+  // entries: `it` is not used past this point.)
+  const bool per_tenant_ref = it != lru_.end();
+  if (const RewriteResult* r = rewrite_constants(sql, policy, tenant)) return *r;
   misses_.fetch_add(1, std::memory_order_relaxed);
-  if (it == lru_.end()) {
+  if (!per_tenant_ref) {
     std::optional<Entry> t = make_template(sql, policy);
     if (t) {
       t->key = key_;

@@ -16,6 +16,22 @@
 // COPY FROM, whose NULL string is compared with the tenant) are cached per (text, tenant)
 // instead: the text's entry says "per tenant" and points the lookup to the (text, tenant) entry.
 //
+// Constant templates (simple protocol traffic with inlined literals): a text whose exact key
+// misses is scanned for its integer and string literals (literal_scan.h); the key becomes the
+// text with each literal replaced by a marker ('N' + normalized text), so `... WHERE aid = 17` and
+// `... WHERE aid = 42` share one entry. The entry is made from a rewrite of the text with every
+// literal replaced by a sentinel of the same kind (9-digit integers, 'rgS<digits>' strings) and
+// the session tenant replaced by the tenant sentinel, and holds slots for the tenant and for
+// each literal; a hit splices the statement's own literals back (integers without leading
+// zeros, strings as written), which is byte-for-byte what a fresh rewrite gives. Literals equal
+// to the session tenant (and the integer 0, which a unary minus turns into "0", not "-0") stay
+// in the key as written: "a constant of this slot is never the tenant" then holds for every text
+// sharing the entry. Only allowed SELECT/INSERT/UPDATE/DELETE rewrites whose outcome does not
+// depend on a constant's value (RewriteTrace::constant_read) become constant templates, and the
+// first use of each is checked against a fresh rewrite of the real text; a statement whose
+// outcome depends on the tenant value gets a per-tenant constant template. Shapes that cannot
+// be templated are remembered ('N' entry "no template") and keyed by their exact text.
+//
 // Key: the statement text; the policy version is checked on every call and a new version clears
 // the cache (a reload invalidates every entry, and may change the limits).
 // Bounded by entries and bytes (an approximation of the heap it holds), least recently used
@@ -34,6 +50,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sqlrewrite/literal_scan.h"
 #include "sqlrewrite/rewriter.h"
 
 namespace rowguard::sqlrewrite {
@@ -61,12 +78,23 @@ class RewriteCache {
   size_t bytes() const { return bytes_published_.load(std::memory_order_relaxed); }
   // Entries that are per (text, tenant) rather than templates (for tests and the admin console).
   size_t per_tenant_entries() const { return per_tenant_published_.load(std::memory_order_relaxed); }
+  // Hits served by a constant template (a statement text seen for the first time, whose shape was).
+  size_t constant_hits() const { return constant_hits_.load(std::memory_order_relaxed); }
 
  private:
   enum class Kind : uint8_t {
     kTemplate,      // result.sql / result.reason with the tenant cut out at *_slots
     kPerTenantRef,  // "this text depends on the tenant": look up (text, tenant)
     kPerTenant,     // the final result for one (text, tenant)
+    kConstTemplate,      // normalized text: result.sql with tenant and literals cut out at slots
+    kConstPerTenantRef,  // normalized text depending on the tenant: look up (normalized, tenant)
+    kConstPerTenant,     // a constant template for one tenant (slots for literals only)
+    kNoConst,            // normalized text that cannot be a constant template: use the exact text
+  };
+  // A place in a constant template's SQL: the quoted tenant (literal < 0) or literal #n.
+  struct Slot {
+    uint32_t at = 0;
+    int32_t literal = -1;
   };
   struct Entry {
     std::string key;  // 'T' + text, or 'P' + tenant + '\0' + text (tenants hold no NUL)
@@ -74,6 +102,7 @@ class RewriteCache {
     RewriteResult result;
     std::vector<uint32_t> sql_slots;     // offsets in result.sql where the quoted tenant goes
     std::vector<uint32_t> reason_slots;  // offsets in result.reason where the raw tenant goes
+    std::vector<Slot> slots;             // kConstTemplate / kConstPerTenant, in text order
     size_t bytes = 0;
   };
   using Lru = std::list<Entry>;
@@ -87,6 +116,15 @@ class RewriteCache {
   // depends on the tenant in a way a template cannot capture.
   std::optional<Entry> make_template(std::string_view sql, const policy::Policy& policy);
   const RewriteResult& splice(const Entry& e, std::string_view tenant);
+  // The constant-template path; nullptr when the text is not normalizable or its shape cannot be
+  // a constant template (the caller then keys by the exact text).
+  const RewriteResult* rewrite_constants(std::string_view sql, const policy::Policy& policy,
+                                         std::string_view tenant);
+  bool normalize(std::string_view sql, std::string_view tenant);
+  std::optional<Entry> make_constant_template(std::string_view sql, const policy::Policy& policy,
+                                              std::string_view tenant, bool per_tenant,
+                                              bool* tenant_dependent);
+  const RewriteResult& fill_constants(const Entry& e, std::string_view sql, std::string_view tenant);
   void set_key_template(std::string_view sql);
   void set_key_tenant(std::string_view sql, std::string_view tenant);
 
@@ -99,9 +137,13 @@ class RewriteCache {
   size_t bytes_ = 0;
   size_t per_tenant_ = 0;
   std::string key_;        // lookup key scratch (no allocation once grown)
+  std::string nkey_;       // normalized-text key scratch
+  std::vector<Literal> literals_;   // scan_literals output scratch
+  std::vector<Literal> constants_;  // the literals replaced by markers in nkey_ (slot numbers)
   RewriteResult scratch_;  // the spliced result handed out (its buffers are reused)
   std::atomic<size_t> hits_{0};
   std::atomic<size_t> misses_{0};
+  std::atomic<size_t> constant_hits_{0};
   std::atomic<size_t> entries_{0};
   std::atomic<size_t> bytes_published_{0};
   std::atomic<size_t> per_tenant_published_{0};

@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "sqlrewrite/literal_scan.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
@@ -926,6 +927,44 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         fail(sql, r, {"the rewrite cache differs from a fresh rewrite for tenant " + std::string(tenant) +
                       ": cached " + (c.allowed ? c.sql : c.reason) + " / fresh " +
                       (fresh.allowed ? fresh.sql : fresh.reason)});
+      }
+    }
+  }
+  // Constant templates: the same statement with other literals (integers changed, strings
+  // changed, a string turned into the tenant's value) must get from the cache exactly its own
+  // fresh rewrite, whichever text made the entry.
+  {
+    static rowguard::sqlrewrite::RewriteCache cache(64, 1 << 20);
+    std::vector<rowguard::sqlrewrite::Literal> lits;
+    if (rowguard::sqlrewrite::scan_literals(sql, lits) && !lits.empty()) {
+      cache.rewrite(sql, policy, kTenant);
+      for (int variant = 0; variant < 2; ++variant) {
+        std::string varied;
+        size_t from = 0;
+        bool tenant_done = false;
+        for (const auto& l : lits) {
+          varied.append(sql, from, l.begin - from);
+          const std::string token = sql.substr(l.begin, l.end - l.begin);
+          if (l.kind == rowguard::sqlrewrite::Literal::Kind::kInteger) {
+            varied.append(token.size() < 8 ? token + "7" : token.substr(0, token.size() - 1));
+          } else if (variant == 1 && !tenant_done) {
+            rowguard::sqlrewrite::append_string_literal(varied, kTenant);
+            tenant_done = true;
+          } else {
+            varied.append("'v").append(token, 1, std::string::npos);
+          }
+          from = l.end;
+        }
+        varied.append(sql, from, std::string::npos);
+        const rowguard::sqlrewrite::RewriteResult fresh = rowguard::sqlrewrite::rewrite(varied, policy, kTenant);
+        const rowguard::sqlrewrite::RewriteResult& c = cache.rewrite(varied, policy, kTenant);
+        if (c.allowed != fresh.allowed || c.sql != fresh.sql || c.reason != fresh.reason ||
+            c.kinds != fresh.kinds || c.tenant_params != fresh.tenant_params ||
+            c.copy_in.has_value() != fresh.copy_in.has_value()) {
+          fail(varied, fresh, {"a constant template differs from a fresh rewrite: cached " +
+                               (c.allowed ? c.sql : c.reason) + " / fresh " +
+                               (fresh.allowed ? fresh.sql : fresh.reason)});
+        }
       }
     }
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "sqlrewrite/literal_scan.h"
 #include "sqlrewrite/rewriter.h"
 
 namespace rowguard::sqlrewrite {
@@ -190,17 +191,18 @@ TEST(TemplateCache, OneEntryServesEveryTenant) {
 
 TEST(TemplateCache, InsertFillsEveryRowFromTheTemplate) {
   RewriteCache cache;
-  const std::string sql = "INSERT INTO orders (id, amount) VALUES (1, 2), (3, 4)";
+  const std::string sql = "INSERT INTO orders (id, amount) VALUES (10, 20), (30, 40)";
   cache.rewrite(sql, test_policy(), "1");
   EXPECT_EQ(cache.rewrite(sql, test_policy(), "7").sql,
-            "INSERT INTO public.orders (id, amount, tenant_id) VALUES (1, 2, '7'), (3, 4, '7')");
+            "INSERT INTO public.orders (id, amount, tenant_id) VALUES (10, 20, '7'), (30, 40, '7')");
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.per_tenant_entries(), 0u);
 }
 
 TEST(TemplateCache, TenantLiteralInTheStatementIsCachedPerTenant) {
   RewriteCache cache;
-  const std::string sql = "INSERT INTO orders (id, tenant_id) VALUES (1, '1')";
+  // 1.5: keyed by the exact text (literal_scan gives up on fractions; see ConstantTemplates).
+  const std::string sql = "INSERT INTO orders (id, tenant_id) VALUES (1.5, '1')";
   EXPECT_TRUE(cache.rewrite(sql, test_policy(), "1").allowed);
   const RewriteResult& other = cache.rewrite(sql, test_policy(), "2");
   EXPECT_FALSE(other.allowed);
@@ -267,17 +269,19 @@ TEST(TemplateCache, ParametersAndCopyPlansComeFromTheTemplate) {
   EXPECT_EQ(r.copy_in->null_string, "x");
 }
 
+// The eviction and limit tests use fractional constants: literal_scan gives up on them, so each
+// text is its own entry (constant templates are tested below).
 TEST(TemplateCache, EvictsLeastRecentlyUsedByEntries) {
   RewriteCache cache(2);
-  cache.rewrite("SELECT * FROM orders WHERE id = 1", test_policy(), "1");
-  cache.rewrite("SELECT * FROM orders WHERE id = 2", test_policy(), "2");
-  cache.rewrite("SELECT * FROM orders WHERE id = 1", test_policy(), "3");  // hit, most recent
-  cache.rewrite("SELECT * FROM orders WHERE id = 3", test_policy(), "1");  // evicts id = 2
+  cache.rewrite("SELECT * FROM orders WHERE id = 1.5", test_policy(), "1");
+  cache.rewrite("SELECT * FROM orders WHERE id = 2.5", test_policy(), "2");
+  cache.rewrite("SELECT * FROM orders WHERE id = 1.5", test_policy(), "3");  // hit, most recent
+  cache.rewrite("SELECT * FROM orders WHERE id = 3.5", test_policy(), "1");  // evicts id = 2
   EXPECT_EQ(cache.size(), 2u);
   EXPECT_EQ(cache.hits(), 1u);
-  cache.rewrite("SELECT * FROM orders WHERE id = 1", test_policy(), "4");
+  cache.rewrite("SELECT * FROM orders WHERE id = 1.5", test_policy(), "4");
   EXPECT_EQ(cache.hits(), 2u);
-  cache.rewrite("SELECT * FROM orders WHERE id = 2", test_policy(), "1");
+  cache.rewrite("SELECT * FROM orders WHERE id = 2.5", test_policy(), "1");
   EXPECT_EQ(cache.misses(), 4u);
   EXPECT_EQ(cache.size(), 2u);
 }
@@ -285,18 +289,18 @@ TEST(TemplateCache, EvictsLeastRecentlyUsedByEntries) {
 TEST(TemplateCache, EvictsByBytes) {
   // Measure one entry, then allow about three.
   RewriteCache probe;
-  probe.rewrite("SELECT * FROM orders WHERE id = 100", test_policy(), "1");
+  probe.rewrite("SELECT * FROM orders WHERE id = 100.5", test_policy(), "1");
   const size_t one = probe.bytes();
   ASSERT_GT(one, 0u);
   RewriteCache cache(1000, one * 3 + one / 2);
   for (int i = 100; i < 130; ++i) {
-    cache.rewrite("SELECT * FROM orders WHERE id = " + std::to_string(i), test_policy(), "1");
+    cache.rewrite("SELECT * FROM orders WHERE id = " + std::to_string(i) + ".5", test_policy(), "1");
     EXPECT_LE(cache.bytes(), one * 3 + one / 2);
   }
   EXPECT_EQ(cache.size(), 3u);
   // The newest are kept.
   const size_t misses = cache.misses();
-  cache.rewrite("SELECT * FROM orders WHERE id = 129", test_policy(), "2");
+  cache.rewrite("SELECT * FROM orders WHERE id = 129.5", test_policy(), "2");
   EXPECT_EQ(cache.misses(), misses);
   // A statement bigger than the whole bound is still returned (and is then the only entry).
   std::string big = "SELECT * FROM orders WHERE id IN (0";
@@ -314,15 +318,15 @@ TEST(TemplateCache, LimitsComeFromThePolicyCacheTable) {
   EXPECT_EQ(small->cache.max_entries, 2u);
   EXPECT_EQ(small->cache.max_bytes, 1000000u);
   RewriteCache cache;  // follows the policy
-  for (int i = 0; i < 5; ++i) cache.rewrite("SELECT " + std::to_string(i), *small, "1");
+  for (int i = 0; i < 5; ++i) cache.rewrite("SELECT " + std::to_string(i) + ".5", *small, "1");
   EXPECT_EQ(cache.size(), 2u);
   // A reload with other limits: everything is invalidated, the new limits apply.
   policy::PolicyPtr big =
       policy::parse_policy(std::string(kPolicyToml) + "\n[cache]\nmax_entries = 4\n", "big.toml");
   EXPECT_EQ(big->cache.max_bytes, policy::CacheSettings{}.max_bytes);
-  cache.rewrite("SELECT 0", *big, "1");
+  cache.rewrite("SELECT 0.5", *big, "1");
   EXPECT_EQ(cache.size(), 1u);
-  for (int i = 1; i < 6; ++i) cache.rewrite("SELECT " + std::to_string(i), *big, "1");
+  for (int i = 1; i < 6; ++i) cache.rewrite("SELECT " + std::to_string(i) + ".5", *big, "1");
   EXPECT_EQ(cache.size(), 4u);
 }
 
@@ -361,6 +365,161 @@ TEST(TemplateCache, StringLiteralQuotingMatchesTheDeparser) {
     ASSERT_TRUE(r.allowed) << t;
     EXPECT_EQ(r.sql, "SELECT * FROM public.orders WHERE orders.tenant_id = " + lit) << t;
   }
+}
+
+}  // namespace
+}  // namespace rowguard::sqlrewrite
+
+namespace rowguard::sqlrewrite {
+namespace {
+
+// ---- constant templates ----------------------------------------------------------------------
+
+// `sql` with every literal the scanner finds replaced: integer n -> n * 3 + 1 (leading zeros
+// kept), string 'x' -> 'vx'; `tenant_string`, when given, replaces the k-th string literal instead.
+std::string vary_constants(const std::string& sql, int tenant_at = -1, const std::string& tenant = "") {
+  std::vector<Literal> lits;
+  if (!scan_literals(sql, lits)) return sql;
+  std::string out;
+  size_t from = 0;
+  int strings = 0;
+  for (const Literal& l : lits) {
+    out.append(sql, from, l.begin - from);
+    const std::string token = sql.substr(l.begin, l.end - l.begin);
+    if (l.kind == Literal::Kind::kInteger) {
+      size_t z = 0;
+      while (z + 1 < token.size() && token[z] == '0') ++z;
+      const long long v = std::stoll(token.substr(z, 12));
+      out.append(token.substr(0, z)).append(std::to_string(v * 3 + 1));
+    } else if (strings++ == tenant_at) {
+      append_string_literal(out, tenant);
+    } else {
+      out.append("'v").append(token.substr(1));
+    }
+    from = l.end;
+  }
+  out.append(sql, from, std::string::npos);
+  return out;
+}
+
+TEST(LiteralScan, FindsIntegersAndStringsAndSkipsEverythingElse) {
+  const std::string sql =
+      "SELECT \"a 'b' 1\", t1.x, $12, 'it''s', 42 -- 'no' 7\n"
+      "/* 8 /* 'nested' */ 9 */ FROM t WHERE y=-007+'' AND z::int4 >= 3";
+  std::vector<Literal> lits;
+  ASSERT_TRUE(scan_literals(sql, lits));
+  std::vector<std::string> tokens;
+  for (const Literal& l : lits) tokens.push_back(sql.substr(l.begin, l.end - l.begin));
+  EXPECT_EQ(tokens, (std::vector<std::string>{"'it''s'", "42", "007", "''", "3"}));
+  EXPECT_EQ(lits[0].kind, Literal::Kind::kString);
+  EXPECT_EQ(lits[1].kind, Literal::Kind::kInteger);
+  EXPECT_EQ(string_literal_value("'it''s'"), "it's");
+  EXPECT_EQ(string_literal_value("''"), "");
+}
+
+TEST(LiteralScan, GivesUpOnWhatItDoesNotModel) {
+  for (const char* sql : {
+           "SELECT E'x'", "SELECT e'x'", "SELECT B'101'", "SELECT X'ff'", "SELECT N'x'",
+           "SELECT U&'d\\0061t'", "SELECT $$x$$", "SELECT $a$x$a$", "SELECT 1.5", "SELECT .5",
+           "SELECT 1e5", "SELECT 1.", "SELECT 123abc", "SELECT 'a\\b'", "SELECT 'a'\n'b'",
+           "SELECT 'a' /* c */ 'b'", "SELECT 'open", "SELECT \"open", "SELECT 1 /* open",
+           "SELECT 1 \\ 2", "SELECT {1}", "SELECT 1\x01", "SELECT $1x", "SELECT date'2020-01-01'",
+       }) {
+    std::vector<Literal> lits;
+    EXPECT_FALSE(scan_literals(sql, lits)) << sql;
+  }
+  std::vector<Literal> lits;
+  EXPECT_TRUE(scan_literals("SELECT U&\"d0061t\" FROM t", lits));
+  EXPECT_TRUE(lits.empty());
+}
+
+TEST(ConstantTemplates, OtherConstantsHitTheSameEntry) {
+  RewriteCache cache;
+  const RewriteResult first = cache.rewrite("SELECT * FROM orders WHERE id = 17 AND status = 'new'", test_policy(), "1");
+  EXPECT_EQ(first.sql, "SELECT * FROM public.orders WHERE id = 17 AND status = 'new' AND orders.tenant_id = '1'");
+  const RewriteResult& r = cache.rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b");
+  EXPECT_EQ(r.sql, "SELECT * FROM public.orders WHERE id = 42 AND status = 'it''s' AND orders.tenant_id = 'o''b'");
+  EXPECT_EQ(r.sql, rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b").sql);
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.constant_hits(), 1u);
+  EXPECT_EQ(cache.size(), 1u);
+  // A negative constant, a typed literal, LIMIT, an IN list.
+  for (const char* sql : {"SELECT * FROM orders WHERE amount > -5 LIMIT 10",
+                          "SELECT * FROM orders WHERE created > date '2024-01-31' AND id IN (1, 2, 3)"}) {
+    const RewriteResult a = cache.rewrite(sql, test_policy(), "x");
+    const std::string varied = vary_constants(sql);
+    ASSERT_NE(varied, sql);
+    const size_t hits = cache.constant_hits();
+    expect_same(cache.rewrite(varied, test_policy(), "y"), rewrite(varied, test_policy(), "y"), varied);
+    EXPECT_EQ(cache.constant_hits(), hits + 1) << varied;
+    expect_same(a, rewrite(sql, test_policy(), "x"), sql);
+  }
+}
+
+TEST(ConstantTemplates, EveryStatementWithOtherConstantsEqualsAFreshRewrite) {
+  RewriteCache cache;
+  size_t varied_texts = 0;
+  for (const std::string& tenant : tenants()) {
+    for (const std::string& sql : statements()) {
+      expect_same(cache.rewrite(sql, test_policy(), tenant), rewrite(sql, test_policy(), tenant),
+                  "tenant [" + tenant + "] statement [" + sql + "]");
+      // The same statement with other constants, and with a string constant that is the tenant.
+      for (int at = -1; at < 2; ++at) {
+        const std::string varied = vary_constants(sql, at, tenant);
+        if (varied == sql) continue;
+        ++varied_texts;
+        expect_same(cache.rewrite(varied, test_policy(), tenant), rewrite(varied, test_policy(), tenant),
+                    "tenant [" + tenant + "] varied statement [" + varied + "]");
+      }
+    }
+  }
+  EXPECT_GT(varied_texts, 100u);
+  EXPECT_GT(cache.constant_hits(), 100u);
+}
+
+TEST(ConstantTemplates, TenantLiteralsStayInTheKey) {
+  RewriteCache cache;
+  // An INSERT naming the tenant column: the tenant's own value is kept in the key, so the entry is
+  // per tenant and other tenants' values are checked by a rewrite of their own.
+  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (5, '1')", test_policy(), "1").allowed);
+  const RewriteResult& again = cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1");
+  EXPECT_TRUE(again.allowed);
+  EXPECT_EQ(again.sql, rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1").sql);
+  EXPECT_EQ(cache.constant_hits(), 1u);
+  // Tenant 2 sending tenant 1's value: refused, as by a fresh rewrite.
+  const RewriteResult& cross = cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (7, '1')", test_policy(), "2");
+  EXPECT_FALSE(cross.allowed);
+  EXPECT_EQ(cross.reason, rewrite("INSERT INTO orders (id, tenant_id) VALUES (7, '1')", test_policy(), "2").reason);
+  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (8, '1')", test_policy(), "2").allowed);
+  // An integer tenant value written as an integer.
+  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (9, 42)", test_policy(), "42").allowed);
+  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (10, 42)", test_policy(), "42").allowed);
+  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (11, 42)", test_policy(), "43").allowed);
+  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (12, 43)", test_policy(), "42").allowed);
+}
+
+TEST(ConstantTemplates, ShapesThatCannotBeTemplatesAreKeyedByText) {
+  RewriteCache cache;
+  // Denied: every text is rewritten (and refused) on its own.
+  EXPECT_FALSE(cache.rewrite("SELECT * FROM secrets WHERE id = 1", test_policy(), "1").allowed);
+  EXPECT_FALSE(cache.rewrite("SELECT * FROM secrets WHERE id = 2", test_policy(), "1").allowed);
+  // Decisions on a constant's value: a pg_notify channel, an EXECUTE argument, COPY options.
+  EXPECT_EQ(cache.rewrite("SELECT pg_notify('jobs', 'a')", test_policy(), "1").sql, "SELECT pg_notify('rg1_1_jobs', 'a')");
+  EXPECT_EQ(cache.rewrite("SELECT pg_notify('mail', 'b')", test_policy(), "1").sql, "SELECT pg_notify('rg1_1_mail', 'b')");
+  EXPECT_EQ(cache.rewrite("EXECUTE p(5, '1')", test_policy(), "1").prepared.at(0).args.at(1), "1");
+  EXPECT_EQ(cache.rewrite("EXECUTE p(5, '2')", test_policy(), "1").prepared.at(0).args.at(1), "2");
+  EXPECT_EQ(cache.constant_hits(), 0u);
+  EXPECT_FALSE(cache.rewrite("COPY orders (id, amount) FROM STDIN WITH (NULL '1')", test_policy(), "1").allowed);
+  EXPECT_TRUE(cache.rewrite("COPY orders (id, amount) FROM STDIN WITH (NULL '2')", test_policy(), "1").allowed);
+  EXPECT_EQ(cache.constant_hits(), 0u);
+  // 0 and integers over 9 digits stay in the key ("-0" deparses as "0").
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = -0", test_policy(), "1").sql,
+            rewrite("SELECT * FROM orders WHERE id = -0", test_policy(), "1").sql);
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = -1", test_policy(), "1").sql,
+            rewrite("SELECT * FROM orders WHERE id = -1", test_policy(), "1").sql);
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = 12345678901", test_policy(), "1").sql,
+            "SELECT * FROM public.orders WHERE id = 12345678901 AND orders.tenant_id = '1'");
 }
 
 }  // namespace

@@ -1789,17 +1789,18 @@ TEST(RewriteCache, SameTextDifferentTenantSharesOneTemplate) {
 }
 
 TEST(RewriteCache, EvictsLeastRecentlyUsedAtMaxEntries) {
+  // Fractional constants: each text is its own entry (integers would share a constant template).
   RewriteCache cache(2);
-  cache.rewrite("SELECT 1", test_policy(), "1");
-  cache.rewrite("SELECT 2", test_policy(), "1");
-  cache.rewrite("SELECT 1", test_policy(), "1");  // hit: "SELECT 1" becomes most recent
+  cache.rewrite("SELECT 1.5", test_policy(), "1");
+  cache.rewrite("SELECT 2.5", test_policy(), "1");
+  cache.rewrite("SELECT 1.5", test_policy(), "1");  // hit: "SELECT 1.5" becomes most recent
   EXPECT_EQ(cache.hits(), 1u);
-  cache.rewrite("SELECT 3", test_policy(), "1");  // evicts "SELECT 2"
+  cache.rewrite("SELECT 3.5", test_policy(), "1");  // evicts "SELECT 2.5"
   EXPECT_EQ(cache.size(), 2u);
   EXPECT_EQ(cache.misses(), 3u);
-  cache.rewrite("SELECT 1", test_policy(), "1");
+  cache.rewrite("SELECT 1.5", test_policy(), "1");
   EXPECT_EQ(cache.hits(), 2u);
-  cache.rewrite("SELECT 2", test_policy(), "1");  // was evicted: a miss again
+  cache.rewrite("SELECT 2.5", test_policy(), "1");  // was evicted: a miss again
   EXPECT_EQ(cache.misses(), 4u);
   EXPECT_EQ(cache.size(), 2u);
 }

@@ -1,0 +1,137 @@
+// The conservative literal scanner (see literal_scan.h), after PostgreSQL 15's scan.l.
+#include "sqlrewrite/literal_scan.h"
+
+namespace rowguard::sqlrewrite {
+namespace {
+
+bool ident_start(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c >= 0x80;
+}
+bool ident_cont(unsigned char c) { return ident_start(c) || (c >= '0' && c <= '9') || c == '$'; }
+bool digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+// scan.l's op_chars and self, minus the characters handled on their own ('.', '$', quotes).
+bool punctuation(unsigned char c) {
+  switch (c) {
+    case '~': case '!': case '@': case '#': case '^': case '&': case '|': case '`': case '?':
+    case '+': case '-': case '*': case '/': case '%': case '<': case '>': case '=': case ',':
+    case '(': case ')': case '[': case ']': case ';': case ':':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Skips whitespace and comments from `i`; false on an unterminated /* comment.
+bool skip_blank(std::string_view s, size_t& i) {
+  const size_t n = s.size();
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (space(c)) {
+      ++i;
+    } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+      while (i < n && s[i] != '\n' && s[i] != '\r') ++i;
+    } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+      int depth = 0;  // /* comments nest in PostgreSQL
+      while (true) {
+        if (i + 1 >= n) return false;
+        if (s[i] == '/' && s[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (s[i] == '*' && s[i + 1] == '/') {
+          i += 2;
+          if (--depth == 0) break;
+        } else {
+          ++i;
+        }
+      }
+    } else {
+      break;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool scan_literals(std::string_view s, std::vector<Literal>& out) {
+  out.clear();
+  const size_t n = s.size();
+  if (n > (1u << 24)) return false;  // offsets are 32-bit; such texts are not worth normalizing
+  size_t i = 0;
+  while (true) {
+    if (!skip_blank(s, i)) return false;
+    if (i >= n) return true;
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '\'') {
+      // Only a standard string: not E'', B'', X'', N'', U&'' (or a type name glued to it).
+      if (i > 0 && (ident_cont(static_cast<unsigned char>(s[i - 1])) || s[i - 1] == '&')) return false;
+      const size_t begin = i++;
+      while (true) {
+        if (i >= n) return false;  // unterminated
+        if (s[i] == '\\') return false;
+        if (s[i] == '\'') {
+          if (i + 1 < n && s[i + 1] == '\'') {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+      out.push_back({Literal::Kind::kString, static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
+      size_t j = i;  // 'a'<newline>'b' is one string in PostgreSQL: not modelled
+      if (!skip_blank(s, j)) return false;
+      if (j < n && s[j] == '\'') return false;
+    } else if (c == '"') {
+      ++i;
+      while (true) {
+        if (i >= n) return false;
+        if (s[i] == '"') {
+          if (i + 1 < n && s[i + 1] == '"') {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+    } else if (c == '$') {
+      // $n; anything else ($$ quoting, $tag$) is not modelled.
+      ++i;
+      if (i >= n || !digit(static_cast<unsigned char>(s[i]))) return false;
+      while (i < n && digit(static_cast<unsigned char>(s[i]))) ++i;
+      if (i < n && ident_cont(static_cast<unsigned char>(s[i]))) return false;
+    } else if (ident_start(c)) {
+      while (i < n && ident_cont(static_cast<unsigned char>(s[i]))) ++i;
+    } else if (digit(c)) {
+      const size_t begin = i;
+      while (i < n && digit(static_cast<unsigned char>(s[i]))) ++i;
+      // 1.5, 1e5, 1., 1..2, 123abc: not a plain integer token.
+      if (i < n && (s[i] == '.' || ident_cont(static_cast<unsigned char>(s[i])))) return false;
+      out.push_back({Literal::Kind::kInteger, static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
+    } else if (c == '.') {
+      if (i + 1 < n && digit(static_cast<unsigned char>(s[i + 1]))) return false;  // .5
+      ++i;
+    } else if (punctuation(c)) {
+      ++i;  // a comment starting inside an operator is found by skip_blank at the next position
+    } else {
+      return false;  // a backslash, a control character, {, }, ...
+    }
+  }
+}
+
+std::string string_literal_value(std::string_view token) {
+  std::string v;
+  if (token.size() < 2) return v;
+  v.reserve(token.size() - 2);
+  for (size_t i = 1; i + 1 < token.size(); ++i) {
+    v.push_back(token[i]);
+    if (token[i] == '\'') ++i;  // '' inside stands for one quote
+  }
+  return v;
+}
+
+}  // namespace rowguard::sqlrewrite

@@ -1,0 +1,37 @@
+#pragma once
+// A conservative scanner for the literal constants of a SQL text, for the constant-template
+// cache (rewrite_cache.h): statements that differ only in their integer and string constants
+// (`... WHERE aid = 17` / `... WHERE aid = 42`, as pgbench -M simple and most ORMs send them)
+// share one cache entry, with the constants spliced back in.
+//
+// It models only the part of PostgreSQL 15's lexer (src/backend/parser/scan.l) needed to find
+// token boundaries: whitespace, -- and nested /* */ comments, identifiers, "quoted identifiers",
+// $n parameters, operators and punctuation, integers and standard '...' strings. Whatever it
+// does not model makes it give up on the whole text (the cache then keys by the exact text):
+// dollar quoting, E''/B''/X''/N''/U&'' strings, a string holding a backslash (its meaning
+// depends on standard_conforming_strings), a string continued on the next line, numbers with a
+// fraction, an exponent or trailing identifier characters, control characters, a lone backslash.
+// Giving up is always safe; a wrong token boundary is what must not happen, and the cache also
+// checks its first use of each template against a fresh rewrite.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rowguard::sqlrewrite {
+
+struct Literal {
+  enum class Kind : uint8_t { kInteger, kString };
+  Kind kind = Kind::kInteger;
+  uint32_t begin = 0;  // byte offsets of the whole token in the text (quotes included)
+  uint32_t end = 0;
+};
+
+// Fills `out` with the integer and string literal tokens of `sql`, in text order. Returns false
+// (and `out` is then meaningless) when the text holds anything the scanner does not model.
+bool scan_literals(std::string_view sql, std::vector<Literal>& out);
+
+// The value of a string literal token found by scan_literals ('it''s' -> it's).
+std::string string_literal_value(std::string_view token);
+
+}  // namespace rowguard::sqlrewrite
