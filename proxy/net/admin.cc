@@ -51,13 +51,15 @@ std::vector<std::pair<std::string, std::string>> collect_stats(Server& server) {
   for (const auto& b : m.upstream_ms) trips += b.load();
   add("upstream_round_trips", trips);
   add("upstream_us_total", m.upstream_ms_sum_us.load());
-  uint64_t hits = 0, misses = 0, entries = 0;
+  uint64_t hits = 0, misses = 0, entries = 0, constant_hits = 0;
   for (const auto& w : server.workers()) {
     hits += w->cache.hits();
     misses += w->cache.misses();
     entries += w->cache.size();
+    constant_hits += w->cache.constant_hits();
   }
   add("rewrite_cache_hits", hits);
+  add("rewrite_cache_constant_hits", constant_hits);
   add("rewrite_cache_misses", misses);
   add("rewrite_cache_entries", entries);
   add("paused", server.pause_gate().paused() ? 1 : 0);
