@@ -108,10 +108,16 @@ bool scan_literals(std::string_view s, std::vector<Literal>& out) {
       while (i < n && ident_cont(static_cast<unsigned char>(s[i]))) ++i;
     } else if (digit(c)) {
       const size_t begin = i;
+      Literal::Kind kind = Literal::Kind::kInteger;
       while (i < n && digit(static_cast<unsigned char>(s[i]))) ++i;
-      // 1.5, 1e5, 1., 1..2, 123abc: not a plain integer token.
+      if (i + 1 < n && s[i] == '.' && digit(static_cast<unsigned char>(s[i + 1]))) {
+        kind = Literal::Kind::kNumeric;  // 12.50
+        ++i;
+        while (i < n && digit(static_cast<unsigned char>(s[i]))) ++i;
+      }
+      // 1e5, 1.5e3, 1., 1..2, 1.2.3, 123abc: not modelled.
       if (i < n && (s[i] == '.' || ident_cont(static_cast<unsigned char>(s[i])))) return false;
-      out.push_back({Literal::Kind::kInteger, static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
+      out.push_back({kind, static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
     } else if (c == '.') {
       if (i + 1 < n && digit(static_cast<unsigned char>(s[i + 1]))) return false;  // .5
       ++i;

@@ -10,7 +10,7 @@
 // does not model makes it give up on the whole text (the cache then keys by the exact text):
 // dollar quoting, E''/B''/X''/N''/U&'' strings, a string holding a backslash (its meaning
 // depends on standard_conforming_strings), a string continued on the next line, numbers with a
-// fraction, an exponent or trailing identifier characters, control characters, a lone backslash.
+// exponent, a leading or trailing '.', or trailing identifier characters, control characters, a lone backslash.
 // Giving up is always safe; a wrong token boundary is what must not happen, and the cache also
 // checks its first use of each template against a fresh rewrite.
 #include <cstdint>
@@ -21,13 +21,14 @@
 namespace rowguard::sqlrewrite {
 
 struct Literal {
-  enum class Kind : uint8_t { kInteger, kString };
+  // kInteger: digits only; kNumeric: digits '.' digits (the parser keeps its text as written).
+  enum class Kind : uint8_t { kInteger, kNumeric, kString };
   Kind kind = Kind::kInteger;
   uint32_t begin = 0;  // byte offsets of the whole token in the text (quotes included)
   uint32_t end = 0;
 };
 
-// Fills `out` with the integer and string literal tokens of `sql`, in text order. Returns false
+// Fills `out` with the integer, numeric and string literal tokens of `sql`, in text order. Returns false
 // (and `out` is then meaningless) when the text holds anything the scanner does not model.
 bool scan_literals(std::string_view sql, std::vector<Literal>& out);
 

@@ -264,12 +264,12 @@ bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
       const std::string_view digits = integer_digits(token);
       // 0 stays: "-0" deparses as "0". Over 9 digits the token may not be an int4 constant.
       if (digits.empty() || digits.size() > 9 || digits == tenant) continue;
-    } else if (string_literal_value(token) == tenant) {
+    } else if (l.kind == Literal::Kind::kString && string_literal_value(token) == tenant) {
       continue;
-    }
+    }  // a numeric constant is never compared with the tenant (only strings and integers are)
     nkey_.append(sql.substr(from, l.begin - from));
     nkey_.push_back('\0');  // a NUL never occurs in a statement text: the key is unambiguous
-    nkey_.push_back(l.kind == Literal::Kind::kInteger ? 'i' : 's');
+    nkey_.push_back(l.kind == Literal::Kind::kInteger ? 'i' : l.kind == Literal::Kind::kNumeric ? 'n' : 's');
     from = l.end;
     constants_.push_back(l);
   }
@@ -290,6 +290,7 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
   for (size_t k = 0; k < constants_.size(); ++k) {
     const Literal& l = constants_[k];
     std::string token = prefix + four_digits(k);  // 9 digits: an int4 constant
+    if (l.kind == Literal::Kind::kNumeric) token += ".5";
     if (l.kind == Literal::Kind::kString) token = "'rgS" + token + "'";
     text.append(sql.substr(from, l.begin - from)).append(token);
     from = l.end;
@@ -367,7 +368,8 @@ const RewriteResult& RewriteCache::fill_constants(const Entry& e, std::string_vi
     } else {
       const Literal& l = constants_[static_cast<size_t>(s.literal)];
       const std::string_view token = sql.substr(l.begin, l.end - l.begin);
-      // A string literal without backslashes is written by the deparser exactly as scanned.
+      // A numeric constant keeps its text in the tree, and a string literal without backslashes
+      // is written by the deparser exactly as scanned.
       out.append(l.kind == Literal::Kind::kInteger ? integer_digits(token) : token);
     }
     from = s.at;

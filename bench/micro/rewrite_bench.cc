@@ -7,7 +7,11 @@
 //   cached_tenants/<shape>  the same hit, the session tenant changing on every call among 4
 //                     tenants: one template entry serves them all
 //   miss/<shape>      RewriteCache::rewrite() on a miss: the rewrite with a sentinel tenant, the
-//                     template cut, the splice (compare with uncached/)
+//                     template cut, the splice (compare with uncached/); for a text with
+//                     literals, the constant template's rewrite plus the check rewrite of its
+//                     first use
+//   constant/<shape>  RewriteCache::rewrite() of a text never seen, whose shape (the text with
+//                     other literals) was: a constant template hit (simple protocol traffic)
 //
 // The policy is examples/rowguard.toml's tables (orders and customers tenant-scoped by tenant_id,
 // countries global). The statements are not run against a database; the join and report shapes
@@ -26,6 +30,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "sqlrewrite/literal_scan.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
@@ -252,7 +257,53 @@ void BM_miss(benchmark::State& state, const Shape* s) {
       break;
     }
   }
-  state.SetLabel("RewriteCache miss: sentinel rewrite + template + splice");
+  state.SetLabel("RewriteCache miss: sentinel rewrite + template + splice (+ a check rewrite when a constant template)");
+  set_common(state, *s, out);
+}
+
+// Texts of the same shape with other literals (integers, numerics, strings changed), as a
+// client using the simple protocol with inlined literals sends them.
+std::vector<std::string> literal_variants(const std::string& sql, int n) {
+  std::vector<rw::Literal> lits;
+  std::vector<std::string> out;
+  if (!rw::scan_literals(sql, lits)) return out;
+  for (int k = 0; k < n; ++k) {
+    std::string v;
+    size_t from = 0;
+    for (const auto& l : lits) {
+      v.append(sql, from, l.begin - from);
+      const std::string token = sql.substr(l.begin, l.end - l.begin);
+      if (l.kind == rw::Literal::Kind::kInteger) v += std::to_string(std::stoll(token) + k + 1);
+      else if (l.kind == rw::Literal::Kind::kNumeric) v += std::to_string(k + 1) + token;
+      else v += "'v" + std::to_string(k) + token.substr(1);
+      from = l.end;
+    }
+    v.append(sql, from, std::string::npos);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+// A new text of a cached shape: the constant template's lookup (scan + normalized key) and the
+// splice of the text's own literals; every call sees another text (256 rotating).
+void BM_constant_hit(benchmark::State& state, const Shape* s) {
+  if (!checked(state, *s)) return;
+  const std::vector<std::string> texts = literal_variants(s->sql, 256);
+  if (texts.empty()) {
+    state.SkipWithError("the shape has literals literal_scan does not model");
+    return;
+  }
+  rw::RewriteCache cache;
+  size_t out = cache.rewrite(texts[0], *policy(), kTenant).sql.size();
+  size_t i = 1;
+  for (auto _ : state) {
+    const auto& r = cache.rewrite(texts[i++ & 255], *policy(), kTenant);
+    benchmark::DoNotOptimize(&r);
+  }
+  if (cache.misses() != 1 || cache.constant_hits() == 0) {
+    state.SkipWithError("the shape was not served by one constant template");
+  }
+  state.SetLabel("RewriteCache hit of a new text of a cached shape (literals spliced)");
   set_common(state, *s, out);
 }
 
@@ -265,7 +316,8 @@ rw::RewriteCache& full_cache(const Shape& s) {
   if (!c) {
     c = std::make_unique<rw::RewriteCache>();
     for (int i = 0; i < 9999; ++i) {
-      c->rewrite("SELECT * FROM orders WHERE id = " + std::to_string(100000 + i), *policy(), kTenant);
+      // Exponent constants: literal_scan gives up on them, so each text is its own entry.
+      c->rewrite("SELECT * FROM orders WHERE id = " + std::to_string(100000 + i) + "e0", *policy(), kTenant);
     }
     c->rewrite(s.sql, *policy(), kTenant);
   }
@@ -309,6 +361,8 @@ int register_all() {
     configure(benchmark::RegisterBenchmark((std::string("cached_tenants/") + s.name).c_str(),
                                            BM_cached_rewrite_tenants, p));
     configure(benchmark::RegisterBenchmark((std::string("miss/") + s.name).c_str(), BM_miss, p));
+    configure(benchmark::RegisterBenchmark((std::string("constant/") + s.name).c_str(),
+                                           BM_constant_hit, p));
   }
   for (const auto& s : shapes()) {
     if (std::string_view(s.name) == "point_select" || std::string_view(s.name) == "report_30_lines") {

@@ -947,6 +947,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           const std::string token = sql.substr(l.begin, l.end - l.begin);
           if (l.kind == rowguard::sqlrewrite::Literal::Kind::kInteger) {
             varied.append(token.size() < 8 ? token + "7" : token.substr(0, token.size() - 1));
+          } else if (l.kind == rowguard::sqlrewrite::Literal::Kind::kNumeric) {
+            varied.append("9").append(token);
           } else if (variant == 1 && !tenant_done) {
             rowguard::sqlrewrite::append_string_literal(varied, kTenant);
             tenant_done = true;

@@ -201,8 +201,8 @@ TEST(TemplateCache, InsertFillsEveryRowFromTheTemplate) {
 
 TEST(TemplateCache, TenantLiteralInTheStatementIsCachedPerTenant) {
   RewriteCache cache;
-  // 1.5: keyed by the exact text (literal_scan gives up on fractions; see ConstantTemplates).
-  const std::string sql = "INSERT INTO orders (id, tenant_id) VALUES (1.5, '1')";
+  // 1e1: keyed by the exact text (literal_scan gives up on exponents; see ConstantTemplates).
+  const std::string sql = "INSERT INTO orders (id, tenant_id) VALUES (1e1, '1')";
   EXPECT_TRUE(cache.rewrite(sql, test_policy(), "1").allowed);
   const RewriteResult& other = cache.rewrite(sql, test_policy(), "2");
   EXPECT_FALSE(other.allowed);
@@ -269,19 +269,19 @@ TEST(TemplateCache, ParametersAndCopyPlansComeFromTheTemplate) {
   EXPECT_EQ(r.copy_in->null_string, "x");
 }
 
-// The eviction and limit tests use fractional constants: literal_scan gives up on them, so each
+// The eviction and limit tests use exponent constants (1e1): literal_scan gives up on them, so each
 // text is its own entry (constant templates are tested below).
 TEST(TemplateCache, EvictsLeastRecentlyUsedByEntries) {
   RewriteCache cache(2);
-  cache.rewrite("SELECT * FROM orders WHERE id = 1.5", test_policy(), "1");
-  cache.rewrite("SELECT * FROM orders WHERE id = 2.5", test_policy(), "2");
-  cache.rewrite("SELECT * FROM orders WHERE id = 1.5", test_policy(), "3");  // hit, most recent
-  cache.rewrite("SELECT * FROM orders WHERE id = 3.5", test_policy(), "1");  // evicts id = 2
+  cache.rewrite("SELECT * FROM orders WHERE id = 1e1", test_policy(), "1");
+  cache.rewrite("SELECT * FROM orders WHERE id = 2e1", test_policy(), "2");
+  cache.rewrite("SELECT * FROM orders WHERE id = 1e1", test_policy(), "3");  // hit, most recent
+  cache.rewrite("SELECT * FROM orders WHERE id = 3e1", test_policy(), "1");  // evicts id = 2
   EXPECT_EQ(cache.size(), 2u);
   EXPECT_EQ(cache.hits(), 1u);
-  cache.rewrite("SELECT * FROM orders WHERE id = 1.5", test_policy(), "4");
+  cache.rewrite("SELECT * FROM orders WHERE id = 1e1", test_policy(), "4");
   EXPECT_EQ(cache.hits(), 2u);
-  cache.rewrite("SELECT * FROM orders WHERE id = 2.5", test_policy(), "1");
+  cache.rewrite("SELECT * FROM orders WHERE id = 2e1", test_policy(), "1");
   EXPECT_EQ(cache.misses(), 4u);
   EXPECT_EQ(cache.size(), 2u);
 }
@@ -289,18 +289,18 @@ TEST(TemplateCache, EvictsLeastRecentlyUsedByEntries) {
 TEST(TemplateCache, EvictsByBytes) {
   // Measure one entry, then allow about three.
   RewriteCache probe;
-  probe.rewrite("SELECT * FROM orders WHERE id = 100.5", test_policy(), "1");
+  probe.rewrite("SELECT * FROM orders WHERE id = 100e1", test_policy(), "1");
   const size_t one = probe.bytes();
   ASSERT_GT(one, 0u);
   RewriteCache cache(1000, one * 3 + one / 2);
   for (int i = 100; i < 130; ++i) {
-    cache.rewrite("SELECT * FROM orders WHERE id = " + std::to_string(i) + ".5", test_policy(), "1");
+    cache.rewrite("SELECT * FROM orders WHERE id = " + std::to_string(i) + "e1", test_policy(), "1");
     EXPECT_LE(cache.bytes(), one * 3 + one / 2);
   }
   EXPECT_EQ(cache.size(), 3u);
   // The newest are kept.
   const size_t misses = cache.misses();
-  cache.rewrite("SELECT * FROM orders WHERE id = 129.5", test_policy(), "2");
+  cache.rewrite("SELECT * FROM orders WHERE id = 129e1", test_policy(), "2");
   EXPECT_EQ(cache.misses(), misses);
   // A statement bigger than the whole bound is still returned (and is then the only entry).
   std::string big = "SELECT * FROM orders WHERE id IN (0";
@@ -318,15 +318,15 @@ TEST(TemplateCache, LimitsComeFromThePolicyCacheTable) {
   EXPECT_EQ(small->cache.max_entries, 2u);
   EXPECT_EQ(small->cache.max_bytes, 1000000u);
   RewriteCache cache;  // follows the policy
-  for (int i = 0; i < 5; ++i) cache.rewrite("SELECT " + std::to_string(i) + ".5", *small, "1");
+  for (int i = 0; i < 5; ++i) cache.rewrite("SELECT " + std::to_string(i) + "e1", *small, "1");
   EXPECT_EQ(cache.size(), 2u);
   // A reload with other limits: everything is invalidated, the new limits apply.
   policy::PolicyPtr big =
       policy::parse_policy(std::string(kPolicyToml) + "\n[cache]\nmax_entries = 4\n", "big.toml");
   EXPECT_EQ(big->cache.max_bytes, policy::CacheSettings{}.max_bytes);
-  cache.rewrite("SELECT 0.5", *big, "1");
+  cache.rewrite("SELECT 0e1", *big, "1");
   EXPECT_EQ(cache.size(), 1u);
-  for (int i = 1; i < 6; ++i) cache.rewrite("SELECT " + std::to_string(i) + ".5", *big, "1");
+  for (int i = 1; i < 6; ++i) cache.rewrite("SELECT " + std::to_string(i) + "e1", *big, "1");
   EXPECT_EQ(cache.size(), 4u);
 }
 
@@ -376,7 +376,7 @@ namespace {
 // ---- constant templates ----------------------------------------------------------------------
 
 // `sql` with every literal the scanner finds replaced: integer n -> n * 3 + 1 (leading zeros
-// kept), string 'x' -> 'vx'; `tenant_string`, when given, replaces the k-th string literal instead.
+// kept), numeric x.y -> 9x.y, string 'x' -> 'vx'; `tenant_string`, when given, replaces the k-th string literal instead.
 std::string vary_constants(const std::string& sql, int tenant_at = -1, const std::string& tenant = "") {
   std::vector<Literal> lits;
   if (!scan_literals(sql, lits)) return sql;
@@ -391,6 +391,8 @@ std::string vary_constants(const std::string& sql, int tenant_at = -1, const std
       while (z + 1 < token.size() && token[z] == '0') ++z;
       const long long v = std::stoll(token.substr(z, 12));
       out.append(token.substr(0, z)).append(std::to_string(v * 3 + 1));
+    } else if (l.kind == Literal::Kind::kNumeric) {
+      out.append("9").append(token);
     } else if (strings++ == tenant_at) {
       append_string_literal(out, tenant);
     } else {
@@ -405,12 +407,13 @@ std::string vary_constants(const std::string& sql, int tenant_at = -1, const std
 TEST(LiteralScan, FindsIntegersAndStringsAndSkipsEverythingElse) {
   const std::string sql =
       "SELECT \"a 'b' 1\", t1.x, $12, 'it''s', 42 -- 'no' 7\n"
-      "/* 8 /* 'nested' */ 9 */ FROM t WHERE y=-007+'' AND z::int4 >= 3";
+      "/* 8 /* 'nested' */ 9 */ FROM t WHERE y=-007+'' AND z::int4 >= 3 AND w < 10.50";
   std::vector<Literal> lits;
   ASSERT_TRUE(scan_literals(sql, lits));
   std::vector<std::string> tokens;
   for (const Literal& l : lits) tokens.push_back(sql.substr(l.begin, l.end - l.begin));
-  EXPECT_EQ(tokens, (std::vector<std::string>{"'it''s'", "42", "007", "''", "3"}));
+  EXPECT_EQ(tokens, (std::vector<std::string>{"'it''s'", "42", "007", "''", "3", "10.50"}));
+  EXPECT_EQ(lits[5].kind, Literal::Kind::kNumeric);
   EXPECT_EQ(lits[0].kind, Literal::Kind::kString);
   EXPECT_EQ(lits[1].kind, Literal::Kind::kInteger);
   EXPECT_EQ(string_literal_value("'it''s'"), "it's");
@@ -420,8 +423,8 @@ TEST(LiteralScan, FindsIntegersAndStringsAndSkipsEverythingElse) {
 TEST(LiteralScan, GivesUpOnWhatItDoesNotModel) {
   for (const char* sql : {
            "SELECT E'x'", "SELECT e'x'", "SELECT B'101'", "SELECT X'ff'", "SELECT N'x'",
-           "SELECT U&'d\\0061t'", "SELECT $$x$$", "SELECT $a$x$a$", "SELECT 1.5", "SELECT .5",
-           "SELECT 1e5", "SELECT 1.", "SELECT 123abc", "SELECT 'a\\b'", "SELECT 'a'\n'b'",
+           "SELECT U&'d\\0061t'", "SELECT $$x$$", "SELECT $a$x$a$", "SELECT 1.5e3", "SELECT .5",
+           "SELECT 1e5", "SELECT 1.", "SELECT 1.2.3", "SELECT 1..2", "SELECT 1.5x", "SELECT 123abc", "SELECT 'a\\b'", "SELECT 'a'\n'b'",
            "SELECT 'a' /* c */ 'b'", "SELECT 'open", "SELECT \"open", "SELECT 1 /* open",
            "SELECT 1 \\ 2", "SELECT {1}", "SELECT 1\x01", "SELECT $1x", "SELECT date'2020-01-01'",
        }) {

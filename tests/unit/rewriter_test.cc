@@ -1789,18 +1789,18 @@ TEST(RewriteCache, SameTextDifferentTenantSharesOneTemplate) {
 }
 
 TEST(RewriteCache, EvictsLeastRecentlyUsedAtMaxEntries) {
-  // Fractional constants: each text is its own entry (integers would share a constant template).
+  // Exponent constants: each text is its own entry (integers would share a constant template).
   RewriteCache cache(2);
-  cache.rewrite("SELECT 1.5", test_policy(), "1");
-  cache.rewrite("SELECT 2.5", test_policy(), "1");
-  cache.rewrite("SELECT 1.5", test_policy(), "1");  // hit: "SELECT 1.5" becomes most recent
+  cache.rewrite("SELECT 1e1", test_policy(), "1");
+  cache.rewrite("SELECT 2e1", test_policy(), "1");
+  cache.rewrite("SELECT 1e1", test_policy(), "1");  // hit: "SELECT 1e1" becomes most recent
   EXPECT_EQ(cache.hits(), 1u);
-  cache.rewrite("SELECT 3.5", test_policy(), "1");  // evicts "SELECT 2.5"
+  cache.rewrite("SELECT 3e1", test_policy(), "1");  // evicts "SELECT 2e1"
   EXPECT_EQ(cache.size(), 2u);
   EXPECT_EQ(cache.misses(), 3u);
-  cache.rewrite("SELECT 1.5", test_policy(), "1");
+  cache.rewrite("SELECT 1e1", test_policy(), "1");
   EXPECT_EQ(cache.hits(), 2u);
-  cache.rewrite("SELECT 2.5", test_policy(), "1");  // was evicted: a miss again
+  cache.rewrite("SELECT 2e1", test_policy(), "1");  // was evicted: a miss again
   EXPECT_EQ(cache.misses(), 4u);
   EXPECT_EQ(cache.size(), 2u);
 }
