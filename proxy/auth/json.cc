@@ -60,14 +60,14 @@ class Parser {
       std::string key;
       if (pos_ >= s_.size() || s_[pos_] != '"' || !string(key)) return false;
       for (const auto& m : v.members) {
-        if (m.first == key) return false;  // duplicate key
+        if (m.name == key) return false;  // duplicate key
       }
       skip_ws();
       if (!eat(':')) return false;
       skip_ws();
       JsonValue member;
       if (!value(member, depth)) return false;
-      v.members.emplace_back(std::move(key), std::move(member));
+      v.members.push_back(JsonMember{std::move(key), std::move(member)});
       skip_ws();
       if (eat('}')) return true;
       if (!eat(',')) return false;

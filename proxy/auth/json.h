@@ -11,18 +11,27 @@
 
 namespace rowguard::auth {
 
+struct JsonMember;
+
 struct JsonValue {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
   bool boolean = false;
   std::string text;  // kString: the decoded string; kNumber: the number as written
   std::vector<JsonValue> items;                             // kArray
-  std::vector<std::pair<std::string, JsonValue>> members;  // kObject, in order
+  std::vector<JsonMember> members;                          // kObject, in order
 
   // The member named `key` of an object, or nullptr.
   const JsonValue* get(std::string_view key) const;
   // kNumber without fraction or exponent.
   bool is_integer() const;
+};
+
+// (A struct rather than std::pair: pair<string, JsonValue> needs JsonValue complete, which
+// libstdc++ checks under clang.)
+struct JsonMember {
+  std::string name;
+  JsonValue value;
 };
 
 // nullopt when `text` is not exactly one valid JSON value.
