@@ -2,6 +2,7 @@
 #include "sqlrewrite/pg_query_api.h"
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <pg_query.h>
 
 #include <algorithm>
@@ -153,13 +154,12 @@ Next next_field(const MessageShape& shape, const uint8_t*& p, const uint8_t* end
   return Next::kEnd;
 }
 
-// Each message level is a stack frame; the C++ tree had to decode within protobuf's recursion
-// limit, so the depth is bounded in practice; the cap keeps the walk safe on any input.
-constexpr int kMaxDepth = 1000;
-
+// A message nested deeper than the C++ decoder's recursion limit (ParseFromArray fails there)
+// compares unequal, as when the re-parse was decoded into C++ objects: the same decisions, and
+// a bounded stack on any input (ParseResult is depth 0, its fields' messages depth 1, ...).
 bool same_message(const MessageShape& shape, const uint8_t* a, const uint8_t* a_end, const uint8_t* b,
                   const uint8_t* b_end, int depth) {
-  if (depth > kMaxDepth) return false;
+  if (depth > gpb::io::CodedInputStream::GetDefaultRecursionLimit()) return false;
   WireField fa, fb;
   for (;;) {
     const Next na = next_field(shape, a, a_end, fa);

@@ -37,7 +37,8 @@ DeparseOutput deparse_protobuf(std::string_view bytes);
 // True when two serialized pg_query.ParseResult trees are the same tree apart from source
 // positions (the scalar fields `location`, `stmt_location` and `stmt_len`, which legitimately
 // differ between two texts of one statement). Every other field, including unknown ones, must be
-// byte-identical in the same order; a malformed encoding compares unequal. The encoders of
+// byte-identical in the same order; a malformed encoding, or a tree nested deeper than the C++
+// classes can decode (protobuf's default recursion limit), compares unequal. The encoders of
 // libpg_query (protobuf-c) and of the C++ classes write fields in field-number order with proto3
 // defaults omitted, so equal trees encode equally; any encoding difference only makes the
 // comparison stricter.

@@ -98,6 +98,28 @@ TEST(SameTreeBytes, MalformedEncodingsCompareUnequal) {
   EXPECT_FALSE(same_tree_bytes("", good));
 }
 
+TEST(SameTreeBytes, TreesTooDeepForTheCppDecoderCompareUnequal) {
+  // The safety net used to decode the re-parse into C++ objects, which fails beyond protobuf's
+  // recursion limit: the comparison keeps that decision. f(f(...f(x)...)) nests two messages per
+  // call; the inner expression shifts the depth by one.
+  int allowed = 0, refused = 0;
+  for (const char* inner : {"1", "a"}) {
+    for (int n = 40; n < 52; ++n) {
+      std::string sql = "SELECT ";
+      for (int i = 0; i < n; ++i) sql += "f(";
+      sql += inner;
+      sql += std::string(static_cast<size_t>(n), ')');
+      const std::string bytes = lib_bytes(sql);
+      pg_query::ParseResult tree;
+      const bool decodes = tree.ParseFromString(bytes);
+      EXPECT_EQ(same_tree_bytes(bytes, bytes), decodes) << sql;
+      ++(decodes ? allowed : refused);
+    }
+  }
+  EXPECT_GT(allowed, 0);
+  EXPECT_GT(refused, 0);
+}
+
 TEST(ProtobufParse, ErrorsAndDeparse) {
   EXPECT_FALSE(parse_sql_protobuf("SELEC 1").ok);
   EXPECT_FALSE(parse_sql_protobuf(std::string_view("SELECT 1\0", 9)).ok);
