@@ -13,7 +13,6 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
-#include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
 #include <cctype>
@@ -53,6 +52,71 @@ const std::unordered_set<std::string_view>& pass_through_types() {
       "MergeWhenClause",
   };
   return kTypes;
+}
+
+// What the generic walk needs to know about one message type of pg_query.proto: its
+// message-typed fields (declaration order) and whether it is in pass_through_types().
+struct WalkShape {
+  // The types visit() treats specially; kOther: pass_through decides.
+  enum class Kind { kOther, kNode, kSelect, kInsert, kUpdate, kDelete, kMerge, kRangeVar, kFuncCall, kAExpr };
+  Kind kind = Kind::kOther;
+  const gpb::Reflection* reflection = nullptr;
+  std::vector<const gpb::FieldDescriptor*> message_fields;
+  bool pass_through = false;
+};
+
+// Built once, immutable afterwards (thread-safe to read): one WalkShape per top-level message type
+// of pg_query.proto by Descriptor::index(), and Node's oneof members by field number (= node_case()).
+struct WalkTables {
+  const gpb::FileDescriptor* file = nullptr;
+  std::vector<WalkShape> shapes;
+  std::vector<const gpb::FieldDescriptor*> node_members;
+
+  WalkTables() {
+    file = Node::descriptor()->file();
+    shapes.resize(static_cast<size_t>(file->message_type_count()));
+    for (int i = 0; i < file->message_type_count(); ++i) {
+      const gpb::Descriptor* d = file->message_type(i);
+      WalkShape& shape = shapes[static_cast<size_t>(i)];
+      shape.pass_through = pass_through_types().contains(d->name());
+      shape.reflection = gpb::MessageFactory::generated_factory()->GetPrototype(d)->GetReflection();
+      shape.kind = d == Node::descriptor()                   ? WalkShape::Kind::kNode
+                   : d == pg_query::SelectStmt::descriptor() ? WalkShape::Kind::kSelect
+                   : d == pg_query::InsertStmt::descriptor() ? WalkShape::Kind::kInsert
+                   : d == pg_query::UpdateStmt::descriptor() ? WalkShape::Kind::kUpdate
+                   : d == pg_query::DeleteStmt::descriptor() ? WalkShape::Kind::kDelete
+                   : d == pg_query::MergeStmt::descriptor()  ? WalkShape::Kind::kMerge
+                   : d == pg_query::RangeVar::descriptor()   ? WalkShape::Kind::kRangeVar
+                   : d == pg_query::FuncCall::descriptor()   ? WalkShape::Kind::kFuncCall
+                   : d == pg_query::A_Expr::descriptor()     ? WalkShape::Kind::kAExpr
+                                                             : WalkShape::Kind::kOther;
+      for (int k = 0; k < d->field_count(); ++k) {
+        if (d->field(k)->cpp_type() == gpb::FieldDescriptor::CPPTYPE_MESSAGE) shape.message_fields.push_back(d->field(k));
+      }
+    }
+    const gpb::OneofDescriptor* oneof = Node::descriptor()->FindOneofByName("node");
+    for (int k = 0; oneof != nullptr && k < oneof->field_count(); ++k) {
+      const gpb::FieldDescriptor* f = oneof->field(k);
+      if (static_cast<size_t>(f->number()) >= node_members.size()) node_members.resize(static_cast<size_t>(f->number()) + 1);
+      node_members[static_cast<size_t>(f->number())] = f;
+    }
+  }
+
+  // nullptr for a type not declared at the top level of pg_query.proto (none today).
+  const WalkShape* shape(const gpb::Descriptor* d) const {
+    if (d->file() != file || d->containing_type() != nullptr) return nullptr;
+    return &shapes[static_cast<size_t>(d->index())];
+  }
+  // The FieldDescriptor of the Node's set member, nullptr when unknown.
+  const gpb::FieldDescriptor* node_member(const Node& n) const {
+    const auto c = static_cast<size_t>(n.node_case());
+    return c < node_members.size() ? node_members[c] : nullptr;
+  }
+};
+
+const WalkTables& walk_tables() {
+  static const WalkTables kTables;
+  return kTables;
 }
 
 // Settings a tenant may SET / RESET: they change formatting or limits of its own session only.
@@ -1053,54 +1117,67 @@ class Walker {
 
   // ---- the generic walk ------------------------------------------------------------------
 
-  void visit(gpb::Message& m) {
-    const gpb::Descriptor* d = m.GetDescriptor();
-    if (d == Node::descriptor()) {
-      auto& n = static_cast<Node&>(m);
-      if (n.node_case() == Node::NODE_NOT_SET) return;  // NIL marker (e.g. plain DISTINCT)
-      const gpb::FieldDescriptor* f =
-          m.GetReflection()->GetOneofFieldDescriptor(m, d->FindOneofByName("node"));
-      if (f == nullptr || f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
-        deny("malformed parse tree");
+  void visit(gpb::Message& m) { visit(m, m.GetDescriptor()); }
+
+  // d is m's type (known from the field that holds m: no per-node descriptor lookup).
+  void visit(gpb::Message& m, const gpb::Descriptor* d) {
+    const WalkShape* shape = walk_tables().shape(d);
+    if (shape == nullptr) deny("malformed parse tree");
+    switch (shape->kind) {
+      case WalkShape::Kind::kNode: {
+        auto& n = static_cast<Node&>(m);
+        if (n.node_case() == Node::NODE_NOT_SET) return;  // NIL marker (e.g. plain DISTINCT)
+        const gpb::FieldDescriptor* f = walk_tables().node_member(n);
+        if (f == nullptr || f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          deny("malformed parse tree");
+        }
+        visit(*shape->reflection->MutableMessage(&m, f), f->message_type());
+        return;
       }
-      visit(*m.GetReflection()->MutableMessage(&m, f));
-      return;
-    }
-    if (d == pg_query::SelectStmt::descriptor()) return select(static_cast<pg_query::SelectStmt&>(m));
-    if (d == pg_query::InsertStmt::descriptor()) return insert(static_cast<pg_query::InsertStmt&>(m));
-    if (d == pg_query::UpdateStmt::descriptor()) return update(static_cast<pg_query::UpdateStmt&>(m));
-    if (d == pg_query::DeleteStmt::descriptor()) return del(static_cast<pg_query::DeleteStmt&>(m));
-    if (d == pg_query::MergeStmt::descriptor()) return merge(static_cast<pg_query::MergeStmt&>(m));
-    if (d == pg_query::RangeVar::descriptor()) {
-      const auto& rv = static_cast<const pg_query::RangeVar&>(m);
-      if (!handled_.contains(&rv)) {
-        deny("table reference " + quote_ident(rv.relname()) + " in an unsupported position");
+      case WalkShape::Kind::kSelect: return select(static_cast<pg_query::SelectStmt&>(m));
+      case WalkShape::Kind::kInsert: return insert(static_cast<pg_query::InsertStmt&>(m));
+      case WalkShape::Kind::kUpdate: return update(static_cast<pg_query::UpdateStmt&>(m));
+      case WalkShape::Kind::kDelete: return del(static_cast<pg_query::DeleteStmt&>(m));
+      case WalkShape::Kind::kMerge: return merge(static_cast<pg_query::MergeStmt&>(m));
+      case WalkShape::Kind::kRangeVar: {
+        const auto& rv = static_cast<const pg_query::RangeVar&>(m);
+        if (!handled_.contains(&rv)) {
+          deny("table reference " + quote_ident(rv.relname()) + " in an unsupported position");
+        }
+        return;
       }
-      return;
+      case WalkShape::Kind::kFuncCall:
+        check_function(static_cast<pg_query::FuncCall&>(m));
+        break;
+      case WalkShape::Kind::kAExpr:
+        check_operator(static_cast<const pg_query::A_Expr&>(m));
+        break;
+      case WalkShape::Kind::kOther:
+        if (!shape->pass_through) {
+          deny("unsupported SQL construct " + d->name() +
+               " (rule: rowguard denies what it cannot check)");
+        }
+        break;
     }
-    if (d == pg_query::FuncCall::descriptor()) {
-      check_function(static_cast<pg_query::FuncCall&>(m));
-    } else if (d == pg_query::A_Expr::descriptor()) {
-      check_operator(static_cast<const pg_query::A_Expr&>(m));
-    } else if (!pass_through_types().contains(d->name())) {
-      deny("unsupported SQL construct " + d->name() +
-           " (rule: rowguard denies what it cannot check)");
-    }
-    visit_children(m, {});
+    visit_fields(m, *shape, {});
   }
 
   void visit_children(gpb::Message& m, std::initializer_list<std::string_view> skip) {
-    const gpb::Descriptor* d = m.GetDescriptor();
-    const gpb::Reflection* r = m.GetReflection();
-    for (int i = 0; i < d->field_count(); ++i) {
-      const gpb::FieldDescriptor* f = d->field(i);
-      if (f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) continue;
-      if (std::find(skip.begin(), skip.end(), f->name()) != skip.end()) continue;
+    const WalkShape* shape = walk_tables().shape(m.GetDescriptor());
+    if (shape == nullptr) deny("malformed parse tree");
+    visit_fields(m, *shape, skip);
+  }
+
+  // Visits every message-typed field of m (the shape of m's type), except those named in skip.
+  void visit_fields(gpb::Message& m, const WalkShape& shape, std::initializer_list<std::string_view> skip) {
+    const gpb::Reflection* r = shape.reflection;
+    for (const gpb::FieldDescriptor* f : shape.message_fields) {
+      if (skip.size() != 0 && std::find(skip.begin(), skip.end(), f->name()) != skip.end()) continue;
       if (f->is_repeated()) {
         int n = r->FieldSize(m, f);
-        for (int k = 0; k < n; ++k) visit(*r->MutableRepeatedMessage(&m, f, k));
+        for (int k = 0; k < n; ++k) visit(*r->MutableRepeatedMessage(&m, f, k), f->message_type());
       } else if (r->HasField(m, f)) {
-        visit(*r->MutableMessage(&m, f));
+        visit(*r->MutableMessage(&m, f), f->message_type());
       }
     }
   }
@@ -1176,31 +1253,6 @@ class Walker {
   std::vector<std::string> ctes_;  // CTE names in scope, innermost last
 };
 
-// Clears source positions, which legitimately differ between the two texts.
-void clear_locations(gpb::Message& m) {
-  const gpb::Descriptor* d = m.GetDescriptor();
-  const gpb::Reflection* r = m.GetReflection();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const gpb::FieldDescriptor* f = d->field(i);
-    if (f->cpp_type() == gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
-      if (f->is_repeated()) {
-        for (int k = 0; k < r->FieldSize(m, f); ++k) clear_locations(*r->MutableRepeatedMessage(&m, f, k));
-      } else if (r->HasField(m, f)) {
-        clear_locations(*r->MutableMessage(&m, f));
-      }
-    } else if (!f->is_repeated() && (f->name() == "location" || f->name() == "stmt_location" ||
-                                     f->name() == "stmt_len")) {
-      r->ClearField(&m, f);
-    }
-  }
-}
-
-bool same_tree(pg_query::ParseResult a, pg_query::ParseResult b) {
-  clear_locations(a);
-  clear_locations(b);
-  return gpb::util::MessageDifferencer::Equals(a, b);
-}
-
 }  // namespace
 
 bool safe_client_encoding(std::string_view name) {
@@ -1254,7 +1306,13 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
     out.allowed = true;  // only comments / whitespace: the server answers EmptyQueryResponse
     return out;
   }
-  DeparseOutput dep = deparse_sql(parsed.tree);
+  std::string checked;  // the checked tree, serialized: deparsed, then compared with the reparse
+  DeparseOutput dep;
+  if (parsed.tree.SerializeToString(&checked)) {
+    dep = deparse_protobuf(checked);
+  } else {
+    dep.error = "cannot encode the parse tree";
+  }
   if (!dep.ok) {
     out.kinds.clear();
     out.prepared.clear();
@@ -1264,8 +1322,9 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
   // The deparser is not trusted: the text rowguard forwards must parse back into exactly the
   // tree it checked (libpg_query 15-4.0 drops needed parentheses in some expressions, e.g.
   // "(a OR b) IS TRUE"). Any difference: deny.
-  ParseOutput reparsed = parse_sql(dep.sql);
-  if (!reparsed.ok || !same_tree(parsed.tree, reparsed.tree)) {
+  // Compared as encodings, source positions skipped (sqlrewrite::same_tree_bytes).
+  ProtobufParseOutput reparsed = parse_sql_protobuf(dep.sql);
+  if (!reparsed.ok || !same_tree_bytes(checked, reparsed.bytes)) {
     out.kinds.clear();
     out.prepared.clear();
     out.reason = "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
