@@ -52,6 +52,23 @@ bool skip_blank(std::string_view s, size_t& i) {
   return true;
 }
 
+// Skips the quoted token starting at s[i] (a ' string or a " identifier; a doubled quote stands
+// for one). False when it is unterminated, or when a string holds a backslash (its meaning
+// depends on standard_conforming_strings).
+bool skip_quoted(std::string_view s, size_t& i, char quote) {
+  for (++i; i < s.size(); ++i) {
+    if (quote == '\'' && s[i] == '\\') return false;
+    if (s[i] != quote) continue;
+    if (i + 1 < s.size() && s[i + 1] == quote) {
+      ++i;
+      continue;
+    }
+    ++i;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool scan_literals(std::string_view s, std::vector<Literal>& out) {
@@ -66,38 +83,14 @@ bool scan_literals(std::string_view s, std::vector<Literal>& out) {
     if (c == '\'') {
       // Only a standard string: not E'', B'', X'', N'', U&'' (or a type name glued to it).
       if (i > 0 && (ident_cont(static_cast<unsigned char>(s[i - 1])) || s[i - 1] == '&')) return false;
-      const size_t begin = i++;
-      while (true) {
-        if (i >= n) return false;  // unterminated
-        if (s[i] == '\\') return false;
-        if (s[i] == '\'') {
-          if (i + 1 < n && s[i + 1] == '\'') {
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        ++i;
-      }
+      const size_t begin = i;
+      if (!skip_quoted(s, i, '\'')) return false;
       out.push_back({Literal::Kind::kString, static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
       size_t j = i;  // 'a'<newline>'b' is one string in PostgreSQL: not modelled
       if (!skip_blank(s, j)) return false;
       if (j < n && s[j] == '\'') return false;
     } else if (c == '"') {
-      ++i;
-      while (true) {
-        if (i >= n) return false;
-        if (s[i] == '"') {
-          if (i + 1 < n && s[i + 1] == '"') {
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        ++i;
-      }
+      if (!skip_quoted(s, i, '"')) return false;
     } else if (c == '$') {
       // $n; anything else ($$ quoting, $tag$) is not modelled.
       ++i;

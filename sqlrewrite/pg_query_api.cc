@@ -183,41 +183,44 @@ bool same_message(const MessageShape& shape, const uint8_t* a, const uint8_t* a_
 
 }  // namespace
 
-ParseOutput parse_sql(std::string_view sql) {
-  ParseOutput out;
+namespace {
+
+// Parses `sql` with libpg_query; on success calls use(data, len) with the protobuf encoding of
+// the tree (valid during the call) and returns true; else sets out.error (and the cursor).
+template <class Out, class Use>
+bool run_parse(std::string_view sql, Out& out, int* error_cursor, Use&& use) {
   if (sql.find('\0') != std::string_view::npos) {
     out.error = "statement text contains a NUL byte";
-    return out;
+    return false;
   }
   std::string text(sql);  // libpg_query wants a NUL-terminated string
   ProtobufParse p(text.c_str());
   if (p.r.error != nullptr) {
     out.error = p.r.error->message ? p.r.error->message : "syntax error";
-    out.error_cursor = p.r.error->cursorpos;
-    return out;
+    if (error_cursor != nullptr) *error_cursor = p.r.error->cursorpos;
+    return false;
   }
-  if (!out.tree.ParseFromArray(p.r.parse_tree.data, static_cast<int>(p.r.parse_tree.len))) {
+  return use(p.r.parse_tree.data, p.r.parse_tree.len);
+}
+
+}  // namespace
+
+ParseOutput parse_sql(std::string_view sql) {
+  ParseOutput out;
+  out.ok = run_parse(sql, out, &out.error_cursor, [&](const char* data, size_t len) {
+    if (out.tree.ParseFromArray(data, static_cast<int>(len))) return true;
     out.error = "cannot decode the parse tree";
-    return out;
-  }
-  out.ok = true;
+    return false;
+  });
   return out;
 }
 
 ProtobufParseOutput parse_sql_protobuf(std::string_view sql) {
   ProtobufParseOutput out;
-  if (sql.find('\0') != std::string_view::npos) {
-    out.error = "statement text contains a NUL byte";
-    return out;
-  }
-  std::string text(sql);  // libpg_query wants a NUL-terminated string
-  ProtobufParse p(text.c_str());
-  if (p.r.error != nullptr) {
-    out.error = p.r.error->message ? p.r.error->message : "syntax error";
-    return out;
-  }
-  out.bytes.assign(p.r.parse_tree.data, p.r.parse_tree.len);
-  out.ok = true;
+  out.ok = run_parse(sql, out, nullptr, [&](const char* data, size_t len) {
+    out.bytes.assign(data, len);
+    return true;
+  });
   return out;
 }
 
