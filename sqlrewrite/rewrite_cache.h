@@ -24,7 +24,8 @@
 // the session tenant replaced by the tenant sentinel, and holds slots for the tenant and for
 // each literal; a hit splices the statement's own literals back (integers without leading
 // zeros, strings as written), which is byte-for-byte what a fresh rewrite gives. Literals equal
-// to the session tenant (and the integer 0, which a unary minus turns into "0", not "-0") stay
+// to the session tenant (and the integer 0, which a unary minus turns into "0", not "-0"; and
+// the strings 't'/'f', which the deparser writes as true/false when cast to boolean) stay
 // in the key as written: "a constant of this slot is never the tenant" then holds for every text
 // sharing the entry. Only allowed SELECT/INSERT/UPDATE/DELETE rewrites whose outcome does not
 // depend on a constant's value (RewriteTrace::constant_read) become constant templates, and the
