@@ -133,4 +133,14 @@ std::string string_literal_value(std::string_view token) {
   return v;
 }
 
+bool string_literal_equals(std::string_view token, std::string_view value) {
+  if (token.size() < 2) return false;
+  size_t v = 0;
+  for (size_t i = 1; i + 1 < token.size(); ++i) {
+    if (v >= value.size() || token[i] != value[v++]) return false;
+    if (token[i] == '\'') ++i;
+  }
+  return v == value.size();
+}
+
 }  // namespace rowguard::sqlrewrite

@@ -34,5 +34,7 @@ bool scan_literals(std::string_view sql, std::vector<Literal>& out);
 
 // The value of a string literal token found by scan_literals ('it''s' -> it's).
 std::string string_literal_value(std::string_view token);
+// Whether that value is `value` (without building it).
+bool string_literal_equals(std::string_view token, std::string_view value);
 
 }  // namespace rowguard::sqlrewrite

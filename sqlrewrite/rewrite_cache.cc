@@ -267,8 +267,10 @@ bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
     } else if (l.kind == Literal::Kind::kString) {
       // 't' and 'f' stay: the deparser writes 't'::boolean as true, so their rewrite is not the
       // template's with the literal spliced in (and the re-parse check then refuses it).
-      const std::string value = string_literal_value(token);
-      if (value == tenant || value == "t" || value == "f") continue;
+      if (string_literal_equals(token, tenant) || string_literal_equals(token, "t") ||
+          string_literal_equals(token, "f")) {
+        continue;
+      }
     }  // a numeric constant is never compared with the tenant (only strings and integers are)
     nkey_.append(sql.substr(from, l.begin - from));
     nkey_.push_back('\0');  // a NUL never occurs in a statement text: the key is unambiguous

@@ -373,7 +373,7 @@ class ClientConnection : public ClientIo {
         }
         if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
         auto t0 = std::chrono::steady_clock::now();
-        session::ClientStep step = session.on_client_message(r.frame, *policy_);
+        const session::ClientStep& step = session.on_client_message(r.frame, *policy_);
         server_.metrics().observe_rewrite(static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
         if (r.frame.tag == protocol::fe::kQuery || r.frame.tag == protocol::fe::kSync) {

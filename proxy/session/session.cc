@@ -112,9 +112,14 @@ std::string TenantSession::refuse(std::string reason) {
   return marker;
 }
 
-ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy) {
+const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy) {
   namespace fe = protocol::fe;
-  ClientStep step;
+  ClientStep& step = step_;
+  step.to_server.clear();
+  step.close = false;
+  step.to_client.clear();
+  step.denial.clear();
+  step.statement.clear();
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
   switch (frame.tag) {
     case fe::kParse:
@@ -133,11 +138,14 @@ ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const 
   }
   switch (frame.tag) {
     case fe::kQuery:
-      return on_query(frame.body, policy);
+      on_query(frame.body, policy, step);
+      return step;
     case fe::kParse:
-      return on_parse(frame.body, policy);
+      on_parse(frame.body, policy, step);
+      return step;
     case fe::kBind:
-      return on_bind(frame.body, {});
+      on_bind(frame.body, step);
+      return step;
     case fe::kClose:
       on_close(frame.body);
       forward_raw();
@@ -167,7 +175,8 @@ ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const 
     case fe::kCopyData:
     case fe::kCopyDone:
     case fe::kCopyFail:
-      return on_copy_message(frame);
+      on_copy_message(frame, step);
+      return step;
     case fe::kTerminate:
       forward_raw();
       step.close = true;
@@ -181,15 +190,14 @@ ClientStep TenantSession::on_client_message(const protocol::Frame& frame, const 
   }
 }
 
-ClientStep TenantSession::on_query(std::string_view body, const policy::Policy& policy) {
-  ClientStep step;
+void TenantSession::on_query(std::string_view body, const policy::Policy& policy, ClientStep& step) {
   auto sql = protocol::parse_query(body);
   if (!sql) {
     step.close = true;
     protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Query message");
-    return step;
+    return;
   }
-  step.statement = std::string(*sql);
+  step.statement.assign(*sql);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(*sql, policy, tenant_);
   std::string why = r.allowed ? check_sql_prepared(r.prepared) : r.reason;
   if (why.empty()) {
@@ -204,18 +212,17 @@ ClientStep TenantSession::on_query(std::string_view body, const policy::Policy& 
     protocol::append_query(step.to_server, "SELECT " + refuse(why));
   }
   ++batches_sent_;
-  return step;
+  return;
 }
 
-ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& policy) {
-  ClientStep step;
+void TenantSession::on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step) {
   auto m = protocol::parse_parse(body);
   if (!m) {
     step.close = true;
     protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Parse message");
-    return step;
+    return;
   }
-  step.statement = std::string(m->query);
+  step.statement.assign(m->query);
   const sqlrewrite::RewriteResult& r = cache_.rewrite(m->query, policy, tenant_);
   const bool sql_prepare_or_execute = std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
     return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare ||
@@ -247,16 +254,15 @@ ClientStep TenantSession::on_parse(std::string_view body, const policy::Policy& 
     pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(r.reason), {});
   }
-  return step;
+  return;
 }
 
-ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
-  ClientStep step;
+void TenantSession::on_bind(std::string_view body, ClientStep& step) {
   auto m = protocol::parse_bind(body);
   if (!m) {
     step.close = true;
     protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Bind message");
-    return step;
+    return;
   }
   // Every statement the server may hold under this name when it runs the Bind. A Parse of this
   // name earlier in the same batch decides alone: if it fails, the server skips the Bind too.
@@ -280,23 +286,22 @@ ClientStep TenantSession::on_bind(std::string_view body, std::string_view) {
         step.denial = why;
         step.statement = "Bind of prepared statement \"" + std::string(m->statement) + "\"";
         protocol::append_bind_empty(step.to_server, m->portal, refuse(why));
-        return step;
+        return;
       }
     }
   }
   protocol::append_frame(step.to_server, protocol::fe::kBind, body);
-  return step;
+  return;
 }
 
-ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
+void TenantSession::on_copy_message(const protocol::Frame& frame, ClientStep& step) {
   namespace fe = protocol::fe;
-  ClientStep step;
-  if (!copy_) return step;  // outside COPY these are ignored, as PostgreSQL does
+  if (!copy_) return;  // outside COPY these are ignored, as PostgreSQL does
   step.statement = copy_->statement;
   if (copy_->failed || copy_->done) {
     if (frame.tag != fe::kCopyData) copy_->done = true;
     step.statement.clear();
-    return step;
+    return;
   }
   std::string rows;
   std::string why;
@@ -314,7 +319,7 @@ ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
     default:  // CopyFail from the client
       protocol::append_frame(step.to_server, fe::kCopyFail, frame.body);
       copy_->done = true;
-      return step;
+      return;
   }
   if (!why.empty()) {
     // Abort the COPY upstream: nothing of it is committed. The server's error names the
@@ -326,7 +331,7 @@ ClientStep TenantSession::on_copy_message(const protocol::Frame& frame) {
   } else {
     step.statement.clear();  // only refusals are logged with the statement
   }
-  return step;
+  return;
 }
 
 void TenantSession::on_close(std::string_view body) {

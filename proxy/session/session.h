@@ -58,8 +58,9 @@ class TenantSession {
  public:
   TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache, std::string nonce);
 
-  // One message from the client.
-  ClientStep on_client_message(const protocol::Frame& frame, const policy::Policy& policy);
+  // One message from the client. The step is reused by the next call (its buffers keep their
+  // capacity, so steady-state traffic does not allocate): copy what must outlive it.
+  const ClientStep& on_client_message(const protocol::Frame& frame, const policy::Policy& policy);
 
   // One message from the server (`raw` = its bytes); appends what the client gets to `to_client`.
   ServerStep on_server_message(const protocol::Frame& frame, std::string_view raw,
@@ -69,9 +70,9 @@ class TenantSession {
   char tx_status() const { return tx_status_; }
 
  private:
-  ClientStep on_query(std::string_view body, const policy::Policy& policy);
-  ClientStep on_parse(std::string_view body, const policy::Policy& policy);
-  ClientStep on_bind(std::string_view body, std::string_view raw);
+  void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_bind(std::string_view body, ClientStep& step);
   void on_close(std::string_view body);
   // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
   // "" when the Query may run, else the reason to refuse it.
@@ -149,7 +150,8 @@ class TenantSession {
   };
   std::optional<CopyIn> copy_;
   std::string channel_prefix_;  // LISTEN/NOTIFY: this tenant's channels upstream
-  ClientStep on_copy_message(const protocol::Frame& frame);
+  void on_copy_message(const protocol::Frame& frame, ClientStep& step);
+  ClientStep step_;  // what on_client_message returns, reused
   char tx_status_ = 'I';
 };
 

@@ -418,6 +418,11 @@ TEST(LiteralScan, FindsIntegersAndStringsAndSkipsEverythingElse) {
   EXPECT_EQ(lits[1].kind, Literal::Kind::kInteger);
   EXPECT_EQ(string_literal_value("'it''s'"), "it's");
   EXPECT_EQ(string_literal_value("''"), "");
+  for (const char* token : {"'it''s'", "''", "'a'", "''''", "'ab'"}) {
+    for (const char* value : {"it's", "", "a", "'", "ab", "it''s", "a'", "abc"}) {
+      EXPECT_EQ(string_literal_equals(token, value), string_literal_value(token) == value) << token << " " << value;
+    }
+  }
 }
 
 TEST(LiteralScan, GivesUpOnWhatItDoesNotModel) {
