@@ -138,6 +138,12 @@ using PolicyPtr = std::shared_ptr<const Policy>;
 PolicyPtr parse_policy(const std::string& toml_text, const std::string& source);
 PolicyPtr load_policy(const std::string& path);
 
+// Error messages never carry secrets: in `message` (a toml11-style error about `toml_text`),
+// quoted source lines that belong to a password/secret/token/private key statement lose their
+// value ("password = <redacted>"), and such values are replaced anywhere else in the message.
+// parse_policy applies it to every PolicyError it throws.
+std::string redact_policy_message(const std::string& message, const std::string& toml_text);
+
 // Splits "schema.table" (or "table" -> public). Names are taken exactly as written
 // (they are compared with identifiers as PostgreSQL stores them: unquoted ones lower-case).
 QualifiedName parse_qualified_name(std::string_view text);

@@ -398,5 +398,88 @@ TEST(ParsePolicyLimits, Errors) {
   expect_error_at(kMinimalToml + "[limits]\nmax_bytes = 1\n"s, 13, "unknown key \"max_bytes\" in [limits]");
 }
 
+// ---- error messages never carry secrets ----------------------------------------------------
+
+// kMinimalToml with its line 10 (`password = "pw1"`) replaced by `bad_lines`.
+std::string with_password_lines(const std::string& bad_lines) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("password = \"pw1\""), 16, bad_lines);
+  return text;
+}
+
+// The message names file, line and column ("my-policy.toml:10:"), shows the line number in the
+// excerpt, says what is wrong, and contains none of `secrets`.
+void expect_redacted_error(const std::string& text, int line, const std::string& what,
+                           const std::vector<std::string>& secrets) {
+  const std::string msg = error_of(text, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml:" + std::to_string(line) + ":"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(" " + std::to_string(line) + " | "), std::string::npos) << msg;
+  EXPECT_NE(msg.find(what), std::string::npos) << "missing \"" << what << "\" in:\n" << msg;
+  EXPECT_NE(msg.find("<redacted>"), std::string::npos) << msg;
+  for (const auto& s : secrets) EXPECT_EQ(msg.find(s), std::string::npos) << "secret \"" << s << "\" in:\n" << msg;
+}
+
+TEST(PolicyErrorSecrets, UnterminatedStringOnPasswordLine) {
+  expect_redacted_error(with_password_lines("password = \"Sup3rS3cretValue"), 10, "[error]",
+                        {"Sup3rS3cret"});
+}
+
+TEST(PolicyErrorSecrets, SyntaxErrorAfterPasswordValue) {
+  expect_redacted_error(with_password_lines("password = \"Sup3rS3cretValue\" trailing"), 10, "[error]",
+                        {"Sup3rS3cret", "trailing"});
+}
+
+TEST(PolicyErrorSecrets, WrongTypeKeepsTheExplanation) {
+  expect_redacted_error(with_password_lines("password = 918273645"), 10, "\"password\" must be a string",
+                        {"918273645"});
+  // Keeps the key so the reader sees which one is wrong.
+  EXPECT_NE(error_of(with_password_lines("password = 918273645")).find("password = <redacted>"),
+            std::string::npos);
+}
+
+TEST(PolicyErrorSecrets, MalformedScramVerifier) {
+  expect_redacted_error(with_password_lines("password = \"SCRAM-SHA-256$4096:c2FsdA==$TopS3cretKey\""), 10,
+                        "malformed SCRAM-SHA-256 verifier", {"TopS3cretKey", "c2FsdA=="});
+}
+
+TEST(PolicyErrorSecrets, MultiLineStrings) {
+  // A valid multi-line string, wrong as a verifier: the error points at its first line.
+  expect_redacted_error(with_password_lines("password = \"\"\"SCRAM-SHA-256$Sup3rS3cret\nSecondS3cretLine\"\"\""),
+                        10, "malformed SCRAM-SHA-256 verifier", {"Sup3rS3cret", "SecondS3cretLine"});
+  // Unterminated multi-line strings (basic and literal): the rest of the file is the secret.
+  for (const char* quote : {"\"\"\"", "'''"}) {
+    const std::string text =
+        with_password_lines(std::string("password = ") + quote + "Sup3rS3cret\nSecondS3cretLine\n");
+    const std::string msg = error_of(text, "my-policy.toml");
+    EXPECT_NE(msg.find("my-policy.toml:"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("Sup3rS3cret"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("SecondS3cretLine"), std::string::npos) << msg;
+  }
+  // An array spanning lines: its second line is part of the password statement.
+  expect_redacted_error(with_password_lines("password = [\n  \"Sup3rS3cretValue\",\n  \"AnotherS3cret\" oops ]"),
+                        12, "[error]", {"Sup3rS3cret", "AnotherS3cret"});
+}
+
+TEST(PolicyErrorSecrets, UpstreamPasswordAndJwtSecret) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("upstream_user"), 0, "upstream_password = \"UpS3cretValue\" x\n");  // line 4
+  expect_redacted_error(text, 4, "[error]", {"UpS3cretValue"});
+
+  std::string jwt = kMinimalToml;
+  jwt.replace(jwt.find("[tenancy]\n"), 10, "[tenancy]\nidentity = \"jwt\"\njwt_secret = \"ShortJwtS3cret\"\n");
+  const std::string msg = error_of(jwt, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml:"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("ShortJwtS3cret"), std::string::npos) << msg;
+}
+
+TEST(PolicyErrorSecrets, OtherLinesStayReadable) {
+  // Errors on ordinary lines still quote them.
+  std::string text = kMinimalToml;
+  text.replace(text.find("tenant = \"1\""), 12, "tenant = 1.5");
+  const std::string msg = error_of(text, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml:11:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("11 | tenant = 1.5"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace rowguard::policy
