@@ -550,6 +550,17 @@ const Login* Policy::login(std::string_view user) const {
   return it == logins.end() ? nullptr : &it->second;
 }
 
+const std::optional<auth::ScramVerifier>& Login::scram_verifier() const {
+  std::call_once(scram_cache->once, [this] {
+    if (password.starts_with("SCRAM-SHA-256$")) {
+      scram_cache->verifier = auth::ScramVerifier::parse(password);
+    } else {
+      scram_cache->verifier = auth::ScramVerifier::from_password(password, auth::random_bytes(16));
+    }
+  });
+  return scram_cache->verifier;
+}
+
 bool Policy::function_allowed(const QualifiedName& name) const {
   for (const auto& f : allowed_functions) {
     if (f == name) return true;

@@ -2,7 +2,11 @@
 // file name and line), parse_qualified_name and the builtin function allowlist.
 #include "policy/policy.h"
 
+#include "proxy/auth/scram.h"
+
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include <cstdio>
 #include <fstream>
@@ -479,6 +483,77 @@ TEST(PolicyErrorSecrets, OtherLinesStayReadable) {
   const std::string msg = error_of(text, "my-policy.toml");
   EXPECT_NE(msg.find("my-policy.toml:11:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("11 | tenant = 1.5"), std::string::npos) << msg;
+}
+
+// ---- SCRAM verifier computed once per Login ------------------------------------------------
+
+// One server-side exchange as client_auth.cc runs it; returns the server-first message, and in
+// `ok` whether the proof verified.
+std::string scram_login(const Login& login, const std::string& password, bool& ok) {
+  const auto& verifier = login.scram_verifier();
+  EXPECT_TRUE(verifier.has_value());
+  auth::ScramServer server(*verifier);
+  auth::ScramClient client(password);
+  const auto server_first = server.handle_client_first(client.client_first());
+  EXPECT_TRUE(server_first.has_value());
+  const auto client_final = client.handle_server_first(*server_first);
+  EXPECT_TRUE(client_final.has_value());
+  const auto server_final = server.handle_client_final(*client_final);
+  ok = server_final.has_value() && client.verify_server_final(*server_final);
+  return *server_first;
+}
+
+// "r=...,s=<salt>,i=<iterations>" -> "s=<salt>,i=<iterations>"
+std::string salt_and_iterations(const std::string& server_first) {
+  return server_first.substr(server_first.find(",s="));
+}
+
+TEST(LoginScramVerifier, PlaintextPasswordDerivedOnceAndReused) {
+  const PolicyPtr p = parse_policy(kMinimalToml, "policy.toml");
+  const Login* login = p->login("t1");
+  ASSERT_NE(login, nullptr);
+  bool ok1 = false, ok2 = false, bad = true;
+  const std::string first = scram_login(*login, "pw1", ok1);
+  const std::string second = scram_login(*login, "pw1", ok2);
+  EXPECT_TRUE(ok1);
+  EXPECT_TRUE(ok2);
+  EXPECT_EQ(salt_and_iterations(first), salt_and_iterations(second));  // same salt: not re-derived
+  EXPECT_NE(first.find(",i=4096"), std::string::npos) << first;
+  EXPECT_NE(first, second);  // the nonces still differ per exchange
+  scram_login(*login, "wrong", bad);
+  EXPECT_FALSE(bad);
+  // The same object is returned each time (computed once).
+  EXPECT_EQ(&login->scram_verifier(), &login->scram_verifier());
+  EXPECT_EQ(login->scram_verifier()->salt, login->scram_verifier()->salt);
+}
+
+TEST(LoginScramVerifier, StoredVerifierDecodedOnceAndUsed) {
+  const std::string verifier = auth::ScramVerifier::from_password("pw9", "0123456789abcdef").to_string();
+  std::string text = kMinimalToml;
+  text.replace(text.find("password = \"pw1\""), 16, "password = \"" + verifier + "\"");
+  const PolicyPtr p = parse_policy(text, "policy.toml");
+  const Login* login = p->login("t1");
+  ASSERT_NE(login, nullptr);
+  bool ok = false, bad = true;
+  const std::string first = scram_login(*login, "pw9", ok);
+  EXPECT_TRUE(ok);
+  EXPECT_NE(first.find(",s=" + auth::base64_encode("0123456789abcdef") + ",i=4096"), std::string::npos) << first;
+  scram_login(*login, "pw1", bad);
+  EXPECT_FALSE(bad);
+}
+
+TEST(LoginScramVerifier, ConcurrentFirstUseComputesOneVerifier) {
+  const PolicyPtr p = parse_policy(kMinimalToml, "policy.toml");
+  const Login* login = p->login("t1");
+  ASSERT_NE(login, nullptr);
+  std::vector<std::string> salts(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < salts.size(); ++i) {
+    threads.emplace_back([&, i] { salts[i] = login->scram_verifier()->salt; });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& s : salts) EXPECT_EQ(s, salts[0]);
+  EXPECT_EQ(salts[0].size(), 16u);
 }
 
 }  // namespace
