@@ -11,7 +11,7 @@ namespace rowguard::policy {
 namespace {
 
 [[noreturn]] void fail(const toml::value& at, const std::string& what, const std::string& here = "here") {
-  throw PolicyError(toml::format_error("[policy] " + what, at, here));
+  throw PolicyError(format_policy_error(at, what, here));
 }
 
 std::optional<std::string> opt_string(const toml::value& t, const std::string& key) {

@@ -12,6 +12,10 @@
 
 namespace rowguard::policy {
 
+// "file:line:column: " + toml11's message with the source excerpt, for a PolicyError about `at`
+// (parse_policy redacts secrets from it before it leaves; see redact_policy_message).
+std::string format_policy_error(const toml::value& at, const std::string& what, const std::string& here);
+
 // Keys of [tenancy] read by parse_identity.
 const std::set<std::string>& identity_tenancy_keys();
 

@@ -18,8 +18,187 @@ namespace {
 
 std::atomic<uint64_t> g_next_version{1};
 
+// ---- keeping secrets out of error messages -------------------------------------------------
+// toml11 quotes the offending source line; a typo on a `password = ...` line would put the
+// password into the start-up log, the reload log and the admin RELOAD reply. Every PolicyError
+// goes through redact_policy_message: the quoted excerpt lines that may hold a secret lose their
+// value, and secret-looking value text anywhere else in the message is replaced too.
+
+bool has_secret_word(std::string_view line) {
+  std::string lower(line);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* word : {"password", "passwd", "secret", "token", "private"}) {
+    if (lower.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// A line that may hold a secret: it mentions a secret word, and is not `..._env = "NAME"`
+// (jwt_secret_env, upstream_password_env name an environment variable, not a secret).
+bool names_a_secret(std::string_view line) {
+  if (!has_secret_word(line)) return false;
+  auto eq = line.find('=');
+  if (eq != std::string_view::npos && line.substr(0, eq).find_first_of("\"'") == std::string_view::npos &&
+      trim(line.substr(0, eq)).ends_with("_env")) {
+    return false;
+  }
+  return true;
+}
+
+struct SecretLines {
+  std::vector<bool> sensitive;      // per source line (0-based)
+  std::vector<bool> continuation;   // the line continues a value started on a line above
+  std::vector<std::string> values;  // value text found on sensitive lines
+};
+
+// A small TOML lexer, just enough to know which lines belong to which `key = value` statement:
+// strings (basic, literal, multi-line, escapes), comments, and [ ] { } nesting. A statement
+// whose text mentions a secret word is sensitive on all its lines (a multi-line string or
+// array continues it); an unterminated multi-line string or bracket makes the rest of the file
+// sensitive (fail closed).
+SecretLines scan_secret_lines(const std::string& text) {
+  SecretLines out;
+  enum { kNone, kMlBasic, kMlLiteral } state = kNone;
+  int depth = 0;
+  bool statement_sensitive = false;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    const bool continuation = state != kNone || depth > 0;
+    if (!continuation) statement_sensitive = false;
+    if (continuation ? has_secret_word(line) : names_a_secret(line)) statement_sensitive = true;
+    out.sensitive.push_back(statement_sensitive);
+    out.continuation.push_back(continuation);
+    if (statement_sensitive) {
+      std::string_view value = line;
+      if (!continuation) {
+        auto eq = line.find('=');
+        value = eq == std::string_view::npos ? line : line.substr(eq + 1);
+      }
+      value = trim(value);
+      out.values.emplace_back(value);
+      for (std::string_view q : {"\"\"\"", "'''", "\"", "'"}) {
+        while (value.size() >= q.size() && value.starts_with(q)) value.remove_prefix(q.size());
+        while (value.size() >= q.size() && value.ends_with(q)) value.remove_suffix(q.size());
+      }
+      out.values.emplace_back(trim(value));
+    }
+    size_t i = 0;
+    const size_t n = line.size();
+    while (i < n) {
+      if (state == kMlBasic) {
+        if (line[i] == '\\') {
+          i += 2;
+        } else if (line.substr(i).starts_with("\"\"\"")) {
+          state = kNone;
+          i += 3;
+        } else {
+          ++i;
+        }
+        continue;
+      }
+      if (state == kMlLiteral) {
+        if (line.substr(i).starts_with("'''")) {
+          state = kNone;
+          i += 3;
+        } else {
+          ++i;
+        }
+        continue;
+      }
+      const char c = line[i];
+      if (c == '#') break;
+      if (c == '"' || c == '\'') {
+        const std::string_view triple = c == '"' ? "\"\"\"" : "'''";
+        if (line.substr(i).starts_with(triple)) {
+          state = c == '"' ? kMlBasic : kMlLiteral;
+          i += 3;
+          continue;
+        }
+        size_t j = i + 1;
+        while (j < n && line[j] != c) j += (c == '"' && line[j] == '\\') ? 2 : 1;
+        j = std::min(j, n);
+        if (statement_sensitive && j > i + 1) out.values.emplace_back(line.substr(i + 1, j - i - 1));
+        i = j + 1;
+        continue;
+      }
+      if (c == '[' || c == '{') ++depth;
+      if ((c == ']' || c == '}') && depth > 0) --depth;
+      ++i;
+    }
+    if (end == text.size()) break;
+    start = end + 1;
+  }
+  // Short values ("1", "on") would mangle line numbers and words; excerpt redaction covers them.
+  std::erase_if(out.values, [](const std::string& v) { return v.size() < 4; });
+  return out;
+}
+
+// "file:line:column: " in front of a message about `loc`.
+std::string located(const toml::source_location& loc) {
+  return loc.file_name() + ":" + std::to_string(loc.line()) + ":" + std::to_string(loc.column()) + ": ";
+}
+
+}  // namespace
+
+std::string format_policy_error(const toml::value& at, const std::string& what, const std::string& here) {
+  return located(at.location()) + toml::format_error("[policy] " + what, at, here);
+}
+
+std::string redact_policy_message(const std::string& message, const std::string& toml_text) {
+  const SecretLines secrets = scan_secret_lines(toml_text);
+  std::string out;
+  size_t start = 0;
+  while (start < message.size()) {
+    size_t end = message.find('\n', start);
+    const bool last = end == std::string::npos;
+    if (last) end = message.size();
+    std::string line = message.substr(start, end - start);
+    // An excerpt line: " <line number> | <source text>" (toml11's format_underline).
+    size_t k = 0;
+    while (k < line.size() && line[k] == ' ') ++k;
+    size_t digits = k;
+    while (digits < line.size() && std::isdigit(static_cast<unsigned char>(line[digits]))) ++digits;
+    if (k > 0 && digits > k && digits - k < 9 && line.compare(digits, 3, " | ") == 0) {
+      const size_t number = std::stoul(line.substr(k, digits - k));
+      const std::string source_text = line.substr(digits + 3);
+      const bool in_file = number >= 1 && number <= secrets.sensitive.size();
+      if (!in_file || secrets.sensitive[number - 1] ||
+          (secrets.continuation[number - 1] ? has_secret_word(source_text) : names_a_secret(source_text))) {
+        // Keep "key =" when the key is plain (no quotes before the '='), drop the value.
+        std::string kept;
+        auto eq = source_text.find('=');
+        if (in_file && !secrets.continuation[number - 1] && eq != std::string::npos &&
+            source_text.find_first_of("\"'") > eq) {
+          kept = source_text.substr(0, eq + 1) + " ";
+        }
+        line = line.substr(0, digits + 3) + kept + "<redacted>";
+      }
+    }
+    for (const auto& v : secrets.values) {
+      for (size_t at = line.find(v); at != std::string::npos; at = line.find(v, at + 10)) {
+        line.replace(at, v.size(), "<redacted>");
+      }
+    }
+    out += line;
+    if (!last) out += '\n';
+    start = end + 1;
+  }
+  return out;
+}
+
+namespace {
+
 [[noreturn]] void fail(const toml::value& at, const std::string& what, const std::string& here) {
-  throw PolicyError(toml::format_error("[policy] " + what, at, here));
+  throw PolicyError(format_policy_error(at, what, here));
 }
 
 void check_keys(const toml::value& table, const std::set<std::string>& allowed,
@@ -371,6 +550,17 @@ const Login* Policy::login(std::string_view user) const {
   return it == logins.end() ? nullptr : &it->second;
 }
 
+const std::optional<auth::ScramVerifier>& Login::scram_verifier() const {
+  std::call_once(scram_cache->once, [this] {
+    if (password.starts_with("SCRAM-SHA-256$")) {
+      scram_cache->verifier = auth::ScramVerifier::parse(password);
+    } else {
+      scram_cache->verifier = auth::ScramVerifier::from_password(password, auth::random_bytes(16));
+    }
+  });
+  return scram_cache->verifier;
+}
+
 bool Policy::function_allowed(const QualifiedName& name) const {
   for (const auto& f : allowed_functions) {
     if (f == name) return true;
@@ -383,8 +573,10 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   try {
     std::istringstream in(toml_text);
     root = toml::parse(in, source);
+  } catch (const toml::exception& e) {
+    throw PolicyError(redact_policy_message(located(e.location()) + e.what(), toml_text));
   } catch (const std::exception& e) {
-    throw PolicyError(e.what());
+    throw PolicyError(redact_policy_message(source + ": " + e.what(), toml_text));
   }
   auto p = std::make_shared<Policy>();
   p->source = source;
@@ -403,10 +595,12 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
     parse_roles(root, *p);
     parse_tables(root, *p);
     parse_functions(root, *p);
-  } catch (const PolicyError&) {
-    throw;
+  } catch (const PolicyError& e) {
+    throw PolicyError(redact_policy_message(e.what(), toml_text));
+  } catch (const toml::exception& e) {
+    throw PolicyError(redact_policy_message(located(e.location()) + e.what(), toml_text));
   } catch (const std::exception& e) {
-    throw PolicyError(source + ": " + e.what());
+    throw PolicyError(redact_policy_message(source + ": " + e.what(), toml_text));
   }
   if (p->logins.empty() && p->identity.mode == "map") throw PolicyError(source + ": no [[tenants]] or [[bypass]] users: nobody could log in");
   p->version = g_next_version.fetch_add(1);

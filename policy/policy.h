@@ -5,11 +5,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "proxy/auth/scram.h"
 
 namespace rowguard::auth {
 class JwtVerifier;
@@ -41,6 +44,20 @@ struct Login {
   std::string password;    // plaintext, or a SCRAM-SHA-256$... verifier as in pg_authid
   std::optional<std::string> tenant;  // nullopt: bypass user
   bool bypass() const { return !tenant.has_value(); }
+
+  // The SCRAM-SHA-256 verifier for `password`: the stored one decoded, or for a plaintext
+  // password one derived with a random salt (4096 PBKDF2 iterations). Computed once, on the
+  // first SCRAM login of this user under this policy (std::call_once: policies are shared by
+  // all workers), then reused, so a connection storm does not run PBKDF2 per login and the
+  // salt a client sees stays the same (as with a stored verifier). nullopt: the stored
+  // verifier does not decode. Don't change `password` after the first call.
+  const std::optional<auth::ScramVerifier>& scram_verifier() const;
+
+  struct ScramCache {
+    std::once_flag once;
+    std::optional<auth::ScramVerifier> verifier;
+  };
+  std::shared_ptr<ScramCache> scram_cache = std::make_shared<ScramCache>();
 };
 
 struct ProxySettings {
@@ -137,6 +154,12 @@ using PolicyPtr = std::shared_ptr<const Policy>;
 // Parses TOML text. `source` names the file in error messages. Throws PolicyError.
 PolicyPtr parse_policy(const std::string& toml_text, const std::string& source);
 PolicyPtr load_policy(const std::string& path);
+
+// Error messages never carry secrets: in `message` (a toml11-style error about `toml_text`),
+// quoted source lines that belong to a password/secret/token/private key statement lose their
+// value ("password = <redacted>"), and such values are replaced anywhere else in the message.
+// parse_policy applies it to every PolicyError it throws.
+std::string redact_policy_message(const std::string& message, const std::string& toml_text);
 
 // Splits "schema.table" (or "table" -> public). Names are taken exactly as written
 // (they are compared with identifiers as PostgreSQL stores them: unquoted ones lower-case).

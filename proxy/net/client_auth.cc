@@ -34,12 +34,11 @@ asio::awaitable<ClientAuth> scram_login(ClientIo& io, const policy::Policy& poli
                                         SSL* tls) {
   const policy::Login* login = policy.login(user);
   auth::ScramVerifier verifier = auth::mock_verifier(user);
-  if (login && login->password.starts_with("SCRAM-SHA-256$")) {
-    auto parsed = auth::ScramVerifier::parse(login->password);
-    if (!parsed) co_return failed(user, "the stored SCRAM verifier does not decode");
-    verifier = *parsed;
-  } else if (login) {
-    verifier = auth::ScramVerifier::from_password(login->password, auth::random_bytes(16));
+  if (login) {
+    // Computed once per policy load and user (Login::scram_verifier), not per login.
+    const auto& stored = login->scram_verifier();
+    if (!stored) co_return failed(user, "the stored SCRAM verifier does not decode");
+    verifier = *stored;
   }
   // On TLS: offer SCRAM-SHA-256-PLUS too (tls-server-end-point of our certificate), as
   // PostgreSQL does; the client picks.

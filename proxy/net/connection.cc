@@ -100,8 +100,15 @@ class ClientConnection : public ClientIo {
     policy_ = server_.policy();
     // Startup and authentication must finish in time (a slow or silent client holds nothing).
     auth_timer_.expires_after(std::chrono::seconds(policy_->proxy.auth_timeout_seconds));
-    auth_timer_.async_wait([this](boost::system::error_code ec) {
-      if (!ec) {
+    // Liveness guard (as in ClientWatch): if the timer has already expired when this object is
+    // destroyed, the handler is queued with success and cancel() in the destructor cannot
+    // turn it into operation_aborted; it then runs after `this` is gone. `alive` expires with
+    // the object, and is checked before `this` is touched. (Not unit-tested: making the
+    // handler run after destruction needs the timer to fire between the last co_await and the
+    // destructor on the same strand, which no test can arrange deterministically.)
+    std::weak_ptr<int> alive = alive_;
+    auth_timer_.async_wait([this, alive](boost::system::error_code ec) {
+      if (!ec && !alive.expired()) {
         spdlog::warn("session={} client={} startup/authentication timeout", id_, peer_);
         client_.close();
       }
@@ -685,6 +692,7 @@ class ClientConnection : public ClientIo {
   bool draining_ = false;    // rowguard is shutting down: close at the next idle point
   bool counted_user_ = false;
   asio::steady_timer auth_timer_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with this object (auth_timer_ handler)
   ClientWatch watch_;            // [limits] idle timeouts and message_timeout
   std::string refusal_;          // set when a client message broke a [limits] size
   std::string server_refusal_;   // bypass: the server sent an oversized (54000) or malformed (08P01) message

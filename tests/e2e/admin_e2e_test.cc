@@ -304,6 +304,19 @@ TEST_F(AdminE2e, ReloadCommandAppliesGoodFileAndReportsBadOne) {
   EXPECT_EQ(version(), v1);
   EXPECT_EQ(rg.psql("t1", "pw1", "SELECT count(*) FROM audit_log WHERE tenant_id <> 1").out, "0\n");
   EXPECT_TRUE(rg.running());
+
+  // A typo on a password line (unterminated string): the reply and the log name the line but
+  // never show the password.
+  std::string typo = original;
+  ASSERT_NE(typo.find("password = \"pw1\""), std::string::npos) << typo;
+  typo.replace(typo.find("password = \"pw1\""), 16, "password = \"Typo5ecretPw");
+  write_text_file(rg.config_path(), typo);
+  CommandResult leaked = console(rg, "RELOAD");
+  EXPECT_TRUE(contains(leaked.err, "policy rejected")) << describe(leaked);
+  EXPECT_TRUE(contains(leaked.err, "password = <redacted>")) << describe(leaked);
+  EXPECT_FALSE(contains(leaked.err + leaked.out, "Typo5ecret")) << describe(leaked);
+  EXPECT_TRUE(contains(rg.log(), "password = <redacted>")) << rg.log();
+  EXPECT_FALSE(contains(rg.log(), "Typo5ecret")) << rg.log();
 }
 
 TEST_F(AdminE2e, PauseHoldsTenantStatementsUntilResume) {

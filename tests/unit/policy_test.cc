@@ -2,7 +2,11 @@
 // file name and line), parse_qualified_name and the builtin function allowlist.
 #include "policy/policy.h"
 
+#include "proxy/auth/scram.h"
+
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include <cstdio>
 #include <fstream>
@@ -396,6 +400,160 @@ TEST(ParsePolicyLimits, Errors) {
   expect_error_at(kMinimalToml + "[limits]\nidle_in_transaction_timeout = \"5s\"\n"s, 13,
                   "\"idle_in_transaction_timeout\" must be an integer");
   expect_error_at(kMinimalToml + "[limits]\nmax_bytes = 1\n"s, 13, "unknown key \"max_bytes\" in [limits]");
+}
+
+// ---- error messages never carry secrets ----------------------------------------------------
+
+// kMinimalToml with its line 10 (`password = "pw1"`) replaced by `bad_lines`.
+std::string with_password_lines(const std::string& bad_lines) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("password = \"pw1\""), 16, bad_lines);
+  return text;
+}
+
+// The message names file, line and column ("my-policy.toml:10:"), shows the line number in the
+// excerpt, says what is wrong, and contains none of `secrets`.
+void expect_redacted_error(const std::string& text, int line, const std::string& what,
+                           const std::vector<std::string>& secrets) {
+  const std::string msg = error_of(text, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml:" + std::to_string(line) + ":"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(" " + std::to_string(line) + " | "), std::string::npos) << msg;
+  EXPECT_NE(msg.find(what), std::string::npos) << "missing \"" << what << "\" in:\n" << msg;
+  EXPECT_NE(msg.find("<redacted>"), std::string::npos) << msg;
+  for (const auto& s : secrets) EXPECT_EQ(msg.find(s), std::string::npos) << "secret \"" << s << "\" in:\n" << msg;
+}
+
+TEST(PolicyErrorSecrets, UnterminatedStringOnPasswordLine) {
+  expect_redacted_error(with_password_lines("password = \"Sup3rS3cretValue"), 10, "[error]",
+                        {"Sup3rS3cret"});
+}
+
+TEST(PolicyErrorSecrets, SyntaxErrorAfterPasswordValue) {
+  expect_redacted_error(with_password_lines("password = \"Sup3rS3cretValue\" trailing"), 10, "[error]",
+                        {"Sup3rS3cret", "trailing"});
+}
+
+TEST(PolicyErrorSecrets, WrongTypeKeepsTheExplanation) {
+  expect_redacted_error(with_password_lines("password = 918273645"), 10, "\"password\" must be a string",
+                        {"918273645"});
+  // Keeps the key so the reader sees which one is wrong.
+  EXPECT_NE(error_of(with_password_lines("password = 918273645")).find("password = <redacted>"),
+            std::string::npos);
+}
+
+TEST(PolicyErrorSecrets, MalformedScramVerifier) {
+  expect_redacted_error(with_password_lines("password = \"SCRAM-SHA-256$4096:c2FsdA==$TopS3cretKey\""), 10,
+                        "malformed SCRAM-SHA-256 verifier", {"TopS3cretKey", "c2FsdA=="});
+}
+
+TEST(PolicyErrorSecrets, MultiLineStrings) {
+  // A valid multi-line string, wrong as a verifier: the error points at its first line.
+  expect_redacted_error(with_password_lines("password = \"\"\"SCRAM-SHA-256$Sup3rS3cret\nSecondS3cretLine\"\"\""),
+                        10, "malformed SCRAM-SHA-256 verifier", {"Sup3rS3cret", "SecondS3cretLine"});
+  // Unterminated multi-line strings (basic and literal): the rest of the file is the secret.
+  for (const char* quote : {"\"\"\"", "'''"}) {
+    const std::string text =
+        with_password_lines(std::string("password = ") + quote + "Sup3rS3cret\nSecondS3cretLine\n");
+    const std::string msg = error_of(text, "my-policy.toml");
+    EXPECT_NE(msg.find("my-policy.toml:"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("Sup3rS3cret"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("SecondS3cretLine"), std::string::npos) << msg;
+  }
+  // An array spanning lines: its second line is part of the password statement.
+  expect_redacted_error(with_password_lines("password = [\n  \"Sup3rS3cretValue\",\n  \"AnotherS3cret\" oops ]"),
+                        12, "[error]", {"Sup3rS3cret", "AnotherS3cret"});
+}
+
+TEST(PolicyErrorSecrets, UpstreamPasswordAndJwtSecret) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("upstream_user"), 0, "upstream_password = \"UpS3cretValue\" x\n");  // line 4
+  expect_redacted_error(text, 4, "[error]", {"UpS3cretValue"});
+
+  std::string jwt = kMinimalToml;
+  jwt.replace(jwt.find("[tenancy]\n"), 10, "[tenancy]\nidentity = \"jwt\"\njwt_secret = \"ShortJwtS3cret\"\n");
+  const std::string msg = error_of(jwt, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml:"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("ShortJwtS3cret"), std::string::npos) << msg;
+}
+
+TEST(PolicyErrorSecrets, OtherLinesStayReadable) {
+  // Errors on ordinary lines still quote them.
+  std::string text = kMinimalToml;
+  text.replace(text.find("tenant = \"1\""), 12, "tenant = 1.5");
+  const std::string msg = error_of(text, "my-policy.toml");
+  EXPECT_NE(msg.find("my-policy.toml:11:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("11 | tenant = 1.5"), std::string::npos) << msg;
+}
+
+// ---- SCRAM verifier computed once per Login ------------------------------------------------
+
+// One server-side exchange as client_auth.cc runs it; returns the server-first message, and in
+// `ok` whether the proof verified.
+std::string scram_login(const Login& login, const std::string& password, bool& ok) {
+  const auto& verifier = login.scram_verifier();
+  EXPECT_TRUE(verifier.has_value());
+  auth::ScramServer server(*verifier);
+  auth::ScramClient client(password);
+  const auto server_first = server.handle_client_first(client.client_first());
+  EXPECT_TRUE(server_first.has_value());
+  const auto client_final = client.handle_server_first(*server_first);
+  EXPECT_TRUE(client_final.has_value());
+  const auto server_final = server.handle_client_final(*client_final);
+  ok = server_final.has_value() && client.verify_server_final(*server_final);
+  return *server_first;
+}
+
+// "r=...,s=<salt>,i=<iterations>" -> "s=<salt>,i=<iterations>"
+std::string salt_and_iterations(const std::string& server_first) {
+  return server_first.substr(server_first.find(",s="));
+}
+
+TEST(LoginScramVerifier, PlaintextPasswordDerivedOnceAndReused) {
+  const PolicyPtr p = parse_policy(kMinimalToml, "policy.toml");
+  const Login* login = p->login("t1");
+  ASSERT_NE(login, nullptr);
+  bool ok1 = false, ok2 = false, bad = true;
+  const std::string first = scram_login(*login, "pw1", ok1);
+  const std::string second = scram_login(*login, "pw1", ok2);
+  EXPECT_TRUE(ok1);
+  EXPECT_TRUE(ok2);
+  EXPECT_EQ(salt_and_iterations(first), salt_and_iterations(second));  // same salt: not re-derived
+  EXPECT_NE(first.find(",i=4096"), std::string::npos) << first;
+  EXPECT_NE(first, second);  // the nonces still differ per exchange
+  scram_login(*login, "wrong", bad);
+  EXPECT_FALSE(bad);
+  // The same object is returned each time (computed once).
+  EXPECT_EQ(&login->scram_verifier(), &login->scram_verifier());
+  EXPECT_EQ(login->scram_verifier()->salt, login->scram_verifier()->salt);
+}
+
+TEST(LoginScramVerifier, StoredVerifierDecodedOnceAndUsed) {
+  const std::string verifier = auth::ScramVerifier::from_password("pw9", "0123456789abcdef").to_string();
+  std::string text = kMinimalToml;
+  text.replace(text.find("password = \"pw1\""), 16, "password = \"" + verifier + "\"");
+  const PolicyPtr p = parse_policy(text, "policy.toml");
+  const Login* login = p->login("t1");
+  ASSERT_NE(login, nullptr);
+  bool ok = false, bad = true;
+  const std::string first = scram_login(*login, "pw9", ok);
+  EXPECT_TRUE(ok);
+  EXPECT_NE(first.find(",s=" + auth::base64_encode("0123456789abcdef") + ",i=4096"), std::string::npos) << first;
+  scram_login(*login, "pw1", bad);
+  EXPECT_FALSE(bad);
+}
+
+TEST(LoginScramVerifier, ConcurrentFirstUseComputesOneVerifier) {
+  const PolicyPtr p = parse_policy(kMinimalToml, "policy.toml");
+  const Login* login = p->login("t1");
+  ASSERT_NE(login, nullptr);
+  std::vector<std::string> salts(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < salts.size(); ++i) {
+    threads.emplace_back([&, i] { salts[i] = login->scram_verifier()->salt; });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& s : salts) EXPECT_EQ(s, salts[0]);
+  EXPECT_EQ(salts[0].size(), 16u);
 }
 
 }  // namespace
