@@ -1,26 +1,38 @@
 // The conservative literal scanner (see literal_scan.h), after PostgreSQL 15's scan.l.
 #include "sqlrewrite/literal_scan.h"
 
+#include <array>
+
 namespace rowguard::sqlrewrite {
 namespace {
 
-bool ident_start(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c >= 0x80;
-}
-bool ident_cont(unsigned char c) { return ident_start(c) || (c >= '0' && c <= '9') || c == '$'; }
-bool digit(unsigned char c) { return c >= '0' && c <= '9'; }
-bool space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
-// scan.l's op_chars and self, minus the characters handled on their own ('.', '$', quotes).
-bool punctuation(unsigned char c) {
-  switch (c) {
-    case '~': case '!': case '@': case '#': case '^': case '&': case '|': case '`': case '?':
-    case '+': case '-': case '*': case '/': case '%': case '<': case '>': case '=': case ',':
-    case '(': case ')': case '[': case ']': case ';': case ':':
-      return true;
-    default:
-      return false;
+// Character classes, one table lookup each (the scanner runs on every statement text that misses
+// the exact-text cache, so it must cost well under the splice it enables).
+enum : uint8_t { kIdentStart = 1, kDigit = 2, kIdentContOnly = 4, kSpace = 8, kPunct = 16 };
+
+constexpr std::array<uint8_t, 256> make_classes() {
+  std::array<uint8_t, 256> t{};
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] |= kIdentStart;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] |= kIdentStart;
+  for (int c = 0x80; c <= 0xff; ++c) t[c] |= kIdentStart;
+  t['_'] |= kIdentStart;
+  for (int c = '0'; c <= '9'; ++c) t[c] |= kDigit;
+  t['$'] |= kIdentContOnly;
+  for (char c : {' ', '\t', '\n', '\r', '\f'}) t[static_cast<unsigned char>(c)] |= kSpace;
+  // scan.l's op_chars and self, minus the characters handled on their own ('.', '$', quotes).
+  for (char c : {'~', '!', '@', '#', '^', '&', '|', '`', '?', '+', '-', '*', '/', '%', '<', '>', '=', ',',
+                 '(', ')', '[', ']', ';', ':'}) {
+    t[static_cast<unsigned char>(c)] |= kPunct;
   }
+  return t;
 }
+constexpr std::array<uint8_t, 256> kClasses = make_classes();
+
+bool ident_start(unsigned char c) { return kClasses[c] & kIdentStart; }
+bool ident_cont(unsigned char c) { return kClasses[c] & (kIdentStart | kDigit | kIdentContOnly); }
+bool digit(unsigned char c) { return kClasses[c] & kDigit; }
+bool space(unsigned char c) { return kClasses[c] & kSpace; }
+bool punctuation(unsigned char c) { return kClasses[c] & kPunct; }
 
 // Skips whitespace and comments from `i`; false on an unterminated /* comment.
 bool skip_blank(std::string_view s, size_t& i) {
