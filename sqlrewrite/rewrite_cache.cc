@@ -359,17 +359,17 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
   return e;
 }
 
-const RewriteResult& RewriteCache::fill_constants(const Entry& e, std::string_view sql,
-                                                  std::string_view tenant) {
-  scratch_ = e.result;
-  std::string& out = scratch_.sql;
+void RewriteCache::fill_sql(std::string& out, const Entry& e, std::string_view sql, std::string_view tenant,
+                            std::vector<uint32_t>* tenant_at) const {
   out.clear();
   const std::string_view tmpl = e.result.sql;
   size_t from = 0;
   for (const Slot& s : e.slots) {
     out.append(tmpl.substr(from, s.at - from));
     if (s.literal < 0) {
-      append_string_literal(out, tenant);
+      // With tenant_at: the tenant is left out and its place recorded (an exact-text template).
+      if (tenant_at != nullptr) tenant_at->push_back(static_cast<uint32_t>(out.size()));
+      else append_string_literal(out, tenant);
     } else {
       const Literal& l = constants_[static_cast<size_t>(s.literal)];
       const std::string_view token = sql.substr(l.begin, l.end - l.begin);
@@ -380,7 +380,57 @@ const RewriteResult& RewriteCache::fill_constants(const Entry& e, std::string_vi
     from = s.at;
   }
   out.append(tmpl.substr(from));
+}
+
+const RewriteResult& RewriteCache::fill_constants(const Entry& e, std::string_view sql,
+                                                  std::string_view tenant) {
+  scratch_ = e.result;
+  fill_sql(scratch_.sql, e, sql, tenant, nullptr);
   return scratch_;
+}
+
+void RewriteCache::remember_exact(const Entry& e, std::string_view sql, std::string_view tenant) {
+  // A text served by a constant template is not stored under its exact text (one entry per
+  // literal value would crowd out the shapes); one seen twice lately is, so that a repeated long
+  // text skips the literal scan. Direct-mapped, 64-bit hashes: a collision only costs an entry.
+  if (!exact_memo_) return;
+  if (seen_.empty()) seen_.assign(4096, 0);
+  const uint64_t h = std::hash<std::string_view>{}(sql) | 1;  // 0 marks an empty slot
+  uint64_t& slot = seen_[h & (seen_.size() - 1)];
+  if (slot != h) {
+    slot = h;
+    return;
+  }
+  slot = 0;
+  set_key_template(sql);
+  auto t = find(key_);
+  if (e.kind == Kind::kConstTemplate) {
+    if (t != lru_.end()) return;  // (a per-tenant reference for this text: leave it)
+    Entry x;
+    x.kind = Kind::kTemplate;
+    x.key = key_;
+    x.result = e.result;
+    fill_sql(x.result.sql, e, sql, tenant, &x.sql_slots);
+    insert(std::move(x));
+  } else {
+    if (t != lru_.end() && t->kind != Kind::kPerTenantRef) return;
+    if (t == lru_.end()) {
+      Entry ref;
+      ref.kind = Kind::kPerTenantRef;
+      ref.key = key_;
+      insert(std::move(ref));
+    }
+    Entry x;
+    x.kind = Kind::kPerTenant;
+    set_key_tenant(sql, tenant);
+    if (find(key_) != lru_.end()) return;
+    x.key = key_;
+    x.result = e.result;
+    fill_sql(x.result.sql, e, sql, tenant, nullptr);
+    insert(std::move(x));
+  }
+  evict();
+  publish();
 }
 
 const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const policy::Policy& policy,
@@ -390,10 +440,13 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
   bool per_tenant = false;
   if (it != lru_.end()) {
     switch (it->kind) {
-      case Kind::kConstTemplate:
+      case Kind::kConstTemplate: {
         hits_.fetch_add(1, std::memory_order_relaxed);
         constant_hits_.fetch_add(1, std::memory_order_relaxed);
-        return &fill_constants(*it, sql, tenant);
+        const RewriteResult& r = fill_constants(*it, sql, tenant);
+        remember_exact(*it, sql, tenant);  // may evict *it: not used after this
+        return &r;
+      }
       case Kind::kConstPerTenantRef:
         per_tenant = true;
         break;
@@ -411,7 +464,9 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
       if (pt->kind != Kind::kConstPerTenant) return nullptr;  // kNoConst for this tenant
       hits_.fetch_add(1, std::memory_order_relaxed);
       constant_hits_.fetch_add(1, std::memory_order_relaxed);
-      return &fill_constants(*pt, sql, tenant);
+      const RewriteResult& r = fill_constants(*pt, sql, tenant);
+      remember_exact(*pt, sql, tenant);
+      return &r;
     }
   }
   std::optional<Entry> made;

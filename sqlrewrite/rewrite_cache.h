@@ -79,6 +79,10 @@ class RewriteCache {
   size_t bytes() const { return bytes_published_.load(std::memory_order_relaxed); }
   // Entries that are per (text, tenant) rather than templates (for tests and the admin console).
   size_t per_tenant_entries() const { return per_tenant_published_.load(std::memory_order_relaxed); }
+  // Whether a text served by a constant template twice lately gets an exact-text entry (on by
+  // default; the benchmark of the constant-template path turns it off).
+  void set_exact_memo(bool on) { exact_memo_ = on; }
+
   // Hits served by a constant template (a statement text seen for the first time, whose shape was).
   size_t constant_hits() const { return constant_hits_.load(std::memory_order_relaxed); }
 
@@ -126,6 +130,9 @@ class RewriteCache {
                                               std::string_view tenant, bool per_tenant,
                                               bool* tenant_dependent);
   const RewriteResult& fill_constants(const Entry& e, std::string_view sql, std::string_view tenant);
+  void fill_sql(std::string& out, const Entry& e, std::string_view sql, std::string_view tenant,
+                std::vector<uint32_t>* tenant_at) const;
+  void remember_exact(const Entry& e, std::string_view sql, std::string_view tenant);
   void set_key_template(std::string_view sql);
   void set_key_tenant(std::string_view sql, std::string_view tenant);
 
@@ -141,6 +148,8 @@ class RewriteCache {
   std::string nkey_;       // normalized-text key scratch
   std::vector<Literal> literals_;   // scan_literals output scratch
   std::vector<Literal> constants_;  // the literals replaced by markers in nkey_ (slot numbers)
+  std::vector<uint64_t> seen_;      // hashes of texts lately served by constant templates
+  bool exact_memo_ = true;
   RewriteResult scratch_;  // the spliced result handed out (its buffers are reused)
   std::atomic<size_t> hits_{0};
   std::atomic<size_t> misses_{0};

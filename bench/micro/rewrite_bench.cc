@@ -238,7 +238,8 @@ void BM_cached_rewrite_tenants(benchmark::State& state, const Shape* s) {
     const auto& r = cache.rewrite(sql, *policy(), tenants[i++ & 3]);
     benchmark::DoNotOptimize(&r);
   }
-  if (cache.misses() != 1 || cache.size() != 1) state.SkipWithError("the template was not shared by the tenants");
+  // One template (plus, for a text with literals, the exact-text entry a repeated text gets).
+  if (cache.misses() != 1 || cache.size() > 2) state.SkipWithError("the template was not shared by the tenants");
   state.SetLabel("RewriteCache hit, 4 tenants, 1 entry");
   set_common(state, *s, out);
 }
@@ -294,6 +295,7 @@ void BM_constant_hit(benchmark::State& state, const Shape* s) {
     return;
   }
   rw::RewriteCache cache;
+  cache.set_exact_memo(false);  // the 256 texts repeat: measure the template path, not exact hits
   size_t out = cache.rewrite(texts[0], *policy(), kTenant).sql.size();
   size_t i = 1;
   for (auto _ : state) {
