@@ -145,6 +145,8 @@ std::string string_literal_value(std::string_view token) {
   return v;
 }
 
+bool identifier_char(unsigned char c) { return ident_cont(c); }
+
 bool string_literal_equals(std::string_view token, std::string_view value) {
   if (token.size() < 2) return false;
   size_t v = 0;

@@ -37,4 +37,21 @@ std::string string_literal_value(std::string_view token);
 // Whether that value is `value` (without building it).
 bool string_literal_equals(std::string_view token, std::string_view value);
 
+// Whether c continues an identifier in PostgreSQL (letters, digits, '_', '$', bytes >= 0x80).
+bool identifier_char(unsigned char c);
+
+// Appends `sql` to `out` with each literal of `lits` (scan_literals order) handed to
+// replace(out, index, literal, token), which appends what stands in its place.
+template <class Replace>
+void replace_literals(std::string& out, std::string_view sql, const std::vector<Literal>& lits, Replace&& replace) {
+  size_t from = 0;
+  for (size_t k = 0; k < lits.size(); ++k) {
+    const Literal& l = lits[k];
+    out.append(sql.substr(from, l.begin - from));
+    replace(out, k, l, sql.substr(l.begin, l.end - l.begin));
+    from = l.end;
+  }
+  out.append(sql.substr(from));
+}
+
 }  // namespace rowguard::sqlrewrite

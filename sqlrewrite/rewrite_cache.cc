@@ -77,19 +77,14 @@ std::string_view integer_digits(std::string_view token) {
   return token.substr(z);
 }
 
-bool ident_char(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '$' || c >= 0x80;
-}
-
 // Offsets of `token` in `text` where it stands as a whole token (for integers: not glued to
 // other identifier characters or digits).
 std::vector<uint32_t> find_tokens(std::string_view text, std::string_view token) {
   std::vector<uint32_t> at;
   for (size_t pos = text.find(token); pos != std::string_view::npos; pos = text.find(token, pos + 1)) {
     const size_t end = pos + token.size();
-    if (pos > 0 && ident_char(static_cast<unsigned char>(text[pos - 1]))) continue;
-    if (end < text.size() && ident_char(static_cast<unsigned char>(text[end]))) continue;
+    if (pos > 0 && identifier_char(static_cast<unsigned char>(text[pos - 1]))) continue;
+    if (end < text.size() && identifier_char(static_cast<unsigned char>(text[end]))) continue;
     at.push_back(static_cast<uint32_t>(pos));
   }
   return at;
@@ -257,30 +252,27 @@ bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
   nkey_.clear();
   nkey_.push_back('N');
   constants_.clear();
-  size_t from = 0;
-  for (const Literal& l : literals_) {
-    const std::string_view token = sql.substr(l.begin, l.end - l.begin);
+  replace_literals(nkey_, sql, literals_, [&](std::string& key, size_t, const Literal& l, std::string_view token) {
+    bool stays = false;
     if (l.kind == Literal::Kind::kInteger) {
       const std::string_view digits = integer_digits(token);
       // 0 stays: "-0" deparses as "0". Over 9 digits the token may not be an int4 constant.
-      if (digits.empty() || digits.size() > 9 || digits == tenant) continue;
+      stays = digits.empty() || digits.size() > 9 || digits == tenant;
     } else if (l.kind == Literal::Kind::kString) {
       // 't' and 'f' stay: the deparser writes 't'::boolean as true, so their rewrite is not the
       // template's with the literal spliced in (and the re-parse check then refuses it).
-      if (string_literal_equals(token, tenant) || string_literal_equals(token, "t") ||
-          string_literal_equals(token, "f")) {
-        continue;
-      }
+      stays = string_literal_equals(token, tenant) || string_literal_equals(token, "t") ||
+              string_literal_equals(token, "f");
     }  // a numeric constant is never compared with the tenant (only strings and integers are)
-    nkey_.append(sql.substr(from, l.begin - from));
-    nkey_.push_back('\0');  // a NUL never occurs in a statement text: the key is unambiguous
-    nkey_.push_back(l.kind == Literal::Kind::kInteger ? 'i' : l.kind == Literal::Kind::kNumeric ? 'n' : 's');
-    from = l.end;
+    if (stays) {
+      key.append(token);
+      return;
+    }
+    key.push_back('\0');  // a NUL never occurs in a statement text: the key is unambiguous
+    key.push_back(l.kind == Literal::Kind::kInteger ? 'i' : l.kind == Literal::Kind::kNumeric ? 'n' : 's');
     constants_.push_back(l);
-  }
-  if (constants_.empty() || constants_.size() > 9999) return false;
-  nkey_.append(sql.substr(from));
-  return true;
+  });
+  return !constants_.empty() && constants_.size() <= 9999;
 }
 
 std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
@@ -291,17 +283,13 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
   // The text with every literal replaced by a sentinel of the same kind.
   std::vector<std::string> tokens;
   std::string text;
-  size_t from = 0;
-  for (size_t k = 0; k < constants_.size(); ++k) {
-    const Literal& l = constants_[k];
+  replace_literals(text, sql, constants_, [&](std::string& out, size_t k, const Literal& l, std::string_view) {
     std::string token = prefix + four_digits(k);  // 9 digits: an int4 constant
     if (l.kind == Literal::Kind::kNumeric) token += ".5";
     if (l.kind == Literal::Kind::kString) token = "'rgS" + token + "'";
-    text.append(sql.substr(from, l.begin - from)).append(token);
-    from = l.end;
+    out.append(token);
     tokens.push_back(std::move(token));
-  }
-  text.append(sql.substr(from));
+  });
 
   const std::string tenant_sentinel = per_tenant ? std::string(tenant) : sentinel_for(text);
   RewriteTrace trace;

@@ -270,16 +270,11 @@ std::vector<std::string> literal_variants(const std::string& sql, int n) {
   if (!rw::scan_literals(sql, lits)) return out;
   for (int k = 0; k < n; ++k) {
     std::string v;
-    size_t from = 0;
-    for (const auto& l : lits) {
-      v.append(sql, from, l.begin - from);
-      const std::string token = sql.substr(l.begin, l.end - l.begin);
-      if (l.kind == rw::Literal::Kind::kInteger) v += std::to_string(std::stoll(token) + k + 1);
-      else if (l.kind == rw::Literal::Kind::kNumeric) v += std::to_string(k + 1) + token;
-      else v += "'v" + std::to_string(k) + token.substr(1);
-      from = l.end;
-    }
-    v.append(sql, from, std::string::npos);
+    rw::replace_literals(v, sql, lits, [&](std::string& o, size_t, const rw::Literal& l, std::string_view token) {
+      if (l.kind == rw::Literal::Kind::kInteger) o += std::to_string(std::stoll(std::string(token)) + k + 1);
+      else if (l.kind == rw::Literal::Kind::kNumeric) o.append(std::to_string(k + 1)).append(token);
+      else o.append("'v").append(std::to_string(k)).append(token.substr(1));
+    });
     out.push_back(std::move(v));
   }
   return out;

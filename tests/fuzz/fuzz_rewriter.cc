@@ -940,26 +940,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       cache.rewrite(sql, policy, kTenant);
       for (int variant = 0; variant < 3; ++variant) {
         std::string varied;
-        size_t from = 0;
         bool tenant_done = false;
-        for (const auto& l : lits) {
-          varied.append(sql, from, l.begin - from);
-          const std::string token = sql.substr(l.begin, l.end - l.begin);
-          if (l.kind == rowguard::sqlrewrite::Literal::Kind::kInteger) {
-            varied.append(token.size() < 8 ? token + "7" : token.substr(0, token.size() - 1));
-          } else if (l.kind == rowguard::sqlrewrite::Literal::Kind::kNumeric) {
-            varied.append("9").append(token);
-          } else if (variant == 1 && !tenant_done) {
-            rowguard::sqlrewrite::append_string_literal(varied, kTenant);
-            tenant_done = true;
-          } else if (variant == 2) {
-            varied.append("'f'");  // a value the deparser spells differently in some places
-          } else {
-            varied.append("'v").append(token, 1, std::string::npos);
-          }
-          from = l.end;
-        }
-        varied.append(sql, from, std::string::npos);
+        rowguard::sqlrewrite::replace_literals(
+            varied, sql, lits,
+            [&](std::string& out, size_t, const rowguard::sqlrewrite::Literal& l, std::string_view token) {
+              if (l.kind == rowguard::sqlrewrite::Literal::Kind::kInteger) {
+                out.append(token.size() < 8 ? token : token.substr(0, token.size() - 1));
+                if (token.size() < 8) out.push_back('7');
+              } else if (l.kind == rowguard::sqlrewrite::Literal::Kind::kNumeric) {
+                out.append("9").append(token);
+              } else if (variant == 1 && !tenant_done) {
+                rowguard::sqlrewrite::append_string_literal(out, kTenant);
+                tenant_done = true;
+              } else if (variant == 2) {
+                out.append("'f'");  // a value the deparser spells differently in some places
+              } else {
+                out.append("'v").append(token.substr(1));
+              }
+            });
         const rowguard::sqlrewrite::RewriteResult fresh = rowguard::sqlrewrite::rewrite(varied, policy, kTenant);
         const rowguard::sqlrewrite::RewriteResult& c = cache.rewrite(varied, policy, kTenant);
         if (c.allowed != fresh.allowed || c.sql != fresh.sql || c.reason != fresh.reason ||

@@ -381,26 +381,21 @@ std::string vary_constants(const std::string& sql, int tenant_at = -1, const std
   std::vector<Literal> lits;
   if (!scan_literals(sql, lits)) return sql;
   std::string out;
-  size_t from = 0;
   int strings = 0;
-  for (const Literal& l : lits) {
-    out.append(sql, from, l.begin - from);
-    const std::string token = sql.substr(l.begin, l.end - l.begin);
+  replace_literals(out, sql, lits, [&](std::string& v, size_t, const Literal& l, std::string_view token) {
     if (l.kind == Literal::Kind::kInteger) {
       size_t z = 0;
       while (z + 1 < token.size() && token[z] == '0') ++z;
-      const long long v = std::stoll(token.substr(z, 12));
-      out.append(token.substr(0, z)).append(std::to_string(v * 3 + 1));
+      const long long n = std::stoll(std::string(token.substr(z, 12)));
+      v.append(token.substr(0, z)).append(std::to_string(n * 3 + 1));
     } else if (l.kind == Literal::Kind::kNumeric) {
-      out.append("9").append(token);
+      v.append("9").append(token);
     } else if (strings++ == tenant_at) {
-      append_string_literal(out, tenant);
+      append_string_literal(v, tenant);
     } else {
-      out.append("'v").append(token.substr(1));
+      v.append("'v").append(token.substr(1));
     }
-    from = l.end;
-  }
-  out.append(sql, from, std::string::npos);
+  });
   return out;
 }
 
