@@ -129,6 +129,14 @@ size_t heap_of(const RewriteResult& r) {
   return n;
 }
 
+// tag + tenant + NUL + text: the key of an entry for one tenant ('P' exact text, 'Q' normalized).
+void tenant_key(std::string& key, char tag, std::string_view tenant, std::string_view text) {
+  key.clear();
+  key.push_back(tag);
+  key.append(tenant).push_back('\0');  // tenant values contain no NUL (checked at load)
+  key.append(text);
+}
+
 }  // namespace
 
 void append_string_literal(std::string& out, std::string_view value) {
@@ -164,12 +172,7 @@ void RewriteCache::set_key_template(std::string_view sql) {
   key_.append(sql);
 }
 
-void RewriteCache::set_key_tenant(std::string_view sql, std::string_view tenant) {
-  key_.clear();
-  key_.push_back('P');
-  key_.append(tenant).push_back('\0');  // tenant values contain no NUL (checked at load)
-  key_.append(sql);
-}
+void RewriteCache::set_key_tenant(std::string_view sql, std::string_view tenant) { tenant_key(key_, 'P', tenant, sql); }
 
 RewriteCache::Lru::iterator RewriteCache::find(std::string_view key) {
   auto it = map_.find(key);
@@ -402,19 +405,21 @@ void RewriteCache::remember_exact(const Entry& e, std::string_view sql, std::str
     insert(std::move(x));
   } else {
     if (t != lru_.end() && t->kind != Kind::kPerTenantRef) return;
-    if (t == lru_.end()) {
-      Entry ref;
-      ref.kind = Kind::kPerTenantRef;
-      ref.key = key_;
-      insert(std::move(ref));
-    }
-    Entry x;
-    x.kind = Kind::kPerTenant;
+    const bool has_ref = t != lru_.end();
     set_key_tenant(sql, tenant);
     if (find(key_) != lru_.end()) return;
+    Entry x;
+    x.kind = Kind::kPerTenant;
     x.key = key_;
     x.result = e.result;
     fill_sql(x.result.sql, e, sql, tenant, nullptr);
+    if (!has_ref) {
+      Entry ref;
+      ref.kind = Kind::kPerTenantRef;
+      set_key_template(sql);
+      ref.key = key_;
+      insert(std::move(ref));
+    }
     insert(std::move(x));
   }
   evict();
@@ -442,12 +447,9 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
         return nullptr;  // kNoConst
     }
   }
-  std::string qkey;
+  std::string qkey;  // the per-tenant key of the normalized text (nkey_ without its 'N')
   if (per_tenant) {
-    qkey.reserve(nkey_.size() + tenant.size() + 1);
-    qkey.push_back('Q');
-    qkey.append(tenant).push_back('\0');
-    qkey.append(nkey_, 1, std::string::npos);
+    tenant_key(qkey, 'Q', tenant, std::string_view(nkey_).substr(1));
     if (auto pt = find(qkey); pt != lru_.end()) {
       if (pt->kind != Kind::kConstPerTenant) return nullptr;  // kNoConst for this tenant
       hits_.fetch_add(1, std::memory_order_relaxed);
@@ -467,9 +469,7 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
       ref.key = nkey_;
       insert(std::move(ref));
       per_tenant = true;
-      qkey.push_back('Q');
-      qkey.append(tenant).push_back('\0');
-      qkey.append(nkey_, 1, std::string::npos);
+      tenant_key(qkey, 'Q', tenant, std::string_view(nkey_).substr(1));
     }
   }
   if (per_tenant) made = make_constant_template(sql, policy, tenant, true, nullptr);
