@@ -115,11 +115,7 @@ std::string TenantSession::refuse(std::string reason) {
 const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy) {
   namespace fe = protocol::fe;
   ClientStep& step = step_;
-  step.to_server.clear();
-  step.close = false;
-  step.to_client.clear();
-  step.denial.clear();
-  step.statement.clear();
+  step.clear();
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
   switch (frame.tag) {
     case fe::kParse:
@@ -212,7 +208,6 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
     protocol::append_query(step.to_server, "SELECT " + refuse(why));
   }
   ++batches_sent_;
-  return;
 }
 
 void TenantSession::on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step) {
@@ -254,7 +249,6 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(r.reason), {});
   }
-  return;
 }
 
 void TenantSession::on_bind(std::string_view body, ClientStep& step) {
@@ -291,7 +285,6 @@ void TenantSession::on_bind(std::string_view body, ClientStep& step) {
     }
   }
   protocol::append_frame(step.to_server, protocol::fe::kBind, body);
-  return;
 }
 
 void TenantSession::on_copy_message(const protocol::Frame& frame, ClientStep& step) {
@@ -331,7 +324,6 @@ void TenantSession::on_copy_message(const protocol::Frame& frame, ClientStep& st
   } else {
     step.statement.clear();  // only refusals are logged with the statement
   }
-  return;
 }
 
 void TenantSession::on_close(std::string_view body) {

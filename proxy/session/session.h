@@ -47,6 +47,15 @@ struct ClientStep {
   std::string to_client;
   std::string denial;        // the reason of a refusal, for the log
   std::string statement;     // the statement text involved, for the log
+
+  // Empty again, keeping the strings' capacity (the session reuses one step per message).
+  void clear() {
+    to_server.clear();
+    close = false;
+    to_client.clear();
+    denial.clear();
+    statement.clear();
+  }
 };
 
 struct ServerStep {
