@@ -230,8 +230,9 @@ bool same_tree_bytes(std::string_view a, std::string_view b) {
   return same_message(parse_result_shape(), pa, pa + a.size(), pb, pb + b.size(), 0);
 }
 
-DeparseOutput deparse_sql(const pg_query::ParseResult& tree) {
-  std::string bytes;
+DeparseOutput deparse_sql(const pg_query::ParseResult& tree, std::string* encoded) {
+  std::string local;
+  std::string& bytes = encoded != nullptr ? *encoded : local;
   if (!tree.SerializeToString(&bytes)) {
     DeparseOutput out;
     out.error = "cannot encode the parse tree";

@@ -21,7 +21,8 @@ struct DeparseOutput {
   std::string sql;
   std::string error;
 };
-DeparseOutput deparse_sql(const pg_query::ParseResult& tree);
+// `encoded`, when given, receives the serialized tree that was deparsed (for same_tree_bytes).
+DeparseOutput deparse_sql(const pg_query::ParseResult& tree, std::string* encoded = nullptr);
 
 // The parse tree as libpg_query's serialized pg_query.ParseResult, not decoded into C++ objects
 // (for a comparison with same_tree_bytes()).

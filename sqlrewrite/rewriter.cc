@@ -1307,12 +1307,7 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
     return out;
   }
   std::string checked;  // the checked tree, serialized: deparsed, then compared with the reparse
-  DeparseOutput dep;
-  if (parsed.tree.SerializeToString(&checked)) {
-    dep = deparse_protobuf(checked);
-  } else {
-    dep.error = "cannot encode the parse tree";
-  }
+  DeparseOutput dep = deparse_sql(parsed.tree, &checked);
   if (!dep.ok) {
     out.kinds.clear();
     out.prepared.clear();
