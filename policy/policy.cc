@@ -569,18 +569,12 @@ bool Policy::function_allowed(const QualifiedName& name) const {
 }
 
 PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) {
-  toml::value root;
-  try {
-    std::istringstream in(toml_text);
-    root = toml::parse(in, source);
-  } catch (const toml::exception& e) {
-    throw PolicyError(redact_policy_message(located(e.location()) + e.what(), toml_text));
-  } catch (const std::exception& e) {
-    throw PolicyError(redact_policy_message(source + ": " + e.what(), toml_text));
-  }
   auto p = std::make_shared<Policy>();
   p->source = source;
+  // Every error, from the TOML parser or from the checks below, leaves redacted.
   try {
+    std::istringstream in(toml_text);
+    const toml::value root = toml::parse(in, source);
     check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "roles", "tables", "functions",
                       "cache", "limits"},
                "the top level");
