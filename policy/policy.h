@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/qualified_name.h"
+#include "policy/schema_snapshot.h"
 #include "proxy/auth/scram.h"
 
 namespace rowguard::auth {
@@ -24,13 +26,6 @@ namespace rowguard::policy {
 class PolicyError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-struct QualifiedName {
-  std::string schema;
-  std::string name;
-  std::string to_string() const { return schema + "." + name; }
-  auto operator<=>(const QualifiedName&) const = default;
 };
 
 struct TableRule {
@@ -140,6 +135,8 @@ class Policy {
   std::map<std::string, std::optional<std::string>> roles;  // identity = "role": role -> tenant (nullopt: bypass)
   std::vector<QualifiedName> allowed_functions;  // [functions] allow
   std::vector<std::string> plaintext_users;  // users whose password is stored in plaintext
+  // What rowguard read about the upstream schema (policy/schema_snapshot.h); null: unknown.
+  std::shared_ptr<const SchemaSnapshot> schema;
   uint64_t version = 0;                 // increases with every load
   std::string source;                   // file name
 

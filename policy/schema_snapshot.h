@@ -1,0 +1,78 @@
+#pragma once
+// What rowguard knows about the upstream database beyond the policy file: the columns, keys and
+// children of each policy table and the functions callable by name. Read over an upstream
+// connection at start-up, at every reload and after DDL run by a bypass session; immutable once
+// built. It travels with the policy: a Policy carries a shared_ptr<const SchemaSnapshot> (null
+// or !loaded = unknown), so a new snapshot is a new Policy version, swapped atomically like a
+// reload, and the rewrite caches keyed on the policy version are invalidated with it.
+//
+// Consumers must fail closed when the snapshot is unknown: refuse what needs it, with a message
+// that says the schema is not known yet.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "policy/qualified_name.h"
+
+namespace rowguard::policy {
+
+struct ColumnInfo {
+  std::string name;
+  int attnum = 0;              // pg_attribute.attnum (1-based, no dropped columns)
+  uint32_t type_oid = 0;
+  std::string type_name;       // format_type(atttypid, atttypmod)
+  bool not_null = false;
+  bool has_default = false;
+  bool generated = false;      // attgenerated = 's'
+  bool identity = false;       // attidentity <> ''
+};
+
+// A unique index or constraint (primary keys included) of a table.
+struct UniqueKey {
+  std::string name;                  // the index (or constraint) name
+  std::string constraint;            // the constraint name, "" for a bare unique index
+  std::vector<std::string> columns;  // empty for an expression index
+  bool primary = false;
+  bool partial = false;              // has a WHERE predicate
+};
+
+struct ForeignKey {
+  std::string name;
+  std::vector<std::string> columns;
+  QualifiedName references;
+  std::vector<std::string> referenced_columns;
+};
+
+struct TableInfo {
+  QualifiedName name;
+  char relkind = 'r';                       // r, p (partitioned), v (view), m, f
+  std::vector<ColumnInfo> columns;          // in attnum order
+  std::vector<UniqueKey> unique_keys;
+  std::vector<ForeignKey> foreign_keys;
+  std::vector<QualifiedName> children;      // inheritance children and partitions (direct)
+
+  const ColumnInfo* column(std::string_view column_name) const {
+    for (const auto& c : columns) {
+      if (c.name == column_name) return &c;
+    }
+    return nullptr;
+  }
+};
+
+struct SchemaSnapshot {
+  bool loaded = false;                      // false: the upstream has not been read yet
+  std::string error;                        // why the last read failed, when !loaded
+  std::map<QualifiedName, TableInfo> tables;  // the policy tables found upstream
+  // Every function name (pg_proc.proname) in the schemas a tenant's statement can name
+  // unqualified (pg_catalog, public): attribute notation x.f means f(x) for these.
+  std::set<std::string, std::less<>> function_names;
+
+  const TableInfo* table(const QualifiedName& name) const {
+    auto it = tables.find(name);
+    return it == tables.end() ? nullptr : &it->second;
+  }
+};
+
+}  // namespace rowguard::policy
