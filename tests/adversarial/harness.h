@@ -10,6 +10,7 @@
 // class lives in a file of its own (sql_functions_test.cc, protocol_desync_test.cc, ...).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <libpq-fe.h>
 
 #include <memory>

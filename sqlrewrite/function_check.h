@@ -1,0 +1,55 @@
+#pragma once
+// What a tenant's statement may call, whatever the syntax that calls it.
+//
+// PostgreSQL runs a function for more than a FuncCall node of the raw tree:
+//   * attribute notation: x.f, schema.table.f and (expr).f mean f(x) / f(expr) when no column f
+//     exists (PostgreSQL 15 docs 8.16.5; parse_expr.c transformColumnRef / transformIndirection
+//     end in ParseFuncOrColumn) — so the last name of a qualified ColumnRef and every name of an
+//     A_Indirection may be a function call;
+//   * operators (A_Expr, SubLink ANY/ALL, ORDER BY ... USING) run their operator's function;
+//   * casts run the target type's input or cast function.
+// These checks decide on names only (the raw tree has no types); what they cannot decide is
+// refused. The Walker (sqlrewrite/rewriter.cc) calls them and knows the FROM scopes.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pg_query/pg_query.pb.h"
+#include "policy/policy.h"
+
+namespace rowguard::sqlrewrite {
+
+// Rule names, as shown in denials and in the README.
+inline constexpr std::string_view kRuleFunctions = "builtin allowlist and [functions] allow";
+inline constexpr std::string_view kRuleAttributeNotation = "attribute_notation";
+inline constexpr std::string_view kRuleSystemColumns = "system_columns";
+inline constexpr std::string_view kRuleTransactionIds = "transaction_ids";
+inline constexpr std::string_view kRuleOperators = "builtin_operators";
+
+// A function call by name (FuncCall.funcname, as written): the denial text (without the
+// "rowguard: " prefix), or nullopt when the call is allowed.
+std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::Policy& policy);
+
+// `name` in attribute position (x.name, (expr).name): true when it may name a function a tenant
+// may not call: a pg_catalog function callable with one argument that is neither allowlisted nor
+// immutable, a transaction-id function, or (with a loaded schema snapshot) any function of
+// pg_catalog / public that [functions] allow does not list.
+bool attribute_may_call_denied(std::string_view name, const policy::Policy& policy);
+
+// ctid, xmin, xmax, cmin, cmax: each tells about other tenants' writes (see README,
+// "System columns and transaction ids"). tableoid is allowed: it is the table's oid.
+bool refused_system_column(std::string_view name);
+
+// A cast: the denial text, or nullopt. Refused: casts to transaction-id and snapshot types
+// (xid, xid8, txid_snapshot, pg_snapshot), whose values feed age() and the snapshot functions,
+// except of NULL and of the invalid id 0.
+std::optional<std::string> check_cast(const pg_query::TypeCast& cast);
+
+// An operator name list (A_Expr.name, SubLink.oper_name, SortBy.use_op): the denial text, or
+// nullopt. Only pg_catalog's operators (policy/builtin_operator_names.inc), unqualified or
+// OPERATOR(pg_catalog.op): any other name can only be a user-defined operator, whose function
+// is user code.
+std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name);
+
+}  // namespace rowguard::sqlrewrite
