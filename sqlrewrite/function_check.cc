@@ -79,6 +79,35 @@ std::optional<std::string> check_cast(const pg_query::TypeCast& cast) {
          "write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
 }
 
+namespace {
+std::string parameter_denial(std::string_view type) {
+  return "a parameter declared as " + quoted(type) + " is not allowed: transaction ids and snapshots count other " +
+         "tenants' write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
+}
+}  // namespace
+
+std::optional<std::string> check_parameter_type(const pg_query::TypeName& type) {
+  const auto& names = type.names();
+  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed parameter type";
+  const std::string& name = names[names.size() - 1].string().sval();
+  if (transaction_id_type(name)) return parameter_denial(name);
+  return std::nullopt;
+}
+
+std::optional<std::string> check_parameter_type_oid(int32_t oid) {
+  switch (oid) {
+    case 28: return parameter_denial("xid");
+    case 5069: return parameter_denial("xid8");
+    case 2970: return parameter_denial("txid_snapshot");
+    case 5038: return parameter_denial("pg_snapshot");
+    case 1011: return parameter_denial("xid[]");
+    case 271: return parameter_denial("xid8[]");
+    case 2949: return parameter_denial("txid_snapshot[]");
+    case 5039: return parameter_denial("pg_snapshot[]");
+    default: return std::nullopt;
+  }
+}
+
 std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name) {
   std::vector<std::string> parts;
   for (const auto& n : name) {

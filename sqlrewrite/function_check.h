@@ -10,6 +10,7 @@
 //   * casts run the target type's input or cast function.
 // These checks decide on names only (the raw tree has no types); what they cannot decide is
 // refused. The Walker (sqlrewrite/rewriter.cc) calls them and knows the FROM scopes.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,12 @@ bool refused_system_column(std::string_view name);
 // (xid, xid8, txid_snapshot, pg_snapshot), whose values feed age() and the snapshot functions,
 // except of NULL and of the invalid id 0.
 std::optional<std::string> check_cast(const pg_query::TypeCast& cast);
+
+// A declared parameter type (Parse, PREPARE name(types)): the denial text, or nullopt. A $n
+// declared as a transaction-id or snapshot type (or an array of one) is a cast of the bound
+// value, like check_cast's.
+std::optional<std::string> check_parameter_type(const pg_query::TypeName& type);
+std::optional<std::string> check_parameter_type_oid(int32_t oid);
 
 // An operator name list (A_Expr.name, SubLink.oper_name, SortBy.use_op): the denial text, or
 // nullopt. Only pg_catalog's operators (policy/builtin_operator_names.inc), unqualified or

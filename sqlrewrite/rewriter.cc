@@ -756,6 +756,7 @@ class Walker {
     tenant_params_ = std::move(outer);
     for (const auto& t : s.argtypes()) {
       if (!t.has_type_name()) deny("malformed PREPARE parameter types");
+      if (auto why = check_parameter_type(t.type_name())) deny(*why);
       op.param_types.push_back(param_type_oid(t.type_name()));
     }
     for (int p : op.tenant_params) {

@@ -147,6 +147,27 @@ const std::vector<Case> kTransactionIds = {
 
 TEST(AdversarialSqlFunctions, TransactionIdsAndSnapshotsAreRefused) { run_refused(kTransactionIds); }
 
+// A parameter declared as xid is a cast the SQL text does not show: age($1) then counts every
+// tenant's write transactions since the bound id.
+TEST(AdversarialSqlFunctions, ParametersDeclaredAsTransactionIdsAreRefused) {
+  auto t1 = Env::get().tenant(1);
+  for (Oid type : {Oid{28}, Oid{5069}, Oid{1011}}) {
+    SCOPED_TRACE(type);
+    PGresult* res = PQprepare(t1->raw(), "", "SELECT age($1)", 1, &type);
+    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char* message = PQresultErrorMessage(res);
+    EXPECT_EQ(std::string(state ? state : ""), "42501") << message;
+    EXPECT_NE(std::string(message).find("transaction_ids"), std::string::npos) << message;
+    PQclear(res);
+    ASSERT_TRUE(t1->alive());
+  }
+  QueryResult r = t1->exec("PREPARE px(xid) AS SELECT age($1)");
+  EXPECT_TRUE(refused_by_rowguard(r, "transaction_ids"));
+  r = t1->exec("PREPARE py(pg_catalog.xid8) AS SELECT pg_xact_status($1)");
+  EXPECT_TRUE(refused_by_rowguard(r, "transaction_ids"));
+  EXPECT_TRUE(t1->alive());
+}
+
 // The xid columns of readable catalogs are masked: age() of them is a constant, not the number
 // of transactions (every tenant's) since the last freeze.
 TEST(AdversarialSqlFunctions, CatalogFreezeHorizonsAreMasked) {

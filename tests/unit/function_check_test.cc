@@ -160,6 +160,11 @@ TEST(FunctionCheck, TransactionIds) {
               R"(rowguard: a cast to "xid" is not allowed: transaction ids and snapshots count other tenants' write transactions (rule: transaction_ids))"});
   expect(*p, {"cast_xid8", "SELECT CAST(5 AS pg_catalog.xid8)",
               R"(rowguard: a cast to "xid8" is not allowed: transaction ids and snapshots count other tenants' write transactions (rule: transaction_ids))"});
+  expect(*p, {"prepare_xid", "PREPARE q(int, xid) AS SELECT age($2)",
+              R"(rowguard: a parameter declared as "xid" is not allowed: transaction ids and snapshots count other tenants' write transactions (rule: transaction_ids))"});
+  EXPECT_TRUE(check_parameter_type_oid(28).has_value());
+  EXPECT_TRUE(check_parameter_type_oid(271).has_value());
+  EXPECT_FALSE(check_parameter_type_oid(23).has_value());
   expect(*p, {"null_xid", "SELECT NULL::xid, '0'::xid", ""});
   expect(*p, {"age_of_timestamp", "SELECT age(now())", ""});
 }
