@@ -26,6 +26,15 @@ bool transaction_id_type(std::string_view name) {
   return name == "xid" || name == "xid8" || name == "txid_snapshot" || name == "pg_snapshot";
 }
 
+// The row types of the catalogs with transaction-id columns: jsonb_populate_record(NULL::pg_database,
+// '{"datfrozenxid": "5"}') or ROW(...)::pg_class would make an xid out of text like a cast.
+bool transaction_id_row_type(std::string_view name) {
+  static constexpr auto kNames = std::to_array<std::string_view>({
+      "pg_class", "pg_database", "pg_locks", "pg_prepared_xacts", "pg_stat_activity",
+      "pg_stat_replication", "pg_replication_slots"});
+  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+}
+
 }  // namespace
 
 std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::Policy& policy) {
@@ -68,6 +77,10 @@ std::optional<std::string> check_cast(const pg_query::TypeCast& cast) {
   const auto& names = cast.type_name().names();
   if (names.empty() || !names[names.size() - 1].has_string()) return "malformed cast";
   const std::string& type = names[names.size() - 1].string().sval();
+  if (transaction_id_row_type(type)) {
+    return "a cast to the row type " + quoted(type) + " is not allowed: it holds transaction ids, which count other " +
+           "tenants' write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
+  }
   if (!transaction_id_type(type)) return std::nullopt;
   if (cast.has_arg() && cast.arg().has_a_const()) {
     const auto& c = cast.arg().a_const();
@@ -90,7 +103,7 @@ std::optional<std::string> check_parameter_type(const pg_query::TypeName& type) 
   const auto& names = type.names();
   if (names.empty() || !names[names.size() - 1].has_string()) return "malformed parameter type";
   const std::string& name = names[names.size() - 1].string().sval();
-  if (transaction_id_type(name)) return parameter_denial(name);
+  if (transaction_id_type(name) || transaction_id_row_type(name)) return parameter_denial(name);
   return std::nullopt;
 }
 
@@ -104,7 +117,15 @@ std::optional<std::string> check_parameter_type_oid(int32_t oid) {
     case 271: return parameter_denial("xid8[]");
     case 2949: return parameter_denial("txid_snapshot[]");
     case 5039: return parameter_denial("pg_snapshot[]");
-    default: return std::nullopt;
+    case 83: return parameter_denial("pg_class");
+    case 273: return parameter_denial("pg_class[]");
+    case 1248: return parameter_denial("pg_database");
+    default:
+      // Types made by initdb (FirstGenbkiObjectId 10000 .. FirstNormalObjectId 16384): the row
+      // types of the system catalogs and views (pg_locks, pg_stat_activity, ... hold xids) and
+      // information_schema's domains; no driver declares them.
+      if (oid >= 10000 && oid < 16384) return parameter_denial("type " + std::to_string(oid) + " (a system row type)");
+      return std::nullopt;
   }
 }
 

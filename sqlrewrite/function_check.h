@@ -44,7 +44,8 @@ bool refused_system_column(std::string_view name);
 
 // A cast: the denial text, or nullopt. Refused: casts to transaction-id and snapshot types
 // (xid, xid8, txid_snapshot, pg_snapshot), whose values feed age() and the snapshot functions,
-// except of NULL and of the invalid id 0.
+// except of NULL and of the invalid id 0; casts to the row types of catalogs holding such ids
+// (NULL::pg_database given to jsonb_populate_record, ROW(...)::pg_class).
 std::optional<std::string> check_cast(const pg_query::TypeCast& cast);
 
 // A declared parameter type (Parse, PREPARE name(types)): the denial text, or nullopt. A $n

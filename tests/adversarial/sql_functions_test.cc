@@ -143,6 +143,15 @@ const std::vector<Case> kTransactionIds = {
     {"qualified_xid_type", "SELECT age('5'::pg_catalog.xid)", "transaction_ids"},
     {"snapshot_literal", "SELECT '10:20:'::pg_snapshot", "transaction_ids"},
     {"txid_snapshot_literal", "SELECT '10:20:'::txid_snapshot", "transaction_ids"},
+    {"populate_catalog_row_type",
+     "SELECT age((jsonb_populate_record(NULL::pg_database, '{\"datfrozenxid\": \"5\"}')).datfrozenxid)",
+     "transaction_ids"},
+    {"populate_qualified_row_type",
+     "SELECT age((json_populate_record(NULL::pg_catalog.pg_class, '{\"relfrozenxid\": \"5\"}')).relfrozenxid)",
+     "transaction_ids"},
+    {"populate_view_row_type",
+     "SELECT age((jsonb_populate_record(NULL::pg_stat_activity, '{\"backend_xid\": \"5\"}')).backend_xid)",
+     "transaction_ids"},
 };
 
 TEST(AdversarialSqlFunctions, TransactionIdsAndSnapshotsAreRefused) { run_refused(kTransactionIds); }
@@ -151,7 +160,10 @@ TEST(AdversarialSqlFunctions, TransactionIdsAndSnapshotsAreRefused) { run_refuse
 // tenant's write transactions since the bound id.
 TEST(AdversarialSqlFunctions, ParametersDeclaredAsTransactionIdsAreRefused) {
   auto t1 = Env::get().tenant(1);
-  for (Oid type : {Oid{28}, Oid{5069}, Oid{1011}}) {
+  QueryResult view_type = Env::get().direct_super()->exec("SELECT 'pg_stat_activity'::regtype::oid");
+  ASSERT_TRUE(view_type.ok && view_type.rows.size() == 1) << view_type.message;
+  const Oid activity = static_cast<Oid>(std::stoul(view_type.rows[0][0].value_or("0")));
+  for (Oid type : {Oid{28}, Oid{5069}, Oid{1011}, Oid{1248}, activity}) {  // ..., pg_database, a view's row type
     SCOPED_TRACE(type);
     PGresult* res = PQprepare(t1->raw(), "", "SELECT age($1)", 1, &type);
     const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -164,6 +176,8 @@ TEST(AdversarialSqlFunctions, ParametersDeclaredAsTransactionIdsAreRefused) {
   QueryResult r = t1->exec("PREPARE px(xid) AS SELECT age($1)");
   EXPECT_TRUE(refused_by_rowguard(r, "transaction_ids"));
   r = t1->exec("PREPARE py(pg_catalog.xid8) AS SELECT pg_xact_status($1)");
+  EXPECT_TRUE(refused_by_rowguard(r, "transaction_ids"));
+  r = t1->exec("PREPARE pz(pg_database) AS SELECT age(($1).datfrozenxid)");
   EXPECT_TRUE(refused_by_rowguard(r, "transaction_ids"));
   EXPECT_TRUE(t1->alive());
 }

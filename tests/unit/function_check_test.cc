@@ -165,6 +165,11 @@ TEST(FunctionCheck, TransactionIds) {
   EXPECT_TRUE(check_parameter_type_oid(28).has_value());
   EXPECT_TRUE(check_parameter_type_oid(271).has_value());
   EXPECT_FALSE(check_parameter_type_oid(23).has_value());
+  EXPECT_TRUE(check_parameter_type_oid(1248).has_value());   // pg_database
+  EXPECT_TRUE(check_parameter_type_oid(12224).has_value());  // a system view's row type
+  EXPECT_FALSE(check_parameter_type_oid(16384).has_value()); // the first user type
+  expect(*p, {"populate_row_type", "SELECT jsonb_populate_record(NULL::pg_database, '{}')",
+              R"(rowguard: a cast to the row type "pg_database" is not allowed: it holds transaction ids, which count other tenants' write transactions (rule: transaction_ids))"});
   expect(*p, {"null_xid", "SELECT NULL::xid, '0'::xid", ""});
   expect(*p, {"age_of_timestamp", "SELECT age(now())", ""});
 }
