@@ -10,6 +10,27 @@
 //   * casts run the target type's input or cast function.
 // These checks decide on names only (the raw tree has no types); what they cannot decide is
 // refused. The Walker (sqlrewrite/rewriter.cc) calls them and knows the FROM scopes.
+//
+// Every raw node type the Walker accepts, and how it can end in a function call:
+//   FuncCall                 the allowlist (check_function_name), also in FROM (RangeFunction)
+//   ColumnRef, A_Indirection attribute notation and system columns (checked here)
+//   A_Expr, SubLink, SortBy  operators: A_Expr.name, ANY/ALL oper_name, ORDER BY ... USING
+//                            (check_operator_name); BETWEEN is named by keyword, runs < / >
+//   TypeCast (and typed literals `xid '5'`), PREPARE argtypes, Parse parameter types
+//                            the target type's input / cast function (check_cast,
+//                            check_parameter_type*); builtin types' are pure; reg* casts look
+//                            names up in readable catalogs; user-defined types are trusted
+//   CaseExpr, CoalesceExpr, MinMaxExpr, NullTest, BooleanTest, RowExpr, A_ArrayExpr,
+//   A_Indices, JoinExpr (USING/NATURAL), DISTINCT/GROUP BY/ORDER BY/set operations, CTE
+//   SEARCH/CYCLE            the equality / ordering operators of the operand types: builtin for
+//                            builtin types; user-defined types are trusted
+//   SQLValueFunction         CURRENT_USER, CURRENT_DATE, ...: builtin, session-local
+//   SetToDefault             the column's DEFAULT expression, written by the DBA (trusted)
+//   A_Const, ParamRef, String, Integer, Float, Boolean, BitString, List, A_Star, TypeName,
+//   ResTarget, Alias, CollateClause, WindowDef, GroupingSet, MultiAssignRef, LockingClause,
+//   NamedArgExpr, RangeSubselect, OnConflictClause, InferClause, IndexElem (opclass only
+//   matches an index), MergeWhenClause, BoolExpr
+//                            no call of their own (their children are walked)
 #include <cstdint>
 #include <optional>
 #include <string>
