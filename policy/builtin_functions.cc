@@ -6,9 +6,12 @@
 // (query_to_xml, table_to_xml, cursor_to_xml, database_to_xml, schema_to_xml, ...), dblink*,
 // large objects (lo_*), files (pg_read_file, pg_ls_dir, ...), administration
 // (pg_terminate_backend, pg_reload_conf, set_config, ...), statistics (pg_stat_*), sizes
-// (pg_relation_size, ...) and every user-defined function unless [functions] allow lists it.
+// (pg_relation_size, ...), transaction ids and snapshots (txid_current, pg_current_xact_id,
+// pg_current_snapshot, ...: they count every tenant's write transactions) and every
+// user-defined function unless [functions] allow lists it.
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <string_view>
 
 #include "policy/policy.h"
@@ -79,6 +82,8 @@ constexpr auto kAllowed = std::to_array<std::string_view>({
     "pg_typeof", "version", "current_setting", "current_database", "current_schema",
     "current_schemas", "inet_client_addr", "host", "masklen", "network", "family", "text",
     "hashtext", "int4", "int8", "float8", "numeric", "bool",
+    // type conversions named like their type (stable only through timezone / lc_monetary)
+    "date", "time", "timetz", "timestamp", "timestamptz", "money",
     // full text search over values (no table access)
     "to_tsvector", "to_tsquery", "plainto_tsquery", "phraseto_tsquery", "websearch_to_tsquery",
     "ts_rank", "ts_rank_cd", "ts_headline", "setweight", "strip", "numnode", "querytree",
@@ -100,7 +105,7 @@ constexpr auto kAllowed = std::to_array<std::string_view>({
     "pg_backend_pid", "pg_postmaster_start_time", "pg_size_pretty", "pg_get_indexdef",
     "array_in", "pg_column_is_updatable", "pg_relation_is_updatable", "pg_index_column_has_property",
     "pg_indexam_has_property", "pg_index_has_property", "pg_get_object_address",
-    "pg_describe_object", "pg_identify_object", "txid_current", "pg_current_xact_id",
+    "pg_describe_object", "pg_identify_object",
     "current_user", "session_user", "pg_client_encoding", "pg_jit_available",
     "pg_relation_is_publishable", "pg_get_publication_tables", "pg_get_replica_identity_index",
     "pg_partition_root", "pg_partition_ancestors", "pg_options_to_table", "array_to_string",
@@ -115,7 +120,34 @@ constexpr auto kSorted = [] {
   return a;
 }();
 
+struct OneArgFunction {
+  std::string_view name;
+  bool all_immutable;
+};
+
+constexpr auto kOneArg = std::to_array<OneArgFunction>({
+#include "policy/builtin_function_names.inc"
+});
+
+constexpr auto kOperators = std::to_array<std::string_view>({
+#include "policy/builtin_operator_names.inc"
+});
+
+constexpr bool by_name(const OneArgFunction& a, const OneArgFunction& b) { return a.name < b.name; }
+static_assert(std::is_sorted(kOneArg.begin(), kOneArg.end(), by_name), "regenerate the .inc (sorted, COLLATE C)");
+static_assert(std::is_sorted(kOperators.begin(), kOperators.end()), "regenerate the .inc (sorted, COLLATE C)");
+
 }  // namespace
+
+std::optional<bool> builtin_one_arg_function(std::string_view name) {
+  auto it = std::lower_bound(kOneArg.begin(), kOneArg.end(), OneArgFunction{name, false}, by_name);
+  if (it == kOneArg.end() || it->name != name) return std::nullopt;
+  return it->all_immutable;
+}
+
+bool builtin_operator_name(std::string_view name) {
+  return std::binary_search(kOperators.begin(), kOperators.end(), name);
+}
 
 bool builtin_function_allowed(std::string_view name) {
   return std::binary_search(kSorted.begin(), kSorted.end(), name);

@@ -20,14 +20,22 @@ constexpr CatalogRule kReadable{Kind::kReadable, {}, {}};
 constexpr CatalogRule deny(std::string_view why) { return {Kind::kDenied, {}, why}; }
 
 // pg_class: relpages / reltuples / relallvisible are the size and row count of every table, all
-// tenants together. The substitute keeps every column (same names, types and order).
+// tenants together; relfrozenxid / relminmxid are transaction ids (age() of them counts every
+// tenant's write transactions). The substitute keeps every column (same names, types and order).
 constexpr std::string_view kPgClassSubstitute =
     "SELECT oid, relname, relnamespace, reltype, reloftype, relowner, relam, relfilenode, "
     "reltablespace, 0::integer AS relpages, (-1)::real AS reltuples, 0::integer AS relallvisible, "
     "reltoastrelid, relhasindex, relisshared, relpersistence, relkind, relnatts, relchecks, "
     "relhasrules, relhastriggers, relhassubclass, relrowsecurity, relforcerowsecurity, "
-    "relispopulated, relreplident, relispartition, relrewrite, relfrozenxid, relminmxid, relacl, "
+    "relispopulated, relreplident, relispartition, relrewrite, '0'::xid AS relfrozenxid, "
+    "'0'::xid AS relminmxid, relacl, "
     "reloptions, relpartbound FROM pg_catalog.pg_class";
+
+// pg_database: datfrozenxid / datminmxid are transaction ids, like pg_class's.
+constexpr std::string_view kPgDatabaseSubstitute =
+    "SELECT oid, datname, datdba, encoding, datlocprovider, datistemplate, datallowconn, "
+    "datconnlimit, '0'::xid AS datfrozenxid, '0'::xid AS datminmxid, dattablespace, datcollate, "
+    "datctype, daticulocale, datcollversion, datacl FROM pg_catalog.pg_database";
 
 constexpr auto kEntries = std::to_array<Entry>({
     // ---- pg_catalog: structure, readable (definitions only, no data of any table) ----
@@ -42,7 +50,7 @@ constexpr auto kEntries = std::to_array<Entry>({
     {"pg_catalog", "pg_collation", kReadable},
     {"pg_catalog", "pg_constraint", kReadable},
     {"pg_catalog", "pg_conversion", kReadable},
-    {"pg_catalog", "pg_database", kReadable},
+    {"pg_catalog", "pg_database", {Kind::kMasked, kPgDatabaseSubstitute, "transaction ids (datfrozenxid, datminmxid) are masked"}},
     {"pg_catalog", "pg_depend", kReadable},
     {"pg_catalog", "pg_description", kReadable},  // comments on objects
     {"pg_catalog", "pg_enum", kReadable},

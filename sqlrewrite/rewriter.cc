@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "policy/catalogs.h"
+#include "sqlrewrite/function_check.h"
 #include "sqlrewrite/pg_query_api.h"
 
 namespace rowguard::sqlrewrite {
@@ -58,7 +59,10 @@ const std::unordered_set<std::string_view>& pass_through_types() {
 // message-typed fields (declaration order) and whether it is in pass_through_types().
 struct WalkShape {
   // The types visit() treats specially; kOther: pass_through decides.
-  enum class Kind { kOther, kNode, kSelect, kInsert, kUpdate, kDelete, kMerge, kRangeVar, kFuncCall, kAExpr };
+  enum class Kind {
+    kOther, kNode, kSelect, kInsert, kUpdate, kDelete, kMerge, kRangeVar, kFuncCall, kAExpr,
+    kColumnRef, kIndirection, kTypeCast, kSubLink, kSortBy,  // checked, then walked like pass-through
+  };
   Kind kind = Kind::kOther;
   const gpb::Reflection* reflection = nullptr;
   std::vector<const gpb::FieldDescriptor*> message_fields;
@@ -89,6 +93,11 @@ struct WalkTables {
                    : d == pg_query::RangeVar::descriptor()   ? WalkShape::Kind::kRangeVar
                    : d == pg_query::FuncCall::descriptor()   ? WalkShape::Kind::kFuncCall
                    : d == pg_query::A_Expr::descriptor()     ? WalkShape::Kind::kAExpr
+                   : d == pg_query::ColumnRef::descriptor()  ? WalkShape::Kind::kColumnRef
+                   : d == pg_query::A_Indirection::descriptor() ? WalkShape::Kind::kIndirection
+                   : d == pg_query::TypeCast::descriptor()   ? WalkShape::Kind::kTypeCast
+                   : d == pg_query::SubLink::descriptor()    ? WalkShape::Kind::kSubLink
+                   : d == pg_query::SortBy::descriptor()     ? WalkShape::Kind::kSortBy
                                                              : WalkShape::Kind::kOther;
       for (int k = 0; k < d->field_count(); ++k) {
         if (d->field(k)->cpp_type() == gpb::FieldDescriptor::CPPTYPE_MESSAGE) shape.message_fields.push_back(d->field(k));
@@ -229,6 +238,7 @@ class Walker {
   void select(pg_query::SelectStmt& s) {
     if (s.has_into_clause()) deny("SELECT ... INTO creates a table (rule: no DDL for tenants)");
     size_t scope = ctes_.size();
+    size_t relations = relations_.size();
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     if (s.op() == pg_query::SETOP_NONE) {
       for (auto& lc : *s.mutable_locking_clause()) {
@@ -249,10 +259,12 @@ class Walker {
     }
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
+    relations_.resize(relations);
   }
 
   void insert(pg_query::InsertStmt& s) {
     size_t scope = ctes_.size();
+    size_t relations = relations_.size();
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "INSERT INTO");
     const std::string table = rule.table.to_string();
@@ -305,9 +317,11 @@ class Walker {
       col.mutable_res_target()->set_name(rule.column);
       *s.mutable_cols()->Add() = std::move(col);
     }
+    if (s.has_on_conflict_clause()) relations_.push_back({"excluded", relations_.back().info});
     if (s.has_on_conflict_clause()) on_conflict(*s.mutable_on_conflict_clause(), *s.mutable_relation(), rule);
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
+    relations_.resize(relations);
   }
 
   // ON CONFLICT DO NOTHING needs nothing more. DO UPDATE may only touch the tenant's own row:
@@ -329,6 +343,7 @@ class Walker {
   // be copied in), inserted rows are checked like INSERT, updates cannot move a row.
   void merge(pg_query::MergeStmt& s) {
     size_t scope = ctes_.size();
+    size_t relations = relations_.size();
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "MERGE INTO");
     std::vector<Pred> source = from_item(*s.mutable_source_relation(), "USING of MERGE");
@@ -365,6 +380,7 @@ class Walker {
     }
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
+    relations_.resize(relations);
   }
 
   // Position of the tenant column in an INSERT column list, -1 when absent.
@@ -454,6 +470,7 @@ class Walker {
 
   void update(pg_query::UpdateStmt& s) {
     size_t scope = ctes_.size();
+    size_t relations = relations_.size();
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "UPDATE");
     check_no_tenant_assignment(s.target_list(), rule, "UPDATE");
@@ -466,10 +483,12 @@ class Walker {
     }
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
+    relations_.resize(relations);
   }
 
   void del(pg_query::DeleteStmt& s) {
     size_t scope = ctes_.size();
+    size_t relations = relations_.size();
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "DELETE FROM");
     std::vector<Pred> preds;
@@ -481,6 +500,7 @@ class Walker {
     }
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
+    relations_.resize(relations);
   }
 
   void transaction(const pg_query::TransactionStmt& s) {
@@ -736,6 +756,7 @@ class Walker {
     tenant_params_ = std::move(outer);
     for (const auto& t : s.argtypes()) {
       if (!t.has_type_name()) deny("malformed PREPARE parameter types");
+      if (auto why = check_parameter_type(t.type_name())) deny(*why);
       op.param_types.push_back(param_type_oid(t.type_name()));
     }
     for (int p : op.tenant_params) {
@@ -896,6 +917,7 @@ class Walker {
     const TableRule& rule = known_table(q, part);
     rv.set_schemaname(rule.table.schema);  // pin resolution to the table the policy names
     handled_.insert(&rv);
+    add_relation(rv, rule);
     if (rule.global) return {};
     Pred p{&holder, nullptr, &rule};
     if (rv.has_alias() && rv.alias().colnames_size() > 0) {
@@ -958,6 +980,7 @@ class Walker {
     }
     rv.set_schemaname(rule.table.schema);
     handled_.insert(&rv);
+    add_relation(rv, rule);
     return rule;
   }
 
@@ -1152,6 +1175,29 @@ class Walker {
       case WalkShape::Kind::kAExpr:
         check_operator(static_cast<const pg_query::A_Expr&>(m));
         break;
+      case WalkShape::Kind::kColumnRef:
+        check_column_ref(static_cast<const pg_query::ColumnRef&>(m));
+        break;
+      case WalkShape::Kind::kIndirection:
+        check_indirection(static_cast<const pg_query::A_Indirection&>(m));
+        break;
+      case WalkShape::Kind::kTypeCast:
+        if (auto why = check_cast(static_cast<const pg_query::TypeCast&>(m))) deny(*why);
+        break;
+      case WalkShape::Kind::kSubLink: {
+        const auto& link = static_cast<const pg_query::SubLink&>(m);
+        if (link.oper_name_size() > 0) {
+          if (auto why = check_operator_name(link.oper_name())) deny(*why);
+        }
+        break;
+      }
+      case WalkShape::Kind::kSortBy: {
+        const auto& by = static_cast<const pg_query::SortBy&>(m);
+        if (by.use_op_size() > 0) {
+          if (auto why = check_operator_name(by.use_op())) deny(*why);
+        }
+        break;
+      }
       case WalkShape::Kind::kOther:
         if (!shape->pass_through) {
           deny("unsupported SQL construct " + d->name() +
@@ -1201,24 +1247,91 @@ class Walker {
       sval.set_sval(channel(sval.sval()));
       return;
     }
-    bool ok = false;
-    if (parts.size() == 1) {
-      ok = policy::builtin_function_allowed(parts[0]) ||
-           policy_.function_allowed(QualifiedName{"public", parts[0]});
-    } else if (parts.size() == 2) {
-      ok = (parts[0] == "pg_catalog" && policy::builtin_function_allowed(parts[1])) ||
-           policy_.function_allowed(QualifiedName{parts[0], parts[1]});
-    }
-    if (!ok) {
-      deny("function " + quote_ident(shown) + " is not allowed (rule: builtin allowlist and "
-           "[functions] allow)");
-    }
+    if (auto why = check_function_name(parts, policy_)) deny(*why);
   }
 
   void check_operator(const pg_query::A_Expr& e) {
-    // OPERATOR(schema.op) could name a user-defined operator (and so run its function).
-    if (e.name_size() == 2 && e.name(0).has_string() && e.name(0).string().sval() == "pg_catalog") return;
-    if (e.name_size() > 1) deny("schema-qualified operators are not allowed");
+    switch (e.kind()) {
+      case pg_query::AEXPR_BETWEEN:  // named by keyword; compares with the type's < and >
+      case pg_query::AEXPR_NOT_BETWEEN:
+      case pg_query::AEXPR_BETWEEN_SYM:
+      case pg_query::AEXPR_NOT_BETWEEN_SYM:
+        if (e.name_size() != 1) deny("malformed BETWEEN");
+        return;
+      default:
+        if (auto why = check_operator_name(e.name())) deny(*why);
+    }
+  }
+
+  // ---- names that may call functions (sqlrewrite/function_check.h) ---------------------------
+
+  // A relation of a FROM list or a statement target, by the name the statement uses for it,
+  // with its columns when the schema snapshot knows them.
+  struct Relation {
+    std::string name;
+    const policy::TableInfo* info = nullptr;
+  };
+
+  void add_relation(const pg_query::RangeVar& rv, const TableRule& rule) {
+    const policy::TableInfo* info = policy_.schema && policy_.schema->loaded ? policy_.schema->table(rule.table) : nullptr;
+    relations_.push_back({rv.has_alias() ? rv.alias().aliasname() : rv.relname(), info});
+  }
+
+  // True when `qualifier` names a relation in scope whose known columns include `column`.
+  bool known_column(std::string_view qualifier, std::string_view column) const {
+    for (auto it = relations_.rbegin(); it != relations_.rend(); ++it) {
+      if (it->name == qualifier) return it->info != nullptr && it->info->column(column) != nullptr;
+    }
+    return false;
+  }
+
+  [[noreturn]] void deny_attribute(const std::string& shown, const std::string& name) const {
+    deny(quote_ident(shown) + " may call the function " + quote_ident(name) +
+         " (attribute notation: x.f means f(x) when x has no column f) and is not a column rowguard "
+         "knows" + (policy_.schema && policy_.schema->loaded ? "" : " (the schema snapshot is not loaded)") +
+         "; write a column of a policy table, or call an allowed function (rule: " +
+         std::string(kRuleAttributeNotation) + ")");
+  }
+
+  static void deny_system_column(const std::string& name) {
+    deny("system column " + quote_ident(name) + " is not allowed: it reveals other tenants' writes " +
+         "(row positions, transaction ids); use a version column (rule: " + std::string(kRuleSystemColumns) + ")");
+  }
+
+  // x, x.y, x.y.z, x.y.z.w: only the last name can be a function (ParseFuncOrColumn on the
+  // relation's whole row or on a composite column), or a system column.
+  void check_column_ref(const pg_query::ColumnRef& c) {
+    const auto& f = c.fields();
+    if (f.empty() || !f[f.size() - 1].has_string()) return;  // x.* or *
+    const std::string& name = f[f.size() - 1].string().sval();
+    if (refused_system_column(name)) deny_system_column(name);
+    if (f.size() < 2 || !attribute_may_call_denied(name, policy_)) return;
+    const Node& q = f[f.size() - 2];
+    if (q.has_string() && known_column(q.string().sval(), name)) return;
+    std::string shown;
+    for (const auto& n : f) shown += (shown.empty() ? "" : ".") + (n.has_string() ? n.string().sval() : "*");
+    deny_attribute(shown, name);
+  }
+
+  // (expr).a.b[1].c: every name is a field of a composite or a function call on what precedes it.
+  void check_indirection(const pg_query::A_Indirection& ind) {
+    // (rel).col where rel is a relation in scope: the first name may be its known column.
+    std::string qualifier;
+    if (ind.has_arg() && ind.arg().has_column_ref() && ind.arg().column_ref().fields_size() == 1 &&
+        ind.arg().column_ref().fields(0).has_string()) {
+      qualifier = ind.arg().column_ref().fields(0).string().sval();
+    }
+    bool first = true;
+    for (const auto& n : ind.indirection()) {
+      if (n.has_string()) {
+        const std::string& name = n.string().sval();
+        if (refused_system_column(name)) deny_system_column(name);
+        if (attribute_may_call_denied(name, policy_) && !(first && !qualifier.empty() && known_column(qualifier, name))) {
+          deny_attribute("(" + (qualifier.empty() ? std::string("...") : qualifier) + ")." + name, name);
+        }
+      }
+      first = false;
+    }
   }
 
   static std::string statement_name(const Node& n) {
@@ -1251,6 +1364,7 @@ class Walker {
  private:
   std::unordered_set<const pg_query::RangeVar*> handled_;
   std::vector<std::string> ctes_;  // CTE names in scope, innermost last
+  std::vector<Relation> relations_;  // relations in scope (FROM items, targets), innermost last
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "sqlrewrite/function_check.h"
 #include "sqlrewrite/rewriter.h"
 
 namespace rowguard::session {
@@ -37,6 +38,13 @@ bool checkable_declared_types(const std::vector<int>& tenant_params, const std::
     }
   }
   return true;
+}
+
+std::optional<std::string> declared_type_denial(const std::vector<int32_t>& types) {
+  for (int32_t t : types) {
+    if (auto why = sqlrewrite::check_parameter_type_oid(t)) return "rowguard: " + *why;
+  }
+  return std::nullopt;
 }
 
 std::string lower(std::string_view s) {
@@ -230,6 +238,10 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     // The statement would run at some later Execute, against whatever the name means then.
     step.denial = "rowguard: SQL-level PREPARE and EXECUTE are supported in the simple query "
                   "protocol only (in the extended protocol, use Parse and Bind)";
+    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
+    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
+  } else if (r.allowed && declared_type_denial(m->param_types)) {
+    step.denial = *declared_type_denial(m->param_types);  // sqlrewrite/function_check.h
     pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
     protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
   } else if (r.allowed && !checkable_declared_types(r.tenant_params, m->param_types)) {

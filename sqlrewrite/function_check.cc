@@ -1,0 +1,150 @@
+#include "sqlrewrite/function_check.h"
+
+#include <algorithm>
+#include <array>
+
+namespace rowguard::sqlrewrite {
+namespace {
+
+using policy::QualifiedName;
+
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// Functions that read or compute transaction ids and snapshots. Not in the allowlist; listed
+// again so that attribute notation refuses them even where they are immutable (xid(xid8),
+// pg_snapshot_xmin(pg_snapshot)).
+bool transaction_id_function(std::string_view name) {
+  static constexpr auto kPrefixes = std::to_array<std::string_view>({"txid_", "pg_snapshot_", "pg_current_", "pg_xact_"});
+  static constexpr auto kNames = std::to_array<std::string_view>({"xid", "xid8", "mxid_age", "pg_last_committed_xact", "pg_get_multixact_members"});
+  for (auto p : kPrefixes) {
+    if (name.starts_with(p)) return true;
+  }
+  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+}
+
+bool transaction_id_type(std::string_view name) {
+  return name == "xid" || name == "xid8" || name == "txid_snapshot" || name == "pg_snapshot";
+}
+
+// The row types of the catalogs with transaction-id columns: jsonb_populate_record(NULL::pg_database,
+// '{"datfrozenxid": "5"}') or ROW(...)::pg_class would make an xid out of text like a cast.
+bool transaction_id_row_type(std::string_view name) {
+  static constexpr auto kNames = std::to_array<std::string_view>({
+      "pg_class", "pg_database", "pg_locks", "pg_prepared_xacts", "pg_stat_activity",
+      "pg_stat_replication", "pg_replication_slots"});
+  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+}
+
+}  // namespace
+
+std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::Policy& policy) {
+  std::string shown;
+  for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
+  bool ok = false;
+  if (parts.size() == 1) {
+    ok = policy::builtin_function_allowed(parts[0]) || policy.function_allowed(QualifiedName{"public", parts[0]});
+  } else if (parts.size() == 2) {
+    ok = (parts[0] == "pg_catalog" && policy::builtin_function_allowed(parts[1])) ||
+         policy.function_allowed(QualifiedName{parts[0], parts[1]});
+  }
+  if (ok) return std::nullopt;
+  if (!parts.empty() && transaction_id_function(parts.back())) {
+    return "function " + quoted(shown) + " is not allowed: transaction ids and snapshots count other tenants' " +
+           "write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
+  }
+  return "function " + quoted(shown) + " is not allowed (rule: " + std::string(kRuleFunctions) + ")";
+}
+
+bool attribute_may_call_denied(std::string_view name, const policy::Policy& policy) {
+  if (transaction_id_function(name)) return true;
+  if (policy::builtin_function_allowed(name) || policy.function_allowed(QualifiedName{"public", std::string(name)}) ||
+      policy.function_allowed(QualifiedName{"pg_catalog", std::string(name)})) {
+    return false;
+  }
+  if (std::optional<bool> immutable = policy::builtin_one_arg_function(name)) return !*immutable;
+  // Not a pg_catalog function callable with one argument; with a snapshot, any function of
+  // public (user code) or pg_catalog by that name counts.
+  const auto& snapshot = policy.schema;
+  return snapshot != nullptr && snapshot->loaded && snapshot->function_names.contains(name);
+}
+
+bool refused_system_column(std::string_view name) {
+  return name == "ctid" || name == "xmin" || name == "xmax" || name == "cmin" || name == "cmax";
+}
+
+std::optional<std::string> check_cast(const pg_query::TypeCast& cast) {
+  if (!cast.has_type_name()) return "malformed cast";
+  const auto& names = cast.type_name().names();
+  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed cast";
+  const std::string& type = names[names.size() - 1].string().sval();
+  if (transaction_id_row_type(type)) {
+    return "a cast to the row type " + quoted(type) + " is not allowed: it holds transaction ids, which count other " +
+           "tenants' write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
+  }
+  if (!transaction_id_type(type)) return std::nullopt;
+  if (cast.has_arg() && cast.arg().has_a_const()) {
+    const auto& c = cast.arg().a_const();
+    if (c.isnull() || (c.has_sval() && c.sval().sval() == "0") || (c.has_ival() && c.ival().ival() == 0)) {
+      return std::nullopt;  // NULL, or the invalid id 0 (age() of it is a constant)
+    }
+  }
+  return "a cast to " + quoted(type) + " is not allowed: transaction ids and snapshots count other tenants' " +
+         "write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
+}
+
+namespace {
+std::string parameter_denial(std::string_view type) {
+  return "a parameter declared as " + quoted(type) + " is not allowed: transaction ids and snapshots count other " +
+         "tenants' write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
+}
+}  // namespace
+
+std::optional<std::string> check_parameter_type(const pg_query::TypeName& type) {
+  const auto& names = type.names();
+  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed parameter type";
+  const std::string& name = names[names.size() - 1].string().sval();
+  if (transaction_id_type(name) || transaction_id_row_type(name)) return parameter_denial(name);
+  return std::nullopt;
+}
+
+std::optional<std::string> check_parameter_type_oid(int32_t oid) {
+  switch (oid) {
+    case 28: return parameter_denial("xid");
+    case 5069: return parameter_denial("xid8");
+    case 2970: return parameter_denial("txid_snapshot");
+    case 5038: return parameter_denial("pg_snapshot");
+    case 1011: return parameter_denial("xid[]");
+    case 271: return parameter_denial("xid8[]");
+    case 2949: return parameter_denial("txid_snapshot[]");
+    case 5039: return parameter_denial("pg_snapshot[]");
+    case 83: return parameter_denial("pg_class");
+    case 273: return parameter_denial("pg_class[]");
+    case 1248: return parameter_denial("pg_database");
+    default:
+      // Types made by initdb (FirstGenbkiObjectId 10000 .. FirstNormalObjectId 16384): the row
+      // types of the system catalogs and views (pg_locks, pg_stat_activity, ... hold xids) and
+      // information_schema's domains; no driver declares them.
+      if (oid >= 10000 && oid < 16384) return parameter_denial("type " + std::to_string(oid) + " (a system row type)");
+      return std::nullopt;
+  }
+}
+
+std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name) {
+  std::vector<std::string> parts;
+  for (const auto& n : name) {
+    if (!n.has_string()) return "malformed operator name";
+    parts.push_back(n.string().sval());
+  }
+  if (parts.empty() || parts.size() > 2) return "malformed operator name";
+  std::string shown = parts.size() == 2 ? "OPERATOR(" + parts[0] + "." + parts[1] + ")" : parts[0];
+  if (parts.size() == 2 && parts[0] != "pg_catalog") {
+    return "operator " + shown + " is not allowed: only pg_catalog's operators (rule: " + std::string(kRuleOperators) + ")";
+  }
+  if (!policy::builtin_operator_name(parts.back())) {
+    return "operator " + shown + " is not one of pg_catalog's operators: a user-defined operator runs user code (rule: " +
+           std::string(kRuleOperators) + ")";
+  }
+  return std::nullopt;
+}
+
+}  // namespace rowguard::sqlrewrite
