@@ -1009,7 +1009,10 @@ class Walker {
   std::vector<Pred> join(pg_query::JoinExpr& j, std::string_view part) {
     std::vector<Pred> left = from_item(*j.mutable_larg(), part);
     std::vector<Pred> right = from_item(*j.mutable_rarg(), part);
-    if (j.has_quals()) {  // user quals of ON run only on rows that passed the checks
+    // User quals of ON run only on rows that passed the checks. A FULL join's ON stays as
+    // written: it is evaluated at the join only (never pushed into a side), on rows of sides
+    // that are filtered subqueries or already filtered below, and must stay hash/merge-joinable.
+    if (j.has_quals() && j.jointype() != pg_query::JOIN_FULL) {
       std::vector<GuardRelation> rels;
       guard_.collect(j.larg(), false, rels);
       guard_.collect(j.rarg(), false, rels);

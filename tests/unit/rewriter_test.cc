@@ -572,7 +572,7 @@ const Case kCases[] = {
      ""},
     {"full_join",
      R"sql(SELECT * FROM orders o FULL JOIN customers c ON o.customer_id = c.id)sql",
-     R"sql(SELECT * FROM (SELECT * FROM public.orders WHERE orders.tenant_id = '1' OFFSET 0) o FULL JOIN (SELECT * FROM public.customers WHERE customers.tenant_id = '1' OFFSET 0) c ON CASE WHEN o.tenant_id = '1' AND c.tenant_id = '1' THEN o.customer_id = c.id END)sql",
+     R"sql(SELECT * FROM (SELECT * FROM public.orders WHERE orders.tenant_id = '1' OFFSET 0) o FULL JOIN (SELECT * FROM public.customers WHERE customers.tenant_id = '1' OFFSET 0) c ON o.customer_id = c.id)sql",
      ""},
     {"left_join_using",
      R"sql(SELECT * FROM customers LEFT JOIN orders USING (id))sql",
