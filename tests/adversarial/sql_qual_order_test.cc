@@ -20,6 +20,7 @@ namespace rowguard::testing::adversarial {
 namespace {
 
 constexpr const char* kSetup = R"sql(
+DROP VIEW IF EXISTS qg_view;
 DROP TABLE IF EXISTS qg_items, qg_parts, qg_tags CASCADE;
 CREATE TABLE qg_items (id int PRIMARY KEY, tenant_id int NOT NULL, v numeric NOT NULL,
                        s text NOT NULL, j jsonb NOT NULL, ref int);
@@ -40,6 +41,9 @@ CREATE TABLE qg_parts_d PARTITION OF qg_parts DEFAULT;
 INSERT INTO qg_parts SELECT g, CASE WHEN g <= 1000 THEN 1 WHEN g <= 2000 THEN 2 ELSE 3 END, g
                      FROM generate_series(1, 3000) g;
 INSERT INTO qg_parts VALUES (5001, 2, -1), (5002, 3, -1);
+-- A view over two policy tables, tenant-scoped by its items' tenant_id.
+CREATE VIEW qg_view AS SELECT i.id, i.tenant_id, i.v, t.w FROM qg_items i JOIN qg_tags t ON t.item_id = i.id;
+ALTER VIEW qg_view OWNER TO app;
 ALTER TABLE qg_items OWNER TO app; ALTER TABLE qg_tags OWNER TO app; ALTER TABLE qg_parts OWNER TO app;
 ANALYZE qg_items; ANALYZE qg_tags; ANALYZE qg_parts;
 )sql";
@@ -53,7 +57,8 @@ class QualOrder : public ::testing::Test {
     std::string config = example_config_template();
     config += "\n[tables.\"public.qg_items\"]\ncolumn = \"tenant_id\"\n"
               "[tables.\"public.qg_tags\"]\ncolumn = \"tenant_id\"\n"
-              "[tables.\"public.qg_parts\"]\ncolumn = \"tenant_id\"\n";
+              "[tables.\"public.qg_parts\"]\ncolumn = \"tenant_id\"\n"
+              "[tables.\"public.qg_view\"]\ncolumn = \"tenant_id\"\n";
     rowguard_ = new RowguardProcess(config, Env::get().pg(), "info");
   }
   static void TearDownTestSuite() {
@@ -146,6 +151,19 @@ TEST_F(QualOrder, OnConflictDoUpdateWhereIsGuarded) {
   EXPECT_TRUE(r.ok) << r.message;
   EXPECT_EQ(r.command_tag, "INSERT 0 0");
   ASSERT_TRUE(c->exec("ROLLBACK").ok);
+}
+
+TEST_F(QualOrder, MergeOnAndViewsAreGuarded) {
+  auto c = tenant1();
+  ASSERT_TRUE(c->exec("BEGIN").ok);
+  QueryResult m = c->exec("MERGE INTO qg_items t USING (SELECT 5001 AS id) s ON t.id = s.id AND sqrt(t.v) IS NOT NULL "
+                          "WHEN MATCHED THEN UPDATE SET ref = 1");
+  EXPECT_TRUE(m.ok) << m.message;
+  EXPECT_EQ(m.command_tag, "MERGE 0");
+  ASSERT_TRUE(c->exec("ROLLBACK").ok);
+  // The view's rows are tenant 1's by their item; the join partner's poisoned w (tenant 2) must
+  // not be read before the item's tenant check.
+  expect_own_answer(*c, "SELECT id FROM qg_view WHERE sqrt(w) IS NOT NULL", 1000);
 }
 
 TEST_F(QualOrder, IndexScansOnUserColumnsStayAndAreSafe) {
