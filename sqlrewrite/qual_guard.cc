@@ -138,6 +138,7 @@ void QualGuard::collect(const Node& item, bool nullable, std::vector<GuardRelati
   }
   if (!item.has_join_expr()) return;  // subqueries and functions are fenced or row-independent
   const auto& j = item.join_expr();
+  if (j.has_alias()) return;  // its tenant tables are fenced subqueries (the rewriter's join())
   const bool left_nullable = nullable || j.jointype() == pg_query::JOIN_RIGHT || j.jointype() == pg_query::JOIN_FULL;
   const bool right_nullable = nullable || j.jointype() != pg_query::JOIN_INNER;
   collect(j.larg(), left_nullable, out);

@@ -1042,8 +1042,24 @@ class Walker {
     if (j.has_alias()) {
       for (auto& p : up) wrap(p);  // "(a JOIN b) AS j" hides a and b from the outer WHERE
       up.clear();
+      // The outer level cannot name them in a tenant check either: every tenant table inside
+      // becomes a fenced filtered subquery (those filtered in an ON keep that check too).
+      fence_tables(*j.mutable_larg());
+      fence_tables(*j.mutable_rarg());
     }
     return up;
+  }
+
+  void fence_tables(Node& item) {
+    if (item.has_range_var()) {
+      if (const TableRule* rule = guard_rule(item.range_var()); rule != nullptr && !rule->global) {
+        Pred p{&item, nullptr, rule};
+        wrap(p);
+      }
+    } else if (item.has_join_expr()) {
+      fence_tables(*item.mutable_join_expr()->mutable_larg());
+      fence_tables(*item.mutable_join_expr()->mutable_rarg());
+    }
   }
 
   void place_in_join(pg_query::JoinExpr& j, std::vector<Pred>& preds) {

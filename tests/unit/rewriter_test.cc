@@ -1123,7 +1123,7 @@ const Case kCases[] = {
      ""},
     {"join_alias_left",
      R"sql(SELECT * FROM (customers c LEFT JOIN orders o ON o.customer_id = c.id) j)sql",
-     R"sql(SELECT * FROM ((SELECT * FROM public.customers WHERE customers.tenant_id = '1' OFFSET 0) c LEFT JOIN public.orders o ON CASE WHEN c.tenant_id = '1' AND o.tenant_id = '1' THEN o.customer_id = c.id END AND o.tenant_id = '1' ) j)sql",
+     R"sql(SELECT * FROM ((SELECT * FROM public.customers WHERE customers.tenant_id = '1' OFFSET 0) c LEFT JOIN (SELECT * FROM public.orders WHERE orders.tenant_id = '1' OFFSET 0) o ON CASE WHEN c.tenant_id = '1' AND o.tenant_id = '1' THEN o.customer_id = c.id END AND o.tenant_id = '1' ) j)sql",
      ""},
     {"recursive_forward",
      R"sql(WITH RECURSIVE a AS (SELECT * FROM orders), orders AS (SELECT 1 AS id) SELECT * FROM a)sql",
