@@ -137,6 +137,8 @@ TEST_F(QualOrder, PartitionsAndSubqueriesAreGuarded) {
                         "AND sqrt(i.v) IS NOT NULL)", 1000);
   expect_own_answer(*c, "SELECT id FROM qg_tags t WHERE t.item_id IN (SELECT i.id FROM qg_items i WHERE 1 / i.v > 0)", 1000);
   expect_own_answer(*c, "SELECT t.id FROM qg_tags t, LATERAL (SELECT sqrt(t.w) AS r) s WHERE s.r IS NOT NULL", 1000);
+  // An aliased join hides its tables from the outer WHERE.
+  expect_own_answer(*c, "SELECT x.w FROM (qg_items i LEFT JOIN qg_tags t ON t.item_id = i.id) AS x WHERE sqrt(x.w) > 0", 1000);
   // HAVING without an aggregate is moved to WHERE by the planner.
   expect_own_answer(*c, "SELECT v FROM qg_items GROUP BY v HAVING sqrt(v) IS NOT NULL", 1000);
   expect_own_answer(*c, "SELECT id FROM qg_items WHERE sqrt(v) IS NOT NULL FOR UPDATE", 1000);
