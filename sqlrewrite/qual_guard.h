@@ -20,7 +20,14 @@
 //     `CASE WHEN count(*) >= 0 THEN (<conjunct>) END`, which keeps them above the aggregation;
 //   * subqueries in FROM and CTE bodies are fenced (`OFFSET 0`, `MATERIALIZED`) so the planner
 //     cannot pull their target expressions into the outer query's scans, nor push outer quals
-//     into them; tables the rewriter turns into filtered subqueries are fenced the same way;
+//     into them; tables the rewriter turns into filtered subqueries are fenced the same way, and
+//     so is every tenant table inside an aliased join (the outer level cannot name it);
+//   * a FULL join's ON stays as written: it is evaluated only at the join, on sides whose rows
+//     are already filtered, and must stay hash/merge-joinable;
+//   * other expressions (target lists, ORDER BY, window functions, DISTINCT ON, UPDATE SET,
+//     RETURNING, MERGE WHEN conditions) run only on rows that passed every qual, and a correlated
+//     subquery runs only inside a guarded conjunct or on such rows, so outer references need no
+//     check of their own;
 //   * known-leakproof shapes stay unwrapped so btree index use stays: `column op constant`,
 //     `column IN (constants)`, `column IS [NOT] NULL`, a boolean column, and AND/OR/NOT of these,
 //     op one of = <> != < <= > >=. A numeric or boolean literal is fine for any column (no
