@@ -22,6 +22,7 @@
 #include "policy/catalogs.h"
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/pg_query_api.h"
+#include "sqlrewrite/qual_guard.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
@@ -249,6 +250,10 @@ class Walker {
       }
       std::vector<Pred> preds;
       for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of SELECT"));
+      std::vector<GuardRelation> rels;  // user quals run only on rows that passed these checks
+      for (const auto& item : s.from_clause()) guard_.collect(item, false, rels);
+      if (s.has_where_clause()) guard_.guard_where(*s.mutable_where_clause(), rels);
+      if (s.has_having_clause()) guard_.guard_having(*s.mutable_having_clause(), rels);
       if (!preds.empty()) {
       const bool had = s.has_where_clause();  // before mutable_ creates the field
       add_to_where(s.mutable_where_clause(), had, preds);
@@ -332,6 +337,7 @@ class Walker {
     if (oc.action() != pg_query::ONCONFLICT_UPDATE) deny("unknown ON CONFLICT action");
     check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
     std::vector<Pred> preds{relation_pred(target, rule)};
+    if (oc.has_where_clause()) guard_.guard_where(*oc.mutable_where_clause(), {guard_.relation(target, rule, false)});
     if (!preds.empty()) {
       const bool had = oc.has_where_clause();  // before mutable_ creates the field
       add_to_where(oc.mutable_where_clause(), had, preds);
@@ -349,6 +355,7 @@ class Walker {
     std::vector<Pred> source = from_item(*s.mutable_source_relation(), "USING of MERGE");
     for (auto& p : source) wrap(p);
     std::vector<Pred> target{relation_pred(s.relation(), rule)};
+    if (s.has_join_condition()) guard_.guard_where(*s.mutable_join_condition(), {guard_.relation(s.relation(), rule, false)});
     if (!target.empty()) {
       const bool had = s.has_join_condition();  // before mutable_ creates the field
       add_to_where(s.mutable_join_condition(), had, target);
@@ -477,6 +484,9 @@ class Walker {
     std::vector<Pred> preds;
     preds.push_back(relation_pred(*s.mutable_relation(), rule));
     for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of UPDATE"));
+    std::vector<GuardRelation> rels{guard_.relation(s.relation(), rule, false)};
+    for (const auto& item : s.from_clause()) guard_.collect(item, false, rels);
+    if (s.has_where_clause()) guard_.guard_where(*s.mutable_where_clause(), rels);
     if (!preds.empty()) {
       const bool had = s.has_where_clause();  // before mutable_ creates the field
       add_to_where(s.mutable_where_clause(), had, preds);
@@ -494,6 +504,9 @@ class Walker {
     std::vector<Pred> preds;
     preds.push_back(relation_pred(*s.mutable_relation(), rule));
     for (auto& item : *s.mutable_using_clause()) append(preds, from_item(item, "USING of DELETE"));
+    std::vector<GuardRelation> rels{guard_.relation(s.relation(), rule, false)};
+    for (const auto& item : s.using_clause()) guard_.collect(item, false, rels);
+    if (s.has_where_clause()) guard_.guard_where(*s.mutable_where_clause(), rels);
     if (!preds.empty()) {
       const bool had = s.has_where_clause();  // before mutable_ creates the field
       add_to_where(s.mutable_where_clause(), had, preds);
@@ -858,16 +871,26 @@ class Walker {
     if (w.recursive()) {
       // Every CTE of WITH RECURSIVE sees all names of the list, itself included.
       for (const auto& c : w.ctes()) ctes_.push_back(cte_of(c).ctename());
-      for (auto& c : *w.mutable_ctes()) visit_children(*c.mutable_common_table_expr(), {});
+      for (auto& c : *w.mutable_ctes()) {
+        fence_cte(*c.mutable_common_table_expr());
+        visit_children(*c.mutable_common_table_expr(), {});
+      }
     } else {
       // A plain WITH: each CTE sees only the ones before it. A later name used earlier is a table.
       for (auto& c : *w.mutable_ctes()) {
         auto& cte = *c.mutable_common_table_expr();
         (void)cte_of(c);
+        fence_cte(cte);
         visit_children(cte, {});
         ctes_.push_back(cte.ctename());
       }
     }
+  }
+
+  // A SELECT body is MATERIALIZED: an inlined CTE would let the planner move its expressions
+  // into the outer query's scans, ahead of the tenant checks (sqlrewrite/qual_guard.h).
+  static void fence_cte(pg_query::CommonTableExpr& cte) {
+    if (cte.ctequery().has_select_stmt()) cte.set_ctematerialized(pg_query::CTEMaterializeAlways);
   }
 
   static const pg_query::CommonTableExpr& cte_of(const Node& n) {
@@ -990,8 +1013,15 @@ class Walker {
         return read_table(item, part);
       case Node::kJoinExpr:
         return join(*item.mutable_join_expr(), part);
+      case Node::kRangeSubselect: {
+        // A planner fence: the subquery's expressions cannot move into the outer query's scans,
+        // ahead of their tenant checks, nor outer quals into its scans (sqlrewrite/qual_guard.h).
+        auto& q = *item.mutable_range_subselect()->mutable_subquery();
+        if (q.has_select_stmt() && q.select_stmt().values_lists_size() == 0) QualGuard::fence(*q.mutable_select_stmt());
+        return {};
+      }
       default:
-        return {};  // subqueries, functions, ...: visited (and judged) by the generic walk
+        return {};  // functions, ...: visited (and judged) by the generic walk
     }
   }
 
@@ -1002,6 +1032,15 @@ class Walker {
   std::vector<Pred> join(pg_query::JoinExpr& j, std::string_view part) {
     std::vector<Pred> left = from_item(*j.mutable_larg(), part);
     std::vector<Pred> right = from_item(*j.mutable_rarg(), part);
+    // User quals of ON run only on rows that passed the checks. A FULL join's ON stays as
+    // written: it is evaluated at the join only (never pushed into a side), on rows of sides
+    // that are filtered subqueries or already filtered below, and must stay hash/merge-joinable.
+    if (j.has_quals() && j.jointype() != pg_query::JOIN_FULL) {
+      std::vector<GuardRelation> rels;
+      guard_.collect(j.larg(), false, rels);
+      guard_.collect(j.rarg(), false, rels);
+      guard_.guard_where(*j.mutable_quals(), rels);
+    }
     std::vector<Pred> up;
     switch (j.jointype()) {
       case pg_query::JOIN_INNER:
@@ -1026,8 +1065,24 @@ class Walker {
     if (j.has_alias()) {
       for (auto& p : up) wrap(p);  // "(a JOIN b) AS j" hides a and b from the outer WHERE
       up.clear();
+      // The outer level cannot name them in a tenant check either: every tenant table inside
+      // becomes a fenced filtered subquery (those filtered in an ON keep that check too).
+      fence_tables(*j.mutable_larg());
+      fence_tables(*j.mutable_rarg());
     }
     return up;
+  }
+
+  void fence_tables(Node& item) {
+    if (item.has_range_var()) {
+      if (const TableRule* rule = guard_rule(item.range_var()); rule != nullptr && !rule->global) {
+        Pred p{&item, nullptr, rule};
+        wrap(p);
+      }
+    } else if (item.has_join_expr()) {
+      fence_tables(*item.mutable_join_expr()->mutable_larg());
+      fence_tables(*item.mutable_join_expr()->mutable_rarg());
+    }
   }
 
   void place_in_join(pg_query::JoinExpr& j, std::vector<Pred>& preds) {
@@ -1055,6 +1110,7 @@ class Walker {
     auto& target = *sel.add_target_list()->mutable_res_target();
     target.mutable_val()->mutable_column_ref()->add_fields()->mutable_a_star();
     *sel.add_from_clause()->mutable_range_var() = std::move(inner);
+    QualGuard::fence(sel);
 
     Node wrapped;
     auto& rs = *wrapped.mutable_range_subselect();
@@ -1365,6 +1421,13 @@ class Walker {
   std::unordered_set<const pg_query::RangeVar*> handled_;
   std::vector<std::string> ctes_;  // CTE names in scope, innermost last
   std::vector<Relation> relations_;  // relations in scope (FROM items, targets), innermost last
+  // The tenant rule of a FROM table reference read_table() resolved (its schema is then set).
+  const TableRule* guard_rule(const pg_query::RangeVar& rv) const {
+    if (rv.schemaname().empty() || is_catalog_schema(rv.schemaname()) || !handled_.contains(&rv)) return nullptr;
+    return policy_.table(QualifiedName{rv.schemaname(), rv.relname()});
+  }
+  QualGuard guard_{policy_, [this](const pg_query::RangeVar& rv) { return guard_rule(rv); },
+                   [this] { return tenant_literal(); }};
 };
 
 }  // namespace

@@ -439,9 +439,11 @@ TEST(LiteralScan, GivesUpOnWhatItDoesNotModel) {
 TEST(ConstantTemplates, OtherConstantsHitTheSameEntry) {
   RewriteCache cache;
   const RewriteResult first = cache.rewrite("SELECT * FROM orders WHERE id = 17 AND status = 'new'", test_policy(), "1");
-  EXPECT_EQ(first.sql, "SELECT * FROM public.orders WHERE id = 17 AND status = 'new' AND orders.tenant_id = '1'");
+  EXPECT_EQ(first.sql, "SELECT * FROM public.orders WHERE id = 17 AND CASE WHEN orders.tenant_id = '1' THEN status = 'new' END "
+                       "AND orders.tenant_id = '1'");
   const RewriteResult& r = cache.rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b");
-  EXPECT_EQ(r.sql, "SELECT * FROM public.orders WHERE id = 42 AND status = 'it''s' AND orders.tenant_id = 'o''b'");
+  EXPECT_EQ(r.sql, "SELECT * FROM public.orders WHERE id = 42 AND CASE WHEN orders.tenant_id = 'o''b' THEN status = 'it''s' END "
+                   "AND orders.tenant_id = 'o''b'");
   EXPECT_EQ(r.sql, rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b").sql);
   EXPECT_EQ(cache.misses(), 1u);
   EXPECT_EQ(cache.hits(), 1u);

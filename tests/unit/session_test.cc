@@ -492,7 +492,7 @@ TEST_F(TenantSessionTest, AllowedParseIsForwardedRewrittenWithTypes) {
   auto p = protocol::parse_parse(msgs[0].body);
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->statement, "s1");
-  EXPECT_EQ(p->query, "SELECT * FROM public.orders WHERE id = $1 AND orders.tenant_id = '1'");
+  EXPECT_EQ(p->query, "SELECT * FROM public.orders WHERE CASE WHEN orders.tenant_id = '1' THEN id = $1 END AND orders.tenant_id = '1'");
   EXPECT_EQ(p->param_types, (std::vector<int32_t>{23}));
 }
 

@@ -1,0 +1,174 @@
+// Goldens for the tenant-check guard (sqlrewrite/qual_guard.h): which user conjuncts are wrapped
+// in `CASE WHEN <tenant checks> THEN ... END`, which known-leakproof shapes stay as written (so
+// btree index use stays), with and without a schema snapshot.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "policy/policy.h"
+#include "policy/schema_snapshot.h"
+#include "sqlrewrite/rewriter.h"
+
+namespace rowguard::sqlrewrite {
+namespace {
+
+constexpr const char* kToml = R"toml(
+[proxy]
+listen = "127.0.0.1:6432"
+upstream = "127.0.0.1:5432"
+upstream_user = "app"
+
+[tenancy]
+default_column = "tenant_id"
+
+[[tenants]]
+user = "t1"
+password = "pw1"
+tenant = "1"
+
+[tables."public.orders"]
+[tables."public.customers"]
+[tables."public.countries"]
+global = true
+)toml";
+
+policy::ColumnInfo col(std::string name, uint32_t oid) {
+  policy::ColumnInfo c;
+  c.name = std::move(name);
+  c.type_oid = oid;
+  return c;
+}
+
+const policy::Policy& without_schema() {
+  static const policy::PolicyPtr p = policy::parse_policy(kToml, "qual_guard_test.toml");
+  return *p;
+}
+
+const policy::Policy& with_schema() {
+  static const policy::PolicyPtr p = [] {
+    auto copy = std::make_shared<policy::Policy>(*policy::parse_policy(kToml, "qual_guard_test.toml"));
+    auto snap = std::make_shared<policy::SchemaSnapshot>();
+    snap->loaded = true;
+    policy::TableInfo orders;
+    orders.name = {"public", "orders"};
+    orders.columns = {col("id", 23), col("tenant_id", 23), col("customer_id", 23), col("amount", 1700),
+                      col("status", 25), col("created", 1082), col("meta", 3802), col("pair", 90001)};
+    policy::TableInfo customers;
+    customers.name = {"public", "customers"};
+    customers.columns = {col("id", 23), col("tenant_id", 23), col("name", 25), col("score", 20)};
+    snap->tables[orders.name] = orders;
+    snap->tables[customers.name] = customers;
+    copy->schema = snap;
+    return policy::PolicyPtr(copy);
+  }();
+  return *p;
+}
+
+std::string rw(const policy::Policy& p, const std::string& sql) {
+  RewriteResult r = rewrite(sql, p, "1");
+  return r.allowed ? r.sql : "DENIED " + r.reason;
+}
+
+TEST(QualGuard, NumericLiteralComparisonsStayUnwrappedWithoutASchema) {
+  EXPECT_EQ(rw(without_schema(), "SELECT * FROM orders WHERE id = 42"),
+            "SELECT * FROM public.orders WHERE id = 42 AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(without_schema(), "SELECT * FROM orders WHERE id IN (1, 2) AND amount >= 9.5 AND status IS NOT NULL"),
+            "SELECT * FROM public.orders WHERE id IN (1, 2) AND amount >= 9.5 AND status IS NOT NULL AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(without_schema(), "SELECT * FROM orders WHERE (id = 1 OR id = 2) AND NOT id <> 3"),
+            "SELECT * FROM public.orders WHERE (id = 1 OR id = 2) AND NOT id <> 3 AND orders.tenant_id = '1'");
+}
+
+TEST(QualGuard, StringsParametersAndColumnPairsNeedTheSchema) {
+  // Without the column types a string literal or a parameter may compare a composite column
+  // (whose comparison can fail on some values) or force a failing cast of the column: guarded.
+  EXPECT_EQ(rw(without_schema(), "SELECT * FROM orders WHERE id = $1 AND status = 'new'"),
+            "SELECT * FROM public.orders WHERE CASE WHEN orders.tenant_id = '1' THEN id = $1 END AND "
+            "CASE WHEN orders.tenant_id = '1' THEN status = 'new' END AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders WHERE id = $1 AND status = 'new'"),
+            "SELECT * FROM public.orders WHERE id = $1 AND status = 'new' AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders o JOIN customers c ON c.id = o.customer_id"),
+            "SELECT * FROM public.orders o JOIN public.customers c ON c.id = o.customer_id "
+            "WHERE o.tenant_id = '1' AND c.tenant_id = '1'");
+  // int4 against int8 is one family; int4 against numeric is a cast of the column: guarded.
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders o, customers c WHERE c.score = o.id AND c.score = o.amount"),
+            "SELECT * FROM public.orders o, public.customers c WHERE c.score = o.id AND CASE WHEN o.tenant_id = '1' "
+            "AND c.tenant_id = '1' THEN c.score = o.amount END AND o.tenant_id = '1' AND c.tenant_id = '1'");
+}
+
+TEST(QualGuard, TypesWhoseComparisonsCanFailAreGuardedEvenWithTheSchema) {
+  // jsonb and a composite type: not plain scalars. A date against a parameter of another
+  // declared type is a cast of the column that overflows for some dates.
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders WHERE meta = '{}' AND pair = '(1,2)' AND created = $1"),
+            "SELECT * FROM public.orders WHERE CASE WHEN orders.tenant_id = '1' THEN meta = '{}' END AND "
+            "CASE WHEN orders.tenant_id = '1' THEN pair = '(1,2)' END AND CASE WHEN orders.tenant_id = '1' "
+            "THEN created = $1 END AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders WHERE created = '2024-01-01'"),
+            "SELECT * FROM public.orders WHERE created = '2024-01-01' AND orders.tenant_id = '1'");
+}
+
+TEST(QualGuard, ExpressionsAndCastsAreGuarded) {
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders WHERE status::int = 1 AND 1 / (amount - 42) > 0"),
+            "SELECT * FROM public.orders WHERE CASE WHEN orders.tenant_id = '1' THEN status::int = 1 END AND "
+            "CASE WHEN orders.tenant_id = '1' THEN (1 / (amount - 42)) > 0 END AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders WHERE jsonb_path_exists(meta, 'strict $.a')"),
+            "SELECT * FROM public.orders WHERE CASE WHEN orders.tenant_id = '1' THEN "
+            "jsonb_path_exists(meta, 'strict $.a') END AND orders.tenant_id = '1'");
+}
+
+TEST(QualGuard, UnqualifiedColumnsNameTheirRelationThroughTheSchema) {
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM orders o, customers c WHERE sqrt(amount) > 1"),
+            "SELECT * FROM public.orders o, public.customers c WHERE CASE WHEN o.tenant_id = '1' THEN "
+            "sqrt(amount) > 1 END AND o.tenant_id = '1' AND c.tenant_id = '1'");
+  EXPECT_EQ(rw(without_schema(), "SELECT * FROM orders o, customers c WHERE sqrt(amount) > 1"),
+            "SELECT * FROM public.orders o, public.customers c WHERE CASE WHEN o.tenant_id = '1' AND "
+            "c.tenant_id = '1' THEN sqrt(amount) > 1 END AND o.tenant_id = '1' AND c.tenant_id = '1'");
+  // Only a global table: nothing to check.
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM countries WHERE length(name) > 1"),
+            "SELECT * FROM public.countries WHERE length(name) > 1");
+}
+
+TEST(QualGuard, NullableSideKeepsNullExtendedRows) {
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM customers c LEFT JOIN orders o ON o.customer_id = c.id "
+                              "WHERE coalesce(o.amount, 0) = 0"),
+            "SELECT * FROM public.customers c LEFT JOIN public.orders o ON o.customer_id = c.id AND "
+            "o.tenant_id = '1' WHERE CASE WHEN o.tenant_id = '1' OR o.* IS NULL THEN COALESCE(o.amount, 0) = 0 END "
+            "AND c.tenant_id = '1'");
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM customers c LEFT JOIN orders o ON o.customer_id = c.id AND sqrt(o.amount) > 1"),
+            "SELECT * FROM public.customers c LEFT JOIN public.orders o ON o.customer_id = c.id AND CASE WHEN "
+            "o.tenant_id = '1' THEN sqrt(o.amount) > 1 END AND o.tenant_id = '1' WHERE c.tenant_id = '1'");
+}
+
+TEST(QualGuard, HavingSubqueriesCtesAndWrites) {
+  EXPECT_EQ(rw(with_schema(), "SELECT amount FROM orders GROUP BY amount HAVING sqrt(amount) > 1"),
+            "SELECT amount FROM public.orders WHERE orders.tenant_id = '1' GROUP BY amount HAVING CASE WHEN "
+            "count(*) >= 0 THEN sqrt(amount) > 1 END");
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM (SELECT id, 1 / amount AS r FROM orders) s WHERE s.r > 0"),
+            "SELECT * FROM (SELECT id, 1 / amount AS r FROM public.orders WHERE orders.tenant_id = '1' OFFSET 0) s "
+            "WHERE s.r > 0");
+  EXPECT_EQ(rw(with_schema(), "SELECT * FROM (SELECT id FROM orders LIMIT 5) s"),
+            "SELECT * FROM (SELECT id FROM public.orders WHERE orders.tenant_id = '1' LIMIT 5) s");
+  EXPECT_EQ(rw(with_schema(), "WITH s AS NOT MATERIALIZED (SELECT id FROM orders) SELECT * FROM s"),
+            "WITH s AS MATERIALIZED (SELECT id FROM public.orders WHERE orders.tenant_id = '1') SELECT * FROM s");
+  EXPECT_EQ(rw(with_schema(), "UPDATE orders SET status = 'x' WHERE sqrt(amount) > 1"),
+            "UPDATE public.orders SET status = 'x' WHERE CASE WHEN orders.tenant_id = '1' THEN sqrt(amount) > 1 END "
+            "AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(with_schema(), "DELETE FROM orders WHERE sqrt(amount) > 1"),
+            "DELETE FROM public.orders WHERE CASE WHEN orders.tenant_id = '1' THEN sqrt(amount) > 1 END "
+            "AND orders.tenant_id = '1'");
+  EXPECT_EQ(rw(with_schema(), "INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET status = 'x' "
+                              "WHERE sqrt(orders.amount) > 1"),
+            "INSERT INTO public.orders (id, tenant_id) VALUES (1, '1') ON CONFLICT (id) DO UPDATE SET status = 'x' "
+            "WHERE CASE WHEN orders.tenant_id = '1' THEN sqrt(orders.amount) > 1 END AND orders.tenant_id = '1'");
+}
+
+TEST(QualGuard, GuardTenantLiteralsAreCountedForTemplates) {
+  RewriteTrace trace;
+  RewriteResult r = rewrite("SELECT * FROM orders WHERE sqrt(amount) > 1", with_schema(), "1", &trace);
+  ASSERT_TRUE(r.allowed) << r.reason;
+  EXPECT_EQ(trace.tenant_literals, 2);
+  EXPECT_FALSE(trace.tenant_compared);
+}
+
+}  // namespace
+}  // namespace rowguard::sqlrewrite
