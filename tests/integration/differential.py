@@ -1726,6 +1726,31 @@ class Oracle:
                 cur.execute('SET ROLE %s' % self.args.app_role)
                 cur.execute(SCHEMA)
                 cur.execute('RESET ROLE')
+        self.refresh_rowguard_schema()
+
+    def refresh_rowguard_schema(self):
+        """The tables were made behind rowguard's back: RELOAD on its admin console makes it read
+        its schema snapshot again (ON CONFLICT is refused until it knows the keys); wait for it."""
+        if not self.args.admin_user:
+            return
+        c = psycopg2.connect(host=self.args.rowguard_host, port=self.args.rowguard_port, user=self.args.admin_user,
+                             password=self.args.admin_password, dbname='rowguard', sslmode='disable')
+        c.autocommit = True
+        try:
+            with c.cursor() as cur:
+                cur.execute('RELOAD')
+                deadline = time.time() + 30
+                while True:
+                    cur.execute('SHOW SCHEMA')
+                    cols = [d[0] for d in cur.description]
+                    rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+                    if rows and all(r['found'] == 'true' and r['last_read_reason'] == 'reload' for r in rows):
+                        return
+                    if time.time() > deadline:
+                        raise RuntimeError('rowguard did not read the new schema: %r' % rows)
+                    time.sleep(0.1)
+        finally:
+            c.close()
 
     def set_defaults(self):
         # On oracle_ref_T a tenant column left out of an INSERT is T: what rowguard fills in.
@@ -2048,6 +2073,8 @@ def main():
     p.add_argument('--pg-socket-dir', required=True)
     p.add_argument('--superuser', default='postgres')
     p.add_argument('--app-role', default='oracle_app')
+    p.add_argument('--admin-user', default=None, help='a rowguard bypass user: RELOAD after creating the tables')
+    p.add_argument('--admin-password', default=None)
     p.add_argument('--seed', type=int, default=20240501)
     p.add_argument('--statements', type=int, default=None)
     p.add_argument('--long', action='store_true', help='100000 statements')
