@@ -126,6 +126,7 @@ WHERE n.nspname IN ('pg_catalog', 'public'))sql";
 
 void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapshot& out) {
   query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  query(conn, "SET LOCAL search_path = pg_catalog");  // unnest() etc. are the catalog's own
   std::vector<std::string> schemas, names;
   for (const auto& [name, rule] : policy.tables) {
     schemas.push_back(name.schema);
