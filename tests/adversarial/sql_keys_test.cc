@@ -94,7 +94,7 @@ TEST(SqlKeys, OnConflictDoNothingDoesNotRevealAnotherTenantsId) {
   EXPECT_TRUE(t1->alive());
 }
 
-TEST(SqlKeys, OnConflictInsideCteAndExtendedProtocolIsRefused) {
+TEST(SqlKeys, OnConflictInsideCteExtendedProtocolPrepareAndSelectIsRefused) {
   Tenant2HoldsRow hold("customers");
   auto t1 = impatient_tenant1();
   QueryResult cte = t1->exec(
@@ -105,6 +105,13 @@ TEST(SqlKeys, OnConflictInsideCteAndExtendedProtocolIsRefused) {
       "INSERT INTO customers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
       {"201", "acme-x"});
   expect_refused_naming_key(ext);
+  QueryResult prep = t1->exec(
+      "PREPARE up(int) AS INSERT INTO customers (id, name) VALUES ($1, 'acme-x') "
+      "ON CONFLICT (id) DO UPDATE SET name = excluded.name");
+  expect_refused_naming_key(prep);
+  QueryResult select_src = t1->exec(
+      "INSERT INTO customers (id, name) SELECT 201, 'acme-x' ON CONFLICT (id) DO UPDATE SET name = excluded.name");
+  expect_refused_naming_key(select_src);
   EXPECT_TRUE(t1->alive());
 }
 
