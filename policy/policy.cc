@@ -601,6 +601,8 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   return p;
 }
 
+uint64_t next_policy_version() { return g_next_version.fetch_add(1); }
+
 PolicyPtr load_policy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw PolicyError(path + ": cannot open policy file");

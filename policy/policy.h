@@ -152,6 +152,10 @@ using PolicyPtr = std::shared_ptr<const Policy>;
 PolicyPtr parse_policy(const std::string& toml_text, const std::string& source);
 PolicyPtr load_policy(const std::string& path);
 
+// A fresh Policy::version, for a copy of a policy that differs (a new schema snapshot), so that
+// the rewrite caches keyed on the version are invalidated.
+uint64_t next_policy_version();
+
 // Error messages never carry secrets: in `message` (a toml11-style error about `toml_text`),
 // quoted source lines that belong to a password/secret/token/private key statement lose their
 // value ("password = <redacted>"), and such values are replaced anywhere else in the message.

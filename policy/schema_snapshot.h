@@ -52,6 +52,7 @@ struct TableInfo {
   std::vector<UniqueKey> unique_keys;
   std::vector<ForeignKey> foreign_keys;
   std::vector<QualifiedName> children;      // inheritance children and partitions (direct)
+  std::vector<std::string> exclusion_constraints;  // names of EXCLUDE constraints (arbiters too)
 
   const ColumnInfo* column(std::string_view column_name) const {
     for (const auto& c : columns) {
@@ -68,6 +69,7 @@ struct SchemaSnapshot {
   // Every function name (pg_proc.proname) in the schemas a tenant's statement can name
   // unqualified (pg_catalog, public): attribute notation x.f means f(x) for these.
   std::set<std::string, std::less<>> function_names;
+  int64_t read_at_us = 0;                   // unix time of the last read attempt (microseconds)
 
   const TableInfo* table(const QualifiedName& name) const {
     auto it = tables.find(name);

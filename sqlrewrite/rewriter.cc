@@ -21,6 +21,7 @@
 
 #include "policy/catalogs.h"
 #include "sqlrewrite/function_check.h"
+#include "sqlrewrite/on_conflict_check.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/qual_guard.h"
 
@@ -329,13 +330,17 @@ class Walker {
     relations_.resize(relations);
   }
 
-  // ON CONFLICT DO NOTHING needs nothing more. DO UPDATE may only touch the tenant's own row:
+  // ON CONFLICT DO NOTHING needs nothing more once its arbiters are checked. DO UPDATE may only touch the tenant's own row:
   // the conflicting row is filtered by the tenant predicate in the DO UPDATE WHERE clause
   // (otherwise an id collision would update another tenant's row), and cannot move it.
   void on_conflict(pg_query::OnConflictClause& oc, const pg_query::RangeVar& target, const TableRule& rule) {
-    if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
-    if (oc.action() != pg_query::ONCONFLICT_UPDATE) deny("unknown ON CONFLICT action");
+    if (oc.action() != pg_query::ONCONFLICT_NOTHING && oc.action() != pg_query::ONCONFLICT_UPDATE) {
+      deny("unknown ON CONFLICT action");
+    }
     check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
+    // Every arbiter index must include the tenant column (sqlrewrite/on_conflict_check.h).
+    if (auto why = check_on_conflict(oc, rule, policy_.schema.get())) deny(std::move(*why));
+    if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
     std::vector<Pred> preds{relation_pred(target, rule)};
     if (oc.has_where_clause()) guard_.guard_where(*oc.mutable_where_clause(), {guard_.relation(target, rule, false)});
     if (!preds.empty()) {

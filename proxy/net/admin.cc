@@ -15,6 +15,7 @@
 
 #include "proxy/auth/scram.h"
 #include "proxy/net/admin_format.h"
+#include "proxy/net/admin_schema.h"
 #include "proxy/net/clients.h"
 #include "proxy/net/server.h"
 
@@ -202,6 +203,12 @@ class Console {
           rows.push_back({i++, w->cache.size(), w->cache.hits(), w->cache.misses(), w->cache.bytes()});
         }
         admin::append_result(out, admin::cache_result(rows));
+        co_return true;
+      }
+      case admin::Command::kShowSchema: {
+        auto p = server_.policy();
+        auto status = server_.schema_status();
+        admin::append_result(out, admin::schema_result(*p, status ? &*status : nullptr, admin::unix_now_us()));
         co_return true;
       }
       case admin::Command::kReload: {

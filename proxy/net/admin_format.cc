@@ -46,6 +46,7 @@ Command parse_command(std::string_view text) {
   if (words == "SHOW STATS") return Command::kShowStats;
   if (words == "SHOW POLICY") return Command::kShowPolicy;
   if (words == "SHOW CACHE") return Command::kShowCache;
+  if (words == "SHOW SCHEMA") return Command::kShowSchema;
   if (words == "RELOAD") return Command::kReload;
   if (words == "PAUSE") return Command::kPause;
   if (words == "RESUME") return Command::kResume;
@@ -124,6 +125,7 @@ ResultSet help_result() {
   add("SHOW STATS", "process counters (the same as /metrics)");
   add("SHOW POLICY", "the policy in force: version, load time, tables, users");
   add("SHOW CACHE", "rewrite cache entries, hits and misses per worker thread");
+  add("SHOW SCHEMA", "the schema snapshot per policy table: columns, unique keys, keys without the tenant column, loaded or error, age");
   add("RELOAD", "re-read the policy file (like SIGHUP); a bad file is rejected with the reason");
   add("PAUSE", "new statements of tenant sessions wait at their next transaction boundary; returns when no tenant transaction is open");
   add("RESUME", "let paused sessions continue");

@@ -27,6 +27,7 @@ enum class Command {
   kPause,
   kResume,
   kUnknown,
+  kShowSchema,
 };
 
 // One console command; case-insensitive, surrounding white space and trailing ';' ignored,

@@ -23,6 +23,7 @@
 #include "proxy/net/clients.h"
 #include "proxy/net/client_watch.h"
 #include "proxy/net/client_auth.h"
+#include "proxy/net/ddl_watch.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
@@ -528,6 +529,16 @@ class ClientConnection : public ClientIo {
           ++batches_in_;
           tx_ = first;
           if (!in_flight()) watch_.idle(tx_, policy_->limits);
+          if (ddl_pending_ && first == 'I') {  // committed (or rolled back): re-read the schema
+            ddl_pending_ = false;
+            server_.schema_changed("DDL by bypass session " + std::to_string(id_));
+          }
+        } else if (tag == protocol::be::kCommandComplete) {
+          const size_t body = scanner.frame_length() - 4;
+          const bool whole = scanner.frame_end() >= body;
+          ddl_pending_ |= schema_changing_command(
+              first, whole ? std::optional<std::string_view>(std::string_view(data).substr(scanner.frame_end() - body, body))
+                           : std::nullopt);
         }
       });
       if (ok > 0) {
@@ -698,6 +709,7 @@ class ClientConnection : public ClientIo {
   std::string server_refusal_;   // bypass: the server sent an oversized (54000) or malformed (08P01) message
   uint64_t batches_out_ = 0;  // Query/Sync forwarded (tenant sessions)
   uint64_t batches_in_ = 0;   // ReadyForQuery relayed
+  bool ddl_pending_ = false;  // bypass: DDL completed; re-read the schema at the next idle ReadyForQuery
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;
   std::shared_ptr<ClientInfo> info_;  // what the admin console shows
 };

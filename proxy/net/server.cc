@@ -64,10 +64,13 @@ void Server::stop() {
 }
 
 std::optional<std::string> Server::reload() {
-  std::lock_guard lock(reload_mu_);
+  std::unique_lock lock(reload_mu_);
   try {
-    auto fresh = policy::load_policy(config_path_);
     auto old = policy_.load();
+    // The new file with the snapshot read so far (its tables may differ: a read follows).
+    auto loaded = std::make_shared<policy::Policy>(*policy::load_policy(config_path_));
+    loaded->schema = old->schema;
+    policy::PolicyPtr fresh = loaded;
     if (fresh->proxy.listen_host != old->proxy.listen_host ||
         fresh->proxy.listen_port != old->proxy.listen_port) {
       spdlog::warn("reload: [proxy] listen changed; it takes effect only after a restart");
@@ -76,11 +79,30 @@ std::optional<std::string> Server::reload() {
     policy_loaded_at_us_.store(unix_now_us());
     spdlog::info("reload: policy {} loaded (version {}, {} tables, {} users)", config_path_,
                  fresh->version, fresh->tables.size(), fresh->logins.size());
+    lock.unlock();
+    schema_changed("reload");
     return std::nullopt;
   } catch (const std::exception& e) {
     spdlog::error("reload: policy rejected, keeping the previous one: {}", e.what());
     return std::string(e.what());
   }
+}
+
+void Server::schema_changed(std::string reason) {
+  if (schema_) schema_->request(std::move(reason));
+}
+
+void Server::install_schema(std::shared_ptr<const policy::SchemaSnapshot> schema) {
+  std::lock_guard lock(reload_mu_);
+  auto next = std::make_shared<policy::Policy>(*policy_.load());
+  next->schema = std::move(schema);
+  next->version = policy::next_policy_version();  // invalidates the rewrite caches
+  policy_.store(std::move(next));
+}
+
+std::optional<SchemaStatus> Server::schema_status() const {
+  if (!schema_) return std::nullopt;
+  return schema_->status();
 }
 
 namespace {
@@ -163,6 +185,13 @@ int Server::run() {
   }
   int n = p->proxy.workers > 0 ? p->proxy.workers
                                : std::max(1u, std::thread::hardware_concurrency());
+  // The schema snapshot: read once now, before listening (PostgreSQL unreachable: start without it, refuse what
+  // needs it, retry in the background), then kept up to date on its own thread.
+  schema_ = std::make_unique<SchemaRefresher>([this] { return policy_.load(); },
+                                              [this](SchemaRefresher::Snapshot s) { install_schema(std::move(s)); });
+  schema_->start();
+  p = policy_.load();
+
   tcp::acceptor acceptor(main_ctx_);
   try {
     tcp::endpoint ep(asio::ip::make_address(p->proxy.listen_host), p->proxy.listen_port);
@@ -277,6 +306,7 @@ int Server::run() {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
+  schema_.reset();
   spdlog::info("rowguard stopped");
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "proxy/net/audit.h"
 #include "proxy/net/clients.h"
 #include "proxy/net/metrics.h"
+#include "proxy/net/schema_refresher.h"
 #include "sqlrewrite/rewrite_cache.h"
 
 namespace rowguard::net {
@@ -77,6 +78,11 @@ class Server {
   // (the previous policy stays). Safe to call from any thread.
   std::optional<std::string> reload();
   int64_t policy_loaded_at_us() const { return policy_loaded_at_us_.load(); }
+  // The schema snapshot (proxy/net/schema_refresher.h): schedule a read (DDL by a bypass session,
+  // RELOAD); never blocks. install_schema makes a new policy version carrying `schema`.
+  void schema_changed(std::string reason);
+  void install_schema(std::shared_ptr<const policy::SchemaSnapshot> schema);
+  std::optional<SchemaStatus> schema_status() const;
   uint64_t next_session_id() { return ++session_ids_; }
   // Per-user connection counting for [proxy] max_connections_per_user.
   int user_connections(const std::string& user, int delta) {
@@ -113,6 +119,8 @@ class Server {
   std::atomic<int64_t> policy_loaded_at_us_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   boost::asio::io_context main_ctx_{1};
+  // Last: destroyed first (its thread installs policies into the members above).
+  std::unique_ptr<SchemaRefresher> schema_;
 };
 
 }  // namespace rowguard::net

@@ -46,6 +46,8 @@ class FrameScanner {
         remaining_ = r.length - 4;
         need_first_ = true;
         i += 5;
+        frame_end_ = i;
+        frame_length_ = r.length;
         if (remaining_ == 0) on_frame(tag_, '\0');
         continue;
       }
@@ -56,6 +58,7 @@ class FrameScanner {
       const size_t take = remaining_ < bytes.size() - i ? remaining_ : bytes.size() - i;
       i += take;
       remaining_ -= take;
+      frame_end_ = i;
       if (remaining_ == 0) on_frame(tag_, first_);
     }
     return i;
@@ -68,6 +71,11 @@ class FrameScanner {
   char failed_tag() const { return failed_tag_; }
   uint32_t failed_length() const { return length_; }
   const std::string& error() const { return error_; }
+  // Inside on_frame: where the message ends in the bytes being fed, and its length word. Its
+  // body is bytes[frame_end() - (frame_length() - 4), frame_end()) when frame_end() reaches
+  // that far back (a message split across feeds started in earlier bytes).
+  size_t frame_end() const { return frame_end_; }
+  uint32_t frame_length() const { return frame_length_; }
 
  private:
   size_t max_len_;
@@ -81,6 +89,8 @@ class FrameScanner {
   char failed_tag_ = 0;
   uint32_t length_ = 0;
   std::string error_;
+  size_t frame_end_ = 0;
+  uint32_t frame_length_ = 0;
 };
 
 }  // namespace rowguard::protocol

@@ -2,6 +2,9 @@
 // libpq; the proxy itself speaks the protocol on its own.
 #include "proxy/tools/check_upstream.h"
 
+#include "policy/schema_report.h"
+#include "proxy/tools/schema_loader.h"
+
 #include <libpq-fe.h>
 
 #include <memory>
@@ -42,28 +45,19 @@ UpstreamCheck check_against(const policy::Policy& policy, const std::string& con
     out.connect_error = conn ? trim(PQerrorMessage(conn.get())) : "out of memory";
     return out;
   }
-  // Every listed table: does it exist, and does it have its tenant column?
-  constexpr const char* kTable =
-      "SELECT c.relkind::text, "
-      "       EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
-      "               AND NOT a.attisdropped AND a.attname = $3) "
-      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')";
+  // Every listed table: does it exist, and does it have its tenant column? Which of its keys
+  // cross tenants? (The same snapshot and report as rowguard's start-up.)
+  const policy::SchemaSnapshot schema = read_schema(policy, conninfo);
+  if (!schema.loaded) {
+    out.errors.push_back(schema.error);
+    return out;
+  }
+  const policy::SchemaReport report = policy::report_schema(policy, schema);
+  out.errors = report.errors;
+  out.warnings = report.warnings;
   std::set<std::string> columns{policy.default_column};
   for (const auto& [name, rule] : policy.tables) {
     if (!rule.global) columns.insert(rule.column);
-    Result r = exec(conn.get(), kTable, {name.schema, name.name, rule.column});
-    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-      out.errors.push_back("table " + quoted(name.to_string()) + ": " + trim(PQresultErrorMessage(r.get())));
-      continue;
-    }
-    if (PQntuples(r.get()) == 0) {
-      out.errors.push_back("table " + quoted(name.to_string()) + " does not exist upstream");
-      continue;
-    }
-    if (!rule.global && std::string(PQgetvalue(r.get(), 0, 1)) != "t") {
-      out.errors.push_back("table " + quoted(name.to_string()) + " has no tenant column " + quoted(rule.column));
-    }
   }
   // Tables that look tenant-scoped but are not in the policy (tenants cannot use them).
   std::string names = "{";

@@ -85,7 +85,8 @@ CREATE TABLE orders (id int PRIMARY KEY, tenant_id int NOT NULL, customer_id int
 CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL);
 CREATE TABLE notes (id int PRIMARY KEY, tenant_id int NOT NULL, body text);
 CREATE TABLE archived_notes () INHERITS (notes);
-CREATE TABLE events (tenant_id int NOT NULL, id int NOT NULL, what text) PARTITION BY LIST (tenant_id);
+CREATE TABLE events (tenant_id int NOT NULL, id int NOT NULL, what text, PRIMARY KEY (tenant_id, id))
+  PARTITION BY LIST (tenant_id);
 CREATE TABLE events_1 PARTITION OF events FOR VALUES IN (1);
 CREATE TABLE events_2 PARTITION OF events FOR VALUES IN (2);
 CREATE TABLE events_3 PARTITION OF events FOR VALUES IN (3);
@@ -610,19 +611,21 @@ const Construct kWrites[] = {
      "LEFT JOIN customers c ON c.id = o.customer_id AND c.tenant_id = {T} WHERE o.tenant_id = {T} "
      "RETURNING id, tenant_id, body",
      "110|1|acme-anvils\n111|1|acme-rockets\n112|1|acme-anvils\n113|1|\n114|1|\n"},
-    {"on_conflict_do_update",  // id 4 belongs to tenant 2: its row is not updated
-     "INSERT INTO customers (id, name) VALUES (2, 'renamed-2'), (4, 'renamed-4'), (50, 'new-50') "
-     "ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING id, tenant_id, name",
-     "INSERT INTO customers (id, name, tenant_id) VALUES (2, 'renamed-2', {T}), (4, 'renamed-4', {T}), "
-     "(50, 'new-50', {T}) ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE customers.tenant_id = {T} "
-     "RETURNING id, tenant_id, name",
-     "2|1|renamed-2\n50|1|new-50\n"},
+    // ON CONFLICT needs an arbiter that includes the tenant column (customers' key on id alone
+    // is refused: see kDenials); events has PRIMARY KEY (tenant_id, id) on every partition.
+    {"on_conflict_do_update",
+     "INSERT INTO events (id, what) VALUES (1, 'renamed-1'), (9, 'new-9') "
+     "ON CONFLICT (tenant_id, id) DO UPDATE SET what = excluded.what RETURNING tenant_id, id, what",
+     "INSERT INTO events (id, what, tenant_id) VALUES (1, 'renamed-1', {T}), (9, 'new-9', {T}) "
+     "ON CONFLICT (tenant_id, id) DO UPDATE SET what = excluded.what WHERE events.tenant_id = {T} "
+     "RETURNING tenant_id, id, what",
+     "1|1|renamed-1\n1|9|new-9\n"},
     {"on_conflict_do_nothing",
-     "INSERT INTO customers (id, name) VALUES (3, 'dup'), (51, 'new-51') ON CONFLICT DO NOTHING "
-     "RETURNING id, tenant_id, name",
-     "INSERT INTO customers (id, name, tenant_id) VALUES (3, 'dup', {T}), (51, 'new-51', {T}) "
-     "ON CONFLICT DO NOTHING RETURNING id, tenant_id, name",
-     "51|1|new-51\n"},
+     "INSERT INTO events (id, what) VALUES (2, 'dup'), (10, 'new-10') ON CONFLICT DO NOTHING "
+     "RETURNING tenant_id, id, what",
+     "INSERT INTO events (id, what, tenant_id) VALUES (2, 'dup', {T}), (10, 'new-10', {T}) "
+     "ON CONFLICT DO NOTHING RETURNING tenant_id, id, what",
+     "1|10|new-10\n"},
     {"merge",  // acme-rockets' paid order is tenant 3's order 31: not matched, so inserted
      "MERGE INTO orders o USING customers c ON o.customer_id = c.id AND o.status = 'paid' "
      "WHEN MATCHED THEN UPDATE SET amount = o.amount + 1 "
@@ -816,6 +819,17 @@ const Denial kDenials[] = {
     {"update_moves_row", "UPDATE orders SET tenant_id = 2",
      "UPDATE \"public.orders\" SET \"tenant_id\": the tenant column cannot be changed "
      "(rule: tables.\"public.orders\".column)"},
+    {"on_conflict_cross_tenant_key",  // customer 4 is tenant 2's: its row must not be locked or seen
+     "INSERT INTO customers (id, name) VALUES (4, 'renamed-4') ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+     "INSERT ... ON CONFLICT on \"public.customers\": arbiter unique key \"customers_pkey\" (id) does not include "
+     "the tenant column \"tenant_id\" (rule: every ON CONFLICT arbiter index must include the tenant column, so "
+     "that the statement cannot lock, wait on or reveal another tenant's row)"},
+    {"on_conflict_do_nothing_cross_tenant_key",
+     "INSERT INTO customers (id, name) VALUES (4, 'probe') ON CONFLICT DO NOTHING",
+     "INSERT ... ON CONFLICT on \"public.customers\": arbiter unique key \"customers_pkey\" (id) of "
+     "\"public.customers\" does not include the tenant column \"tenant_id\" (rule: every ON CONFLICT arbiter "
+     "index must include the tenant column, so that the statement cannot lock, wait on or reveal another "
+     "tenant's row)"},
     {"on_conflict_moves_row",
      "INSERT INTO orders (id, amount) VALUES (10, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2",
      "INSERT ... ON CONFLICT DO UPDATE \"public.orders\" SET \"tenant_id\": the tenant column cannot be changed "

@@ -58,6 +58,12 @@ user = "t3"
 password = "pw3"
 tenant = "3"
 
+# differential.py RELOADs on the admin console after creating the tables, so that rowguard reads
+# their keys (the schema snapshot).
+[[bypass]]
+user = "oracle_admin"
+password = "oracle-admin-pw"
+
 [tables."public.accounts"]
 column = "tenant_id"
 
@@ -115,6 +121,7 @@ TEST(Differential, RowguardMatchesPerTenantReferenceDatabases) {
                                    "--pg-socket-dir", pg.socket_dir(),
                                    "--superuser", "postgres",
                                    "--app-role", kAppRole,
+                                   "--admin-user", "oracle_admin", "--admin-password", "oracle-admin-pw",
                                    "--mismatch-file", mismatch_file};
   long statements = 3000;
   if (std::string s = env_or("ROWGUARD_ORACLE_STATEMENTS", ""); !s.empty()) {

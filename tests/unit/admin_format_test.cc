@@ -205,7 +205,7 @@ TEST(AdminFormat, StatsAndHelp) {
   ASSERT_EQ(s.rows.size(), 1u);
   EXPECT_EQ(s.rows[0][1], "3");
   ResultSet h = help_result();
-  EXPECT_EQ(h.rows.size(), 9u);
+  EXPECT_EQ(h.rows.size(), 10u);  // + SHOW SCHEMA
   for (const auto& row : h.rows) EXPECT_NE(parse_command(*row[0]), Command::kUnknown) << *row[0];
 }
 

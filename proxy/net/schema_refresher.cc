@@ -1,0 +1,146 @@
+// See schema_refresher.h.
+#include "proxy/net/schema_refresher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "policy/schema_report.h"
+#include "proxy/tools/schema_loader.h"
+
+namespace rowguard::net {
+namespace {
+
+constexpr int kConnectTimeoutSeconds = 5;
+constexpr int kMaxBackoffSeconds = 30;
+
+int64_t unix_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+policy::SchemaSnapshot read_upstream(const policy::Policy& p) {
+  if (!p.proxy.upstream_database) {
+    // Sessions then reach the database their client names, which may differ from any one
+    // rowguard could read: the snapshot stays unknown and what needs it is refused.
+    policy::SchemaSnapshot s;
+    s.read_at_us = unix_now_us();
+    s.error = "[proxy] upstream_database is not set, so rowguard cannot know which database's schema "
+              "its sessions use";
+    return s;
+  }
+  return tools::read_schema(p, tools::upstream_params(p.proxy, kConnectTimeoutSeconds));
+}
+
+}  // namespace
+
+SchemaRefresher::SchemaRefresher(std::function<policy::PolicyPtr()> current, std::function<void(Snapshot)> install,
+                                 Read read)
+    : current_(std::move(current)), install_(std::move(install)), read_(read ? std::move(read) : Read(read_upstream)) {}
+
+SchemaRefresher::~SchemaRefresher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SchemaRefresher::start() {
+  read_once("start-up");
+  thread_ = std::thread([this] { loop(); });
+}
+
+void SchemaRefresher::request(std::string reason) {
+  {
+    std::lock_guard lock(mu_);
+    if (!pending_) pending_reason_ = std::move(reason);
+    pending_ = true;
+  }
+  cv_.notify_all();
+}
+
+SchemaStatus SchemaRefresher::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+void SchemaRefresher::loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (retry_) {
+      cv_.wait_until(lock, retry_at_, [this] { return stop_ || pending_; });
+    } else {
+      cv_.wait(lock, [this] { return stop_ || pending_; });
+    }
+    if (stop_) return;
+    std::string reason = pending_ ? pending_reason_ : std::string("retry");
+    pending_ = false;
+    retry_ = false;
+    lock.unlock();
+    read_once(reason);
+    lock.lock();
+  }
+}
+
+void SchemaRefresher::read_once(const std::string& reason) {
+  policy::PolicyPtr p = current_();
+  const auto started = std::chrono::steady_clock::now();
+  auto snapshot = std::make_shared<policy::SchemaSnapshot>(read_(*p));
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  if (!snapshot->loaded) {
+    int delay = 0;
+    {
+      std::lock_guard lock(mu_);
+      status_.last_error = snapshot->error;
+      status_.last_attempt_us = snapshot->read_at_us;
+      status_.last_reason = reason;
+      ++status_.failures;
+      delay = std::min(kMaxBackoffSeconds, 1 << std::min(backoff_step_, 5));
+      ++backoff_step_;
+      retry_ = true;
+      retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(delay);
+    }
+    const bool known = p->schema && p->schema->loaded;
+    spdlog::error("schema snapshot ({}): {}; {}; retrying in {} s", reason, snapshot->error,
+                  known ? "keeping the previous snapshot"
+                        : "until it is read, INSERT ... ON CONFLICT and other statements that need the schema "
+                          "are refused",
+                  delay);
+    // Until a first snapshot is read, the policy carries the failure (SHOW SCHEMA shows it).
+    if (!known) install_(snapshot);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    status_.last_error.clear();
+    status_.last_attempt_us = snapshot->read_at_us;
+    status_.loaded_at_us = snapshot->read_at_us;
+    status_.last_reason = reason;
+    ++status_.reads;
+    backoff_step_ = 0;
+  }
+  install_(snapshot);
+  size_t keys = 0;
+  for (const auto& [name, t] : snapshot->tables) keys += t.unique_keys.size();
+  spdlog::info("schema snapshot ({}): {} tables, {} unique keys, {} function names read in {} ms", reason,
+               snapshot->tables.size(), keys, snapshot->function_names.size(), ms);
+  const policy::SchemaReport report = policy::report_schema(*p, *snapshot);
+  std::string text;
+  for (const auto& e : report.errors) text += e + "\n";
+  for (const auto& w : report.warnings) text += w + "\n";
+  bool changed = false;
+  {
+    std::lock_guard lock(mu_);
+    changed = text != last_report_;
+    last_report_ = text;
+  }
+  if (!changed) return;
+  for (const auto& e : report.errors) spdlog::warn("schema: {} (policy {})", e, p->source);
+  for (const auto& w : report.warnings) spdlog::warn("schema: {}", w);
+}
+
+}  // namespace rowguard::net

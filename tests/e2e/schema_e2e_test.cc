@@ -1,0 +1,140 @@
+// End-to-end tests of the schema snapshot (proxy/net/schema_refresher.h) against a PostgreSQL of
+// their own (they change its schema): SHOW SCHEMA, the start-up warnings about keys that cross
+// tenants, the re-read after DDL by a bypass session and on RELOAD, a start with PostgreSQL
+// down, and `rowguard check --against`.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "tests/support/pg_server.h"
+#include "tests/support/process.h"
+
+namespace rowguard::testing {
+namespace {
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// Polls `probe` until it returns true or `seconds` pass (a deadline for slow machines).
+bool eventually(const std::function<bool()>& probe, int seconds = 30) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (probe()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return probe();
+}
+
+std::string example_config_template() {
+  std::string text = read_text_file(source_dir() + "/examples/rowguard.toml");
+  text = replace_all(text, "\"127.0.0.1:6432\"", "\"{{LISTEN}}\"");
+  return replace_all(text, "\"127.0.0.1:5432\"", "\"{{UPSTREAM}}\"");
+}
+
+std::string show_schema(const RowguardProcess& rg) {
+  return rg.psql("dba", "pwdba", "SHOW SCHEMA", "rowguard").out;
+}
+
+TEST(SchemaE2e, ShowSchemaWarningsAndRereadAfterBypassDdl) {
+  PgServer pg;
+  pg.load_example_schema();
+  RowguardProcess rg(example_config_template(), pg, "info");
+  // Read before rowguard listens: the start-up log already has it, with the key warnings.
+  const std::string log = rg.log();
+  EXPECT_TRUE(contains(log, "schema snapshot (start-up): 3 tables")) << log;
+  EXPECT_TRUE(contains(log, "schema: table \"public.customers\": unique key \"customers_pkey\" (id) does not include "
+                            "the tenant column \"tenant_id\"")) << log;
+
+  std::string s = show_schema(rg);
+  EXPECT_TRUE(contains(s, "public.customers|tenant_id|true|r|3|customers_pkey(id) primary|customers_pkey|0|0|loaded||"))
+      << s;
+  EXPECT_TRUE(contains(s, "public.countries||true|r|2|countries_pkey(code) primary||0|0|loaded||")) << s;
+  EXPECT_TRUE(contains(s, "|start-up")) << s;
+
+  CommandResult refused = rg.psql("t1", "pw1", "INSERT INTO customers (id, name) VALUES (150, 'x') ON CONFLICT (id) DO NOTHING");
+  EXPECT_TRUE(contains(refused.err, "42501")) << describe(refused);
+  EXPECT_TRUE(contains(refused.err, "arbiter unique key \"customers_pkey\" (id)")) << describe(refused);
+
+  // A bypass session makes the key tenant-scoped: the snapshot is re-read, ON CONFLICT works.
+  CommandResult ddl = rg.psql("dba", "pwdba",
+                              "ALTER TABLE customers DROP CONSTRAINT customers_pkey, ADD PRIMARY KEY (tenant_id, id)");
+  ASSERT_EQ(ddl.exit_code, 0) << describe(ddl);
+  EXPECT_TRUE(eventually([&] { return contains(show_schema(rg), "customers_pkey(tenant_id,id) primary||"); }))
+      << show_schema(rg) << rg.log();
+  EXPECT_TRUE(contains(show_schema(rg), "|DDL by bypass session")) << show_schema(rg);
+  CommandResult upsert = rg.psql("t1", "pw1",
+                                 "INSERT INTO customers (id, name) VALUES (101, 'acme-renamed') "
+                                 "ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name RETURNING tenant_id, name");
+  EXPECT_EQ(upsert.exit_code, 0) << describe(upsert);
+  EXPECT_EQ(upsert.out, "1|acme-renamed\nINSERT 0 1\n") << describe(upsert);
+
+  // DDL inside a transaction is read once committed.
+  CommandResult tx = rg.psql_script("dba", "pwdba", "BEGIN;\nALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\n");
+  ASSERT_EQ(tx.exit_code, 0) << describe(tx);
+  EXPECT_TRUE(eventually([&] { return contains(show_schema(rg), "public.orders|tenant_id|true|r|6|"); }))
+      << show_schema(rg);
+
+  CommandResult reload = rg.psql("dba", "pwdba", "RELOAD", "rowguard");
+  ASSERT_EQ(reload.exit_code, 0) << describe(reload);
+  EXPECT_TRUE(eventually([&] { return contains(show_schema(rg), "|reload"); })) << show_schema(rg);
+}
+
+TEST(SchemaE2e, StartsWithPostgresDownAndReadsTheSchemaOnceItIsUp) {
+  PgServer pg;
+  pg.load_example_schema();
+  pg.kill_immediate();
+  RowguardProcess rg(example_config_template(), pg, "info");
+  EXPECT_TRUE(contains(rg.log(), "schema snapshot (start-up): cannot connect to the upstream database")) << rg.log();
+  std::string s = show_schema(rg);
+  EXPECT_TRUE(contains(s, "public.customers|tenant_id||||||||error|cannot connect to the upstream database")) << s;
+  pg.restart();
+  EXPECT_TRUE(eventually([&] { return contains(show_schema(rg), "public.customers|tenant_id|true|r|3|"); }))
+      << show_schema(rg) << rg.log();
+  EXPECT_TRUE(contains(show_schema(rg), "|loaded||")) << show_schema(rg);
+}
+
+TEST(SchemaE2e, CheckAgainstReportsMissingTablesColumnsAndCrossTenantKeys) {
+  PgServer pg;
+  pg.load_example_schema();
+  ASSERT_EQ(pg.psql_super("CREATE TABLE notes (tenant_id int NOT NULL, id int, customer_id int, body text, "
+                          "PRIMARY KEY (tenant_id, id), UNIQUE (body), FOREIGN KEY (customer_id) REFERENCES customers (id)); "
+                          "ALTER TABLE notes OWNER TO app",
+                          "appdb")
+                .exit_code,
+            0);
+  std::string dir = make_temp_dir("rowguard-schema-check");
+  std::string url = "postgresql://app:secret@127.0.0.1:" + std::to_string(pg.port()) + "/appdb";
+  const std::string example = read_text_file(source_dir() + "/examples/rowguard.toml");
+  write_text_file(dir + "/good.toml", example + "\n[tables.\"public.notes\"]\n");
+  CommandResult good = run_command({ROWGUARD_BIN, "check", dir + "/good.toml", "--against", url}, {}, "", 30);
+  EXPECT_EQ(good.exit_code, 0) << describe(good);
+  EXPECT_TRUE(contains(good.out, "warning: table \"public.notes\": unique key \"notes_body_key\" (body) does not "
+                                 "include the tenant column \"tenant_id\"")) << describe(good);
+  EXPECT_TRUE(contains(good.out, "warning: table \"public.notes\": foreign key \"notes_customer_id_fkey\" (customer_id) "
+                                 "references \"public.customers\" without the tenant column \"tenant_id\""))
+      << describe(good);
+  EXPECT_FALSE(contains(good.out, "notes_pkey")) << describe(good);
+
+  write_text_file(dir + "/bad.toml", example + "\n[tables.\"public.missing\"]\n\n[tables.\"public.countries_x\"]\n"
+                                               "global = true\n\n[tables.\"public.notes\"]\ncolumn = \"org_id\"\n");
+  CommandResult bad = run_command({ROWGUARD_BIN, "check", dir + "/bad.toml", "--against", url}, {}, "", 30);
+  EXPECT_EQ(bad.exit_code, 1) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, "error: table \"public.missing\" does not exist upstream")) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, "error: table \"public.notes\" has no tenant column \"org_id\"")) << describe(bad);
+
+  // The same findings at start-up, as warnings.
+  const std::string bad_template = replace_all(
+      replace_all(read_text_file(dir + "/bad.toml"), "\"127.0.0.1:6432\"", "\"{{LISTEN}}\""), "\"127.0.0.1:5432\"",
+      "\"{{UPSTREAM}}\"");
+  RowguardProcess rg(bad_template, pg, "info");
+  EXPECT_TRUE(contains(rg.log(), "schema: table \"public.missing\" does not exist upstream")) << rg.log();
+  EXPECT_TRUE(contains(rg.log(), "schema: table \"public.notes\" has no tenant column \"org_id\"")) << rg.log();
+  remove_tree(dir);
+}
+
+}  // namespace
+}  // namespace rowguard::testing
