@@ -432,7 +432,7 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   const auto& t = root.at("tenancy");
   if (!t.is_table()) fail(t, "[tenancy] must be a table", "here");
   std::set<std::string> keys = identity_tenancy_keys();
-  keys.insert({"default_column", "unknown_tables"});
+  keys.insert({"default_column", "unknown_tables", "backstop"});
   check_keys(t, keys, "[tenancy]");
   parse_identity(t, p);
   if (p.proxy.upstream_user.empty() && p.identity.mode != "role") {
@@ -444,6 +444,8 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   if (unknown != "deny") {
     fail(t.at("unknown_tables"), "\"unknown_tables\" must be \"deny\" (the only mode for now)", "here");
   }
+  p.backstop = get_optional_string(t, "backstop").value_or("off");
+  if (p.backstop != "off" && p.backstop != "rls") fail(t.at("backstop"), "\"backstop\" must be \"off\" or \"rls\"", "here");
 }
 
 void parse_logins(const toml::value& root, const std::string& key, bool tenant, Policy& p) {

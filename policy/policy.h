@@ -134,6 +134,7 @@ class Policy {
   IdentitySettings identity;
   std::map<std::string, std::optional<std::string>> roles;  // identity = "role": role -> tenant (nullopt: bypass)
   std::vector<QualifiedName> allowed_functions;  // [functions] allow
+  std::string backstop = "off";  // [tenancy] backstop: off | rls (PostgreSQL RLS underneath, policy/rls_sql.h)
   std::vector<std::string> plaintext_users;  // users whose password is stored in plaintext
   // What rowguard read about the upstream schema (policy/schema_snapshot.h); null: unknown.
   std::shared_ptr<const SchemaSnapshot> schema;

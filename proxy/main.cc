@@ -14,6 +14,8 @@
 #include "policy/policy.h"
 #include "proxy/auth/scram.h"
 #include "proxy/net/server.h"
+#include "policy/rls_sql.h"
+#include "proxy/tools/backstop_check.h"
 #include "proxy/tools/check_upstream.h"
 #include "sqlrewrite/rewriter.h"
 
@@ -28,6 +30,9 @@ Usage:
                                                  every table and tenant column exists upstream
   rowguard passwd USER                           print a SCRAM-SHA-256 verifier (password on stdin)
   rowguard explain --config FILE --tenant T SQL  print the rewritten SQL or the denial
+  rowguard rls-sql --config FILE [--type TYPE]   print PostgreSQL RLS policies mirroring the policy
+                                                 ([tenancy] backstop = "rls"); TYPE: the tenant
+                                                 columns' SQL type (default: compare as text)
   rowguard --help | --version
 
 Options:
@@ -89,6 +94,43 @@ int check(const std::string& file, const std::string& against) {
   return 0;
 }
 
+// rowguard rls-sql: the RLS backstop's SQL (policy/rls_sql.h) on stdout.
+int rls_sql(const std::string& config, const std::string& type) {
+  rowguard::policy::PolicyPtr policy;
+  try {
+    policy = rowguard::policy::load_policy(config);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+  std::string error;
+  auto sql = rowguard::policy::rls_sql(*policy, {.column_type = type}, error);
+  if (!sql) {
+    std::cerr << "rowguard rls-sql: " << error << "\n";
+    return 2;
+  }
+  std::cout << *sql;
+  return 0;
+}
+
+// [tenancy] backstop = "rls": refuse to start unless PostgreSQL enforces the same isolation
+// (the operator asked for "a rewriter bug can deny more but never leak"; running without it
+// would silently break that promise).
+bool backstop_in_place(const rowguard::policy::Policy& policy) {
+  if (policy.backstop != "rls") return true;
+  auto r = rowguard::tools::check_backstop(policy);
+  for (const auto& w : r.warnings) spdlog::warn("backstop: {}", w);
+  for (const auto& e : r.errors) spdlog::critical("backstop: {}", e);
+  if (!r.errors.empty()) {
+    spdlog::critical("[tenancy] backstop = \"rls\" but the RLS backstop is not in place upstream ({} problem(s)); "
+                     "apply `rowguard rls-sql --config {}` as the tables' owner. Not starting.",
+                     r.errors.size(), policy.source);
+    return false;
+  }
+  spdlog::info("backstop: RLS policies in place on {} table(s)", policy.tables.size());
+  return true;
+}
+
 // rowguard passwd USER: reads a password from stdin, prints a SCRAM-SHA-256 verifier.
 int passwd(const std::string& user) {
   std::string password;
@@ -142,6 +184,25 @@ int main(int argc, char** argv) {
       return 2;
     }
     return check(file, against);
+  }
+  if (argc >= 2 && std::string(argv[1]) == "rls-sql") {
+    std::string config, type;
+    for (int i = 2; i < argc; ++i) {
+      std::string a = argv[i];
+      if ((a == "--config" || a == "-c") && i + 1 < argc) {
+        config = argv[++i];
+      } else if (a == "--type" && i + 1 < argc) {
+        type = argv[++i];
+      } else {
+        config.clear();
+        break;
+      }
+    }
+    if (config.empty()) {
+      std::cerr << "usage: rowguard rls-sql --config FILE [--type TYPE]\n";
+      return 2;
+    }
+    return rls_sql(config, type);
   }
   if (argc >= 2 && std::string(argv[1]) == "explain") {
     std::string config, tenant, sql;
@@ -213,6 +274,7 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     return 1;
   }
+  if (!backstop_in_place(*policy)) return 1;
   std::signal(SIGPIPE, SIG_IGN);
   // Two descriptors per client (client and server socket): raise the soft open-file limit
   // to the hard one, so 1,000+ clients do not hit a default soft limit of 1024.

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <optional>
 
+#include "policy/rls_sql.h"
 #include "proxy/auth/scram.h"
 #include "proxy/net/admin.h"
 #include "proxy/net/clients.h"
@@ -158,6 +159,14 @@ class ClientConnection : public ClientIo {
     }
     tenant_ = who.tenant;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
+    if (policy_->backstop == "rls") {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
+      auto backstop = policy::backstop_startup_params(tenant_);
+      if (!backstop) {
+        co_await fatal("42501", "rowguard: the tenant value cannot be set on the upstream session");
+        co_return;
+      }
+      decision.upstream_params.insert(decision.upstream_params.end(), backstop->begin(), backstop->end());
+    }
     policy::ProxySettings upstream_settings = policy_->proxy;
     std::unique_ptr<AuthRelay> relay;
     if (who.passthrough) {  // identity = "role": the client logs in upstream as its own role
