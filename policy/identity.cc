@@ -40,7 +40,8 @@ std::string tenant_value(const toml::value& v) {
 const std::set<std::string>& identity_tenancy_keys() {
   static const std::set<std::string> keys = {
       "identity",     "jwt_secret",  "jwt_secret_env", "jwt_public_key", "jwt_tenant_claim",
-      "jwt_audience", "jwt_issuer",  "jwt_leeway",     "jwt_allow_without_tls"};
+      "jwt_audience", "jwt_issuer",  "jwt_leeway",     "jwt_allow_without_tls",
+      "jwt_max_lifetime"};
   return keys;
 }
 
@@ -66,6 +67,13 @@ void parse_identity(const toml::value& t, Policy& p) {
       fail(v, "\"jwt_leeway\" must be seconds, 0..3600");
     }
     options.leeway_seconds = v.as_integer();
+  }
+  if (t.contains("jwt_max_lifetime")) {
+    const auto& v = t.at("jwt_max_lifetime");
+    if (!v.is_integer() || v.as_integer() < 60 || v.as_integer() > 31536000) {
+      fail(v, "\"jwt_max_lifetime\" must be seconds, 60..31536000");
+    }
+    options.max_lifetime_seconds = v.as_integer();
   }
   if (t.contains("jwt_allow_without_tls")) {
     const auto& v = t.at("jwt_allow_without_tls");

@@ -3,6 +3,7 @@
 #include "policy/policy.h"
 
 #include "policy/identity.h"
+#include "policy/setting_limits_load.h"
 
 #include <toml.hpp>
 
@@ -387,8 +388,9 @@ void parse_limits(const toml::value& root, Policy& p) {
   const auto& t = root.at("limits");
   if (!t.is_table()) fail(t, "[limits] must be a table", "here");
   check_keys(t, {"max_message_size", "max_startup_packet", "max_server_message", "idle_client_timeout",
-                 "idle_in_transaction_timeout", "message_timeout"},
+                 "idle_in_transaction_timeout", "message_timeout", "settings"},
              "[limits]");
+  if (t.contains("settings")) parse_setting_limits(t.at("settings"), p.setting_limits);
   auto integer = [&](const char* key, int64_t lo, int64_t hi, const char* unit) -> std::optional<int64_t> {
     if (!t.contains(key)) return std::nullopt;
     const auto& v = t.at(key);

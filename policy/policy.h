@@ -14,6 +14,7 @@
 
 #include "policy/qualified_name.h"
 #include "policy/schema_snapshot.h"
+#include "policy/setting_limits.h"
 #include "proxy/auth/scram.h"
 
 namespace rowguard::auth {
@@ -128,6 +129,7 @@ class Policy {
   AuditSettings audit;
   MetricsSettings metrics;
   LimitSettings limits;
+  SettingLimits setting_limits;  // [limits.settings]: ceilings on tenant SET values
   std::string default_column = "tenant_id";
   std::map<QualifiedName, TableRule> tables;
   std::map<std::string, Login> logins;  // by user name

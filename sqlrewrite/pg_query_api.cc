@@ -11,6 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sqlrewrite/parse_stack.h"
+#include "sqlrewrite/statement_limits.h"
+
 namespace rowguard::sqlrewrite {
 namespace {
 
@@ -154,12 +157,12 @@ Next next_field(const MessageShape& shape, const uint8_t*& p, const uint8_t* end
   return Next::kEnd;
 }
 
-// A message nested deeper than the C++ decoder's recursion limit (ParseFromArray fails there)
+// A message nested deeper than the C++ decoder's recursion limit (kProtobufRecursionLimit)
 // compares unequal, as when the re-parse was decoded into C++ objects: the same decisions, and
 // a bounded stack on any input (ParseResult is depth 0, its fields' messages depth 1, ...).
 bool same_message(const MessageShape& shape, const uint8_t* a, const uint8_t* a_end, const uint8_t* b,
                   const uint8_t* b_end, int depth) {
-  if (depth > gpb::io::CodedInputStream::GetDefaultRecursionLimit()) return false;
+  if (depth > kProtobufRecursionLimit) return false;
   WireField fa, fb;
   for (;;) {
     const Next na = next_field(shape, a, a_end, fa);
@@ -185,7 +188,21 @@ bool same_message(const MessageShape& shape, const uint8_t* a, const uint8_t* a_
 
 namespace {
 
-// Parses `sql` with libpg_query; on success calls use(data, len) with the protobuf encoding of
+// The nesting bound (statement_limits.h) is within what the parse stack holds; else the error.
+bool nesting_ok(std::string_view sql, std::string& error) {
+  const StatementShape shape = scan_statement(sql);
+  if (shape.lexer_rescans > max_lexer_rescans(sql.size())) {
+    error = "statement text too costly to tokenize (a long run of operator characters, or of "
+            "comment openers \"/*/*...\")";
+    return false;
+  }
+  if (shape.nesting <= kMaxNestingBound) return true;
+  error = "statement nested too deeply (more than " + std::to_string(kMaxNestingBound) +
+          " levels of operators, brackets or subqueries; like PostgreSQL's \"stack depth limit exceeded\")";
+  return false;
+}
+
+// Parses `sql` with libpg_query (on the parse stack); on success calls use(data, len) with the protobuf encoding of
 // the tree (valid during the call) and returns true; else sets out.error (and the cursor).
 template <class Out, class Use>
 bool run_parse(std::string_view sql, Out& out, int* error_cursor, Use&& use) {
@@ -193,14 +210,17 @@ bool run_parse(std::string_view sql, Out& out, int* error_cursor, Use&& use) {
     out.error = "statement text contains a NUL byte";
     return false;
   }
+  if (!nesting_ok(sql, out.error)) return false;
   std::string text(sql);  // libpg_query wants a NUL-terminated string
-  ProtobufParse p(text.c_str());
-  if (p.r.error != nullptr) {
-    out.error = p.r.error->message ? p.r.error->message : "syntax error";
-    if (error_cursor != nullptr) *error_cursor = p.r.error->cursorpos;
-    return false;
-  }
-  return use(p.r.parse_tree.data, p.r.parse_tree.len);
+  return run_on_parse_stack([&] {
+    ProtobufParse p(text.c_str());
+    if (p.r.error != nullptr) {
+      out.error = p.r.error->message ? p.r.error->message : "syntax error";
+      if (error_cursor != nullptr) *error_cursor = p.r.error->cursorpos;
+      return false;
+    }
+    return use(p.r.parse_tree.data, p.r.parse_tree.len);
+  });
 }
 
 }  // namespace
@@ -208,7 +228,10 @@ bool run_parse(std::string_view sql, Out& out, int* error_cursor, Use&& use) {
 ParseOutput parse_sql(std::string_view sql) {
   ParseOutput out;
   out.ok = run_parse(sql, out, &out.error_cursor, [&](const char* data, size_t len) {
-    if (out.tree.ParseFromArray(data, static_cast<int>(len))) return true;
+    // protobuf's default recursion limit (100) is far below the depth of trees PostgreSQL runs.
+    gpb::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(data), static_cast<int>(len));
+    in.SetRecursionLimit(kProtobufRecursionLimit);
+    if (out.tree.ParseFromCodedStream(&in) && in.ConsumedEntireMessage()) return true;
     out.error = "cannot decode the parse tree";
     return false;
   });
@@ -227,7 +250,8 @@ ProtobufParseOutput parse_sql_protobuf(std::string_view sql) {
 bool same_tree_bytes(std::string_view a, std::string_view b) {
   const auto* pa = reinterpret_cast<const uint8_t*>(a.data());
   const auto* pb = reinterpret_cast<const uint8_t*>(b.data());
-  return same_message(parse_result_shape(), pa, pa + a.size(), pb, pb + b.size(), 0);
+  return run_on_parse_stack(
+      [&] { return same_message(parse_result_shape(), pa, pa + a.size(), pb, pb + b.size(), 0); });
 }
 
 DeparseOutput deparse_sql(const pg_query::ParseResult& tree, std::string* encoded) {
@@ -246,34 +270,44 @@ DeparseOutput deparse_protobuf(std::string_view bytes) {
   PgQueryProtobuf pb;
   pb.len = bytes.size();
   pb.data = const_cast<char*>(bytes.data());  // libpg_query only reads it
-  Deparse d(pb);
-  if (d.r.error != nullptr) {
-    out.error = d.r.error->message ? d.r.error->message : "deparse failed";
-    return out;
-  }
-  out.sql = d.r.query ? d.r.query : "";
-  out.ok = true;
+  run_on_parse_stack([&] {
+    Deparse d(pb);
+    if (d.r.error != nullptr) {
+      out.error = d.r.error->message ? d.r.error->message : "deparse failed";
+      return;
+    }
+    out.sql = d.r.query ? d.r.query : "";
+    out.ok = true;
+  });
   return out;
 }
 
 std::string fingerprint_sql(std::string_view sql) {
+  std::string ignored;
+  if (sql.find('\0') != std::string_view::npos || !nesting_ok(sql, ignored)) return "";
   std::string text(sql);
-  struct Owner {
-    PgQueryFingerprintResult r;
-    ~Owner() { pg_query_free_fingerprint_result(r); }
-  } f{pg_query_fingerprint(text.c_str())};
-  if (f.r.error != nullptr || f.r.fingerprint_str == nullptr) return "";
-  return f.r.fingerprint_str;
+  return run_on_parse_stack([&]() -> std::string {
+    struct Owner {
+      PgQueryFingerprintResult r;
+      ~Owner() { pg_query_free_fingerprint_result(r); }
+    } f{pg_query_fingerprint(text.c_str())};
+    if (f.r.error != nullptr || f.r.fingerprint_str == nullptr) return "";
+    return f.r.fingerprint_str;
+  });
 }
 
 std::string normalize_sql(std::string_view sql) {
+  std::string ignored;
+  if (sql.find('\0') != std::string_view::npos || !nesting_ok(sql, ignored)) return "";
   std::string text(sql);
-  struct Owner {
-    PgQueryNormalizeResult r;
-    ~Owner() { pg_query_free_normalize_result(r); }
-  } n{pg_query_normalize(text.c_str())};
-  if (n.r.error != nullptr || n.r.normalized_query == nullptr) return "";
-  return n.r.normalized_query;
+  return run_on_parse_stack([&]() -> std::string {
+    struct Owner {
+      PgQueryNormalizeResult r;
+      ~Owner() { pg_query_free_normalize_result(r); }
+    } n{pg_query_normalize(text.c_str())};
+    if (n.r.error != nullptr || n.r.normalized_query == nullptr) return "";
+    return n.r.normalized_query;
+  });
 }
 
 }  // namespace rowguard::sqlrewrite

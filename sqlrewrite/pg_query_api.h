@@ -14,6 +14,8 @@ struct ParseOutput {
   std::string error;  // parser message when !ok
   int error_cursor = 0;
 };
+// Runs on the thread's parse stack (parse_stack.h); a text whose nesting bound exceeds
+// kMaxNestingBound (statement_limits.h) is refused before libpg_query sees it.
 ParseOutput parse_sql(std::string_view sql);
 
 struct DeparseOutput {
@@ -39,7 +41,7 @@ DeparseOutput deparse_protobuf(std::string_view bytes);
 // positions (the scalar fields `location`, `stmt_location` and `stmt_len`, which legitimately
 // differ between two texts of one statement). Every other field, including unknown ones, must be
 // byte-identical in the same order; a malformed encoding, or a tree nested deeper than the C++
-// classes can decode (protobuf's default recursion limit), compares unequal. The encoders of
+// classes decode (kProtobufRecursionLimit), compares unequal. The encoders of
 // libpg_query (protobuf-c) and of the C++ classes write fields in field-number order with proto3
 // defaults omitted, so equal trees encode equally; any encoding difference only makes the
 // comparison stricter.

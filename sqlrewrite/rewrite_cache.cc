@@ -2,6 +2,7 @@
 #include "sqlrewrite/rewrite_cache.h"
 
 #include <algorithm>
+#include <unordered_set>
 #include <utility>
 
 namespace rowguard::sqlrewrite {
@@ -20,10 +21,21 @@ constexpr size_t kEntryOverhead = sizeof(std::string) * 4 + 160;
 
 // A tenant value for the template rewrite that does not occur in the statement text (mixed
 // case, so a folded identifier of the text cannot produce it either).
+// One pass over the text (it may hold "rowguardTenantSentinel0..N" to make a search per
+// candidate quadratic): every number that follows the stem somewhere, as a prefix of the digits
+// there, is taken; the smallest free one is used.
 std::string sentinel_for(std::string_view sql) {
+  static constexpr std::string_view kStem = "rowguardTenantSentinel";
+  std::unordered_set<std::string_view> taken;
+  for (size_t pos = sql.find(kStem); pos != std::string_view::npos; pos = sql.find(kStem, pos + 1)) {
+    const size_t digits = pos + kStem.size();
+    size_t end = digits;
+    while (end < sql.size() && end - digits < 12 && sql[end] >= '0' && sql[end] <= '9') ++end;
+    for (size_t k = digits + 1; k <= end; ++k) taken.insert(sql.substr(digits, k - digits));
+  }
   for (unsigned n = 0;; ++n) {
-    std::string s = "rowguardTenantSentinel" + std::to_string(n);
-    if (sql.find(s) == std::string_view::npos) return s;
+    const std::string number = std::to_string(n);
+    if (!taken.contains(number)) return std::string(kStem) + number;
   }
 }
 
@@ -77,17 +89,14 @@ std::string_view integer_digits(std::string_view token) {
   return token.substr(z);
 }
 
-// Offsets of `token` in `text` where it stands as a whole token (for integers: not glued to
-// other identifier characters or digits).
-std::vector<uint32_t> find_tokens(std::string_view text, std::string_view token) {
-  std::vector<uint32_t> at;
-  for (size_t pos = text.find(token); pos != std::string_view::npos; pos = text.find(token, pos + 1)) {
-    const size_t end = pos + token.size();
-    if (pos > 0 && identifier_char(static_cast<unsigned char>(text[pos - 1]))) continue;
-    if (end < text.size() && identifier_char(static_cast<unsigned char>(text[end]))) continue;
-    at.push_back(static_cast<uint32_t>(pos));
-  }
-  return at;
+// Whether `token` stands at `pos` of `text` as a whole token (for integers: not glued to other
+// identifier characters or digits).
+bool token_at(std::string_view text, size_t pos, std::string_view token) {
+  if (pos > text.size() || text.size() - pos < token.size() || text.substr(pos, token.size()) != token) return false;
+  const size_t end = pos + token.size();
+  if (pos > 0 && identifier_char(static_cast<unsigned char>(text[pos - 1]))) return false;
+  if (end < text.size() && identifier_char(static_cast<unsigned char>(text[end]))) return false;
+  return true;
 }
 
 size_t count_overlapping(std::string_view text, std::string_view what) {
@@ -98,11 +107,23 @@ size_t count_overlapping(std::string_view text, std::string_view what) {
 
 // A 5-digit prefix for the literal sentinels that does not occur in the text. Its first digit
 // does not recur in it, so it occurs exactly once in each sentinel (prefix + 4-digit number).
+// One pass: every 5-digit run of the text is marked (a search per candidate would be quadratic
+// on a text that holds most of them).
 std::string sentinel_prefix(std::string_view sql) {
+  std::vector<bool> present(20000, false);
+  size_t run = 0;  // digits ending at i
+  for (size_t i = 0; i < sql.size(); ++i) {
+    run = (sql[i] >= '0' && sql[i] <= '9') ? run + 1 : 0;
+    if (run >= 5 && sql[i - 4] >= '8') {
+      int v = 0;
+      for (size_t j = i - 4; j <= i; ++j) v = v * 10 + (sql[j] - '0');
+      present[static_cast<size_t>(v - 80000)] = true;
+    }
+  }
   for (int p = 80000; p <= 99999; ++p) {
     std::string s = std::to_string(p);
     if (s.find(s[0], 1) != std::string::npos) continue;
-    if (sql.find(s) == std::string_view::npos) return s;
+    if (!present[static_cast<size_t>(p - 80000)]) return s;
   }
   return "";
 }
@@ -318,12 +339,24 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
   };
   std::vector<Cut> cuts;
   // Every literal sentinel exactly once, as a whole token; no other occurrence of the prefix.
-  for (size_t k = 0; k < tokens.size(); ++k) {
-    std::vector<uint32_t> at = find_tokens(out, tokens[k]);
-    if (at.size() != 1) return std::nullopt;
-    cuts.push_back({at[0], static_cast<uint32_t>(tokens[k].size()), static_cast<int32_t>(k)});
-  }
+  // One pass over the prefix's occurrences (each sentinel holds it once, followed by its four
+  // digits): a search per literal would be quadratic (9,999 literals in a 3 MB text).
   if (count_overlapping(out, prefix) != tokens.size()) return std::nullopt;
+  std::vector<bool> seen(tokens.size(), false);
+  for (size_t pos = out.find(prefix); pos != std::string_view::npos; pos = out.find(prefix, pos + 1)) {
+    const size_t d = pos + prefix.size();
+    if (d + 4 > out.size()) return std::nullopt;
+    size_t k = 0;
+    for (size_t j = d; j < d + 4; ++j) {
+      if (out[j] < '0' || out[j] > '9') return std::nullopt;
+      k = k * 10 + static_cast<size_t>(out[j] - '0');
+    }
+    if (k >= tokens.size() || seen[k]) return std::nullopt;
+    const size_t begin = tokens[k][0] == '\'' ? pos - std::min(pos, size_t{4}) : pos;  // 'rgS
+    if (!token_at(out, begin, tokens[k])) return std::nullopt;
+    seen[k] = true;
+    cuts.push_back({static_cast<uint32_t>(begin), static_cast<uint32_t>(tokens[k].size()), static_cast<int32_t>(k)});
+  }
   if (!per_tenant) {
     // As make_template(): every tenant sentinel is an inserted constant '<sentinel>'.
     std::string quoted;

@@ -22,8 +22,10 @@
 #include "policy/catalogs.h"
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/on_conflict_check.h"
+#include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/qual_guard.h"
+#include "sqlrewrite/settings_check.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
@@ -555,6 +557,10 @@ class Walker {
     if (!settable(s.name())) {
       deny("SET " + s.name() + " is not allowed for tenants (rule: only session settings that "
            "cannot change name resolution, identity or string parsing)");
+    }
+    if (s.kind() == pg_query::VAR_SET_VALUE && policy_.setting_limits.find(s.name()) != nullptr) {
+      read_constant();  // settings_check.h: the outcome depends on the value
+      if (auto why = setting_ceiling_violation(s, policy_.setting_limits)) deny(*why);
     }
     if (s.name() == "client_encoding" && s.kind() == pg_query::VAR_SET_VALUE) {
       read_constant();
@@ -1454,8 +1460,9 @@ bool safe_client_encoding(std::string_view name) {
   return kSafe.contains(n);
 }
 
-RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
-                      RewriteTrace* trace) {
+namespace {
+RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+                           RewriteTrace* trace) {
   RewriteResult out;
   ParseOutput parsed = parse_sql(sql);
   if (!parsed.ok) {
@@ -1512,6 +1519,14 @@ RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::s
   out.allowed = true;
   out.sql = std::move(dep.sql);
   return out;
+}
+}  // namespace
+
+// The walk, the deparse and the tree's destruction recurse per tree level: all of it runs on the
+// parse stack (parse_stack.h), like the parse.
+RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+                      RewriteTrace* trace) {
+  return run_on_parse_stack([&] { return rewrite_here(sql, policy, tenant, trace); });
 }
 
 }  // namespace rowguard::sqlrewrite

@@ -50,12 +50,15 @@ JwtResult fail(std::string why) {
   return r;
 }
 
-// NumericDate: a JSON number of seconds (fractions allowed); nullopt when not a finite number.
+// NumericDate: a JSON number of seconds (fractions allowed); nullopt when not a finite number
+// or outside the range of a 64-bit count of seconds (1e300 is not a date, it is "never").
 std::optional<double> numeric_date(const JsonValue& v) {
   if (v.kind != JsonValue::Kind::kNumber) return std::nullopt;
   char* end = nullptr;
   const double d = std::strtod(v.text.c_str(), &end);
   if (end == nullptr || *end != '\0' || !std::isfinite(d)) return std::nullopt;
+  constexpr double kLimit = 9.2e18;  // below 2^63
+  if (d >= kLimit || d <= -kLimit) return std::nullopt;
   return d;
 }
 
@@ -229,6 +232,14 @@ JwtResult JwtVerifier::verify(std::string_view token, int64_t now) const {
   const auto exp_at = numeric_date(*exp);
   if (!exp_at) return fail("\"exp\" is not a number");
   if (t >= *exp_at + static_cast<double>(options_.leeway_seconds)) return fail("token expired");
+  const double max_life = static_cast<double>(options_.max_lifetime_seconds);
+  if (*exp_at - t > max_life) return fail("token lifetime exceeds jwt_max_lifetime (\"exp\" too far ahead)");
+  if (const JsonValue* iat = claims->get("iat")) {
+    const auto iat_at = numeric_date(*iat);
+    if (!iat_at) return fail("\"iat\" is not a number");
+    if (*exp_at - *iat_at > max_life) return fail("token lifetime exceeds jwt_max_lifetime (\"exp\" - \"iat\")");
+    if (*iat_at > t + static_cast<double>(options_.leeway_seconds)) return fail("token issued in the future (iat)");
+  }
   if (const JsonValue* nbf = claims->get("nbf")) {
     const auto nbf_at = numeric_date(*nbf);
     if (!nbf_at) return fail("\"nbf\" is not a number");

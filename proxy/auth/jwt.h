@@ -3,7 +3,9 @@
 // compact JWS whose configured claim names the tenant. One algorithm per verifier, fixed by the
 // configured key: HS256 for a shared secret, RS256 for an RSA public key (>= 2048 bits), ES256
 // for a P-256 public key. The token's "alg" must equal it ("none", HS/RS confusion and every
-// other algorithm are refused). "exp" is required, "nbf" checked when present, "aud" and "iss"
+// other algorithm are refused). "exp" is required (an integer-range NumericDate at most
+// max_lifetime_seconds ahead, and after "iat" by at most that), "nbf" and "iat" checked when
+// present, "aud" and "iss"
 // checked when configured (a token with an "aud" is refused when no audience is configured,
 // RFC 7519 4.1.3). Crypto and base64 are OpenSSL. Thread-safe after construction; no I/O.
 #include <cstdint>
@@ -22,6 +24,9 @@ struct JwtOptions {
   std::optional<std::string> audience;     // required "aud" value
   std::optional<std::string> issuer;       // required "iss" value
   int64_t leeway_seconds = 0;              // clock skew allowed for exp / nbf
+  // Longest lifetime a token may have: refused when exp - now or exp - iat exceeds it (a token
+  // with exp = 1e300 never expires otherwise). [tenancy] jwt_max_lifetime.
+  int64_t max_lifetime_seconds = 86400;
 };
 
 struct JwtResult {

@@ -89,6 +89,9 @@ StartupDecision check_startup(const protocol::StartupPacket& packet, const polic
       }
       d.upstream_params.emplace_back(name, value);
     } else if (harmless_startup_param(key)) {
+      if (auto why = policy.setting_limits.check(key, value)) {
+        return refuse("42501", "rowguard: startup parameter " + *why);
+      }
       d.upstream_params.emplace_back(name, value);
     } else {
       return refuse("42501", "rowguard: startup parameter \"" + name +

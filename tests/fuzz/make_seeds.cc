@@ -287,6 +287,35 @@ void rewriter_seeds() {
       {"gen_mixed", std::string("\0\7\1\0\3\2\1\5\4\3\2\1\0\11\10\7\6\5\4\3\2\1\0\1\2\3\4\5\6\7\10", 32)},
   };
   for (const auto& [name, bytes] : gen) put(t, name, bytes);
+
+  // Resource shapes (tests/adversarial/resource_limits_test.cc), up to ~130 KB: scripts/fuzz runs
+  // this target with a -max_len that reaches them. Deep trees beyond the nesting bound must be
+  // refused, never crash; long flat texts must be linear.
+  auto rep = [](const std::string& s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  std::string in_list = "SELECT * FROM orders WHERE id IN (1";
+  for (int i = 0; i < 20000; ++i) in_list += "," + std::to_string(80000 + i % 20000);
+  in_list += ")";
+  const std::vector<std::pair<std::string, std::string>> big = {
+      {"deep_plus_chain_30000", "SELECT 1" + rep("+1", 30000)},
+      {"deep_plus_chain_2000", "SELECT amount" + rep("+1", 2000) + " FROM orders"},
+      {"deep_parens_20000", "SELECT " + rep("(", 20000) + "1" + rep(")", 20000)},
+      {"deep_subqueries_1000", "SELECT " + rep("(SELECT ", 1000) + "1" + rep(")", 1000)},
+      {"deep_unary_minus", "SELECT " + rep("+-", 20000) + "1"},
+      {"deep_casts", "SELECT id" + rep("::int", 20000) + " FROM orders"},
+      {"deep_case", "SELECT " + rep("CASE WHEN id > 1 THEN ", 1000) + "1" + rep(" END", 1000) + " FROM orders"},
+      {"deep_union_commas", rep("SELECT id, amount FROM orders UNION ", 1000) + "SELECT 1, 2"},
+      {"deep_join_and", "SELECT count(*) FROM orders o" + rep(" JOIN customers c ON c.id = o.customer_id AND true", 1000)},
+      {"long_in_list", in_list},
+      {"many_statements", rep("SELECT id FROM orders WHERE id = 1;", 3000)},
+      {"long_literal", "SELECT length('" + std::string(100000, 'x') + "')"},
+      {"sentinel_numbers", "SELECT id FROM orders WHERE id IN (" + rep("80123,", 5000) + "rowguardTenantSentinel0," +
+                               "'rowguardTenantSentinel1') AND amount = 5"},
+  };
+  for (const auto& [name, text] : big) put(t, name, text);
 }
 
 void policy_seeds(const fs::path& example) {

@@ -185,6 +185,38 @@ TEST(Jwt, ExpiryAndNotBefore) {
   EXPECT_TRUE(lenient->verify(token_hs(kHsHeader, future), kNow).ok);
 }
 
+// A token must expire within jwt_max_lifetime (default one day): exp = 1e300 never expires.
+TEST(Jwt, LifetimeIsBounded) {
+  auto v = hs_verifier();
+  EXPECT_EQ(v->options().max_lifetime_seconds, 86400);
+  auto with_exp = [](const std::string& exp, const std::string& extra = "") {
+    return token_hs(kHsHeader, R"({"tenant_id":"1","exp":)" + exp + extra + "}");
+  };
+  for (const std::string exp : {"1e300", "9.3e18", "9223372036854775807", "18446744073709551616",
+                                "1e19", "-1e300"}) {
+    EXPECT_FALSE(v->verify(with_exp(exp), kNow).ok) << exp;
+  }
+  expect_refused(v->verify(with_exp(std::to_string(kNow + 86401)), kNow), "jwt_max_lifetime");
+  expect_refused(v->verify(with_exp(std::to_string(kNow + 400LL * 86400)), kNow), "jwt_max_lifetime");
+  EXPECT_TRUE(v->verify(with_exp(std::to_string(kNow + 86400)), kNow).ok);
+  EXPECT_TRUE(v->verify(with_exp(std::to_string(kNow + 3600) + ".5"), kNow).ok);
+  // exp - iat: a token minted with a long life is refused even close to its end.
+  const std::string iat = R"(,"iat":)";
+  expect_refused(v->verify(with_exp(std::to_string(kNow + 60), iat + std::to_string(kNow - 2 * 86400)), kNow),
+                 "jwt_max_lifetime");
+  EXPECT_TRUE(v->verify(with_exp(std::to_string(kNow + 60), iat + std::to_string(kNow - 600)), kNow).ok);
+  expect_refused(v->verify(with_exp(std::to_string(kNow + 60), iat + "\"yesterday\""), kNow), "\"iat\"");
+  expect_refused(v->verify(with_exp(std::to_string(kNow + 60), iat + "1e300"), kNow), "\"iat\"");
+  expect_refused(v->verify(with_exp(std::to_string(kNow + 600), iat + std::to_string(kNow + 300)), kNow),
+                 "future");
+  EXPECT_FALSE(v->verify(with_exp(std::to_string(kNow + 60), R"(,"nbf":1e300)"), kNow).ok);
+  JwtOptions week;
+  week.max_lifetime_seconds = 7 * 86400;
+  auto longer = hs_verifier(week);
+  EXPECT_TRUE(longer->verify(with_exp(std::to_string(kNow + 6 * 86400)), kNow).ok);
+  EXPECT_FALSE(longer->verify(with_exp(std::to_string(kNow + 8 * 86400)), kNow).ok);
+}
+
 TEST(Jwt, AudienceAndIssuer) {
   JwtOptions o;
   o.audience = "rowguard";

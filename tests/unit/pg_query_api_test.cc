@@ -1,6 +1,8 @@
 // sqlrewrite/pg_query_api: same_tree_bytes(), the comparison behind the rewriter's
 // deparse -> re-parse safety net, and the protobuf-level parse/deparse entry points.
 #include "sqlrewrite/pg_query_api.h"
+#include "sqlrewrite/parse_stack.h"
+#include "sqlrewrite/statement_limits.h"
 
 #include <gtest/gtest.h>
 
@@ -98,26 +100,37 @@ TEST(SameTreeBytes, MalformedEncodingsCompareUnequal) {
   EXPECT_FALSE(same_tree_bytes("", good));
 }
 
-TEST(SameTreeBytes, TreesTooDeepForTheCppDecoderCompareUnequal) {
-  // The safety net used to decode the re-parse into C++ objects, which fails beyond protobuf's
-  // recursion limit: the comparison keeps that decision. f(f(...f(x)...)) nests two messages per
-  // call; the inner expression shifts the depth by one.
-  int allowed = 0, refused = 0;
-  for (const char* inner : {"1", "a"}) {
-    for (int n = 40; n < 52; ++n) {
-      std::string sql = "SELECT ";
-      for (int i = 0; i < n; ++i) sql += "f(";
-      sql += inner;
-      sql += std::string(static_cast<size_t>(n), ')');
-      const std::string bytes = lib_bytes(sql);
-      pg_query::ParseResult tree;
-      const bool decodes = tree.ParseFromString(bytes);
-      EXPECT_EQ(same_tree_bytes(bytes, bytes), decodes) << sql;
-      ++(decodes ? allowed : refused);
-    }
+TEST(SameTreeBytes, DeepTreesPostgresAcceptsDecodeAndCompare) {
+  // protobuf's default recursion limit (100) refused f(f(...)) beyond ~45 calls, and 1+1+...+1
+  // beyond ~50 terms, which PostgreSQL runs: the decoder and the comparison now allow
+  // kProtobufRecursionLimit (statement_limits.h). Was: such trees compared unequal (refused).
+  for (int n : {40, 60, 2000}) {
+    std::string sql = "SELECT ";
+    for (int i = 0; i < n; ++i) sql += "f(";
+    sql += "1" + std::string(static_cast<size_t>(n), ')');
+    const std::string bytes = lib_bytes(sql);
+    EXPECT_TRUE(same_tree_bytes(bytes, bytes)) << n;
+    EXPECT_EQ(cpp_bytes(sql), bytes) << n;
   }
-  EXPECT_GT(allowed, 0);
-  EXPECT_GT(refused, 0);
+}
+
+TEST(SameTreeBytes, TreesBeyondTheRecursionLimitCompareUnequal) {
+  // Hand-built: a ParseResult whose statement nests A_Expr (two messages a level) past the limit.
+  run_on_parse_stack([] {
+    for (int levels : {kProtobufRecursionLimit / 2 - 10, kProtobufRecursionLimit / 2 + 10}) {
+      pg_query::ParseResult tree;
+      pg_query::Node* n = tree.add_stmts()->mutable_stmt();
+      for (int i = 0; i < levels; ++i) {
+        auto* e = n->mutable_a_expr();
+        e->set_kind(pg_query::AEXPR_OP);
+        e->mutable_rexpr()->mutable_a_const()->mutable_ival()->set_ival(1);
+        n = e->mutable_lexpr();
+      }
+      n->mutable_a_const()->mutable_ival()->set_ival(1);
+      const std::string bytes = tree.SerializeAsString();
+      EXPECT_EQ(same_tree_bytes(bytes, bytes), levels < kProtobufRecursionLimit / 2) << levels;
+    }
+  });
 }
 
 TEST(ProtobufParse, ErrorsAndDeparse) {

@@ -235,6 +235,19 @@ TEST(CheckStartup, AcceptsHarmlessParamsAndPassesThemUpstream) {
   EXPECT_TRUE(d.sqlstate.empty());
 }
 
+TEST(CheckStartup, TimeoutsBeyondTheSettingCeilingsAreRefused) {
+  // [limits.settings]: a startup parameter is a SET before the first statement.
+  for (auto [name, value] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"statement_timeout", "0"}, {"statement_timeout", "1d"}, {"lock_timeout", "0"},
+           {"idle_in_transaction_session_timeout", "0"}, {"statement_timeout", "forever"}}) {
+    const StartupDecision d = check_startup(startup({{"user", "t1"}, {name, value}}), test_policy());
+    EXPECT_FALSE(d.ok) << name << "=" << value;
+    EXPECT_EQ(d.sqlstate, "42501");
+    EXPECT_NE(d.message.find("ceiling"), std::string::npos) << d.message;
+  }
+  EXPECT_TRUE(check_startup(startup({{"user", "t1"}, {"statement_timeout", "30s"}}), test_policy()).ok);
+}
+
 TEST(CheckStartup, DatabaseDefaultsToUserName) {
   const StartupDecision d = check_startup(startup({{"user", "t1"}}), test_policy());
   ASSERT_TRUE(d.ok);
