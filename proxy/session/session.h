@@ -75,6 +75,38 @@ inline constexpr size_t kMaxAwaited = 100000;
 // (a protocol name longer than that names the same statement as its first 63 bytes).
 std::string_view server_name(std::string_view name);
 
+// A FIFO that keeps its storage: steady-state traffic pushes and pops without allocating
+// (std::deque frees and allocates a block every few entries).
+template <class T>
+class Fifo {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  size_t size() const { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  const T& front() const { return items_[head_]; }
+  T& back() { return items_.back(); }
+  void push_back(T v) { items_.push_back(std::move(v)); }
+  void pop_front() {
+    if (++head_ == items_.size()) {
+      items_.clear();
+      head_ = 0;
+    } else if (head_ >= 64 && 2 * head_ >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() { return items_.end(); }
+  auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() const { return items_.end(); }
+  auto rbegin() { return items_.rbegin(); }
+  auto rend() { return items_.rend() - static_cast<std::ptrdiff_t>(head_); }
+
+ private:
+  std::vector<T> items_;
+  size_t head_ = 0;
+};
+
 class TenantSession {
  public:
   TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache, std::string nonce);
@@ -172,7 +204,7 @@ class TenantSession {
   std::map<std::string, Pending> pending_;  // marker -> refusal
   // The model of the server: every forwarded message it will answer, in order. A message sent
   // while the server skips to Sync (`skipping_`) gets no entry: the server discards it.
-  std::deque<Awaited> awaited_;
+  Fifo<Awaited> awaited_;
   uint64_t next_seq_ = 1;
   bool skipping_ = false;
   // Prepared statements as the SERVER has them, protocol and SQL-level alike (one namespace in

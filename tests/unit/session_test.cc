@@ -371,6 +371,7 @@ TEST_F(TenantSessionTest, PipelinedRefusalsKeepTheirOrder) {
 }
 
 TEST_F(TenantSessionTest, ServerErrorsWithoutAKnownMarkerPassUnchanged) {
+  client(query("SELECT 1"));  // each error answers a statement in flight
   Wire plain = server_error("23505", "duplicate key value violates unique constraint");
   EXPECT_EQ(server({plain}), plain.bytes);
   // A marker with another nonce (a tenant's own text) is not replaced.
@@ -384,8 +385,15 @@ TEST_F(TenantSessionTest, ServerErrorsWithoutAKnownMarkerPassUnchanged) {
 TEST_F(TenantSessionTest, RefusalIsForgottenOnceItsBatchEnds) {
   client(query("DROP TABLE orders"));
   server({ready('I')});  // the server never reported the marker (impossible, but bounded state)
+  client(query("SELECT 1"));
   Wire late = server_error_for(0);
   EXPECT_EQ(server({late}), late.bytes);
+}
+
+// An error nothing was sent for: the model is out of step with the server, the session ends
+// (it used to be relayed and absorbed).
+TEST_F(TenantSessionTest, AnswerThatNothingAwaitsEndsTheSession) {
+  server({server_error("23505", "duplicate")}, true);
 }
 
 TEST_F(TenantSessionTest, EmptyQueryIsForwarded) {
@@ -508,10 +516,11 @@ TEST_F(TenantSessionTest, DeniedParseIsAnsweredAtItsPlaceThenBatchSkippedUntilSy
   EXPECT_EQ(pm->query, "SELECT " + marker(0));
   EXPECT_TRUE(pm->param_types.empty());
 
-  // Bind and Execute go to the server, which skips them after the failed Parse.
+  // Bind and Execute go to the server, which skips them after the failed Parse (the Bind of
+  // the refused statement is refused too: fail closed on a name the server will not have).
   Wire b = bind("", "", {});
   Wire e = execute();
-  EXPECT_EQ(client(b).to_server, b.bytes);
+  EXPECT_FALSE(client(b).denial.empty());
   EXPECT_EQ(client(e).to_server, e.bytes);
   Wire s = sync();
   EXPECT_EQ(client(s).to_server, s.bytes);
@@ -558,12 +567,17 @@ TEST_F(TenantSessionTest, BinaryTenantParameterNeedsAKnownType) {
   EXPECT_TRUE(client(bind("", "ins", {be32(5), be32(1)}, {1})).denial.empty());
   EXPECT_EQ(client(bind("", "ins", {be32(5), be32(2)}, {1})).denial,
             "rowguard: parameter $2 (the tenant column) is not the session tenant");
+  client(sync());
+  server({tagged(be::kBindComplete, ""),
+          server_error("26000", "prepared statement \"" + marker(0) + "\" does not exist"), ready('I')});
 
   prepare("untyped", "INSERT INTO orders (id, tenant_id) VALUES ($1, $2)");
   EXPECT_EQ(client(bind("", "untyped", {be32(5), be32(1)}, {1})).denial,
             "rowguard: parameter $2 (the tenant column) is sent in binary format with a type "
             "rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid in Parse, or "
             "send it as text)");
+  client(sync());
+  server({server_error("26000", "prepared statement \"" + marker(1) + "\" does not exist"), ready('I')});
   // Describe(statement) tells the types the client did not declare.
   client(describe_statement("untyped"));
   client(sync());
@@ -580,9 +594,8 @@ TEST_F(TenantSessionTest, CloseForgetsTheStatement) {
   EXPECT_EQ(client(c).to_server, c.bytes);
   client(sync());
   server({tagged(be::kCloseComplete, ""), ready('I')});
-  // The name is unknown now: the server refuses the Bind itself.
-  Wire b = bind("", "ins", {"5"s, "2"s});
-  EXPECT_EQ(client(b).to_server, b.bytes);
+  // The name is unknown now: refused (fail closed), whatever the value.
+  EXPECT_FALSE(client(bind("", "ins", {"5"s, "1"s})).denial.empty());
 }
 
 // rowguard records a statement's tenant parameters when the client SENDS Parse/Close, not when the
@@ -830,11 +843,12 @@ TEST_F(TenantSessionTest, BindWithWrongParameterCountIsLeftToTheServer) {
   EXPECT_FALSE(bad.denial.empty());
 }
 
-TEST_F(TenantSessionTest, BindOfUnknownStatementIsLeftToTheServer) {
-  Wire b = bind("", "never_prepared", {"1"s, "2"s});
-  const ClientStep st = client(b);
-  EXPECT_TRUE(st.denial.empty());
-  EXPECT_EQ(st.to_server, b.bytes);  // the server answers 26000 itself
+TEST_F(TenantSessionTest, BindOfUnknownStatementIsRefused) {
+  // It used to be left to the server; a name rowguard does not know may be one the server
+  // holds under another spelling (names are cut to 63 bytes): fail closed.
+  const ClientStep st = client(bind("", "never_prepared", {"1"s, "2"s}));
+  EXPECT_EQ(st.denial, "rowguard: Bind of prepared statement \"never_prepared\", which this session has not "
+                       "prepared (rule: fail closed on unknown statements)");
 }
 
 TEST_F(TenantSessionTest, ExecuteOfASuspendedPortalAndPortalSuspendedRelay) {
@@ -869,7 +883,8 @@ TEST_F(TenantSessionTest, PreparedStatementIsNeverRewrittenAgainAtBindOrExecute)
     EXPECT_EQ(client(d).to_server, d.bytes);
     EXPECT_EQ(client(e).to_server, e.bytes);
     EXPECT_EQ(client(s).to_server, s.bytes);
-    server({tagged(be::kBindComplete, ""), tagged(be::kCommandComplete, std::string("SELECT 0") + '\0'), ready('I')});
+    server({tagged(be::kBindComplete, ""), tagged(be::kNoData, ""),
+            tagged(be::kCommandComplete, std::string("SELECT 0") + '\0'), ready('I')});
   }
   EXPECT_EQ(cache_.hits() + cache_.misses(), lookups);
   for (int i = 0; i < 5; ++i) {
@@ -878,7 +893,8 @@ TEST_F(TenantSessionTest, PreparedStatementIsNeverRewrittenAgainAtBindOrExecute)
     client(bind("", "", {"1"}));
     client(execute());
     client(sync());
-    server({tagged(be::kParseComplete, ""), tagged(be::kBindComplete, ""), ready('I')});
+    server({tagged(be::kParseComplete, ""), tagged(be::kBindComplete, ""),
+            tagged(be::kCommandComplete, std::string("SELECT 0") + '\0'), ready('I')});
   }
   EXPECT_EQ(cache_.hits() + cache_.misses(), lookups + 5);
   EXPECT_EQ(cache_.misses(), misses);
