@@ -151,6 +151,15 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
                                         " messages await the server's answer (read the answers)");
     return step;
   }
+  if (copy_ && !copy_->done && !copy_->failed && frame.tag != fe::kCopyData && frame.tag != fe::kCopyDone &&
+      frame.tag != fe::kCopyFail && frame.tag != fe::kTerminate) {
+    // In COPY FROM STDIN PostgreSQL fails the COPY on any other message and drops that message
+    // (a Sync or Flush it ignores): the model would await an answer that never comes.
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01",
+                                    "rowguard: only CopyData, CopyDone or CopyFail may follow COPY FROM STDIN");
+    return step;
+  }
   switch (frame.tag) {
     case fe::kParse:
     case fe::kBind:

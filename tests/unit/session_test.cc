@@ -1000,3 +1000,102 @@ TEST(SteadyState, SimpleQueryTrafficDoesNotAllocate) {
 
 }  // namespace
 }  // namespace rowguard::session
+
+// ---- the model of the server's protocol state (session_server.cc) ---------------------------
+
+namespace rowguard::session {
+namespace {
+
+TEST_F(TenantSessionTest, ErrorInABatchSkipsAQueryAndAParseUntilSync) {
+  prepare("a", "SELECT 1");
+  client(bind("", "a", {}));
+  client(query("SELECT 2"));           // skipped by the server
+  client(parse("b", "SELECT 3"));      // skipped too
+  client(sync());
+  server({server_error("22012", "division by zero"), ready('I')});
+  EXPECT_TRUE(s_.idle());
+  EXPECT_TRUE(s_.has_statement("a"));
+  EXPECT_FALSE(s_.has_statement("b"));
+  // The next batch is answered in step.
+  client(parse("b", "SELECT 3"));
+  client(sync());
+  server({tagged(be::kParseComplete, ""), ready('I')});
+  EXPECT_TRUE(s_.has_statement("b"));
+  EXPECT_TRUE(s_.idle());
+}
+
+TEST_F(TenantSessionTest, QueryInsideAnUnsyncedBatchGetsItsOwnReadyForQuery) {
+  client(parse("a", "SELECT 1"));
+  client(query("SELECT 2"));
+  client(sync());
+  server({tagged(be::kParseComplete, ""), tagged(be::kCommandComplete, "SELECT 1\0"s), ready('I')});
+  EXPECT_FALSE(s_.idle());  // the Sync's ReadyForQuery is still owed
+  server({ready('I')});
+  EXPECT_TRUE(s_.idle());
+  EXPECT_TRUE(s_.has_statement("a"));
+}
+
+TEST_F(TenantSessionTest, ErrorBeforeTheSyncIsSentSkipsWhatFollows) {
+  client(parse("a", "SELECT 1"));
+  client(execute());
+  server({tagged(be::kParseComplete, ""), server_error("34000", "portal \"\" does not exist")});
+  EXPECT_TRUE(s_.server_skipping());
+  client(parse("b", "SELECT 1"));  // discarded by the server: no answer owed
+  client(query("SELECT 1"));       // discarded too
+  EXPECT_TRUE(s_.idle());
+  client(sync());
+  server({ready('I')});
+  EXPECT_FALSE(s_.server_skipping());
+  EXPECT_FALSE(s_.has_statement("b"));
+}
+
+TEST_F(TenantSessionTest, AnswersTheModelDidNotPredictEndTheSession) {
+  for (char tag : {be::kParseComplete, be::kBindComplete, be::kCloseComplete, be::kNoData, be::kDataRow,
+                   be::kPortalSuspended, be::kEmptyQueryResponse}) {
+    TenantSession s("1", cache_, kNonce);
+    std::string to_client;
+    EXPECT_TRUE(s.on_server_message(tagged(tag, "").frame(), tagged(tag, "").bytes, to_client).close) << tag;
+    EXPECT_TRUE(to_client.empty());
+  }
+  // A ReadyForQuery where a ParseComplete is owed.
+  client(parse("a", "SELECT 1"));
+  server({ready('I')}, true);
+}
+
+TEST_F(TenantSessionTest, LongNamesAreTheStatementOfTheirFirst63Bytes) {
+  const std::string a = std::string(63, 's') + "_A";
+  const std::string b = std::string(63, 's') + "_B";
+  prepare(a, "INSERT INTO orders (id, tenant_id) VALUES ($1, $2)");
+  EXPECT_TRUE(s_.has_statement(b));
+  EXPECT_EQ(client(bind("", b, {"5"s, "2"s})).denial,
+            "rowguard: parameter $2 (the tenant column) is not the session tenant");
+  Wire own = bind("", b, {"5"s, "1"s});
+  EXPECT_EQ(client(own).to_server, own.bytes);
+}
+
+TEST_F(TenantSessionTest, DescribeOfAnUnknownStatementIsRefused) {
+  const ClientStep st = client(describe_statement("never"));
+  EXPECT_FALSE(st.denial.empty());
+  EXPECT_EQ(st.to_server.find("never"), std::string::npos);
+}
+
+TEST_F(TenantSessionTest, PreparedStatementsPerSessionAreBounded) {
+  for (size_t i = 0; i < kMaxPreparedStatements; ++i) {
+    ASSERT_TRUE(client(parse("s" + std::to_string(i), "SELECT 1")).denial.empty()) << i;
+    client(sync());
+    server({tagged(be::kParseComplete, ""), ready('I')});
+  }
+  EXPECT_EQ(s_.prepared_count(), kMaxPreparedStatements);
+  const ClientStep over = client(parse("one_more", "SELECT 1"));
+  EXPECT_NE(over.denial.find("the most rowguard allows per session"), std::string::npos) << over.denial;
+}
+
+TEST_F(CopySessionTest, AnotherMessageDuringCopyInEndsTheSession) {
+  start_copy("COPY orders (id, amount) FROM STDIN");
+  const ClientStep st = client(query("PREPARE s AS SELECT 1"));
+  EXPECT_TRUE(st.close);
+  EXPECT_TRUE(st.to_server.empty());
+}
+
+}  // namespace
+}  // namespace rowguard::session
