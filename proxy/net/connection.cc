@@ -359,6 +359,7 @@ class ClientConnection : public ClientIo {
     session::TenantSession session(*tenant_, worker_.cache, to_hex(auth::random_bytes(6)));
     session_ = &session;
     co_await (client_to_server(session) || server_to_client(session));
+    ended_in_flight_ = !session.idle();
     session_ = nullptr;
   }
 
@@ -672,7 +673,10 @@ class ClientConnection : public ClientIo {
 
   // Tenant sessions: the model of the server's state (proxy/session) says whether an answer is
   // still owed; bypass sessions count Query/Sync against ReadyForQuery.
-  bool in_flight() const { return session_ != nullptr ? !session_->idle() : batches_in_ < batches_out_; }
+  bool in_flight() const {
+    if (session_ != nullptr) return !session_->idle();
+    return tenant_ ? ended_in_flight_ : batches_in_ < batches_out_;
+  }
 
   // "" while the current policy still maps this login to its tenant, else why it no longer does.
   std::string identity_revoked() {
@@ -728,6 +732,7 @@ class ClientConnection : public ClientIo {
   uint64_t batches_out_ = 0;  // Query/Sync forwarded (bypass sessions)
   uint64_t batches_in_ = 0;   // ReadyForQuery relayed (bypass sessions)
   session::TenantSession* session_ = nullptr;  // tenant sessions, while the statement loops run
+  bool ended_in_flight_ = false;                // tenant sessions: an answer was still owed when they ended
   std::string identity_method_;                 // how the login was authenticated (client_auth.h)
   uint64_t identity_checked_version_ = 0;       // the policy version the login was last checked under
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;
