@@ -133,12 +133,17 @@ ResultSet help_result() {
 }
 
 ResultSet clients_result(const std::vector<ClientRow>& clients) {
-  ResultSet r{{"id", "user", "tenant", "kind", "client", "state", "transaction", "statements", "connect_time"}, {}, "SHOW"};
+  ResultSet r{{"id", "user", "tenant", "kind", "client", "state", "transaction", "statements", "connect_time",
+               "prepared", "prepared_bytes"},
+              {},
+              "SHOW"};
+  auto num = [](const std::optional<uint64_t>& v) {
+    return v ? std::optional<std::string>(std::to_string(*v)) : std::nullopt;
+  };
   for (const auto& c : clients) {
     r.rows.push_back({std::to_string(c.id), c.user, opt(c.tenant), c.kind, c.client, c.state,
-                      c.tx ? std::optional<std::string>(tx_name(*c.tx)) : std::nullopt,
-                      c.statements ? std::optional<std::string>(std::to_string(*c.statements)) : std::nullopt,
-                      format_time_us(c.connected_at_us)});
+                      c.tx ? std::optional<std::string>(tx_name(*c.tx)) : std::nullopt, num(c.statements),
+                      format_time_us(c.connected_at_us), num(c.prepared), num(c.prepared_bytes)});
   }
   return r;
 }

@@ -57,6 +57,9 @@ struct ClientRow {
   std::string state;                  // login | idle | active | paused | relay | console
   std::optional<char> tx;             // I / T / E; nullopt when rowguard does not track it
   std::optional<uint64_t> statements; // nullopt when rowguard does not count them (bypass)
+  // Tenant sessions: prepared statements the server holds for it and the bytes of their texts
+  // (bounded per session, see proxy/session/session.h); nullopt otherwise.
+  std::optional<uint64_t> prepared, prepared_bytes;
   int64_t connected_at_us = 0;        // unix time, microseconds
   // The upstream connection (SHOW SERVERS), when open.
   bool upstream = false;

@@ -70,6 +70,8 @@ admin::ClientRow ClientInfo::snapshot() const {
       r.kind = "tenant";
       r.tx = tx_.load();
       r.statements = statements_.load(std::memory_order_relaxed);
+      r.prepared = prepared_.load(std::memory_order_relaxed);
+      r.prepared_bytes = prepared_bytes_.load(std::memory_order_relaxed);
       r.state = waiting_.load() ? "paused" : busy_.load() ? "active" : "idle";
       break;
   }

@@ -33,6 +33,11 @@ class ClientInfo {
     busy_.store(in_flight || tx != 'I');
   }
   void count_statement() { statements_.fetch_add(1, std::memory_order_relaxed); }
+  // Tenant sessions, whenever the server has answered everything: its prepared statements.
+  void set_prepared(uint64_t count, uint64_t bytes) {
+    prepared_.store(count, std::memory_order_relaxed);
+    prepared_bytes_.store(bytes, std::memory_order_relaxed);
+  }
 
   uint64_t id() const { return id_; }
   admin::ClientRow snapshot() const;
@@ -57,6 +62,7 @@ class ClientInfo {
   std::atomic<bool> busy_{false};     // a statement or transaction is under way
   std::atomic<bool> waiting_{false};  // held by PAUSE
   std::atomic<uint64_t> statements_{0};
+  std::atomic<uint64_t> prepared_{0}, prepared_bytes_{0};
 };
 
 class ClientRegistry {

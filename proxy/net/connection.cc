@@ -25,6 +25,7 @@
 #include "proxy/net/client_watch.h"
 #include "proxy/net/client_auth.h"
 #include "proxy/net/ddl_watch.h"
+#include "proxy/net/identity_recheck.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
@@ -89,7 +90,7 @@ class ClientConnection : public ClientIo {
     worker_.shutdown_hooks[id_] = [this] {
       draining_ = true;
       // Bypass sessions close at once (their tx_ is tracked for [limits] only).
-      if (!tenant_ || (tx_ == 'I' && !in_flight())) close_both();
+      if (!tenant_ || (tx_ == 'I' && !in_flight() && (session_ == nullptr || session_->at_boundary()))) close_both();
     };
     boost::system::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
@@ -158,6 +159,8 @@ class ClientConnection : public ClientIo {
       co_return;
     }
     tenant_ = who.tenant;
+    identity_method_ = who.method;
+    identity_checked_version_ = policy_->version;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
     if (policy_->backstop == "rls") {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
       auto backstop = policy::backstop_startup_params(tenant_);
@@ -364,7 +367,10 @@ class ClientConnection : public ClientIo {
 
   asio::awaitable<void> tenant_loop() {
     session::TenantSession session(*tenant_, worker_.cache, to_hex(auth::random_bytes(6)));
+    session_ = &session;
     co_await (client_to_server(session) || server_to_client(session));
+    ended_in_flight_ = !session.idle();
+    session_ = nullptr;
   }
 
   asio::awaitable<void> client_to_server(session::TenantSession& session) {
@@ -385,16 +391,29 @@ class ClientConnection : public ClientIo {
           co_await fatal("08P01", msg);
           co_return;
         }
-        if (session.tx_status() == 'I' && !in_flight() && r.frame.tag != protocol::fe::kTerminate) {
+        if (session.tx_status() == 'I' && session.at_boundary() && r.frame.tag != protocol::fe::kTerminate) {
           co_await server_.pause_gate().at_boundary(*info_);  // PAUSE holds new transactions here
         }
         if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
+        if (r.frame.tag != protocol::fe::kTerminate) {
+          // A reload that removed this login (or moved it to another tenant) ends the session at
+          // its next message, in or out of a transaction (proxy/net/identity_recheck.h).
+          if (std::string why = identity_revoked(); !why.empty()) {
+            spdlog::warn("session={} user={} tenant={} ended: {}", id_, user_, *tenant_, why);
+            audit("(session ended by a policy reload)", false, why);
+            client_closing_ = true;
+            std::string bye;
+            protocol::append_terminate(bye);
+            co_await write_server(bye);
+            co_await fatal("28000", why);
+            co_return;
+          }
+        }
         auto t0 = std::chrono::steady_clock::now();
         const session::ClientStep& step = session.on_client_message(r.frame, *policy_);
         server_.metrics().observe_rewrite(static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
         if (r.frame.tag == protocol::fe::kQuery || r.frame.tag == protocol::fe::kSync) {
-          ++batches_out_;
           info_->set_tx(session.tx_status(), true);
           if (!upstream_wait_) upstream_wait_ = t0;
         }
@@ -462,13 +481,14 @@ class ClientConnection : public ClientIo {
         std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
         pos += r.frame.size;
         last_server_tag_ = r.frame.tag;
+        const bool was_idle = session.idle();
         session::ServerStep step = session.on_server_message(r.frame, raw, out);
-        if (r.frame.tag == protocol::be::kReadyForQuery) {
-          ++batches_in_;
+        if (!was_idle && session.idle()) {  // every forwarded message is answered
           tx_ = session.tx_status();
-          info_->set_tx(tx_, in_flight());
-          if (!in_flight()) watch_.idle(tx_, policy_->limits);
-          if (draining_ && tx_ == 'I' && !in_flight()) {
+          info_->set_tx(tx_, false);
+          info_->set_prepared(session.prepared_count(), session.prepared_bytes());
+          watch_.idle(tx_, policy_->limits);
+          if (draining_ && tx_ == 'I' && session.at_boundary()) {
             co_await write_client(out);
             co_await fatal("57P01", "terminating connection due to administrator command (rowguard is shutting down)");
             co_return;
@@ -671,7 +691,20 @@ class ClientConnection : public ClientIo {
     co_return !ec;
   }
 
-  bool in_flight() const { return batches_in_ < batches_out_; }
+  // Tenant sessions: the model of the server's state (proxy/session) says whether an answer is
+  // still owed; bypass sessions count Query/Sync against ReadyForQuery.
+  bool in_flight() const {
+    if (session_ != nullptr) return !session_->idle();
+    return tenant_ ? ended_in_flight_ : batches_in_ < batches_out_;
+  }
+
+  // "" while the current policy still maps this login to its tenant, else why it no longer does.
+  std::string identity_revoked() {
+    policy::PolicyPtr latest = server_.policy();
+    if (latest->version == identity_checked_version_) return "";
+    identity_checked_version_ = latest->version;
+    return login_revoked(*latest, identity_method_, user_, tenant_);
+  }
 
   void close_both() {
     client_.close();
@@ -716,8 +749,12 @@ class ClientConnection : public ClientIo {
   ClientWatch watch_;            // [limits] idle timeouts and message_timeout
   std::string refusal_;          // set when a client message broke a [limits] size
   std::string server_refusal_;   // bypass: the server sent an oversized (54000) or malformed (08P01) message
-  uint64_t batches_out_ = 0;  // Query/Sync forwarded (tenant sessions)
-  uint64_t batches_in_ = 0;   // ReadyForQuery relayed
+  uint64_t batches_out_ = 0;  // Query/Sync forwarded (bypass sessions)
+  uint64_t batches_in_ = 0;   // ReadyForQuery relayed (bypass sessions)
+  session::TenantSession* session_ = nullptr;  // tenant sessions, while the statement loops run
+  bool ended_in_flight_ = false;                // tenant sessions: an answer was still owed when they ended
+  std::string identity_method_;                 // how the login was authenticated (client_auth.h)
+  uint64_t identity_checked_version_ = 0;       // the policy version the login was last checked under
   bool ddl_pending_ = false;  // bypass: DDL completed; re-read the schema at the next idle ReadyForQuery
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;
   std::shared_ptr<ClientInfo> info_;  // what the admin console shows

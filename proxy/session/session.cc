@@ -10,20 +10,6 @@
 namespace rowguard::session {
 namespace {
 
-std::optional<std::vector<int32_t>> parse_parameter_description(std::string_view body) {
-  if (body.size() < 2) return std::nullopt;
-  size_t n = (static_cast<unsigned char>(body[0]) << 8) | static_cast<unsigned char>(body[1]);
-  if (body.size() != 2 + 4 * n) return std::nullopt;
-  std::vector<int32_t> out;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t v = 0;
-    for (size_t k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(body[2 + 4 * i + k]);
-    out.push_back(static_cast<int32_t>(v));
-  }
-  return out;
-}
-
-
 // Parameter types declared in Parse for the tenant parameters: unspecified (0, or 705 unknown:
 // the server infers the column's type) or one whose text form is the value rowguard checks.
 bool checkable_declared_types(const std::vector<int>& tenant_params, const std::vector<int32_t>& types) {
@@ -117,10 +103,51 @@ TenantSession::TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache
   channel_prefix_ = "rg" + std::to_string(tenant_.size()) + "_" + tenant_ + "_";  // as the rewriter
 }
 
+std::string_view server_name(std::string_view name) { return name.substr(0, 63); }
+
 std::string TenantSession::refuse(std::string reason) {
   std::string marker = "rowguard_denied_" + nonce_ + "_" + std::to_string(next_marker_++);
-  pending_[marker] = Pending{batches_sent_ + 1, denial_response(reason)};
+  pending_[marker] = Pending{next_seq_, denial_response(reason)};
   return marker;
+}
+
+TenantSession::Awaited& TenantSession::expect(Await kind) {
+  // A message sent while the server skips to Sync is discarded by it: no entry, but an entry
+  // number all the same, so that its refusal (if any) is forgotten with the skipped batch.
+  static thread_local Awaited discarded{Await::kSync, 0};
+  const uint64_t seq = next_seq_++;
+  if (skipping_ && kind != Await::kSync) {
+    discarded = Awaited{kind, seq};
+    return discarded;
+  }
+  if (kind == Await::kSync) skipping_ = false;
+  awaited_.push_back(Awaited{kind, seq});
+  return awaited_.back();
+}
+
+std::string TenantSession::room_for(std::string_view text) const {
+  size_t count = statements_.size();
+  for (const auto& a : awaited_) count += a.kind == Await::kParse ? 1 : a.sql.size();
+  if (count >= kMaxPreparedStatements) {
+    return "rowguard: this session holds " + std::to_string(count) + " prepared statements, the most "
+           "rowguard allows per session (" + std::to_string(kMaxPreparedStatements) + "); close some first";
+  }
+  if (statement_bytes_ + text.size() > kMaxPreparedBytes) {
+    return "rowguard: the texts of this session's prepared statements would exceed " +
+           std::to_string(kMaxPreparedBytes) + " bytes, the most rowguard allows per session; close some first";
+  }
+  return "";
+}
+
+std::string TenantSession::recheck(Statement& st, std::string_view name, const policy::Policy& policy) {
+  if (st.policy_version == policy.version) return "";
+  const sqlrewrite::RewriteResult& r = cache_.rewrite(st.text, policy, tenant_);
+  if (!r.allowed || r.sql != st.rewritten) {
+    return "rowguard: prepared statement \"" + std::string(name) + "\" was prepared under an older policy "
+           "that a reload has since changed; prepare it again (rule: a reload applies to every statement)";
+  }
+  st.policy_version = policy.version;
+  return "";
 }
 
 const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy) {
@@ -128,6 +155,22 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
   ClientStep& step = step_;
   step.clear();
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
+  if (awaited_.size() >= kMaxAwaited && frame.tag != fe::kTerminate) {
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "54000",
+                                    "rowguard: more than " + std::to_string(kMaxAwaited) +
+                                        " messages await the server's answer (read the answers)");
+    return step;
+  }
+  if (copy_ && !copy_->done && !copy_->failed && frame.tag != fe::kCopyData && frame.tag != fe::kCopyDone &&
+      frame.tag != fe::kCopyFail && frame.tag != fe::kTerminate) {
+    // In COPY FROM STDIN PostgreSQL fails the COPY on any other message and drops that message
+    // (a Sync or Flush it ignores): the model would await an answer that never comes.
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01",
+                                    "rowguard: only CopyData, CopyDone or CopyFail may follow COPY FROM STDIN");
+    return step;
+  }
   switch (frame.tag) {
     case fe::kParse:
     case fe::kBind:
@@ -151,32 +194,43 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
       on_parse(frame.body, policy, step);
       return step;
     case fe::kBind:
-      on_bind(frame.body, step);
+      on_bind(frame.body, policy, step);
       return step;
-    case fe::kClose:
-      on_close(frame.body);
-      forward_raw();
-      return step;
-    case fe::kDescribe:
-      if (auto t = protocol::parse_target(frame.body); t && t->kind == 'S') {
-        describes_.push_back({batches_sent_ + 1, std::string(t->name)});
+    case fe::kClose: {
+      // Closing a statement the server does not have does nothing there (CloseComplete), so
+      // no name is refused here; the statement counts as gone once CloseComplete arrives.
+      auto t = protocol::parse_target(frame.body);
+      if (!t || (t->kind != 'S' && t->kind != 'P')) {
+        step.close = true;
+        protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Close message");
+        return step;
       }
+      Awaited& a = expect(Await::kClose);
+      a.close_kind = t->kind;
+      a.name = server_name(t->name);
       forward_raw();
+      return step;
+    }
+    case fe::kDescribe:
+      on_describe(frame.body, step);
       return step;
     case fe::kExecute:
+      expect(Await::kExecute);
+      forward_raw();
+      return step;
     case fe::kFlush:
       forward_raw();
       return step;
     case fe::kSync:
+      expect(Await::kSync);
       forward_raw();
-      ++batches_sent_;
       return step;
     case fe::kFunctionCall: {
       // The fast-path function call runs any function by OID: refused. A failing Query gives
       // the same response shape (ErrorResponse, ReadyForQuery).
       step.denial = "rowguard: the function call protocol (FunctionCall message) is not allowed";
       protocol::append_query(step.to_server, "SELECT " + refuse(step.denial));
-      ++batches_sent_;
+      expect(Await::kQuery);
       return step;
     }
     case fe::kCopyData:
@@ -205,20 +259,37 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
     return;
   }
   step.statement.assign(*sql);
-  const sqlrewrite::RewriteResult& r = cache_.rewrite(*sql, policy, tenant_);
-  std::string why = r.allowed ? check_sql_prepared(r.prepared) : r.reason;
+  const sqlrewrite::RewriteResult* rp = &cache_.rewrite(*sql, policy, tenant_);
+  std::optional<sqlrewrite::RewriteResult> kept;  // an EXECUTE's re-check uses the cache again
+  if (std::any_of(rp->prepared.begin(), rp->prepared.end(), [](const auto& op) {
+        return op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;
+      })) {
+    kept = *rp;
+    rp = &*kept;
+  }
+  const sqlrewrite::RewriteResult& r = *rp;
+  std::string why = r.allowed ? check_sql_prepared(r.prepared, policy) : r.reason;
+  if (why.empty() && std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
+        return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare;
+      })) {
+    why = room_for(*sql);
+  }
   if (why.empty()) {
-    note_sql_prepared(r.prepared);
+    std::vector<SqlOp> ops = sql_ops(r.prepared, *sql, r.sql, policy.version);
     protocol::append_query(step.to_server, r.sql);
-    if (r.copy_in) {
-      copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), batches_sent_ + 1});
+    const bool copy_in = r.copy_in.has_value();
+    if (copy_in) {
+      copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), next_seq_});
       copy_->statement = step.statement;
     }
+    Awaited& a = expect(Await::kQuery);
+    a.copy = copy_in;
+    a.sql = std::move(ops);
   } else {
     step.denial = why;
     protocol::append_query(step.to_server, "SELECT " + refuse(why));
+    expect(Await::kQuery);
   }
-  ++batches_sent_;
 }
 
 void TenantSession::on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step) {
@@ -234,72 +305,103 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare ||
            op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;
   });
-  if (r.allowed && (r.copy_in || std::count(r.kinds.begin(), r.kinds.end(), sqlrewrite::StatementKind::kCopyOut) > 0)) {
-    step.denial = "rowguard: COPY is supported in the simple query protocol only";
-    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
-  } else if (r.allowed && sql_prepare_or_execute) {
+  std::string why;
+  if (!r.allowed) {
+    why = r.reason;
+  } else if (r.copy_in || std::count(r.kinds.begin(), r.kinds.end(), sqlrewrite::StatementKind::kCopyOut) > 0) {
+    why = "rowguard: COPY is supported in the simple query protocol only";
+  } else if (sql_prepare_or_execute) {
     // The statement would run at some later Execute, against whatever the name means then.
-    step.denial = "rowguard: SQL-level PREPARE and EXECUTE are supported in the simple query "
-                  "protocol only (in the extended protocol, use Parse and Bind)";
-    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
-    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
-  } else if (r.allowed && declared_type_denial(m->param_types)) {
-    step.denial = *declared_type_denial(m->param_types);  // sqlrewrite/function_check.h
-    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
-    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
-  } else if (r.allowed && !checkable_declared_types(r.tenant_params, m->param_types)) {
+    why = "rowguard: SQL-level PREPARE and EXECUTE are supported in the simple query "
+          "protocol only (in the extended protocol, use Parse and Bind)";
+  } else if (auto type_denial = declared_type_denial(m->param_types)) {
+    why = *type_denial;  // sqlrewrite/function_check.h
+  } else if (!checkable_declared_types(r.tenant_params, m->param_types)) {
     // A declared type converts the bound value before it reaches the tenant column (a boolean
     // '1' is stored in a text column as 'true'): the checked value would not be the stored one.
-    step.denial = "rowguard: a parameter that feeds the tenant column is declared in Parse with a "
-                  "type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or "
-                  "leave it unspecified)";
-    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
-    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(step.denial), {});
-  } else if (r.allowed) {
-    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{r.tenant_params, m->param_types}});
-    protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
+    why = "rowguard: a parameter that feeds the tenant column is declared in Parse with a "
+          "type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or "
+          "leave it unspecified)";
   } else {
-    // The refusal fails on the server, which then skips the rest of the batch.
-    step.denial = r.reason;
-    pending_parses_.push_back({batches_sent_ + 1, std::string(m->statement), Statement{}, true});
-    protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(r.reason), {});
+    why = room_for(m->query);
   }
+  if (why.empty()) {
+    protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
+    Awaited& a = expect(Await::kParse);
+    a.name = server_name(m->statement);
+    a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql};
+    return;
+  }
+  // The refusal fails on the server, which then skips the rest of the batch.
+  step.denial = why;
+  protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(why), {});
+  Awaited& a = expect(Await::kParse);
+  a.name = server_name(m->statement);
+  a.refused = true;
 }
 
-void TenantSession::on_bind(std::string_view body, ClientStep& step) {
+void TenantSession::on_describe(std::string_view body, ClientStep& step) {
+  auto t = protocol::parse_target(body);
+  if (!t || (t->kind != 'S' && t->kind != 'P')) {
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Describe message");
+    return;
+  }
+  if (t->kind == 'P') {
+    expect(Await::kDescribePortal);
+    protocol::append_frame(step.to_server, protocol::fe::kDescribe, body);
+    return;
+  }
+  const std::string name(server_name(t->name));
+  if (candidates(name).empty()) {
+    // Fail closed on a name rowguard does not know; a Describe of a statement that does not
+    // exist fails on the server at the same point.
+    step.denial = "rowguard: Describe of prepared statement \"" + std::string(t->name) +
+                  "\", which this session has not prepared (rule: fail closed on unknown statements)";
+    step.statement = "Describe of prepared statement \"" + std::string(t->name) + "\"";
+    std::string body2(1, 'S');
+    body2 += refuse(step.denial);
+    body2.push_back('\0');
+    protocol::append_frame(step.to_server, protocol::fe::kDescribe, body2);
+  } else {
+    protocol::append_frame(step.to_server, protocol::fe::kDescribe, body);
+  }
+  expect(Await::kDescribeStatement).name = name;
+}
+
+void TenantSession::on_bind(std::string_view body, const policy::Policy& policy, ClientStep& step) {
   auto m = protocol::parse_bind(body);
   if (!m) {
     step.close = true;
     protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Bind message");
     return;
   }
-  // Every statement the server may hold under this name when it runs the Bind. A Parse of this
-  // name earlier in the same batch decides alone: if it fails, the server skips the Bind too.
-  std::vector<const Statement*> candidates;
-  const PendingParse* same_batch = nullptr;
-  for (const auto& pp : pending_parses_) {
-    if (pp.name == m->statement && pp.batch == batches_sent_ + 1) same_batch = &pp;
+  const std::string_view name = server_name(m->statement);
+  std::vector<Statement*> cands = candidates(name);
+  std::string why;
+  if (cands.empty()) {
+    why = "rowguard: Bind of prepared statement \"" + std::string(m->statement) +
+          "\", which this session has not prepared (rule: fail closed on unknown statements)";
   }
-  if (same_batch != nullptr) {
-    if (!same_batch->refused) candidates.push_back(&same_batch->statement);
-  } else {
-    candidates = this->candidates(m->statement);
-  }
-  for (const Statement* st : candidates) {
+  for (Statement* st : cands) {
+    if (why.empty()) why = recheck(*st, m->statement, policy);
     for (int p : st->tenant_params) {
+      if (!why.empty()) break;
       size_t i = static_cast<size_t>(p - 1);
       if (i >= m->params.size()) continue;  // wrong parameter count: the server refuses it
       int32_t oid = i < st->param_types.size() ? st->param_types[i] : 0;
-      std::string why = check_tenant_param(m->params[i], m->format_of(i), oid, tenant_, p);
-      if (!why.empty()) {
-        step.denial = why;
-        step.statement = "Bind of prepared statement \"" + std::string(m->statement) + "\"";
-        protocol::append_bind_empty(step.to_server, m->portal, refuse(why));
-        return;
-      }
+      why = check_tenant_param(m->params[i], m->format_of(i), oid, tenant_, p);
     }
+    if (!why.empty()) break;
   }
-  protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+  if (!why.empty()) {
+    step.denial = why;
+    step.statement = "Bind of prepared statement \"" + std::string(m->statement) + "\"";
+    protocol::append_bind_empty(step.to_server, m->portal, refuse(why));
+  } else {
+    protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+  }
+  expect(Await::kBind);
 }
 
 void TenantSession::on_copy_message(const protocol::Frame& frame, ClientStep& step) {
@@ -334,145 +436,12 @@ void TenantSession::on_copy_message(const protocol::Frame& frame, ClientStep& st
     // marker, which the relay replaces with the refusal.
     step.denial = why;
     step.to_server.clear();
-    protocol::append_frame(step.to_server, fe::kCopyFail, refuse(why) + std::string(1, '\0'));
+    const std::string marker = refuse(why);
+    pending_[marker].seq = copy_->seq;  // answered within the COPY's Query
+    protocol::append_frame(step.to_server, fe::kCopyFail, marker + std::string(1, '\0'));
     copy_->failed = true;
   } else {
     step.statement.clear();  // only refusals are logged with the statement
-  }
-}
-
-void TenantSession::on_close(std::string_view body) {
-  auto t = protocol::parse_target(body);
-  if (t) pending_closes_.push_back({batches_sent_ + 1, t->kind, std::string(t->name)});
-}
-
-ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::string_view raw,
-                                            std::string& to_client) {
-  namespace be = protocol::be;
-  ServerStep step;
-  switch (f.tag) {
-    case be::kErrorResponse: {
-      const std::string prefix = "rowguard_denied_" + nonce_ + "_";
-      if (raw.find(prefix) != std::string_view::npos) {
-        auto e = protocol::parse_error_fields(f.body);
-        std::string msg = e ? e->get('M') : "";
-        size_t at = msg.find(prefix);
-        if (at != std::string::npos) {
-          size_t end = at + prefix.size();
-          while (end < msg.size() && std::isdigit(static_cast<unsigned char>(msg[end]))) ++end;
-          auto it = pending_.find(msg.substr(at, end - at));
-          if (it != pending_.end()) {
-            to_client += it->second.error;
-            pending_.erase(it);
-            return step;
-          }
-        }
-      }
-      to_client.append(raw);
-      return step;
-    }
-    case be::kReadyForQuery: {
-      auto z = protocol::parse_ready_for_query(f.body);
-      if (!z) {
-        step.close = true;
-        step.reason = "malformed ReadyForQuery from the server";
-        return step;
-      }
-      tx_status_ = z->status;
-      ++batches_done_;
-      if (copy_ && copy_->answered_by <= batches_done_) copy_.reset();
-      // Parses / Closes of finished batches that got no confirmation were skipped by the server.
-      std::erase_if(pending_parses_, [&](const PendingParse& p) { return p.batch <= batches_done_; });
-      std::erase_if(pending_closes_, [&](const PendingClose& c) { return c.batch <= batches_done_; });
-      std::erase_if(pending_sql_, [&](const PendingSql& p) { return p.batch <= batches_done_; });
-      // Refusals of a finished batch that the server never reached (it was already skipping
-      // to Sync, or the transaction was aborted) are answered: forget them.
-      std::erase_if(pending_, [&](const auto& kv) { return kv.second.answered_by <= batches_done_; });
-      to_client.append(raw);
-      return step;
-    }
-    case be::kParseComplete: {
-      // Confirms the oldest Parse of the current batch still in flight.
-      while (!pending_parses_.empty() && pending_parses_.front().batch <= batches_done_) pending_parses_.pop_front();
-      if (!pending_parses_.empty()) {
-        if (!pending_parses_.front().refused) {
-          statements_[pending_parses_.front().name] = std::move(pending_parses_.front().statement);
-        }
-        pending_parses_.pop_front();
-      }
-      to_client.append(raw);
-      return step;
-    }
-    case be::kCommandComplete:
-      on_command_complete(f.body);
-      to_client.append(raw);
-      return step;
-    case be::kCloseComplete: {
-      while (!pending_closes_.empty() && pending_closes_.front().batch <= batches_done_) pending_closes_.pop_front();
-      if (!pending_closes_.empty()) {
-        if (pending_closes_.front().kind == 'S') statements_.erase(pending_closes_.front().name);
-        pending_closes_.pop_front();
-      }
-      to_client.append(raw);
-      return step;
-    }
-    case be::kParameterDescription: {
-      // Answers the oldest Describe(statement) of the current batch; older ones were skipped
-      // by an error earlier in their batch.
-      while (!describes_.empty() && describes_.front().batch <= batches_done_) describes_.pop_front();
-      if (!describes_.empty()) {
-        auto it = statements_.find(describes_.front().statement);
-        auto types = parse_parameter_description(f.body);
-        if (it != statements_.end() && types) {
-          auto& declared = it->second.param_types;
-          if (declared.size() < types->size()) declared.resize(types->size(), 0);
-          for (size_t i = 0; i < types->size(); ++i) {
-            if (declared[i] == 0) declared[i] = (*types)[i];
-          }
-        }
-        describes_.pop_front();
-      }
-      to_client.append(raw);
-      return step;
-    }
-    case be::kCopyInResponse:
-      if (!copy_) {
-        step.close = true;
-        step.reason = "the server asked for COPY data rowguard did not expect";
-        return step;
-      }
-      to_client.append(raw);
-      return step;
-    case be::kCopyOutResponse:  // COPY ... TO STDOUT: the query was rewritten like a SELECT
-      to_client.append(raw);
-      return step;
-    case be::kCopyBothResponse:
-      step.close = true;
-      step.reason = "the server entered COPY BOTH mode (replication) for a tenant";
-      return step;
-    case be::kNotificationResponse: {
-      // Deliver only this tenant's channels, under the name the client used.
-      if (f.body.size() < 4) return step;
-      std::string_view rest = f.body.substr(4);
-      if (rest.substr(0, channel_prefix_.size()) != channel_prefix_) return step;
-      std::string body(f.body.substr(0, 4));
-      body.append(rest.substr(channel_prefix_.size()));
-      protocol::append_frame(to_client, be::kNotificationResponse, body);
-      return step;
-    }
-    case be::kParameterStatus: {
-      auto p = protocol::parse_parameter_status(f.body);
-      if (p && p->name == "standard_conforming_strings" && p->value != "on") {
-        step.close = true;
-        step.reason = "standard_conforming_strings was turned off";
-        return step;
-      }
-      to_client.append(raw);
-      return step;
-    }
-    default:
-      to_client.append(raw);
-      return step;
   }
 }
 

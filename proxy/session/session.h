@@ -63,6 +63,50 @@ struct ServerStep {
   std::string reason;        // when close
 };
 
+// Fixed per-session bounds ([limits] in the README): statements a session may hold prepared
+// (Parse and SQL PREPARE, confirmed or in flight), the bytes of their texts, and the server
+// answers it may await at once. Past them a Parse / PREPARE is refused (42501); a client that
+// pipelines more than kMaxAwaited messages without reading is disconnected.
+inline constexpr size_t kMaxPreparedStatements = 10000;
+inline constexpr size_t kMaxPreparedBytes = size_t{64} << 20;
+inline constexpr size_t kMaxAwaited = 100000;
+
+// PostgreSQL keys prepared statements and portals by their first NAMEDATALEN - 1 = 63 bytes
+// (a protocol name longer than that names the same statement as its first 63 bytes).
+std::string_view server_name(std::string_view name);
+
+// A FIFO that keeps its storage: steady-state traffic pushes and pops without allocating
+// (std::deque frees and allocates a block every few entries).
+template <class T>
+class Fifo {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  size_t size() const { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  const T& front() const { return items_[head_]; }
+  T& back() { return items_.back(); }
+  void push_back(T v) { items_.push_back(std::move(v)); }
+  void pop_front() {
+    if (++head_ == items_.size()) {
+      items_.clear();
+      head_ = 0;
+    } else if (head_ >= 64 && 2 * head_ >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() { return items_.end(); }
+  auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() const { return items_.end(); }
+  auto rbegin() { return items_.rbegin(); }
+  auto rend() { return items_.rend() - static_cast<std::ptrdiff_t>(head_); }
+
+ private:
+  std::vector<T> items_;
+  size_t head_ = 0;
+};
+
 class TenantSession {
  public:
   TenantSession(std::string tenant, sqlrewrite::RewriteCache& cache, std::string nonce);
@@ -72,85 +116,112 @@ class TenantSession {
   const ClientStep& on_client_message(const protocol::Frame& frame, const policy::Policy& policy);
 
   // One message from the server (`raw` = its bytes); appends what the client gets to `to_client`.
+  // A message the model of the server's state did not predict ends the session (close).
   ServerStep on_server_message(const protocol::Frame& frame, std::string_view raw,
                                std::string& to_client);
 
   const std::string& tenant() const { return tenant_; }
   char tx_status() const { return tx_status_; }
+  // Nothing is awaited from the server (every forwarded message is answered or skipped).
+  bool idle() const { return awaited_.empty(); }
+  // Idle, and no extended-protocol batch is open (a place where a transaction may start).
+  bool at_boundary() const { return awaited_.empty() && !extended_open_; }
+  // The server skips everything until the next Sync (an error in an extended batch).
+  bool server_skipping() const { return skipping_; }
+  size_t awaited() const { return awaited_.size(); }
+  // Prepared statements the server holds (as confirmed to rowguard), by server name.
+  size_t prepared_count() const { return statements_.size(); }
+  size_t prepared_bytes() const { return statement_bytes_; }
+  bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
 
  private:
-  void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step);
-  void on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step);
-  void on_bind(std::string_view body, ClientStep& step);
-  void on_close(std::string_view body);
-  // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
-  // "" when the Query may run, else the reason to refuse it.
-  std::string check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops) const;
-  void note_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops);
-  void on_command_complete(std::string_view body);
-  // Registers a refusal; returns the marker the server's error will carry.
-  std::string refuse(std::string reason);
-
   struct Statement {
     std::vector<int> tenant_params;
     std::vector<int32_t> param_types;
+    // What a reload re-checks: the client's text, the policy version it was checked under and
+    // the rewritten text the server holds.
+    std::string text;
+    uint64_t policy_version = 0;
+    std::string rewritten;
   };
+  // SQL PREPARE / DEALLOCATE / DISCARD ALL of a Query, confirmed by its CommandComplete tag.
+  struct SqlOp {
+    sqlrewrite::PreparedStatementOp::Kind kind;
+    std::string name;
+    std::string tag;
+    Statement statement;  // kPrepare
+  };
+  // One forwarded message whose answer the server still owes (or skips).
+  enum class Await : uint8_t { kParse, kBind, kDescribeStatement, kDescribePortal, kExecute, kClose, kSync, kQuery };
+  struct Awaited {
+    Await kind;
+    uint64_t seq;
+    bool refused = false;  // Parse: rowguard sent a failing one
+    bool started = false;  // Describe S: ParameterDescription seen; Query: its first answer seen
+    bool copy = false;     // Query: the COPY FROM STDIN of copy_
+    char close_kind = 0;   // Close
+    std::string name;      // Parse / Describe S / Close: the statement's server name
+    Statement statement;   // Parse
+    std::vector<SqlOp> sql;  // Query: its PREPARE / DEALLOCATE / DISCARD ALL, in order
+  };
+
+  void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_bind(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_describe(std::string_view body, ClientStep& step);
+  // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
+  // "" when the Query may run, else the reason to refuse it.
+  std::string check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops,
+                                 const policy::Policy& policy);
+  std::vector<SqlOp> sql_ops(const std::vector<sqlrewrite::PreparedStatementOp>& ops, std::string_view text,
+                             const std::string& rewritten, uint64_t policy_version) const;
+  void on_command_complete(std::string_view body);
+  // "" when `st` (prepared under an older policy) still rewrites to what the server holds under
+  // `policy` (then it is marked current), else the reason to refuse its use.
+  std::string recheck(Statement& st, std::string_view name, const policy::Policy& policy);
+  // Bounds: "" when one more statement of `text` may be prepared, else the reason to refuse.
+  std::string room_for(std::string_view text) const;
+  // Registers a refusal for the message about to be forwarded; returns the marker its error
+  // will carry.
+  std::string refuse(std::string reason);
+  // The server will answer (or skip) the message forwarded now.
+  Awaited& expect(Await kind);
+  // Server side of the model (session_server.cc).
+  void pop_front();                 // the front's answer is complete
+  void skip_to_sync();              // an error in an extended batch: the server skips to Sync
+  void forget_answered(uint64_t seq);  // refusals of messages up to seq are answered or skipped
+  void commit_statement(const std::string& name, Statement st);
+  void drop_statement(std::string_view name);
 
   std::string tenant_;
   sqlrewrite::RewriteCache& cache_;
   std::string nonce_;        // per session, lower-case hex: markers cannot be guessed
   uint64_t next_marker_ = 0;
   struct Pending {
-    uint64_t answered_by;    // the ReadyForQuery (count) that closes the batch it belongs to
+    uint64_t seq;            // the awaited message it belongs to
     std::string error;       // the ErrorResponse the client gets instead of the server's
   };
   std::map<std::string, Pending> pending_;  // marker -> refusal
-  uint64_t batches_sent_ = 0;               // Query and Sync messages forwarded
-  uint64_t batches_done_ = 0;               // ReadyForQuery messages seen
+  // The model of the server: every forwarded message it will answer, in order. A message sent
+  // while the server skips to Sync (`skipping_`) gets no entry: the server discards it.
+  Fifo<Awaited> awaited_;
+  uint64_t next_seq_ = 1;
+  bool skipping_ = false;
   // Prepared statements as the SERVER has them, protocol and SQL-level alike (one namespace in
-  // PostgreSQL): a Parse or Close counts only once the server confirms it (ParseComplete /
-  // CloseComplete), a SQL PREPARE / DEALLOCATE / DISCARD ALL once its CommandComplete arrives.
-  // One in flight is a candidate too: a Bind or EXECUTE is checked against every statement the
-  // server may run under that name.
+  // PostgreSQL), by server name: a Parse or Close counts only once the server confirms it
+  // (ParseComplete / CloseComplete), a SQL PREPARE / DEALLOCATE / DISCARD ALL once its
+  // CommandComplete arrives. One in flight is a candidate too: a Bind or EXECUTE is checked
+  // against every statement the server may run under that name.
   std::map<std::string, Statement, std::less<>> statements_;
-  struct PendingParse {
-    uint64_t batch;
-    std::string name;
-    Statement statement;
-    bool refused = false;  // rowguard sent a failing Parse instead
-  };
-  std::deque<PendingParse> pending_parses_;
-  struct PendingClose {
-    uint64_t batch;
-    char kind;
-    std::string name;
-  };
-  std::deque<PendingClose> pending_closes_;
+  size_t statement_bytes_ = 0;
   // Every statement the server may hold under `name` when it runs a statement sent now: the
   // confirmed one and those of Parses / SQL PREPAREs in flight.
-  std::vector<const Statement*> candidates(std::string_view name) const;
-  // SQL PREPARE / DEALLOCATE / DISCARD ALL in flight, in the order of the Query that sent them;
-  // each counts once the server's CommandComplete with its tag confirms it.
-  struct PendingSql {
-    uint64_t batch;
-    sqlrewrite::PreparedStatementOp::Kind kind;
-    std::string name;
-    std::string tag;
-    Statement statement;  // kPrepare
-  };
-  std::deque<PendingSql> pending_sql_;
+  std::vector<Statement*> candidates(std::string_view name);
   bool extended_open_ = false;  // extended-protocol messages sent since the last Sync
-  // Describe(statement) requests in flight: the server's ParameterDescription for each one tells
-  // the parameter types the client did not declare (needed to read binary Bind values).
-  struct DescribeRequest {
-    uint64_t batch;  // the ReadyForQuery (count) that ends its batch
-    std::string statement;
-  };
-  std::deque<DescribeRequest> describes_;
   // A COPY ... FROM STDIN in progress: the client's rows go through the checker.
   struct CopyIn {
     CopyRowChecker checker;
-    uint64_t answered_by;  // the ReadyForQuery (count) that ends the COPY
+    uint64_t seq;          // the Query that runs the COPY
     bool failed = false;   // refused: the client's remaining data is dropped
     bool done = false;     // the client ended its data (CopyDone/CopyFail); kept until the
                            // COPY's ReadyForQuery, since a client may send all its data before

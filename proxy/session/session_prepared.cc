@@ -17,21 +17,32 @@ namespace rowguard::session {
 
 using Kind = sqlrewrite::PreparedStatementOp::Kind;
 
-std::vector<const TenantSession::Statement*> TenantSession::candidates(std::string_view name) const {
-  std::vector<const Statement*> out;
-  if (auto it = statements_.find(name); it != statements_.end()) out.push_back(&it->second);
-  for (const auto& pp : pending_parses_) {
-    if (pp.name == name && !pp.refused) out.push_back(&pp.statement);
+std::vector<TenantSession::Statement*> TenantSession::candidates(std::string_view name) {
+  name = server_name(name);
+  std::vector<Statement*> out;
+  // A Parse of this name after the last Sync decides alone: if it fails, the server skips the
+  // rest of the batch (a Bind of it too); if it succeeds, that is the statement.
+  for (auto it = awaited_.rbegin(); it != awaited_.rend(); ++it) {
+    if (it->kind == Await::kSync || it->kind == Await::kQuery) break;
+    if (it->kind == Await::kParse && it->name == name) {
+      if (!it->refused) out.push_back(&it->statement);
+      return out;
+    }
   }
-  for (const auto& ps : pending_sql_) {
-    if (ps.kind == Kind::kPrepare && ps.name == name) out.push_back(&ps.statement);
+  if (auto it = statements_.find(name); it != statements_.end()) out.push_back(&it->second);
+  for (auto& a : awaited_) {
+    if (a.kind == Await::kParse && a.name == name && !a.refused) out.push_back(&a.statement);
+    for (auto& op : a.sql) {
+      if (op.kind == Kind::kPrepare && op.name == name) out.push_back(&op.statement);
+    }
   }
   return out;
 }
 
-std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops) const {
+std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops,
+                                              const policy::Policy& policy) {
   if (extended_open_ && std::any_of(ops.begin(), ops.end(), [](const auto& op) { return !op.command_tag.empty(); })) {
-    // Its CommandComplete could not be told apart from those of the unfinished extended batch.
+    // Refused for simplicity: the server would run it only if the open batch has not failed.
     return "rowguard: PREPARE / DEALLOCATE / DISCARD ALL in a Query must not follow extended-protocol "
            "messages without a Sync";
   }
@@ -40,29 +51,35 @@ std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::Prep
   std::map<std::string, std::optional<Statement>, std::less<>> local;
   bool all_dropped = false;
   for (const auto& op : ops) {
+    const std::string name(server_name(op.name));
     switch (op.kind) {
       case Kind::kPrepare:
-        local[op.name] = Statement{op.tenant_params, op.param_types};
+        local[name] = Statement{op.tenant_params, op.param_types, {}, 0, {}};
         break;
       case Kind::kDeallocate:
-        local[op.name] = std::nullopt;
+        local[name] = std::nullopt;
         break;
       case Kind::kDeallocateAll:
         local.clear();
         all_dropped = true;
         break;
       case Kind::kExecute: {
-        std::vector<const Statement*> cands;
-        if (auto it = local.find(op.name); it != local.end()) {
+        std::vector<Statement*> cands;
+        bool from_this_query = false;
+        if (auto it = local.find(name); it != local.end()) {
           if (it->second) cands.push_back(&*it->second);
+          from_this_query = true;
         } else if (!all_dropped) {
-          cands = candidates(op.name);
+          cands = candidates(name);
         }
         if (cands.empty()) {
           return "rowguard: EXECUTE of prepared statement \"" + op.name + "\", which this session "
                  "has not prepared (rule: fail closed on unknown statements)";
         }
-        for (const Statement* st : cands) {
+        for (Statement* st : cands) {
+          if (!from_this_query) {
+            if (std::string why = recheck(*st, op.name, policy); !why.empty()) return why;
+          }
           for (int p : st->tenant_params) {
             const auto i = static_cast<size_t>(p - 1);
             if (i >= op.args.size()) continue;  // wrong argument count: the server refuses it
@@ -79,36 +96,45 @@ std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::Prep
   return "";
 }
 
-void TenantSession::note_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops) {
+std::vector<TenantSession::SqlOp> TenantSession::sql_ops(const std::vector<sqlrewrite::PreparedStatementOp>& ops,
+                                                         std::string_view text, const std::string& rewritten,
+                                                         uint64_t policy_version) const {
+  std::vector<SqlOp> out;
   for (const auto& op : ops) {
     if (op.command_tag.empty()) continue;
-    pending_sql_.push_back({batches_sent_ + 1, op.kind, op.name, op.command_tag,
-                            Statement{op.tenant_params, op.param_types}});
+    SqlOp s{op.kind, std::string(server_name(op.name)), op.command_tag, {}};
+    if (op.kind == Kind::kPrepare) {
+      // A reload re-checks the whole Query text it came in (its rewrite must stay the same).
+      s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy_version, rewritten};
+    }
+    out.push_back(std::move(s));
   }
+  return out;
 }
 
 void TenantSession::on_command_complete(std::string_view body) {
   // The statements of a Query run in order and the first error ends it, so each confirmation
   // is for the oldest statement of the current Query still in flight.
-  while (!pending_sql_.empty() && pending_sql_.front().batch <= batches_done_) pending_sql_.pop_front();
-  if (pending_sql_.empty() || pending_sql_.front().batch != batches_done_ + 1) return;
+  std::vector<SqlOp>& ops = awaited_.front().sql;
+  if (ops.empty()) return;
   const std::string_view tag = body.substr(0, body.find('\0'));
-  PendingSql& front = pending_sql_.front();
+  SqlOp& front = ops.front();
   if (tag != front.tag) return;  // another statement of the Query
   switch (front.kind) {
     case Kind::kPrepare:
-      statements_[front.name] = std::move(front.statement);
+      commit_statement(front.name, std::move(front.statement));
       break;
     case Kind::kDeallocate:
-      if (auto it = statements_.find(front.name); it != statements_.end()) statements_.erase(it);
+      drop_statement(front.name);
       break;
     case Kind::kDeallocateAll:
       statements_.clear();
+      statement_bytes_ = 0;
       break;
     case Kind::kExecute:
       break;
   }
-  pending_sql_.pop_front();
+  ops.erase(ops.begin());
 }
 
 }  // namespace rowguard::session

@@ -189,7 +189,7 @@ class SimServer {
       case fe::kParse: {
         auto m = protocol::parse_parse(f.body);
         if (!m) break;
-        const std::string name(m->statement);
+        const std::string name(session::server_name(m->statement));
         if (name.empty()) stmts_.erase(name);
         if (!note.allowed) {
           error("42703", "column \"" + std::string(m->query.substr(7)) + "\" does not exist");
@@ -206,7 +206,7 @@ class SimServer {
       case fe::kBind: {
         auto m = protocol::parse_bind(f.body);
         if (!m) break;
-        auto it = stmts_.find(std::string(m->statement));
+        auto it = stmts_.find(std::string(session::server_name(m->statement)));
         if (it == stmts_.end()) {
           error("26000", "prepared statement \"" + std::string(m->statement) + "\" does not exist");
           return;
@@ -229,7 +229,7 @@ class SimServer {
         auto t = protocol::parse_target(f.body);
         if (!t) break;
         if (t->kind == 'S') {
-          auto it = stmts_.find(std::string(t->name));
+          auto it = stmts_.find(std::string(session::server_name(t->name)));
           if (it == stmts_.end()) {
             error("26000", "prepared statement \"" + std::string(t->name) + "\" does not exist");
             return;
@@ -259,7 +259,7 @@ class SimServer {
       case fe::kClose: {
         auto t = protocol::parse_target(f.body);
         if (!t) break;
-        if (t->kind == 'S') stmts_.erase(std::string(t->name));
+        if (t->kind == 'S') stmts_.erase(std::string(session::server_name(t->name)));
         protocol::append_frame(out_, '3', {});
         return;
       }
@@ -273,6 +273,9 @@ class SimServer {
   }
 
   std::string take() { return std::exchange(out_, {}); }
+  bool skipping() const { return skipping_; }
+  bool copying() const { return copying_; }
+  const std::map<std::string, SimStatement>& statements() const { return stmts_; }
 
  private:
   void error(const std::string& state, const std::string& msg) {
@@ -294,14 +297,15 @@ class SimServer {
   bool sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops) {
     using Kind = sqlrewrite::PreparedStatementOp::Kind;
     for (const auto& op : ops) {
-      auto it = stmts_.find(op.name);
+      auto it = stmts_.find(std::string(session::server_name(op.name)));
       switch (op.kind) {
         case Kind::kPrepare:
           if (it != stmts_.end()) {
             error("42P05", "prepared statement \"" + op.name + "\" already exists");
             return false;
           }
-          stmts_[op.name] = SimStatement{op.tenant_params, op.param_types, "PREPARE " + op.name};
+          stmts_[std::string(session::server_name(op.name))] =
+              SimStatement{op.tenant_params, op.param_types, "PREPARE " + op.name};
           break;
         case Kind::kExecute:
           if (it == stmts_.end()) {
@@ -391,6 +395,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       frames_of(to_client, "to_client (server message)");
       if (st.close) {
         if (st.reason.empty()) fail("server step closes without a reason");
+        // The model of the server's state must predict every answer of a correct server.
+        if (sim_valid) fail("the session closed on the simulated server's answer: " + st.reason);
         return false;
       }
     }
@@ -507,7 +513,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case protocol::fe::kClose:
-      case protocol::fe::kDescribe:
+      case protocol::fe::kDescribe: {
+        auto t = protocol::parse_target(f.body);
+        if (!t || (t->kind != 'S' && t->kind != 'P')) { expect_close(tag == protocol::fe::kClose ? "Close" : "Describe"); return 0; }
+        const auto& o = single(tag);
+        if (o.body != f.body) {
+          auto rt = protocol::parse_target(o.body);
+          if (tag != protocol::fe::kDescribe || !rt || rt->kind != 'S' || !is_refusal_marker(rt->name) ||
+              st.denial.empty()) {
+            fail("a changed Describe must be a Describe of a refusal statement");
+          }
+        }
+        break;
+      }
       case protocol::fe::kExecute:
       case protocol::fe::kFlush:
       case protocol::fe::kSync:
@@ -540,6 +558,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (st.close) return 0;
     if ((ctl & 8) && sim_valid && !to_session(sim.take(), "simulated server output")) return 0;
   }
-  if (sim_valid) to_session(sim.take(), "simulated server output");
+  if (sim_valid && to_session(sim.take(), "simulated server output")) {
+    // Every answer delivered: the model agrees with the simulated server on what is owed and on
+    // the prepared statements it holds.
+    if (sim.copying()) {
+      if (s.idle()) fail("the session is idle while the server waits for COPY data");
+    } else {
+      if (!s.idle()) fail("the session still awaits answers the server has all sent");
+      if (s.server_skipping() != sim.skipping()) fail("the session and the server disagree on skip-until-Sync");
+      if (s.prepared_count() != sim.statements().size()) {
+        fail("the session holds " + std::to_string(s.prepared_count()) + " prepared statements, the server " +
+             std::to_string(sim.statements().size()));
+      }
+      for (const auto& [name, st] : sim.statements()) {
+        if (!s.has_statement(name)) fail("the session does not know statement \"" + printable(name) + "\"");
+      }
+    }
+  }
   return 0;
 }

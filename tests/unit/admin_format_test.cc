@@ -131,6 +131,8 @@ TEST(AdminFormat, ClientsAndServers) {
   tenant.state = "idle";
   tenant.tx = 'I';
   tenant.statements = 3;
+  tenant.prepared = 2;
+  tenant.prepared_bytes = 120;
   tenant.upstream = true;
   tenant.upstream_addr = "127.0.0.1:5432";
   tenant.upstream_local = "127.0.0.1:6000";
@@ -149,8 +151,11 @@ TEST(AdminFormat, ClientsAndServers) {
   std::vector<std::optional<std::string>> expected{std::string("7"), std::string("t1"), std::string("1"),
                                                    std::string("tenant"), std::string("127.0.0.1:5000"),
                                                    std::string("idle"), std::string("idle"), std::string("3"),
-                                                   std::string("1970-01-01 00:00:00.000000+00")};
+                                                   std::string("1970-01-01 00:00:00.000000+00"),
+                                                   std::string("2"), std::string("120")};
   EXPECT_EQ(c.rows[0], expected);
+  EXPECT_EQ(c.columns[9], "prepared");
+  EXPECT_EQ(c.rows[1][9], std::nullopt);  // console: no prepared statements
   EXPECT_EQ(c.rows[1][2], std::nullopt);  // no tenant
   EXPECT_EQ(c.rows[1][6], std::nullopt);  // transaction not tracked
   EXPECT_EQ(c.rows[1][7], std::nullopt);

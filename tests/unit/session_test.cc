@@ -384,6 +384,7 @@ TEST_F(TenantSessionTest, PipelinedRefusalsKeepTheirOrder) {
 }
 
 TEST_F(TenantSessionTest, ServerErrorsWithoutAKnownMarkerPassUnchanged) {
+  client(query("SELECT 1"));  // each error answers a statement in flight
   Wire plain = server_error("23505", "duplicate key value violates unique constraint");
   EXPECT_EQ(server({plain}), plain.bytes);
   // A marker with another nonce (a tenant's own text) is not replaced.
@@ -397,8 +398,15 @@ TEST_F(TenantSessionTest, ServerErrorsWithoutAKnownMarkerPassUnchanged) {
 TEST_F(TenantSessionTest, RefusalIsForgottenOnceItsBatchEnds) {
   client(query("DROP TABLE orders"));
   server({ready('I')});  // the server never reported the marker (impossible, but bounded state)
+  client(query("SELECT 1"));
   Wire late = server_error_for(0);
   EXPECT_EQ(server({late}), late.bytes);
+}
+
+// An error nothing was sent for: the model is out of step with the server, the session ends
+// (it used to be relayed and absorbed).
+TEST_F(TenantSessionTest, AnswerThatNothingAwaitsEndsTheSession) {
+  server({server_error("23505", "duplicate")}, true);
 }
 
 TEST_F(TenantSessionTest, EmptyQueryIsForwarded) {
@@ -521,10 +529,11 @@ TEST_F(TenantSessionTest, DeniedParseIsAnsweredAtItsPlaceThenBatchSkippedUntilSy
   EXPECT_EQ(pm->query, "SELECT " + marker(0));
   EXPECT_TRUE(pm->param_types.empty());
 
-  // Bind and Execute go to the server, which skips them after the failed Parse.
+  // Bind and Execute go to the server, which skips them after the failed Parse (the Bind of
+  // the refused statement is refused too: fail closed on a name the server will not have).
   Wire b = bind("", "", {});
   Wire e = execute();
-  EXPECT_EQ(client(b).to_server, b.bytes);
+  EXPECT_FALSE(client(b).denial.empty());
   EXPECT_EQ(client(e).to_server, e.bytes);
   Wire s = sync();
   EXPECT_EQ(client(s).to_server, s.bytes);
@@ -571,12 +580,17 @@ TEST_F(TenantSessionTest, BinaryTenantParameterNeedsAKnownType) {
   EXPECT_TRUE(client(bind("", "ins", {be32(5), be32(1)}, {1})).denial.empty());
   EXPECT_EQ(client(bind("", "ins", {be32(5), be32(2)}, {1})).denial,
             "rowguard: parameter $2 (the tenant column) is not the session tenant");
+  client(sync());
+  server({tagged(be::kBindComplete, ""),
+          server_error("26000", "prepared statement \"" + marker(0) + "\" does not exist"), ready('I')});
 
   prepare("untyped", "INSERT INTO orders (id, tenant_id) VALUES ($1, $2)");
   EXPECT_EQ(client(bind("", "untyped", {be32(5), be32(1)}, {1})).denial,
             "rowguard: parameter $2 (the tenant column) is sent in binary format with a type "
             "rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid in Parse, or "
             "send it as text)");
+  client(sync());
+  server({server_error("26000", "prepared statement \"" + marker(1) + "\" does not exist"), ready('I')});
   // Describe(statement) tells the types the client did not declare.
   client(describe_statement("untyped"));
   client(sync());
@@ -593,9 +607,8 @@ TEST_F(TenantSessionTest, CloseForgetsTheStatement) {
   EXPECT_EQ(client(c).to_server, c.bytes);
   client(sync());
   server({tagged(be::kCloseComplete, ""), ready('I')});
-  // The name is unknown now: the server refuses the Bind itself.
-  Wire b = bind("", "ins", {"5"s, "2"s});
-  EXPECT_EQ(client(b).to_server, b.bytes);
+  // The name is unknown now: refused (fail closed), whatever the value.
+  EXPECT_FALSE(client(bind("", "ins", {"5"s, "1"s})).denial.empty());
 }
 
 // rowguard records a statement's tenant parameters when the client SENDS Parse/Close, not when the
@@ -843,11 +856,12 @@ TEST_F(TenantSessionTest, BindWithWrongParameterCountIsLeftToTheServer) {
   EXPECT_FALSE(bad.denial.empty());
 }
 
-TEST_F(TenantSessionTest, BindOfUnknownStatementIsLeftToTheServer) {
-  Wire b = bind("", "never_prepared", {"1"s, "2"s});
-  const ClientStep st = client(b);
-  EXPECT_TRUE(st.denial.empty());
-  EXPECT_EQ(st.to_server, b.bytes);  // the server answers 26000 itself
+TEST_F(TenantSessionTest, BindOfUnknownStatementIsRefused) {
+  // It used to be left to the server; a name rowguard does not know may be one the server
+  // holds under another spelling (names are cut to 63 bytes): fail closed.
+  const ClientStep st = client(bind("", "never_prepared", {"1"s, "2"s}));
+  EXPECT_EQ(st.denial, "rowguard: Bind of prepared statement \"never_prepared\", which this session has not "
+                       "prepared (rule: fail closed on unknown statements)");
 }
 
 TEST_F(TenantSessionTest, ExecuteOfASuspendedPortalAndPortalSuspendedRelay) {
@@ -882,7 +896,8 @@ TEST_F(TenantSessionTest, PreparedStatementIsNeverRewrittenAgainAtBindOrExecute)
     EXPECT_EQ(client(d).to_server, d.bytes);
     EXPECT_EQ(client(e).to_server, e.bytes);
     EXPECT_EQ(client(s).to_server, s.bytes);
-    server({tagged(be::kBindComplete, ""), tagged(be::kCommandComplete, std::string("SELECT 0") + '\0'), ready('I')});
+    server({tagged(be::kBindComplete, ""), tagged(be::kNoData, ""),
+            tagged(be::kCommandComplete, std::string("SELECT 0") + '\0'), ready('I')});
   }
   EXPECT_EQ(cache_.hits() + cache_.misses(), lookups);
   for (int i = 0; i < 5; ++i) {
@@ -891,7 +906,8 @@ TEST_F(TenantSessionTest, PreparedStatementIsNeverRewrittenAgainAtBindOrExecute)
     client(bind("", "", {"1"}));
     client(execute());
     client(sync());
-    server({tagged(be::kParseComplete, ""), tagged(be::kBindComplete, ""), ready('I')});
+    server({tagged(be::kParseComplete, ""), tagged(be::kBindComplete, ""),
+            tagged(be::kCommandComplete, std::string("SELECT 0") + '\0'), ready('I')});
   }
   EXPECT_EQ(cache_.hits() + cache_.misses(), lookups + 5);
   EXPECT_EQ(cache_.misses(), misses);
@@ -993,6 +1009,105 @@ TEST(SteadyState, SimpleQueryTrafficDoesNotAllocate) {
   g_count_allocations = false;
   delete probe;
   EXPECT_GE(g_allocations.load(), 1u);
+}
+
+}  // namespace
+}  // namespace rowguard::session
+
+// ---- the model of the server's protocol state (session_server.cc) ---------------------------
+
+namespace rowguard::session {
+namespace {
+
+TEST_F(TenantSessionTest, ErrorInABatchSkipsAQueryAndAParseUntilSync) {
+  prepare("a", "SELECT 1");
+  client(bind("", "a", {}));
+  client(query("SELECT 2"));           // skipped by the server
+  client(parse("b", "SELECT 3"));      // skipped too
+  client(sync());
+  server({server_error("22012", "division by zero"), ready('I')});
+  EXPECT_TRUE(s_.idle());
+  EXPECT_TRUE(s_.has_statement("a"));
+  EXPECT_FALSE(s_.has_statement("b"));
+  // The next batch is answered in step.
+  client(parse("b", "SELECT 3"));
+  client(sync());
+  server({tagged(be::kParseComplete, ""), ready('I')});
+  EXPECT_TRUE(s_.has_statement("b"));
+  EXPECT_TRUE(s_.idle());
+}
+
+TEST_F(TenantSessionTest, QueryInsideAnUnsyncedBatchGetsItsOwnReadyForQuery) {
+  client(parse("a", "SELECT 1"));
+  client(query("SELECT 2"));
+  client(sync());
+  server({tagged(be::kParseComplete, ""), tagged(be::kCommandComplete, "SELECT 1\0"s), ready('I')});
+  EXPECT_FALSE(s_.idle());  // the Sync's ReadyForQuery is still owed
+  server({ready('I')});
+  EXPECT_TRUE(s_.idle());
+  EXPECT_TRUE(s_.has_statement("a"));
+}
+
+TEST_F(TenantSessionTest, ErrorBeforeTheSyncIsSentSkipsWhatFollows) {
+  client(parse("a", "SELECT 1"));
+  client(execute());
+  server({tagged(be::kParseComplete, ""), server_error("34000", "portal \"\" does not exist")});
+  EXPECT_TRUE(s_.server_skipping());
+  client(parse("b", "SELECT 1"));  // discarded by the server: no answer owed
+  client(query("SELECT 1"));       // discarded too
+  EXPECT_TRUE(s_.idle());
+  client(sync());
+  server({ready('I')});
+  EXPECT_FALSE(s_.server_skipping());
+  EXPECT_FALSE(s_.has_statement("b"));
+}
+
+TEST_F(TenantSessionTest, AnswersTheModelDidNotPredictEndTheSession) {
+  for (char tag : {be::kParseComplete, be::kBindComplete, be::kCloseComplete, be::kNoData, be::kDataRow,
+                   be::kPortalSuspended, be::kEmptyQueryResponse}) {
+    TenantSession s("1", cache_, kNonce);
+    std::string to_client;
+    EXPECT_TRUE(s.on_server_message(tagged(tag, "").frame(), tagged(tag, "").bytes, to_client).close) << tag;
+    EXPECT_TRUE(to_client.empty());
+  }
+  // A ReadyForQuery where a ParseComplete is owed.
+  client(parse("a", "SELECT 1"));
+  server({ready('I')}, true);
+}
+
+TEST_F(TenantSessionTest, LongNamesAreTheStatementOfTheirFirst63Bytes) {
+  const std::string a = std::string(63, 's') + "_A";
+  const std::string b = std::string(63, 's') + "_B";
+  prepare(a, "INSERT INTO orders (id, tenant_id) VALUES ($1, $2)");
+  EXPECT_TRUE(s_.has_statement(b));
+  EXPECT_EQ(client(bind("", b, {"5"s, "2"s})).denial,
+            "rowguard: parameter $2 (the tenant column) is not the session tenant");
+  Wire own = bind("", b, {"5"s, "1"s});
+  EXPECT_EQ(client(own).to_server, own.bytes);
+}
+
+TEST_F(TenantSessionTest, DescribeOfAnUnknownStatementIsRefused) {
+  const ClientStep st = client(describe_statement("never"));
+  EXPECT_FALSE(st.denial.empty());
+  EXPECT_EQ(st.to_server.find("never"), std::string::npos);
+}
+
+TEST_F(TenantSessionTest, PreparedStatementsPerSessionAreBounded) {
+  for (size_t i = 0; i < kMaxPreparedStatements; ++i) {
+    ASSERT_TRUE(client(parse("s" + std::to_string(i), "SELECT 1")).denial.empty()) << i;
+    client(sync());
+    server({tagged(be::kParseComplete, ""), ready('I')});
+  }
+  EXPECT_EQ(s_.prepared_count(), kMaxPreparedStatements);
+  const ClientStep over = client(parse("one_more", "SELECT 1"));
+  EXPECT_NE(over.denial.find("the most rowguard allows per session"), std::string::npos) << over.denial;
+}
+
+TEST_F(CopySessionTest, AnotherMessageDuringCopyInEndsTheSession) {
+  start_copy("COPY orders (id, amount) FROM STDIN");
+  const ClientStep st = client(query("PREPARE s AS SELECT 1"));
+  EXPECT_TRUE(st.close);
+  EXPECT_TRUE(st.to_server.empty());
 }
 
 }  // namespace

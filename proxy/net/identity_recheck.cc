@@ -1,0 +1,27 @@
+#include "proxy/net/identity_recheck.h"
+
+namespace rowguard::net {
+
+std::string login_revoked(const policy::Policy& policy, const std::string& method, const std::string& user,
+                          const std::optional<std::string>& tenant) {
+  const std::string ended = "rowguard: a policy reload ended this session: ";
+  if (method == "role") {
+    if (policy.identity.mode != "role") return ended + "[tenancy] identity is no longer \"role\"";
+    auto it = policy.roles.find(user);
+    if (it == policy.roles.end()) return ended + "role \"" + user + "\" is no longer mapped to a tenant";
+    if (it->second != tenant) return ended + "role \"" + user + "\" is now mapped to another tenant";
+    return "";
+  }
+  if (method == "jwt") {
+    if (policy.identity.mode != "jwt") return ended + "[tenancy] identity is no longer \"jwt\"";
+    return "";
+  }
+  // SCRAM logins of [[tenants]] / [[bypass]] (identity = "map", and bypass users under "jwt").
+  const policy::Login* login = policy.login(user);
+  if (login == nullptr) return ended + "user \"" + user + "\" is no longer in the policy";
+  if (login->tenant != tenant) return ended + "user \"" + user + "\" now belongs to another tenant";
+  if (policy.identity.mode == "role") return ended + "[tenancy] identity is now \"role\"";
+  return "";
+}
+
+}  // namespace rowguard::net

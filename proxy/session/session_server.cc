@@ -1,0 +1,279 @@
+// The server's side of a tenant session: a model of what PostgreSQL owes the client.
+//
+// Every forwarded message the server answers has an entry in `awaited_`, in order (Parse ->
+// ParseComplete, Bind -> BindComplete, Describe -> [ParameterDescription] RowDescription |
+// NoData, Execute -> DataRow* CommandComplete | EmptyQueryResponse | PortalSuspended, Close ->
+// CloseComplete, Sync -> ReadyForQuery, Query -> ... ReadyForQuery; Flush has none). An error
+// while the server handles an extended-protocol message makes it discard every message until
+// the next Sync, a simple Query too (PostgreSQL's postgres.c: doing_extended_query_message,
+// ignore_till_sync), and answer that Sync with one ReadyForQuery: the model drops those entries,
+// and messages the client sends while the server skips get none. An error in a Query or at a
+// Sync (a failing COMMIT) does not skip. Confirmations (ParseComplete, CloseComplete, a SQL
+// PREPARE's CommandComplete) and refusal markers belong to their entry, never to a count.
+// A message the model did not predict ends the session: rowguard's bookkeeping must never
+// drift from the server's.
+#include <cctype>
+
+#include "proxy/session/session.h"
+
+namespace rowguard::session {
+namespace {
+
+std::optional<std::vector<int32_t>> parse_parameter_description(std::string_view body) {
+  if (body.size() < 2) return std::nullopt;
+  size_t n = (static_cast<unsigned char>(body[0]) << 8) | static_cast<unsigned char>(body[1]);
+  if (body.size() != 2 + 4 * n) return std::nullopt;
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t v = 0;
+    for (size_t k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(body[2 + 4 * i + k]);
+    out.push_back(static_cast<int32_t>(v));
+  }
+  return out;
+}
+
+std::string message_name(char tag) {
+  switch (tag) {
+    case protocol::be::kReadyForQuery: return "ReadyForQuery";
+    case protocol::be::kErrorResponse: return "ErrorResponse";
+    case protocol::be::kRowDescription: return "RowDescription";
+    case protocol::be::kDataRow: return "DataRow";
+    case protocol::be::kCommandComplete: return "CommandComplete";
+    case protocol::be::kEmptyQueryResponse: return "EmptyQueryResponse";
+    case protocol::be::kCopyInResponse: return "CopyInResponse";
+    case protocol::be::kCopyOutResponse: return "CopyOutResponse";
+    case protocol::be::kParameterDescription: return "ParameterDescription";
+    case protocol::be::kParseComplete: return "ParseComplete";
+    case protocol::be::kBindComplete: return "BindComplete";
+    case protocol::be::kCloseComplete: return "CloseComplete";
+    case protocol::be::kNoData: return "NoData";
+    case protocol::be::kPortalSuspended: return "PortalSuspended";
+    default: return "message type " + std::to_string(static_cast<unsigned char>(tag));
+  }
+}
+
+}  // namespace
+
+void TenantSession::forget_answered(uint64_t seq) {
+  if (pending_.empty()) return;
+  std::erase_if(pending_, [&](const auto& kv) { return kv.second.seq <= seq; });
+}
+
+void TenantSession::pop_front() {
+  const Awaited& a = awaited_.front();
+  if (a.copy && copy_ && copy_->seq == a.seq) copy_.reset();
+  forget_answered(a.seq);
+  awaited_.pop_front();
+}
+
+void TenantSession::skip_to_sync() {
+  while (!awaited_.empty() && awaited_.front().kind != Await::kSync) pop_front();
+  if (awaited_.empty()) skipping_ = true;  // the client has not sent that Sync yet
+}
+
+void TenantSession::commit_statement(const std::string& name, Statement st) {
+  drop_statement(name);
+  statement_bytes_ += st.text.size() + st.rewritten.size();
+  statements_[name] = std::move(st);
+}
+
+void TenantSession::drop_statement(std::string_view name) {
+  auto it = statements_.find(name);
+  if (it == statements_.end()) return;
+  statement_bytes_ -= it->second.text.size() + it->second.rewritten.size();
+  statements_.erase(it);
+}
+
+ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::string_view raw,
+                                            std::string& to_client) {
+  namespace be = protocol::be;
+  ServerStep step;
+  auto unexpected = [&]() -> ServerStep {
+    step.close = true;
+    step.reason = "the server sent " + message_name(f.tag) + " where rowguard expected " +
+                  (awaited_.empty() ? std::string("nothing") : "the answer to another message") +
+                  " (protocol out of step)";
+    return step;
+  };
+  // Asynchronous messages: any time.
+  switch (f.tag) {
+    case be::kNoticeResponse:
+      to_client.append(raw);
+      return step;
+    case be::kNotificationResponse: {
+      // Deliver only this tenant's channels, under the name the client used.
+      if (f.body.size() < 4) return step;
+      std::string_view rest = f.body.substr(4);
+      if (rest.substr(0, channel_prefix_.size()) != channel_prefix_) return step;
+      std::string body(f.body.substr(0, 4));
+      body.append(rest.substr(channel_prefix_.size()));
+      protocol::append_frame(to_client, be::kNotificationResponse, body);
+      return step;
+    }
+    case be::kParameterStatus: {
+      auto p = protocol::parse_parameter_status(f.body);
+      if (p && p->name == "standard_conforming_strings" && p->value != "on") {
+        step.close = true;
+        step.reason = "standard_conforming_strings was turned off";
+        return step;
+      }
+      to_client.append(raw);
+      return step;
+    }
+    case be::kCopyBothResponse:
+      step.close = true;
+      step.reason = "the server entered COPY BOTH mode (replication) for a tenant";
+      return step;
+    default:
+      break;
+  }
+  if (f.tag == be::kErrorResponse) {
+    auto e = protocol::parse_error_fields(f.body);
+    if (!e) {
+      step.close = true;
+      step.reason = "malformed ErrorResponse from the server";
+      return step;
+    }
+    const std::string severity = e->get('V').empty() ? e->get('S') : e->get('V');
+    if (severity == "FATAL" || severity == "PANIC") {  // the server ends the session
+      to_client.append(raw);
+      return step;
+    }
+    if (awaited_.empty()) return unexpected();
+    Awaited& front = awaited_.front();
+    // A refusal: the client gets rowguard's 42501 instead of the server's error.
+    bool replaced = false;
+    const std::string prefix = "rowguard_denied_" + nonce_ + "_";
+    const std::string msg = e->get('M');
+    if (size_t at = msg.find(prefix); at != std::string::npos) {
+      size_t end = at + prefix.size();
+      while (end < msg.size() && std::isdigit(static_cast<unsigned char>(msg[end]))) ++end;
+      auto it = pending_.find(msg.substr(at, end - at));
+      if (it != pending_.end()) {
+        to_client += it->second.error;
+        pending_.erase(it);
+        replaced = true;
+      }
+    }
+    if (!replaced) to_client.append(raw);
+    switch (front.kind) {
+      case Await::kQuery:
+        if (!front.started) drop_statement("");  // exec_simple_query drops the unnamed statement
+        front.started = true;                    // the rest of the Query is not run
+        front.sql.clear();
+        return step;
+      case Await::kSync:  // the commit at Sync failed: ReadyForQuery follows, nothing skipped
+        return step;
+      case Await::kParse:
+        // The unnamed statement is dropped before the new text is parsed.
+        if (front.name.empty()) drop_statement("");
+        skip_to_sync();
+        return step;
+      default:
+        skip_to_sync();
+        return step;
+    }
+  }
+  if (awaited_.empty()) return unexpected();
+  Awaited& front = awaited_.front();
+  if (front.kind == Await::kQuery && !front.started) {
+    front.started = true;
+    drop_statement("");  // exec_simple_query drops the unnamed statement first
+  }
+  switch (f.tag) {
+    case be::kReadyForQuery: {
+      if (front.kind != Await::kSync && front.kind != Await::kQuery) return unexpected();
+      auto z = protocol::parse_ready_for_query(f.body);
+      if (!z) {
+        step.close = true;
+        step.reason = "malformed ReadyForQuery from the server";
+        return step;
+      }
+      tx_status_ = z->status;
+      pop_front();
+      to_client.append(raw);
+      return step;
+    }
+    case be::kParseComplete:
+      if (front.kind != Await::kParse) return unexpected();
+      if (front.refused) {
+        step.close = true;
+        step.reason = "the server accepted a Parse that rowguard had replaced by a failing one";
+        return step;
+      }
+      commit_statement(front.name, std::move(front.statement));
+      pop_front();
+      to_client.append(raw);
+      return step;
+    case be::kBindComplete:
+      if (front.kind != Await::kBind) return unexpected();
+      pop_front();
+      to_client.append(raw);
+      return step;
+    case be::kCloseComplete:
+      if (front.kind != Await::kClose) return unexpected();
+      if (front.close_kind == 'S') drop_statement(front.name);
+      pop_front();
+      to_client.append(raw);
+      return step;
+    case be::kParameterDescription: {
+      if (front.kind != Await::kDescribeStatement || front.started) return unexpected();
+      front.started = true;
+      // The parameter types the client did not declare (needed to read binary Bind values).
+      auto it = statements_.find(front.name);
+      auto types = parse_parameter_description(f.body);
+      if (it != statements_.end() && types) {
+        auto& declared = it->second.param_types;
+        if (declared.size() < types->size()) declared.resize(types->size(), 0);
+        for (size_t i = 0; i < types->size(); ++i) {
+          if (declared[i] == 0) declared[i] = (*types)[i];
+        }
+      }
+      to_client.append(raw);
+      return step;
+    }
+    case be::kRowDescription:
+    case be::kNoData:
+      if ((front.kind == Await::kDescribeStatement && front.started) || front.kind == Await::kDescribePortal) {
+        pop_front();
+      } else if (!(front.kind == Await::kQuery && f.tag == be::kRowDescription)) {
+        return unexpected();
+      }
+      to_client.append(raw);
+      return step;
+    case be::kDataRow:
+      if (front.kind != Await::kExecute && front.kind != Await::kQuery) return unexpected();
+      to_client.append(raw);
+      return step;
+    case be::kCommandComplete:
+    case be::kEmptyQueryResponse:
+    case be::kPortalSuspended:
+      if (front.kind == Await::kExecute) {
+        pop_front();
+      } else if (front.kind == Await::kQuery && f.tag != be::kPortalSuspended) {
+        if (f.tag == be::kCommandComplete) on_command_complete(f.body);
+      } else {
+        return unexpected();
+      }
+      to_client.append(raw);
+      return step;
+    case be::kCopyInResponse:
+      if (front.kind != Await::kQuery || !front.copy || !copy_ || copy_->seq != front.seq) {
+        step.close = true;
+        step.reason = "the server asked for COPY data rowguard did not expect";
+        return step;
+      }
+      to_client.append(raw);
+      return step;
+    case be::kCopyOutResponse:  // COPY ... TO STDOUT: the query was rewritten like a SELECT
+    case protocol::fe::kCopyData:
+    case protocol::fe::kCopyDone:
+      if (front.kind != Await::kQuery) return unexpected();
+      to_client.append(raw);
+      return step;
+    default:
+      return unexpected();
+  }
+}
+
+}  // namespace rowguard::session
