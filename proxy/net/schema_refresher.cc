@@ -12,6 +12,8 @@ namespace rowguard::net {
 namespace {
 
 constexpr int kConnectTimeoutSeconds = 5;
+// How long start-up waits for the first read before listening without it.
+constexpr std::chrono::seconds kStartupWait{5};
 constexpr int kMaxBackoffSeconds = 30;
 
 int64_t unix_now_us() {
@@ -49,8 +51,20 @@ SchemaRefresher::~SchemaRefresher() {
 }
 
 void SchemaRefresher::start() {
-  read_once("start-up");
+  // The first read runs on the background thread; start() waits for it a bounded time, so a
+  // PostgreSQL that accepts connections but does not answer cannot keep rowguard from listening.
+  {
+    std::lock_guard lock(mu_);
+    pending_ = true;
+    pending_reason_ = "start-up";
+  }
   thread_ = std::thread([this] { loop(); });
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_for(lock, kStartupWait, [this] { return completed_ > 0; })) {
+    spdlog::warn("schema snapshot: the start-up read has not finished after {} s; listening without it "
+                 "(statements that need the schema are refused until it arrives)",
+                 std::chrono::duration_cast<std::chrono::seconds>(kStartupWait).count());
+  }
 }
 
 void SchemaRefresher::request(std::string reason) {
@@ -82,6 +96,8 @@ void SchemaRefresher::loop() {
     lock.unlock();
     read_once(reason);
     lock.lock();
+    ++completed_;
+    cv_.notify_all();
   }
 }
 

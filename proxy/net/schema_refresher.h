@@ -1,6 +1,6 @@
 #pragma once
 // Keeps the policy's schema snapshot (policy/schema_snapshot.h) up to date: reads it once at
-// start-up (on the calling thread, before the workers run), then on a thread of its own
+// start-up (before listening, waiting a bounded time for it), then on a thread of its own
 // whenever asked (RELOAD / SIGHUP, DDL by a bypass session) and, while PostgreSQL cannot be
 // read, again with a bounded backoff (1 s doubling to 30 s). The read is blocking libpq
 // (proxy/tools/schema_loader.h) and never runs on a worker's io_context; request() only takes
@@ -40,7 +40,7 @@ class SchemaRefresher {
   SchemaRefresher(const SchemaRefresher&) = delete;
   SchemaRefresher& operator=(const SchemaRefresher&) = delete;
 
-  // Reads once on the calling thread, then starts the background thread.
+  // Starts the background thread with a first read and waits for it (at most a few seconds).
   void start();
   // Schedules a read soon (coalesced with one already pending). Never blocks on I/O.
   void request(std::string reason);
@@ -59,6 +59,7 @@ class SchemaRefresher {
   bool pending_ = false;
   std::string pending_reason_;
   int backoff_step_ = 0;  // consecutive failures
+  uint64_t completed_ = 0;  // reads finished (installed or failed)
   std::chrono::steady_clock::time_point retry_at_{};
   bool retry_ = false;
   SchemaStatus status_;

@@ -4,6 +4,7 @@
 
 #include <regex>
 #include <stdexcept>
+#include <thread>
 
 #include "tests/support/process.h"
 
@@ -136,6 +137,19 @@ bool has_other_tenant_marker(const std::string& text) {
                                          << " sqlstate=" << r.sqlstate << " text=" << r.everything();
   }
   return ::testing::AssertionSuccess();
+}
+
+}  // namespace rowguard::testing::adversarial
+
+namespace rowguard::testing::adversarial {
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 }  // namespace rowguard::testing::adversarial

@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,5 +85,12 @@ bool has_other_tenant_marker(const std::string& text);
 // The outcome every read attack must have: refused with 42501, or answered with nothing of
 // another tenant (and an error, if any, carries no other tenant's value).
 ::testing::AssertionResult no_leak(const QueryResult& r);
+
+}  // namespace rowguard::testing::adversarial
+
+namespace rowguard::testing::adversarial {
+
+// Polls `condition` (every 20 ms) until it holds or `timeout` passes; true when it held.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 }  // namespace rowguard::testing::adversarial

@@ -72,7 +72,7 @@ const std::vector<const char*> kWrites = {
     "UPDATE orders SET status = 'paid' WHERE id = 101 AND xmin = '5'",
     "DELETE FROM orders WHERE id = 0 RETURNING xmax",
     "DELETE FROM orders WHERE ctid = '(0,1)'",
-    "INSERT INTO customers (id, tenant_id, name) VALUES (193, 1, 'acme-x') ON CONFLICT (id) DO UPDATE SET "
+    "INSERT INTO customers (id, tenant_id, name) VALUES (193, 1, 'acme-x') ON CONFLICT (tenant_id, id) DO UPDATE SET "
     "name = excluded.name WHERE customers.xmin IS NOT NULL",
 };
 

@@ -121,7 +121,7 @@ TEST(FunctionCheck, AttributeNotationWithSnapshot) {
       {"output_alias_is_not_a_column",
        "SELECT ('orders'::regclass).pg_relation_size, 1 AS pg_relation_size",
        R"(rowguard: "(...).pg_relation_size" may call the function "pg_relation_size" (attribute notation: x.f means f(x) when x has no column f) and is not a column rowguard knows; write a column of a policy table, or call an allowed function (rule: attribute_notation))"},
-      {"excluded", "INSERT INTO customers (id, name) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET name = excluded.user_fn", ""},
+      {"excluded", "INSERT INTO customers (id, name) VALUES (1, 'a') ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.user_fn", ""},
   };
   for (const auto& g : cases) expect(*p, g);
 }

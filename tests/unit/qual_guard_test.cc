@@ -156,9 +156,9 @@ TEST(QualGuard, HavingSubqueriesCtesAndWrites) {
   EXPECT_EQ(rw(with_schema(), "DELETE FROM orders WHERE sqrt(amount) > 1"),
             "DELETE FROM public.orders WHERE CASE WHEN orders.tenant_id = '1' THEN sqrt(amount) > 1 END "
             "AND orders.tenant_id = '1'");
-  EXPECT_EQ(rw(with_schema(), "INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET status = 'x' "
+  EXPECT_EQ(rw(with_schema(), "INSERT INTO orders (id) VALUES (1) ON CONFLICT (tenant_id, id) DO UPDATE SET status = 'x' "
                               "WHERE sqrt(orders.amount) > 1"),
-            "INSERT INTO public.orders (id, tenant_id) VALUES (1, '1') ON CONFLICT (id) DO UPDATE SET status = 'x' "
+            "INSERT INTO public.orders (id, tenant_id) VALUES (1, '1') ON CONFLICT (tenant_id, id) DO UPDATE SET status = 'x' "
             "WHERE CASE WHEN orders.tenant_id = '1' THEN sqrt(orders.amount) > 1 END AND orders.tenant_id = '1'");
 }
 

@@ -87,7 +87,7 @@ TEST(SchemaRefresher, StartsUnloadedRetriesAndRereadsOnRequest) {
         }
         return s;
       });
-  refresher.start();  // the start-up read runs on this thread
+  refresher.start();  // waits for the start-up read
   {
     std::lock_guard lock(rec.mu);
     ASSERT_EQ(rec.installs.size(), 1u);
