@@ -94,11 +94,16 @@ Node make_case(Node cond, Node term) {
   return n;
 }
 
-// Every ColumnRef and whether a SubLink occurs, anywhere below a node (subqueries included).
+// Every ColumnRef below a node, and whether a SubLink occurs. A SubLink makes the conjunct
+// reference every relation, so its subquery is not scanned: each nesting level is scanned once,
+// and nested EXISTS chains stay linear (scanning subqueries made them quadratic in the depth).
 void scan(const gpb::Message& m, std::vector<const pg_query::ColumnRef*>& refs, bool& sublink) {
   if (const auto* n = dynamic_cast<const Node*>(&m)) {
     if (n->has_column_ref()) refs.push_back(&n->column_ref());
-    if (n->has_sub_link()) sublink = true;
+    if (n->has_sub_link()) {
+      sublink = true;
+      return;
+    }
   }
   const gpb::Reflection* r = m.GetReflection();
   std::vector<const gpb::FieldDescriptor*> fields;
@@ -283,7 +288,11 @@ std::vector<const GuardRelation*> QualGuard::referenced(const Node& term, const 
   bool sublink = false;
   scan(term, refs, sublink);
   std::vector<bool> used(rels.size(), false);
-  if (sublink) used.assign(rels.size(), true);
+  if (sublink) {
+    std::vector<const GuardRelation*> all;
+    for (const auto& r : rels) all.push_back(&r);
+    return all;
+  }
   for (const auto* c : refs) {
     const auto& f = c->fields();
     if (f.empty()) continue;
@@ -302,10 +311,15 @@ std::vector<const GuardRelation*> QualGuard::referenced(const Node& term, const 
     const std::string& name = f[0].string().sval();
     bool all_known = true;
     for (const auto& r : rels) all_known = all_known && r.info != nullptr;
+    bool found = false;
     for (size_t i = 0; i < rels.size(); ++i) {
       const bool has = !all_known || rels[i].info->column(name) != nullptr || rels[i].ref == name;
       used[i] = used[i] || has;
+      found = found || has;
     }
+    // A name no known relation has: the snapshot may be older than the table (a column added
+    // outside rowguard since the last read), so it may be any relation's: fail closed.
+    if (!found) used.assign(rels.size(), true);
   }
   std::vector<const GuardRelation*> out;
   for (size_t i = 0; i < rels.size(); ++i) {
