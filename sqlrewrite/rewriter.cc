@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <string_view>
 #include <unordered_set>
 
@@ -252,7 +253,25 @@ class Walker {
         }
       }
       std::vector<Pred> preds;
+      // FOR UPDATE / SHARE locks the rows of the FROM tables (and of subqueries there): a lock is
+      // a write, so a global table there is refused in read_table().
+      const bool locking_outer = locking_;
+      locking_ = locking_ || s.locking_clause_size() > 0 || locked_subqueries_.contains(&s);
+      if (locking_) {
+        // A lock reaches into the subqueries of FROM (PostgreSQL: "applied to a sub-query, it
+        // affects all tables used in the sub-query"), which are walked later.
+        std::function<void(const Node&)> mark = [&](const Node& item) {
+          if (item.has_join_expr()) {
+            mark(item.join_expr().larg());
+            mark(item.join_expr().rarg());
+          } else if (item.has_range_subselect() && item.range_subselect().subquery().has_select_stmt()) {
+            locked_subqueries_.insert(&item.range_subselect().subquery().select_stmt());
+          }
+        };
+        for (const auto& item : s.from_clause()) mark(item);
+      }
       for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of SELECT"));
+      locking_ = locking_outer;
       std::vector<GuardRelation> rels;  // user quals run only on rows that passed these checks
       for (const auto& item : s.from_clause()) guard_.collect(item, false, rels);
       if (s.has_where_clause()) guard_.guard_where(*s.mutable_where_clause(), rels);
@@ -952,6 +971,12 @@ class Walker {
     rv.set_schemaname(rule.table.schema);  // pin resolution to the table the policy names
     handled_.insert(&rv);
     add_relation(rv, rule);
+    if (rule.global && locking_) {
+      deny(std::string(part) + ": SELECT ... FOR UPDATE/SHARE would lock rows of the global table \"" +
+           rule.table.to_string() + "\", which every tenant shares: a row lock is a write, it blocks other "
+           "tenants and NOWAIT/SKIP LOCKED would show their activity (rule: tables.\"" + rule.table.to_string() +
+           "\".global = true; read the global table in a query without FOR UPDATE/SHARE)");
+    }
     if (rule.global) return {};
     Pred p{&holder, nullptr, &rule};
     if (rv.has_alias() && rv.alias().colnames_size() > 0) {
@@ -1431,6 +1456,8 @@ class Walker {
  private:
   std::unordered_set<const pg_query::RangeVar*> handled_;
   std::vector<std::string> ctes_;  // CTE names in scope, innermost last
+  bool locking_ = false;           // reading the FROM items of a SELECT with FOR UPDATE / SHARE
+  std::unordered_set<const pg_query::SelectStmt*> locked_subqueries_;  // FROM subqueries under a lock
   std::vector<Relation> relations_;  // relations in scope (FROM items, targets), innermost last
   // The tenant rule of a FROM table reference read_table() resolved (its schema is then set).
   const TableRule* guard_rule(const pg_query::RangeVar& rv) const {
