@@ -57,6 +57,7 @@
 #include "sqlrewrite/literal_scan.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewrite_cache.h"
+#include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/rewriter.h"
 
 namespace rowguard::fuzz {
@@ -895,7 +896,18 @@ class Gen {
 
 }  // namespace
 
+namespace {
+int check_one(const uint8_t* data, size_t size);
+}  // namespace
+
+// The independent checker walks the tree recursively, as deep as rowguard accepts (25,000 levels):
+// it runs on the parse stack (sqlrewrite/parse_stack.h), not on the 8 MB main stack.
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return rowguard::sqlrewrite::run_on_parse_stack([&] { return check_one(data, size); });
+}
+
+namespace {
+int check_one(const uint8_t* data, size_t size) {
   std::string sql;
   if (size > 0 && data[0] == 0) {
     sql = Gen(data + 1, size - 1).statements();
@@ -1003,3 +1015,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!problems.empty()) fail(sql, r, problems);
   return 0;
 }
+}  // namespace
