@@ -1,5 +1,6 @@
 // `rowguard check FILE --against URL` (see check_upstream.h). Only the rowguard executable links
 // libpq; the proxy itself speaks the protocol on its own.
+#include "proxy/tools/pq.h"
 #include "proxy/tools/check_upstream.h"
 
 #include "policy/schema_report.h"
@@ -14,27 +15,14 @@ namespace rowguard::tools {
 
 namespace {
 
-struct ConnCloser {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-struct ResultCloser {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Conn = std::unique_ptr<PGconn, ConnCloser>;
-using Result = std::unique_ptr<PGresult, ResultCloser>;
+using pq::Conn;
+using pq::Result;
+using pq::trim;
+using pq::exec;
+using pq::quoted;
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
-Result exec(PGconn* conn, const char* sql, const std::vector<std::string>& params) {
-  std::vector<const char*> values;
-  for (const auto& p : params) values.push_back(p.c_str());
-  return Result(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
-}
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 // See schema_loader.h. All catalog queries run in one REPEATABLE READ READ ONLY transaction, so
 // the snapshot is consistent even while DDL runs.
+#include "proxy/tools/pq.h"
 #include "proxy/tools/schema_loader.h"
 
 #include <libpq-fe.h>
@@ -12,23 +13,14 @@
 namespace rowguard::tools {
 namespace {
 
-struct ConnCloser {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-struct ResultCloser {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Conn = std::unique_ptr<PGconn, ConnCloser>;
-using Result = std::unique_ptr<PGresult, ResultCloser>;
+using pq::Conn;
+using pq::Result;
+using pq::trim;
 
 struct QueryFailed {
   std::string what;
 };
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 // A text[] / oid[] literal: {"a","b"} with " and \ escaped.
 std::string array_literal(const std::vector<std::string>& items) {
