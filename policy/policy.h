@@ -83,6 +83,10 @@ struct LimitSettings {
   int idle_client_timeout_seconds = 0;           // idle outside a transaction -> 57P05
   int idle_in_transaction_timeout_seconds = 0;   // idle inside a transaction -> 25P03
   int message_timeout_seconds = 60;              // a client message must arrive whole within this
+  // Statements (Query / Parse texts) this long or longer are rewritten on the parse pool
+  // (proxy/net/parse_pool.h), not on the session's worker; parse_threads is read at start-up.
+  size_t offload_parse_bytes = 8 * 1024;
+  int parse_threads = 2;
 };
 
 // [tls]: TLS for client connections.

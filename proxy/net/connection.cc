@@ -409,8 +409,19 @@ class ClientConnection : public ClientIo {
             co_return;
           }
         }
+        // A long statement is rewritten on the parse pool meanwhile this worker serves its other
+        // sessions; this session handles nothing else until then (its messages keep their order).
+        std::optional<sqlrewrite::RewriteResult> pooled;
+        if (r.frame.size >= policy_->limits.offload_parse_bytes && server_.parse_pool() != nullptr) {
+          if (auto text = session::TenantSession::statement_text(r.frame)) {
+            std::string job_text(*text);
+            std::string job_tenant = *tenant_;
+            pooled = co_await server_.parse_pool()->async_rewrite(std::move(job_text), policy_, std::move(job_tenant),
+                                                                   asio::use_awaitable);
+          }
+        }
         auto t0 = std::chrono::steady_clock::now();
-        const session::ClientStep& step = session.on_client_message(r.frame, *policy_);
+        const session::ClientStep& step = session.on_client_message(r.frame, *policy_, pooled ? &*pooled : nullptr);
         server_.metrics().observe_rewrite(static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
         if (r.frame.tag == protocol::fe::kQuery || r.frame.tag == protocol::fe::kSync) {

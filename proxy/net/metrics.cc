@@ -34,6 +34,11 @@ void Metrics::observe_rewrite(uint64_t us) {
   rewrite_us_sum.fetch_add(us, std::memory_order_relaxed);
 }
 
+void Metrics::observe_parse_pool(uint64_t us) {
+  observe(kParsePoolBucketsMs, parse_pool_ms, us / 1000);
+  parse_pool_us_sum.fetch_add(us, std::memory_order_relaxed);
+}
+
 void Metrics::observe_upstream(uint64_t us) {
   observe(kUpstreamBucketsMs, upstream_ms, us / 1000);
   upstream_ms_sum_us.fetch_add(us, std::memory_order_relaxed);
@@ -101,6 +106,10 @@ std::string Metrics::render(uint64_t cache_hits, uint64_t cache_misses, uint64_t
             kRewriteBucketsUs, rewrite_us, static_cast<double>(rewrite_us_sum.load()) / 1e6, 1e-6);
   histogram(out, "rowguard_upstream_latency_seconds", "Time from forwarding a tenant batch to the server's first answer byte.",
             kUpstreamBucketsMs, upstream_ms, static_cast<double>(upstream_ms_sum_us.load()) / 1e6, 1e-3);
+  counter("rowguard_parse_pool_statements_total", "Long statements rewritten on the parse pool.", parse_offloaded.load());
+  gauge("rowguard_parse_pool_depth", "Parse pool jobs queued or running now.", parse_pool_depth.load());
+  histogram(out, "rowguard_parse_pool_seconds", "Time from handing a statement to the parse pool to its rewrite (queue wait included).",
+            kParsePoolBucketsMs, parse_pool_ms, static_cast<double>(parse_pool_us_sum.load()) / 1e6, 1e-3);
   return out.str();
 }
 

@@ -31,7 +31,16 @@ struct Metrics {
   std::array<std::atomic<uint64_t>, kUpstreamBucketsMs.size() + 1> upstream_ms{};
   std::atomic<uint64_t> upstream_ms_sum_us{0};
 
+  // The parse pool (parse_pool.h): statements rewritten there, jobs queued or running now, and
+  // each job's time from hand-over to result (queue wait included), milliseconds.
+  std::atomic<uint64_t> parse_offloaded{0};
+  std::atomic<int64_t> parse_pool_depth{0};
+  static constexpr std::array<uint64_t, 8> kParsePoolBucketsMs = {1, 5, 10, 50, 100, 500, 1000, 10000};
+  std::array<std::atomic<uint64_t>, kParsePoolBucketsMs.size() + 1> parse_pool_ms{};
+  std::atomic<uint64_t> parse_pool_us_sum{0};
+
   void observe_rewrite(uint64_t us);
+  void observe_parse_pool(uint64_t us);
   void observe_upstream(uint64_t us);
   void count_denial(const std::string& reason);
   std::map<std::string, uint64_t> denials_by_rule() const;

@@ -205,6 +205,7 @@ int Server::run() {
   }
 
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
+  parse_pool_ = std::make_unique<ParsePool>(static_cast<size_t>(p->limits.parse_threads), metrics_);
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& w : workers_) {
     // Warm up each worker's parser and protobuf descriptors so the first client does not pay.
@@ -306,6 +307,7 @@ int Server::run() {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
+  parse_pool_.reset();  // a job in flight finishes; its result is dropped with the stopped worker
   schema_.reset();
   spdlog::info("rowguard stopped");
   return 0;

@@ -20,6 +20,7 @@
 #include "proxy/net/audit.h"
 #include "proxy/net/clients.h"
 #include "proxy/net/metrics.h"
+#include "proxy/net/parse_pool.h"
 #include "proxy/net/schema_refresher.h"
 #include "sqlrewrite/rewrite_cache.h"
 
@@ -84,6 +85,8 @@ class Server {
   void install_schema(std::shared_ptr<const policy::SchemaSnapshot> schema);
   std::optional<SchemaStatus> schema_status() const;
   uint64_t next_session_id() { return ++session_ids_; }
+  // Where long statements are rewritten (parse_pool.h); null before run().
+  ParsePool* parse_pool() { return parse_pool_.get(); }
   // Per-user connection counting for [proxy] max_connections_per_user.
   int user_connections(const std::string& user, int delta) {
     std::lock_guard lock(users_mu_);
@@ -119,6 +122,8 @@ class Server {
   std::atomic<int64_t> policy_loaded_at_us_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   boost::asio::io_context main_ctx_{1};
+  // After the workers: destroyed (joined) before their io_contexts, to which its jobs post.
+  std::unique_ptr<ParsePool> parse_pool_;
   // Last: destroyed first (its thread installs policies into the members above).
   std::unique_ptr<SchemaRefresher> schema_;
 };

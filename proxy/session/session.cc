@@ -150,7 +150,16 @@ std::string TenantSession::recheck(Statement& st, std::string_view name, const p
   return "";
 }
 
-const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy) {
+std::optional<std::string_view> TenantSession::statement_text(const protocol::Frame& frame) {
+  if (frame.tag == protocol::fe::kQuery) return protocol::parse_query(frame.body);
+  if (frame.tag == protocol::fe::kParse) {
+    if (auto m = protocol::parse_parse(frame.body)) return m->query;
+  }
+  return std::nullopt;
+}
+
+const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy,
+                                                   const sqlrewrite::RewriteResult* precomputed) {
   namespace fe = protocol::fe;
   ClientStep& step = step_;
   step.clear();
@@ -188,10 +197,10 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
   }
   switch (frame.tag) {
     case fe::kQuery:
-      on_query(frame.body, policy, step);
+      on_query(frame.body, policy, step, precomputed);
       return step;
     case fe::kParse:
-      on_parse(frame.body, policy, step);
+      on_parse(frame.body, policy, step, precomputed);
       return step;
     case fe::kBind:
       on_bind(frame.body, policy, step);
@@ -251,7 +260,8 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
   }
 }
 
-void TenantSession::on_query(std::string_view body, const policy::Policy& policy, ClientStep& step) {
+void TenantSession::on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,
+                             const sqlrewrite::RewriteResult* precomputed) {
   auto sql = protocol::parse_query(body);
   if (!sql) {
     step.close = true;
@@ -259,9 +269,9 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
     return;
   }
   step.statement.assign(*sql);
-  const sqlrewrite::RewriteResult* rp = &cache_.rewrite(*sql, policy, tenant_);
+  const sqlrewrite::RewriteResult* rp = precomputed ? precomputed : &cache_.rewrite(*sql, policy, tenant_);
   std::optional<sqlrewrite::RewriteResult> kept;  // an EXECUTE's re-check uses the cache again
-  if (std::any_of(rp->prepared.begin(), rp->prepared.end(), [](const auto& op) {
+  if (!precomputed && std::any_of(rp->prepared.begin(), rp->prepared.end(), [](const auto& op) {
         return op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;
       })) {
     kept = *rp;
@@ -292,7 +302,8 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
   }
 }
 
-void TenantSession::on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step) {
+void TenantSession::on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step,
+                             const sqlrewrite::RewriteResult* precomputed) {
   auto m = protocol::parse_parse(body);
   if (!m) {
     step.close = true;
@@ -300,7 +311,7 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     return;
   }
   step.statement.assign(m->query);
-  const sqlrewrite::RewriteResult& r = cache_.rewrite(m->query, policy, tenant_);
+  const sqlrewrite::RewriteResult& r = precomputed ? *precomputed : cache_.rewrite(m->query, policy, tenant_);
   const bool sql_prepare_or_execute = std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
     return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare ||
            op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;

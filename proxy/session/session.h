@@ -113,7 +113,13 @@ class TenantSession {
 
   // One message from the client. The step is reused by the next call (its buffers keep their
   // capacity, so steady-state traffic does not allocate): copy what must outlive it.
-  const ClientStep& on_client_message(const protocol::Frame& frame, const policy::Policy& policy);
+  // `precomputed`: the rewrite of this Query's / Parse's text for this session's tenant under
+  // `policy`, made elsewhere (the parse pool, proxy/net/parse_pool.h); used instead of the cache.
+  const ClientStep& on_client_message(const protocol::Frame& frame, const policy::Policy& policy,
+                                      const sqlrewrite::RewriteResult* precomputed = nullptr);
+  // The statement text a Query or Parse message carries (what on_client_message rewrites), or
+  // nullopt for other messages and malformed ones.
+  static std::optional<std::string_view> statement_text(const protocol::Frame& frame);
 
   // One message from the server (`raw` = its bytes); appends what the client gets to `to_client`.
   // A message the model of the server's state did not predict ends the session (close).
@@ -165,8 +171,10 @@ class TenantSession {
     std::vector<SqlOp> sql;  // Query: its PREPARE / DEALLOCATE / DISCARD ALL, in order
   };
 
-  void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step);
-  void on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,
+                const sqlrewrite::RewriteResult* precomputed);
+  void on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step,
+                const sqlrewrite::RewriteResult* precomputed);
   void on_bind(std::string_view body, const policy::Policy& policy, ClientStep& step);
   void on_describe(std::string_view body, ClientStep& step);
   // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
