@@ -131,5 +131,24 @@ TEST(ParsePool, AJobWhoseWorkerStoppedIsDroppedWithoutHarm) {
   EXPECT_EQ(metrics.parse_pool_depth.load(), 0);
 }
 
+TEST(ParsePool, LimitsKeysAndMetrics) {
+  const std::string base = kPolicyToml;
+  EXPECT_EQ(test_policy()->limits.offload_parse_bytes, 2048u);
+  EXPECT_EQ(test_policy()->limits.parse_threads, 2);
+  policy::PolicyPtr p = policy::parse_policy(base + "\n[limits]\noffload_parse_bytes = 65536\nparse_threads = 4\n", "t.toml");
+  EXPECT_EQ(p->limits.offload_parse_bytes, 65536u);
+  EXPECT_EQ(p->limits.parse_threads, 4);
+  EXPECT_THROW(policy::parse_policy(base + "\n[limits]\nparse_threads = 0\n", "t.toml"), std::exception);
+  EXPECT_THROW(policy::parse_policy(base + "\n[limits]\noffload_parse_bytes = -1\n", "t.toml"), std::exception);
+
+  Metrics metrics;
+  metrics.parse_offloaded = 3;
+  metrics.observe_parse_pool(2500);  // 2.5 ms
+  const std::string text = metrics.render(0, 0, 0);
+  EXPECT_NE(text.find("rowguard_parse_pool_statements_total 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("rowguard_parse_pool_depth 0\n"), std::string::npos);
+  EXPECT_NE(text.find("rowguard_parse_pool_seconds_bucket{le=\"0.005\"} 1\n"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace rowguard::net
