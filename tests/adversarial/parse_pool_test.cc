@@ -219,5 +219,17 @@ TEST(ParsePool, ClientLeavingWhileItsStatementIsRewrittenIsHarmless) {
   EXPECT_EQ(*r.rows[0][0], "3");
 }
 
+TEST(ParsePool, ShutdownWhileAStatementIsRewrittenIsClean) {
+  OneWorkerPool own;  // a rowguard of its own, stopped here
+  auto a = own.tenant(1);
+  ASSERT_TRUE(a->alive());
+  const std::string sql = "SELECT count(*) FROM customers WHERE id IN (" + in_list(400000) + ")";
+  send_all(a->raw(), [&] { return PQsendQuery(a->raw(), sql.c_str()); });
+  ASSERT_TRUE(PQconsumeInput(a->raw()) == 1 && PQisBusy(a->raw()));  // not answered yet
+  const int code = own.rowguard().stop();  // SIGTERM while the rewrite runs on the pool
+  EXPECT_EQ(code, 0) << own.rowguard().log().substr(0, 2000);
+  EXPECT_EQ(own.rowguard().log().find("AddressSanitizer"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace rowguard::testing::adversarial
