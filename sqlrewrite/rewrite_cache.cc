@@ -532,6 +532,48 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
   return &fill_constants(*ins, sql, tenant);
 }
 
+bool RewriteCache::would_hit(std::string_view sql, const policy::Policy& policy, std::string_view tenant) {
+  if (policy.version != policy_version_) return false;  // rewrite() will start from an empty cache
+  set_key_template(sql);
+  auto it = find(key_);
+  if (it != lru_.end()) {
+    if (it->kind == Kind::kTemplate) return true;
+    set_key_tenant(sql, tenant);  // kPerTenantRef
+    return find(key_) != lru_.end();
+  }
+  if (!normalize(sql, tenant)) return false;
+  auto n = find(nkey_);
+  if (n == lru_.end()) return false;
+  if (n->kind == Kind::kConstTemplate) return true;
+  if (n->kind != Kind::kConstPerTenantRef) return false;
+  std::string qkey;
+  tenant_key(qkey, 'Q', tenant, std::string_view(nkey_).substr(1));
+  auto pt = find(qkey);
+  return pt != lru_.end() && pt->kind == Kind::kConstPerTenant;
+}
+
+void RewriteCache::adopt(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+                         const RewriteResult& result) {
+  if (policy.version != policy_version_) reset_for(policy);
+  set_key_template(sql);
+  if (auto it = find(key_); it != lru_.end() && it->kind == Kind::kTemplate) return;  // already served here
+  if (find(key_) == lru_.end()) {
+    Entry ref;
+    ref.kind = Kind::kPerTenantRef;
+    ref.key = key_;
+    insert(std::move(ref));
+  }
+  set_key_tenant(sql, tenant);
+  if (find(key_) != lru_.end()) return;
+  Entry e;
+  e.kind = Kind::kPerTenant;
+  e.key = key_;
+  e.result = result;
+  insert(std::move(e));
+  evict();
+  publish();
+}
+
 const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::Policy& policy,
                                            std::string_view tenant) {
   if (policy.version != policy_version_) reset_for(policy);  // a reload invalidates every entry

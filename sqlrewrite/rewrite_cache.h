@@ -72,6 +72,15 @@ class RewriteCache {
   const RewriteResult& rewrite(std::string_view sql, const policy::Policy& policy,
                                std::string_view tenant);
 
+  // Whether rewrite() would be served from this cache (exact text or constant template) without
+  // a rewrite: the connection sends a long text to the parse pool only when it would not. Counts
+  // nothing; may refresh the entry's place in the LRU.
+  bool would_hit(std::string_view sql, const policy::Policy& policy, std::string_view tenant);
+
+  // Keeps `result`, computed elsewhere (the parse pool) by sqlrewrite::rewrite(sql, policy,
+  // tenant), as this text's entry for this tenant, so the text's next use is a hit here.
+  void adopt(std::string_view sql, const policy::Policy& policy, std::string_view tenant, const RewriteResult& result);
+
   // Counters may be read from other threads (metrics, admin console): atomics, relaxed.
   size_t hits() const { return hits_.load(std::memory_order_relaxed); }
   size_t misses() const { return misses_.load(std::memory_order_relaxed); }

@@ -409,15 +409,18 @@ class ClientConnection : public ClientIo {
             co_return;
           }
         }
-        // A long statement is rewritten on the parse pool meanwhile this worker serves its other
-        // sessions; this session handles nothing else until then (its messages keep their order).
+        // A long statement not in this worker's cache is rewritten on the parse pool meanwhile
+        // this worker serves its other sessions; this session handles nothing else until then (its messages keep their order).
         std::optional<sqlrewrite::RewriteResult> pooled;
         if (r.frame.size >= policy_->limits.offload_parse_bytes && server_.parse_pool() != nullptr) {
-          if (auto text = session::TenantSession::statement_text(r.frame)) {
+          auto text = session::TenantSession::statement_text(r.frame);
+          // A text this worker's cache already holds costs a lookup here: no thread hop for it.
+          if (text && !worker_.cache.would_hit(*text, *policy_, *tenant_)) {
             std::string job_text(*text);
             std::string job_tenant = *tenant_;
             pooled = co_await server_.parse_pool()->async_rewrite(std::move(job_text), policy_, std::move(job_tenant),
                                                                    asio::use_awaitable);
+            if (pooled) worker_.cache.adopt(*text, *policy_, *tenant_, *pooled);
           }
         }
         auto t0 = std::chrono::steady_clock::now();

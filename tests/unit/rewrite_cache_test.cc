@@ -560,3 +560,36 @@ TEST(ConstantTemplates, ShapesThatCannotBeTemplatesAreKeyedByText) {
 
 }  // namespace
 }  // namespace rowguard::sqlrewrite
+
+// The parse pool's path (proxy/net/connection.cc): a long text the worker's cache does not hold
+// is rewritten elsewhere and adopted; would_hit tells the two apart without counting or rewriting.
+namespace rowguard::sqlrewrite {
+namespace {
+
+TEST(RewriteCacheAdopt, WouldHitOnlyWhatIsServedWithoutARewrite) {
+  RewriteCache cache(100);
+  const std::string sql = "SELECT id FROM orders WHERE id = 7";
+  EXPECT_FALSE(cache.would_hit(sql, test_policy(), "1"));
+  const RewriteResult fresh = rewrite(sql, test_policy(), "1");
+  cache.adopt(sql, test_policy(), "1", fresh);
+  EXPECT_TRUE(cache.would_hit(sql, test_policy(), "1"));
+  EXPECT_FALSE(cache.would_hit(sql, test_policy(), "2")) << "an adopted result is one tenant's";
+  EXPECT_EQ(cache.hits(), 0u);
+  EXPECT_EQ(cache.misses(), 0u);
+  EXPECT_EQ(cache.rewrite(sql, test_policy(), "1").sql, fresh.sql);
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.rewrite(sql, test_policy(), "2").sql, rewrite(sql, test_policy(), "2").sql);
+}
+
+TEST(RewriteCacheAdopt, WouldHitATemplateAndAConstantTemplate) {
+  RewriteCache cache(100);
+  const std::string sql = "SELECT id FROM orders WHERE id = 7";
+  (void)cache.rewrite(sql, test_policy(), "1");
+  EXPECT_TRUE(cache.would_hit(sql, test_policy(), "2")) << "a template serves every tenant";
+  EXPECT_TRUE(cache.would_hit("SELECT id FROM orders WHERE id = 8", test_policy(), "3"))
+      << "a constant template serves other literals";
+  EXPECT_FALSE(cache.would_hit("SELECT id FROM customers WHERE id = 8", test_policy(), "1"));
+}
+
+}  // namespace
+}  // namespace rowguard::sqlrewrite
