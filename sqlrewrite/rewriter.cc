@@ -22,6 +22,7 @@
 
 #include "policy/catalogs.h"
 #include "sqlrewrite/function_check.h"
+#include "sqlrewrite/key_check.h"
 #include "sqlrewrite/on_conflict_check.h"
 #include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/pg_query_api.h"
@@ -307,6 +308,7 @@ class Walker {
     const int index = tenant_column_index(s.cols(), rule, "INSERT INTO");
     if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
     auto& src = *s.mutable_select_stmt()->mutable_select_stmt();
+    check_keys("INSERT INTO", true, given_columns(s.cols(), values_rows(src)), rule);
     if (src.values_lists_size() > 0 && src.op() == pg_query::SETOP_NONE && !src.has_with_clause()) {
       for (auto& row : *src.mutable_values_lists()) {
         check_or_fill_row(*row.mutable_list()->mutable_items(), index, rule, "INSERT INTO");
@@ -359,6 +361,7 @@ class Walker {
       deny("unknown ON CONFLICT action");
     }
     check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
+    check_keys("INSERT ... ON CONFLICT DO UPDATE", false, given_columns(oc.target_list(), {}), rule);
     // Every arbiter index must include the tenant column (sqlrewrite/on_conflict_check.h).
     if (auto why = check_on_conflict(oc, rule, policy_.schema.get())) deny(std::move(*why));
     if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
@@ -392,6 +395,7 @@ class Walker {
       switch (clause.command_type()) {
         case pg_query::CMD_UPDATE:
           check_no_tenant_assignment(clause.target_list(), rule, "MERGE ... UPDATE");
+          check_keys("MERGE ... UPDATE", false, given_columns(clause.target_list(), {}), rule);
           break;
         case pg_query::CMD_INSERT: {
           if (clause.target_list_size() == 0) {
@@ -400,6 +404,7 @@ class Walker {
                  quote_ident(rule.column));
           }
           int index = tenant_column_index(clause.target_list(), rule, "MERGE ... INSERT");
+          check_keys("MERGE ... INSERT", true, given_columns(clause.target_list(), {&clause.values()}), rule);
           check_or_fill_row(*clause.mutable_values(), index, rule, "MERGE ... INSERT");
           if (index < 0) clause.add_target_list()->mutable_res_target()->set_name(rule.column);
           break;
@@ -414,6 +419,23 @@ class Walker {
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
     relations_.resize(relations);
+  }
+
+  // A write that could collide with another tenant's row on a key without the tenant column
+  // is refused (sqlrewrite/key_check.h).
+  void check_keys(std::string_view verb, bool new_rows, std::vector<std::string> columns, const TableRule& rule) {
+    if (auto why = check_key_write({verb, new_rows, std::move(columns)}, rule, policy_.schema.get())) deny(std::move(*why));
+  }
+
+  // The VALUES rows of an INSERT source (none for INSERT ... SELECT: every column is given).
+  static std::vector<const gpb::RepeatedPtrField<Node>*> values_rows(const pg_query::SelectStmt& src) {
+    std::vector<const gpb::RepeatedPtrField<Node>*> rows;
+    if (src.values_lists_size() == 0 || src.op() != pg_query::SETOP_NONE || src.has_with_clause()) return rows;
+    for (const auto& row : src.values_lists()) {
+      if (!row.has_list()) return {};
+      rows.push_back(&row.list().items());
+    }
+    return rows;
   }
 
   // Position of the tenant column in an INSERT column list, -1 when absent.
@@ -507,6 +529,7 @@ class Walker {
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "UPDATE");
     check_no_tenant_assignment(s.target_list(), rule, "UPDATE");
+    check_keys("UPDATE", false, given_columns(s.target_list(), {}), rule);
     std::vector<Pred> preds;
     preds.push_back(relation_pred(*s.mutable_relation(), rule));
     for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of UPDATE"));
@@ -684,6 +707,9 @@ class Walker {
     }
     plan.tenant_column = rule.column;
     plan.table = rule.table.to_string();
+    std::vector<std::string> copied;
+    for (const auto& a : s.attlist()) copied.push_back(a.string().sval());
+    check_keys("COPY", true, std::move(copied), rule);
     if (plan.null_string == compared_tenant()) {
       deny("COPY " + quote_ident(plan.table) + " FROM STDIN with NULL equal to the tenant value "
            "would store the tenant column as NULL");
