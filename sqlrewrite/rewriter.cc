@@ -308,7 +308,6 @@ class Walker {
     const int index = tenant_column_index(s.cols(), rule, "INSERT INTO");
     if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
     auto& src = *s.mutable_select_stmt()->mutable_select_stmt();
-    check_keys("INSERT INTO", true, given_columns(s.cols(), values_rows(src)), rule);
     if (src.values_lists_size() > 0 && src.op() == pg_query::SETOP_NONE && !src.has_with_clause()) {
       for (auto& row : *src.mutable_values_lists()) {
         check_or_fill_row(*row.mutable_list()->mutable_items(), index, rule, "INSERT INTO");
@@ -349,6 +348,7 @@ class Walker {
     if (s.has_on_conflict_clause()) relations_.push_back({"excluded", relations_.back().info});
     if (s.has_on_conflict_clause()) on_conflict(*s.mutable_on_conflict_clause(), *s.mutable_relation(), rule);
     visit_children(s, {"with_clause"});
+    check_keys("INSERT INTO", true, given_columns(s.cols(), values_rows(s.select_stmt().select_stmt())), rule);
     ctes_.resize(scope);
     relations_.resize(relations);
   }
@@ -361,9 +361,9 @@ class Walker {
       deny("unknown ON CONFLICT action");
     }
     check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
-    check_keys("INSERT ... ON CONFLICT DO UPDATE", false, given_columns(oc.target_list(), {}), rule);
     // Every arbiter index must include the tenant column (sqlrewrite/on_conflict_check.h).
     if (auto why = check_on_conflict(oc, rule, policy_.schema.get())) deny(std::move(*why));
+    check_keys("INSERT ... ON CONFLICT DO UPDATE", false, given_columns(oc.target_list(), {}), rule);
     if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
     std::vector<Pred> preds{relation_pred(target, rule)};
     if (oc.has_where_clause()) guard_.guard_where(*oc.mutable_where_clause(), {guard_.relation(target, rule, false)});
@@ -529,7 +529,6 @@ class Walker {
     if (s.has_with_clause()) with(*s.mutable_with_clause());
     const TableRule& rule = write_target(*s.mutable_relation(), "UPDATE");
     check_no_tenant_assignment(s.target_list(), rule, "UPDATE");
-    check_keys("UPDATE", false, given_columns(s.target_list(), {}), rule);
     std::vector<Pred> preds;
     preds.push_back(relation_pred(*s.mutable_relation(), rule));
     for (auto& item : *s.mutable_from_clause()) append(preds, from_item(item, "FROM of UPDATE"));
@@ -541,6 +540,7 @@ class Walker {
       add_to_where(s.mutable_where_clause(), had, preds);
     }
     visit_children(s, {"with_clause"});
+    check_keys("UPDATE", false, given_columns(s.target_list(), {}), rule);
     ctes_.resize(scope);
     relations_.resize(relations);
   }
