@@ -8,6 +8,7 @@
 #include <string>
 
 #include "policy/policy.h"
+#include "policy/schema_report.h"
 #include "sqlrewrite/rewriter.h"
 
 namespace rowguard::sqlrewrite {
@@ -151,6 +152,27 @@ TEST(KeyCheck, KeysTheSnapshotCannotFullyDescribeAreRefused) {
   unknown->schema = nullptr;
   refused(*unknown, "INSERT INTO safe (id) VALUES (1)", "schema is not known yet");
   refused(*unknown, "UPDATE safe SET name = 'x'", "schema is not known yet");
+}
+
+bool has_warning(const policy::SchemaReport& r, const std::string& a, const std::string& b) {
+  for (const auto& w : r.warnings) {
+    if (w.find(a) != std::string::npos && w.find(b) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(KeyCheck, StartupReportSaysWhatIsRefusedSharedAndSequenced) {
+  auto p = policy_with([](policy::SchemaSnapshot& s) {
+    s.tables[{"public", "users"}].unique_keys.push_back(key("users_name_key", {"name"}));
+  });
+  auto with_unknown = std::make_shared<policy::Policy>(*p);
+  with_unknown->tables[{"public", "legacy"}].shared_keys = {"legacy_nope"};
+  policy::SchemaReport r = policy::report_schema(*with_unknown, *p->schema);
+  EXPECT_TRUE(has_warning(r, "\"legacy_pkey\"", "tenant writes that give it a value are refused")) << r.warnings.size();
+  EXPECT_TRUE(has_warning(r, "\"users_email_key\"", "listed in shared_keys"));
+  EXPECT_TRUE(has_warning(r, "\"legacy_nope\"", "not a unique index"));
+  EXPECT_TRUE(has_warning(r, "\"public.seq_id_seq\"", "shared by all tenants"));
+  EXPECT_FALSE(has_warning(r, "\"safe_pkey\"", ""));
 }
 
 }  // namespace
