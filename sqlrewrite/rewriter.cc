@@ -23,6 +23,7 @@
 #include "policy/catalogs.h"
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/key_check.h"
+#include "sqlrewrite/sequence_check.h"
 #include "sqlrewrite/on_conflict_check.h"
 #include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/pg_query_api.h"
@@ -1363,6 +1364,11 @@ class Walker {
       }
       auto& sval = *f.mutable_args(0)->mutable_a_const()->mutable_sval();
       sval.set_sval(channel(sval.sval()));
+      return;
+    }
+    if (is_sequence_function(base) && (parts.size() == 1 || parts[0] == "pg_catalog")) {
+      read_constant();  // the decision depends on the sequence named (sqlrewrite/sequence_check.h)
+      if (auto why = check_sequence_call(f, base, policy_)) deny(*why);
       return;
     }
     if (auto why = check_function_name(parts, policy_)) deny(*why);
