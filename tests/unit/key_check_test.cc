@@ -154,6 +154,25 @@ TEST(KeyCheck, KeysTheSnapshotCannotFullyDescribeAreRefused) {
   refused(*unknown, "UPDATE safe SET name = 'x'", "schema is not known yet");
 }
 
+TEST(SequenceCheck, OnlyLiteralNamesOfTenantTableSequences) {
+  auto p = policy_with();
+  RewriteResult ok = rewrite("SELECT nextval('seq_id_seq'), currval('PUBLIC.\"seq_id_seq\"'::regclass)", *p, "1");
+  ASSERT_TRUE(ok.allowed) << ok.reason;
+  EXPECT_EQ(ok.sql, "SELECT nextval('\"public\".\"seq_id_seq\"'), currval('\"public\".\"seq_id_seq\"'::regclass)");
+  for (const char* sql : {"SELECT nextval('audit_log_id_seq')", "SELECT nextval('other.seq_id_seq')",
+                          "SELECT nextval('seq_' || 'id_seq')", "SELECT nextval($1)", "SELECT nextval(16384)",
+                          "SELECT nextval('a.b.seq_id_seq')", "SELECT nextval(' seq_id_seq')",
+                          "SELECT nextval('seq_id_seq'::text)", "SELECT setval('seq_id_seq', 1)", "SELECT lastval()",
+                          "SELECT nextval('seq_id_seq', 1)"}) {
+    RewriteResult r = rewrite(sql, *p, "1");
+    EXPECT_FALSE(r.allowed) << sql << " -> " << r.sql;
+    EXPECT_NE(r.reason.find("rule: sequences"), std::string::npos) << sql << " -> " << r.reason;
+  }
+  auto unknown = std::make_shared<policy::Policy>(*p);
+  unknown->schema = nullptr;
+  EXPECT_FALSE(rewrite("SELECT nextval('seq_id_seq')", *unknown, "1").allowed);
+}
+
 bool has_warning(const policy::SchemaReport& r, const std::string& a, const std::string& b) {
   for (const auto& w : r.warnings) {
     if (w.find(a) != std::string::npos && w.find(b) != std::string::npos) return true;
