@@ -40,6 +40,7 @@ TEST(SqlSequences, SequencesOfTablesOutsideThePolicyCannotBeReadOrMoved) {
            "SELECT nextval(('audit_log_id_seq')::text::regclass)",
            "SELECT nextval(to_regclass('audit_log_id_seq'))",
            "SELECT nextval(c.oid) FROM pg_class c WHERE c.relname = 'audit_log_id_seq'",
+           "SELECT ('audit_log_id_seq'::regclass).nextval",
            "SELECT currval('audit_log_id_seq')",
            "SELECT lastval()",
            "SELECT setval('audit_log_id_seq', 1)",

@@ -173,6 +173,16 @@ TEST(SequenceCheck, OnlyLiteralNamesOfTenantTableSequences) {
   EXPECT_FALSE(rewrite("SELECT nextval('seq_id_seq')", *unknown, "1").allowed);
 }
 
+TEST(KeyCheck, SharedKeysIsAListOfNames) {
+  const std::string head = std::string(kToml).substr(0, std::string(kToml).find("[tables."));
+  auto p = policy::parse_policy(head + "[tables.\"public.t\"]\nshared_keys = [\"t_email_key\", \"t_x\"]\n", "x.toml");
+  EXPECT_EQ(p->tables.at({"public", "t"}).shared_keys, (std::vector<std::string>{"t_email_key", "t_x"}));
+  EXPECT_THROW(policy::parse_policy(head + "[tables.\"public.t\"]\nshared_keys = \"t_email_key\"\n", "x.toml"),
+               policy::PolicyError);
+  EXPECT_THROW(policy::parse_policy(head + "[tables.\"public.t\"]\nshared_keys = [1]\n", "x.toml"), policy::PolicyError);
+  EXPECT_THROW(policy::parse_policy(head + "[tables.\"public.t\"]\nshared_key = [\"x\"]\n", "x.toml"), policy::PolicyError);
+}
+
 bool has_warning(const policy::SchemaReport& r, const std::string& a, const std::string& b) {
   for (const auto& w : r.warnings) {
     if (w.find(a) != std::string::npos && w.find(b) != std::string::npos) return true;
