@@ -24,18 +24,22 @@ SET client_min_messages = warning;
 -- Everything below is created by (and so owned by) app, the database owner.
 SET ROLE app;
 
+-- Keys are composite (tenant_id, id): a key without the tenant column would be checked across
+-- tenants, and rowguard refuses tenant writes that give it a value (rule cross_tenant_key).
 CREATE TABLE customers (
-  id        int  PRIMARY KEY,
+  id        int  NOT NULL,
   tenant_id int  NOT NULL,
-  name      text NOT NULL
+  name      text NOT NULL,
+  PRIMARY KEY (tenant_id, id)
 );
 
 CREATE TABLE orders (
-  id          int           PRIMARY KEY,
+  id          int           NOT NULL,
   tenant_id   int           NOT NULL,
   customer_id int,
   amount      numeric(10,2) NOT NULL,
-  status      text          NOT NULL DEFAULT 'new'
+  status      text          NOT NULL DEFAULT 'new',
+  PRIMARY KEY (tenant_id, id)
 );
 
 CREATE TABLE countries (

@@ -497,13 +497,27 @@ void parse_logins(const toml::value& root, const std::string& key, bool tenant, 
   }
 }
 
+// shared_keys = ["index_or_constraint", ...] of a tenant-scoped table (checked against the
+// schema snapshot at start-up: policy/schema_report.cc).
+std::vector<std::string> parse_shared_keys(const toml::value& v) {
+  std::vector<std::string> out;
+  if (!v.contains("shared_keys")) return out;
+  const auto& a = v.at("shared_keys");
+  if (!a.is_array()) fail(a, "\"shared_keys\" must be an array of index or constraint names", "here");
+  for (const auto& e : a.as_array()) {
+    if (!e.is_string() || e.as_string().str.empty()) fail(e, "\"shared_keys\" entries must be non-empty strings", "here");
+    out.push_back(e.as_string().str);
+  }
+  return out;
+}
+
 void parse_tables(const toml::value& root, Policy& p) {
   if (!root.contains("tables")) return;
   const auto& t = root.at("tables");
   if (!t.is_table()) fail(t, "[tables] must be a table of tables", "here");
   for (const auto& [key, v] : t.as_table()) {
     if (!v.is_table()) fail(v, "tables.\"" + key + "\" must be a table", "here");
-    check_keys(v, {"column", "global"}, "[tables.\"" + key + "\"]");
+    check_keys(v, {"column", "global", "shared_keys"}, "[tables.\"" + key + "\"]");
     TableRule rule;
     rule.table = parse_qualified_name(key);
     if (rule.table.schema.empty() || rule.table.name.empty()) {
@@ -518,6 +532,7 @@ void parse_tables(const toml::value& root, Policy& p) {
     } else {
       rule.column = get_optional_string(v, "column").value_or(p.default_column);
       if (!valid_identifier(rule.column)) fail(v, "invalid column name", "here");
+      rule.shared_keys = parse_shared_keys(v);
     }
     if (p.tables.contains(rule.table)) fail(v, "table \"" + key + "\" is listed twice", "here");
     p.tables.emplace(rule.table, std::move(rule));

@@ -33,6 +33,10 @@ struct TableRule {
   QualifiedName table;
   bool global = false;     // readable by every tenant; tenant writes denied
   std::string column;      // tenant column (empty when global)
+  // Unique keys / indexes / exclusion constraints (by index or constraint name) that the DBA
+  // knowingly shares across tenants: tenant writes to their columns are allowed and reveal
+  // whether a value exists in another tenant (sqlrewrite/key_check.h).
+  std::vector<std::string> shared_keys;
 };
 
 struct Login {

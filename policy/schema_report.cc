@@ -37,18 +37,44 @@ SchemaReport report_schema(const Policy& policy, const SchemaSnapshot& schema) {
       continue;
     }
     for (const auto& k : t->unique_keys) {
-      if (contains(k.columns, rule.column)) continue;
+      const auto& plain = k.plain_columns.empty() ? k.columns : k.plain_columns;
+      if (contains(plain, rule.column)) continue;
+      if (contains(rule.shared_keys, k.name) || (!k.constraint.empty() && contains(rule.shared_keys, k.constraint))) {
+        out.warnings.push_back(
+            "table " + table + ": unique key " + q(k.name) + " (" + columns_text(k.columns) +
+            ") does not include the tenant column " + q(rule.column) + " and is listed in shared_keys: a tenant's "
+            "write that collides with another tenant's row fails with a unique violation (or waits for its open "
+            "transaction), revealing that the value exists in another tenant");
+        continue;
+      }
       out.warnings.push_back(
           "table " + table + ": unique key " + q(k.name) + " (" + columns_text(k.columns) +
           ") does not include the tenant column " + q(rule.column) +
-          ": a tenant's INSERT that collides with another tenant's row fails with a unique violation, "
-          "revealing that the key exists; INSERT ... ON CONFLICT with this key as arbiter is refused "
-          "(make it UNIQUE (" + rule.column + ", ...))");
+          ": tenant writes that give it a value are refused (INSERT / COPY / MERGE naming its columns, "
+          "UPDATE assigning them" + std::string(k.columns.empty() || k.partial ? ", every write for an expression or partial index" : "") +
+          ", rule cross_tenant_key); make it UNIQUE (" + rule.column + ", ...) or list it in tables.\"" +
+          name.to_string() + "\".shared_keys");
     }
     for (const auto& x : t->exclusion_constraints) {
+      if (contains(rule.shared_keys, x)) continue;
       out.warnings.push_back("table " + table + ": exclusion constraint " + q(x) +
-                             " is checked across tenants (a conflict reveals another tenant's row); "
-                             "a bare INSERT ... ON CONFLICT DO NOTHING on this table is refused");
+                             " is checked across tenants: every tenant write to the table is refused "
+                             "(rule cross_tenant_key) unless it is listed in shared_keys");
+    }
+    for (const auto& shared : rule.shared_keys) {
+      bool found = contains(t->exclusion_constraints, shared);
+      for (const auto& k : t->unique_keys) found = found || k.name == shared || k.constraint == shared;
+      if (!found) {
+        out.warnings.push_back("table " + table + ": shared_keys names " + q(shared) +
+                               ", which is not a unique index, unique constraint or exclusion constraint of it");
+      }
+    }
+    for (const auto& c : t->columns) {
+      if (c.default_sequence.empty()) continue;
+      out.warnings.push_back(
+          "table " + table + ": column " + q(c.name) + " draws its default from the sequence " +
+          q(c.default_sequence) + ", shared by all tenants: the values a tenant's inserts get tell how many rows "
+          "other tenants inserted in between (use uuid keys or per-tenant ids to avoid it)");
     }
     for (const auto& fk : t->foreign_keys) {
       const TableRule* ref = policy.table(fk.references);

@@ -27,6 +27,9 @@ struct ColumnInfo {
   bool has_default = false;
   bool generated = false;      // attgenerated = 's'
   bool identity = false;       // attidentity <> ''
+  // The sequence its default draws from ("schema.name": serial, identity, or a default calling
+  // nextval), "" when none. Every tenant's inserts draw from it.
+  std::string default_sequence;
 };
 
 // A unique index or constraint (primary keys included) of a table.
@@ -34,6 +37,7 @@ struct UniqueKey {
   std::string name;                  // the index (or constraint) name
   std::string constraint;            // the constraint name, "" for a bare unique index
   std::vector<std::string> columns;  // empty for an expression index
+  std::vector<std::string> plain_columns;  // its plain key columns, also of an expression index
   bool primary = false;
   bool partial = false;              // has a WHERE predicate
 };

@@ -22,6 +22,8 @@
 
 #include "policy/catalogs.h"
 #include "sqlrewrite/function_check.h"
+#include "sqlrewrite/key_check.h"
+#include "sqlrewrite/sequence_check.h"
 #include "sqlrewrite/on_conflict_check.h"
 #include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/pg_query_api.h"
@@ -347,6 +349,7 @@ class Walker {
     if (s.has_on_conflict_clause()) relations_.push_back({"excluded", relations_.back().info});
     if (s.has_on_conflict_clause()) on_conflict(*s.mutable_on_conflict_clause(), *s.mutable_relation(), rule);
     visit_children(s, {"with_clause"});
+    check_keys("INSERT INTO", true, given_columns(s.cols(), values_rows(s.select_stmt().select_stmt())), rule);
     ctes_.resize(scope);
     relations_.resize(relations);
   }
@@ -361,6 +364,7 @@ class Walker {
     check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
     // Every arbiter index must include the tenant column (sqlrewrite/on_conflict_check.h).
     if (auto why = check_on_conflict(oc, rule, policy_.schema.get())) deny(std::move(*why));
+    check_keys("INSERT ... ON CONFLICT DO UPDATE", false, given_columns(oc.target_list(), {}), rule);
     if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
     std::vector<Pred> preds{relation_pred(target, rule)};
     if (oc.has_where_clause()) guard_.guard_where(*oc.mutable_where_clause(), {guard_.relation(target, rule, false)});
@@ -392,6 +396,7 @@ class Walker {
       switch (clause.command_type()) {
         case pg_query::CMD_UPDATE:
           check_no_tenant_assignment(clause.target_list(), rule, "MERGE ... UPDATE");
+          check_keys("MERGE ... UPDATE", false, given_columns(clause.target_list(), {}), rule);
           break;
         case pg_query::CMD_INSERT: {
           if (clause.target_list_size() == 0) {
@@ -400,6 +405,7 @@ class Walker {
                  quote_ident(rule.column));
           }
           int index = tenant_column_index(clause.target_list(), rule, "MERGE ... INSERT");
+          check_keys("MERGE ... INSERT", true, given_columns(clause.target_list(), {&clause.values()}), rule);
           check_or_fill_row(*clause.mutable_values(), index, rule, "MERGE ... INSERT");
           if (index < 0) clause.add_target_list()->mutable_res_target()->set_name(rule.column);
           break;
@@ -414,6 +420,23 @@ class Walker {
     visit_children(s, {"with_clause"});
     ctes_.resize(scope);
     relations_.resize(relations);
+  }
+
+  // A write that could collide with another tenant's row on a key without the tenant column
+  // is refused (sqlrewrite/key_check.h).
+  void check_keys(std::string_view verb, bool new_rows, std::vector<std::string> columns, const TableRule& rule) {
+    if (auto why = check_key_write({verb, new_rows, std::move(columns)}, rule, policy_.schema.get())) deny(std::move(*why));
+  }
+
+  // The VALUES rows of an INSERT source (none for INSERT ... SELECT: every column is given).
+  static std::vector<const gpb::RepeatedPtrField<Node>*> values_rows(const pg_query::SelectStmt& src) {
+    std::vector<const gpb::RepeatedPtrField<Node>*> rows;
+    if (src.values_lists_size() == 0 || src.op() != pg_query::SETOP_NONE || src.has_with_clause()) return rows;
+    for (const auto& row : src.values_lists()) {
+      if (!row.has_list()) return {};
+      rows.push_back(&row.list().items());
+    }
+    return rows;
   }
 
   // Position of the tenant column in an INSERT column list, -1 when absent.
@@ -518,6 +541,7 @@ class Walker {
       add_to_where(s.mutable_where_clause(), had, preds);
     }
     visit_children(s, {"with_clause"});
+    check_keys("UPDATE", false, given_columns(s.target_list(), {}), rule);
     ctes_.resize(scope);
     relations_.resize(relations);
   }
@@ -684,6 +708,9 @@ class Walker {
     }
     plan.tenant_column = rule.column;
     plan.table = rule.table.to_string();
+    std::vector<std::string> copied;
+    for (const auto& a : s.attlist()) copied.push_back(a.string().sval());
+    check_keys("COPY", true, std::move(copied), rule);
     if (plan.null_string == compared_tenant()) {
       deny("COPY " + quote_ident(plan.table) + " FROM STDIN with NULL equal to the tenant value "
            "would store the tenant column as NULL");
@@ -1337,6 +1364,11 @@ class Walker {
       }
       auto& sval = *f.mutable_args(0)->mutable_a_const()->mutable_sval();
       sval.set_sval(channel(sval.sval()));
+      return;
+    }
+    if (is_sequence_function(base) && (parts.size() == 1 || parts[0] == "pg_catalog")) {
+      read_constant();  // the decision depends on the sequence named (sqlrewrite/sequence_check.h)
+      if (auto why = check_sequence_call(f, base, policy_)) deny(*why);
       return;
     }
     if (auto why = check_function_name(parts, policy_)) deny(*why);

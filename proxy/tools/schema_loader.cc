@@ -90,6 +90,25 @@ LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.
 WHERE i.indisunique AND i.indrelid = ANY ($1::oid[]) AND k.ord <= i.indnkeyatts
 ORDER BY i.indexrelid, k.ord)sql";
 
+// The sequence each column's default draws from: a serial or nextval() default depends on it
+// (pg_attrdef -> pg_class 'S'), an identity column owns it internally (deptype 'i').
+constexpr const char* kDefaultSequences = R"sql(
+SELECT ad.adrelid::text, ad.adnum, sn.nspname || '.' || s.relname
+FROM pg_catalog.pg_attrdef ad
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+WHERE ad.adrelid = ANY ($1::oid[])
+UNION
+SELECT d.refobjid::text, d.refobjsubid, sn.nspname || '.' || s.relname
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  AND d.deptype = 'i' AND d.refobjid = ANY ($1::oid[]) AND d.refobjsubid > 0
+ORDER BY 1, 2, 3)sql";
+
 constexpr const char* kExclusion = R"sql(
 SELECT con.conrelid::text, con.conname FROM pg_catalog.pg_constraint con
 WHERE con.contype = 'x' AND con.conrelid = ANY ($1::oid[]) ORDER BY 1, 2)sql";
@@ -174,12 +193,26 @@ void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapsho
   for (int i = 0; i < PQntuples(ucols.get()); ++i) {
     auto it = index_slot.find(get(ucols, i, 0));
     if (it == index_slot.end()) continue;  // an index created between the two queries cannot happen (one snapshot)
-    if (get(ucols, i, 1) == "0") has_expression[get(ucols, i, 0)] = true;
-    it->second.first->unique_keys[it->second.second].columns.push_back(get(ucols, i, 2));
+    auto& key = it->second.first->unique_keys[it->second.second];
+    if (get(ucols, i, 1) == "0") {
+      has_expression[get(ucols, i, 0)] = true;
+    } else {
+      key.plain_columns.push_back(get(ucols, i, 2));
+    }
+    key.columns.push_back(get(ucols, i, 2));
   }
   for (const auto& [oid, slot] : index_slot) {
     // An index with an expression column: columns stays empty (schema_snapshot.h).
     if (has_expression[oid]) slot.first->unique_keys[slot.second].columns.clear();
+  }
+
+  Result seqs = query(conn, kDefaultSequences, {oid_array});
+  for (int i = 0; i < PQntuples(seqs.get()); ++i) {
+    policy::TableInfo& t = table_of(get(seqs, i, 0));
+    const int attnum = std::stoi(get(seqs, i, 1));
+    for (auto& c : t.columns) {
+      if (c.attnum == attnum && c.default_sequence.empty()) c.default_sequence = get(seqs, i, 2);
+    }
   }
 
   Result excl = query(conn, kExclusion, {oid_array});

@@ -1,9 +1,14 @@
-// Keys that cross tenants: examples/schema.sql gives customers and orders a primary key on `id`
-// alone, so tenant 1's INSERT ... ON CONFLICT (id) finds tenant 2's row 201 as the conflicting
-// row. DO UPDATE locks it (and waits for tenant 2's open transaction) before the tenant filter
-// of its WHERE clause is evaluated; DO NOTHING skips the insert and so tells tenant 1 that id 201
-// exists. rowguard must refuse every ON CONFLICT whose arbiter index lacks the tenant column,
-// before PostgreSQL sees it: no wait, no lock, no change, no "INSERT 0 0".
+// Keys that cross tenants. examples/schema.sql gives customers and orders composite keys
+// (tenant_id, id), the safe schema; these cases run against legacy copies of them with a primary
+// key on `id` alone (lk_customers, lk_orders, created here as superuser, with their own rowguard
+// whose policy lists them), where tenant 1's write of id 201 would meet tenant 2's row 201:
+//   INSERT ... ON CONFLICT (id) finds it as the conflicting row: DO UPDATE locks it (and waits for
+//   tenant 2's open transaction) before the tenant filter of its WHERE clause is evaluated; DO
+//   NOTHING skips the insert and so tells tenant 1 that id 201 exists;
+//   a plain INSERT (or UPDATE SET id, MERGE, COPY) of id 201 fails with 23505, or waits on tenant
+//   2's uncommitted row with that id.
+// rowguard must refuse every such write before PostgreSQL sees it: no wait, no lock, no change,
+// no "INSERT 0 0", no 23505 (rule cross_tenant_key, sqlrewrite/key_check.h).
 #include <gtest/gtest.h>
 
 #include "tests/adversarial/harness.h"
@@ -11,10 +16,62 @@
 namespace rowguard::testing::adversarial {
 namespace {
 
+constexpr const char* kLegacySetup = R"sql(
+DROP TABLE IF EXISTS lk_refs, lk_customers, lk_orders, lk_seq, lk_expr CASCADE;
+CREATE TABLE lk_customers (id int PRIMARY KEY, tenant_id int NOT NULL, name text NOT NULL);
+INSERT INTO lk_customers SELECT id, tenant_id, name FROM customers;
+CREATE TABLE lk_orders (id int PRIMARY KEY, tenant_id int NOT NULL, customer_id int,
+                        amount numeric(10,2) NOT NULL, status text NOT NULL DEFAULT 'new');
+INSERT INTO lk_orders SELECT id, tenant_id, customer_id, amount, status FROM orders;
+-- A key drawn from a sequence: safe to insert when left to its default.
+CREATE TABLE lk_seq (id serial PRIMARY KEY, tenant_id int NOT NULL, body text);
+INSERT INTO lk_seq (tenant_id, body) VALUES (2, 'globex-seq');
+-- An expression index and a partial index without the tenant column.
+CREATE TABLE lk_expr (id serial PRIMARY KEY, tenant_id int NOT NULL, email text, tag text);
+CREATE UNIQUE INDEX lk_expr_email ON lk_expr (lower(email));
+CREATE UNIQUE INDEX lk_expr_tag ON lk_expr (tag) WHERE tag <> '';
+INSERT INTO lk_expr (tenant_id, email, tag) VALUES (2, 'hank@globex', 'globex-tag');
+ALTER TABLE lk_customers OWNER TO app; ALTER TABLE lk_orders OWNER TO app;
+-- A foreign key to lk_customers without the tenant column (issue #13 item 4, not closed yet).
+CREATE TABLE lk_refs (id serial, tenant_id int NOT NULL, customer_id int REFERENCES lk_customers (id),
+                      PRIMARY KEY (tenant_id, id));
+ALTER TABLE lk_seq OWNER TO app; ALTER TABLE lk_expr OWNER TO app; ALTER TABLE lk_refs OWNER TO app;
+)sql";
+
+std::string legacy_policy(const std::string& extra = "") {
+  return example_config_template() +
+         "\n[tables.\"public.lk_customers\"]\n" + extra +
+         "[tables.\"public.lk_orders\"]\n[tables.\"public.lk_seq\"]\n[tables.\"public.lk_expr\"]\n"
+         "[tables.\"public.lk_refs\"]\n";
+}
+
+class SqlKeys : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto super = Env::get().direct_super();
+    QueryResult r = super->exec(kLegacySetup);
+    ASSERT_TRUE(r.ok) << r.message;
+    rowguard_ = new RowguardProcess(legacy_policy(), Env::get().pg(), "info");
+  }
+  static void TearDownTestSuite() {
+    delete rowguard_;
+    rowguard_ = nullptr;
+  }
+  static std::unique_ptr<Client> tenant(int n) {
+    return std::make_unique<Client>(rowguard_->conninfo("t" + std::to_string(n)) + " password=pw" + std::to_string(n));
+  }
+  static RowguardProcess* rowguard_;
+
+ public:
+  static std::unique_ptr<Client> tenant_for_test(int n) { return tenant(n); }
+};
+
+RowguardProcess* SqlKeys::rowguard_ = nullptr;
+
 // Tenant 2 holds row 201 of `table` locked in an open transaction for the life of this object.
 class Tenant2HoldsRow {
  public:
-  explicit Tenant2HoldsRow(const std::string& table) : t2_(Env::get().tenant(2)) {
+  explicit Tenant2HoldsRow(const std::string& table) : t2_(SqlKeys::tenant_for_test(2)) {
     QueryResult b = t2_->exec("BEGIN");
     EXPECT_TRUE(b.ok) << b.message;
     QueryResult lock = t2_->exec("SELECT id FROM " + table + " WHERE id = 201 FOR UPDATE");
@@ -30,7 +87,7 @@ class Tenant2HoldsRow {
 // Tenant 1 with a lock/statement timeout, so a statement that would wait on tenant 2 fails with
 // 55P03 / 57014 instead of hanging the test.
 std::unique_ptr<Client> impatient_tenant1() {
-  auto t1 = Env::get().tenant(1);
+  auto t1 = SqlKeys::tenant_for_test(1);
   EXPECT_TRUE(t1->exec("SET lock_timeout = '1s'").ok);
   EXPECT_TRUE(t1->exec("SET statement_timeout = '5s'").ok);
   return t1;
@@ -38,7 +95,7 @@ std::unique_ptr<Client> impatient_tenant1() {
 
 std::string customer_201_name() {
   auto su = Env::get().direct_super();
-  QueryResult r = su->exec("SELECT name FROM customers WHERE id = 201");
+  QueryResult r = su->exec("SELECT name FROM lk_customers WHERE id = 201");
   EXPECT_TRUE(r.ok) << r.message;
   return r.rows.empty() || !r.rows[0][0] ? std::string("(none)") : *r.rows[0][0];
 }
@@ -49,43 +106,43 @@ void expect_refused_naming_key(const QueryResult& r) {
   EXPECT_TRUE(no_leak(r));
 }
 
-TEST(SqlKeys, OnConflictDoUpdateOnAnotherTenantsIdNeitherWaitsNorModifies) {
+TEST_F(SqlKeys, OnConflictDoUpdateOnAnotherTenantsIdNeitherWaitsNorModifies) {
   const std::string before = customer_201_name();
-  Tenant2HoldsRow hold("customers");
+  Tenant2HoldsRow hold("lk_customers");
   auto t1 = impatient_tenant1();
   QueryResult r = t1->exec(
-      "INSERT INTO customers (id, name) VALUES (201, 'acme-stolen') "
+      "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-stolen') "
       "ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING id, name");
   expect_refused_naming_key(r);
   EXPECT_NE(r.sqlstate, "55P03") << "tenant 1 waited on tenant 2's row lock";
-  EXPECT_NE(r.message.find("customers_pkey"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("lk_customers_pkey"), std::string::npos) << r.message;
   EXPECT_TRUE(t1->alive());
   EXPECT_EQ(customer_201_name(), before);
 }
 
-TEST(SqlKeys, OnConflictOnConstraintOfAnotherTenantsIdIsRefused) {
-  Tenant2HoldsRow hold("orders");
+TEST_F(SqlKeys, OnConflictOnConstraintOfAnotherTenantsIdIsRefused) {
+  Tenant2HoldsRow hold("lk_orders");
   auto t1 = impatient_tenant1();
   QueryResult r = t1->exec(
-      "INSERT INTO orders (id, customer_id, amount, status) VALUES (201, 101, 1, 'new') "
-      "ON CONFLICT ON CONSTRAINT orders_pkey DO UPDATE SET amount = excluded.amount");
+      "INSERT INTO lk_orders (id, customer_id, amount, status) VALUES (201, 101, 1, 'new') "
+      "ON CONFLICT ON CONSTRAINT lk_orders_pkey DO UPDATE SET amount = excluded.amount");
   expect_refused_naming_key(r);
-  EXPECT_NE(r.message.find("orders_pkey"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("lk_orders_pkey"), std::string::npos) << r.message;
   EXPECT_TRUE(t1->alive());
 }
 
 // DO NOTHING does not lock, but "INSERT 0 0" for id 201 and "INSERT 0 1" for a free id tell
 // tenant 1 which ids tenant 2 uses.
-TEST(SqlKeys, OnConflictDoNothingDoesNotRevealAnotherTenantsId) {
+TEST_F(SqlKeys, OnConflictDoNothingDoesNotRevealAnotherTenantsId) {
   auto t1 = impatient_tenant1();
   for (const char* sql : {
-           "INSERT INTO customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT (id) DO NOTHING",
-           "INSERT INTO customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT DO NOTHING",
-           "INSERT INTO customers (id, name) VALUES (201, 'acme-probe') "
-           "ON CONFLICT ON CONSTRAINT customers_pkey DO NOTHING",
-           "INSERT INTO customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT (id) WHERE id > 0 DO NOTHING",
-           "INSERT INTO customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT ((id)) DO NOTHING",
-           "INSERT INTO customers AS c (id, name) VALUES (201, 'acme-probe') ON CONFLICT (id, name) DO NOTHING",
+           "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT (id) DO NOTHING",
+           "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT DO NOTHING",
+           "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe') "
+           "ON CONFLICT ON CONSTRAINT lk_customers_pkey DO NOTHING",
+           "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT (id) WHERE id > 0 DO NOTHING",
+           "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT ((id)) DO NOTHING",
+           "INSERT INTO lk_customers AS c (id, name) VALUES (201, 'acme-probe') ON CONFLICT (id, name) DO NOTHING",
        }) {
     QueryResult r = t1->exec(sql);
     EXPECT_TRUE(r.refused()) << sql << " -> " << r.sqlstate << " " << r.message << " tag " << r.command_tag;
@@ -94,23 +151,23 @@ TEST(SqlKeys, OnConflictDoNothingDoesNotRevealAnotherTenantsId) {
   EXPECT_TRUE(t1->alive());
 }
 
-TEST(SqlKeys, OnConflictInsideCteExtendedProtocolPrepareAndSelectIsRefused) {
-  Tenant2HoldsRow hold("customers");
+TEST_F(SqlKeys, OnConflictInsideCteExtendedProtocolPrepareAndSelectIsRefused) {
+  Tenant2HoldsRow hold("lk_customers");
   auto t1 = impatient_tenant1();
   QueryResult cte = t1->exec(
-      "WITH up AS (INSERT INTO customers (id, name) VALUES (201, 'acme-x') "
+      "WITH up AS (INSERT INTO lk_customers (id, name) VALUES (201, 'acme-x') "
       "ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING id) SELECT count(*) FROM up");
   expect_refused_naming_key(cte);
   QueryResult ext = t1->exec_params(
-      "INSERT INTO customers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+      "INSERT INTO lk_customers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
       {"201", "acme-x"});
   expect_refused_naming_key(ext);
   QueryResult prep = t1->exec(
-      "PREPARE up(int) AS INSERT INTO customers (id, name) VALUES ($1, 'acme-x') "
+      "PREPARE up(int) AS INSERT INTO lk_customers (id, name) VALUES ($1, 'acme-x') "
       "ON CONFLICT (id) DO UPDATE SET name = excluded.name");
   expect_refused_naming_key(prep);
   QueryResult select_src = t1->exec(
-      "INSERT INTO customers (id, name) SELECT 201, 'acme-x' ON CONFLICT (id) DO UPDATE SET name = excluded.name");
+      "INSERT INTO lk_customers (id, name) SELECT 201, 'acme-x' ON CONFLICT (id) DO UPDATE SET name = excluded.name");
   expect_refused_naming_key(select_src);
   EXPECT_TRUE(t1->alive());
 }
@@ -118,11 +175,11 @@ TEST(SqlKeys, OnConflictInsideCteExtendedProtocolPrepareAndSelectIsRefused) {
 // A conflict target naming the tenant column can only infer indexes that have it as a key
 // column; on the example schema there is none, so PostgreSQL itself refuses (42P10), and no
 // other tenant's row is reached.
-TEST(SqlKeys, OnConflictNamingTheTenantColumnReachesNoOtherTenant) {
-  Tenant2HoldsRow hold("customers");
+TEST_F(SqlKeys, OnConflictNamingTheTenantColumnReachesNoOtherTenant) {
+  Tenant2HoldsRow hold("lk_customers");
   auto t1 = impatient_tenant1();
   QueryResult r = t1->exec(
-      "INSERT INTO customers (id, name) VALUES (201, 'acme-x') "
+      "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-x') "
       "ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name");
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.sqlstate, "55P03");
@@ -132,7 +189,7 @@ TEST(SqlKeys, OnConflictNamingTheTenantColumnReachesNoOtherTenant) {
 
 // With a key that includes the tenant column, ON CONFLICT works as usual and only ever meets
 // the tenant's own rows (its own rowguard: the snapshot is read at start-up).
-TEST(SqlKeys, OnConflictOnATenantKeyWorks) {
+TEST_F(SqlKeys, OnConflictOnATenantKeyWorks) {
   auto su = Env::get().direct_super();
   ASSERT_TRUE(su->exec("DROP TABLE IF EXISTS keyed_notes").ok);
   ASSERT_TRUE(su->exec("CREATE TABLE keyed_notes (tenant_id int NOT NULL, id int NOT NULL, body text, "
@@ -163,6 +220,167 @@ TEST(SqlKeys, OnConflictOnATenantKeyWorks) {
   ASSERT_EQ(other.rows.size(), 1u);
   EXPECT_EQ(other.rows[0][0], std::optional<std::string>("globex-note"));
   su->exec("DROP TABLE keyed_notes");
+}
+
+
+// ---- plain writes of a key without the tenant column (issue #13 item 4) ----------------------
+
+void expect_cross_tenant_key(const QueryResult& r, const std::string& sql, const std::string& key) {
+  EXPECT_TRUE(r.refused()) << sql << "\n  -> " << r.sqlstate << " " << r.message << " tag " << r.command_tag;
+  EXPECT_NE(r.message.find("cross_tenant_key"), std::string::npos) << sql << "\n  -> " << r.message;
+  EXPECT_NE(r.message.find(key), std::string::npos) << sql << "\n  -> " << r.message;
+  EXPECT_NE(r.sqlstate, "23505") << sql << ": the unique violation reveals another tenant's key";
+  EXPECT_NE(r.sqlstate, "55P03") << sql << ": waited on another tenant's row";
+  EXPECT_TRUE(no_leak(r)) << sql;
+}
+
+// On the unchanged proxy: 23505 "duplicate key value violates unique constraint" - tenant 1
+// learns that id 201 exists.
+TEST_F(SqlKeys, PlainInsertOfAnotherTenantsIdDoesNotRevealIt) {
+  auto t1 = impatient_tenant1();
+  const std::string sql = "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe')";
+  expect_cross_tenant_key(t1->exec(sql), sql, "lk_customers_pkey");
+  EXPECT_TRUE(t1->alive());
+}
+
+// On the unchanged proxy: tenant 1's INSERT waits for the open transaction that inserted tenant
+// 2's row 250 (55P03 after lock_timeout) - the wait reveals tenant 2's uncommitted row. (Tenant 2
+// cannot insert an explicit id itself any more; its row comes from the DBA here, as it could from
+// a sequence default.)
+TEST_F(SqlKeys, PlainInsertDoesNotWaitOnAnotherTenantsUncommittedRow) {
+  auto t2 = Env::get().direct_super();
+  ASSERT_TRUE(t2->exec("BEGIN").ok);
+  QueryResult ins = t2->exec("INSERT INTO lk_customers (id, tenant_id, name) VALUES (250, 2, 'globex-new')");
+  ASSERT_TRUE(ins.ok) << ins.message;
+  auto t1 = impatient_tenant1();
+  const std::string sql = "INSERT INTO lk_customers (id, name) VALUES (250, 'acme-probe')";
+  expect_cross_tenant_key(t1->exec(sql), sql, "lk_customers_pkey");
+  EXPECT_TRUE(t1->alive());
+  t2->exec("ROLLBACK");
+}
+
+TEST_F(SqlKeys, EveryWriteFormThatGivesTheKeyAValueIsRefused) {
+  Tenant2HoldsRow hold("lk_customers");
+  auto t1 = impatient_tenant1();
+  for (const char* sql : {
+           "INSERT INTO lk_customers (id, name) VALUES (101, 'a'), (201, 'acme-probe')",
+           "INSERT INTO lk_customers (name, id) VALUES ('acme-probe', 201)",
+           "INSERT INTO lk_customers (id, name) SELECT 201, 'acme-probe'",
+           "INSERT INTO lk_customers (id, name) SELECT id + 100, name FROM lk_customers",
+           "INSERT INTO lk_customers (id, name) VALUES (DEFAULT, 'x'), (201, 'acme-probe')",
+           "INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe') ON CONFLICT (tenant_id, id) DO NOTHING",
+           "UPDATE lk_customers SET id = 201 WHERE id = 101",
+           "UPDATE lk_customers SET (id, name) = (201, 'acme-probe') WHERE id = 101",
+           "UPDATE lk_customers SET (id, name) = (SELECT 201, 'acme-probe') WHERE id = 101",
+           "UPDATE lk_customers SET id = id + 100",
+           "MERGE INTO lk_customers c USING (SELECT 201 AS id) s ON c.id = s.id "
+           "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id, 'acme-probe')",
+           "MERGE INTO lk_customers c USING (SELECT 101 AS id) s ON c.id = s.id "
+           "WHEN MATCHED THEN UPDATE SET id = 201",
+           "WITH w AS (INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe') RETURNING id) SELECT * FROM w",
+           "WITH w AS (UPDATE lk_customers SET id = 201 WHERE id = 101 RETURNING id) SELECT * FROM w",
+           "PREPARE p_key(int) AS INSERT INTO lk_customers (id, name) VALUES ($1, 'acme-probe')",
+           "COPY lk_customers (id, name) FROM STDIN",
+       }) {
+    expect_cross_tenant_key(t1->exec(sql), sql, "lk_customers_pkey");
+  }
+  QueryResult ext = t1->exec_params("INSERT INTO lk_customers (id, name) VALUES ($1, $2)", {"201", "acme-probe"});
+  expect_cross_tenant_key(ext, "extended INSERT", "lk_customers_pkey");
+  QueryResult ext_up = t1->exec_params("UPDATE lk_orders SET id = $1 WHERE id = 101", {"201"});
+  expect_cross_tenant_key(ext_up, "extended UPDATE", "lk_orders_pkey");
+  EXPECT_TRUE(t1->alive());
+}
+
+// Writes that leave the key alone, or draw it from a sequence, keep working.
+TEST_F(SqlKeys, WritesThatCannotCollideWork) {
+  auto t1 = impatient_tenant1();
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  for (const char* sql : {
+           "UPDATE lk_customers SET name = 'acme-renamed' WHERE id = 101",
+           "UPDATE lk_orders SET (amount, status) = (SELECT 1, 'paid') WHERE id = 101",
+           "INSERT INTO lk_seq (body) VALUES ('acme-1'), ('acme-2')",
+           "INSERT INTO lk_seq (id, body) VALUES (DEFAULT, 'acme-3')",
+           "INSERT INTO lk_seq (body) SELECT 'acme-' || g FROM generate_series(4, 5) g",
+           "UPDATE lk_seq SET body = 'acme-x'",
+           "MERGE INTO lk_seq s USING (SELECT 'acme-m' AS b) v ON s.body = v.b "
+           "WHEN NOT MATCHED THEN INSERT (body) VALUES (v.b) WHEN MATCHED THEN UPDATE SET body = v.b",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.ok) << sql << "\n  -> " << r.sqlstate << " " << r.message;
+  }
+  QueryResult mine = t1->exec("SELECT count(*) FROM lk_seq");
+  ASSERT_TRUE(mine.ok) << mine.message;
+  EXPECT_EQ(mine.rows[0][0], std::optional<std::string>("6"));
+  ASSERT_TRUE(t1->exec("ROLLBACK").ok);
+  const std::string explicit_id = "INSERT INTO lk_seq (id, body) VALUES (1, 'acme-probe')";
+  expect_cross_tenant_key(t1->exec(explicit_id), explicit_id, "lk_seq_pkey");
+}
+
+// An expression index is given a value by every new row; a partial index's predicate may bring
+// any updated row into it: both refused, naming the index.
+TEST_F(SqlKeys, ExpressionAndPartialIndexesAreRefused) {
+  auto t1 = impatient_tenant1();
+  const std::string email = "INSERT INTO lk_expr (email) VALUES ('HANK@globex')";
+  expect_cross_tenant_key(t1->exec(email), email, "lk_expr_email");
+  const std::string tag = "UPDATE lk_expr SET tag = 'globex-tag'";
+  QueryResult r = t1->exec(tag);
+  EXPECT_TRUE(r.refused()) << r.sqlstate << " " << r.message;
+  EXPECT_NE(r.message.find("cross_tenant_key"), std::string::npos) << r.message;
+  EXPECT_TRUE(t1->alive());
+}
+
+// A key the DBA lists in shared_keys is shared knowingly: the write is forwarded, and reveals
+// existence (the documented price of the opt-in).
+TEST_F(SqlKeys, SharedKeysOptInForwardsTheWrite) {
+  RowguardProcess rg(legacy_policy("shared_keys = [\"lk_customers_pkey\"]\n"), Env::get().pg(), "info");
+  Client t1(rg.conninfo("t1") + " password=pw1");
+  QueryResult r = t1.exec("INSERT INTO lk_customers (id, name) VALUES (201, 'acme-probe')");
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.sqlstate, "23505") << r.message;
+  QueryResult other = t1.exec("INSERT INTO lk_orders (id, amount) VALUES (201, 1)");
+  EXPECT_TRUE(other.refused()) << other.sqlstate << " " << other.message;
+}
+
+
+// ---- foreign keys without the tenant column: NOT closed yet (DISABLED_: they fail today) -----
+// Run with --gtest_also_run_disabled_tests to see the leaks. lk_refs.customer_id REFERENCES
+// lk_customers (id): PostgreSQL's RI trigger checks the referenced row as the table owner,
+// without the tenant filter (ri_triggers.c RI_FKey_check: SELECT 1 FROM ONLY pk WHERE id = $1
+// FOR KEY SHARE).
+
+// Existence: referencing tenant 2's customer 201 succeeds, an unused id fails with 23503.
+TEST_F(SqlKeys, DISABLED_ForeignKeyDoesNotRevealAnotherTenantsRow) {
+  auto t1 = impatient_tenant1();
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  QueryResult r = t1->exec("INSERT INTO lk_refs (customer_id) VALUES (201)");
+  EXPECT_TRUE(r.refused()) << "referencing tenant 2's row: " << r.sqlstate << " " << r.message << " " << r.command_tag;
+  t1->exec("ROLLBACK");
+}
+
+// Lock: tenant 1's open reference holds KEY SHARE on tenant 2's row; tenant 2's DELETE waits.
+TEST_F(SqlKeys, DISABLED_ForeignKeyLockDoesNotMakeAnotherTenantWait) {
+  auto t1 = impatient_tenant1();
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  t1->exec("INSERT INTO lk_refs (customer_id) VALUES (201)");
+  auto t2 = tenant(2);
+  ASSERT_TRUE(t2->exec("SET lock_timeout = '1s'").ok);
+  ASSERT_TRUE(t2->exec("BEGIN").ok);
+  QueryResult d = t2->exec("DELETE FROM lk_customers WHERE id = 201");
+  EXPECT_NE(d.sqlstate, "55P03") << "tenant 2 waited on tenant 1's reference to its own row";
+  t2->exec("ROLLBACK");
+  t1->exec("ROLLBACK");
+}
+
+// RESTRICT: a committed reference by tenant 1 makes tenant 2's DELETE of its own row fail.
+TEST_F(SqlKeys, DISABLED_ForeignKeyDoesNotBlockAnotherTenantsDelete) {
+  auto t1 = impatient_tenant1();
+  QueryResult ins = t1->exec("INSERT INTO lk_refs (customer_id) VALUES (202) RETURNING id");
+  auto t2 = tenant(2);
+  ASSERT_TRUE(t2->exec("BEGIN").ok);
+  QueryResult d = t2->exec("DELETE FROM lk_customers WHERE id = 202");
+  EXPECT_TRUE(d.ok) << "tenant 2 cannot delete its own row: " << d.sqlstate << " " << d.message;
+  t2->exec("ROLLBACK");
+  Env::get().direct_super()->exec("DELETE FROM lk_refs WHERE tenant_id = 1");
 }
 
 }  // namespace

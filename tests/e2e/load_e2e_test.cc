@@ -81,7 +81,7 @@ TEST(LoadE2e, ThousandConcurrentTenantConnections) {
   pg.load_example_schema();
   CommandResult created = pg.psql_super(
       "SET ROLE app; CREATE TABLE load_rows (conn int NOT NULL, seq int NOT NULL, tenant_id int NOT NULL, "
-      "PRIMARY KEY (conn, seq))",
+      "PRIMARY KEY (tenant_id, conn, seq))",
       "appdb");
   ASSERT_EQ(created.exit_code, 0) << describe(created);
 

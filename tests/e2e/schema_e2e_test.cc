@@ -46,26 +46,33 @@ TEST(SchemaE2e, ShowSchemaWarningsAndRereadAfterBypassDdl) {
   // Read before rowguard listens: the start-up log already has it, with the key warnings.
   const std::string log = rg.log();
   EXPECT_TRUE(contains(log, "schema snapshot (start-up): 3 tables")) << log;
-  EXPECT_TRUE(contains(log, "schema: table \"public.customers\": unique key \"customers_pkey\" (id) does not include "
-                            "the tenant column \"tenant_id\"")) << log;
+  // examples/schema.sql keys customers and orders by (tenant_id, id): no key warning.
+  EXPECT_FALSE(contains(log, "schema: table \"public.customers\": unique key")) << log;
 
   std::string s = show_schema(rg);
-  EXPECT_TRUE(contains(s, "public.customers|tenant_id|true|r|3|customers_pkey(id) primary|customers_pkey|0|0|loaded||"))
+  EXPECT_TRUE(contains(s, "public.customers|tenant_id|true|r|3|customers_pkey(tenant_id,id) primary||0|0|loaded||"))
       << s;
   EXPECT_TRUE(contains(s, "public.countries||true|r|2|countries_pkey(code) primary||0|0|loaded||")) << s;
   EXPECT_TRUE(contains(s, "|start-up")) << s;
 
   CommandResult refused = rg.psql("t1", "pw1", "INSERT INTO customers (id, name) VALUES (150, 'x') ON CONFLICT (id) DO NOTHING");
   EXPECT_TRUE(contains(refused.err, "42501")) << describe(refused);
-  EXPECT_TRUE(contains(refused.err, "arbiter unique key \"customers_pkey\" (id)")) << describe(refused);
+  EXPECT_TRUE(contains(refused.err, "does not name the tenant column")) << describe(refused);
 
-  // A bypass session makes the key tenant-scoped: the snapshot is re-read, ON CONFLICT works.
+  // A bypass session gives customers a legacy key on id alone: the snapshot is re-read and a
+  // tenant INSERT naming id is refused (rule cross_tenant_key); back to (tenant_id, id), it works.
+  CommandResult legacy = rg.psql("dba", "pwdba", "ALTER TABLE customers DROP CONSTRAINT customers_pkey, ADD PRIMARY KEY (id)");
+  ASSERT_EQ(legacy.exit_code, 0) << describe(legacy);
+  EXPECT_TRUE(eventually([&] { return contains(show_schema(rg), "customers_pkey(id) primary"); })) << show_schema(rg);
+  EXPECT_TRUE(contains(show_schema(rg), "|DDL by bypass session")) << show_schema(rg);
+  CommandResult crossing = rg.psql("t1", "pw1", "INSERT INTO customers (id, name) VALUES (150, 'x')");
+  EXPECT_TRUE(contains(crossing.err, "42501")) << describe(crossing);
+  EXPECT_TRUE(contains(crossing.err, "cross_tenant_key")) << describe(crossing);
   CommandResult ddl = rg.psql("dba", "pwdba",
                               "ALTER TABLE customers DROP CONSTRAINT customers_pkey, ADD PRIMARY KEY (tenant_id, id)");
   ASSERT_EQ(ddl.exit_code, 0) << describe(ddl);
   EXPECT_TRUE(eventually([&] { return contains(show_schema(rg), "customers_pkey(tenant_id,id) primary||"); }))
       << show_schema(rg) << rg.log();
-  EXPECT_TRUE(contains(show_schema(rg), "|DDL by bypass session")) << show_schema(rg);
   CommandResult upsert = rg.psql("t1", "pw1",
                                  "INSERT INTO customers (id, name) VALUES (101, 'acme-renamed') "
                                  "ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name RETURNING tenant_id, name");
@@ -100,7 +107,7 @@ TEST(SchemaE2e, StartsWithPostgresDownAndReadsTheSchemaOnceItIsUp) {
 TEST(SchemaE2e, CheckAgainstReportsMissingTablesColumnsAndCrossTenantKeys) {
   PgServer pg;
   pg.load_example_schema();
-  ASSERT_EQ(pg.psql_super("CREATE TABLE notes (tenant_id int NOT NULL, id int, customer_id int, body text, "
+  ASSERT_EQ(pg.psql_super("ALTER TABLE customers ADD UNIQUE (id); CREATE TABLE notes (tenant_id int NOT NULL, id int, customer_id int, body text, "
                           "PRIMARY KEY (tenant_id, id), UNIQUE (body), FOREIGN KEY (customer_id) REFERENCES customers (id)); "
                           "ALTER TABLE notes OWNER TO app",
                           "appdb")
@@ -117,6 +124,7 @@ TEST(SchemaE2e, CheckAgainstReportsMissingTablesColumnsAndCrossTenantKeys) {
   EXPECT_TRUE(contains(good.out, "warning: table \"public.notes\": foreign key \"notes_customer_id_fkey\" (customer_id) "
                                  "references \"public.customers\" without the tenant column \"tenant_id\""))
       << describe(good);
+  EXPECT_TRUE(contains(good.out, "tenant writes that give it a value are refused")) << describe(good);
   EXPECT_FALSE(contains(good.out, "notes_pkey")) << describe(good);
 
   write_text_file(dir + "/bad.toml", example + "\n[tables.\"public.missing\"]\n\n[tables.\"public.countries_x\"]\n"

@@ -155,7 +155,7 @@ TEST_F(SqlPrepareE2e, CreateTableAsExecuteAndExplainAnalyzeExecuteStayDenied) {
                            "EXPLAIN EXECUTE s;\n");
   EXPECT_EQ(count(r.err, "42501"), 2u) << describe(r);
   EXPECT_TRUE(contains(r.err, "CreateTableAsStmt is not allowed")) << describe(r);
-  EXPECT_TRUE(contains(r.out, "Seq Scan on orders")) << describe(r);
+  EXPECT_TRUE(contains(r.out, " on orders")) << describe(r);  // a scan of orders (which one: the planner's choice)
   EXPECT_TRUE(contains(r.out, "tenant_id = 1")) << describe(r);
 }
 

@@ -80,10 +80,12 @@ allow = ["public.safe_fn"]
 const char* kSchema = R"sql(
 CREATE TABLE customers (id int PRIMARY KEY, tenant_id int NOT NULL, name text NOT NULL,
                         referred_by int, country text);
-CREATE TABLE orders (id int PRIMARY KEY, tenant_id int NOT NULL, customer_id int,
-                     amount numeric(10,2) NOT NULL, status text NOT NULL DEFAULT 'new');
+-- customers keeps a legacy key on id alone (the cross-tenant key denials below); orders and
+-- notes are keyed (tenant_id, id), so tenant writes naming id are forwarded.
+CREATE TABLE orders (id int NOT NULL, tenant_id int NOT NULL, customer_id int,
+                     amount numeric(10,2) NOT NULL, status text NOT NULL DEFAULT 'new', PRIMARY KEY (tenant_id, id));
 CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL);
-CREATE TABLE notes (id int PRIMARY KEY, tenant_id int NOT NULL, body text);
+CREATE TABLE notes (id int NOT NULL, tenant_id int NOT NULL, body text, PRIMARY KEY (tenant_id, id));
 CREATE TABLE archived_notes () INHERITS (notes);
 CREATE TABLE events (tenant_id int NOT NULL, id int NOT NULL, what text, PRIMARY KEY (tenant_id, id))
   PARTITION BY LIST (tenant_id);
@@ -829,6 +831,19 @@ const Denial kDenials[] = {
      "\"public.customers\" does not include the tenant column \"tenant_id\" (rule: every ON CONFLICT arbiter "
      "index must include the tenant column, so that the statement cannot lock, wait on or reveal another "
      "tenant's row)"},
+    {"insert_cross_tenant_key",  // customer 4 is tenant 2's: a unique violation would reveal it
+     "INSERT INTO customers (id, name) VALUES (4, 'probe')",
+     "INSERT INTO \"public.customers\": unique key \"customers_pkey\" (id) of \"public.customers\" does not include "
+     "the tenant column \"tenant_id\" and the row's values for it are not drawn from a sequence (given, or a default "
+     "that is not a sequence) (rule: cross_tenant_key: a key without the tenant column is checked across tenants, so "
+     "the write could reveal or wait on another tenant's row; make it a composite key (tenant_id, ...), or list "
+     "\"customers_pkey\" in tables.\"public.customers\".shared_keys to share it knowingly)"},
+    {"update_cross_tenant_key", "UPDATE customers SET id = 4",
+     "UPDATE \"public.customers\": unique key \"customers_pkey\" (id) of \"public.customers\" does not include "
+     "the tenant column \"tenant_id\" and the statement assigns a column of it (rule: cross_tenant_key: a key without "
+     "the tenant column is checked across tenants, so the write could reveal or wait on another tenant's row; make it "
+     "a composite key (tenant_id, ...), or list \"customers_pkey\" in tables.\"public.customers\".shared_keys to "
+     "share it knowingly)"},
     {"on_conflict_moves_row",
      "INSERT INTO orders (id, amount) VALUES (10, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2",
      "INSERT ... ON CONFLICT DO UPDATE \"public.orders\" SET \"tenant_id\": the tenant column cannot be changed "

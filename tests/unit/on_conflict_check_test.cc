@@ -81,6 +81,15 @@ std::shared_ptr<policy::SchemaSnapshot> snapshot() {
   return s;
 }
 
+// The snapshot with orders keyed by (tenant_id, id) only: ON CONFLICT cases whose INSERT must
+// also pass the key check (orders_pkey (id) refuses any INSERT that gives id a value).
+std::shared_ptr<policy::SchemaSnapshot> orders_keyed() {
+  auto s = snapshot();
+  auto& keys = s->tables[{"public", "orders"}].unique_keys;
+  keys.erase(keys.begin());
+  return s;
+}
+
 policy::PolicyPtr with_schema(std::shared_ptr<const policy::SchemaSnapshot> s) {
   auto p = std::make_shared<policy::Policy>(*policy::parse_policy(kToml, "on_conflict_test.toml"));
   p->schema = std::move(s);
@@ -106,8 +115,11 @@ TEST(OnConflictCheck, RefusedWhileTheSchemaIsUnknown) {
   failed->error = "connection refused";
   expect_refused(*with_schema(failed), "INSERT INTO notes (id) VALUES (1) ON CONFLICT DO NOTHING",
                  "schema is not known yet");
-  // Without ON CONFLICT nothing needs the schema.
-  EXPECT_TRUE(run(*unknown, "INSERT INTO notes (id) VALUES (1)").allowed);
+  // Without ON CONFLICT the key check (sqlrewrite/key_check.h) needs the schema too.
+  RewriteResult plain = run(*unknown, "INSERT INTO notes (id) VALUES (1)");
+  EXPECT_FALSE(plain.allowed);
+  EXPECT_NE(plain.reason.find("schema is not known yet"), std::string::npos) << plain.reason;
+  EXPECT_NE(plain.reason.find("cross_tenant_key"), std::string::npos) << plain.reason;
 }
 
 TEST(OnConflictCheck, ConflictTargetWithoutTheTenantColumnIsRefusedNamingTheKey) {
@@ -131,7 +143,7 @@ TEST(OnConflictCheck, ConflictTargetWithoutTheTenantColumnIsRefusedNamingTheKey)
 }
 
 TEST(OnConflictCheck, ConflictTargetWithTheTenantColumnIsAllowed) {
-  auto p = with_schema(snapshot());
+  auto p = with_schema(orders_keyed());
   RewriteResult r = run(*p, "INSERT INTO orders (id, body) VALUES (201, 'x') ON CONFLICT (tenant_id, id) DO UPDATE "
                             "SET body = excluded.body");
   ASSERT_TRUE(r.allowed) << r.reason;
@@ -149,8 +161,8 @@ TEST(OnConflictCheck, OnConstraint) {
   auto p = with_schema(snapshot());
   expect_refused(*p, "INSERT INTO orders (id) VALUES (201) ON CONFLICT ON CONSTRAINT orders_pkey DO NOTHING",
                  "arbiter constraint \"orders_pkey\" (id)");
-  EXPECT_TRUE(run(*p, "INSERT INTO orders (id) VALUES (201) ON CONFLICT ON CONSTRAINT orders_tenant_id_id_key "
-                      "DO UPDATE SET body = 'x'").allowed);
+  EXPECT_TRUE(run(*with_schema(orders_keyed()), "INSERT INTO orders (id) VALUES (201) ON CONFLICT ON CONSTRAINT "
+                      "orders_tenant_id_id_key DO UPDATE SET body = 'x'").allowed);
   // A bare unique index is not a constraint; an unknown name is refused.
   expect_refused(*p, "INSERT INTO notes (id) VALUES (1) ON CONFLICT ON CONSTRAINT notes_body_idx DO NOTHING",
                  "is not a known unique constraint");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "tests/unit/tenant_keys_schema.h"
 #include "sqlrewrite/literal_scan.h"
 #include "sqlrewrite/rewriter.h"
 
@@ -40,7 +41,7 @@ global = true
 )toml";
 
 const policy::Policy& test_policy() {
-  static const policy::PolicyPtr p = policy::parse_policy(kPolicyToml, "rewrite_cache_test.toml");
+  static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(kPolicyToml, "rewrite_cache_test.toml"));
   return *p;
 }
 

@@ -17,6 +17,7 @@
 #include "policy/policy.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewrite_cache.h"
+#include "tests/unit/tenant_keys_schema.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
@@ -55,7 +56,7 @@ allow = ["public.safe_fn"]
 )toml";
 
 const policy::Policy& test_policy() {
-  static const policy::PolicyPtr p = policy::parse_policy(kPolicyToml, "rewriter_test.toml");
+  static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(kPolicyToml, "rewriter_test.toml"));
   return *p;
 }
 
@@ -1321,16 +1322,16 @@ const Case kCases[] = {
     // snapshot are in tests/unit/on_conflict_check_test.cc.
     {"insert_on_conflict_do_nothing",
      R"sql(INSERT INTO orders (id, amount) VALUES (1, 10) ON CONFLICT DO NOTHING)sql",
-     "",
-     R"sql(rowguard: INSERT ... ON CONFLICT on "public.orders": the schema is not known yet (rowguard has not read the table's keys from PostgreSQL) (rule: every ON CONFLICT arbiter index must include the tenant column, so that the statement cannot lock, wait on or reveal another tenant's row))sql"},
+     R"sql(INSERT INTO public.orders (id, amount, tenant_id) VALUES (1, 10, '1') ON CONFLICT DO NOTHING)sql",
+     ""},
     {"insert_on_conflict_do_update",
-     R"sql(INSERT INTO orders AS o (id, amount) VALUES (1, 10) ON CONFLICT (id) DO UPDATE SET amount = excluded.amount)sql",
-     "",
-     R"sql(rowguard: INSERT ... ON CONFLICT on "public.orders": the schema is not known yet (rowguard has not read the table's keys from PostgreSQL) (rule: every ON CONFLICT arbiter index must include the tenant column, so that the statement cannot lock, wait on or reveal another tenant's row))sql"},
+     R"sql(INSERT INTO orders AS o (id, amount) VALUES (1, 10) ON CONFLICT (tenant_id, id) DO UPDATE SET amount = excluded.amount)sql",
+     R"sql(INSERT INTO public.orders AS o (id, amount, tenant_id) VALUES (1, 10, '1') ON CONFLICT (tenant_id, id) DO UPDATE SET amount = excluded.amount WHERE o.tenant_id = '1')sql",
+     ""},
     {"insert_on_conflict_do_update_where",
-     R"sql(INSERT INTO orders (id, amount) VALUES (1, 10) ON CONFLICT (id) DO UPDATE SET amount = excluded.amount WHERE orders.amount < 5)sql",
-     "",
-     R"sql(rowguard: INSERT ... ON CONFLICT on "public.orders": the schema is not known yet (rowguard has not read the table's keys from PostgreSQL) (rule: every ON CONFLICT arbiter index must include the tenant column, so that the statement cannot lock, wait on or reveal another tenant's row))sql"},
+     R"sql(INSERT INTO orders (id, amount) VALUES (1, 10) ON CONFLICT (tenant_id, id) DO UPDATE SET amount = excluded.amount WHERE orders.amount < 5)sql",
+     R"sql(INSERT INTO public.orders (id, amount, tenant_id) VALUES (1, 10, '1') ON CONFLICT (tenant_id, id) DO UPDATE SET amount = excluded.amount WHERE orders.amount < 5 AND orders.tenant_id = '1')sql",
+     ""},
     {"insert_on_conflict_set_tenant_denied",
      R"sql(INSERT INTO orders (id, amount) VALUES (1, 10) ON CONFLICT (id) DO UPDATE SET tenant_id = 2)sql",
      "",

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "tests/unit/tenant_keys_schema.h"
 #include "proxy/protocol/codec.h"
 #include "proxy/session/session.h"
 #include "sqlrewrite/rewrite_cache.h"
@@ -27,7 +28,7 @@ constexpr size_t kMax = 1 << 20;
 constexpr const char* kNonce = "00ff11ee";
 
 const policy::Policy& test_policy() {
-  static const policy::PolicyPtr p = policy::parse_policy(R"toml(
+  static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(R"toml(
 [proxy]
 listen = "127.0.0.1:6432"
 upstream = "127.0.0.1:5432"
@@ -43,7 +44,7 @@ tenant = "1"
 
 [tables."public.orders"]
 column = "tenant_id"
-)toml", "session_prepared_test.toml");
+)toml", "session_prepared_test.toml"));
   return *p;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "tests/unit/tenant_keys_schema.h"
 #include "proxy/protocol/codec.h"
 #include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
@@ -56,7 +57,7 @@ global = true
 )toml";
 
 const policy::Policy& test_policy() {
-  static const policy::PolicyPtr p = policy::parse_policy(kPolicyToml, "session_test.toml");
+  static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(kPolicyToml, "session_test.toml"));
   return *p;
 }
 
@@ -64,7 +65,7 @@ policy::PolicyPtr policy_with_upstream_database() {
   std::string text = kPolicyToml;
   const std::string anchor = "upstream_user = \"app\"\n";
   text.insert(text.find(anchor) + anchor.size(), "upstream_database = \"appdb\"\n");
-  return policy::parse_policy(text, "session_test_db.toml");
+  return unit_test::with_tenant_keys(policy::parse_policy(text, "session_test_db.toml"));
 }
 
 // ---- byte helpers ------------------------------------------------------------------------------

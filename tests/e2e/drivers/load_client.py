@@ -4,7 +4,7 @@
                  [--tenants t1:pw1:1,t2:pw2:2,t3:pw3:3] [--warmup S]
 
 Connection i logs in as tenant i % len(tenants) and, until the deadline, runs short
-transactions on public.load_rows (PRIMARY KEY (conn, seq), tenant_id filled in by rowguard):
+transactions on public.load_rows (PRIMARY KEY (tenant_id, conn, seq), tenant_id filled in by rowguard):
   BEGIN; INSERT INTO load_rows (conn, seq) VALUES ($1, $2);
   SELECT tenant_id, conn, seq FROM load_rows WHERE conn IN ($1, $2, $3)  -- its own and its neighbours'
   COMMIT
