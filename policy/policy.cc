@@ -388,7 +388,8 @@ void parse_limits(const toml::value& root, Policy& p) {
   const auto& t = root.at("limits");
   if (!t.is_table()) fail(t, "[limits] must be a table", "here");
   check_keys(t, {"max_message_size", "max_startup_packet", "max_server_message", "idle_client_timeout",
-                 "idle_in_transaction_timeout", "message_timeout", "settings"},
+                 "idle_in_transaction_timeout", "message_timeout", "max_prepared_statements",
+                 "max_prepared_statement_bytes", "max_pipelined_messages", "settings"},
              "[limits]");
   if (t.contains("settings")) parse_setting_limits(t.at("settings"), p.setting_limits);
   auto integer = [&](const char* key, int64_t lo, int64_t hi, const char* unit) -> std::optional<int64_t> {
@@ -410,6 +411,15 @@ void parse_limits(const toml::value& root, Policy& p) {
     p.limits.idle_in_transaction_timeout_seconds = static_cast<int>(*v);
   }
   if (auto v = integer("message_timeout", 0, kDay, "seconds, 0 = off")) p.limits.message_timeout_seconds = static_cast<int>(*v);
+  if (auto v = integer("max_prepared_statements", 1, 1000000, "statements per session")) {
+    p.limits.max_prepared_statements = static_cast<size_t>(*v);
+  }
+  if (auto v = integer("max_prepared_statement_bytes", 1024, kGiB, "bytes per session")) {
+    p.limits.max_prepared_statement_bytes = static_cast<size_t>(*v);
+  }
+  if (auto v = integer("max_pipelined_messages", 100, 10000000, "messages per session")) {
+    p.limits.max_pipelined_messages = static_cast<size_t>(*v);
+  }
 }
 
 void parse_tls(const toml::value& root, Policy& p) {

@@ -83,6 +83,12 @@ struct LimitSettings {
   int idle_client_timeout_seconds = 0;           // idle outside a transaction -> 57P05
   int idle_in_transaction_timeout_seconds = 0;   // idle inside a transaction -> 25P03
   int message_timeout_seconds = 60;              // a client message must arrive whole within this
+  // Per tenant session (proxy/session): statements it may hold prepared (Parse and SQL PREPARE,
+  // confirmed or in flight) and the bytes of their texts (past them a Parse / PREPARE is refused,
+  // 42501), and messages awaiting the server's answer at once (past it: FATAL 54000).
+  size_t max_prepared_statements = 10000;
+  size_t max_prepared_statement_bytes = size_t{64} << 20;
+  size_t max_pipelined_messages = 100000;
 };
 
 // [tls]: TLS for client connections.

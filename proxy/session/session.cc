@@ -125,16 +125,18 @@ TenantSession::Awaited& TenantSession::expect(Await kind) {
   return awaited_.back();
 }
 
-std::string TenantSession::room_for(std::string_view text) const {
+std::string TenantSession::room_for(std::string_view text, const policy::LimitSettings& limits) const {
   size_t count = statements_.size();
   for (const auto& a : awaited_) count += a.kind == Await::kParse ? 1 : a.sql.size();
-  if (count >= kMaxPreparedStatements) {
+  if (count >= limits.max_prepared_statements) {
     return "rowguard: this session holds " + std::to_string(count) + " prepared statements, the most "
-           "rowguard allows per session (" + std::to_string(kMaxPreparedStatements) + "); close some first";
+           "rowguard allows per session (" + std::to_string(limits.max_prepared_statements) +
+           ", [limits] max_prepared_statements); close some first";
   }
-  if (statement_bytes_ + text.size() > kMaxPreparedBytes) {
+  if (statement_bytes_ + text.size() > limits.max_prepared_statement_bytes) {
     return "rowguard: the texts of this session's prepared statements would exceed " +
-           std::to_string(kMaxPreparedBytes) + " bytes, the most rowguard allows per session; close some first";
+           std::to_string(limits.max_prepared_statement_bytes) +
+           " bytes, the most rowguard allows per session ([limits] max_prepared_statement_bytes); close some first";
   }
   return "";
 }
@@ -155,11 +157,12 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
   ClientStep& step = step_;
   step.clear();
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
-  if (awaited_.size() >= kMaxAwaited && frame.tag != fe::kTerminate) {
+  if (awaited_.size() >= policy.limits.max_pipelined_messages && frame.tag != fe::kTerminate) {
     step.close = true;
     protocol::append_error_response(step.to_client, "FATAL", "54000",
-                                    "rowguard: more than " + std::to_string(kMaxAwaited) +
-                                        " messages await the server's answer (read the answers)");
+                                    "rowguard: more than " + std::to_string(policy.limits.max_pipelined_messages) +
+                                        " messages await the server's answer (read the answers; [limits] "
+                                        "max_pipelined_messages)");
     return step;
   }
   if (copy_ && !copy_->done && !copy_->failed && frame.tag != fe::kCopyData && frame.tag != fe::kCopyDone &&
@@ -272,7 +275,7 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
   if (why.empty() && std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
         return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare;
       })) {
-    why = room_for(*sql);
+    why = room_for(*sql, policy.limits);
   }
   if (why.empty()) {
     std::vector<SqlOp> ops = sql_ops(r.prepared, *sql, r.sql, policy.version);
@@ -323,7 +326,7 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
           "type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or "
           "leave it unspecified)";
   } else {
-    why = room_for(m->query);
+    why = room_for(m->query, policy.limits);
   }
   if (why.empty()) {
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);

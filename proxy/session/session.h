@@ -63,13 +63,9 @@ struct ServerStep {
   std::string reason;        // when close
 };
 
-// Fixed per-session bounds ([limits] in the README): statements a session may hold prepared
-// (Parse and SQL PREPARE, confirmed or in flight), the bytes of their texts, and the server
-// answers it may await at once. Past them a Parse / PREPARE is refused (42501); a client that
-// pipelines more than kMaxAwaited messages without reading is disconnected.
-inline constexpr size_t kMaxPreparedStatements = 10000;
-inline constexpr size_t kMaxPreparedBytes = size_t{64} << 20;
-inline constexpr size_t kMaxAwaited = 100000;
+// Per-session bounds are the policy's [limits] max_prepared_statements,
+// max_prepared_statement_bytes and max_pipelined_messages (policy::LimitSettings), read at each
+// message from the policy the session runs under.
 
 // PostgreSQL keys prepared statements and portals by their first NAMEDATALEN - 1 = 63 bytes
 // (a protocol name longer than that names the same statement as its first 63 bytes).
@@ -180,7 +176,7 @@ class TenantSession {
   // `policy` (then it is marked current), else the reason to refuse its use.
   std::string recheck(Statement& st, std::string_view name, const policy::Policy& policy);
   // Bounds: "" when one more statement of `text` may be prepared, else the reason to refuse.
-  std::string room_for(std::string_view text) const;
+  std::string room_for(std::string_view text, const policy::LimitSettings& limits) const;
   // Registers a refusal for the message about to be forwarded; returns the marker its error
   // will carry.
   std::string refuse(std::string reason);

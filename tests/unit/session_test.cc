@@ -1093,12 +1093,13 @@ TEST_F(TenantSessionTest, DescribeOfAnUnknownStatementIsRefused) {
 }
 
 TEST_F(TenantSessionTest, PreparedStatementsPerSessionAreBounded) {
-  for (size_t i = 0; i < kMaxPreparedStatements; ++i) {
+  const size_t max = policy::LimitSettings{}.max_prepared_statements;
+  for (size_t i = 0; i < max; ++i) {
     ASSERT_TRUE(client(parse("s" + std::to_string(i), "SELECT 1")).denial.empty()) << i;
     client(sync());
     server({tagged(be::kParseComplete, ""), ready('I')});
   }
-  EXPECT_EQ(s_.prepared_count(), kMaxPreparedStatements);
+  EXPECT_EQ(s_.prepared_count(), max);
   const ClientStep over = client(parse("one_more", "SELECT 1"));
   EXPECT_NE(over.denial.find("the most rowguard allows per session"), std::string::npos) << over.denial;
 }
