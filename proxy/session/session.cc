@@ -215,11 +215,10 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
       return step;
     }
     case fe::kDescribe:
-      on_describe(frame.body, step);
+      on_describe(frame.body, policy, step);
       return step;
     case fe::kExecute:
-      expect(Await::kExecute);
-      forward_raw();
+      on_execute(frame.body, policy, step);
       return step;
     case fe::kFlush:
       forward_raw();
@@ -277,6 +276,7 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
       })) {
     why = room_for(*sql, policy.limits);
   }
+  if (why.empty() && !r.cursors.empty()) why = check_cursors(r.cursors, policy);
   if (why.empty()) {
     std::vector<SqlOp> ops = sql_ops(r.prepared, *sql, r.sql, policy.version);
     protocol::append_query(step.to_server, r.sql);
@@ -285,9 +285,11 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
       copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), next_seq_});
       copy_->statement = step.statement;
     }
+    const bool discarded = skipping_;  // the server skips it: nothing is recorded
     Awaited& a = expect(Await::kQuery);
     a.copy = copy_in;
     a.sql = std::move(ops);
+    if (!r.cursors.empty() && !discarded) send_cursors(r.cursors, policy.version, a);
   } else {
     step.denial = why;
     protocol::append_query(step.to_server, "SELECT " + refuse(why));
@@ -332,7 +334,7 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
     Awaited& a = expect(Await::kParse);
     a.name = server_name(m->statement);
-    a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql};
+    a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors};
     return;
   }
   // The refusal fails on the server, which then skips the rest of the batch.
@@ -343,7 +345,29 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
   a.refused = true;
 }
 
-void TenantSession::on_describe(std::string_view body, ClientStep& step) {
+void TenantSession::on_execute(std::string_view body, const policy::Policy& policy, ClientStep& step) {
+  // Execute: the portal name, NUL, then the row limit (Int32).
+  const size_t nul = body.find('\0');
+  if (nul == std::string_view::npos || body.size() != nul + 5) {
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Execute message");
+    return;
+  }
+  const std::string_view portal = body.substr(0, nul);
+  if (std::string why = stale_portal(portal, policy); !why.empty()) {
+    // Executing a portal that does not exist fails on the server at the same point.
+    step.denial = why;
+    step.statement = "Execute of portal \"" + std::string(portal) + "\"";
+    std::string body2 = refuse(why);
+    body2.append(body.substr(nul));
+    protocol::append_frame(step.to_server, protocol::fe::kExecute, body2);
+  } else {
+    protocol::append_frame(step.to_server, protocol::fe::kExecute, body);
+  }
+  expect(Await::kExecute);
+}
+
+void TenantSession::on_describe(std::string_view body, const policy::Policy& policy, ClientStep& step) {
   auto t = protocol::parse_target(body);
   if (!t || (t->kind != 'S' && t->kind != 'P')) {
     step.close = true;
@@ -351,8 +375,17 @@ void TenantSession::on_describe(std::string_view body, ClientStep& step) {
     return;
   }
   if (t->kind == 'P') {
+    if (std::string why = stale_portal(t->name, policy); !why.empty()) {
+      step.denial = why;
+      step.statement = "Describe of portal \"" + std::string(t->name) + "\"";
+      std::string body2(1, 'P');
+      body2 += refuse(why);
+      body2.push_back('\0');
+      protocol::append_frame(step.to_server, protocol::fe::kDescribe, body2);
+    } else {
+      protocol::append_frame(step.to_server, protocol::fe::kDescribe, body);
+    }
     expect(Await::kDescribePortal);
-    protocol::append_frame(step.to_server, protocol::fe::kDescribe, body);
     return;
   }
   const std::string name(server_name(t->name));
@@ -386,8 +419,10 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
     why = "rowguard: Bind of prepared statement \"" + std::string(m->statement) +
           "\", which this session has not prepared (rule: fail closed on unknown statements)";
   }
+  if (!cands.empty()) why = room_for_portal(m->portal, policy.limits);
   for (Statement* st : cands) {
     if (why.empty()) why = recheck(*st, m->statement, policy);
+    if (why.empty() && !st->cursors.empty()) why = bind_cursors(*st, policy, next_seq_);
     for (int p : st->tenant_params) {
       if (!why.empty()) break;
       size_t i = static_cast<size_t>(p - 1);
@@ -401,10 +436,24 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
     step.denial = why;
     step.statement = "Bind of prepared statement \"" + std::string(m->statement) + "\"";
     protocol::append_bind_empty(step.to_server, m->portal, refuse(why));
-  } else {
-    protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+    expect(Await::kBind);
+    return;
   }
-  expect(Await::kBind);
+  protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+  const bool discarded = skipping_;  // the server skips it: nothing is recorded
+  Awaited& a = expect(Await::kBind);
+  if (discarded) return;
+  a.name = server_name(m->portal);
+  a.policy_version = policy.version;
+  // Recorded now, so that an Execute pipelined behind it is checked against it. A named portal
+  // recorded before keeps its record until BindComplete: if it still exists (a WITH HOLD cursor
+  // of that name), the Bind fails and the old one stays. The unnamed portal is replaced by a
+  // Bind that succeeds, and when the Bind fails the server skips to Sync: the new record holds.
+  if (a.name.empty()) {
+    portals_[a.name] = Portal{policy.version, a.seq, false};
+  } else {
+    portals_.try_emplace(a.name, Portal{policy.version, a.seq, false});
+  }
 }
 
 void TenantSession::on_copy_message(const protocol::Frame& frame, ClientStep& step) {

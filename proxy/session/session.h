@@ -139,6 +139,16 @@ class TenantSession {
     std::string text;
     uint64_t policy_version = 0;
     std::string rewritten;
+    std::vector<sqlrewrite::CursorOp> cursors;  // a DECLARE / FETCH / CLOSE text (extended protocol)
+  };
+  // A DECLARE / CLOSE / CLOSE ALL of a Query, applied to `portals_` when its CommandComplete
+  // tag confirms it (session_portals.cc).
+  struct CursorChange {
+    sqlrewrite::CursorOp::Kind kind;
+    std::string name;
+    bool hold = false;
+    bool inserted = false;  // kDeclare: the record was made when the Query was sent
+    uint64_t policy_version = 0;
   };
   // SQL PREPARE / DEALLOCATE / DISCARD ALL of a Query, confirmed by its CommandComplete tag.
   struct SqlOp {
@@ -159,12 +169,15 @@ class TenantSession {
     std::string name;      // Parse / Describe S / Close: the statement's server name
     Statement statement;   // Parse
     std::vector<SqlOp> sql;  // Query: its PREPARE / DEALLOCATE / DISCARD ALL, in order
+    std::vector<CursorChange> cursors;  // Query: its DECLARE / CLOSE, in order
+    uint64_t policy_version = 0;        // Bind: the policy its portal is made under
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step);
   void on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step);
   void on_bind(std::string_view body, const policy::Policy& policy, ClientStep& step);
-  void on_describe(std::string_view body, ClientStep& step);
+  void on_describe(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_execute(std::string_view body, const policy::Policy& policy, ClientStep& step);
   // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
   // "" when the Query may run, else the reason to refuse it.
   std::string check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops,
@@ -175,6 +188,22 @@ class TenantSession {
   // "" when `st` (prepared under an older policy) still rewrites to what the server holds under
   // `policy` (then it is marked current), else the reason to refuse its use.
   std::string recheck(Statement& st, std::string_view name, const policy::Policy& policy);
+  // Portals and cursors (session_portals.cc): "" when `name` may be used under `policy`, else
+  // the reason to refuse (it was made under an older policy).
+  std::string stale_portal(std::string_view name, const policy::Policy& policy) const;
+  // A Query's DECLARE / FETCH / MOVE / CLOSE: "" when it may run, else the reason to refuse.
+  std::string check_cursors(const std::vector<sqlrewrite::CursorOp>& ops, const policy::Policy& policy) const;
+  // The Query (entry `a`) is sent: DECLAREs are recorded now (a FETCH pipelined behind them is
+  // checked against them), CLOSEs when confirmed.
+  void send_cursors(const std::vector<sqlrewrite::CursorOp>& ops, uint64_t policy_version, Awaited& a);
+  // A Bind of a statement whose text is a DECLARE / FETCH / CLOSE: "" or the reason to refuse;
+  // records its DECLAREs.
+  std::string bind_cursors(const Statement& st, const policy::Policy& policy, uint64_t seq);
+  std::string room_for_portal(std::string_view name, const policy::LimitSettings& limits) const;
+  void confirm_cursor(std::string_view tag, Awaited& a);  // a CommandComplete of the Query `a`
+  void cursors_failed(Awaited& a);                         // an error ended the Query `a`
+  void portal_bound(const Awaited& a);                     // BindComplete
+  void transaction_ended(uint64_t seq);                    // ReadyForQuery 'I' for message `seq`
   // Bounds: "" when one more statement of `text` may be prepared, else the reason to refuse.
   std::string room_for(std::string_view text, const policy::LimitSettings& limits) const;
   // Registers a refusal for the message about to be forwarded; returns the marker its error
@@ -214,6 +243,17 @@ class TenantSession {
   // confirmed one and those of Parses / SQL PREPAREs in flight.
   std::vector<Statement*> candidates(std::string_view name);
   bool extended_open_ = false;  // extended-protocol messages sent since the last Sync
+  // Portals and SQL cursors (a cursor is a portal) the server may hold, by server name, with
+  // the policy each was made under: a reload that lands while one is open (a WITH HOLD cursor
+  // survives COMMIT; a portal of a pipelined batch lives to its Sync) makes it unusable.
+  // Recorded when sent (a DECLARE, a Bind), made current when confirmed; non-holdable ones are
+  // forgotten when their transaction ends; bounded by [limits] max_prepared_statements.
+  struct Portal {
+    uint64_t policy_version = 0;
+    uint64_t seq = 0;   // the message that made it
+    bool hold = false;  // WITH HOLD: outlives its transaction
+  };
+  std::map<std::string, Portal, std::less<>> portals_;
   // A COPY ... FROM STDIN in progress: the client's rows go through the checker.
   struct CopyIn {
     CopyRowChecker checker;
