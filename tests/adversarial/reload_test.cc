@@ -105,7 +105,7 @@ TEST(Reload, HoldCursorDeclaredBeforeANarrowingReloadIsInvalidated) {
         "FETCH ABSOLUTE 2 FROM rl_c", "FETCH rl_c", "MOVE 1 IN rl_c", "FETCH ALL FROM rl_up",
         "FETCH ALL FROM \"rl_up\"", "FETCH ALL FROM \"" + long_name + "\"",
         "FETCH ALL FROM \"" + long_name + "_other\"", "FETCH ALL FROM rl_p",
-        "SELECT 1; FETCH ALL FROM rl_c"}) {
+        "SELECT 1; FETCH ALL FROM rl_c", "SELECT cursor_to_xml('rl_c', 10, false, false, '')"}) {
     QueryResult r = t1->exec(attack);
     EXPECT_TRUE(refused_without_leak(r)) << attack;
     EXPECT_EQ(r.sqlstate, "42501") << attack << ": " << r.message;
