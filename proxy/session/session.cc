@@ -334,7 +334,8 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
     Awaited& a = expect(Await::kParse);
     a.name = server_name(m->statement);
-    a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors};
+    a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors,
+                            next_statement_id_++};
     return;
   }
   // The refusal fails on the server, which then skips the rest of the batch.
@@ -445,14 +446,15 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
   if (discarded) return;
   a.name = server_name(m->portal);
   a.policy_version = policy.version;
+  a.statement_id = cands.size() == 1 ? cands.front()->id : 0;
   // Recorded now, so that an Execute pipelined behind it is checked against it. A named portal
   // recorded before keeps its record until BindComplete: if it still exists (a WITH HOLD cursor
   // of that name), the Bind fails and the old one stays. The unnamed portal is replaced by a
   // Bind that succeeds, and when the Bind fails the server skips to Sync: the new record holds.
   if (a.name.empty()) {
-    portals_[a.name] = Portal{policy.version, a.seq, false};
+    portals_[a.name] = Portal{policy.version, a.seq, false, a.statement_id};
   } else {
-    portals_.try_emplace(a.name, Portal{policy.version, a.seq, false});
+    portals_.try_emplace(a.name, Portal{policy.version, a.seq, false, a.statement_id});
   }
 }
 

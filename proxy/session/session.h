@@ -140,6 +140,7 @@ class TenantSession {
     uint64_t policy_version = 0;
     std::string rewritten;
     std::vector<sqlrewrite::CursorOp> cursors;  // a DECLARE / FETCH / CLOSE text (extended protocol)
+    uint64_t id = 0;  // a Parse's statement: unique in the session (0: SQL PREPARE)
   };
   // A DECLARE / CLOSE / CLOSE ALL of a Query, applied to `portals_` when its CommandComplete
   // tag confirms it (session_portals.cc).
@@ -171,6 +172,7 @@ class TenantSession {
     std::vector<SqlOp> sql;  // Query: its PREPARE / DEALLOCATE / DISCARD ALL, in order
     std::vector<CursorChange> cursors;  // Query: its DECLARE / CLOSE, in order
     uint64_t policy_version = 0;        // Bind: the policy its portal is made under
+    uint64_t statement_id = 0;          // Bind: the statement it binds (Statement::id), 0 if unsure
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step);
@@ -190,9 +192,11 @@ class TenantSession {
   std::string recheck(Statement& st, std::string_view name, const policy::Policy& policy);
   // Portals and cursors (session_portals.cc): "" when `name` may be used under `policy`, else
   // the reason to refuse (it was made under an older policy).
-  std::string stale_portal(std::string_view name, const policy::Policy& policy) const;
+  // A portal of a Parse'd statement whose rewrite is still the same under `policy` is re-checked
+  // instead (and made current).
+  std::string stale_portal(std::string_view name, const policy::Policy& policy);
   // A Query's DECLARE / FETCH / MOVE / CLOSE: "" when it may run, else the reason to refuse.
-  std::string check_cursors(const std::vector<sqlrewrite::CursorOp>& ops, const policy::Policy& policy) const;
+  std::string check_cursors(const std::vector<sqlrewrite::CursorOp>& ops, const policy::Policy& policy);
   // The Query (entry `a`) is sent: DECLAREs are recorded now (a FETCH pipelined behind them is
   // checked against them), CLOSEs when confirmed.
   void send_cursors(const std::vector<sqlrewrite::CursorOp>& ops, uint64_t policy_version, Awaited& a);
@@ -252,7 +256,9 @@ class TenantSession {
     uint64_t policy_version = 0;
     uint64_t seq = 0;   // the message that made it
     bool hold = false;  // WITH HOLD: outlives its transaction
+    uint64_t statement_id = 0;  // a Bind's statement (Statement::id), for a re-check; 0: none
   };
+  uint64_t next_statement_id_ = 1;
   std::map<std::string, Portal, std::less<>> portals_;
   // A COPY ... FROM STDIN in progress: the client's rows go through the checker.
   struct CopyIn {

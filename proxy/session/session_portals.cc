@@ -22,9 +22,24 @@ namespace rowguard::session {
 
 using CursorKind = sqlrewrite::CursorOp::Kind;
 
-std::string TenantSession::stale_portal(std::string_view name, const policy::Policy& policy) const {
+std::string TenantSession::stale_portal(std::string_view name, const policy::Policy& policy) {
   auto it = portals_.find(server_name(name));
   if (it == portals_.end() || it->second.policy_version == policy.version) return "";
+  if (const uint64_t id = it->second.statement_id; id != 0) {
+    // A protocol portal: if the statement it binds still rewrites to what the server holds,
+    // its rows are those the new policy gives (a reload that changed nothing of it).
+    Statement* st = nullptr;
+    for (auto& [n, s] : statements_) {
+      if (s.id == id) st = &s;
+    }
+    for (auto& a : awaited_) {
+      if (a.kind == Await::kParse && !a.refused && a.statement.id == id) st = &a.statement;
+    }
+    if (st != nullptr && recheck(*st, name, policy).empty()) {
+      it->second.policy_version = policy.version;
+      return "";
+    }
+  }
   return "rowguard: cursor or portal \"" + std::string(name) + "\" was opened under an older policy that a "
          "reload has since changed; CLOSE it and open it again (rule: a reload applies to every cursor and portal)";
 }
@@ -37,7 +52,7 @@ std::string TenantSession::room_for_portal(std::string_view name, const policy::
 }
 
 std::string TenantSession::check_cursors(const std::vector<sqlrewrite::CursorOp>& ops,
-                                         const policy::Policy& policy) const {
+                                         const policy::Policy& policy) {
   // What earlier statements of this same Query did to a name (had one failed, the server would
   // skip the rest of the Query): closed (false) or declared under this policy (true).
   std::vector<std::pair<std::string_view, bool>> local;
@@ -133,7 +148,7 @@ void TenantSession::cursors_failed(Awaited& a) {
 }
 
 void TenantSession::portal_bound(const Awaited& a) {
-  portals_[a.name] = Portal{a.policy_version, a.seq, false};
+  portals_[a.name] = Portal{a.policy_version, a.seq, false, a.statement_id};
 }
 
 void TenantSession::transaction_ended(uint64_t seq) {

@@ -1116,9 +1116,21 @@ const policy::Policy& reloaded_policy() {
   return *p;
 }
 
+// A reload that made orders global: statements on it rewrite differently.
+const policy::Policy& changed_policy() {
+  static const policy::PolicyPtr p = [] {
+    std::string text = kPolicyToml;
+    const std::string rule = "[tables.\"public.orders\"]\ncolumn = \"tenant_id\"";
+    text.replace(text.find(rule), rule.size(), "[tables.\"public.orders\"]\nglobal = true");
+    return policy::parse_policy(text, "changed.toml");
+  }();
+  return *p;
+}
+
 class PortalSessionTest : public TenantSessionTest {
  protected:
   ClientStep after_reload(const Wire& w) { return s_.on_client_message(w.frame(), reloaded_policy()); }
+  ClientStep after_change(const Wire& w) { return s_.on_client_message(w.frame(), changed_policy()); }
 };
 
 TEST_F(PortalSessionTest, HoldCursorOfAnOlderPolicyIsRefusedUntilClosed) {
@@ -1156,15 +1168,25 @@ TEST_F(PortalSessionTest, PortalsEndWithTheirTransactionAndAPipelinedOneIsChecke
   // Bound under the old policy, executed after the session took up the new one (the batch's
   // ReadyForQuery has not arrived yet).
   ASSERT_TRUE(client(bind("p", "s", {}, {})).denial.empty());
-  EXPECT_NE(after_reload(execute("p")).denial.find("older policy"), std::string::npos);
-  EXPECT_NE(after_reload(tagged(fe::kDescribe, "Pp"s + '\0')).denial.find("older policy"), std::string::npos);
-  after_reload(sync());
+  EXPECT_NE(after_change(execute("p")).denial.find("older policy"), std::string::npos);
+  EXPECT_NE(after_change(tagged(fe::kDescribe, "Pp"s + '\0')).denial.find("older policy"), std::string::npos);
+  after_change(sync());
   server({tagged(be::kBindComplete, ""), server_error_for(0), ready('I')});
   // The transaction ended: the portal is gone, nothing is left to refuse.
-  EXPECT_TRUE(after_reload(execute("p")).denial.empty());
+  EXPECT_TRUE(after_change(execute("p")).denial.empty());
+  after_change(sync());
+  server({server_error("34000", "portal \"p\" does not exist"), ready('I')});
   // The unnamed portal bound under the old policy is refused the same way.
-  ASSERT_TRUE(client(bind("", "s", {}, {})).denial.empty());
-  EXPECT_NE(after_reload(execute("")).denial.find("older policy"), std::string::npos);
+  prepare("u", "SELECT id FROM orders");
+  ASSERT_TRUE(client(bind("", "u", {}, {})).denial.empty());
+  EXPECT_NE(after_change(execute("")).denial.find("older policy"), std::string::npos);
+}
+
+TEST_F(PortalSessionTest, APortalWhoseStatementAReloadLeftUnchangedIsRechecked) {
+  prepare("s", "SELECT id FROM orders");
+  ASSERT_TRUE(client(bind("p", "s", {}, {})).denial.empty());
+  EXPECT_TRUE(after_reload(execute("p")).denial.empty());
+  EXPECT_TRUE(after_reload(tagged(fe::kDescribe, "Pp"s + '\0')).denial.empty());
 }
 
 TEST_F(CopySessionTest, AnotherMessageDuringCopyInEndsTheSession) {
