@@ -488,7 +488,7 @@ class ClientConnection : public ClientIo {
         if (!was_idle && session.idle()) {  // every forwarded message is answered
           tx_ = session.tx_status();
           info_->set_tx(tx_, false);
-          info_->set_prepared(session.prepared_count(), session.prepared_bytes());
+          info_->set_prepared(session.prepared_count(), session.prepared_bytes(), session.portal_count());
           watch_.idle(tx_, policy_->limits);
           if (draining_ && tx_ == 'I' && session.at_boundary()) {
             co_await write_client(out);

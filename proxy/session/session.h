@@ -128,6 +128,8 @@ class TenantSession {
   // Prepared statements the server holds (as confirmed to rowguard), by server name.
   size_t prepared_count() const { return statements_.size(); }
   size_t prepared_bytes() const { return statement_bytes_; }
+  // Portals and cursors the server may hold (session_portals.cc).
+  size_t portal_count() const { return portals_.size(); }
   bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
 
  private:
