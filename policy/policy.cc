@@ -388,7 +388,8 @@ void parse_limits(const toml::value& root, Policy& p) {
   const auto& t = root.at("limits");
   if (!t.is_table()) fail(t, "[limits] must be a table", "here");
   check_keys(t, {"max_message_size", "max_startup_packet", "max_server_message", "idle_client_timeout",
-                 "idle_in_transaction_timeout", "message_timeout", "settings", "offload_parse_bytes",
+                 "idle_in_transaction_timeout", "message_timeout", "max_prepared_statements",
+                 "max_prepared_statement_bytes", "max_pipelined_messages", "settings", "offload_parse_bytes",
                  "parse_threads"},
              "[limits]");
   if (t.contains("settings")) parse_setting_limits(t.at("settings"), p.setting_limits);
@@ -413,6 +414,15 @@ void parse_limits(const toml::value& root, Policy& p) {
   if (auto v = integer("message_timeout", 0, kDay, "seconds, 0 = off")) p.limits.message_timeout_seconds = static_cast<int>(*v);
   if (auto v = integer("offload_parse_bytes", 0, kGiB, "bytes")) p.limits.offload_parse_bytes = static_cast<size_t>(*v);
   if (auto v = integer("parse_threads", 1, 64, "threads")) p.limits.parse_threads = static_cast<int>(*v);
+  if (auto v = integer("max_prepared_statements", 1, 1000000, "statements per session")) {
+    p.limits.max_prepared_statements = static_cast<size_t>(*v);
+  }
+  if (auto v = integer("max_prepared_statement_bytes", 1024, kGiB, "bytes per session")) {
+    p.limits.max_prepared_statement_bytes = static_cast<size_t>(*v);
+  }
+  if (auto v = integer("max_pipelined_messages", 100, 10000000, "messages per session")) {
+    p.limits.max_pipelined_messages = static_cast<size_t>(*v);
+  }
 }
 
 void parse_tls(const toml::value& root, Policy& p) {

@@ -92,6 +92,12 @@ struct LimitSettings {
   // per byte: ~5 ms at 2 KiB); parse_threads is read at start-up.
   size_t offload_parse_bytes = 2 * 1024;
   int parse_threads = 2;
+  // Per tenant session (proxy/session): statements it may hold prepared (Parse and SQL PREPARE,
+  // confirmed or in flight) and the bytes of their texts (past them a Parse / PREPARE is refused,
+  // 42501), and messages awaiting the server's answer at once (past it: FATAL 54000).
+  size_t max_prepared_statements = 10000;
+  size_t max_prepared_statement_bytes = size_t{64} << 20;
+  size_t max_pipelined_messages = 100000;
 };
 
 // [tls]: TLS for client connections.

@@ -12,7 +12,8 @@ namespace {
 // `sql` and `reason` spliced. A new field that can hold the tenant (or depend on it) must be
 // handled in make_template()/splice() (or make the statement per tenant via
 // RewriteTrace::tenant_compared); then update this size.
-static_assert(sizeof(RewriteResult) == 272 || sizeof(void*) != 8,
+// (296: `cursors` holds cursor names and tags only, never the tenant.)
+static_assert(sizeof(RewriteResult) == 296 || sizeof(void*) != 8,
               "RewriteResult changed: check whether the new field depends on the tenant "
               "(sqlrewrite/rewrite_cache.cc), then update this size");
 
@@ -143,6 +144,7 @@ size_t heap_of(const RewriteResult& r) {
          op.args.capacity() * sizeof(op.args[0]);
     for (const auto& a : op.args) n += a ? a->capacity() : 0;
   }
+  for (const auto& op : r.cursors) n += sizeof(op) + op.name.capacity() + op.command_tag.capacity();
   if (r.copy_in) {
     n += sizeof(CopyInPlan) + r.copy_in->null_string.capacity() + r.copy_in->tenant_column.capacity() +
          r.copy_in->table.capacity();

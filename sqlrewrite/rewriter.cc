@@ -632,6 +632,7 @@ class Walker {
       case Node::kMergeStmt:
       case Node::kDeclareCursorStmt:
         statement(q);
+        cursor_op_.reset();  // EXPLAIN DECLARE declares nothing
         return;
       case Node::kExecuteStmt:
         execute(*q.mutable_execute_stmt());
@@ -657,7 +658,26 @@ class Walker {
       if (!q.has_select_stmt()) deny("DECLARE CURSOR of " + statement_name(q) + " is not allowed for tenants");
       select(*q.mutable_select_stmt());
     }
-    return StatementKind::kOther;  // the session needs no special handling for cursors
+    CursorOp op;  // the session records which policy each cursor was declared under
+    if (stmt.has_declare_cursor_stmt()) {
+      constexpr int kCursorOptHold = 0x0020;  // CURSOR_OPT_HOLD, parsenodes.h
+      op.kind = CursorOp::Kind::kDeclare;
+      op.name = stmt.declare_cursor_stmt().portalname();
+      op.hold = (stmt.declare_cursor_stmt().options() & kCursorOptHold) != 0;
+      op.command_tag = "DECLARE CURSOR";
+    } else if (stmt.has_fetch_stmt()) {
+      op.kind = CursorOp::Kind::kFetch;
+      op.name = stmt.fetch_stmt().portalname();
+    } else if (stmt.close_portal_stmt().portalname().empty()) {
+      op.kind = CursorOp::Kind::kCloseAll;
+      op.command_tag = "CLOSE CURSOR ALL";
+    } else {
+      op.kind = CursorOp::Kind::kClose;
+      op.name = stmt.close_portal_stmt().portalname();
+      op.command_tag = "CLOSE CURSOR";
+    }
+    cursor_op_ = std::move(op);
+    return StatementKind::kOther;
   }
 
   // ---- COPY ------------------------------------------------------------------------------
@@ -1484,6 +1504,7 @@ class Walker {
   std::vector<int> tenant_params_;
   std::optional<CopyInPlan> copy_plan_;
   std::optional<PreparedStatementOp> prepared_op_;
+  std::optional<CursorOp> cursor_op_;
 
  private:
   std::unordered_set<const pg_query::RangeVar*> handled_;
@@ -1534,6 +1555,7 @@ RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, s
       out.kinds.push_back(w.statement(*raw.mutable_stmt()));
       out.tenant_params.insert(out.tenant_params.end(), w.tenant_params_.begin(), w.tenant_params_.end());
       if (w.prepared_op_) out.prepared.push_back(std::move(*w.prepared_op_));
+      if (w.cursor_op_) out.cursors.push_back(std::move(*w.cursor_op_));
       if (w.copy_plan_) {
         if (parsed.tree.stmts_size() != 1) deny("COPY must be the only statement of its Query");
         out.copy_in = w.copy_plan_;
@@ -1542,11 +1564,13 @@ RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, s
   } catch (const Denied& d) {
     out.kinds.clear();
     out.prepared.clear();
+    out.cursors.clear();
     out.reason = d.reason;
     return out;
   } catch (const std::exception& e) {
     out.kinds.clear();
     out.prepared.clear();
+    out.cursors.clear();
     out.reason = std::string("rowguard: internal error while checking the statement: ") + e.what();
     return out;
   }
@@ -1559,6 +1583,7 @@ RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, s
   if (!dep.ok) {
     out.kinds.clear();
     out.prepared.clear();
+    out.cursors.clear();
     out.reason = "rowguard: cannot rebuild the rewritten statement: " + dep.error;
     return out;
   }
@@ -1570,6 +1595,7 @@ RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, s
   if (!reparsed.ok || !same_tree_bytes(checked, reparsed.bytes)) {
     out.kinds.clear();
     out.prepared.clear();
+    out.cursors.clear();
     out.reason = "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
                  "limitation); rewrite the statement, e.g. with explicit parentheses or fewer nested "
                  "boolean tests";

@@ -57,6 +57,24 @@ struct PreparedStatementOp {
   std::string command_tag;
 };
 
+// DECLARE / FETCH / MOVE / CLOSE of a text, for the session's record of which policy each
+// cursor was declared under (a WITH HOLD cursor outlives its transaction, so a reload must not
+// leave it readable). Names as PostgreSQL keys portals: the parser folds unquoted identifiers
+// and truncates every identifier to 63 bytes. Tenant-independent.
+struct CursorOp {
+  enum class Kind {
+    kDeclare,   // DECLARE name ... CURSOR [WITH HOLD] FOR <query> (not under EXPLAIN)
+    kFetch,     // FETCH / MOVE ... [FROM | IN] name
+    kClose,     // CLOSE name
+    kCloseAll,  // CLOSE ALL
+  };
+  Kind kind = Kind::kFetch;
+  std::string name;  // empty for kCloseAll
+  bool hold = false;  // kDeclare: WITH HOLD
+  // PostgreSQL's CommandComplete tag when the statement succeeded ("" for kFetch).
+  std::string command_tag;
+};
+
 struct RewriteResult {
   bool allowed = false;
   std::string sql;     // the rewritten text (all statements), when allowed
@@ -69,6 +87,8 @@ struct RewriteResult {
   std::optional<CopyInPlan> copy_in;
   // PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL statements of the text, in statement order.
   std::vector<PreparedStatementOp> prepared;
+  // DECLARE / FETCH / MOVE / CLOSE statements of the text, in statement order.
+  std::vector<CursorOp> cursors;
 };
 
 // What a rewrite did with the tenant value; filled when a trace is passed. The template cache

@@ -134,7 +134,7 @@ ResultSet help_result() {
 
 ResultSet clients_result(const std::vector<ClientRow>& clients) {
   ResultSet r{{"id", "user", "tenant", "kind", "client", "state", "transaction", "statements", "connect_time",
-               "prepared", "prepared_bytes"},
+               "prepared", "prepared_bytes", "portals"},
               {},
               "SHOW"};
   auto num = [](const std::optional<uint64_t>& v) {
@@ -143,7 +143,7 @@ ResultSet clients_result(const std::vector<ClientRow>& clients) {
   for (const auto& c : clients) {
     r.rows.push_back({std::to_string(c.id), c.user, opt(c.tenant), c.kind, c.client, c.state,
                       c.tx ? std::optional<std::string>(tx_name(*c.tx)) : std::nullopt, num(c.statements),
-                      format_time_us(c.connected_at_us), num(c.prepared), num(c.prepared_bytes)});
+                      format_time_us(c.connected_at_us), num(c.prepared), num(c.prepared_bytes), num(c.portals)});
   }
   return r;
 }

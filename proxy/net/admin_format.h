@@ -60,6 +60,7 @@ struct ClientRow {
   // Tenant sessions: prepared statements the server holds for it and the bytes of their texts
   // (bounded per session, see proxy/session/session.h); nullopt otherwise.
   std::optional<uint64_t> prepared, prepared_bytes;
+  std::optional<uint64_t> portals;    // tenant sessions: open portals and cursors rowguard records
   int64_t connected_at_us = 0;        // unix time, microseconds
   // The upstream connection (SHOW SERVERS), when open.
   bool upstream = false;

@@ -114,6 +114,7 @@ asio::awaitable<ClientAuth> jwt_login(ClientIo& io, const policy::Policy& policy
   a.ok = true;
   a.tenant = std::move(r.tenant);
   a.method = "jwt";
+  a.jwt_token.assign(token);
   co_return a;
 }
 

@@ -39,6 +39,9 @@ struct ClientAuth {
   bool ok = false;
   std::optional<std::string> tenant;  // when ok; nullopt: bypass
   std::string method;                 // "scram", "scram-plus", "jwt", "role" (for the log)
+  // identity = "jwt": the token the client logged in with, kept (in memory only, never logged)
+  // so that a policy reload can verify it again (proxy/net/identity_recheck.h).
+  std::string jwt_token;
   // identity = "role": authentication happens during the upstream login (relay it).
   bool passthrough = false;
   // identity = "role" with a role not in [[roles]]: refuse with this after authentication

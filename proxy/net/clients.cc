@@ -72,6 +72,7 @@ admin::ClientRow ClientInfo::snapshot() const {
       r.statements = statements_.load(std::memory_order_relaxed);
       r.prepared = prepared_.load(std::memory_order_relaxed);
       r.prepared_bytes = prepared_bytes_.load(std::memory_order_relaxed);
+      r.portals = portals_.load(std::memory_order_relaxed);
       r.state = waiting_.load() ? "paused" : busy_.load() ? "active" : "idle";
       break;
   }

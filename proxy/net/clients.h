@@ -34,9 +34,10 @@ class ClientInfo {
   }
   void count_statement() { statements_.fetch_add(1, std::memory_order_relaxed); }
   // Tenant sessions, whenever the server has answered everything: its prepared statements.
-  void set_prepared(uint64_t count, uint64_t bytes) {
+  void set_prepared(uint64_t count, uint64_t bytes, uint64_t portals) {
     prepared_.store(count, std::memory_order_relaxed);
     prepared_bytes_.store(bytes, std::memory_order_relaxed);
+    portals_.store(portals, std::memory_order_relaxed);
   }
 
   uint64_t id() const { return id_; }
@@ -62,7 +63,7 @@ class ClientInfo {
   std::atomic<bool> busy_{false};     // a statement or transaction is under way
   std::atomic<bool> waiting_{false};  // held by PAUSE
   std::atomic<uint64_t> statements_{0};
-  std::atomic<uint64_t> prepared_{0}, prepared_bytes_{0};
+  std::atomic<uint64_t> prepared_{0}, prepared_bytes_{0}, portals_{0};
 };
 
 class ClientRegistry {

@@ -160,6 +160,8 @@ class ClientConnection : public ClientIo {
     }
     tenant_ = who.tenant;
     identity_method_ = who.method;
+    jwt_token_.assign(who.jwt_token);
+    wipe(who.jwt_token);
     identity_checked_version_ = policy_->version;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
     if (policy_->backstop == "rls") {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
@@ -500,7 +502,7 @@ class ClientConnection : public ClientIo {
         if (!was_idle && session.idle()) {  // every forwarded message is answered
           tx_ = session.tx_status();
           info_->set_tx(tx_, false);
-          info_->set_prepared(session.prepared_count(), session.prepared_bytes());
+          info_->set_prepared(session.prepared_count(), session.prepared_bytes(), session.portal_count());
           watch_.idle(tx_, policy_->limits);
           if (draining_ && tx_ == 'I' && session.at_boundary()) {
             co_await write_client(out);
@@ -717,7 +719,9 @@ class ClientConnection : public ClientIo {
     policy::PolicyPtr latest = server_.policy();
     if (latest->version == identity_checked_version_) return "";
     identity_checked_version_ = latest->version;
-    return login_revoked(*latest, identity_method_, user_, tenant_);
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    return login_revoked(*latest, identity_method_, user_, tenant_, jwt_token_, now);
   }
 
   void close_both() {
@@ -768,6 +772,7 @@ class ClientConnection : public ClientIo {
   session::TenantSession* session_ = nullptr;  // tenant sessions, while the statement loops run
   bool ended_in_flight_ = false;                // tenant sessions: an answer was still owed when they ended
   std::string identity_method_;                 // how the login was authenticated (client_auth.h)
+  SecretString jwt_token_;                        // identity = "jwt": the login's token, for reloads
   uint64_t identity_checked_version_ = 0;       // the policy version the login was last checked under
   bool ddl_pending_ = false;  // bypass: DDL completed; re-read the schema at the next idle ReadyForQuery
   std::optional<std::chrono::steady_clock::time_point> upstream_wait_;

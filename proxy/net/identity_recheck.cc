@@ -1,9 +1,18 @@
 #include "proxy/net/identity_recheck.h"
 
+#include <openssl/crypto.h>
+
+#include "proxy/auth/jwt.h"
+
 namespace rowguard::net {
 
+void wipe(std::string& secret) {
+  if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
+  secret.clear();
+}
+
 std::string login_revoked(const policy::Policy& policy, const std::string& method, const std::string& user,
-                          const std::optional<std::string>& tenant) {
+                          const std::optional<std::string>& tenant, std::string_view jwt_token, int64_t now) {
   const std::string ended = "rowguard: a policy reload ended this session: ";
   if (method == "role") {
     if (policy.identity.mode != "role") return ended + "[tenancy] identity is no longer \"role\"";
@@ -14,6 +23,13 @@ std::string login_revoked(const policy::Policy& policy, const std::string& metho
   }
   if (method == "jwt") {
     if (policy.identity.mode != "jwt") return ended + "[tenancy] identity is no longer \"jwt\"";
+    if (policy.identity.jwt == nullptr) return ended + "no JWT verifier is configured";
+    const auth::JwtResult r = policy.identity.jwt->verify(jwt_token, now);
+    if (!r.ok) return ended + "the login's JWT is no longer accepted: " + r.error;
+    if (r.tenant != tenant) {
+      return ended + "the login's JWT now names another tenant (claim \"" + policy.identity.jwt->options().tenant_claim +
+             "\")";
+    }
     return "";
   }
   // SCRAM logins of [[tenants]] / [[bypass]] (identity = "map", and bypass users under "jwt").

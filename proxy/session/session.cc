@@ -125,16 +125,18 @@ TenantSession::Awaited& TenantSession::expect(Await kind) {
   return awaited_.back();
 }
 
-std::string TenantSession::room_for(std::string_view text) const {
+std::string TenantSession::room_for(std::string_view text, const policy::LimitSettings& limits) const {
   size_t count = statements_.size();
   for (const auto& a : awaited_) count += a.kind == Await::kParse ? 1 : a.sql.size();
-  if (count >= kMaxPreparedStatements) {
+  if (count >= limits.max_prepared_statements) {
     return "rowguard: this session holds " + std::to_string(count) + " prepared statements, the most "
-           "rowguard allows per session (" + std::to_string(kMaxPreparedStatements) + "); close some first";
+           "rowguard allows per session (" + std::to_string(limits.max_prepared_statements) +
+           ", [limits] max_prepared_statements); close some first";
   }
-  if (statement_bytes_ + text.size() > kMaxPreparedBytes) {
+  if (statement_bytes_ + text.size() > limits.max_prepared_statement_bytes) {
     return "rowguard: the texts of this session's prepared statements would exceed " +
-           std::to_string(kMaxPreparedBytes) + " bytes, the most rowguard allows per session; close some first";
+           std::to_string(limits.max_prepared_statement_bytes) +
+           " bytes, the most rowguard allows per session ([limits] max_prepared_statement_bytes); close some first";
   }
   return "";
 }
@@ -164,11 +166,12 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
   ClientStep& step = step_;
   step.clear();
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
-  if (awaited_.size() >= kMaxAwaited && frame.tag != fe::kTerminate) {
+  if (awaited_.size() >= policy.limits.max_pipelined_messages && frame.tag != fe::kTerminate) {
     step.close = true;
     protocol::append_error_response(step.to_client, "FATAL", "54000",
-                                    "rowguard: more than " + std::to_string(kMaxAwaited) +
-                                        " messages await the server's answer (read the answers)");
+                                    "rowguard: more than " + std::to_string(policy.limits.max_pipelined_messages) +
+                                        " messages await the server's answer (read the answers; [limits] "
+                                        "max_pipelined_messages)");
     return step;
   }
   if (copy_ && !copy_->done && !copy_->failed && frame.tag != fe::kCopyData && frame.tag != fe::kCopyDone &&
@@ -221,11 +224,10 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
       return step;
     }
     case fe::kDescribe:
-      on_describe(frame.body, step);
+      on_describe(frame.body, policy, step);
       return step;
     case fe::kExecute:
-      expect(Await::kExecute);
-      forward_raw();
+      on_execute(frame.body, policy, step);
       return step;
     case fe::kFlush:
       forward_raw();
@@ -282,8 +284,9 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
   if (why.empty() && std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
         return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare;
       })) {
-    why = room_for(*sql);
+    why = room_for(*sql, policy.limits);
   }
+  if (why.empty() && !r.cursors.empty()) why = check_cursors(r.cursors, policy);
   if (why.empty()) {
     std::vector<SqlOp> ops = sql_ops(r.prepared, *sql, r.sql, policy.version);
     protocol::append_query(step.to_server, r.sql);
@@ -292,9 +295,11 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
       copy_.emplace(CopyIn{CopyRowChecker(*r.copy_in, tenant_), next_seq_});
       copy_->statement = step.statement;
     }
+    const bool discarded = skipping_;  // the server skips it: nothing is recorded
     Awaited& a = expect(Await::kQuery);
     a.copy = copy_in;
     a.sql = std::move(ops);
+    if (!r.cursors.empty() && !discarded) send_cursors(r.cursors, policy.version, a);
   } else {
     step.denial = why;
     protocol::append_query(step.to_server, "SELECT " + refuse(why));
@@ -334,13 +339,14 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
           "type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or "
           "leave it unspecified)";
   } else {
-    why = room_for(m->query);
+    why = room_for(m->query, policy.limits);
   }
   if (why.empty()) {
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
     Awaited& a = expect(Await::kParse);
     a.name = server_name(m->statement);
-    a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql};
+    a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors,
+                            next_statement_id_++};
     return;
   }
   // The refusal fails on the server, which then skips the rest of the batch.
@@ -351,7 +357,29 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
   a.refused = true;
 }
 
-void TenantSession::on_describe(std::string_view body, ClientStep& step) {
+void TenantSession::on_execute(std::string_view body, const policy::Policy& policy, ClientStep& step) {
+  // Execute: the portal name, NUL, then the row limit (Int32).
+  const size_t nul = body.find('\0');
+  if (nul == std::string_view::npos || body.size() != nul + 5) {
+    step.close = true;
+    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Execute message");
+    return;
+  }
+  const std::string_view portal = body.substr(0, nul);
+  if (std::string why = stale_portal(portal, policy); !why.empty()) {
+    // Executing a portal that does not exist fails on the server at the same point.
+    step.denial = why;
+    step.statement = "Execute of portal \"" + std::string(portal) + "\"";
+    std::string body2 = refuse(why);
+    body2.append(body.substr(nul));
+    protocol::append_frame(step.to_server, protocol::fe::kExecute, body2);
+  } else {
+    protocol::append_frame(step.to_server, protocol::fe::kExecute, body);
+  }
+  expect(Await::kExecute);
+}
+
+void TenantSession::on_describe(std::string_view body, const policy::Policy& policy, ClientStep& step) {
   auto t = protocol::parse_target(body);
   if (!t || (t->kind != 'S' && t->kind != 'P')) {
     step.close = true;
@@ -359,8 +387,17 @@ void TenantSession::on_describe(std::string_view body, ClientStep& step) {
     return;
   }
   if (t->kind == 'P') {
+    if (std::string why = stale_portal(t->name, policy); !why.empty()) {
+      step.denial = why;
+      step.statement = "Describe of portal \"" + std::string(t->name) + "\"";
+      std::string body2(1, 'P');
+      body2 += refuse(why);
+      body2.push_back('\0');
+      protocol::append_frame(step.to_server, protocol::fe::kDescribe, body2);
+    } else {
+      protocol::append_frame(step.to_server, protocol::fe::kDescribe, body);
+    }
     expect(Await::kDescribePortal);
-    protocol::append_frame(step.to_server, protocol::fe::kDescribe, body);
     return;
   }
   const std::string name(server_name(t->name));
@@ -394,8 +431,10 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
     why = "rowguard: Bind of prepared statement \"" + std::string(m->statement) +
           "\", which this session has not prepared (rule: fail closed on unknown statements)";
   }
+  if (!cands.empty()) why = room_for_portal(m->portal, policy.limits);
   for (Statement* st : cands) {
     if (why.empty()) why = recheck(*st, m->statement, policy);
+    if (why.empty() && !st->cursors.empty()) why = bind_cursors(*st, policy, next_seq_);
     for (int p : st->tenant_params) {
       if (!why.empty()) break;
       size_t i = static_cast<size_t>(p - 1);
@@ -409,10 +448,25 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
     step.denial = why;
     step.statement = "Bind of prepared statement \"" + std::string(m->statement) + "\"";
     protocol::append_bind_empty(step.to_server, m->portal, refuse(why));
-  } else {
-    protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+    expect(Await::kBind);
+    return;
   }
-  expect(Await::kBind);
+  protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+  const bool discarded = skipping_;  // the server skips it: nothing is recorded
+  Awaited& a = expect(Await::kBind);
+  if (discarded) return;
+  a.name = server_name(m->portal);
+  a.policy_version = policy.version;
+  a.statement_id = cands.size() == 1 ? cands.front()->id : 0;
+  // Recorded now, so that an Execute pipelined behind it is checked against it. A named portal
+  // recorded before keeps its record until BindComplete: if it still exists (a WITH HOLD cursor
+  // of that name), the Bind fails and the old one stays. The unnamed portal is replaced by a
+  // Bind that succeeds, and when the Bind fails the server skips to Sync: the new record holds.
+  if (a.name.empty()) {
+    portals_[a.name] = Portal{policy.version, a.seq, false, a.statement_id};
+  } else {
+    portals_.try_emplace(a.name, Portal{policy.version, a.seq, false, a.statement_id});
+  }
 }
 
 void TenantSession::on_copy_message(const protocol::Frame& frame, ClientStep& step) {

@@ -63,13 +63,9 @@ struct ServerStep {
   std::string reason;        // when close
 };
 
-// Fixed per-session bounds ([limits] in the README): statements a session may hold prepared
-// (Parse and SQL PREPARE, confirmed or in flight), the bytes of their texts, and the server
-// answers it may await at once. Past them a Parse / PREPARE is refused (42501); a client that
-// pipelines more than kMaxAwaited messages without reading is disconnected.
-inline constexpr size_t kMaxPreparedStatements = 10000;
-inline constexpr size_t kMaxPreparedBytes = size_t{64} << 20;
-inline constexpr size_t kMaxAwaited = 100000;
+// Per-session bounds are the policy's [limits] max_prepared_statements,
+// max_prepared_statement_bytes and max_pipelined_messages (policy::LimitSettings), read at each
+// message from the policy the session runs under.
 
 // PostgreSQL keys prepared statements and portals by their first NAMEDATALEN - 1 = 63 bytes
 // (a protocol name longer than that names the same statement as its first 63 bytes).
@@ -138,6 +134,8 @@ class TenantSession {
   // Prepared statements the server holds (as confirmed to rowguard), by server name.
   size_t prepared_count() const { return statements_.size(); }
   size_t prepared_bytes() const { return statement_bytes_; }
+  // Portals and cursors the server may hold (session_portals.cc).
+  size_t portal_count() const { return portals_.size(); }
   bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
 
  private:
@@ -149,6 +147,17 @@ class TenantSession {
     std::string text;
     uint64_t policy_version = 0;
     std::string rewritten;
+    std::vector<sqlrewrite::CursorOp> cursors;  // a DECLARE / FETCH / CLOSE text (extended protocol)
+    uint64_t id = 0;  // a Parse's statement: unique in the session (0: SQL PREPARE)
+  };
+  // A DECLARE / CLOSE / CLOSE ALL of a Query, applied to `portals_` when its CommandComplete
+  // tag confirms it (session_portals.cc).
+  struct CursorChange {
+    sqlrewrite::CursorOp::Kind kind;
+    std::string name;
+    bool hold = false;
+    bool inserted = false;  // kDeclare: the record was made when the Query was sent
+    uint64_t policy_version = 0;
   };
   // SQL PREPARE / DEALLOCATE / DISCARD ALL of a Query, confirmed by its CommandComplete tag.
   struct SqlOp {
@@ -169,6 +178,9 @@ class TenantSession {
     std::string name;      // Parse / Describe S / Close: the statement's server name
     Statement statement;   // Parse
     std::vector<SqlOp> sql;  // Query: its PREPARE / DEALLOCATE / DISCARD ALL, in order
+    std::vector<CursorChange> cursors;  // Query: its DECLARE / CLOSE, in order
+    uint64_t policy_version = 0;        // Bind: the policy its portal is made under
+    uint64_t statement_id = 0;          // Bind: the statement it binds (Statement::id), 0 if unsure
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,
@@ -176,7 +188,8 @@ class TenantSession {
   void on_parse(std::string_view body, const policy::Policy& policy, ClientStep& step,
                 const sqlrewrite::RewriteResult* precomputed);
   void on_bind(std::string_view body, const policy::Policy& policy, ClientStep& step);
-  void on_describe(std::string_view body, ClientStep& step);
+  void on_describe(std::string_view body, const policy::Policy& policy, ClientStep& step);
+  void on_execute(std::string_view body, const policy::Policy& policy, ClientStep& step);
   // SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (session_prepared.cc):
   // "" when the Query may run, else the reason to refuse it.
   std::string check_sql_prepared(const std::vector<sqlrewrite::PreparedStatementOp>& ops,
@@ -187,8 +200,26 @@ class TenantSession {
   // "" when `st` (prepared under an older policy) still rewrites to what the server holds under
   // `policy` (then it is marked current), else the reason to refuse its use.
   std::string recheck(Statement& st, std::string_view name, const policy::Policy& policy);
+  // Portals and cursors (session_portals.cc): "" when `name` may be used under `policy`, else
+  // the reason to refuse (it was made under an older policy).
+  // A portal of a Parse'd statement whose rewrite is still the same under `policy` is re-checked
+  // instead (and made current).
+  std::string stale_portal(std::string_view name, const policy::Policy& policy);
+  // A Query's DECLARE / FETCH / MOVE / CLOSE: "" when it may run, else the reason to refuse.
+  std::string check_cursors(const std::vector<sqlrewrite::CursorOp>& ops, const policy::Policy& policy);
+  // The Query (entry `a`) is sent: DECLAREs are recorded now (a FETCH pipelined behind them is
+  // checked against them), CLOSEs when confirmed.
+  void send_cursors(const std::vector<sqlrewrite::CursorOp>& ops, uint64_t policy_version, Awaited& a);
+  // A Bind of a statement whose text is a DECLARE / FETCH / CLOSE: "" or the reason to refuse;
+  // records its DECLAREs.
+  std::string bind_cursors(const Statement& st, const policy::Policy& policy, uint64_t seq);
+  std::string room_for_portal(std::string_view name, const policy::LimitSettings& limits) const;
+  void confirm_cursor(std::string_view tag, Awaited& a);  // a CommandComplete of the Query `a`
+  void cursors_failed(Awaited& a);                         // an error ended the Query `a`
+  void portal_bound(const Awaited& a);                     // BindComplete
+  void transaction_ended(uint64_t seq);                    // ReadyForQuery 'I' for message `seq`
   // Bounds: "" when one more statement of `text` may be prepared, else the reason to refuse.
-  std::string room_for(std::string_view text) const;
+  std::string room_for(std::string_view text, const policy::LimitSettings& limits) const;
   // Registers a refusal for the message about to be forwarded; returns the marker its error
   // will carry.
   std::string refuse(std::string reason);
@@ -226,6 +257,19 @@ class TenantSession {
   // confirmed one and those of Parses / SQL PREPAREs in flight.
   std::vector<Statement*> candidates(std::string_view name);
   bool extended_open_ = false;  // extended-protocol messages sent since the last Sync
+  // Portals and SQL cursors (a cursor is a portal) the server may hold, by server name, with
+  // the policy each was made under: a reload that lands while one is open (a WITH HOLD cursor
+  // survives COMMIT; a portal of a pipelined batch lives to its Sync) makes it unusable.
+  // Recorded when sent (a DECLARE, a Bind), made current when confirmed; non-holdable ones are
+  // forgotten when their transaction ends; bounded by [limits] max_prepared_statements.
+  struct Portal {
+    uint64_t policy_version = 0;
+    uint64_t seq = 0;   // the message that made it
+    bool hold = false;  // WITH HOLD: outlives its transaction
+    uint64_t statement_id = 0;  // a Bind's statement (Statement::id), for a re-check; 0: none
+  };
+  uint64_t next_statement_id_ = 1;
+  std::map<std::string, Portal, std::less<>> portals_;
   // A COPY ... FROM STDIN in progress: the client's rows go through the checker.
   struct CopyIn {
     CopyRowChecker checker;

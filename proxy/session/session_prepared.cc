@@ -54,7 +54,7 @@ std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::Prep
     const std::string name(server_name(op.name));
     switch (op.kind) {
       case Kind::kPrepare:
-        local[name] = Statement{op.tenant_params, op.param_types, {}, 0, {}};
+        local[name] = Statement{op.tenant_params, op.param_types, {}, 0, {}, {}, 0};
         break;
       case Kind::kDeallocate:
         local[name] = std::nullopt;
@@ -105,7 +105,7 @@ std::vector<TenantSession::SqlOp> TenantSession::sql_ops(const std::vector<sqlre
     SqlOp s{op.kind, std::string(server_name(op.name)), op.command_tag, {}};
     if (op.kind == Kind::kPrepare) {
       // A reload re-checks the whole Query text it came in (its rewrite must stay the same).
-      s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy_version, rewritten};
+      s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy_version, rewritten, {}, 0};
     }
     out.push_back(std::move(s));
   }
@@ -130,6 +130,7 @@ void TenantSession::on_command_complete(std::string_view body) {
     case Kind::kDeallocateAll:
       statements_.clear();
       statement_bytes_ = 0;
+      if (front.tag == "DISCARD ALL") portals_.clear();  // closes every portal and cursor too
       break;
     case Kind::kExecute:
       break;

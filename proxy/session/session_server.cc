@@ -161,6 +161,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         if (!front.started) drop_statement("");  // exec_simple_query drops the unnamed statement
         front.started = true;                    // the rest of the Query is not run
         front.sql.clear();
+        cursors_failed(front);
         return step;
       case Await::kSync:  // the commit at Sync failed: ReadyForQuery follows, nothing skipped
         return step;
@@ -190,6 +191,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         return step;
       }
       tx_status_ = z->status;
+      if (z->status == 'I') transaction_ended(front.seq);
       pop_front();
       to_client.append(raw);
       return step;
@@ -207,12 +209,14 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       return step;
     case be::kBindComplete:
       if (front.kind != Await::kBind) return unexpected();
+      portal_bound(front);
       pop_front();
       to_client.append(raw);
       return step;
     case be::kCloseComplete:
       if (front.kind != Await::kClose) return unexpected();
       if (front.close_kind == 'S') drop_statement(front.name);
+      if (front.close_kind == 'P') portals_.erase(front.name);
       pop_front();
       to_client.append(raw);
       return step;
@@ -251,7 +255,10 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       if (front.kind == Await::kExecute) {
         pop_front();
       } else if (front.kind == Await::kQuery && f.tag != be::kPortalSuspended) {
-        if (f.tag == be::kCommandComplete) on_command_complete(f.body);
+        if (f.tag == be::kCommandComplete) {
+          on_command_complete(f.body);
+          confirm_cursor(f.body.substr(0, f.body.find('\0')), front);
+        }
       } else {
         return unexpected();
       }

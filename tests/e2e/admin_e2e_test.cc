@@ -106,7 +106,7 @@ class AdminE2e : public ::testing::Test {
   static std::vector<std::string> client_row(const RowguardProcess& rg, const std::string& user) {
     for (const auto& line : lines_of(console(rg, "SHOW CLIENTS").out)) {
       auto f = split(line);
-      if (f.size() == 11 && f[1] == user) return f;
+      if (f.size() == 12 && f[1] == user) return f;
     }
     return {};
   }
@@ -134,7 +134,7 @@ TEST_F(AdminE2e, ShowCommandsDescribeClientsServersStatsPolicyAndCache) {
 
   // SHOW CLIENTS: the tenant session, idle between statements, with its statement counted.
   std::vector<std::string> row = client_row(rg, "t1");
-  ASSERT_EQ(row.size(), 11u) << console(rg, "SHOW CLIENTS").out;
+  ASSERT_EQ(row.size(), 12u) << console(rg, "SHOW CLIENTS").out;
   EXPECT_EQ(row[2], "1");       // tenant
   EXPECT_EQ(row[3], "tenant");  // kind
   EXPECT_TRUE(std::regex_match(row[4], std::regex(R"(127\.0\.0\.1:[0-9]+)"))) << row[4];
@@ -142,9 +142,10 @@ TEST_F(AdminE2e, ShowCommandsDescribeClientsServersStatsPolicyAndCache) {
   EXPECT_EQ(row[6], "idle");    // transaction status
   EXPECT_GE(std::stoi(row[7]), 1);
   EXPECT_TRUE(std::regex_match(row[8], std::regex(R"(20[0-9-]+ [0-9:.]+\+00)"))) << row[8];
+  EXPECT_EQ(row[11], "0");      // open portals: none between transactions
   // The console session itself is listed too.
   std::vector<std::string> self = client_row(rg, "dba");
-  ASSERT_EQ(self.size(), 11u);
+  ASSERT_EQ(self.size(), 12u);
   EXPECT_EQ(self[3], "console");
 
   // SHOW SERVERS: that session's upstream connection.
@@ -334,7 +335,7 @@ TEST_F(AdminE2e, PauseHoldsTenantStatementsUntilResume) {
   // The session logs in, then its statement waits at the gate.
   ASSERT_TRUE(eventually([&] {
     auto row = client_row(rg, "t1");
-    return row.size() == 11 && row[5] == "paused";
+    return row.size() == 12 && row[5] == "paused";
   })) << console(rg, "SHOW CLIENTS").out << rg.log();
   EXPECT_TRUE(writer.running()) << read_text_file(dir + "/writer.log");
   EXPECT_EQ(written_rows(), 0);  // nothing reached PostgreSQL while paused
@@ -452,7 +453,7 @@ TEST_F(AdminE2e, ReloadUnderRunningPgbenchLosesNoTransaction) {
     size_t n = 0;
     for (const auto& line : lines_of(console(rg, "SHOW CLIENTS").out)) {
       auto f = split(line);
-      if (f.size() == 11 && f[1] == "t1" && f[5] == "paused") ++n;
+      if (f.size() == 12 && f[1] == "t1" && f[5] == "paused") ++n;
     }
     return n == 4;
   })) << console(rg, "SHOW CLIENTS").out;

@@ -133,6 +133,7 @@ TEST(AdminFormat, ClientsAndServers) {
   tenant.statements = 3;
   tenant.prepared = 2;
   tenant.prepared_bytes = 120;
+  tenant.portals = 1;
   tenant.upstream = true;
   tenant.upstream_addr = "127.0.0.1:5432";
   tenant.upstream_local = "127.0.0.1:6000";
@@ -152,9 +153,10 @@ TEST(AdminFormat, ClientsAndServers) {
                                                    std::string("tenant"), std::string("127.0.0.1:5000"),
                                                    std::string("idle"), std::string("idle"), std::string("3"),
                                                    std::string("1970-01-01 00:00:00.000000+00"),
-                                                   std::string("2"), std::string("120")};
+                                                   std::string("2"), std::string("120"), std::string("1")};
   EXPECT_EQ(c.rows[0], expected);
   EXPECT_EQ(c.columns[9], "prepared");
+  EXPECT_EQ(c.columns[11], "portals");
   EXPECT_EQ(c.rows[1][9], std::nullopt);  // console: no prepared statements
   EXPECT_EQ(c.rows[1][2], std::nullopt);  // no tenant
   EXPECT_EQ(c.rows[1][6], std::nullopt);  // transaction not tracked

@@ -375,6 +375,9 @@ TEST(ParsePolicyLimits, DefaultsWhenAbsent) {
   EXPECT_EQ(p->limits.idle_client_timeout_seconds, 0);
   EXPECT_EQ(p->limits.idle_in_transaction_timeout_seconds, 0);
   EXPECT_EQ(p->limits.message_timeout_seconds, 60);
+  EXPECT_EQ(p->limits.max_prepared_statements, 10000u);
+  EXPECT_EQ(p->limits.max_prepared_statement_bytes, size_t{64} << 20);
+  EXPECT_EQ(p->limits.max_pipelined_messages, 100000u);
 }
 
 TEST(ParsePolicyLimits, AllKeys) {
@@ -389,6 +392,22 @@ TEST(ParsePolicyLimits, AllKeys) {
   EXPECT_EQ(p->limits.idle_client_timeout_seconds, 600);
   EXPECT_EQ(p->limits.idle_in_transaction_timeout_seconds, 30);
   EXPECT_EQ(p->limits.message_timeout_seconds, 0);
+}
+
+TEST(ParsePolicyLimits, PerSessionPreparedStatementKeys) {
+  PolicyPtr p = parse_policy(kMinimalToml +
+                                 "[limits]\nmax_prepared_statements = 50\nmax_prepared_statement_bytes = 65536\n"
+                                 "max_pipelined_messages = 1000\n"s,
+                             "x.toml");
+  EXPECT_EQ(p->limits.max_prepared_statements, 50u);
+  EXPECT_EQ(p->limits.max_prepared_statement_bytes, 65536u);
+  EXPECT_EQ(p->limits.max_pipelined_messages, 1000u);
+  expect_error_at(kMinimalToml + "[limits]\nmax_prepared_statements = 0\n"s, 13,
+                  "\"max_prepared_statements\" must be an integer 1..1000000");
+  expect_error_at(kMinimalToml + "[limits]\nmax_prepared_statement_bytes = 10\n"s, 13,
+                  "\"max_prepared_statement_bytes\" must be an integer 1024..");
+  expect_error_at(kMinimalToml + "[limits]\nmax_pipelined_messages = 10\n"s, 13,
+                  "\"max_pipelined_messages\" must be an integer 100..");
 }
 
 TEST(ParsePolicyLimits, Errors) {

@@ -1094,14 +1094,100 @@ TEST_F(TenantSessionTest, DescribeOfAnUnknownStatementIsRefused) {
 }
 
 TEST_F(TenantSessionTest, PreparedStatementsPerSessionAreBounded) {
-  for (size_t i = 0; i < kMaxPreparedStatements; ++i) {
+  const size_t max = policy::LimitSettings{}.max_prepared_statements;
+  for (size_t i = 0; i < max; ++i) {
     ASSERT_TRUE(client(parse("s" + std::to_string(i), "SELECT 1")).denial.empty()) << i;
     client(sync());
     server({tagged(be::kParseComplete, ""), ready('I')});
   }
-  EXPECT_EQ(s_.prepared_count(), kMaxPreparedStatements);
+  EXPECT_EQ(s_.prepared_count(), max);
   const ClientStep over = client(parse("one_more", "SELECT 1"));
   EXPECT_NE(over.denial.find("the most rowguard allows per session"), std::string::npos) << over.denial;
+}
+
+// ---- portals and cursors across a reload (session_portals.cc) ---------------------------------
+
+// The same policy under a newer version, as after a reload.
+const policy::Policy& reloaded_policy() {
+  static const policy::PolicyPtr p = [] {
+    auto copy = std::make_shared<policy::Policy>(test_policy());
+    copy->version = policy::next_policy_version();
+    return copy;
+  }();
+  return *p;
+}
+
+// A reload that made orders global: statements on it rewrite differently.
+const policy::Policy& changed_policy() {
+  static const policy::PolicyPtr p = [] {
+    std::string text = kPolicyToml;
+    const std::string rule = "[tables.\"public.orders\"]\ncolumn = \"tenant_id\"";
+    text.replace(text.find(rule), rule.size(), "[tables.\"public.orders\"]\nglobal = true");
+    return policy::parse_policy(text, "changed.toml");
+  }();
+  return *p;
+}
+
+class PortalSessionTest : public TenantSessionTest {
+ protected:
+  ClientStep after_reload(const Wire& w) { return s_.on_client_message(w.frame(), reloaded_policy()); }
+  ClientStep after_change(const Wire& w) { return s_.on_client_message(w.frame(), changed_policy()); }
+};
+
+TEST_F(PortalSessionTest, HoldCursorOfAnOlderPolicyIsRefusedUntilClosed) {
+  ASSERT_TRUE(client(query("DECLARE c CURSOR WITH HOLD FOR SELECT id FROM orders")).denial.empty());
+  server({tagged(be::kCommandComplete, "DECLARE CURSOR"s + '\0'), ready('I')});
+  EXPECT_TRUE(client(query("FETCH 1 FROM c")).denial.empty());  // same policy
+  server({tagged(be::kCommandComplete, "FETCH 0"s + '\0'), ready('I')});
+  for (const char* sql : {"FETCH ALL FROM c", "FETCH ALL IN C", "MOVE 1 IN c", "SELECT 1; FETCH c"}) {
+    const ClientStep st = after_reload(query(sql));
+    EXPECT_NE(st.denial.find("opened under an older policy"), std::string::npos) << sql;
+    server({server_error_for(0), ready('I')});
+  }
+  const ClientStep exec = after_reload(execute("c"));
+  EXPECT_NE(exec.denial.find("opened under an older policy"), std::string::npos);
+  EXPECT_EQ(exec.to_server.find(std::string("c") + '\0'), std::string::npos);
+  after_reload(sync());
+  server({server_error_for(1), ready('I')});
+  // A CLOSE in the same Query makes a FETCH of a new cursor of that name fine.
+  EXPECT_TRUE(after_reload(query("CLOSE c; DECLARE c CURSOR WITH HOLD FOR SELECT 1; FETCH c")).denial.empty());
+  server({tagged(be::kCommandComplete, "CLOSE CURSOR"s + '\0'), tagged(be::kCommandComplete, "DECLARE CURSOR"s + '\0'),
+          tagged(be::kRowDescription, be16(0)), tagged(be::kCommandComplete, "FETCH 1"s + '\0'), ready('I')});
+  EXPECT_TRUE(after_reload(query("FETCH c")).denial.empty());  // the new cursor is current
+}
+
+TEST_F(PortalSessionTest, ADeclareTheServerRefusedDoesNotRevalidateTheOldCursor) {
+  ASSERT_TRUE(client(query("DECLARE c CURSOR WITH HOLD FOR SELECT 1")).denial.empty());
+  server({tagged(be::kCommandComplete, "DECLARE CURSOR"s + '\0'), ready('I')});
+  ASSERT_TRUE(after_reload(query("DECLARE c CURSOR WITH HOLD FOR SELECT 1")).denial.empty());
+  server({server_error("42P03", "cursor \"c\" already exists"), ready('I')});
+  EXPECT_FALSE(after_reload(query("FETCH c")).denial.empty());
+}
+
+TEST_F(PortalSessionTest, PortalsEndWithTheirTransactionAndAPipelinedOneIsChecked) {
+  prepare("s", "SELECT id FROM orders");
+  // Bound under the old policy, executed after the session took up the new one (the batch's
+  // ReadyForQuery has not arrived yet).
+  ASSERT_TRUE(client(bind("p", "s", {}, {})).denial.empty());
+  EXPECT_NE(after_change(execute("p")).denial.find("older policy"), std::string::npos);
+  EXPECT_NE(after_change(tagged(fe::kDescribe, "Pp"s + '\0')).denial.find("older policy"), std::string::npos);
+  after_change(sync());
+  server({tagged(be::kBindComplete, ""), server_error_for(0), ready('I')});
+  // The transaction ended: the portal is gone, nothing is left to refuse.
+  EXPECT_TRUE(after_change(execute("p")).denial.empty());
+  after_change(sync());
+  server({server_error("34000", "portal \"p\" does not exist"), ready('I')});
+  // The unnamed portal bound under the old policy is refused the same way.
+  prepare("u", "SELECT id FROM orders");
+  ASSERT_TRUE(client(bind("", "u", {}, {})).denial.empty());
+  EXPECT_NE(after_change(execute("")).denial.find("older policy"), std::string::npos);
+}
+
+TEST_F(PortalSessionTest, APortalWhoseStatementAReloadLeftUnchangedIsRechecked) {
+  prepare("s", "SELECT id FROM orders");
+  ASSERT_TRUE(client(bind("p", "s", {}, {})).denial.empty());
+  EXPECT_TRUE(after_reload(execute("p")).denial.empty());
+  EXPECT_TRUE(after_reload(tagged(fe::kDescribe, "Pp"s + '\0')).denial.empty());
 }
 
 TEST_F(CopySessionTest, AnotherMessageDuringCopyInEndsTheSession) {
