@@ -80,7 +80,8 @@ SchemaReport report_schema(const Policy& policy, const SchemaSnapshot& schema) {
     for (const auto& fk : t->foreign_keys) {
       const TableRule* ref = policy.table(fk.references);
       if (ref != nullptr && ref->global) continue;
-      bool scoped = false;
+      bool scoped = !fk.columns.empty();  // only the tenant column: its value is the tenant's own
+      for (const auto& c : fk.columns) scoped = scoped && c == rule.column;
       for (size_t i = 0; ref != nullptr && i < fk.columns.size() && i < fk.referenced_columns.size(); ++i) {
         if (fk.columns[i] == rule.column && fk.referenced_columns[i] == ref->column) scoped = true;
       }

@@ -11,7 +11,8 @@
 //     (tenant column -> the referenced table's tenant column), or
 //   - whose referenced table is not in the policy (rows no tenant may read; fail closed),
 // unless the constraint is listed in the table's `shared_keys`. A foreign key to a global table
-// is fine (its rows are readable by every tenant).
+// is fine (its rows are readable by every tenant), and so is one whose only referencing column is
+// the tenant column (`tenant_id REFERENCES tenants (id)`: rowguard fixes its value to the tenant's).
 // "Gives a value": new rows - a referencing column that is given, or omitted but has a default
 // (or is generated); an omitted column without a default is NULL, and a foreign key with a NULL
 // column is not looked up (MATCH SIMPLE: not checked; MATCH FULL: all NULL is not checked, some
@@ -36,8 +37,9 @@ std::optional<std::string> check_fk_write(const KeyWrite& write, const policy::T
                                           const policy::Policy& policy);
 
 // True when `fk` of a table with tenant column `column` reaches only rows every tenant may read
-// or rows of the same tenant: its referenced table is global, or tenant-scoped and the pairs
-// include (column -> its tenant column). False also for a referenced table not in the policy.
+// or rows of the same tenant: its only column is `column`, its referenced table is global, or
+// tenant-scoped and the pairs include (column -> its tenant column). False also for a referenced
+// table not in the policy.
 bool fk_stays_in_tenant(const policy::ForeignKey& fk, const std::string& column, const policy::Policy& policy);
 
 }  // namespace rowguard::sqlrewrite

@@ -219,7 +219,8 @@ policy::ForeignKey fkey(std::string name, std::vector<std::string> cols, std::st
 }
 
 // refs: ref_id -> legacy (id) (no tenant column), (tenant_id, cid) -> safe (tenant_id, id),
-// country -> countries (code) (global), priv_id -> private (id) (not in the policy).
+// country -> countries (code) (global), priv_id -> private (id) (not in the policy), tenant_id ->
+// tenants (id) (not in the policy, but its value is always the tenant's own).
 policy::PolicyPtr fk_policy(std::function<void(policy::SchemaSnapshot&)> edit = nullptr) {
   return policy_with([edit](policy::SchemaSnapshot& s) {
     auto refs = table("refs", {"id", "tenant_id", "ref_id", "cid", "country", "priv_id", "body"});
@@ -227,7 +228,8 @@ policy::PolicyPtr fk_policy(std::function<void(policy::SchemaSnapshot&)> edit = 
     refs.foreign_keys = {fkey("refs_ref_id_fkey", {"ref_id"}, "legacy", {"id"}),
                          fkey("refs_cid_fkey", {"tenant_id", "cid"}, "safe", {"tenant_id", "id"}),
                          fkey("refs_country_fkey", {"country"}, "countries", {"code"}),
-                         fkey("refs_priv_id_fkey", {"priv_id"}, "private", {"id"})};
+                         fkey("refs_priv_id_fkey", {"priv_id"}, "private", {"id"}),
+                         fkey("refs_tenant_id_fkey", {"tenant_id"}, "tenants", {"id"})};
     s.tables[refs.name] = refs;
     if (edit) edit(s);
   });
@@ -275,6 +277,7 @@ TEST(FkCheck, NullCompositeGlobalAndSharedForeignKeysPass) {
   allowed(*p, "INSERT INTO refs (body) VALUES ('x')");  // ref_id, priv_id: NULL, not looked up
   allowed(*p, "INSERT INTO refs (ref_id, body) VALUES (DEFAULT, 'x')");
   allowed(*p, "INSERT INTO refs (cid, country) VALUES (1, 'DE')");
+  allowed(*p, "INSERT INTO refs (tenant_id, body) VALUES ('1', 'x')");
   allowed(*p, "UPDATE refs SET cid = 2, country = 'FR', body = 'y'");
   allowed(*p, "INSERT INTO refs (id) VALUES (1) ON CONFLICT (tenant_id, id) DO UPDATE SET body = 'z'");
   allowed(*with_refs(fk_policy(), {"refs_ref_id_fkey"}), "INSERT INTO refs (ref_id) VALUES (1)");
@@ -304,6 +307,7 @@ TEST(FkCheck, StartupReportSaysWhichForeignKeysAreRefused) {
   EXPECT_TRUE(has_warning(r, "\"refs_ref_id_fkey\"", "tenant writes that give it a value are refused (rule cross_tenant_fk)"));
   EXPECT_TRUE(has_warning(r, "\"refs_priv_id_fkey\"", "not in the policy"));
   EXPECT_FALSE(has_warning(r, "\"refs_cid_fkey\"", ""));
+  EXPECT_FALSE(has_warning(r, "\"refs_tenant_id_fkey\"", ""));
   EXPECT_FALSE(has_warning(r, "\"refs_country_fkey\"", "not a unique index"));  // a foreign key is a valid shared_keys name
   auto shared = with_refs(fk_policy(), {"refs_ref_id_fkey"});
   EXPECT_TRUE(has_warning(policy::report_schema(*shared, *shared->schema), "\"refs_ref_id_fkey\"", "listed in shared_keys"));
