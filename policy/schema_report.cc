@@ -64,9 +64,10 @@ SchemaReport report_schema(const Policy& policy, const SchemaSnapshot& schema) {
     for (const auto& shared : rule.shared_keys) {
       bool found = contains(t->exclusion_constraints, shared);
       for (const auto& k : t->unique_keys) found = found || k.name == shared || k.constraint == shared;
+      for (const auto& fk : t->foreign_keys) found = found || fk.name == shared;
       if (!found) {
         out.warnings.push_back("table " + table + ": shared_keys names " + q(shared) +
-                               ", which is not a unique index, unique constraint or exclusion constraint of it");
+                               ", which is not a unique index, unique constraint, exclusion constraint or foreign key of it");
       }
     }
     for (const auto& c : t->columns) {
@@ -78,18 +79,26 @@ SchemaReport report_schema(const Policy& policy, const SchemaSnapshot& schema) {
     }
     for (const auto& fk : t->foreign_keys) {
       const TableRule* ref = policy.table(fk.references);
-      if (ref == nullptr || ref->global) continue;
-      bool scoped = false;
-      for (size_t i = 0; i < fk.columns.size() && i < fk.referenced_columns.size(); ++i) {
+      if (ref != nullptr && ref->global) continue;
+      bool scoped = !fk.columns.empty();  // only the tenant column: its value is the tenant's own
+      for (const auto& c : fk.columns) scoped = scoped && c == rule.column;
+      for (size_t i = 0; ref != nullptr && i < fk.columns.size() && i < fk.referenced_columns.size(); ++i) {
         if (fk.columns[i] == rule.column && fk.referenced_columns[i] == ref->column) scoped = true;
       }
       if (scoped) continue;
-      out.warnings.push_back("table " + table + ": foreign key " + q(fk.name) + " (" + columns_text(fk.columns) +
-                             ") references " + q(fk.references.to_string()) + " without the tenant column " +
-                             q(rule.column) + ": a tenant can reference another tenant's row, and tell "
-                             "from the foreign-key check whether it exists (make it FOREIGN KEY (" +
-                             rule.column + ", ...) REFERENCES " + fk.references.to_string() + " (" +
-                             ref->column + ", ...))");
+      const std::string head = "table " + table + ": foreign key " + q(fk.name) + " (" + columns_text(fk.columns) +
+                               ") references " + q(fk.references.to_string()) +
+                               (ref == nullptr ? ", which is not in the policy," : " without the tenant column " + q(rule.column)) +
+                               ": PostgreSQL checks it without the tenant filter";
+      if (contains(rule.shared_keys, fk.name)) {
+        out.warnings.push_back(head + "; it is listed in shared_keys: a tenant's write can reference, and so probe, "
+                               "lock and pin, another tenant's row");
+        continue;
+      }
+      out.warnings.push_back(head + ", so tenant writes that give it a value are refused (rule cross_tenant_fk); "
+                             "make it FOREIGN KEY (" + rule.column + ", " + columns_text(fk.columns) + ") REFERENCES " +
+                             fk.references.to_string() + " (" + (ref == nullptr ? std::string("tenant column") : ref->column) +
+                             ", " + columns_text(fk.referenced_columns) + "), or list it in shared_keys");
     }
   }
   return out;

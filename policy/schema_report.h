@@ -3,8 +3,9 @@
 // table without its tenant column) and warnings (keys that cross tenants: a unique key or
 // exclusion constraint of a tenant table without the tenant column lets one tenant learn that
 // another uses a key value, through a unique violation or ON CONFLICT; a foreign key from a
-// tenant table to a tenant table that does not carry the tenant column lets a tenant reference,
-// and so probe, another tenant's rows). Used at start-up, after every snapshot read, and by
+// tenant table to a tenant table that does not carry the tenant column, or to a table not in the
+// policy, lets a tenant reference, and so probe, another tenant's rows: the writes that give it a
+// value are refused, rule cross_tenant_fk, unless it is in shared_keys). Used at start-up, after every snapshot read, and by
 // `rowguard check --against`. Pure: no I/O.
 #include <string>
 #include <vector>

@@ -22,6 +22,7 @@
 
 #include "policy/catalogs.h"
 #include "sqlrewrite/function_check.h"
+#include "sqlrewrite/fk_check.h"
 #include "sqlrewrite/key_check.h"
 #include "sqlrewrite/sequence_check.h"
 #include "sqlrewrite/on_conflict_check.h"
@@ -423,9 +424,12 @@ class Walker {
   }
 
   // A write that could collide with another tenant's row on a key without the tenant column
-  // is refused (sqlrewrite/key_check.h).
+  // is refused (sqlrewrite/key_check.h), and so is one that could reference another tenant's row
+  // through a foreign key without the tenant column (sqlrewrite/fk_check.h).
   void check_keys(std::string_view verb, bool new_rows, std::vector<std::string> columns, const TableRule& rule) {
-    if (auto why = check_key_write({verb, new_rows, std::move(columns)}, rule, policy_.schema.get())) deny(std::move(*why));
+    const KeyWrite write{verb, new_rows, std::move(columns)};
+    if (auto why = check_key_write(write, rule, policy_.schema.get())) deny(std::move(*why));
+    if (auto why = check_fk_write(write, rule, policy_)) deny(std::move(*why));
   }
 
   // The VALUES rows of an INSERT source (none for INSERT ... SELECT: every column is given).

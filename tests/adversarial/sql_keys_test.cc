@@ -17,7 +17,7 @@ namespace rowguard::testing::adversarial {
 namespace {
 
 constexpr const char* kLegacySetup = R"sql(
-DROP TABLE IF EXISTS lk_refs, lk_customers, lk_orders, lk_seq, lk_expr CASCADE;
+DROP TABLE IF EXISTS lk_crefs, lk_private, lk_refs, lk_customers, lk_orders, lk_seq, lk_expr CASCADE;
 CREATE TABLE lk_customers (id int PRIMARY KEY, tenant_id int NOT NULL, name text NOT NULL);
 INSERT INTO lk_customers SELECT id, tenant_id, name FROM customers;
 CREATE TABLE lk_orders (id int PRIMARY KEY, tenant_id int NOT NULL, customer_id int,
@@ -32,17 +32,26 @@ CREATE UNIQUE INDEX lk_expr_email ON lk_expr (lower(email));
 CREATE UNIQUE INDEX lk_expr_tag ON lk_expr (tag) WHERE tag <> '';
 INSERT INTO lk_expr (tenant_id, email, tag) VALUES (2, 'hank@globex', 'globex-tag');
 ALTER TABLE lk_customers OWNER TO app; ALTER TABLE lk_orders OWNER TO app;
--- A foreign key to lk_customers without the tenant column (issue #13 item 4, not closed yet).
+-- A foreign key to lk_customers without the tenant column (issue #13 item 4), one to a table
+-- not in the policy, and one to a global table.
+CREATE TABLE lk_private (id int PRIMARY KEY);
+INSERT INTO lk_private VALUES (1);
 CREATE TABLE lk_refs (id serial, tenant_id int NOT NULL, customer_id int REFERENCES lk_customers (id),
-                      PRIMARY KEY (tenant_id, id));
+                      private_id int REFERENCES lk_private (id), country_code text REFERENCES countries (code),
+                      note text, PRIMARY KEY (tenant_id, id));
+-- The safe form: a composite foreign key carrying the tenant column.
+ALTER TABLE lk_customers ADD UNIQUE (tenant_id, id);
+CREATE TABLE lk_crefs (id serial, tenant_id int NOT NULL, customer_id int, PRIMARY KEY (tenant_id, id),
+                       FOREIGN KEY (tenant_id, customer_id) REFERENCES lk_customers (tenant_id, id));
+ALTER TABLE lk_crefs OWNER TO app;
 ALTER TABLE lk_seq OWNER TO app; ALTER TABLE lk_expr OWNER TO app; ALTER TABLE lk_refs OWNER TO app;
 )sql";
 
-std::string legacy_policy(const std::string& extra = "") {
+std::string legacy_policy(const std::string& extra = "", const std::string& refs_extra = "") {
   return example_config_template() +
          "\n[tables.\"public.lk_customers\"]\n" + extra +
          "[tables.\"public.lk_orders\"]\n[tables.\"public.lk_seq\"]\n[tables.\"public.lk_expr\"]\n"
-         "[tables.\"public.lk_refs\"]\n";
+         "[tables.\"public.lk_refs\"]\n" + refs_extra + "[tables.\"public.lk_crefs\"]\n";
 }
 
 class SqlKeys : public ::testing::Test {
@@ -342,14 +351,13 @@ TEST_F(SqlKeys, SharedKeysOptInForwardsTheWrite) {
 }
 
 
-// ---- foreign keys without the tenant column: NOT closed yet (DISABLED_: they fail today) -----
-// Run with --gtest_also_run_disabled_tests to see the leaks. lk_refs.customer_id REFERENCES
-// lk_customers (id): PostgreSQL's RI trigger checks the referenced row as the table owner,
-// without the tenant filter (ri_triggers.c RI_FKey_check: SELECT 1 FROM ONLY pk WHERE id = $1
-// FOR KEY SHARE).
+// ---- foreign keys without the tenant column (issue #13 item 4, rule cross_tenant_fk) ---------
+// lk_refs.customer_id REFERENCES lk_customers (id): PostgreSQL's RI trigger checks the referenced
+// row as the table owner, without the tenant filter (ri_triggers.c RI_FKey_check: SELECT 1 FROM
+// ONLY pk WHERE id = $1 FOR KEY SHARE). On the unchanged proxy the three attacks below succeed.
 
 // Existence: referencing tenant 2's customer 201 succeeds, an unused id fails with 23503.
-TEST_F(SqlKeys, DISABLED_ForeignKeyDoesNotRevealAnotherTenantsRow) {
+TEST_F(SqlKeys, ForeignKeyDoesNotRevealAnotherTenantsRow) {
   auto t1 = impatient_tenant1();
   ASSERT_TRUE(t1->exec("BEGIN").ok);
   QueryResult r = t1->exec("INSERT INTO lk_refs (customer_id) VALUES (201)");
@@ -358,7 +366,7 @@ TEST_F(SqlKeys, DISABLED_ForeignKeyDoesNotRevealAnotherTenantsRow) {
 }
 
 // Lock: tenant 1's open reference holds KEY SHARE on tenant 2's row; tenant 2's DELETE waits.
-TEST_F(SqlKeys, DISABLED_ForeignKeyLockDoesNotMakeAnotherTenantWait) {
+TEST_F(SqlKeys, ForeignKeyLockDoesNotMakeAnotherTenantWait) {
   auto t1 = impatient_tenant1();
   ASSERT_TRUE(t1->exec("BEGIN").ok);
   t1->exec("INSERT INTO lk_refs (customer_id) VALUES (201)");
@@ -372,7 +380,7 @@ TEST_F(SqlKeys, DISABLED_ForeignKeyLockDoesNotMakeAnotherTenantWait) {
 }
 
 // RESTRICT: a committed reference by tenant 1 makes tenant 2's DELETE of its own row fail.
-TEST_F(SqlKeys, DISABLED_ForeignKeyDoesNotBlockAnotherTenantsDelete) {
+TEST_F(SqlKeys, ForeignKeyDoesNotBlockAnotherTenantsDelete) {
   auto t1 = impatient_tenant1();
   QueryResult ins = t1->exec("INSERT INTO lk_refs (customer_id) VALUES (202) RETURNING id");
   auto t2 = tenant(2);
@@ -381,6 +389,80 @@ TEST_F(SqlKeys, DISABLED_ForeignKeyDoesNotBlockAnotherTenantsDelete) {
   EXPECT_TRUE(d.ok) << "tenant 2 cannot delete its own row: " << d.sqlstate << " " << d.message;
   t2->exec("ROLLBACK");
   Env::get().direct_super()->exec("DELETE FROM lk_refs WHERE tenant_id = 1");
+}
+
+void expect_cross_tenant_fk(const QueryResult& r, const std::string& sql, const std::string& fk) {
+  EXPECT_TRUE(r.refused()) << sql << "\n  -> " << r.sqlstate << " " << r.message << " tag " << r.command_tag;
+  EXPECT_NE(r.message.find("cross_tenant_fk"), std::string::npos) << sql << "\n  -> " << r.message;
+  EXPECT_NE(r.message.find(fk), std::string::npos) << sql << "\n  -> " << r.message;
+  EXPECT_NE(r.sqlstate, "23503") << sql << ": the foreign-key check reveals another tenant's row";
+  EXPECT_TRUE(no_leak(r)) << sql;
+}
+
+TEST_F(SqlKeys, EveryWriteFormThatGivesAForeignKeyAValueIsRefused) {
+  auto t1 = impatient_tenant1();
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  QueryResult own = t1->exec("INSERT INTO lk_refs (note) VALUES ('acme-ref') RETURNING id");
+  ASSERT_TRUE(own.ok) << own.message;
+  ASSERT_TRUE(t1->exec("COMMIT").ok);
+  for (const char* sql : {
+           "INSERT INTO lk_refs (customer_id) VALUES (201)",
+           "INSERT INTO lk_refs (note, customer_id) VALUES ('x', NULL), ('y', 201)",
+           "INSERT INTO lk_refs (customer_id) SELECT 201",
+           "INSERT INTO lk_refs (customer_id) SELECT id FROM lk_customers",
+           "UPDATE lk_refs SET customer_id = 201",
+           "UPDATE lk_refs SET (note, customer_id) = (SELECT 'x', 201)",
+           "MERGE INTO lk_refs r USING (SELECT 201 AS c) s ON r.customer_id = s.c "
+           "WHEN NOT MATCHED THEN INSERT (customer_id) VALUES (s.c)",
+           "MERGE INTO lk_refs r USING (SELECT 1 AS c) s ON true WHEN MATCHED THEN UPDATE SET customer_id = 201",
+           "INSERT INTO lk_refs (id, note) VALUES (1, 'x') ON CONFLICT (tenant_id, id) DO UPDATE SET customer_id = 201",
+           "WITH w AS (INSERT INTO lk_refs (customer_id) VALUES (201) RETURNING id) SELECT * FROM w",
+           "PREPARE p_fk(int) AS INSERT INTO lk_refs (customer_id) VALUES ($1)",
+           "COPY lk_refs (customer_id) FROM STDIN",
+       }) {
+    expect_cross_tenant_fk(t1->exec(sql), sql, "lk_refs_customer_id_fkey");
+  }
+  QueryResult ext = t1->exec_params("INSERT INTO lk_refs (customer_id) VALUES ($1)", {"201"});
+  expect_cross_tenant_fk(ext, "extended INSERT", "lk_refs_customer_id_fkey");
+  // A referenced table that is not in the policy: rows no tenant may read.
+  const std::string priv = "INSERT INTO lk_refs (private_id) VALUES (1)";
+  expect_cross_tenant_fk(t1->exec(priv), priv, "lk_refs_private_id_fkey");
+  EXPECT_TRUE(t1->alive());
+  Env::get().direct_super()->exec("DELETE FROM lk_refs WHERE tenant_id = 1");
+}
+
+// Writes that leave the foreign key NULL, reference a global table, or use a composite foreign
+// key with the tenant column keep working; the composite key cannot reach tenant 2's row.
+TEST_F(SqlKeys, ForeignKeysThatStayInTheTenantWork) {
+  auto t1 = impatient_tenant1();
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  for (const char* sql : {
+           "INSERT INTO lk_refs (note) VALUES ('acme-ref')",
+           "INSERT INTO lk_refs (note, country_code) VALUES ('acme-ref', 'DE')",
+           "UPDATE lk_refs SET country_code = 'FR', note = 'x'",
+           "INSERT INTO lk_crefs (customer_id) VALUES (101)",
+           "UPDATE lk_crefs SET customer_id = 101",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.ok) << sql << "\n  -> " << r.sqlstate << " " << r.message;
+  }
+  ASSERT_TRUE(t1->exec("ROLLBACK").ok);
+  QueryResult other = t1->exec("INSERT INTO lk_crefs (customer_id) VALUES (201)");
+  EXPECT_FALSE(other.ok);
+  EXPECT_EQ(other.sqlstate, "23503") << other.message;  // (1, 201) does not exist: same answer as any free id
+  EXPECT_TRUE(t1->alive());
+}
+
+// A foreign key the DBA lists in shared_keys is shared knowingly: the write is forwarded.
+TEST_F(SqlKeys, SharedKeysOptInForwardsAForeignKeyWrite) {
+  RowguardProcess rg(legacy_policy("", "shared_keys = [\"lk_refs_customer_id_fkey\"]\n"), Env::get().pg(), "info");
+  Client t1(rg.conninfo("t1") + " password=pw1");
+  ASSERT_TRUE(t1.exec("BEGIN").ok);
+  QueryResult r = t1.exec("INSERT INTO lk_refs (customer_id) VALUES (201)");
+  EXPECT_TRUE(r.ok) << r.sqlstate << " " << r.message;
+  ASSERT_TRUE(t1.exec("ROLLBACK").ok);
+  QueryResult priv = t1.exec("INSERT INTO lk_refs (private_id) VALUES (1)");
+  EXPECT_TRUE(priv.refused()) << priv.sqlstate << " " << priv.message;
 }
 
 }  // namespace

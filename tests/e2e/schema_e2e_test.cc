@@ -125,6 +125,7 @@ TEST(SchemaE2e, CheckAgainstReportsMissingTablesColumnsAndCrossTenantKeys) {
                                  "references \"public.customers\" without the tenant column \"tenant_id\""))
       << describe(good);
   EXPECT_TRUE(contains(good.out, "tenant writes that give it a value are refused")) << describe(good);
+  EXPECT_TRUE(contains(good.out, "tenant writes that give it a value are refused (rule cross_tenant_fk)")) << describe(good);
   EXPECT_FALSE(contains(good.out, "notes_pkey")) << describe(good);
 
   write_text_file(dir + "/bad.toml", example + "\n[tables.\"public.missing\"]\n\n[tables.\"public.countries_x\"]\n"

@@ -1,6 +1,7 @@
 // Keys that cross tenants (sqlrewrite/key_check.h), through sqlrewrite::rewrite() with
 // hand-built schema snapshots: every write form that gives a key without the tenant column a
 // value is refused (rule cross_tenant_key); sequence defaults, composite keys and shared_keys pass.
+// Foreign keys likewise (sqlrewrite/fk_check.h, rule cross_tenant_fk).
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -33,6 +34,8 @@ tenant = "1"
 [tables."public.safe"]
 [tables."public.users"]
 shared_keys = ["users_email_key"]
+[tables."public.countries"]
+global = true
 )toml";
 
 policy::UniqueKey key(std::string name, std::vector<std::string> cols, bool partial = false) {
@@ -202,6 +205,112 @@ TEST(KeyCheck, StartupReportSaysWhatIsRefusedSharedAndSequenced) {
   EXPECT_TRUE(has_warning(r, "\"legacy_nope\"", "not a unique index"));
   EXPECT_TRUE(has_warning(r, "\"public.seq_id_seq\"", "shared by all tenants"));
   EXPECT_FALSE(has_warning(r, "\"safe_pkey\"", ""));
+}
+
+// ---- foreign keys that cross tenants (sqlrewrite/fk_check.h) ---------------------------------
+
+policy::ForeignKey fkey(std::string name, std::vector<std::string> cols, std::string ref, std::vector<std::string> ref_cols) {
+  policy::ForeignKey k;
+  k.name = std::move(name);
+  k.columns = std::move(cols);
+  k.references = {"public", std::move(ref)};
+  k.referenced_columns = std::move(ref_cols);
+  return k;
+}
+
+// refs: ref_id -> legacy (id) (no tenant column), (tenant_id, cid) -> safe (tenant_id, id),
+// country -> countries (code) (global), priv_id -> private (id) (not in the policy), tenant_id ->
+// tenants (id) (not in the policy, but its value is always the tenant's own).
+policy::PolicyPtr fk_policy(std::function<void(policy::SchemaSnapshot&)> edit = nullptr) {
+  return policy_with([edit](policy::SchemaSnapshot& s) {
+    auto refs = table("refs", {"id", "tenant_id", "ref_id", "cid", "country", "priv_id", "body"});
+    refs.unique_keys = {key("refs_pkey", {"tenant_id", "id"})};
+    refs.foreign_keys = {fkey("refs_ref_id_fkey", {"ref_id"}, "legacy", {"id"}),
+                         fkey("refs_cid_fkey", {"tenant_id", "cid"}, "safe", {"tenant_id", "id"}),
+                         fkey("refs_country_fkey", {"country"}, "countries", {"code"}),
+                         fkey("refs_priv_id_fkey", {"priv_id"}, "private", {"id"}),
+                         fkey("refs_tenant_id_fkey", {"tenant_id"}, "tenants", {"id"})};
+    s.tables[refs.name] = refs;
+    if (edit) edit(s);
+  });
+}
+
+policy::PolicyPtr with_refs(policy::PolicyPtr p, std::vector<std::string> shared = {}) {
+  auto out = std::make_shared<policy::Policy>(*p);
+  policy::TableRule rule;
+  rule.table = {"public", "refs"};
+  rule.column = "tenant_id";
+  rule.shared_keys = std::move(shared);
+  out->tables[rule.table] = rule;
+  return out;
+}
+
+void fk_refused(const policy::Policy& p, const std::string& sql, const std::string& part) {
+  RewriteResult r = rewrite(sql, p, "1");
+  EXPECT_FALSE(r.allowed) << sql << " -> " << r.sql;
+  EXPECT_NE(r.reason.find("cross_tenant_fk"), std::string::npos) << sql << " -> " << r.reason;
+  EXPECT_NE(r.reason.find(part), std::string::npos) << sql << " -> " << r.reason;
+}
+
+TEST(FkCheck, EveryWriteFormGivingAForeignKeyWithoutTheTenantColumnAValueIsRefused) {
+  auto p = with_refs(fk_policy());
+  for (const char* sql : {
+           "INSERT INTO refs (ref_id) VALUES (1)",
+           "INSERT INTO refs (body, ref_id) VALUES ('x', NULL), ('y', $1)",
+           "INSERT INTO refs (ref_id) SELECT 1",
+           "UPDATE refs SET ref_id = 2",
+           "UPDATE refs SET (body, ref_id) = (SELECT 'x', 2)",
+           "MERGE INTO refs r USING (SELECT 1 AS id) s ON r.id = s.id WHEN NOT MATCHED THEN INSERT (ref_id) VALUES (s.id)",
+           "MERGE INTO refs r USING (SELECT 1 AS id) s ON r.id = s.id WHEN MATCHED THEN UPDATE SET ref_id = 7",
+           "INSERT INTO refs (id) VALUES (1) ON CONFLICT (tenant_id, id) DO UPDATE SET ref_id = 2",
+           "WITH w AS (INSERT INTO refs (ref_id) VALUES (1) RETURNING 1) SELECT * FROM w",
+           "COPY refs (ref_id, body) FROM STDIN",
+       }) {
+    fk_refused(*p, sql, "foreign key \"refs_ref_id_fkey\" (ref_id) of \"public.refs\" references the tenant table \"public.legacy\"");
+  }
+  fk_refused(*p, "INSERT INTO refs (priv_id) VALUES (1)", "\"public.private\", which is not in the policy");
+  fk_refused(*p, "INSERT INTO refs (ref_id) VALUES (1)", "(tenant_id, ref_id) REFERENCES public.legacy (tenant_id, id)");
+}
+
+TEST(FkCheck, NullCompositeGlobalAndSharedForeignKeysPass) {
+  auto p = with_refs(fk_policy());
+  allowed(*p, "INSERT INTO refs (body) VALUES ('x')");  // ref_id, priv_id: NULL, not looked up
+  allowed(*p, "INSERT INTO refs (ref_id, body) VALUES (DEFAULT, 'x')");
+  allowed(*p, "INSERT INTO refs (cid, country) VALUES (1, 'DE')");
+  allowed(*p, "INSERT INTO refs (tenant_id, body) VALUES ('1', 'x')");
+  allowed(*p, "UPDATE refs SET cid = 2, country = 'FR', body = 'y'");
+  allowed(*p, "INSERT INTO refs (id) VALUES (1) ON CONFLICT (tenant_id, id) DO UPDATE SET body = 'z'");
+  allowed(*with_refs(fk_policy(), {"refs_ref_id_fkey"}), "INSERT INTO refs (ref_id) VALUES (1)");
+  fk_refused(*with_refs(fk_policy(), {"refs_ref_id_fkey"}), "INSERT INTO refs (priv_id) VALUES (1)", "refs_priv_id_fkey");
+}
+
+TEST(FkCheck, DefaultsChildrenAndUnknownSchemaAreRefused) {
+  // An omitted column with a default gives the row a value.
+  auto def = with_refs(fk_policy([](policy::SchemaSnapshot& s) { s.tables[{"public", "refs"}].columns[2].has_default = true; }));
+  fk_refused(*def, "INSERT INTO refs (body) VALUES ('x')", "refs_ref_id_fkey");
+  allowed(*def, "UPDATE refs SET body = 'x'");
+  // A partition's foreign key counts.
+  auto child = with_refs(fk_policy([](policy::SchemaSnapshot& s) {
+    s.tables[{"public", "refs"}].children = {{"public", "refs_1"}};
+    auto c = table("refs_1", {"id", "tenant_id", "ref_id", "cid", "country", "priv_id", "body"});
+    c.foreign_keys = {fkey("refs_1_body_fkey", {"body"}, "legacy", {"code"})};
+    s.tables[c.name] = c;
+  }));
+  fk_refused(*child, "UPDATE refs SET body = 'x'", "\"refs_1_body_fkey\" (body) of \"public.refs_1\"");
+  auto missing = with_refs(fk_policy([](policy::SchemaSnapshot& s) { s.tables[{"public", "refs"}].children = {{"public", "gone"}}; }));
+  EXPECT_FALSE(rewrite("UPDATE refs SET body = 'x'", *missing, "1").allowed);  // (key_check refuses it first)
+}
+
+TEST(FkCheck, StartupReportSaysWhichForeignKeysAreRefused) {
+  auto p = with_refs(fk_policy(), {"refs_country_fkey"});
+  policy::SchemaReport r = policy::report_schema(*p, *p->schema);
+  EXPECT_TRUE(has_warning(r, "\"refs_ref_id_fkey\"", "tenant writes that give it a value are refused (rule cross_tenant_fk)"));
+  EXPECT_TRUE(has_warning(r, "\"refs_priv_id_fkey\"", "not in the policy"));
+  EXPECT_FALSE(has_warning(r, "\"refs_cid_fkey\"", ""));
+  EXPECT_FALSE(has_warning(r, "\"refs_tenant_id_fkey\"", ""));
+  EXPECT_FALSE(has_warning(r, "\"refs_country_fkey\"", "not a unique index"));  // a foreign key is a valid shared_keys name
+  auto shared = with_refs(fk_policy(), {"refs_ref_id_fkey"});
+  EXPECT_TRUE(has_warning(policy::report_schema(*shared, *shared->schema), "\"refs_ref_id_fkey\"", "listed in shared_keys"));
 }
 
 }  // namespace
