@@ -34,6 +34,18 @@
 namespace rowguard::sqlrewrite {
 namespace {
 
+// PostgreSQL's defGetBoolean for an EXPLAIN option: false is the integer 0 or the words false / off
+// (any case); no argument means true. Anything else is not "false".
+bool explain_option_false(const pg_query::DefElem& d) {
+  if (!d.has_arg()) return false;
+  const auto& a = d.arg();
+  if (a.has_integer()) return a.integer().ival() == 0;
+  if (!a.has_string()) return false;
+  std::string v = a.string().sval();
+  for (char& c : v) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return v == "false" || v == "off";
+}
+
 namespace gpb = google::protobuf;
 using pg_query::Node;
 using policy::QualifiedName;
@@ -620,12 +632,35 @@ class Walker {
     }
   }
 
+  // EXPLAIN's numbers come from the whole table: ANALYZE counts other tenants' rows (Rows Removed
+  // by Filter), and the planner's row estimates and costs come from statistics over every
+  // tenant's rows (pg_statistic's most common values and histograms). Tenants get the plan with
+  // COSTS OFF only; every other option than VERBOSE / FORMAT / SETTINGS is refused.
   void explain(pg_query::ExplainStmt& s) {
+    bool costs_off = false;
     for (const auto& o : s.options()) {
-      if (o.has_def_elem() && o.def_elem().defname() == "analyze") {
+      if (!o.has_def_elem()) {
+        deny("EXPLAIN option not understood");
+        return;
+      }
+      const auto& d = o.def_elem();
+      if (d.defname() == "analyze") {
         deny("EXPLAIN ANALYZE shows other tenants' row counts (Rows Removed by Filter); "
              "use EXPLAIN without ANALYZE (rule: no EXPLAIN ANALYZE for tenants)");
+        return;
       }
+      if (d.defname() == "costs") {
+        costs_off = explain_option_false(d);  // PostgreSQL takes the last one
+      } else if (d.defname() != "verbose" && d.defname() != "format" && d.defname() != "settings") {
+        deny("EXPLAIN option " + d.defname() + " is not allowed for tenants (allowed: COSTS OFF, VERBOSE, "
+             "FORMAT, SETTINGS; rule: explain_costs_off)");
+        return;
+      }
+    }
+    if (!costs_off) {
+      deny("EXPLAIN shows row estimates and costs computed from every tenant's rows; use EXPLAIN (COSTS OFF) "
+           "(rule: explain_costs_off)");
+      return;
     }
     Node& q = *s.mutable_query();
     switch (q.node_case()) {

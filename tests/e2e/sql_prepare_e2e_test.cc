@@ -152,7 +152,7 @@ TEST_F(SqlPrepareE2e, CreateTableAsExecuteAndExplainAnalyzeExecuteStayDenied) {
                            "PREPARE s AS SELECT id FROM orders;\n"
                            "CREATE TABLE stolen AS EXECUTE s;\n"
                            "EXPLAIN ANALYZE EXECUTE s;\n"
-                           "EXPLAIN EXECUTE s;\n");
+                           "EXPLAIN (COSTS OFF) EXECUTE s;\n");
   EXPECT_EQ(count(r.err, "42501"), 2u) << describe(r);
   EXPECT_TRUE(contains(r.err, "CreateTableAsStmt is not allowed")) << describe(r);
   EXPECT_TRUE(contains(r.out, " on orders")) << describe(r);  // a scan of orders (which one: the planner's choice)

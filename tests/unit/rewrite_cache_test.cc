@@ -72,7 +72,7 @@ const std::vector<std::string>& statements() {
       "SELECT 'rowguardTenantSentinel0' FROM orders",  // the sentinel in the text: another one is used
       "SELECT E'rowguardTenantSentinel\\0601' FROM orders",  // spells a sentinel with escapes
       "SELECT '1' AS tenant_id, * FROM orders WHERE tenant_id = '1'",
-      "EXPLAIN SELECT * FROM orders",
+      "EXPLAIN (COSTS OFF) SELECT * FROM orders",
       "BEGIN; SELECT * FROM orders; UPDATE customers SET name = 'x'; COMMIT",
       "  -- only a comment",
       // writes

@@ -892,8 +892,8 @@ const Case kCases[] = {
      R"sql(SHOW application_name)sql",
      ""},
     {"explain",
-     R"sql(EXPLAIN SELECT * FROM orders)sql",
-     R"sql(EXPLAIN SELECT * FROM public.orders WHERE orders.tenant_id = '1')sql",
+     R"sql(EXPLAIN (COSTS OFF) SELECT * FROM orders)sql",
+     R"sql(EXPLAIN (COSTS OFF) SELECT * FROM public.orders WHERE orders.tenant_id = '1')sql",
      ""},
     {"explain_analyze_denied",
      R"sql(EXPLAIN ANALYZE SELECT * FROM orders)sql",
@@ -975,8 +975,8 @@ const Case kCases[] = {
      "",
      R"sql(rowguard: function "pg_read_file" is not allowed (rule: builtin allowlist and [functions] allow))sql"},
     {"explain_execute",
-     R"sql(EXPLAIN EXECUTE p(1))sql",
-     R"sql(EXPLAIN EXECUTE p(1))sql",
+     R"sql(EXPLAIN (COSTS OFF) EXECUTE p(1))sql",
+     R"sql(EXPLAIN (COSTS OFF) EXECUTE p(1))sql",
      ""},
     {"explain_analyze_execute_denied",
      R"sql(EXPLAIN ANALYZE EXECUTE p(1))sql",
@@ -1074,9 +1074,25 @@ const Case kCases[] = {
      R"sql(EXPLAIN ANALYSE SELECT * FROM orders)sql",
      "",
      R"sql(rowguard: EXPLAIN ANALYZE shows other tenants' row counts (Rows Removed by Filter); use EXPLAIN without ANALYZE (rule: no EXPLAIN ANALYZE for tenants))sql"},
+    {"explain_with_costs",
+     R"sql(EXPLAIN SELECT * FROM orders WHERE status = 'x')sql",
+     "",
+     R"sql(rowguard: EXPLAIN shows row estimates and costs computed from every tenant's rows; use EXPLAIN (COSTS OFF) (rule: explain_costs_off))sql"},
+    {"explain_costs_on_last",
+     R"sql(EXPLAIN (COSTS OFF, COSTS) SELECT * FROM orders)sql",
+     "",
+     R"sql(rowguard: EXPLAIN shows row estimates and costs computed from every tenant's rows; use EXPLAIN (COSTS OFF) (rule: explain_costs_off))sql"},
+    {"explain_costs_zero",
+     R"sql(EXPLAIN (COSTS 0, FORMAT JSON) SELECT id FROM orders)sql",
+     R"sql(EXPLAIN (COSTS 0, FORMAT json) SELECT id FROM public.orders WHERE orders.tenant_id = '1')sql",
+     ""},
+    {"explain_buffers",
+     R"sql(EXPLAIN (COSTS FALSE, BUFFERS) SELECT id FROM orders)sql",
+     "",
+     R"sql(rowguard: EXPLAIN option buffers is not allowed for tenants (allowed: COSTS OFF, VERBOSE, FORMAT, SETTINGS; rule: explain_costs_off))sql"},
     {"explain_verbose",
-     R"sql(EXPLAIN VERBOSE SELECT * FROM orders)sql",
-     R"sql(EXPLAIN (VERBOSE) SELECT * FROM public.orders WHERE orders.tenant_id = '1')sql",
+     R"sql(EXPLAIN (COSTS OFF, VERBOSE) SELECT * FROM orders)sql",
+     R"sql(EXPLAIN (COSTS OFF, VERBOSE) SELECT * FROM public.orders WHERE orders.tenant_id = '1')sql",
      ""},
     {"current_of",
      R"sql(DELETE FROM orders WHERE CURRENT OF c)sql",
@@ -1209,8 +1225,8 @@ const Case kCases[] = {
      R"sql(SELECT * FROM public.orders o WHERE CASE WHEN o.tenant_id = '1' THEN o.customer_id IN (SELECT 1 FROM public.countries) END AND o.tenant_id = '1' FOR UPDATE)sql",
      ""},
     {"explain_insert",
-     R"sql(EXPLAIN INSERT INTO orders (id) VALUES (1))sql",
-     R"sql(EXPLAIN INSERT INTO public.orders (id, tenant_id) VALUES (1, '1'))sql",
+     R"sql(EXPLAIN (COSTS OFF) INSERT INTO orders (id) VALUES (1))sql",
+     R"sql(EXPLAIN (COSTS OFF) INSERT INTO public.orders (id, tenant_id) VALUES (1, '1'))sql",
      ""},
     {"create_table_as",
      R"sql(CREATE TABLE t AS SELECT * FROM orders)sql",
@@ -1271,8 +1287,8 @@ const Case kCases[] = {
      R"sql(DECLARE c CURSOR FOR SELECT reltuples FROM (SELECT oid, relname, relnamespace, reltype, reloftype, relowner, relam, relfilenode, reltablespace, 0::int AS relpages, (-1)::real AS reltuples, 0::int AS relallvisible, reltoastrelid, relhasindex, relisshared, relpersistence, relkind, relnatts, relchecks, relhasrules, relhastriggers, relhassubclass, relrowsecurity, relforcerowsecurity, relispopulated, relreplident, relispartition, relrewrite, '0'::xid AS relfrozenxid, '0'::xid AS relminmxid, relacl, reloptions, relpartbound FROM pg_catalog.pg_class) pg_class)sql",
      ""},
     {"explain_declare",
-     R"sql(EXPLAIN DECLARE c CURSOR FOR SELECT * FROM orders)sql",
-     R"sql(EXPLAIN DECLARE c CURSOR FOR SELECT * FROM public.orders WHERE orders.tenant_id = '1')sql",
+     R"sql(EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR SELECT * FROM orders)sql",
+     R"sql(EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR SELECT * FROM public.orders WHERE orders.tenant_id = '1')sql",
      ""},
     {"explain_analyze_declare",
      R"sql(EXPLAIN ANALYZE DECLARE c CURSOR FOR SELECT * FROM orders)sql",
@@ -1515,7 +1531,7 @@ TEST(Rewrite, StatementKinds) {
   const RewriteResult r = rewrite(
       "SELECT 1; INSERT INTO orders (id) VALUES (1); UPDATE orders SET amount = 1; "
       "DELETE FROM orders; BEGIN; SET application_name = 'x'; SHOW application_name; "
-      "EXPLAIN SELECT 1",
+      "EXPLAIN (COSTS OFF) SELECT 1",
       test_policy(), "1");
   ASSERT_TRUE(r.allowed) << r.reason;
   EXPECT_EQ(r.kinds, (std::vector<StatementKind>{
@@ -1565,7 +1581,7 @@ TEST(Rewrite, PreparedStatementOpsAreReportedInOrder) {
   const RewriteResult r = rewrite(
       "PREPARE p(int, text) AS INSERT INTO orders (id, tenant_id) VALUES ($1, $2); "
       "SELECT 1; EXECUTE p(5, '1'); EXECUTE p(-5, 1::text, 2::int, $1, 1.5, '1'::varchar(3), NULL, true); "
-      "DEALLOCATE p; DEALLOCATE ALL; DISCARD ALL; EXPLAIN EXECUTE q",
+      "DEALLOCATE p; DEALLOCATE ALL; DISCARD ALL; EXPLAIN (COSTS OFF) EXECUTE q",
       test_policy(), "1");
   ASSERT_TRUE(r.allowed) << r.reason;
   // The PREPAREd statement's parameters are the statement's, not the text's (no Bind runs them).

@@ -188,13 +188,13 @@ TEST_F(SqlPreparedTest, RefusalIsAnswered42501AndTheSessionGoesOn) {
 
 TEST_F(SqlPreparedTest, UnknownNameIsRefused) {
   EXPECT_EQ(refused("EXECUTE nope(1)"), kUnknown("nope"));
-  EXPECT_EQ(refused("EXPLAIN EXECUTE nope"), kUnknown("nope"));
+  EXPECT_EQ(refused("EXPLAIN (COSTS OFF) EXECUTE nope"), kUnknown("nope"));
 }
 
 TEST_F(SqlPreparedTest, ExplainExecuteIsCheckedLikeExecute) {
   run("PREPARE ins AS "s + kInsert, {"PREPARE"});
-  EXPECT_EQ(refused("EXPLAIN EXECUTE ins(5, '2')"), kNotTenant(2, "ins"));
-  EXPECT_TRUE(client(query("EXPLAIN EXECUTE ins(5, '1')")).denial.empty());
+  EXPECT_EQ(refused("EXPLAIN (COSTS OFF) EXECUTE ins(5, '2')"), kNotTenant(2, "ins"));
+  EXPECT_TRUE(client(query("EXPLAIN (COSTS OFF) EXECUTE ins(5, '1')")).denial.empty());
 }
 
 TEST_F(SqlPreparedTest, PrepareEarlierInTheSameQueryDecides) {
@@ -323,7 +323,7 @@ TEST_F(SqlPreparedTest, ParseDeclaringATenantParameterWithAConvertingTypeIsRefus
 }
 
 TEST_F(SqlPreparedTest, PrepareAndExecuteInsideParseAreRefused) {
-  for (std::string sql : {"PREPARE p AS SELECT 1"s, "EXECUTE p(1)"s, "EXPLAIN EXECUTE p"s}) {
+  for (std::string sql : {"PREPARE p AS SELECT 1"s, "EXECUTE p(1)"s, "EXPLAIN (COSTS OFF) EXECUTE p"s}) {
     const ClientStep st = client(parse("", sql));
     EXPECT_EQ(st.denial,
               "rowguard: SQL-level PREPARE and EXECUTE are supported in the simple query protocol "
