@@ -285,8 +285,21 @@ TEST_F(AdminE2e, ReloadCommandAppliesGoodFileAndReportsBadOne) {
   ASSERT_GT(v0, 0);
   EXPECT_TRUE(contains(rg.psql("t1", "pw1", "SELECT count(*) FROM audit_log").err, "42501"));
 
+  // A reload also re-reads the schema, in the background; the new snapshot is one more version.
+  auto snapshots = [&] {
+    const std::string log = rg.log();
+    size_t n = 0;
+    for (size_t at = log.find("schema snapshot ("); at != std::string::npos; at = log.find("schema snapshot (", at + 1)) ++n;
+    return n;
+  };
+  const size_t snapshots_before = snapshots();
   write_text_file(rg.config_path(), original + "\n[tables.\"public.audit_log\"]\n");
   CommandResult ok = console(rg, "RELOAD");
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+       snapshots() == snapshots_before && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the log, with a deadline
+  }
+  ASSERT_GT(snapshots(), snapshots_before) << "no schema re-read after RELOAD: " << rg.log();
   EXPECT_EQ(ok.exit_code, 0) << describe(ok);
   EXPECT_TRUE(contains(ok.out, "RELOAD")) << describe(ok);
   EXPECT_TRUE(contains(ok.err, "loaded")) << describe(ok);
