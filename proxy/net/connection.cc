@@ -422,6 +422,10 @@ class ClientConnection : public ClientIo {
             std::string job_tenant = *tenant_;
             pooled = co_await server_.parse_pool()->async_rewrite(std::move(job_text), policy_, std::move(job_tenant),
                                                                    asio::use_awaitable);
+            // A reload that landed while the text was on the pool applies to it (outside a
+            // transaction, as everywhere): the message is handled again from the top, with the
+            // new policy and the identity re-check, and rewritten again.
+            if (session.tx_status() == 'I' && server_.policy()->version != policy_->version) continue;
             if (pooled) worker_.cache.adopt(*text, *policy_, *tenant_, *pooled);
           }
         }
@@ -565,6 +569,16 @@ class ClientConnection : public ClientIo {
     // `data` starts with what was received during login; afterwards it holds one read (at most
     // kReadChunk bytes) behind at most 4 bytes of a header the scanner has not consumed yet.
     for (;;) {
+      // A reload that removed this bypass login ends the session before any byte read after it
+      // is relayed (the same rule as a tenant session's, proxy/net/identity_recheck.h).
+      if (from_client && !data.empty()) {
+        if (std::string why = identity_revoked(); !why.empty()) {
+          spdlog::warn("session={} bypass user={} ended: {}", id_, user_, why);
+          audit("(session ended by a policy reload)", false, why);
+          revoked_ = why;
+          co_return;
+        }
+      }
       bool complete = false;
       const size_t ok = scanner.feed(data, [&](char tag, char first) {
         if (from_client) {
@@ -624,6 +638,10 @@ class ClientConnection : public ClientIo {
 
   // After the statement loops: the FATAL error for a limit or timeout that ended them.
   asio::awaitable<void> finish_refused() {
+    if (!revoked_.empty()) {
+      co_await fatal("28000", revoked_);
+      co_return;
+    }
     if (!refusal_.empty()) {
       co_await fatal("08P01", refusal_);
       co_return;
@@ -765,6 +783,7 @@ class ClientConnection : public ClientIo {
   asio::steady_timer auth_timer_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with this object (auth_timer_ handler)
   ClientWatch watch_;            // [limits] idle timeouts and message_timeout
+  std::string revoked_;          // bypass: a reload removed this login (FATAL 28000)
   std::string refusal_;          // set when a client message broke a [limits] size
   std::string server_refusal_;   // bypass: the server sent an oversized (54000) or malformed (08P01) message
   uint64_t batches_out_ = 0;  // Query/Sync forwarded (bypass sessions)

@@ -308,3 +308,73 @@ TEST(Reload, LoweredPreparedStatementLimitsAreEnforced) {
 
 }  // namespace
 }  // namespace rowguard::testing::adversarial
+
+// A removed [[bypass]] login: its relayed session ends at its next bytes after the reload, like a
+// tenant's (a bypass session reads every tenant's rows, so it matters more).
+namespace rowguard::testing::adversarial {
+namespace {
+
+TEST(Reload, RemovedBypassLoginEndsItsSession) {
+  RowguardProcess rg(example_config_template(), Env::get().pg(), "info");
+  auto dba = std::make_unique<Client>(rg.conninfo("dba") + " password=pwdba");
+  QueryResult before = dba->exec("SELECT count(*) FROM audit_log");
+  ASSERT_TRUE(before.ok) << before.message;
+  std::string text = read_text_file(rg.config_path());
+  const std::string block = "[[bypass]]\nuser = \"dba\"\npassword = \"pwdba\"\n";
+  ASSERT_NE(text.find(block), std::string::npos);
+  text.replace(text.find(block), block.size(), "");
+  ASSERT_TRUE(reload_policy(rg, text));
+  QueryResult r = dba->exec("SELECT count(*) FROM audit_log");
+  EXPECT_FALSE(r.ok) << "a removed bypass login still queries: " << r.everything();
+  EXPECT_NE(r.message.find("user \"dba\" is no longer in the policy"), std::string::npos) << r.message;
+  EXPECT_FALSE(dba->alive());
+}
+
+// A long statement waiting on the parse pool when a reload lands is rewritten under the new policy:
+// the pool (one thread here) is kept busy by other sessions' multi-MB statements, tenant 1's
+// 2 KiB+ SELECT of a table the reload makes tenant-scoped waits behind them.
+TEST(Reload, StatementQueuedOnTheParsePoolAcrossAReloadGetsTheNewPolicy) {
+  WidenedTable t("rl_pool");
+  std::string config = t.global_config();
+  const std::string limits = "[limits]\nparse_threads = 1\n";
+  config += "\n" + limits;
+  const std::string proxy = "[proxy]\n";
+  config.replace(config.find(proxy), proxy.size(), proxy + "workers = 1\n");
+  RowguardProcess rg(config, Env::get().pg(), "info");
+  std::vector<std::unique_ptr<Client>> blockers;
+  std::string list = "1";
+  for (int i = 0; i < 150000; ++i) list += ",(" + std::to_string(i) + "+1)";
+  for (int n = 0; n < 2; ++n) {
+    blockers.push_back(std::make_unique<Client>(rg.conninfo("t3") + " password=pw3"));
+    const std::string sql = "SELECT count(*) FROM customers WHERE id IN (" + list + ") /* " + std::to_string(n) + " */";
+    ASSERT_EQ(PQsendQuery(blockers.back()->raw(), sql.c_str()), 1);
+  }
+  auto t1 = connect_t1(rg);
+  const std::string sql = "SELECT body FROM rl_pool WHERE id > 0 /* " + std::string(3000, 'x') + " */ ORDER BY id";
+  ASSERT_EQ(PQsendQuery(t1->raw(), sql.c_str()), 1);
+  // The one worker has taken t1's statement (and sent it to the pool) once a later client's
+  // short statement is answered.
+  auto probe = std::make_unique<Client>(rg.conninfo("t2") + " password=pw2");
+  ASSERT_TRUE(probe->alive());
+  ASSERT_TRUE(reload_policy(rg, t.narrow(read_text_file(rg.config_path()))));
+  ASSERT_EQ(PQconsumeInput(t1->raw()), 1);
+  ASSERT_EQ(PQisBusy(t1->raw()), 1) << "the statement was answered before the reload landed: the pool was not busy";
+  std::string seen;
+  bool ok = true;
+  while (PGresult* res = PQgetResult(t1->raw())) {
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+      for (int i = 0; i < PQntuples(res); ++i) seen += std::string(PQgetvalue(res, i, 0)) + ";";
+    } else {
+      ok = false;
+    }
+    PQclear(res);
+  }
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(seen, "acme-note;acme-note-2;") << "read under the policy of before the reload";
+  for (auto& b : blockers) {
+    while (PGresult* res = PQgetResult(b->raw())) PQclear(res);
+  }
+}
+
+}  // namespace
+}  // namespace rowguard::testing::adversarial
