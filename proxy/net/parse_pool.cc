@@ -25,6 +25,29 @@ sqlrewrite::RewriteResult ParsePool::rewrite_here(std::string_view text, const p
   }
 }
 
+void ParsePool::submit(const std::string& tenant, std::function<void()> job) {
+  {
+    std::lock_guard lock(mu_);
+    queues_[tenant].push_back(std::move(job));
+  }
+  boost::asio::post(pool_, [this] { run_next(); });  // one run_next per job: none is left behind
+}
+
+void ParsePool::run_next() {
+  std::function<void()> job;
+  {
+    std::lock_guard lock(mu_);
+    if (queues_.empty()) return;
+    auto it = queues_.upper_bound(last_tenant_);
+    if (it == queues_.end()) it = queues_.begin();
+    job = std::move(it->second.front());
+    it->second.pop_front();
+    last_tenant_ = it->first;
+    if (it->second.empty()) queues_.erase(it);
+  }
+  job();
+}
+
 void ParsePool::enter() {
   depth_.fetch_add(1, std::memory_order_relaxed);
   metrics_.parse_offloaded.fetch_add(1, std::memory_order_relaxed);

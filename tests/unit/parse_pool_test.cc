@@ -9,6 +9,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <future>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -129,6 +131,37 @@ TEST(ParsePool, AJobWhoseWorkerStoppedIsDroppedWithoutHarm) {
   }                   // the worker goes, its queued completion with it
   EXPECT_FALSE(completed);
   EXPECT_EQ(metrics.parse_pool_depth.load(), 0);
+}
+
+// One tenant's many queued statements do not hold back another tenant's: a free thread takes the
+// next tenant's job in turn.
+TEST(ParsePool, TenantsTakeTurns) {
+  Metrics metrics;
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> started;
+  {
+    ParsePool pool(1, metrics);
+    pool.submit("flood", [&] {
+      started.set_value();
+      released.wait();  // the one thread is busy while the queues fill
+    });
+    started.get_future().wait();
+    auto record = [&](std::string name) {
+      return [&, name] {
+        std::lock_guard lock(mu);
+        order.push_back(name);
+      };
+    };
+    for (int i = 1; i <= 3; ++i) pool.submit("flood", record("flood" + std::to_string(i)));
+    pool.submit("other", record("other1"));
+    pool.submit("third", record("third1"));
+    release.set_value();
+  }  // the pool joins
+  const std::vector<std::string> want = {"other1", "third1", "flood1", "flood2", "flood3"};
+  EXPECT_EQ(order, want) << "after the running job of 'flood', each waiting tenant comes in turn";
 }
 
 TEST(ParsePool, LimitsKeysAndMetrics) {
