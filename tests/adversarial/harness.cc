@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <regex>
 #include <stdexcept>
 #include <thread>
@@ -150,6 +152,54 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;
+}
+
+}  // namespace rowguard::testing::adversarial
+
+namespace rowguard::testing::adversarial {
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+::testing::AssertionResult reload_policy(RowguardProcess& rg, const std::string& text) {
+  const size_t before = occurrences(rg.log(), "reload: policy");
+  write_text_file(rg.config_path(), text);
+  if (kill(rg.pid(), SIGHUP) != 0) return ::testing::AssertionFailure() << "kill failed";
+  if (!wait_until([&] { return occurrences(rg.log(), "reload: policy") > before; }, std::chrono::seconds(10))) {
+    return ::testing::AssertionFailure() << "no reload in the log: " << rg.log();
+  }
+  if (rg.log().find("policy rejected") != std::string::npos) return ::testing::AssertionFailure() << rg.log();
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace rowguard::testing::adversarial
+
+namespace rowguard::testing::adversarial {
+
+OneWorker::OneWorker() {
+  std::string config = example_config_template();
+  const std::string proxy = "[proxy]\n";
+  config.replace(config.find(proxy), proxy.size(), proxy + "workers = 1\n");
+  rowguard_ = std::make_unique<RowguardProcess>(config, Env::get().pg(), "info");
+}
+
+std::unique_ptr<Client> OneWorker::tenant(int n) {
+  return std::make_unique<Client>(rowguard_->conninfo("t" + std::to_string(n)) + " password=pw" + std::to_string(n));
+}
+
+OneWorker& one_worker() {
+  static OneWorker* w = new OneWorker();  // lives until exit
+  return *w;
+}
+
+std::string repeat(const std::string& s, int n) {
+  std::string out;
+  out.reserve(s.size() * static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
 }
 
 }  // namespace rowguard::testing::adversarial

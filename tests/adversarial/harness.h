@@ -94,3 +94,34 @@ namespace rowguard::testing::adversarial {
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 }  // namespace rowguard::testing::adversarial
+
+namespace rowguard::testing::adversarial {
+
+// How often `what` occurs in `text`.
+size_t occurrences(const std::string& text, const std::string& what);
+
+// Writes `text` as rg's policy file, sends SIGHUP and waits (10 s at most) until rowguard has
+// loaded it; fails when it was rejected or no reload was logged.
+::testing::AssertionResult reload_policy(RowguardProcess& rg, const std::string& text);
+
+}  // namespace rowguard::testing::adversarial
+
+namespace rowguard::testing::adversarial {
+
+// A rowguard of the example policy with one worker thread, so that an attacker's sessions and a
+// bystander's share it (started on first use, shared by the tests of the binary).
+class OneWorker {
+ public:
+  OneWorker();
+  std::unique_ptr<Client> tenant(int n);
+  RowguardProcess& rowguard() { return *rowguard_; }
+
+ private:
+  std::unique_ptr<RowguardProcess> rowguard_;
+};
+OneWorker& one_worker();
+
+// `s` repeated `n` times.
+std::string repeat(const std::string& s, int n);
+
+}  // namespace rowguard::testing::adversarial

@@ -24,41 +24,12 @@ using Clock = std::chrono::steady_clock;
 // parse pool, a bystander waited for the whole rewrite of A's statement: 1 to 14 s.
 constexpr double kBystanderBound = 0.5;
 
-class OneWorkerPool {
- public:
-  OneWorkerPool() {
-    std::string config = example_config_template();
-    const std::string proxy = "[proxy]\n";
-    config.replace(config.find(proxy), proxy.size(), proxy + "workers = 1\n");
-    rowguard_ = std::make_unique<RowguardProcess>(config, Env::get().pg(), "info");
-  }
-  std::unique_ptr<Client> tenant(int n) {
-    return std::make_unique<Client>(rowguard_->conninfo("t" + std::to_string(n)) + " password=pw" +
-                                    std::to_string(n));
-  }
-  RowguardProcess& rowguard() { return *rowguard_; }
-
- private:
-  std::unique_ptr<RowguardProcess> rowguard_;
-};
-
-OneWorkerPool& one_worker() {
-  static OneWorkerPool* w = new OneWorkerPool();  // lives until exit
-  return *w;
-}
-
 std::string in_list(int n) {
   std::string ids = "101";
   for (int i = 0; i < n; ++i) ids += "," + std::to_string(1000 + i);
   return ids;
 }
 
-std::string repeat(const std::string& s, int n) {
-  std::string out;
-  out.reserve(s.size() * static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) out += s;
-  return out;
-}
 
 struct Bystander {
   int answers_while_busy = 0;  // B's answers that arrived while A's answer had not
@@ -220,7 +191,7 @@ TEST(ParsePool, ClientLeavingWhileItsStatementIsRewrittenIsHarmless) {
 }
 
 TEST(ParsePool, ShutdownWhileAStatementIsRewrittenIsClean) {
-  OneWorkerPool own;  // a rowguard of its own, stopped here
+  OneWorker own;  // a rowguard of its own, stopped here
   auto a = own.tenant(1);
   ASSERT_TRUE(a->alive());
   const std::string sql = "SELECT count(*) FROM customers WHERE id IN (" + in_list(400000) + ")";

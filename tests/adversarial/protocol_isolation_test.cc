@@ -133,28 +133,6 @@ TEST(ProtocolIsolation, UnknownStatementNameIsRefused) {
 
 // ---- reloads ------------------------------------------------------------------------------
 
-size_t count_of(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
-// Rewrites the policy file, sends SIGHUP and waits until rowguard has loaded it.
-::testing::AssertionResult reload(RowguardProcess& rg, const std::string& text) {
-  const size_t before = count_of(rg.log(), "reload: policy");
-  write_text_file(rg.config_path(), text);
-  if (kill(rg.pid(), SIGHUP) != 0) return ::testing::AssertionFailure() << "kill failed";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (count_of(rg.log(), "reload: policy") > before) {
-      if (rg.log().find("policy rejected") != std::string::npos) return ::testing::AssertionFailure() << rg.log();
-      return ::testing::AssertionSuccess();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the log, with a deadline
-  }
-  return ::testing::AssertionFailure() << "no reload in the log: " << rg.log();
-}
-
 std::unique_ptr<Client> connect_t1(RowguardProcess& rg) {
   return std::make_unique<Client>(rg.conninfo("t1") + " password=pw1");
 }
@@ -182,7 +160,7 @@ TEST(ProtocolIsolation, ReloadNarrowsStatementsPreparedBeforeIt) {
   const std::string narrowed = read_text_file(rg.config_path());
   std::string scoped = narrowed;
   scoped.replace(scoped.rfind("global = true"), 13, "column = \"tenant_id\"");
-  ASSERT_TRUE(reload(rg, scoped));
+  ASSERT_TRUE(reload_policy(rg, scoped));
 
   PGresult* after = PQexecPrepared(t1->raw(), "notes", 0, nullptr, nullptr, nullptr, 0);
   const char* state = PQresultErrorField(after, PG_DIAG_SQLSTATE);
@@ -221,7 +199,7 @@ TEST(ProtocolIsolation, ReloadEndsTheSessionsOfARemovedUser) {
   const std::string t2_line = "tenant = \"2\"   # globex";
   ASSERT_NE(text.find(t2_line), std::string::npos);
   text.replace(text.find(t2_line), t2_line.size(), "tenant = \"3\"");
-  ASSERT_TRUE(reload(rg, text));
+  ASSERT_TRUE(reload_policy(rg, text));
   QueryResult r = t1->exec("SELECT id FROM customers");
   EXPECT_FALSE(r.ok) << "a removed user still queries: " << r.everything();
   // FATAL 28000; libpq reports it with the closed connection, without the SQLSTATE field.

@@ -18,28 +18,6 @@ namespace {
 
 namespace raw = rowguard::testing::raw;
 
-size_t occurrences(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
-// Rewrites the policy file, sends SIGHUP and waits until rowguard has loaded it.
-::testing::AssertionResult reload_policy(RowguardProcess& rg, const std::string& text) {
-  const size_t before = occurrences(rg.log(), "reload: policy");
-  write_text_file(rg.config_path(), text);
-  if (kill(rg.pid(), SIGHUP) != 0) return ::testing::AssertionFailure() << "kill failed";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (occurrences(rg.log(), "reload: policy") > before) {
-      if (rg.log().find("policy rejected") != std::string::npos) return ::testing::AssertionFailure() << rg.log();
-      return ::testing::AssertionSuccess();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the log, with a deadline
-  }
-  return ::testing::AssertionFailure() << "no reload in the log: " << rg.log();
-}
-
 // A table global under the first policy, tenant-scoped (tenant_id) after `narrow`.
 struct WidenedTable {
   explicit WidenedTable(std::string name) : name(std::move(name)) {

@@ -26,37 +26,6 @@ std::string repeat_joined(const std::string& item, const std::string& sep, int n
   return out;
 }
 
-std::string repeat(const std::string& s, int n) {
-  std::string out;
-  out.reserve(s.size() * static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) out += s;
-  return out;
-}
-
-// One worker, so the attacker and the bystander share it.
-class OneWorker {
- public:
-  OneWorker() {
-    std::string config = example_config_template();
-    const std::string proxy = "[proxy]\n";
-    config.replace(config.find(proxy), proxy.size(), proxy + "workers = 1\n");
-    rowguard_ = std::make_unique<RowguardProcess>(config, Env::get().pg(), "info");
-  }
-  std::unique_ptr<Client> tenant(int n) {
-    return std::make_unique<Client>(rowguard_->conninfo("t" + std::to_string(n)) + " password=pw" +
-                                    std::to_string(n));
-  }
-  RowguardProcess& rowguard() { return *rowguard_; }
-
- private:
-  std::unique_ptr<RowguardProcess> rowguard_;
-};
-
-OneWorker& one_worker() {
-  static OneWorker* w = new OneWorker();  // lives until exit
-  return *w;
-}
-
 struct Timed {
   QueryResult result;
   double seconds = 0;            // the attacker's statement, end to end
