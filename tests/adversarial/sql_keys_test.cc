@@ -45,13 +45,40 @@ CREATE TABLE lk_crefs (id serial, tenant_id int NOT NULL, customer_id int, PRIMA
                        FOREIGN KEY (tenant_id, customer_id) REFERENCES lk_customers (tenant_id, id));
 ALTER TABLE lk_crefs OWNER TO app;
 ALTER TABLE lk_seq OWNER TO app; ALTER TABLE lk_expr OWNER TO app; ALTER TABLE lk_refs OWNER TO app;
+-- A unique key and a foreign key on STORED GENERATED columns: an UPDATE of the column they are
+-- computed from writes them without naming them.
+DROP TABLE IF EXISTS lk_accounts, lk_picks, lk_skus, lk_project_slots, lk_projects CASCADE;
+CREATE TABLE lk_accounts (id serial, tenant_id int NOT NULL, email text,
+                          email_norm text GENERATED ALWAYS AS (lower(email)) STORED, PRIMARY KEY (tenant_id, id));
+CREATE UNIQUE INDEX lk_accounts_email_norm ON lk_accounts (email_norm);
+INSERT INTO lk_accounts (tenant_id, email) VALUES (1, 'ann@acme.example'), (2, 'CEO@globex.example');
+CREATE TABLE lk_skus (code text PRIMARY KEY, tenant_id int NOT NULL);
+INSERT INTO lk_skus VALUES ('acme-sku', 1), ('globex-secret-sku', 2);
+CREATE TABLE lk_picks (id serial, tenant_id int NOT NULL, raw text,
+                       code text GENERATED ALWAYS AS (lower(raw)) STORED REFERENCES lk_skus (code),
+                       PRIMARY KEY (tenant_id, id));
+INSERT INTO lk_picks (tenant_id, raw) VALUES (1, 'ACME-SKU');
+-- A referential action carries a tenant's UPDATE into a table (not in the policy) whose unique
+-- key lacks the tenant column.
+CREATE TABLE lk_projects (id int NOT NULL, tenant_id int NOT NULL, name text, PRIMARY KEY (tenant_id, id));
+INSERT INTO lk_projects VALUES (10, 1, 'acme-p'), (777, 2, 'globex-p');
+CREATE TABLE lk_project_slots (tenant_id int NOT NULL, project_id int NOT NULL DEFAULT 777, slot text NOT NULL,
+                               FOREIGN KEY (tenant_id, project_id) REFERENCES lk_projects (tenant_id, id)
+                                 ON UPDATE CASCADE ON DELETE SET DEFAULT);
+CREATE UNIQUE INDEX lk_project_slots_u ON lk_project_slots (project_id, slot);
+INSERT INTO lk_project_slots VALUES (1, 10, 'a'), (2, 777, 'a');
+ALTER TABLE lk_accounts OWNER TO app; ALTER TABLE lk_skus OWNER TO app; ALTER TABLE lk_picks OWNER TO app;
+ALTER TABLE lk_projects OWNER TO app; ALTER TABLE lk_project_slots OWNER TO app;
 )sql";
 
-std::string legacy_policy(const std::string& extra = "", const std::string& refs_extra = "") {
+std::string legacy_policy(const std::string& extra = "", const std::string& refs_extra = "",
+                          const std::string& projects_extra = "") {
   return example_config_template() +
          "\n[tables.\"public.lk_customers\"]\n" + extra +
          "[tables.\"public.lk_orders\"]\n[tables.\"public.lk_seq\"]\n[tables.\"public.lk_expr\"]\n"
-         "[tables.\"public.lk_refs\"]\n" + refs_extra + "[tables.\"public.lk_crefs\"]\n";
+         "[tables.\"public.lk_refs\"]\n" + refs_extra + "[tables.\"public.lk_crefs\"]\n"
+         "[tables.\"public.lk_accounts\"]\n[tables.\"public.lk_skus\"]\n[tables.\"public.lk_picks\"]\n"
+         "[tables.\"public.lk_projects\"]\n" + projects_extra;
 }
 
 class SqlKeys : public ::testing::Test {
@@ -463,6 +490,44 @@ TEST_F(SqlKeys, SharedKeysOptInForwardsAForeignKeyWrite) {
   ASSERT_TRUE(t1.exec("ROLLBACK").ok);
   QueryResult priv = t1.exec("INSERT INTO lk_refs (private_id) VALUES (1)");
   EXPECT_TRUE(priv.refused()) << priv.sqlstate << " " << priv.message;
+}
+
+// An UPDATE of the column a STORED GENERATED key column is computed from writes that key: tenant
+// 1 setting its email to tenant 2's (lower-cased) address got 23505 naming tenant 2's value.
+TEST_F(SqlKeys, UpdateOfAGeneratedKeysSourceColumnIsRefused) {
+  auto t1 = impatient_tenant1();
+  for (const char* sql : {
+           "UPDATE lk_accounts SET email = 'ceo@GLOBEX.example'",
+           "MERGE INTO lk_accounts a USING (SELECT 1) s ON true WHEN MATCHED THEN UPDATE SET email = 'ceo@globex.example'",
+           "INSERT INTO lk_accounts (id, email) VALUES (1, 'x') ON CONFLICT (tenant_id, id) DO UPDATE "
+           "SET email = 'ceo@globex.example'",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << "\n  -> " << r.sqlstate << " " << r.message;
+    EXPECT_NE(r.sqlstate, "23505") << sql << ": reveals another tenant's key";
+    EXPECT_NE(r.message.find("lk_accounts_email_norm"), std::string::npos) << sql << "\n  -> " << r.message;
+    EXPECT_TRUE(no_leak(r)) << sql;
+  }
+  EXPECT_TRUE(t1->alive());
+}
+
+// The same for a foreign key on a generated column: UPDATE SET raw = tenant 2's code succeeded
+// (existence of tenant 2's row, and a KEY SHARE lock on it).
+TEST_F(SqlKeys, UpdateOfAGeneratedForeignKeysSourceColumnIsRefused) {
+  auto t1 = impatient_tenant1();
+  for (const char* sql : {
+           "UPDATE lk_picks SET raw = 'GLOBEX-SECRET-SKU'",
+           "MERGE INTO lk_picks p USING (SELECT 1) s ON true WHEN MATCHED THEN UPDATE SET raw = 'GLOBEX-SECRET-SKU'",
+       }) {
+    QueryResult r = t1->exec(sql);
+    expect_cross_tenant_fk(r, sql, "lk_picks_code_fkey");
+  }
+  EXPECT_TRUE(t1->alive());
+  auto su = Env::get().direct_super();
+  QueryResult raw = su->exec("SELECT raw FROM lk_picks WHERE tenant_id = 1");
+  ASSERT_TRUE(raw.ok) << raw.message;
+  ASSERT_EQ(raw.rows.size(), 1u);
+  EXPECT_EQ(*raw.rows[0][0], "ACME-SKU");
 }
 
 }  // namespace

@@ -313,5 +313,24 @@ TEST(FkCheck, StartupReportSaysWhichForeignKeysAreRefused) {
   EXPECT_TRUE(has_warning(policy::report_schema(*shared, *shared->schema), "\"refs_ref_id_fkey\"", "listed in shared_keys"));
 }
 
+// A STORED GENERATED key or foreign-key column is recomputed from columns the snapshot does not
+// record: every UPDATE writes it (legacy.code generated, e.g. lower(body)).
+TEST(KeyCheck, AGeneratedKeyColumnIsWrittenByEveryUpdate) {
+  auto p = policy_with([](policy::SchemaSnapshot& s) { s.tables[{"public", "legacy"}].columns[2].generated = true; });
+  refused(*p, "UPDATE legacy SET body = 'X'", "\"legacy_code_key\" (code)");
+  refused(*p, "MERGE INTO legacy l USING (SELECT 1 AS id) s ON l.id = s.id WHEN MATCHED THEN UPDATE SET body = 'y'",
+          "legacy_code_key");
+  refused(*p, "INSERT INTO legacy (body) VALUES ('x') ON CONFLICT (tenant_id, id) DO UPDATE SET body = 'z'", "legacy");
+  allowed(*policy_with(), "UPDATE legacy SET body = 'X'");
+}
+
+TEST(FkCheck, AGeneratedForeignKeyColumnIsWrittenByEveryUpdate) {
+  auto p = with_refs(fk_policy([](policy::SchemaSnapshot& s) { s.tables[{"public", "refs"}].columns[2].generated = true; }));
+  fk_refused(*p, "UPDATE refs SET body = 'x'", "refs_ref_id_fkey");
+  fk_refused(*p, "MERGE INTO refs r USING (SELECT 1 AS id) s ON r.id = s.id WHEN MATCHED THEN UPDATE SET body = 'y'",
+             "refs_ref_id_fkey");
+  allowed(*with_refs(fk_policy()), "UPDATE refs SET body = 'x'");
+}
+
 }  // namespace
 }  // namespace rowguard::sqlrewrite
