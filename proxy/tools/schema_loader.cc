@@ -124,6 +124,26 @@ JOIN pg_catalog.pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k
 WHERE con.contype = 'f' AND con.conrelid = ANY ($1::oid[])
 ORDER BY con.conrelid, con.conname, k.ord)sql";
 
+// The foreign keys of any table that reference a policy table (or a partition / child), and,
+// through chains of ON DELETE CASCADE keys, the tables a DELETE of its rows deletes from: their
+// actions run as the constraint's owner, past rowguard. UNION stops at cycles.
+constexpr const char* kReferencedBy = R"sql(
+WITH RECURSIVE reach(root, rel) AS (
+  SELECT u.r, u.r FROM unnest($1::oid[]) AS u(r)
+  UNION
+  SELECT reach.root, con.conrelid FROM reach
+  JOIN pg_catalog.pg_constraint con ON con.contype = 'f' AND con.confrelid = reach.rel AND con.confdeltype = 'c')
+SELECT reach.root::text, con.oid::text, con.conname, n.nspname, c.relname, con.confupdtype::text,
+       con.confdeltype::text, reach.rel <> reach.root, a.attname, fa.attname
+FROM reach
+JOIN pg_catalog.pg_constraint con ON con.contype = 'f' AND con.confrelid = reach.rel
+JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(attnum, fattnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+JOIN pg_catalog.pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.fattnum
+ORDER BY 1, 2, k.ord)sql";
+
 constexpr const char* kChildren = R"sql(
 SELECT i.inhparent::text, n.nspname, c.relname
 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
@@ -231,6 +251,25 @@ void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapsho
     }
     t.foreign_keys.back().columns.push_back(get(fks, i, 4));
     t.foreign_keys.back().referenced_columns.push_back(get(fks, i, 5));
+  }
+
+  Result refs = query(conn, kReferencedBy, {oid_array});
+  std::string last_ref;
+  for (int i = 0; i < PQntuples(refs.get()); ++i) {
+    policy::TableInfo& t = table_of(get(refs, i, 0));
+    const std::string id = get(refs, i, 0) + "/" + get(refs, i, 1);
+    if (id != last_ref) {
+      policy::ReferencingKey rk;
+      rk.name = get(refs, i, 2);
+      rk.table = {get(refs, i, 3), get(refs, i, 4)};
+      rk.on_update = get(refs, i, 5).empty() ? '?' : get(refs, i, 5)[0];
+      rk.on_delete = get(refs, i, 6).empty() ? '?' : get(refs, i, 6)[0];
+      rk.via_cascade = flag(refs, i, 7);
+      t.referenced_by.push_back(std::move(rk));
+      last_ref = id;
+    }
+    t.referenced_by.back().columns.push_back(get(refs, i, 8));
+    t.referenced_by.back().referenced_columns.push_back(get(refs, i, 9));
   }
 
   Result children = query(conn, kChildren, {oid_array});

@@ -530,5 +530,44 @@ TEST_F(SqlKeys, UpdateOfAGeneratedForeignKeysSourceColumnIsRefused) {
   EXPECT_EQ(*raw.rows[0][0], "ACME-SKU");
 }
 
+// ON UPDATE CASCADE carries tenant 1's UPDATE of lk_projects.id into lk_project_slots, whose
+// unique key (project_id, slot) lacks the tenant column: 23505 about tenant 2's slot row.
+// ON DELETE SET DEFAULT writes the default (777) into tenant 1's slot rows likewise.
+TEST_F(SqlKeys, ReferentialActionsThatWriteAnotherTableAreRefused) {
+  auto t1 = impatient_tenant1();
+  for (const char* sql : {
+           "UPDATE lk_projects SET id = 777 WHERE id = 10",
+           "MERGE INTO lk_projects p USING (SELECT 10 AS id) s ON p.id = s.id WHEN MATCHED THEN UPDATE SET id = 777",
+           "DELETE FROM lk_projects WHERE id = 10",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << "\n  -> " << r.sqlstate << " " << r.message;
+    EXPECT_NE(r.sqlstate, "23505") << sql << ": reveals another tenant's key";
+    EXPECT_NE(r.message.find("lk_project_slots_tenant_id_project_id_fkey"), std::string::npos) << sql << "\n  -> " << r.message;
+    EXPECT_NE(r.message.find("lk_project_slots"), std::string::npos) << sql << "\n  -> " << r.message;
+    EXPECT_TRUE(no_leak(r)) << sql;
+  }
+  // Columns the foreign key does not reference stay writable.
+  QueryResult name = t1->exec("UPDATE lk_projects SET name = 'acme-renamed' WHERE id = 10");
+  EXPECT_TRUE(name.ok) << name.sqlstate << " " << name.message;
+  EXPECT_TRUE(t1->alive());
+  auto su = Env::get().direct_super();
+  QueryResult slots = su->exec("SELECT project_id FROM lk_project_slots WHERE tenant_id = 1");
+  ASSERT_TRUE(slots.ok) << slots.message;
+  ASSERT_EQ(slots.rows.size(), 1u);
+  EXPECT_EQ(*slots.rows[0][0], "10");
+}
+
+// The DBA can share such a foreign key knowingly by listing it in the referenced table's shared_keys.
+TEST_F(SqlKeys, SharedKeysOptInForwardsAReferentialAction) {
+  RowguardProcess rg(legacy_policy("", "", "shared_keys = [\"lk_project_slots_tenant_id_project_id_fkey\"]\n"),
+                     Env::get().pg(), "info");
+  Client t1(rg.conninfo("t1") + " password=pw1");
+  ASSERT_TRUE(t1.exec("BEGIN").ok);
+  QueryResult r = t1.exec("UPDATE lk_projects SET id = 11 WHERE id = 10");
+  EXPECT_TRUE(r.ok) << r.sqlstate << " " << r.message;
+  ASSERT_TRUE(t1.exec("ROLLBACK").ok);
+}
+
 }  // namespace
 }  // namespace rowguard::testing::adversarial
