@@ -83,6 +83,19 @@ SchemaReport report_schema(const Policy& policy, const SchemaSnapshot& schema) {
     }
     for (const auto& c : t->columns) {
       if (c.default_sequence.empty()) continue;
+      bool in_cross_key = false;  // only a key without the tenant column relies on fresh values
+      for (const auto& k : t->unique_keys) {
+        const auto& plain = k.plain_columns.empty() ? k.columns : k.plain_columns;
+        in_cross_key = in_cross_key || (contains(plain, c.name) && !contains(plain, rule.column));
+      }
+      if (c.sequence_behind && in_cross_key) {
+        out.warnings.push_back("table " + table + ": column " + q(c.name) + " draws its default from the sequence " +
+                               q(c.default_sequence) + ", which can still produce a value the column holds (ids stored "
+                               "above it, a descending or CYCLE sequence, or a column that leads no unique index): its "
+                               "default is not fresh, so tenant inserts into a unique key without the tenant column are "
+                               "refused (rule cross_tenant_key); fix: SELECT setval('" + c.default_sequence + "', max(" +
+                               c.name + ")) FROM " + name.to_string());
+      }
       out.warnings.push_back(
           "table " + table + ": column " + q(c.name) + " draws its default from the sequence " +
           q(c.default_sequence) + ", shared by all tenants: the values a tenant's inserts get tell how many rows "

@@ -30,6 +30,10 @@ struct ColumnInfo {
   // The sequence its default draws from ("schema.name": serial, identity, or a default calling
   // nextval), "" when none. Every tenant's inserts draw from it.
   std::string default_sequence;
+  // The sequence can still produce a value the column already holds (explicit ids stored above
+  // its position, a descending or CYCLE sequence), or rowguard could not tell (the column does
+  // not lead a unique index, so max() would scan; the read failed): its default is not fresh.
+  bool sequence_behind = false;
 };
 
 // A unique index or constraint (primary keys included) of a table.

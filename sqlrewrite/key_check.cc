@@ -46,7 +46,10 @@ bool fresh_by_default(const UniqueKey& k, const TableInfo& t, const std::vector<
   if (k.columns.empty() || contains(k.columns, "")) return false;  // an expression: always computed from the row
   for (const auto& c : k.columns) {
     const policy::ColumnInfo* info = t.column(c);
-    if (info != nullptr && !info->generated && !info->default_sequence.empty() && !contains(written, c)) return true;
+    if (info != nullptr && !info->generated && !info->default_sequence.empty() && !info->sequence_behind &&
+        !contains(written, c)) {
+      return true;
+    }
   }
   return false;
 }

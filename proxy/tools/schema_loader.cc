@@ -93,7 +93,7 @@ ORDER BY i.indexrelid, k.ord)sql";
 // The sequence each column's default draws from: a serial or nextval() default depends on it
 // (pg_attrdef -> pg_class 'S'), an identity column owns it internally (deptype 'i').
 constexpr const char* kDefaultSequences = R"sql(
-SELECT ad.adrelid::text, ad.adnum, sn.nspname || '.' || s.relname
+SELECT ad.adrelid::text, ad.adnum, sn.nspname || '.' || s.relname, s.oid::text
 FROM pg_catalog.pg_attrdef ad
 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
@@ -101,7 +101,7 @@ JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
 WHERE ad.adrelid = ANY ($1::oid[])
 UNION
-SELECT d.refobjid::text, d.refobjsubid, sn.nspname || '.' || s.relname
+SELECT d.refobjid::text, d.refobjsubid, sn.nspname || '.' || s.relname, s.oid::text
 FROM pg_catalog.pg_depend d
 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
@@ -154,6 +154,39 @@ constexpr const char* kFunctions = R"sql(
 SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname IN ('pg_catalog', 'public'))sql";
+
+// Whether the sequence `seq_oid` feeding column `column` of table `table_oid` can still produce a
+// value the column holds: its next value is not above max(column), or it descends or cycles. Only
+// for a column leading a unique index (max() is then one index probe); any other column, and
+// any failure (no privilege on the sequence, a non-numeric column), count as behind (fail
+// closed). Inside a savepoint, so a failure leaves the read transaction usable. Residual: a
+// bypass session can still insert explicit ids above the sequence later; the next schema read
+// (reload, bypass DDL) sees them, a plain INSERT does not trigger one.
+bool sequence_behind(PGconn* conn, const std::string& table_oid, const std::string& seq_oid, const std::string& column,
+                     const policy::TableInfo& t) {
+  bool leads = false;
+  for (const auto& k : t.unique_keys) leads = leads || (!k.partial && !k.columns.empty() && k.columns.front() == column);
+  if (!leads) return true;
+  char* ident = PQescapeIdentifier(conn, column.c_str(), column.size());
+  if (ident == nullptr) return true;
+  const std::string col(ident);
+  PQfreemem(ident);
+  Result names = query(conn, "SELECT $1::oid::regclass::text, $2::oid::regclass::text", {table_oid, seq_oid});
+  const std::string sql =
+      "SELECT s.seqincrement > 0 AND NOT s.seqcycle AND (m.mx IS NULL OR m.mx::numeric < "
+      "CASE WHEN q.is_called THEN q.last_value::numeric + s.seqincrement ELSE q.last_value::numeric END) "
+      "FROM pg_catalog.pg_sequence s, (SELECT last_value, is_called FROM " + get(names, 0, 1) + ") q, "
+      "(SELECT max(" + col + ") AS mx FROM " + get(names, 0, 0) + ") m WHERE s.seqrelid = $1::oid";
+  query(conn, "SAVEPOINT rowguard_seq");
+  try {
+    Result fresh = query(conn, sql.c_str(), {seq_oid});
+    query(conn, "RELEASE SAVEPOINT rowguard_seq");
+    return !(PQntuples(fresh.get()) == 1 && flag(fresh, 0, 0));
+  } catch (const QueryFailed&) {
+    query(conn, "ROLLBACK TO SAVEPOINT rowguard_seq");
+    return true;
+  }
+}
 
 void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapshot& out) {
   query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -231,7 +264,10 @@ void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapsho
     policy::TableInfo& t = table_of(get(seqs, i, 0));
     const int attnum = std::stoi(get(seqs, i, 1));
     for (auto& c : t.columns) {
-      if (c.attnum == attnum && c.default_sequence.empty()) c.default_sequence = get(seqs, i, 2);
+      if (c.attnum == attnum && c.default_sequence.empty()) {
+        c.default_sequence = get(seqs, i, 2);
+        c.sequence_behind = sequence_behind(conn, get(seqs, i, 0), get(seqs, i, 3), c.name, t);
+      }
     }
   }
 

@@ -69,6 +69,11 @@ CREATE UNIQUE INDEX lk_project_slots_u ON lk_project_slots (project_id, slot);
 INSERT INTO lk_project_slots VALUES (1, 10, 'a'), (2, 777, 'a');
 ALTER TABLE lk_accounts OWNER TO app; ALTER TABLE lk_skus OWNER TO app; ALTER TABLE lk_picks OWNER TO app;
 ALTER TABLE lk_projects OWNER TO app; ALTER TABLE lk_project_slots OWNER TO app;
+-- Imported data: tenant 2's explicit id 3 lies ahead of the sequence (not called yet).
+DROP TABLE IF EXISTS lk_imported;
+CREATE TABLE lk_imported (id serial PRIMARY KEY, tenant_id int NOT NULL, body text);
+INSERT INTO lk_imported VALUES (3, 2, 'globex-imported');
+ALTER TABLE lk_imported OWNER TO app;
 )sql";
 
 std::string legacy_policy(const std::string& extra = "", const std::string& refs_extra = "",
@@ -78,7 +83,7 @@ std::string legacy_policy(const std::string& extra = "", const std::string& refs
          "[tables.\"public.lk_orders\"]\n[tables.\"public.lk_seq\"]\n[tables.\"public.lk_expr\"]\n"
          "[tables.\"public.lk_refs\"]\n" + refs_extra + "[tables.\"public.lk_crefs\"]\n"
          "[tables.\"public.lk_accounts\"]\n[tables.\"public.lk_skus\"]\n[tables.\"public.lk_picks\"]\n"
-         "[tables.\"public.lk_projects\"]\n" + projects_extra;
+         "[tables.\"public.lk_projects\"]\n" + projects_extra + "[tables.\"public.lk_imported\"]\n";
 }
 
 class SqlKeys : public ::testing::Test {
@@ -567,6 +572,26 @@ TEST_F(SqlKeys, SharedKeysOptInForwardsAReferentialAction) {
   QueryResult r = t1.exec("UPDATE lk_projects SET id = 11 WHERE id = 10");
   EXPECT_TRUE(r.ok) << r.sqlstate << " " << r.message;
   ASSERT_TRUE(t1.exec("ROLLBACK").ok);
+}
+
+// A sequence behind ids stored by hand is not fresh: tenant 1 walking it with inserts reached
+// tenant 2's imported id 3 (23505). The default no longer counts as fresh: refused; a sequence
+// ahead of every stored id (lk_seq) keeps working.
+TEST_F(SqlKeys, ASequenceBehindStoredIdsIsNotFresh) {
+  auto t1 = impatient_tenant1();
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  for (int i = 0; i < 4; ++i) {
+    QueryResult r = t1->exec("INSERT INTO lk_imported (body) VALUES ('acme')");
+    EXPECT_NE(r.sqlstate, "23505") << "insert " << i << " reveals another tenant's id: " << r.message;
+    EXPECT_TRUE(r.refused()) << "insert " << i << ": " << r.sqlstate << " " << r.message << " tag " << r.command_tag;
+    if (!r.ok) break;
+  }
+  t1->exec("ROLLBACK");
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  QueryResult fresh = t1->exec("INSERT INTO lk_seq (body) VALUES ('acme')");
+  EXPECT_TRUE(fresh.ok) << fresh.sqlstate << " " << fresh.message;
+  t1->exec("ROLLBACK");
+  EXPECT_TRUE(t1->alive());
 }
 
 }  // namespace
