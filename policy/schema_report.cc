@@ -65,13 +65,37 @@ SchemaReport report_schema(const Policy& policy, const SchemaSnapshot& schema) {
       bool found = contains(t->exclusion_constraints, shared);
       for (const auto& k : t->unique_keys) found = found || k.name == shared || k.constraint == shared;
       for (const auto& fk : t->foreign_keys) found = found || fk.name == shared;
+      for (const auto& rk : t->referenced_by) found = found || rk.name == shared;
       if (!found) {
         out.warnings.push_back("table " + table + ": shared_keys names " + q(shared) +
                                ", which is not a unique index, unique constraint, exclusion constraint or foreign key of it");
       }
     }
+    for (const auto& rk : t->referenced_by) {
+      const bool update = !rk.via_cascade && rk.on_update != 'a' && rk.on_update != 'r';
+      const bool del = rk.on_delete != 'a' && rk.on_delete != 'r' && rk.on_delete != 'c' && rk.on_delete != 'n';
+      if ((!update && !del) || contains(rule.shared_keys, rk.name)) continue;
+      out.warnings.push_back("table " + table + ": foreign key " + q(rk.name) + " of " + q(rk.table.to_string()) +
+                             " references it with a referential action that writes the referencing rows past rowguard: " +
+                             "tenant " + std::string(update ? "UPDATEs of its referenced columns" : "") +
+                             (update && del ? " and " : "") + (del ? "DELETEs" : "") +
+                             " are refused (rule referential_action) unless it is listed in shared_keys");
+    }
     for (const auto& c : t->columns) {
       if (c.default_sequence.empty()) continue;
+      bool in_cross_key = false;  // only a key without the tenant column relies on fresh values
+      for (const auto& k : t->unique_keys) {
+        const auto& plain = k.plain_columns.empty() ? k.columns : k.plain_columns;
+        in_cross_key = in_cross_key || (contains(plain, c.name) && !contains(plain, rule.column));
+      }
+      if (c.sequence_behind && in_cross_key) {
+        out.warnings.push_back("table " + table + ": column " + q(c.name) + " draws its default from the sequence " +
+                               q(c.default_sequence) + ", which can still produce a value the column holds (ids stored "
+                               "above it, a descending or CYCLE sequence, or a column that leads no unique index): its "
+                               "default is not fresh, so tenant inserts into a unique key without the tenant column are "
+                               "refused (rule cross_tenant_key); fix: SELECT setval('" + c.default_sequence + "', max(" +
+                               c.name + ")) FROM " + name.to_string());
+      }
       out.warnings.push_back(
           "table " + table + ": column " + q(c.name) + " draws its default from the sequence " +
           q(c.default_sequence) + ", shared by all tenants: the values a tenant's inserts get tell how many rows "

@@ -30,6 +30,10 @@ struct ColumnInfo {
   // The sequence its default draws from ("schema.name": serial, identity, or a default calling
   // nextval), "" when none. Every tenant's inserts draw from it.
   std::string default_sequence;
+  // The sequence can still produce a value the column already holds (explicit ids stored above
+  // its position, a descending or CYCLE sequence), or rowguard could not tell (the column does
+  // not lead a unique index, so max() would scan; the read failed): its default is not fresh.
+  bool sequence_behind = false;
 };
 
 // A unique index or constraint (primary keys included) of a table.
@@ -49,12 +53,29 @@ struct ForeignKey {
   std::vector<std::string> referenced_columns;
 };
 
+// A foreign key of any table (in the policy or not) that references this table, with its
+// referential actions (pg_constraint confupdtype / confdeltype: 'a' no action, 'r' restrict,
+// 'c' cascade, 'n' set null, 'd' set default). An action writes the referencing table as the
+// constraint's owner, past rowguard. `via_cascade`: it references not this table but one that a
+// chain of ON DELETE CASCADE keys deletes from when this table's rows are deleted
+// (referenced_columns are then that table's).
+struct ReferencingKey {
+  std::string name;
+  QualifiedName table;                          // the referencing table
+  std::vector<std::string> columns;             // its referencing columns
+  std::vector<std::string> referenced_columns;
+  char on_update = 'a';
+  char on_delete = 'a';
+  bool via_cascade = false;
+};
+
 struct TableInfo {
   QualifiedName name;
   char relkind = 'r';                       // r, p (partitioned), v (view), m, f
   std::vector<ColumnInfo> columns;          // in attnum order
   std::vector<UniqueKey> unique_keys;
   std::vector<ForeignKey> foreign_keys;
+  std::vector<ReferencingKey> referenced_by;  // foreign keys referencing it (and its cascade chains)
   std::vector<QualifiedName> children;      // inheritance children and partitions (direct)
   std::vector<std::string> exclusion_constraints;  // names of EXCLUDE constraints (arbiters too)
 

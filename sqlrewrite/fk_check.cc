@@ -28,8 +28,13 @@ std::string list(const std::vector<std::string>& v) {
 std::optional<std::string> given(const KeyWrite& w, const ForeignKey& fk, const TableInfo& t) {
   for (const auto& c : fk.columns) {
     if (contains(w.columns, c)) return c;
-    if (!w.new_rows) continue;
     const policy::ColumnInfo* info = t.column(c);
+    if (!w.new_rows) {
+      // A STORED GENERATED column is recomputed by an UPDATE of any column its expression reads,
+      // which the snapshot does not record: any assignment may change it (fail closed).
+      if ((info == nullptr || info->generated) && !w.columns.empty()) return c;
+      continue;
+    }
     // Unknown column: fail closed. Omitted with a default (or generated): the row gets a value.
     if (info == nullptr || info->has_default || info->generated || info->identity) return c;
   }

@@ -17,7 +17,8 @@
 // (or is generated); an omitted column without a default is NULL, and a foreign key with a NULL
 // column is not looked up (MATCH SIMPLE: not checked; MATCH FULL: all NULL is not checked, some
 // NULL fails without a lookup), so it cannot reach another tenant's row. Changed rows - a
-// referencing column that is assigned. The foreign keys of partitions and inheritance children
+// referencing column that is assigned, or a STORED GENERATED one (recomputed from columns the
+// snapshot does not record) whenever the UPDATE assigns anything. The foreign keys of partitions and inheritance children
 // count too. An unknown schema is a denial. Pure: no I/O.
 #include <optional>
 #include <string>

@@ -46,7 +46,10 @@ bool fresh_by_default(const UniqueKey& k, const TableInfo& t, const std::vector<
   if (k.columns.empty() || contains(k.columns, "")) return false;  // an expression: always computed from the row
   for (const auto& c : k.columns) {
     const policy::ColumnInfo* info = t.column(c);
-    if (info != nullptr && !info->generated && !info->default_sequence.empty() && !contains(written, c)) return true;
+    if (info != nullptr && !info->generated && !info->default_sequence.empty() && !info->sequence_behind &&
+        !contains(written, c)) {
+      return true;
+    }
   }
   return false;
 }
@@ -68,10 +71,18 @@ std::optional<std::string> check_table(const KeyWrite& w, const TableRule& rule,
                        : "the row's values for it are not drawn from a sequence (given, or a default that is not a sequence)";
     } else {
       bool assigned = expression || k.partial;
-      for (const auto& c : k.columns) assigned = assigned || contains(w.columns, c);
+      bool generated = false;
+      for (const auto& c : k.columns) {
+        assigned = assigned || contains(w.columns, c);
+        // A STORED GENERATED column is recomputed from the columns its expression reads, which
+        // the snapshot does not record: any assignment may change it (fail closed).
+        const policy::ColumnInfo* info = t.column(c);
+        if (!assigned && info != nullptr && info->generated && !w.columns.empty()) assigned = generated = true;
+      }
       if (!assigned) continue;
       why = expression || k.partial ? "rowguard does not know which columns its " + std::string(expression ? "expressions" : "predicate") + " use"
-                                    : "the statement assigns a column of it";
+            : generated ? "a generated column of it is recomputed by every UPDATE (rowguard does not know which columns its expression reads)"
+                        : "the statement assigns a column of it";
     }
     return head + "unique key " + key_text(k) + where + " does not include the tenant column " + q(rule.column) +
            " and " + why + " " + fix_text(rule, k.constraint.empty() ? k.name : k.constraint);

@@ -13,7 +13,8 @@
 //       An expression index is given a value by every new row.
 //   changed rows (UPDATE, ON CONFLICT DO UPDATE, MERGE ... UPDATE)  a key is at risk when one of
 //       its columns is assigned; for an expression or partial index (whose expression or
-//       predicate columns the snapshot does not know) every UPDATE is at risk.
+//       predicate columns the snapshot does not know) every UPDATE is at risk, and so is a key
+//       with a STORED GENERATED column (recomputed from columns the snapshot does not record).
 //   exclusion constraints  rowguard knows neither their columns nor operators: every write.
 // Keys with the tenant column among their plain columns are safe; keys listed in the table's
 // `shared_keys` (by index or constraint name) are the DBA's choice and allowed. The keys of the

@@ -24,6 +24,7 @@
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/fk_check.h"
 #include "sqlrewrite/key_check.h"
+#include "sqlrewrite/referential_check.h"
 #include "sqlrewrite/sequence_check.h"
 #include "sqlrewrite/on_conflict_check.h"
 #include "sqlrewrite/parse_stack.h"
@@ -424,6 +425,8 @@ class Walker {
           break;
         }
         case pg_query::CMD_DELETE:
+          check_referential("MERGE ... DELETE", true, {}, rule);
+          break;
         case pg_query::CMD_NOTHING:
           break;
         default:
@@ -442,6 +445,14 @@ class Walker {
     const KeyWrite write{verb, new_rows, std::move(columns)};
     if (auto why = check_key_write(write, rule, policy_.schema.get())) deny(std::move(*why));
     if (auto why = check_fk_write(write, rule, policy_)) deny(std::move(*why));
+    if (!new_rows) check_referential(verb, false, write.columns, rule);
+  }
+
+  // A referential action of a foreign key referencing the table must not carry the write into
+  // another table (sqlrewrite/referential_check.h).
+  void check_referential(std::string_view verb, bool deletes, const std::vector<std::string>& columns,
+                         const TableRule& rule) {
+    if (auto why = check_referential_action(verb, deletes, columns, rule, policy_.schema.get())) deny(std::move(*why));
   }
 
   // The VALUES rows of an INSERT source (none for INSERT ... SELECT: every column is given).
@@ -578,6 +589,7 @@ class Walker {
       add_to_where(s.mutable_where_clause(), had, preds);
     }
     visit_children(s, {"with_clause"});
+    check_referential("DELETE FROM", true, {}, rule);
     ctes_.resize(scope);
     relations_.resize(relations);
   }

@@ -93,7 +93,7 @@ ORDER BY i.indexrelid, k.ord)sql";
 // The sequence each column's default draws from: a serial or nextval() default depends on it
 // (pg_attrdef -> pg_class 'S'), an identity column owns it internally (deptype 'i').
 constexpr const char* kDefaultSequences = R"sql(
-SELECT ad.adrelid::text, ad.adnum, sn.nspname || '.' || s.relname
+SELECT ad.adrelid::text, ad.adnum, sn.nspname || '.' || s.relname, s.oid::text
 FROM pg_catalog.pg_attrdef ad
 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
@@ -101,7 +101,7 @@ JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
 WHERE ad.adrelid = ANY ($1::oid[])
 UNION
-SELECT d.refobjid::text, d.refobjsubid, sn.nspname || '.' || s.relname
+SELECT d.refobjid::text, d.refobjsubid, sn.nspname || '.' || s.relname, s.oid::text
 FROM pg_catalog.pg_depend d
 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
@@ -124,6 +124,26 @@ JOIN pg_catalog.pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k
 WHERE con.contype = 'f' AND con.conrelid = ANY ($1::oid[])
 ORDER BY con.conrelid, con.conname, k.ord)sql";
 
+// The foreign keys of any table that reference a policy table (or a partition / child), and,
+// through chains of ON DELETE CASCADE keys, the tables a DELETE of its rows deletes from: their
+// actions run as the constraint's owner, past rowguard. UNION stops at cycles.
+constexpr const char* kReferencedBy = R"sql(
+WITH RECURSIVE reach(root, rel) AS (
+  SELECT u.r, u.r FROM unnest($1::oid[]) AS u(r)
+  UNION
+  SELECT reach.root, con.conrelid FROM reach
+  JOIN pg_catalog.pg_constraint con ON con.contype = 'f' AND con.confrelid = reach.rel AND con.confdeltype = 'c')
+SELECT reach.root::text, con.oid::text, con.conname, n.nspname, c.relname, con.confupdtype::text,
+       con.confdeltype::text, reach.rel <> reach.root, a.attname, fa.attname
+FROM reach
+JOIN pg_catalog.pg_constraint con ON con.contype = 'f' AND con.confrelid = reach.rel
+JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(attnum, fattnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+JOIN pg_catalog.pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.fattnum
+ORDER BY 1, 2, k.ord)sql";
+
 constexpr const char* kChildren = R"sql(
 SELECT i.inhparent::text, n.nspname, c.relname
 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
@@ -134,6 +154,39 @@ constexpr const char* kFunctions = R"sql(
 SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname IN ('pg_catalog', 'public'))sql";
+
+// Whether the sequence `seq_oid` feeding column `column` of table `table_oid` can still produce a
+// value the column holds: its next value is not above max(column), or it descends or cycles. Only
+// for a column leading a unique index (max() is then one index probe); any other column, and
+// any failure (no privilege on the sequence, a non-numeric column), count as behind (fail
+// closed). Inside a savepoint, so a failure leaves the read transaction usable. Residual: a
+// bypass session can still insert explicit ids above the sequence later; the next schema read
+// (reload, bypass DDL) sees them, a plain INSERT does not trigger one.
+bool sequence_behind(PGconn* conn, const std::string& table_oid, const std::string& seq_oid, const std::string& column,
+                     const policy::TableInfo& t) {
+  bool leads = false;
+  for (const auto& k : t.unique_keys) leads = leads || (!k.partial && !k.columns.empty() && k.columns.front() == column);
+  if (!leads) return true;
+  char* ident = PQescapeIdentifier(conn, column.c_str(), column.size());
+  if (ident == nullptr) return true;
+  const std::string col(ident);
+  PQfreemem(ident);
+  Result names = query(conn, "SELECT $1::oid::regclass::text, $2::oid::regclass::text", {table_oid, seq_oid});
+  const std::string sql =
+      "SELECT s.seqincrement > 0 AND NOT s.seqcycle AND (m.mx IS NULL OR m.mx::numeric < "
+      "CASE WHEN q.is_called THEN q.last_value::numeric + s.seqincrement ELSE q.last_value::numeric END) "
+      "FROM pg_catalog.pg_sequence s, (SELECT last_value, is_called FROM " + get(names, 0, 1) + ") q, "
+      "(SELECT max(" + col + ") AS mx FROM " + get(names, 0, 0) + ") m WHERE s.seqrelid = $1::oid";
+  query(conn, "SAVEPOINT rowguard_seq");
+  try {
+    Result fresh = query(conn, sql.c_str(), {seq_oid});
+    query(conn, "RELEASE SAVEPOINT rowguard_seq");
+    return !(PQntuples(fresh.get()) == 1 && flag(fresh, 0, 0));
+  } catch (const QueryFailed&) {
+    query(conn, "ROLLBACK TO SAVEPOINT rowguard_seq");
+    return true;
+  }
+}
 
 void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapshot& out) {
   query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -211,7 +264,10 @@ void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapsho
     policy::TableInfo& t = table_of(get(seqs, i, 0));
     const int attnum = std::stoi(get(seqs, i, 1));
     for (auto& c : t.columns) {
-      if (c.attnum == attnum && c.default_sequence.empty()) c.default_sequence = get(seqs, i, 2);
+      if (c.attnum == attnum && c.default_sequence.empty()) {
+        c.default_sequence = get(seqs, i, 2);
+        c.sequence_behind = sequence_behind(conn, get(seqs, i, 0), get(seqs, i, 3), c.name, t);
+      }
     }
   }
 
@@ -231,6 +287,25 @@ void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapsho
     }
     t.foreign_keys.back().columns.push_back(get(fks, i, 4));
     t.foreign_keys.back().referenced_columns.push_back(get(fks, i, 5));
+  }
+
+  Result refs = query(conn, kReferencedBy, {oid_array});
+  std::string last_ref;
+  for (int i = 0; i < PQntuples(refs.get()); ++i) {
+    policy::TableInfo& t = table_of(get(refs, i, 0));
+    const std::string id = get(refs, i, 0) + "/" + get(refs, i, 1);
+    if (id != last_ref) {
+      policy::ReferencingKey rk;
+      rk.name = get(refs, i, 2);
+      rk.table = {get(refs, i, 3), get(refs, i, 4)};
+      rk.on_update = get(refs, i, 5).empty() ? '?' : get(refs, i, 5)[0];
+      rk.on_delete = get(refs, i, 6).empty() ? '?' : get(refs, i, 6)[0];
+      rk.via_cascade = flag(refs, i, 7);
+      t.referenced_by.push_back(std::move(rk));
+      last_ref = id;
+    }
+    t.referenced_by.back().columns.push_back(get(refs, i, 8));
+    t.referenced_by.back().referenced_columns.push_back(get(refs, i, 9));
   }
 
   Result children = query(conn, kChildren, {oid_array});

@@ -45,13 +45,45 @@ CREATE TABLE lk_crefs (id serial, tenant_id int NOT NULL, customer_id int, PRIMA
                        FOREIGN KEY (tenant_id, customer_id) REFERENCES lk_customers (tenant_id, id));
 ALTER TABLE lk_crefs OWNER TO app;
 ALTER TABLE lk_seq OWNER TO app; ALTER TABLE lk_expr OWNER TO app; ALTER TABLE lk_refs OWNER TO app;
+-- A unique key and a foreign key on STORED GENERATED columns: an UPDATE of the column they are
+-- computed from writes them without naming them.
+DROP TABLE IF EXISTS lk_accounts, lk_picks, lk_skus, lk_project_slots, lk_projects CASCADE;
+CREATE TABLE lk_accounts (id serial, tenant_id int NOT NULL, email text,
+                          email_norm text GENERATED ALWAYS AS (lower(email)) STORED, PRIMARY KEY (tenant_id, id));
+CREATE UNIQUE INDEX lk_accounts_email_norm ON lk_accounts (email_norm);
+INSERT INTO lk_accounts (tenant_id, email) VALUES (1, 'ann@acme.example'), (2, 'CEO@globex.example');
+CREATE TABLE lk_skus (code text PRIMARY KEY, tenant_id int NOT NULL);
+INSERT INTO lk_skus VALUES ('acme-sku', 1), ('globex-secret-sku', 2);
+CREATE TABLE lk_picks (id serial, tenant_id int NOT NULL, raw text,
+                       code text GENERATED ALWAYS AS (lower(raw)) STORED REFERENCES lk_skus (code),
+                       PRIMARY KEY (tenant_id, id));
+INSERT INTO lk_picks (tenant_id, raw) VALUES (1, 'ACME-SKU');
+-- A referential action carries a tenant's UPDATE into a table (not in the policy) whose unique
+-- key lacks the tenant column.
+CREATE TABLE lk_projects (id int NOT NULL, tenant_id int NOT NULL, name text, PRIMARY KEY (tenant_id, id));
+INSERT INTO lk_projects VALUES (10, 1, 'acme-p'), (777, 2, 'globex-p');
+CREATE TABLE lk_project_slots (tenant_id int NOT NULL, project_id int NOT NULL DEFAULT 777, slot text NOT NULL,
+                               FOREIGN KEY (tenant_id, project_id) REFERENCES lk_projects (tenant_id, id)
+                                 ON UPDATE CASCADE ON DELETE SET DEFAULT);
+CREATE UNIQUE INDEX lk_project_slots_u ON lk_project_slots (project_id, slot);
+INSERT INTO lk_project_slots VALUES (1, 10, 'a'), (2, 777, 'a');
+ALTER TABLE lk_accounts OWNER TO app; ALTER TABLE lk_skus OWNER TO app; ALTER TABLE lk_picks OWNER TO app;
+ALTER TABLE lk_projects OWNER TO app; ALTER TABLE lk_project_slots OWNER TO app;
+-- Imported data: tenant 2's explicit id 3 lies ahead of the sequence (not called yet).
+DROP TABLE IF EXISTS lk_imported;
+CREATE TABLE lk_imported (id serial PRIMARY KEY, tenant_id int NOT NULL, body text);
+INSERT INTO lk_imported VALUES (3, 2, 'globex-imported');
+ALTER TABLE lk_imported OWNER TO app;
 )sql";
 
-std::string legacy_policy(const std::string& extra = "", const std::string& refs_extra = "") {
+std::string legacy_policy(const std::string& extra = "", const std::string& refs_extra = "",
+                          const std::string& projects_extra = "") {
   return example_config_template() +
          "\n[tables.\"public.lk_customers\"]\n" + extra +
          "[tables.\"public.lk_orders\"]\n[tables.\"public.lk_seq\"]\n[tables.\"public.lk_expr\"]\n"
-         "[tables.\"public.lk_refs\"]\n" + refs_extra + "[tables.\"public.lk_crefs\"]\n";
+         "[tables.\"public.lk_refs\"]\n" + refs_extra + "[tables.\"public.lk_crefs\"]\n"
+         "[tables.\"public.lk_accounts\"]\n[tables.\"public.lk_skus\"]\n[tables.\"public.lk_picks\"]\n"
+         "[tables.\"public.lk_projects\"]\n" + projects_extra + "[tables.\"public.lk_imported\"]\n";
 }
 
 class SqlKeys : public ::testing::Test {
@@ -463,6 +495,103 @@ TEST_F(SqlKeys, SharedKeysOptInForwardsAForeignKeyWrite) {
   ASSERT_TRUE(t1.exec("ROLLBACK").ok);
   QueryResult priv = t1.exec("INSERT INTO lk_refs (private_id) VALUES (1)");
   EXPECT_TRUE(priv.refused()) << priv.sqlstate << " " << priv.message;
+}
+
+// An UPDATE of the column a STORED GENERATED key column is computed from writes that key: tenant
+// 1 setting its email to tenant 2's (lower-cased) address got 23505 naming tenant 2's value.
+TEST_F(SqlKeys, UpdateOfAGeneratedKeysSourceColumnIsRefused) {
+  auto t1 = impatient_tenant1();
+  for (const char* sql : {
+           "UPDATE lk_accounts SET email = 'ceo@GLOBEX.example'",
+           "MERGE INTO lk_accounts a USING (SELECT 1) s ON true WHEN MATCHED THEN UPDATE SET email = 'ceo@globex.example'",
+           "INSERT INTO lk_accounts (id, email) VALUES (1, 'x') ON CONFLICT (tenant_id, id) DO UPDATE "
+           "SET email = 'ceo@globex.example'",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << "\n  -> " << r.sqlstate << " " << r.message;
+    EXPECT_NE(r.sqlstate, "23505") << sql << ": reveals another tenant's key";
+    EXPECT_NE(r.message.find("lk_accounts_email_norm"), std::string::npos) << sql << "\n  -> " << r.message;
+    EXPECT_TRUE(no_leak(r)) << sql;
+  }
+  EXPECT_TRUE(t1->alive());
+}
+
+// The same for a foreign key on a generated column: UPDATE SET raw = tenant 2's code succeeded
+// (existence of tenant 2's row, and a KEY SHARE lock on it).
+TEST_F(SqlKeys, UpdateOfAGeneratedForeignKeysSourceColumnIsRefused) {
+  auto t1 = impatient_tenant1();
+  for (const char* sql : {
+           "UPDATE lk_picks SET raw = 'GLOBEX-SECRET-SKU'",
+           "MERGE INTO lk_picks p USING (SELECT 1) s ON true WHEN MATCHED THEN UPDATE SET raw = 'GLOBEX-SECRET-SKU'",
+       }) {
+    QueryResult r = t1->exec(sql);
+    expect_cross_tenant_fk(r, sql, "lk_picks_code_fkey");
+  }
+  EXPECT_TRUE(t1->alive());
+  auto su = Env::get().direct_super();
+  QueryResult raw = su->exec("SELECT raw FROM lk_picks WHERE tenant_id = 1");
+  ASSERT_TRUE(raw.ok) << raw.message;
+  ASSERT_EQ(raw.rows.size(), 1u);
+  EXPECT_EQ(*raw.rows[0][0], "ACME-SKU");
+}
+
+// ON UPDATE CASCADE carries tenant 1's UPDATE of lk_projects.id into lk_project_slots, whose
+// unique key (project_id, slot) lacks the tenant column: 23505 about tenant 2's slot row.
+// ON DELETE SET DEFAULT writes the default (777) into tenant 1's slot rows likewise.
+TEST_F(SqlKeys, ReferentialActionsThatWriteAnotherTableAreRefused) {
+  auto t1 = impatient_tenant1();
+  for (const char* sql : {
+           "UPDATE lk_projects SET id = 777 WHERE id = 10",
+           "MERGE INTO lk_projects p USING (SELECT 10 AS id) s ON p.id = s.id WHEN MATCHED THEN UPDATE SET id = 777",
+           "DELETE FROM lk_projects WHERE id = 10",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << "\n  -> " << r.sqlstate << " " << r.message;
+    EXPECT_NE(r.sqlstate, "23505") << sql << ": reveals another tenant's key";
+    EXPECT_NE(r.message.find("lk_project_slots_tenant_id_project_id_fkey"), std::string::npos) << sql << "\n  -> " << r.message;
+    EXPECT_NE(r.message.find("lk_project_slots"), std::string::npos) << sql << "\n  -> " << r.message;
+    EXPECT_TRUE(no_leak(r)) << sql;
+  }
+  // Columns the foreign key does not reference stay writable.
+  QueryResult name = t1->exec("UPDATE lk_projects SET name = 'acme-renamed' WHERE id = 10");
+  EXPECT_TRUE(name.ok) << name.sqlstate << " " << name.message;
+  EXPECT_TRUE(t1->alive());
+  auto su = Env::get().direct_super();
+  QueryResult slots = su->exec("SELECT project_id FROM lk_project_slots WHERE tenant_id = 1");
+  ASSERT_TRUE(slots.ok) << slots.message;
+  ASSERT_EQ(slots.rows.size(), 1u);
+  EXPECT_EQ(*slots.rows[0][0], "10");
+}
+
+// The DBA can share such a foreign key knowingly by listing it in the referenced table's shared_keys.
+TEST_F(SqlKeys, SharedKeysOptInForwardsAReferentialAction) {
+  RowguardProcess rg(legacy_policy("", "", "shared_keys = [\"lk_project_slots_tenant_id_project_id_fkey\"]\n"),
+                     Env::get().pg(), "info");
+  Client t1(rg.conninfo("t1") + " password=pw1");
+  ASSERT_TRUE(t1.exec("BEGIN").ok);
+  QueryResult r = t1.exec("UPDATE lk_projects SET id = 11 WHERE id = 10");
+  EXPECT_TRUE(r.ok) << r.sqlstate << " " << r.message;
+  ASSERT_TRUE(t1.exec("ROLLBACK").ok);
+}
+
+// A sequence behind ids stored by hand is not fresh: tenant 1 walking it with inserts reached
+// tenant 2's imported id 3 (23505). The default no longer counts as fresh: refused; a sequence
+// ahead of every stored id (lk_seq) keeps working.
+TEST_F(SqlKeys, ASequenceBehindStoredIdsIsNotFresh) {
+  auto t1 = impatient_tenant1();
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  for (int i = 0; i < 4; ++i) {
+    QueryResult r = t1->exec("INSERT INTO lk_imported (body) VALUES ('acme')");
+    EXPECT_NE(r.sqlstate, "23505") << "insert " << i << " reveals another tenant's id: " << r.message;
+    EXPECT_TRUE(r.refused()) << "insert " << i << ": " << r.sqlstate << " " << r.message << " tag " << r.command_tag;
+    if (!r.ok) break;
+  }
+  t1->exec("ROLLBACK");
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  QueryResult fresh = t1->exec("INSERT INTO lk_seq (body) VALUES ('acme')");
+  EXPECT_TRUE(fresh.ok) << fresh.sqlstate << " " << fresh.message;
+  t1->exec("ROLLBACK");
+  EXPECT_TRUE(t1->alive());
 }
 
 }  // namespace

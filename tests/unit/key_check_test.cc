@@ -313,5 +313,86 @@ TEST(FkCheck, StartupReportSaysWhichForeignKeysAreRefused) {
   EXPECT_TRUE(has_warning(policy::report_schema(*shared, *shared->schema), "\"refs_ref_id_fkey\"", "listed in shared_keys"));
 }
 
+// A STORED GENERATED key or foreign-key column is recomputed from columns the snapshot does not
+// record: every UPDATE writes it (legacy.code generated, e.g. lower(body)).
+TEST(KeyCheck, AGeneratedKeyColumnIsWrittenByEveryUpdate) {
+  auto p = policy_with([](policy::SchemaSnapshot& s) { s.tables[{"public", "legacy"}].columns[2].generated = true; });
+  refused(*p, "UPDATE legacy SET body = 'X'", "\"legacy_code_key\" (code)");
+  refused(*p, "MERGE INTO legacy l USING (SELECT 1 AS id) s ON l.id = s.id WHEN MATCHED THEN UPDATE SET body = 'y'",
+          "legacy_code_key");
+  refused(*p, "INSERT INTO legacy (body) VALUES ('x') ON CONFLICT (tenant_id, id) DO UPDATE SET body = 'z'", "legacy");
+  allowed(*policy_with(), "UPDATE legacy SET body = 'X'");
+}
+
+TEST(FkCheck, AGeneratedForeignKeyColumnIsWrittenByEveryUpdate) {
+  auto p = with_refs(fk_policy([](policy::SchemaSnapshot& s) { s.tables[{"public", "refs"}].columns[2].generated = true; }));
+  fk_refused(*p, "UPDATE refs SET body = 'x'", "refs_ref_id_fkey");
+  fk_refused(*p, "MERGE INTO refs r USING (SELECT 1 AS id) s ON r.id = s.id WHEN MATCHED THEN UPDATE SET body = 'y'",
+             "refs_ref_id_fkey");
+  allowed(*with_refs(fk_policy()), "UPDATE refs SET body = 'x'");
+}
+
+policy::ReferencingKey referencing(std::string name, char on_update, char on_delete, bool via = false) {
+  policy::ReferencingKey rk;
+  rk.name = std::move(name);
+  rk.table = {"public", "slots"};  // not in the policy
+  rk.columns = {"tenant_id", "safe_id"};
+  rk.referenced_columns = {"tenant_id", "id"};
+  rk.on_update = on_update;
+  rk.on_delete = on_delete;
+  rk.via_cascade = via;
+  return rk;
+}
+
+void action_refused(const policy::Policy& p, const std::string& sql, const std::string& part) {
+  RewriteResult r = rewrite(sql, p, "1");
+  EXPECT_FALSE(r.allowed) << sql << " -> " << r.sql;
+  EXPECT_NE(r.reason.find("referential_action"), std::string::npos) << sql << " -> " << r.reason;
+  EXPECT_NE(r.reason.find(part), std::string::npos) << sql << " -> " << r.reason;
+}
+
+// A referential action writes the referencing table past rowguard: ON UPDATE CASCADE / SET NULL /
+// SET DEFAULT refuse an UPDATE of a referenced column, ON DELETE SET DEFAULT (also through a
+// cascade chain) a DELETE; NO ACTION / RESTRICT and ON DELETE CASCADE / SET NULL pass.
+TEST(ReferentialAction, ActionsThatWriteAnotherTableAreRefused) {
+  for (char action : {'c', 'n', 'd'}) {
+    auto p = policy_with([&](policy::SchemaSnapshot& s) {
+      s.tables[{"public", "safe"}].referenced_by = {referencing("slots_fkey", action, 'a')};
+    });
+    for (const char* sql : {
+             "UPDATE safe SET id = 7",
+             "MERGE INTO safe t USING (SELECT 1 AS id) s ON t.id = s.id WHEN MATCHED THEN UPDATE SET id = 7",
+             "INSERT INTO safe (id) VALUES (1) ON CONFLICT (tenant_id, id) DO UPDATE SET id = 2",
+         }) {
+      action_refused(*p, sql, "foreign key \"slots_fkey\" of \"public.slots\" (tenant_id, safe_id) references \"public.safe\"");
+    }
+    allowed(*p, "UPDATE safe SET name = 'x'");
+    allowed(*p, "DELETE FROM safe WHERE id = 1");
+  }
+  for (char action : {'a', 'r'}) {
+    auto p = policy_with([&](policy::SchemaSnapshot& s) {
+      s.tables[{"public", "safe"}].referenced_by = {referencing("slots_fkey", action, action)};
+    });
+    allowed(*p, "UPDATE safe SET id = 7");
+    allowed(*p, "DELETE FROM safe");
+  }
+  for (char action : {'c', 'n'}) {
+    auto p = policy_with([&](policy::SchemaSnapshot& s) {
+      s.tables[{"public", "safe"}].referenced_by = {referencing("slots_fkey", 'a', action)};
+    });
+    allowed(*p, "DELETE FROM safe");
+  }
+  auto setdef = policy_with([](policy::SchemaSnapshot& s) {
+    s.tables[{"public", "safe"}].referenced_by = {referencing("slots_fkey", 'a', 'c'), referencing("deep_fkey", 'c', 'd', true)};
+  });
+  action_refused(*setdef, "DELETE FROM safe WHERE id = 1", "ON DELETE SET DEFAULT (reached through ON DELETE CASCADE)");
+  action_refused(*setdef, "MERGE INTO safe t USING (SELECT 1 AS id) s ON t.id = s.id WHEN MATCHED THEN DELETE", "deep_fkey");
+  allowed(*setdef, "UPDATE safe SET id = 7");  // a key reached through a cascade is not updated by it
+  auto unknown = policy_with([](policy::SchemaSnapshot& s) { s.loaded = false; });
+  action_refused(*unknown, "DELETE FROM safe", "schema is not known");
+  auto child = policy_with([](policy::SchemaSnapshot& s) { s.tables[{"public", "safe"}].children = {{"public", "gone"}}; });
+  action_refused(*child, "DELETE FROM safe", "\"public.gone\"");
+}
+
 }  // namespace
 }  // namespace rowguard::sqlrewrite
