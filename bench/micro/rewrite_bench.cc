@@ -34,6 +34,7 @@
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/unit/tenant_keys_schema.h"
 
 namespace {
 
@@ -66,7 +67,10 @@ global = true
 )";
 
 const PolicyPtr& policy() {
-  static const PolicyPtr p = rowguard::policy::parse_policy(kPolicy, "bench-policy.toml");
+  // With a schema snapshot that knows the tables' (tenant_id, id) keys, as a running rowguard has
+  // one: without it every tenant write is refused (sqlrewrite/key_check.h).
+  static const PolicyPtr p =
+      rowguard::unit_test::with_tenant_keys(rowguard::policy::parse_policy(kPolicy, "bench-policy.toml"));
   return p;
 }
 
