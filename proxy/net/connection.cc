@@ -397,6 +397,14 @@ class ClientConnection : public ClientIo {
           co_await server_.pause_gate().at_boundary(*info_);  // PAUSE holds new transactions here
         }
         if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
+        if (policy_->version != prechecked_version_) {
+          // A new policy: the session's long prepared statements are re-checked at their next use
+          // (Bind, EXECUTE, a portal). Rewrite them on the parse pool now, so that the re-check is
+          // a cache hit and a session holding many MB of prepared text never holds the worker.
+          prechecked_version_ = policy_->version;
+          co_await precheck_on_pool(session);
+          if (session.tx_status() == 'I' && server_.policy()->version != policy_->version) continue;
+        }
         if (r.frame.tag != protocol::fe::kTerminate) {
           // A reload that removed this login (or moved it to another tenant) ends the session at
           // its next message, in or out of a transaction (proxy/net/identity_recheck.h).
@@ -733,6 +741,23 @@ class ClientConnection : public ClientIo {
   }
 
   // "" while the current policy still maps this login to its tenant, else why it no longer does.
+  asio::awaitable<void> precheck_on_pool(session::TenantSession& session) {
+    if (server_.parse_pool() == nullptr) co_return;
+    const policy::PolicyPtr policy = policy_;
+    // Copies: the session's statements may change while this coroutine waits (answers arrive).
+    std::vector<std::string> texts;
+    for (std::string_view t : session.stale_texts(*policy, policy->limits.offload_parse_bytes)) texts.emplace_back(t);
+    for (std::string& text : texts) {
+      if (worker_.cache.would_hit(text, *policy, *tenant_)) continue;
+      std::string job_text = text;
+      std::string job_tenant = *tenant_;
+      sqlrewrite::RewriteResult r = co_await server_.parse_pool()->async_rewrite(
+          std::move(job_text), policy, std::move(job_tenant), asio::use_awaitable);
+      if (server_.policy()->version != policy->version) co_return;  // another reload: its own pass
+      worker_.cache.adopt(text, *policy, *tenant_, r);
+    }
+  }
+
   std::string identity_revoked() {
     policy::PolicyPtr latest = server_.policy();
     if (latest->version == identity_checked_version_) return "";
@@ -783,6 +808,7 @@ class ClientConnection : public ClientIo {
   asio::steady_timer auth_timer_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with this object (auth_timer_ handler)
   ClientWatch watch_;            // [limits] idle timeouts and message_timeout
+  uint64_t prechecked_version_ = 0;  // the policy version whose re-checks were prepared on the pool
   std::string revoked_;          // bypass: a reload removed this login (FATAL 28000)
   std::string refusal_;          // set when a client message broke a [limits] size
   std::string server_refusal_;   // bypass: the server sent an oversized (54000) or malformed (08P01) message

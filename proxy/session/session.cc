@@ -141,6 +141,19 @@ std::string TenantSession::room_for(std::string_view text, const policy::LimitSe
   return "";
 }
 
+std::vector<std::string_view> TenantSession::stale_texts(const policy::Policy& policy, size_t min_bytes) const {
+  std::vector<std::string_view> out;
+  auto add = [&](const Statement& st) {
+    if (st.policy_version == policy.version || st.text.size() < min_bytes) return;
+    if (std::find(out.begin(), out.end(), std::string_view(st.text)) == out.end()) out.emplace_back(st.text);
+  };
+  for (const auto& [name, st] : statements_) add(st);
+  for (const auto& a : awaited_) {
+    if (a.kind == Await::kParse && !a.refused) add(a.statement);
+  }
+  return out;
+}
+
 std::string TenantSession::recheck(Statement& st, std::string_view name, const policy::Policy& policy) {
   if (st.policy_version == policy.version) return "";
   const sqlrewrite::RewriteResult& r = cache_.rewrite(st.text, policy, tenant_);

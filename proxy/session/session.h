@@ -134,6 +134,11 @@ class TenantSession {
   // Prepared statements the server holds (as confirmed to rowguard), by server name.
   size_t prepared_count() const { return statements_.size(); }
   size_t prepared_bytes() const { return statement_bytes_; }
+  // The distinct texts of this session's prepared statements (held or awaiting their
+  // ParseComplete) of at least `min_bytes` that were checked under another policy version than
+  // `policy`'s: what a use after a reload re-checks. The connection has them rewritten on the
+  // parse pool first, so that the re-check is a cache hit on the worker.
+  std::vector<std::string_view> stale_texts(const policy::Policy& policy, size_t min_bytes) const;
   // Portals and cursors the server may hold (session_portals.cc).
   size_t portal_count() const { return portals_.size(); }
   bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }

@@ -204,3 +204,39 @@ TEST(ParsePool, ShutdownWhileAStatementIsRewrittenIsClean) {
 
 }  // namespace
 }  // namespace rowguard::testing::adversarial
+
+// After a reload, the first use of a long prepared statement re-checks it under the new policy.
+// That re-check is a rewrite of the whole text: it must not run on the worker (red team: a 3 MB
+// statement Bound after a SIGHUP held every other session of the worker for 7.5 s).
+namespace rowguard::testing::adversarial {
+namespace {
+
+TEST(ParsePool, ReCheckOfALongPreparedStatementAfterAReloadDoesNotStallTheWorker) {
+  std::string config = example_config_template();
+  const std::string proxy = "[proxy]\n";
+  config.replace(config.find(proxy), proxy.size(), proxy + "workers = 1\n");
+  RowguardProcess rg(config, Env::get().pg(), "info");
+  auto a = std::make_unique<Client>(rg.conninfo("t1") + " password=pw1");
+  auto b = std::make_unique<Client>(rg.conninfo("t2") + " password=pw2");
+  std::string list = "101";
+  for (int i = 0; i < 150000; ++i) list += ",(" + std::to_string(i) + "+1000)";
+  const std::string sql = "SELECT count(*) FROM customers WHERE id IN (" + list + ")";
+  PGresult* prep = PQprepare(a->raw(), "big", sql.c_str(), 0, nullptr);
+  ASSERT_EQ(PQresultStatus(prep), PGRES_COMMAND_OK) << PQresultErrorMessage(prep);
+  PQclear(prep);
+  // A reload that changes nothing of `big` (a comment) still makes it "prepared under an older
+  // policy" to be re-checked at its next use.
+  ASSERT_TRUE(reload_policy(rg, read_text_file(rg.config_path()) + "\n# reloaded\n"));
+  ASSERT_TRUE(b->alive());
+  ASSERT_EQ(PQsendQueryPrepared(a->raw(), "big", 0, nullptr, nullptr, nullptr, 0), 1);
+  while (PQflush(a->raw()) == 1) {
+  }
+  Bystander by = watch(a->raw(), *b);
+  Drained d = drain(a->raw());
+  EXPECT_TRUE(d.ok) << d.message;
+  EXPECT_EQ(d.value, "1");
+  expect_bystander_served(by);
+}
+
+}  // namespace
+}  // namespace rowguard::testing::adversarial
