@@ -466,11 +466,13 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
   }
   protocol::append_frame(step.to_server, protocol::fe::kBind, body);
   const bool discarded = skipping_;  // the server skips it: nothing is recorded
+  // Before expect(): `cands` may point into awaited_ (a Parse not yet confirmed), which it grows.
+  const uint64_t statement_id = cands.size() == 1 ? cands.front()->id : 0;
   Awaited& a = expect(Await::kBind);
   if (discarded) return;
   a.name = server_name(m->portal);
   a.policy_version = policy.version;
-  a.statement_id = cands.size() == 1 ? cands.front()->id : 0;
+  a.statement_id = statement_id;
   // Recorded now, so that an Execute pipelined behind it is checked against it. A named portal
   // recorded before keeps its record until BindComplete: if it still exists (a WITH HOLD cursor
   // of that name), the Bind fails and the old one stays. The unnamed portal is replaced by a
