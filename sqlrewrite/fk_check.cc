@@ -1,6 +1,8 @@
 // See fk_check.h.
 #include "sqlrewrite/fk_check.h"
 
+#include "sqlrewrite/check_text.h"
+
 #include <algorithm>
 #include <set>
 
@@ -12,17 +14,11 @@ using policy::Policy;
 using policy::TableInfo;
 using policy::TableRule;
 
-std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using check_text::q;
 
-bool contains(const std::vector<std::string>& v, std::string_view x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
+using check_text::contains;
 
-std::string list(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& c : v) out += (out.empty() ? "" : ", ") + c;
-  return out;
-}
+using check_text::list;
 
 // The referencing column of `fk` that the write gives a value, or nullopt.
 std::optional<std::string> given(const KeyWrite& w, const ForeignKey& fk, const TableInfo& t) {

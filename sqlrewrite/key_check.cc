@@ -1,6 +1,8 @@
 // See key_check.h.
 #include "sqlrewrite/key_check.h"
 
+#include "sqlrewrite/check_text.h"
+
 #include "pg_query/pg_query.pb.h"
 
 #include <algorithm>
@@ -14,11 +16,9 @@ using policy::TableInfo;
 using policy::TableRule;
 using policy::UniqueKey;
 
-std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using check_text::q;
 
-bool contains(const std::vector<std::string>& v, std::string_view x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
+using check_text::contains;
 
 const std::vector<std::string>& plain(const UniqueKey& k) {
   return k.plain_columns.empty() ? k.columns : k.plain_columns;

@@ -1,6 +1,8 @@
 // See on_conflict_check.h.
 #include "sqlrewrite/on_conflict_check.h"
 
+#include "sqlrewrite/check_text.h"
+
 #include "pg_query/pg_query.pb.h"
 
 #include <algorithm>
@@ -15,7 +17,7 @@ using policy::TableInfo;
 using policy::TableRule;
 using policy::UniqueKey;
 
-std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using check_text::q;
 
 std::string rule_text() {
   return "(rule: every ON CONFLICT arbiter index must include the tenant column, so that the "

@@ -1,6 +1,8 @@
 // See referential_check.h.
 #include "sqlrewrite/referential_check.h"
 
+#include "sqlrewrite/check_text.h"
+
 #include <algorithm>
 #include <set>
 
@@ -12,17 +14,11 @@ using policy::SchemaSnapshot;
 using policy::TableInfo;
 using policy::TableRule;
 
-std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using check_text::q;
 
-bool contains(const std::vector<std::string>& v, std::string_view x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
+using check_text::contains;
 
-std::string list(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& c : v) out += (out.empty() ? "" : ", ") + c;
-  return out;
-}
+using check_text::list;
 
 std::string action_text(char a) {
   switch (a) {

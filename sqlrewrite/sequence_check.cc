@@ -1,6 +1,8 @@
 // See sequence_check.h.
 #include "sqlrewrite/sequence_check.h"
 
+#include "sqlrewrite/check_text.h"
+
 #include "pg_query/pg_query.pb.h"
 
 #include <vector>
@@ -8,7 +10,7 @@
 namespace rowguard::sqlrewrite {
 namespace {
 
-std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using check_text::q;
 
 std::string rule_text() { return "(rule: " + std::string(kRuleSequences) + ")"; }
 
