@@ -62,10 +62,15 @@ bool attribute_may_call_denied(std::string_view name, const policy::Policy& poli
     return false;
   }
   if (std::optional<bool> immutable = policy::builtin_one_arg_function(name)) return !*immutable;
-  // Not a pg_catalog function callable with one argument; with a snapshot, any function of
-  // public (user code) or pg_catalog by that name counts.
+  // Not a pg_catalog function callable with one argument. With a loaded snapshot, any function
+  // of the database by that name counts. A snapshot that is not loaded (no upstream_database,
+  // PostgreSQL unreachable, the first read still running) cannot rule out a function a DBA
+  // created over a policy table's row type: it may call. The proxy always has a snapshot
+  // (proxy/net/server.cc installs a "not read yet" one before listening); no snapshot at all is
+  // the pure rewriter of tests and `rowguard explain`, which keep the names the builtins allow.
   const auto& snapshot = policy.schema;
-  return snapshot != nullptr && snapshot->loaded && snapshot->function_names.contains(name);
+  if (snapshot == nullptr) return false;
+  return !snapshot->loaded || snapshot->function_names.contains(name);
 }
 
 bool refused_system_column(std::string_view name) {

@@ -55,8 +55,8 @@ std::optional<std::string> check_function_name(const std::vector<std::string>& p
 
 // `name` in attribute position (x.name, (expr).name): true when it may name a function a tenant
 // may not call: a pg_catalog function callable with one argument that is neither allowlisted nor
-// immutable, a transaction-id function, or (with a loaded schema snapshot) any function of
-// pg_catalog / public that [functions] allow does not list.
+// immutable, a transaction-id function, or any other name the allowlist does not list when the
+// schema snapshot names a function by it or is not loaded (it cannot rule one out).
 bool attribute_may_call_denied(std::string_view name, const policy::Policy& policy);
 
 // ctid, xmin, xmax, cmin, cmax: each tells about other tenants' writes (see README,

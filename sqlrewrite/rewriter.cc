@@ -649,6 +649,11 @@ class Walker {
   // tenant's rows (pg_statistic's most common values and histograms). Tenants get the plan with
   // COSTS OFF only; every other option than VERBOSE / FORMAT / SETTINGS is refused.
   void explain(pg_query::ExplainStmt& s) {
+    if (policy_.explain == policy::Policy::Explain::kRefuse) {
+      deny("EXPLAIN shows the plan the planner chose from statistics over every tenant's rows (which "
+           "index, which join order tell how common a value is among other tenants); the policy allows "
+           "it with [tenancy] explain = \"costs_off\" (rule: explain)");
+    }
     bool costs_off = false;
     for (const auto& o : s.options()) {
       if (!o.has_def_elem()) {
@@ -1465,17 +1470,21 @@ class Walker {
   struct Relation {
     std::string name;
     const policy::TableInfo* info = nullptr;
+    std::string tenant_column;  // the policy's word, also without a snapshot (rowguard's own qual)
   };
 
   void add_relation(const pg_query::RangeVar& rv, const TableRule& rule) {
     const policy::TableInfo* info = policy_.schema && policy_.schema->loaded ? policy_.schema->table(rule.table) : nullptr;
-    relations_.push_back({rv.has_alias() ? rv.alias().aliasname() : rv.relname(), info});
+    relations_.push_back({rv.has_alias() ? rv.alias().aliasname() : rv.relname(), info, rule.column});
   }
 
   // True when `qualifier` names a relation in scope whose known columns include `column`.
   bool known_column(std::string_view qualifier, std::string_view column) const {
     for (auto it = relations_.rbegin(); it != relations_.rend(); ++it) {
-      if (it->name == qualifier) return it->info != nullptr && it->info->column(column) != nullptr;
+      if (it->name == qualifier) {
+        return (!it->tenant_column.empty() && it->tenant_column == column) ||
+               (it->info != nullptr && it->info->column(column) != nullptr);
+      }
     }
     return false;
   }

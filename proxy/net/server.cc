@@ -189,6 +189,13 @@ int Server::run() {
   // needs it, retry in the background), then kept up to date on its own thread.
   schema_ = std::make_unique<SchemaRefresher>([this] { return policy_.load(); },
                                               [this](SchemaRefresher::Snapshot s) { install_schema(std::move(s)); });
+  {
+    // Until the first read lands, sessions see a snapshot that is not loaded (never none): what
+    // needs the schema is refused rather than decided without it (sqlrewrite/function_check.h).
+    policy::SchemaSnapshot unread;
+    unread.error = "the schema has not been read yet";
+    install_schema(std::make_shared<const policy::SchemaSnapshot>(std::move(unread)));
+  }
   schema_->start();
   p = policy_.load();
 
