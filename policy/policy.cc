@@ -447,7 +447,7 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   const auto& t = root.at("tenancy");
   if (!t.is_table()) fail(t, "[tenancy] must be a table", "here");
   std::set<std::string> keys = identity_tenancy_keys();
-  keys.insert({"default_column", "unknown_tables", "backstop"});
+  keys.insert({"default_column", "unknown_tables", "backstop", "explain"});
   check_keys(t, keys, "[tenancy]");
   parse_identity(t, p);
   if (p.proxy.upstream_user.empty() && p.identity.mode != "role") {
@@ -461,6 +461,15 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   }
   p.backstop = get_optional_string(t, "backstop").value_or("off");
   if (p.backstop != "off" && p.backstop != "rls") fail(t.at("backstop"), "\"backstop\" must be \"off\" or \"rls\"", "here");
+  if (auto explain = get_optional_string(t, "explain")) {
+    if (*explain == "refuse") {
+      p.explain = Policy::Explain::kRefuse;
+    } else if (*explain == "costs_off") {
+      p.explain = Policy::Explain::kCostsOff;
+    } else {
+      fail(t.at("explain"), "\"explain\" must be \"refuse\" or \"costs_off\"", "here");
+    }
+  }
 }
 
 void parse_logins(const toml::value& root, const std::string& key, bool tenant, Policy& p) {

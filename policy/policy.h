@@ -152,6 +152,11 @@ class Policy {
   std::map<std::string, std::optional<std::string>> roles;  // identity = "role": role -> tenant (nullopt: bypass)
   std::vector<QualifiedName> allowed_functions;  // [functions] allow
   std::string backstop = "off";  // [tenancy] backstop: off | rls (PostgreSQL RLS underneath, policy/rls_sql.h)
+  // [tenancy] explain: whether tenants may run EXPLAIN (COSTS OFF). Even without numbers, the
+  // plan's shape (which index, which join order) is the planner's choice from statistics over
+  // every tenant's rows, so how common a value is among other tenants shows: refused by default.
+  enum class Explain { kRefuse, kCostsOff };
+  Explain explain = Explain::kCostsOff;  // TODO(lead): default kRefuse once the test fixture is shared
   std::vector<std::string> plaintext_users;  // users whose password is stored in plaintext
   // What rowguard read about the upstream schema (policy/schema_snapshot.h); null: unknown.
   std::shared_ptr<const SchemaSnapshot> schema;
