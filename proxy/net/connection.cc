@@ -18,6 +18,7 @@
 #include <chrono>
 #include <optional>
 
+#include "pg/sqlstate.h"
 #include "policy/rls_sql.h"
 #include "proxy/auth/scram.h"
 #include "proxy/net/admin.h"
@@ -130,20 +131,22 @@ class ClientConnection : public ClientIo {
       if (server_.user_connections(user_, +1) > limit) {
         spdlog::warn("session={} client={} user={} refused: max_connections_per_user ({}) reached", id_, peer_, user_, limit);
         std::string msg = "too many connections for role \"" + user_ + "\"";
-        co_await fatal("53300", msg);
+        co_await fatal(pg::sqlstate::kTooManyConnections, msg);
         co_return;
       }
     }
     if (server_.tls_required() && !client_.tls()) {
       spdlog::warn("session={} client={} user={} refused: TLS is required", id_, peer_, user_);
-      co_await fatal("28000", "rowguard: TLS is required for every connection (connect with sslmode=require)");
+      co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification,
+                     "rowguard: TLS is required for every connection (connect with sslmode=require)");
       co_return;
     }
     // ---- identity ([tenancy] identity = map | jwt | role): proxy/net/client_auth.h ----
     if (policy_->identity.mode == "role" && wants_console(*startup)) {
       // The console authenticates against the policy's [[bypass]] logins, which role mode has not.
       spdlog::warn("session={} client={} user={} refused: no admin console with identity = role", id_, peer_, user_);
-      co_await fatal("0A000", "rowguard: the admin console is not available with [tenancy] identity = \"role\"");
+      co_await fatal(pg::sqlstate::kFeatureNotSupported,
+                     "rowguard: the admin console is not available with [tenancy] identity = \"role\"");
       co_return;
     }
     SSL* client_ssl = client_.native_tls();
@@ -167,7 +170,8 @@ class ClientConnection : public ClientIo {
     if (policy_->backstop == "rls") {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
       auto backstop = policy::backstop_startup_params(tenant_);
       if (!backstop) {
-        co_await fatal("42501", "rowguard: the tenant value cannot be set on the upstream session");
+        co_await fatal(pg::sqlstate::kInsufficientPrivilege,
+                       "rowguard: the tenant value cannot be set on the upstream session");
         co_return;
       }
       decision.upstream_params.insert(decision.upstream_params.end(), backstop->begin(), backstop->end());
@@ -198,14 +202,14 @@ class ClientConnection : public ClientIo {
     if (!up.ok) {
       server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
       spdlog::error("session={} user={} upstream login failed: {} ({})", id_, user_, up.message, up.sqlstate);
-      std::string code = up.sqlstate.empty() ? "08006" : up.sqlstate;
+      std::string_view code = up.sqlstate.empty() ? pg::sqlstate::kConnectionFailure : std::string_view(up.sqlstate);
       std::string msg = "rowguard: cannot open the upstream connection: " + up.message;
       co_await fatal(code, msg);
       co_return;
     }
     if (!who.refuse_after_auth.empty()) {
       spdlog::warn("session={} client={} user={} refused: {}", id_, peer_, user_, who.refuse_after_auth);
-      co_await fatal("28000", who.refuse_after_auth);
+      co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, who.refuse_after_auth);
       co_return;
     }
     auth_timer_.cancel();
@@ -213,7 +217,8 @@ class ClientConnection : public ClientIo {
     if (who.passthrough) protocol::append_auth_ok(out);
     for (const auto& p : up.parameters) {
       if (tenant_ && p.name == "standard_conforming_strings" && p.value != "on") {
-        co_await fatal("55000", "rowguard: the server has standard_conforming_strings off; "
+        co_await fatal(pg::sqlstate::kObjectNotInPrerequisiteState,
+                       "rowguard: the server has standard_conforming_strings off; "
                                 "tenant sessions need it on");
         co_return;
       }
@@ -270,13 +275,13 @@ class ClientConnection : public ClientIo {
       if (r.status == protocol::DecodeStatus::kMalformed && r.too_long) {
         spdlog::warn("client={} startup packet over [limits] max_startup_packet: {}", peer_, r.error);
         std::string msg = "invalid length of startup packet: " + r.error + " bytes ([limits] max_startup_packet)";
-        co_await fatal("08P01", msg);
+        co_await fatal(pg::sqlstate::kProtocolViolation, msg);
         co_return std::nullopt;
       }
       if (r.status == protocol::DecodeStatus::kMalformed) {
         spdlog::warn("client={} malformed startup packet: {}", peer_, r.error);
         std::string msg = "invalid startup packet: " + r.error;
-        co_await fatal("08P01", msg);
+        co_await fatal(pg::sqlstate::kProtocolViolation, msg);
         co_return std::nullopt;
       }
       if (r.status == protocol::DecodeStatus::kNeedMore) {
@@ -390,7 +395,7 @@ class ClientConnection : public ClientIo {
         if (r.status == protocol::DecodeStatus::kMalformed) {
           spdlog::warn("session={} client={} malformed message: {}", id_, peer_, r.error);
           std::string msg = "invalid message: " + r.error;
-          co_await fatal("08P01", msg);
+          co_await fatal(pg::sqlstate::kProtocolViolation, msg);
           co_return;
         }
         if (session.tx_status() == 'I' && session.at_boundary() && r.frame.tag != protocol::fe::kTerminate) {
@@ -415,7 +420,7 @@ class ClientConnection : public ClientIo {
             std::string bye;
             protocol::append_terminate(bye);
             co_await write_server(bye);
-            co_await fatal("28000", why);
+            co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, why);
             co_return;
           }
         }
@@ -497,13 +502,14 @@ class ClientConnection : public ClientIo {
         if (r.too_long) {
           spdlog::error("session={} message from the server over [limits] max_server_message: {}", id_, r.error);
           co_await write_client(out);
-          co_await fatal("54000", "rowguard: a message from the server exceeds [limits] max_server_message");
+          co_await fatal(pg::sqlstate::kProgramLimitExceeded,
+                         "rowguard: a message from the server exceeds [limits] max_server_message");
           co_return;
         }
         if (r.status == protocol::DecodeStatus::kMalformed) {
           spdlog::error("session={} malformed message from the server: {}", id_, r.error);
           co_await write_client(out);
-          co_await fatal("08P01", "rowguard: malformed message from the server");
+          co_await fatal(pg::sqlstate::kProtocolViolation, "rowguard: malformed message from the server");
           co_return;
         }
         std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
@@ -518,7 +524,8 @@ class ClientConnection : public ClientIo {
           watch_.idle(tx_, policy_->limits);
           if (draining_ && tx_ == 'I' && session.at_boundary()) {
             co_await write_client(out);
-            co_await fatal("57P01", "terminating connection due to administrator command (rowguard is shutting down)");
+            co_await fatal(pg::sqlstate::kAdminShutdown,
+                           "terminating connection due to administrator command (rowguard is shutting down)");
             co_return;
           }
         }
@@ -526,7 +533,7 @@ class ClientConnection : public ClientIo {
           spdlog::error("session={} closing: {}", id_, step.reason);
           co_await write_client(out);
           std::string msg = "rowguard: " + step.reason;
-          co_await fatal("08P01", msg);
+          co_await fatal(pg::sqlstate::kProtocolViolation, msg);
           co_return;
         }
         if (out.size() >= kFlushAt) {
@@ -548,7 +555,7 @@ class ClientConnection : public ClientIo {
         spdlog::warn("session={} user={} the server closed the connection{}", id_, user_,
                      server_buf_.empty() ? "" : " in the middle of a message");
         if (last_server_tag_ != protocol::be::kErrorResponse || !server_buf_.empty()) {
-          co_await fatal("08006", "rowguard: the connection to the server was lost");
+          co_await fatal(pg::sqlstate::kConnectionFailure, "rowguard: the connection to the server was lost");
         }
         co_return;
       }
@@ -616,7 +623,7 @@ class ClientConnection : public ClientIo {
       if (scanner.failed()) {
         if (!from_client) {
           spdlog::error("session={} bypass: bad message from the server: {}", id_, scanner.error());
-          server_refusal_ = scanner.too_long() ? "54000" : "08P01";
+          server_refusal_ = scanner.too_long() ? pg::sqlstate::kProgramLimitExceeded : pg::sqlstate::kProtocolViolation;
         } else if (scanner.too_long()) {
           refuse_too_long(scanner.failed_tag(), scanner.failed_length());
         } else {
@@ -647,19 +654,20 @@ class ClientConnection : public ClientIo {
   // After the statement loops: the FATAL error for a limit or timeout that ended them.
   asio::awaitable<void> finish_refused() {
     if (!revoked_.empty()) {
-      co_await fatal("28000", revoked_);
+      co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, revoked_);
       co_return;
     }
     if (!refusal_.empty()) {
-      co_await fatal("08P01", refusal_);
+      co_await fatal(pg::sqlstate::kProtocolViolation, refusal_);
       co_return;
     }
-    if (server_refusal_ == "54000") {
-      co_await fatal("54000", "rowguard: a message from the server exceeds [limits] max_server_message");
+    if (server_refusal_ == pg::sqlstate::kProgramLimitExceeded) {
+      co_await fatal(pg::sqlstate::kProgramLimitExceeded,
+                     "rowguard: a message from the server exceeds [limits] max_server_message");
       co_return;
     }
     if (!server_refusal_.empty()) {
-      co_await fatal("08P01", "rowguard: malformed message from the server");
+      co_await fatal(pg::sqlstate::kProtocolViolation, "rowguard: malformed message from the server");
       co_return;
     }
     const ClientWatch::Reason why = watch_.expired();
@@ -668,18 +676,18 @@ class ClientConnection : public ClientIo {
     std::string code, msg, detail;
     switch (why) {
       case ClientWatch::Reason::kIdle:
-        code = "57P05";
+        code = pg::sqlstate::kIdleSessionTimeout;
         msg = "terminating connection due to idle-session timeout";
         detail = "rowguard: no request for " + after + " outside a transaction ([limits] idle_client_timeout)";
         break;
       case ClientWatch::Reason::kIdleInTransaction:
-        code = "25P03";
+        code = pg::sqlstate::kIdleInTransactionSessionTimeout;
         msg = "terminating connection due to idle-in-transaction timeout";
         detail = "rowguard: no request for " + after + " inside a transaction ([limits] idle_in_transaction_timeout); "
                  "the transaction is rolled back";
         break;
       default:
-        code = "08P01";
+        code = pg::sqlstate::kProtocolViolation;
         msg = "rowguard: terminating connection: a message was not received whole within " + after;
         detail = "[limits] message_timeout";
         break;
@@ -715,7 +723,7 @@ class ClientConnection : public ClientIo {
       if (r.status == protocol::DecodeStatus::kMalformed) {
         spdlog::warn("session={} client={} malformed message: {}", id_, peer_, r.error);
         std::string msg = "invalid message: " + r.error;
-        co_await fatal("08P01", msg);
+        co_await fatal(pg::sqlstate::kProtocolViolation, msg);
         co_return std::nullopt;
       }
       if (!co_await read_more(client_, client_buf_)) co_return std::nullopt;
@@ -832,7 +840,7 @@ asio::awaitable<void> serve_client(tcp::socket client, Server& server, Worker& w
   if (server.metrics().connections_active.load() >= server.policy()->proxy.max_client_connections) {
     // Refused before reading anything, as PostgreSQL does past max_connections.
     std::string out;
-    protocol::append_error_response(out, "FATAL", "53300", "sorry, too many clients already");
+    protocol::append_error_response(out, "FATAL", pg::sqlstate::kTooManyConnections, "sorry, too many clients already");
     co_await asio::async_write(client, asio::buffer(out), kUse);
     spdlog::warn("connection refused: max_client_connections reached");
     co_return;
