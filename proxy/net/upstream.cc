@@ -64,7 +64,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
   if (cec) {
     co_return failure(pg::sqlstate::kSqlclientUnableToEstablishSqlconnection,
                       "cannot connect to upstream " + settings.upstream_host + ":" +
-                                   std::to_string(settings.upstream_port) + ": " + cec.message());
+                      std::to_string(settings.upstream_port) + ": " + cec.message());
   }
   socket.set_option(tcp::no_delay(true));
 
@@ -142,7 +142,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
             default:
               co_return failure(pg::sqlstate::kInvalidAuthorizationSpecification,
                                 "upstream asks for an unsupported authentication method (" +
-                                             std::to_string(static_cast<int>(a->code)) + ")");
+                                std::to_string(static_cast<int>(a->code)) + ")");
           }
           auto answer = co_await relay->relay(request, expect_answer);
           if (!answer) {
@@ -206,7 +206,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
           default:
             co_return failure(pg::sqlstate::kInvalidAuthorizationSpecification,
                               "upstream asks for an unsupported authentication method (" +
-                                           std::to_string(static_cast<int>(a->code)) + ")");
+                              std::to_string(static_cast<int>(a->code)) + ")");
         }
         break;
       }
@@ -243,7 +243,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
         break;
       default:
         co_return failure(pg::sqlstate::kProtocolViolation, std::string("unexpected message '") + frame->tag +
-                                       "' from upstream during login");
+                                                            "' from upstream during login");
     }
     buf.erase(0, frame->size);
     if (!out.empty()) {

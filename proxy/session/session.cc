@@ -72,9 +72,9 @@ StartupDecision check_startup(const protocol::StartupPacket& packet, const polic
       d.database = value;
     } else if (key == "client_encoding") {
       if (!sqlrewrite::safe_client_encoding(value)) {
-        return refuse(pg::sqlstate::kInvalidParameterValue, "rowguard: client_encoding \"" + value +
-                                   "\" is not allowed (use UTF8): it could hide quotes from the "
-                                   "statement checker");
+        return refuse(pg::sqlstate::kInvalidParameterValue,
+                      "rowguard: client_encoding \"" + value +
+                          "\" is not allowed (use UTF8): it could hide quotes from the statement checker");
       }
       d.upstream_params.emplace_back(name, value);
     } else if (harmless_startup_param(key)) {
@@ -83,9 +83,10 @@ StartupDecision check_startup(const protocol::StartupPacket& packet, const polic
       }
       d.upstream_params.emplace_back(name, value);
     } else {
-      return refuse(pg::sqlstate::kInsufficientPrivilege, "rowguard: startup parameter \"" + name +
-                                 "\" is not allowed (only session formatting parameters such as "
-                                 "application_name, client_encoding, DateStyle, TimeZone)");
+      return refuse(pg::sqlstate::kInsufficientPrivilege,
+                    "rowguard: startup parameter \"" + name +
+                        "\" is not allowed (only session formatting parameters such as "
+                        "application_name, client_encoding, DateStyle, TimeZone)");
     }
   }
   if (d.user.empty()) return refuse(pg::sqlstate::kInvalidAuthorizationSpecification,
