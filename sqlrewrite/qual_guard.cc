@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <string_view>
 
+#include "pg/pg_types.h"
+
 namespace rowguard::sqlrewrite {
 namespace {
 
@@ -18,9 +20,10 @@ using pg_query::Node;
 // input from a string literal happens at plan time.
 bool scalar_type(uint32_t oid) {
   switch (oid) {
-    case 16: case 18: case 19: case 20: case 21: case 23: case 25: case 26:  // bool "char" name int8 int2 int4 text oid
-    case 700: case 701: case 1700: case 1042: case 1043:                     // float4 float8 numeric bpchar varchar
-    case 1082: case 1114: case 1184: case 2950:                              // date timestamp timestamptz uuid
+    case pg::kBoolOid: case pg::kCharOid: case pg::kNameOid: case pg::kInt8Oid: case pg::kInt2Oid:
+    case pg::kInt4Oid: case pg::kTextOid: case pg::kOidOid:
+    case pg::kFloat4Oid: case pg::kFloat8Oid: case pg::kNumericOid: case pg::kBpcharOid: case pg::kVarcharOid:
+    case pg::kDateOid: case pg::kTimestampOid: case pg::kTimestamptzOid: case pg::kUuidOid:
       return true;
     default:
       return false;
@@ -32,7 +35,8 @@ bool scalar_type(uint32_t oid) {
 // cast, and overflows for some dates; numeric against float8 overflows).
 bool parameter_safe_type(uint32_t oid) {
   switch (oid) {
-    case 16: case 20: case 21: case 23: case 25: case 1042: case 1043: case 2950:
+    case pg::kBoolOid: case pg::kInt8Oid: case pg::kInt2Oid: case pg::kInt4Oid: case pg::kTextOid:
+    case pg::kBpcharOid: case pg::kVarcharOid: case pg::kUuidOid:
       return true;
     default:
       return false;
@@ -41,8 +45,8 @@ bool parameter_safe_type(uint32_t oid) {
 
 int type_family(uint32_t oid) {
   switch (oid) {
-    case 20: case 21: case 23: return 1;
-    case 19: case 25: case 1042: case 1043: return 2;
+    case pg::kInt8Oid: case pg::kInt2Oid: case pg::kInt4Oid: return 1;
+    case pg::kNameOid: case pg::kTextOid: case pg::kBpcharOid: case pg::kVarcharOid: return 2;
     default: return 0;
   }
 }

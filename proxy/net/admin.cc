@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "pg/sqlstate.h"
 #include "proxy/auth/scram.h"
 #include "proxy/net/admin_format.h"
 #include "proxy/net/admin_schema.h"
@@ -79,7 +80,7 @@ class Console {
       spdlog::warn("session={} client={} user={} refused: the admin console is for bypass users", c_.id, c_.peer,
                    c_.user);
       std::string out;
-      protocol::append_error_response(out, "FATAL", "42501",
+      protocol::append_error_response(out, "FATAL", pg::sqlstate::kInsufficientPrivilege,
                                       "rowguard: permission denied for the admin console (database \"rowguard\"): "
                                       "only [[bypass]] users may use it");
       co_await write(out);
@@ -114,7 +115,7 @@ class Console {
       auto f = protocol::decode_frame(c_.buf, kMaxConsoleMessage);
       if (f.status == protocol::DecodeStatus::kMalformed) {
         out.clear();
-        protocol::append_error_response(out, "FATAL", "08P01", "invalid message: " + f.error);
+        protocol::append_error_response(out, "FATAL", pg::sqlstate::kProtocolViolation, "invalid message: " + f.error);
         co_await write(out);
         co_return;
       }
@@ -132,7 +133,7 @@ class Console {
         case protocol::fe::kQuery: {
           auto text = protocol::parse_query(body);
           if (!text) {
-            protocol::append_error_response(out, "FATAL", "08P01", "invalid Query message");
+            protocol::append_error_response(out, "FATAL", pg::sqlstate::kProtocolViolation, "invalid Query message");
             co_await write(out);
             co_return;
           }
@@ -149,7 +150,7 @@ class Console {
           break;
         default:
           if (!skip_to_sync) {
-            protocol::append_error_response(out, "ERROR", "0A000",
+            protocol::append_error_response(out, "ERROR", pg::sqlstate::kFeatureNotSupported,
                                             "rowguard: the admin console answers the simple query protocol only");
             skip_to_sync = tag != protocol::fe::kFunctionCall;
             if (tag == protocol::fe::kFunctionCall) protocol::append_ready_for_query(out, 'I');
@@ -216,14 +217,14 @@ class Console {
         auto error = server_.reload();
         if (error) {
           std::string msg = "rowguard: policy rejected, keeping version " + std::to_string(before) + ": " + *error;
-          protocol::append_error_response(out, "ERROR", "F0000", msg);
+          protocol::append_error_response(out, "ERROR", pg::sqlstate::kConfigFileError, msg);
           co_return false;
         }
         auto p = server_.policy();
         std::string msg = "policy version " + std::to_string(p->version) + " loaded (" +
                           std::to_string(p->tables.size()) + " tables, " + std::to_string(p->logins.size()) +
                           " users); sessions switch at their next transaction boundary";
-        protocol::append_notice_response(out, "00000", msg);
+        protocol::append_notice_response(out, pg::sqlstate::kSuccessfulCompletion, msg);
         append_complete(out, "RELOAD");
         co_return true;
       }
@@ -239,7 +240,7 @@ class Console {
           co_await timer.async_wait(kUse);
         }
         if (!gate.paused()) {
-          protocol::append_error_response(out, "ERROR", "55000",
+          protocol::append_error_response(out, "ERROR", pg::sqlstate::kObjectNotInPrerequisiteState,
                                           "rowguard: RESUME was issued before every session had paused");
           co_return false;
         }
@@ -248,7 +249,8 @@ class Console {
       }
       case admin::Command::kResume:
         if (!server_.pause_gate().resume()) {
-          protocol::append_error_response(out, "ERROR", "55000", "rowguard: not paused");
+          protocol::append_error_response(out, "ERROR", pg::sqlstate::kObjectNotInPrerequisiteState,
+                                          "rowguard: not paused");
           co_return false;
         }
         spdlog::warn("session={} console user={}: RESUME", c_.id, c_.user);
@@ -258,7 +260,7 @@ class Console {
         break;
     }
     std::string msg = "rowguard: unknown admin console command \"" + text.substr(0, 200) + "\"";
-    protocol::append_error_response(out, "ERROR", "42601", msg, {}, "SHOW HELP lists the commands");
+    protocol::append_error_response(out, "ERROR", pg::sqlstate::kSyntaxError, msg, {}, "SHOW HELP lists the commands");
     co_return false;
   }
 

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "pg/pg_types.h"
 #include "proxy/protocol/codec.h"
 
 namespace rowguard::net::admin {
@@ -20,8 +21,6 @@ void put16(std::string& out, uint16_t v) {
 void put32(std::string& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
 }
-
-constexpr uint32_t kTextOid = 25;
 
 std::optional<std::string> opt(const std::optional<std::string>& s) { return s; }
 
@@ -74,7 +73,7 @@ void append_result(std::string& out, const ResultSet& result) {
     body.push_back('\0');
     put32(body, 0);        // table oid
     put16(body, 0);        // column number
-    put32(body, kTextOid);  // type
+    put32(body, pg::kTextOid);  // type
     put16(body, 0xffff);   // typlen -1
     put32(body, 0xffffffff);  // typmod -1
     put16(body, 0);        // text format

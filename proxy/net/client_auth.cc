@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "pg/sqlstate.h"
 #include "proxy/auth/channel_binding.h"
 #include "proxy/auth/jwt.h"
 #include "proxy/auth/scram.h"
@@ -87,7 +88,7 @@ asio::awaitable<ClientAuth> jwt_login(ClientIo& io, const policy::Policy& policy
                                       SSL* tls) {
   if (tls == nullptr && !policy.identity.jwt_allow_without_tls) {
     ClientAuth a;
-    a.sqlstate = "28000";
+    a.sqlstate = pg::sqlstate::kInvalidAuthorizationSpecification;
     a.message = "rowguard: identity = \"jwt\" sends the token as a cleartext password and needs TLS "
                 "(connect with sslmode=require)";
     a.reason = "JWT login without TLS refused";

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "pg/sqlstate.h"
 #include "policy/policy.h"
 #include "proxy/net/upstream.h"
 
@@ -50,7 +51,7 @@ struct ClientAuth {
   // The client went away (or sent nothing usable) mid-exchange: close quietly, not a failure.
   bool client_left = false;
   // When !ok: what the client gets (FATAL) and why, for the log (never a secret).
-  std::string sqlstate = "28P01";
+  std::string sqlstate{pg::sqlstate::kInvalidPassword};
   std::string message;
   std::string reason;
 };

@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 #include <optional>
 
+#include "pg/sqlstate.h"
 #include "proxy/auth/channel_binding.h"
 #include "proxy/auth/scram.h"
 
@@ -20,9 +21,9 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxLoginMessage = 1 << 20;
 
-UpstreamLogin failure(std::string sqlstate, std::string message) {
+UpstreamLogin failure(std::string_view sqlstate, std::string message) {
   UpstreamLogin r;
-  r.sqlstate = std::move(sqlstate);
+  r.sqlstate = sqlstate;
   r.message = std::move(message);
   return r;
 }
@@ -56,12 +57,14 @@ asio::awaitable<UpstreamLogin> login_upstream(
   tcp::resolver resolver(executor);
   std::string port = std::to_string(settings.upstream_port);
   auto [rec, endpoints] = co_await resolver.async_resolve(settings.upstream_host, port, kUse);
-  if (rec) co_return failure("08001", "cannot resolve upstream " + settings.upstream_host + ": " + rec.message());
+  if (rec) co_return failure(pg::sqlstate::kSqlclientUnableToEstablishSqlconnection,
+                             "cannot resolve upstream " + settings.upstream_host + ": " + rec.message());
   tcp::socket& socket = stream.socket();
   auto [cec, ep] = co_await asio::async_connect(socket, endpoints, kUse);
   if (cec) {
-    co_return failure("08001", "cannot connect to upstream " + settings.upstream_host + ":" +
-                                   std::to_string(settings.upstream_port) + ": " + cec.message());
+    co_return failure(pg::sqlstate::kSqlclientUnableToEstablishSqlconnection,
+                      "cannot connect to upstream " + settings.upstream_host + ":" +
+                      std::to_string(settings.upstream_port) + ": " + cec.message());
   }
   socket.set_option(tcp::no_delay(true));
 
@@ -69,24 +72,26 @@ asio::awaitable<UpstreamLogin> login_upstream(
     std::string req;
     protocol::append_ssl_request(req);
     if (auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(req), kUse); wec) {
-      co_return failure("08006", "cannot send SSLRequest upstream: " + wec.message());
+      co_return failure(pg::sqlstate::kConnectionFailure, "cannot send SSLRequest upstream: " + wec.message());
     }
     char answer = 0;
     if (auto [rec2, rn] = co_await asio::async_read(socket, asio::buffer(&answer, 1), kUse); rec2) {
-      co_return failure("08006", "no answer to SSLRequest from upstream: " + rec2.message());
+      co_return failure(pg::sqlstate::kConnectionFailure, "no answer to SSLRequest from upstream: " + rec2.message());
     }
     if (answer == 'S') {
       // (a named variable: GCC 12 mishandles temporaries inside co_await expressions)
       std::string verify_name;
       if (settings.upstream_tls == "verify-full") verify_name = settings.upstream_host;
       auto ec = co_await stream.handshake(*tls, asio::ssl::stream_base::client, verify_name);
-      if (ec) co_return failure("08006", "TLS handshake with upstream failed: " + ec.message());
+      if (ec) co_return failure(pg::sqlstate::kConnectionFailure,
+                                "TLS handshake with upstream failed: " + ec.message());
     } else if (answer == 'N') {
       if (settings.upstream_tls != "prefer") {
-        co_return failure("08006", "upstream does not accept TLS (upstream_tls = \"" + settings.upstream_tls + "\")");
+        co_return failure(pg::sqlstate::kConnectionFailure,
+                          "upstream does not accept TLS (upstream_tls = \"" + settings.upstream_tls + "\")");
       }
     } else {
-      co_return failure("08P01", "invalid answer to SSLRequest from upstream");
+      co_return failure(pg::sqlstate::kProtocolViolation, "invalid answer to SSLRequest from upstream");
     }
   }
 
@@ -96,7 +101,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
   std::string out;
   protocol::append_startup(out, startup);
   if (auto [wec, wn] = co_await stream.write(asio::buffer(out)); wec) {
-    co_return failure("08006", "cannot send startup to upstream: " + wec.message());
+    co_return failure(pg::sqlstate::kConnectionFailure, "cannot send startup to upstream: " + wec.message());
   }
 
   std::string buf;
@@ -105,12 +110,12 @@ asio::awaitable<UpstreamLogin> login_upstream(
   UpstreamLogin result;
   for (;;) {
     auto frame = co_await read_frame(stream, buf, error);
-    if (!frame) co_return failure("08006", error);
+    if (!frame) co_return failure(pg::sqlstate::kConnectionFailure, error);
     out.clear();
     switch (frame->tag) {
       case protocol::be::kAuthentication: {
         auto a = protocol::parse_authentication(frame->body);
-        if (!a) co_return failure("08P01", "malformed authentication request from upstream");
+        if (!a) co_return failure(pg::sqlstate::kProtocolViolation, "malformed authentication request from upstream");
         if (relay != nullptr && a->code != protocol::AuthCode::kOk) {
           // identity = "role": the client authenticates as its own role.
           std::string request(buf.substr(0, frame->size));
@@ -125,7 +130,8 @@ asio::awaitable<UpstreamLogin> login_upstream(
               for (const auto& m : a->mechanisms) {
                 if (!m.ends_with("-PLUS")) mechanisms.push_back(m);
               }
-              if (mechanisms.empty()) co_return failure("28000", "upstream offers only channel-bound SASL mechanisms");
+              if (mechanisms.empty()) co_return failure(pg::sqlstate::kInvalidAuthorizationSpecification,
+                                                        "upstream offers only channel-bound SASL mechanisms");
               request.clear();
               protocol::append_auth_sasl(request, mechanisms);
               break;
@@ -134,12 +140,13 @@ asio::awaitable<UpstreamLogin> login_upstream(
               expect_answer = false;
               break;
             default:
-              co_return failure("28000", "upstream asks for an unsupported authentication method (" +
-                                             std::to_string(static_cast<int>(a->code)) + ")");
+              co_return failure(pg::sqlstate::kInvalidAuthorizationSpecification,
+                                "upstream asks for an unsupported authentication method (" +
+                                std::to_string(static_cast<int>(a->code)) + ")");
           }
           auto answer = co_await relay->relay(request, expect_answer);
           if (!answer) {
-            UpstreamLogin f = failure("08006", "the client left during authentication");
+            UpstreamLogin f = failure(pg::sqlstate::kConnectionFailure, "the client left during authentication");
             f.client_left = true;
             co_return f;
           }
@@ -147,7 +154,7 @@ asio::awaitable<UpstreamLogin> login_upstream(
           buf.erase(0, frame->size);
           if (!out.empty()) {
             if (auto [wec, wn] = co_await stream.write(asio::buffer(out)); wec) {
-              co_return failure("08006", "cannot write to upstream: " + wec.message());
+              co_return failure(pg::sqlstate::kConnectionFailure, "cannot write to upstream: " + wec.message());
             }
           }
           continue;
@@ -174,7 +181,8 @@ asio::awaitable<UpstreamLogin> login_upstream(
             // man in the middle with another certificate then fails the server's check.
             std::optional<std::string> cbind;
             if (has_plus) cbind = auth::tls_peer_end_point(stream.native_tls());
-            if (!has && !cbind) co_return failure("28000", "upstream offers no SCRAM-SHA-256 authentication");
+            if (!has && !cbind) co_return failure(pg::sqlstate::kInvalidAuthorizationSpecification,
+                                                  "upstream offers no SCRAM-SHA-256 authentication");
             scram.emplace(settings.upstream_password);
             if (cbind) scram->set_channel_binding(*cbind);
             result.channel_binding = cbind.has_value();
@@ -183,26 +191,28 @@ asio::awaitable<UpstreamLogin> login_upstream(
             break;
           }
           case protocol::AuthCode::kSASLContinue: {
-            if (!scram) co_return failure("08P01", "unexpected SASL continue from upstream");
+            if (!scram) co_return failure(pg::sqlstate::kProtocolViolation, "unexpected SASL continue from upstream");
             auto final_msg = scram->handle_server_first(a->data);
-            if (!final_msg) co_return failure("08P01", "invalid SCRAM message from upstream");
+            if (!final_msg) co_return failure(pg::sqlstate::kProtocolViolation, "invalid SCRAM message from upstream");
             protocol::append_sasl_response(out, *final_msg);
             break;
           }
           case protocol::AuthCode::kSASLFinal:
             if (!scram || !scram->verify_server_final(a->data)) {
-              co_return failure("28000", "upstream server signature does not verify");
+              co_return failure(pg::sqlstate::kInvalidAuthorizationSpecification,
+                                "upstream server signature does not verify");
             }
             break;
           default:
-            co_return failure("28000", "upstream asks for an unsupported authentication method (" +
-                                           std::to_string(static_cast<int>(a->code)) + ")");
+            co_return failure(pg::sqlstate::kInvalidAuthorizationSpecification,
+                              "upstream asks for an unsupported authentication method (" +
+                              std::to_string(static_cast<int>(a->code)) + ")");
         }
         break;
       }
       case protocol::be::kErrorResponse: {
         auto e = protocol::parse_error_fields(frame->body);
-        if (!e) co_return failure("08P01", "malformed error from upstream");
+        if (!e) co_return failure(pg::sqlstate::kProtocolViolation, "malformed error from upstream");
         UpstreamLogin f = failure(e->get('C'), "upstream: " + e->get('M'));
         f.server_message = e->get('M');
         f.authenticated = result.authenticated;
@@ -210,19 +220,19 @@ asio::awaitable<UpstreamLogin> login_upstream(
       }
       case protocol::be::kParameterStatus: {
         auto p = protocol::parse_parameter_status(frame->body);
-        if (!p) co_return failure("08P01", "malformed ParameterStatus from upstream");
+        if (!p) co_return failure(pg::sqlstate::kProtocolViolation, "malformed ParameterStatus from upstream");
         result.parameters.push_back(*p);
         break;
       }
       case protocol::be::kBackendKeyData: {
         auto k = protocol::parse_backend_key_data(frame->body);
-        if (!k) co_return failure("08P01", "malformed BackendKeyData from upstream");
+        if (!k) co_return failure(pg::sqlstate::kProtocolViolation, "malformed BackendKeyData from upstream");
         result.key = *k;
         break;
       }
       case protocol::be::kReadyForQuery: {
         auto z = protocol::parse_ready_for_query(frame->body);
-        if (!z) co_return failure("08P01", "malformed ReadyForQuery from upstream");
+        if (!z) co_return failure(pg::sqlstate::kProtocolViolation, "malformed ReadyForQuery from upstream");
         result.tx_status = z->status;
         result.leftover = buf.substr(frame->size);
         result.ok = true;
@@ -232,13 +242,13 @@ asio::awaitable<UpstreamLogin> login_upstream(
       case protocol::be::kNegotiateProtocolVersion:
         break;
       default:
-        co_return failure("08P01", std::string("unexpected message '") + frame->tag +
-                                       "' from upstream during login");
+        co_return failure(pg::sqlstate::kProtocolViolation, std::string("unexpected message '") + frame->tag +
+                                                            "' from upstream during login");
     }
     buf.erase(0, frame->size);
     if (!out.empty()) {
       if (auto [wec, wn] = co_await stream.write(asio::buffer(out)); wec) {
-        co_return failure("08006", "cannot write to upstream: " + wec.message());
+        co_return failure(pg::sqlstate::kConnectionFailure, "cannot write to upstream: " + wec.message());
       }
     }
   }

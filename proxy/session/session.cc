@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "pg/pg_types.h"
+#include "pg/sqlstate.h"
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/rewriter.h"
 
@@ -17,7 +19,8 @@ bool checkable_declared_types(const std::vector<int>& tenant_params, const std::
     const auto i = static_cast<size_t>(p - 1);
     if (i >= types.size()) continue;
     switch (types[i]) {
-      case 0: case 705: case 21: case 23: case 20: case 25: case 1043: case 1042: case 2950:
+      case pg::kInvalidOid: case pg::kUnknownOid: case pg::kInt2Oid: case pg::kInt4Oid: case pg::kInt8Oid:
+      case pg::kTextOid: case pg::kVarcharOid: case pg::kBpcharOid: case pg::kUuidOid:
         break;
       default:
         return false;
@@ -55,9 +58,9 @@ bool harmless_startup_param(const std::string& name) {
 
 StartupDecision check_startup(const protocol::StartupPacket& packet, const policy::Policy& policy) {
   StartupDecision d;
-  auto refuse = [&](std::string sqlstate, std::string message) {
+  auto refuse = [&](std::string_view sqlstate, std::string message) {
     d.ok = false;
-    d.sqlstate = std::move(sqlstate);
+    d.sqlstate = sqlstate;
     d.message = std::move(message);
     return d;
   };
@@ -69,23 +72,25 @@ StartupDecision check_startup(const protocol::StartupPacket& packet, const polic
       d.database = value;
     } else if (key == "client_encoding") {
       if (!sqlrewrite::safe_client_encoding(value)) {
-        return refuse("22023", "rowguard: client_encoding \"" + value +
-                                   "\" is not allowed (use UTF8): it could hide quotes from the "
-                                   "statement checker");
+        return refuse(pg::sqlstate::kInvalidParameterValue,
+                      "rowguard: client_encoding \"" + value +
+                          "\" is not allowed (use UTF8): it could hide quotes from the statement checker");
       }
       d.upstream_params.emplace_back(name, value);
     } else if (harmless_startup_param(key)) {
       if (auto why = policy.setting_limits.check(key, value)) {
-        return refuse("42501", "rowguard: startup parameter " + *why);
+        return refuse(pg::sqlstate::kInsufficientPrivilege, "rowguard: startup parameter " + *why);
       }
       d.upstream_params.emplace_back(name, value);
     } else {
-      return refuse("42501", "rowguard: startup parameter \"" + name +
-                                 "\" is not allowed (only session formatting parameters such as "
-                                 "application_name, client_encoding, DateStyle, TimeZone)");
+      return refuse(pg::sqlstate::kInsufficientPrivilege,
+                    "rowguard: startup parameter \"" + name +
+                        "\" is not allowed (only session formatting parameters such as "
+                        "application_name, client_encoding, DateStyle, TimeZone)");
     }
   }
-  if (d.user.empty()) return refuse("28000", "no PostgreSQL user name specified in startup packet");
+  if (d.user.empty()) return refuse(pg::sqlstate::kInvalidAuthorizationSpecification,
+                                    "no PostgreSQL user name specified in startup packet");
   if (d.database.empty()) d.database = d.user;
   if (policy.proxy.upstream_database) d.database = *policy.proxy.upstream_database;
   d.ok = true;
@@ -94,7 +99,7 @@ StartupDecision check_startup(const protocol::StartupPacket& packet, const polic
 
 std::string denial_response(std::string_view reason) {
   std::string out;
-  protocol::append_error_response(out, "ERROR", "42501", reason);
+  protocol::append_error_response(out, "ERROR", pg::sqlstate::kInsufficientPrivilege, reason);
   return out;
 }
 
@@ -181,7 +186,7 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
   if (awaited_.size() >= policy.limits.max_pipelined_messages && frame.tag != fe::kTerminate) {
     step.close = true;
-    protocol::append_error_response(step.to_client, "FATAL", "54000",
+    protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProgramLimitExceeded,
                                     "rowguard: more than " + std::to_string(policy.limits.max_pipelined_messages) +
                                         " messages await the server's answer (read the answers; [limits] "
                                         "max_pipelined_messages)");
@@ -192,7 +197,7 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
     // In COPY FROM STDIN PostgreSQL fails the COPY on any other message and drops that message
     // (a Sync or Flush it ignores): the model would await an answer that never comes.
     step.close = true;
-    protocol::append_error_response(step.to_client, "FATAL", "08P01",
+    protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
                                     "rowguard: only CopyData, CopyDone or CopyFail may follow COPY FROM STDIN");
     return step;
   }
@@ -227,7 +232,8 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
       auto t = protocol::parse_target(frame.body);
       if (!t || (t->kind != 'S' && t->kind != 'P')) {
         step.close = true;
-        protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Close message");
+        protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
+                                        "invalid Close message");
         return step;
       }
       Awaited& a = expect(Await::kClose);
@@ -268,7 +274,7 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
       return step;
     default:
       step.close = true;
-      protocol::append_error_response(step.to_client, "FATAL", "08P01",
+      protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
                                       "invalid frontend message type " +
                                           std::to_string(static_cast<unsigned char>(frame.tag)));
       return step;
@@ -280,7 +286,7 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
   auto sql = protocol::parse_query(body);
   if (!sql) {
     step.close = true;
-    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Query message");
+    protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation, "invalid Query message");
     return;
   }
   step.statement.assign(*sql);
@@ -325,7 +331,7 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
   auto m = protocol::parse_parse(body);
   if (!m) {
     step.close = true;
-    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Parse message");
+    protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation, "invalid Parse message");
     return;
   }
   step.statement.assign(m->query);
@@ -375,7 +381,8 @@ void TenantSession::on_execute(std::string_view body, const policy::Policy& poli
   const size_t nul = body.find('\0');
   if (nul == std::string_view::npos || body.size() != nul + 5) {
     step.close = true;
-    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Execute message");
+    protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
+                                    "invalid Execute message");
     return;
   }
   const std::string_view portal = body.substr(0, nul);
@@ -396,7 +403,8 @@ void TenantSession::on_describe(std::string_view body, const policy::Policy& pol
   auto t = protocol::parse_target(body);
   if (!t || (t->kind != 'S' && t->kind != 'P')) {
     step.close = true;
-    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Describe message");
+    protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
+                                    "invalid Describe message");
     return;
   }
   if (t->kind == 'P') {
@@ -434,7 +442,7 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
   auto m = protocol::parse_bind(body);
   if (!m) {
     step.close = true;
-    protocol::append_error_response(step.to_client, "FATAL", "08P01", "invalid Bind message");
+    protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation, "invalid Bind message");
     return;
   }
   const std::string_view name = server_name(m->statement);
@@ -560,21 +568,22 @@ std::string check_tenant_param(const std::optional<std::string_view>& value, int
     return "rowguard: " + which + " is not the session tenant";
   }
   std::string decoded;
-  switch (type_oid) {
-    case 21:  // int2
-    case 23:  // int4
-    case 20:  // int8
-      if (value->size() != (type_oid == 21 ? 2u : type_oid == 23 ? 4u : 8u)) {
+  const auto oid = static_cast<pg::Oid>(type_oid);
+  switch (oid) {
+    case pg::kInt2Oid:
+    case pg::kInt4Oid:
+    case pg::kInt8Oid:
+      if (value->size() != (oid == pg::kInt2Oid ? 2u : oid == pg::kInt4Oid ? 4u : 8u)) {
         return "rowguard: " + which + " has a malformed binary integer";
       }
       decoded = std::to_string(read_be(*value));
       break;
-    case 25:    // text
-    case 1043:  // varchar
-    case 1042:  // bpchar
+    case pg::kTextOid:
+    case pg::kVarcharOid:
+    case pg::kBpcharOid:
       decoded = std::string(*value);
       break;
-    case 2950:  // uuid
+    case pg::kUuidOid:
       if (value->size() != 16) return "rowguard: " + which + " has a malformed binary uuid";
       decoded = format_uuid(*value);
       return lower(decoded) == lower(tenant) ? "" : "rowguard: " + which + " is not the session tenant";

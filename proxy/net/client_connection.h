@@ -1,0 +1,163 @@
+#pragma once
+// One client connection, as a C++20 coroutine on its worker's io_context (private to proxy/net;
+// the entry point is serve_client in connection.h). Its phases live in their own files:
+//   connection_startup.cc  SSLRequest/GSSENCRequest/CancelRequest, startup checks, client
+//                          authentication, upstream login, up to the first ReadyForQuery;
+//   tenant_relay.cc        tenant sessions: every client message through proxy/session (rewrite
+//                          or deny), the server's answers checked against its model;
+//   bypass_relay.cc        bypass sessions: bytes relayed unchanged, frames scanned for limits;
+//   connection.cc          what every phase shares: I/O helpers, limits, the closing error.
+// Note: GCC 12 can destroy a temporary inside a co_await expression twice; arguments of
+// co_await calls are named variables or literals here, never temporaries such as a + b.
+// GCC 12 also miscompiled `if (!co_await establish())` in run() (SIGILL on the first resume):
+// the result is named first.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "policy/policy.h"
+#include "proxy/net/client_auth.h"
+#include "proxy/net/client_watch.h"
+#include "proxy/net/clients.h"
+#include "proxy/net/identity_recheck.h"
+#include "proxy/net/server.h"
+#include "proxy/net/stream.h"
+#include "proxy/net/upstream.h"
+#include "proxy/protocol/codec.h"
+#include "proxy/protocol/frame_scanner.h"
+#include "proxy/session/session.h"
+
+namespace rowguard::net {
+
+// Buffer bounds ([limits] in the README): a read takes at most kReadChunk bytes; a buffer holds
+// at most one message (<= [limits] max_message_size / max_server_message) plus one chunk; what
+// goes to the client is written once kFlushAt bytes are pending, and nothing more is read from
+// the server until that write is done (backpressure). A buffer that grew past kKeepCapacity
+// for a big message is given back once that message is handled.
+inline constexpr size_t kReadChunk = 16 * 1024;
+inline constexpr size_t kFlushAt = 256 * 1024;
+inline constexpr size_t kKeepCapacity = 1024 * 1024;
+
+void give_back(std::string& buf);
+
+class ClientConnection : public ClientIo {
+ public:
+  ClientConnection(boost::asio::ip::tcp::socket client, Server& server, Worker& worker);
+  ~ClientConnection();
+
+  boost::asio::awaitable<void> run();
+
+ private:
+  // ---- startup (connection_startup.cc) --------------------------------------------------------
+
+  // What the timed part of the startup (up to the client's authentication) hands on.
+  struct Authenticated {
+    protocol::StartupPacket startup;
+    session::StartupDecision decision;
+    ClientAuth who;
+    std::optional<UpstreamLogin> up;  // identity = "role": the login PostgreSQL authenticated
+  };
+
+  // Up to and including the first ReadyForQuery sent to the client; false: the connection is
+  // over (refused, failed, timed out, or it was the admin console), the client told if it can be.
+  boost::asio::awaitable<bool> establish();
+  // The part [proxy] auth_timeout bounds; nullopt: the connection is over (already answered).
+  boost::asio::awaitable<std::optional<Authenticated>> authenticate();
+  boost::asio::awaitable<void> auth_deadline();
+  // The upstream login for `who`; nullopt: failed (the client already answered).
+  boost::asio::awaitable<std::optional<UpstreamLogin>> open_upstream(ClientAuth& who,
+                                                                     session::StartupDecision& decision);
+  boost::asio::awaitable<std::optional<protocol::StartupPacket>> read_startup();
+  boost::asio::awaitable<void> auth_failed(const ClientAuth& who);
+  boost::asio::awaitable<std::optional<ClientMessage>> next_client_message(size_t max) override;
+  boost::asio::awaitable<void> forward_cancel(int32_t pid, int32_t key);
+
+  // ---- tenant relay (tenant_relay.cc) ---------------------------------------------------------
+
+  boost::asio::awaitable<void> tenant_loop();
+  boost::asio::awaitable<void> client_to_server(session::TenantSession& session);
+  boost::asio::awaitable<void> server_to_client(session::TenantSession& session);
+  boost::asio::awaitable<void> precheck_on_pool(session::TenantSession& session);
+  boost::asio::awaitable<void> cancel_backend();
+
+  // ---- bypass relay (bypass_relay.cc) ---------------------------------------------------------
+
+  boost::asio::awaitable<void> bypass_loop();
+  boost::asio::awaitable<void> pump(Stream& from, Stream& to, std::string& data, protocol::FrameScanner& scanner,
+                                    bool from_client);
+
+  // ---- shared (connection.cc) -----------------------------------------------------------------
+
+  void refuse_too_long(char tag, uint32_t length);
+  boost::asio::awaitable<void> finish_refused();
+  boost::asio::awaitable<bool> read_more(Stream& stream, std::string& buf);
+  boost::asio::awaitable<std::optional<protocol::Frame>> read_client_frame(size_t max);
+  boost::asio::awaitable<bool> write_client(std::string_view bytes) override;
+  boost::asio::awaitable<bool> write_server(std::string_view bytes);
+  boost::asio::awaitable<void> send_cancel(int32_t pid, int32_t key);
+  bool in_flight() const;
+  std::string identity_revoked();
+  void close_both();
+  void audit(const std::string& statement, bool allowed, const std::string& reason);
+  boost::asio::awaitable<void> fatal(std::string_view sqlstate, std::string_view message);
+
+  // A message from the server that ended a bypass session (the relay cannot tell the client
+  // in the middle of the server's byte stream; finish_refused does).
+  enum class ServerFault : uint8_t { kNone, kTooLong, kMalformed };
+
+  // In-flight state of a tenant session's relay. Batches and the transaction status are the
+  // session's (proxy/session); the connection asks it.
+  struct TenantRelay {
+    std::optional<session::TenantSession> session;  // from the start of the relay on
+    bool client_closing = false;  // the client sent Terminate: the server closing is expected
+    bool server_done = false;     // server_to_client has ended
+    bool client_gone = false;     // the client closed its socket
+    char last_server_tag = 0;     // the last message relayed from the server
+    uint64_t prechecked_version = 0;  // the policy version whose re-checks were prepared on the pool
+    std::optional<std::chrono::steady_clock::time_point> upstream_wait;
+  };
+
+  // What a bypass session's relay follows of the byte streams it relays.
+  struct BypassRelay {
+    uint64_t batches_out = 0;  // Query/Sync forwarded
+    uint64_t batches_in = 0;   // ReadyForQuery relayed
+    bool ddl_pending = false;  // DDL completed; re-read the schema at the next idle ReadyForQuery
+    ServerFault server_fault = ServerFault::kNone;
+  };
+
+  Stream client_;
+  Server& server_;
+  Worker& worker_;
+  Stream upstream_;
+  std::string client_buf_;
+  std::string server_buf_;
+  uint64_t id_ = 0;
+  std::string peer_;
+  std::string user_;
+  std::optional<std::string> tenant_;  // nullopt: bypass (or not logged in yet)
+  policy::PolicyPtr policy_;
+  char tx_ = 'I';  // bypass sessions, and tenant sessions before their relay starts
+  std::optional<std::pair<int32_t, int32_t>> client_key_;
+  std::pair<int32_t, int32_t> backend_key_{0, 0};  // the server backend's (pid, key)
+  std::atomic<int64_t>* kind_gauge_ = nullptr;
+  bool draining_ = false;  // rowguard is shutting down: close at the next idle point
+  bool counted_user_ = false;
+  ClientWatch watch_;       // [limits] idle timeouts and message_timeout
+  std::string revoked_;     // a reload removed this login (FATAL 28000)
+  std::string refusal_;     // set when a client message broke a [limits] size
+  TenantRelay tenant_relay_;
+  BypassRelay bypass_relay_;
+  std::string identity_method_;            // how the login was authenticated (client_auth.h)
+  SecretString jwt_token_;                 // identity = "jwt": the login's token, for reloads
+  uint64_t identity_checked_version_ = 0;  // the policy version the login was last checked under
+  std::shared_ptr<ClientInfo> info_;       // what the admin console shows
+};
+
+}  // namespace rowguard::net

@@ -1,0 +1,276 @@
+// The startup of a client connection: SSLRequest (TLS) / GSSENCRequest (answered 'N'),
+// CancelRequest (routed to its backend), the startup packet's checks, the client's
+// authentication ([tenancy] identity, client_auth.h), the upstream login, and the login's
+// answer up to the first ReadyForQuery. [proxy] auth_timeout bounds it up to the client's
+// authentication (for identity = "role", which PostgreSQL authenticates, the upstream login too).
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <optional>
+
+#include "pg/sqlstate.h"
+#include "policy/rls_sql.h"
+#include "proxy/net/admin.h"
+#include "proxy/net/client_connection.h"
+
+namespace rowguard::net {
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+std::string endpoint_text(Stream& s, bool remote) {
+  boost::system::error_code ec;
+  auto ep = remote ? s.socket().remote_endpoint(ec) : s.socket().local_endpoint(ec);
+  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+}  // namespace
+
+asio::awaitable<bool> ClientConnection::establish() {
+  // Startup and authentication must finish in time (a slow or silent client holds nothing):
+  // when the deadline comes first, the authentication is cancelled where it waits.
+  auto raced = co_await (authenticate() || auth_deadline());
+  if (raced.index() == 1) {
+    spdlog::warn("session={} client={} startup/authentication timeout", id_, peer_);
+    client_.close();
+    co_return false;
+  }
+  std::optional<Authenticated> authed = std::move(std::get<0>(raced));
+  if (!authed) co_return false;
+  ClientAuth& who = authed->who;
+  session::StartupDecision& decision = authed->decision;
+  if (!who.passthrough) {
+    if (wants_console(authed->startup)) {  // the admin console: answered here, never forwarded
+      ConsoleClient console{client_, client_buf_, id_, user_, peer_, *info_};
+      co_await serve_console(server_, console);
+      co_return false;
+    }
+    authed->up = co_await open_upstream(who, decision);
+    if (!authed->up) co_return false;
+  }
+  UpstreamLogin& up = *authed->up;
+  std::string out;
+  if (who.passthrough) protocol::append_auth_ok(out);
+  for (const auto& p : up.parameters) {
+    if (tenant_ && p.name == "standard_conforming_strings" && p.value != "on") {
+      co_await fatal(pg::sqlstate::kObjectNotInPrerequisiteState,
+                     "rowguard: the server has standard_conforming_strings off; "
+                     "tenant sessions need it on");
+      co_return false;
+    }
+    protocol::append_parameter_status(out, p.name, p.value);
+  }
+  backend_key_ = {up.key.pid, up.key.key};
+  client_key_ = server_.cancels().add({up.key.pid, up.key.key});
+  protocol::append_backend_key_data(out, client_key_->first, client_key_->second);
+  protocol::append_ready_for_query(out, up.tx_status);
+  tx_ = up.tx_status;
+  server_buf_ = std::move(up.leftover);
+  spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={} auth={} "
+               "upstream_cbind={}",
+               id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database,
+               client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off", who.method,
+               up.channel_binding ? "on" : "off");
+  if (!co_await write_client(out)) co_return false;
+  info_->set_login(user_, tenant_, tenant_ ? ClientInfo::Kind::kTenant : ClientInfo::Kind::kBypass);
+  info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
+                      up.key.pid, upstream_.tls());
+  co_return true;
+}
+
+asio::awaitable<void> ClientConnection::auth_deadline() {
+  asio::steady_timer timer(worker_.ctx);
+  timer.expires_after(std::chrono::seconds(policy_->proxy.auth_timeout_seconds));
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));  // cancelled: authenticated in time
+}
+
+asio::awaitable<std::optional<ClientConnection::Authenticated>> ClientConnection::authenticate() {
+  auto startup = co_await read_startup();
+  if (!startup) co_return std::nullopt;
+  auto decision = session::check_startup(*startup, *policy_);
+  if (!decision.ok) {
+    spdlog::warn("session={} client={} refused at startup: {}", id_, peer_, decision.message);
+    co_await fatal(decision.sqlstate, decision.message);
+    co_return std::nullopt;
+  }
+  user_ = decision.user;
+  if (int limit = policy_->proxy.max_connections_per_user; limit > 0) {
+    counted_user_ = true;
+    if (server_.user_connections(user_, +1) > limit) {
+      spdlog::warn("session={} client={} user={} refused: max_connections_per_user ({}) reached", id_, peer_, user_, limit);
+      std::string msg = "too many connections for role \"" + user_ + "\"";
+      co_await fatal(pg::sqlstate::kTooManyConnections, msg);
+      co_return std::nullopt;
+    }
+  }
+  if (server_.tls_required() && !client_.tls()) {
+    spdlog::warn("session={} client={} user={} refused: TLS is required", id_, peer_, user_);
+    co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification,
+                   "rowguard: TLS is required for every connection (connect with sslmode=require)");
+    co_return std::nullopt;
+  }
+  // ---- identity ([tenancy] identity = map | jwt | role): proxy/net/client_auth.h ----
+  if (policy_->identity.mode == "role" && wants_console(*startup)) {
+    // The console authenticates against the policy's [[bypass]] logins, which role mode has not.
+    spdlog::warn("session={} client={} user={} refused: no admin console with identity = role", id_, peer_, user_);
+    co_await fatal(pg::sqlstate::kFeatureNotSupported,
+                   "rowguard: the admin console is not available with [tenancy] identity = \"role\"");
+    co_return std::nullopt;
+  }
+  SSL* client_ssl = client_.native_tls();
+  ClientAuth who = co_await authenticate_client(*this, *policy_, user_, client_ssl);
+  if (!who.ok) {
+    if (!who.client_left) co_await auth_failed(who);
+    co_return std::nullopt;
+  }
+  Authenticated authed{std::move(*startup), std::move(decision), std::move(who), std::nullopt};
+  if (authed.who.passthrough) {  // PostgreSQL authenticates the client: the login is part of it
+    authed.up = co_await open_upstream(authed.who, authed.decision);
+    if (!authed.up) co_return std::nullopt;
+  }
+  co_return std::move(authed);
+}
+
+asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(ClientAuth& who,
+                                                                              session::StartupDecision& decision) {
+  tenant_ = who.tenant;
+  identity_method_ = who.method;
+  jwt_token_.assign(who.jwt_token);
+  wipe(who.jwt_token);
+  identity_checked_version_ = policy_->version;
+  if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
+  if (policy_->backstop == "rls") {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
+    auto backstop = policy::backstop_startup_params(tenant_);
+    if (!backstop) {
+      co_await fatal(pg::sqlstate::kInsufficientPrivilege,
+                     "rowguard: the tenant value cannot be set on the upstream session");
+      co_return std::nullopt;
+    }
+    decision.upstream_params.insert(decision.upstream_params.end(), backstop->begin(), backstop->end());
+  }
+  policy::ProxySettings upstream_settings = policy_->proxy;
+  std::unique_ptr<AuthRelay> relay;
+  if (who.passthrough) {  // identity = "role": the client logs in upstream as its own role
+    upstream_settings.upstream_user = user_;
+    upstream_settings.upstream_password.clear();
+    relay = make_client_relay(*this);
+  }
+  // ---- end identity ----
+
+  UpstreamLogin up = co_await login_upstream(upstream_, server_.upstream_tls(), upstream_settings,
+                                             decision.database, decision.upstream_params, relay.get());
+  if (!up.ok && who.passthrough && !up.authenticated && !up.server_message.empty()) {
+    who.ok = false;  // PostgreSQL refused the client's own credentials: relay its error
+    who.sqlstate = up.sqlstate;
+    who.message = up.server_message;
+    who.reason = "refused by PostgreSQL (identity = role): " + up.server_message;
+    co_await auth_failed(who);
+    co_return std::nullopt;
+  }
+  if (!up.ok && up.client_left) {  // e.g. psql asking for the password: it reconnects
+    spdlog::info("session={} client={} user={} left during authentication", id_, peer_, user_);
+    co_return std::nullopt;
+  }
+  if (!up.ok) {
+    server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("session={} user={} upstream login failed: {} ({})", id_, user_, up.message, up.sqlstate);
+    std::string_view code = up.sqlstate.empty() ? pg::sqlstate::kConnectionFailure : std::string_view(up.sqlstate);
+    std::string msg = "rowguard: cannot open the upstream connection: " + up.message;
+    co_await fatal(code, msg);
+    co_return std::nullopt;
+  }
+  if (!who.refuse_after_auth.empty()) {
+    spdlog::warn("session={} client={} user={} refused: {}", id_, peer_, user_, who.refuse_after_auth);
+    co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, who.refuse_after_auth);
+    co_return std::nullopt;
+  }
+  co_return std::move(up);
+}
+
+asio::awaitable<std::optional<protocol::StartupPacket>> ClientConnection::read_startup() {
+  for (;;) {
+    auto r = protocol::decode_startup(client_buf_, policy_->limits.max_startup_packet);
+    if (r.status == protocol::DecodeStatus::kMalformed && r.too_long) {
+      spdlog::warn("client={} startup packet over [limits] max_startup_packet: {}", peer_, r.error);
+      std::string msg = "invalid length of startup packet: " + r.error + " bytes ([limits] max_startup_packet)";
+      co_await fatal(pg::sqlstate::kProtocolViolation, msg);
+      co_return std::nullopt;
+    }
+    if (r.status == protocol::DecodeStatus::kMalformed) {
+      spdlog::warn("client={} malformed startup packet: {}", peer_, r.error);
+      std::string msg = "invalid startup packet: " + r.error;
+      co_await fatal(pg::sqlstate::kProtocolViolation, msg);
+      co_return std::nullopt;
+    }
+    if (r.status == protocol::DecodeStatus::kNeedMore) {
+      if (!co_await read_more(client_, client_buf_)) co_return std::nullopt;
+      continue;
+    }
+    client_buf_.erase(0, r.size);
+    switch (r.packet.kind) {
+      case protocol::StartupPacket::Kind::kSSLRequest:
+        if (server_.client_tls() == nullptr || client_.tls()) {
+          if (!co_await write_client("N")) co_return std::nullopt;
+          continue;
+        }
+        if (!client_buf_.empty()) {
+          // Bytes sent before the TLS handshake could be injected by a man in the middle.
+          spdlog::warn("client={} sent data after SSLRequest before TLS; closing", peer_);
+          co_return std::nullopt;
+        }
+        if (!co_await write_client("S")) co_return std::nullopt;
+        if (auto ec = co_await client_.handshake(*server_.client_tls(), asio::ssl::stream_base::server)) {
+          spdlog::warn("client={} TLS handshake failed: {}", peer_, ec.message());
+          co_return std::nullopt;
+        }
+        continue;
+      case protocol::StartupPacket::Kind::kGSSENCRequest:
+        if (!co_await write_client("N")) co_return std::nullopt;  // GSSAPI encryption: no
+        continue;
+      case protocol::StartupPacket::Kind::kCancelRequest:
+        co_await forward_cancel(r.packet.cancel_pid, r.packet.cancel_key);
+        co_return std::nullopt;
+      case protocol::StartupPacket::Kind::kStartup:
+        if ((r.packet.protocol_version & 0xFFFF) != 0) {
+          // Speak 3.0: tell the client so, as PostgreSQL does for a newer minor version.
+          std::string body(8, '\0');
+          std::string out;
+          protocol::append_frame(out, protocol::be::kNegotiateProtocolVersion, body);
+          if (!co_await write_client(out)) co_return std::nullopt;
+        }
+        co_return std::move(r.packet);
+    }
+  }
+}
+
+asio::awaitable<void> ClientConnection::auth_failed(const ClientAuth& who) {
+  server_.metrics().auth_failures.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("session={} client={} user={} authentication failed: {}", id_, peer_, user_, who.reason);
+  co_await fatal(who.sqlstate, who.message);
+}
+
+// ClientIo (the authentication exchanges of client_auth.h)
+asio::awaitable<std::optional<ClientMessage>> ClientConnection::next_client_message(size_t max) {
+  auto frame = co_await read_client_frame(max);
+  if (!frame) co_return std::nullopt;
+  ClientMessage m{frame->tag, std::string(frame->body)};
+  client_buf_.erase(0, frame->size);
+  co_return m;
+}
+
+asio::awaitable<void> ClientConnection::forward_cancel(int32_t pid, int32_t key) {
+  auto target = server_.cancels().find({pid, key});
+  if (!target) {
+    spdlog::info("client={} cancel request with an unknown key ignored", peer_);
+    co_return;
+  }
+  co_await send_cancel(target->pid, target->key);
+  spdlog::info("client={} cancel forwarded to its backend", peer_);
+}
+
+}  // namespace rowguard::net
