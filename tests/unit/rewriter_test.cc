@@ -17,43 +17,16 @@
 #include "policy/policy.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewrite_cache.h"
-#include "tests/unit/tenant_keys_schema.h"
+#include "tests/support/tenant_keys_schema.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
 
 namespace gpb = google::protobuf;
 
-constexpr const char* kPolicyToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[[tenants]]
-user = "t2"
-password = "pw2"
-tenant = "2"
-
-[tables."public.orders"]
-column = "tenant_id"
-
-[tables."public.customers"]
-
-[tables."public.countries"]
-global = true
-
-[functions]
-allow = ["public.safe_fn"]
-)toml";
+const std::string kPolicyToml =
+    test_support::test_policy_toml({.second_tenant = true, .allowed_functions = {"public.safe_fn"}});
 
 const policy::Policy& test_policy() {
   static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(kPolicyToml, "rewriter_test.toml"));
