@@ -34,7 +34,7 @@
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
-#include "tests/unit/tenant_keys_schema.h"
+#include "tests/support/tenant_keys_schema.h"
 
 namespace {
 

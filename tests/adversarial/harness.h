@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tests/support/pg_server.h"
+#include "tests/support/wait.h"
 
 namespace rowguard::testing::adversarial {
 
@@ -90,8 +91,8 @@ bool has_other_tenant_marker(const std::string& text);
 
 namespace rowguard::testing::adversarial {
 
-// Polls `condition` (every 20 ms) until it holds or `timeout` passes; true when it held.
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+// Polls `condition` until it holds or `timeout` passes; true when it held (tests/support/wait.h).
+using ::rowguard::testing::wait_until;
 
 }  // namespace rowguard::testing::adversarial
 

@@ -441,20 +441,28 @@ TEST_F(AdminE2e, ReloadUnderRunningPgbenchLosesNoTransaction) {
                            dir + "/write.sql", "-h", "127.0.0.1", "-p", std::to_string(rg.port()), "-U", "t1", "appdb"},
                           dir + "/pgbench.log",
                           {{"PGPASSWORD", "pw1"}, {"PGCONNECT_TIMEOUT", "10"}, {"PGSSLMODE", "disable"}});
-  auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); };
+  // Between two reloads: pgbench wrote more rows (traffic went on).
+  auto traffic = [&] {
+    const int rows = written_rows();
+    EXPECT_TRUE(eventually([&] { return written_rows() > rows || !bench.running(); })) << rg.log();
+  };
+  // A SIGHUP, then wait until rowguard logged the reload ("reload: policy … loaded" or
+  // "reload: policy rejected, …") and traffic went on.
+  auto sighup = [&] {
+    const size_t before = count_of(rg.log(), "reload: policy ");
+    EXPECT_EQ(kill(pid, SIGHUP), 0);
+    EXPECT_TRUE(eventually([&] { return count_of(rg.log(), "reload: policy ") > before; })) << rg.log();
+    traffic();
+  };
   ASSERT_TRUE(eventually([&] { return written_rows() > 0 || !bench.running(); })) << rg.log();
-  pause();
-  EXPECT_EQ(kill(pid, SIGHUP), 0);  // same file
-  pause();
+  traffic();
+  sighup();  // same file
   write_text_file(rg.config_path(), original + "\n[tables.\"public.audit_log\"]\n");  // a changed, valid policy
-  EXPECT_EQ(kill(pid, SIGHUP), 0);
-  pause();
+  sighup();
   write_text_file(rg.config_path(), original + "\n[tables.\"public.audit_log\"]\nbogus = 1\n");  // broken
-  EXPECT_EQ(kill(pid, SIGHUP), 0);
-  pause();
+  sighup();
   write_text_file(rg.config_path(), original);  // restored
-  EXPECT_EQ(kill(pid, SIGHUP), 0);
-  pause();
+  sighup();
   CommandResult reload = console(rg, "RELOAD");  // and once through the console
   EXPECT_TRUE(contains(reload.out, "RELOAD")) << describe(reload);
   // PAUSE under load: it returns when every client is between transactions; then nothing is

@@ -215,6 +215,11 @@ std::string DriversE2e::setup_error_;
 std::string DriversE2e::baseline_;
 std::map<std::string, DriverRun> DriversE2e::runs_;
 
+// The checks of a driver script that hit a documented gap of rowguard (ok_or_known_gap): a suite
+// of their own, so that ctest reports e2e.DriversKnownGapE2e as "Skipped" while a gap is open
+// (and DriversE2e as "Passed" when everything else passed). Each passes once its gap is closed.
+class DriversKnownGapE2e : public DriversE2e {};
+
 // --- Python drivers ----------------------------------------------------------------------------
 
 TEST_F(DriversE2e, Psycopg2SimpleProtocol) {
@@ -244,7 +249,7 @@ TEST_F(DriversE2e, SqlPrepareExecutePsycopg) {
 // rowguard cannot check for the tenant column. The script asserts that it is refused cleanly
 // and that the connection stays usable; accepting it (with the session tenant filled in)
 // would be the complete behaviour.
-TEST_F(DriversE2e, AsyncpgCopyRecordsToTable) {
+TEST_F(DriversKnownGapE2e, AsyncpgCopyRecordsToTable) {
   const DriverRun& run = python_driver("asyncpg_test.py");
   ASSERT_TRUE(run.has_ok("connection usable after copy_records_to_table")) << run.report();
   if (ok_or_known_gap(run, "copy_records_to_table (binary COPY FROM STDIN)",
@@ -258,7 +263,7 @@ TEST_F(DriversE2e, AsyncpgCopyRecordsToTable) {
 // asyncpg's copy_to_table sends its CopyData and CopyDone right behind the COPY query,
 // without waiting for the server's CopyInResponse (the protocol allows it). rowguard must
 // accept that (and check the rows as usual) rather than close the session.
-TEST_F(DriversE2e, AsyncpgCopyToTableCsvPipelined) {
+TEST_F(DriversKnownGapE2e, AsyncpgCopyToTableCsvPipelined) {
   const DriverRun& run = python_driver("asyncpg_test.py");
   const char* gap = "rowguard bug: COPY FROM STDIN data sent before the server's CopyInResponse (asyncpg "
                     "copy_to_table) makes rowguard close the session";
@@ -286,7 +291,7 @@ TEST_F(DriversE2e, DjangoOrmTwoTenants) {
 // Django's Model.save() of a loaded object updates every field, so it sends
 // UPDATE orders SET tenant_id = 1, ... for a model that maps tenant_id: a no-op for the tenant
 // column, which rowguard refuses today (any SET of the tenant column is refused).
-TEST_F(DriversE2e, DjangoModelSaveWithTenantField) {
+TEST_F(DriversKnownGapE2e, DjangoModelSaveWithTenantField) {
   const DriverRun& run = python_driver("django_test.py");
   for (const std::string tenant : {"1", "2"}) {
     SCOPED_TRACE("t" + tenant);
@@ -301,13 +306,13 @@ TEST_F(DriversE2e, DjangoModelSaveWithTenantField) {
 // --- pgJDBC ----------------------------------------------------------------------------------------
 
 TEST_F(DriversE2e, JdbcPreparedBatchServerPrepared) {
-  ASSERT_TRUE(file_exists(kJdbcJar)) << kJdbcJar << " is missing: install libpostgresql-jdbc-java (scripts/deps)";
+  ASSERT_TRUE(file_exists(kJdbcJar)) << kJdbcJar << " missing: run scripts/deps (libpostgresql-jdbc-java)";
   const std::string classes = make_temp_dir("rowguard-jdbc-");
   CommandResult javac = run_command(
       {"javac", "-nowarn", "-d", classes, "-cp", kJdbcJar, drivers_dir() + "/JdbcDriverTest.java"}, {}, "", 180);
   if (javac.exit_code != 0) {
     remove_tree(classes);
-    FAIL() << "javac failed (openjdk-17-jdk-headless from scripts/deps?)\n" << describe(javac);
+    FAIL() << "javac failed (openjdk-17-jdk-headless missing? run scripts/deps)\n" << describe(javac);
   }
   DriverRun run = run_driver({"java", "-cp", classes + ":" + kJdbcJar, "JdbcDriverTest"});
   remove_tree(classes);
@@ -343,7 +348,9 @@ std::string node_pg_path(std::string& why_not) {
 TEST_F(DriversE2e, NodePgParameterizedQueries) {
   std::string why_not;
   const std::string node_path = node_pg_path(why_not);
-  if (node_path.empty()) GTEST_SKIP() << why_not;
+  ASSERT_FALSE(node_path.empty()) << "node's pg module is missing: run scripts/deps (nodejs, with npm); this test "
+                                    "uses Debian's node-pg or npm-installs pg@8 into $TMPDIR/rowguard-node-pg-cache\n"
+                                 << why_not;
   DriverRun run = run_driver({"node", drivers_dir() + "/node_pg_test.js"}, {{"NODE_PATH", node_path}});
   expect_passed(run);
 }

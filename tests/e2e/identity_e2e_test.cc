@@ -247,12 +247,12 @@ TEST_F(IdentityE2e, UpstreamScramChannelBinding) {
     }
   }
   for (const std::string& sql : {"ALTER SYSTEM SET ssl_cert_file = '" + cert + "'",
-                                 "ALTER SYSTEM SET ssl_key_file = '" + key + "'", std::string("ALTER SYSTEM SET ssl = on"),
-                                 std::string("SELECT pg_reload_conf()")}) {
+                                 "ALTER SYSTEM SET ssl_key_file = '" + key + "'",
+                                 std::string("ALTER SYSTEM SET ssl = on")}) {
     CommandResult on = pg_->psql_super(sql);
     ASSERT_EQ(on.exit_code, 0) << describe(on);
   }
-  usleep(500 * 1000);
+  ASSERT_NO_THROW(pg_->reload_config());
   ASSERT_EQ(pg_->psql_super("SHOW ssl").out, "on\n");
 
   std::string text = read_text_file(source_dir() + "/examples/rowguard.toml");
@@ -270,8 +270,8 @@ TEST_F(IdentityE2e, UpstreamScramChannelBinding) {
   pg_->psql_super("ALTER SYSTEM RESET ssl");
   pg_->psql_super("ALTER SYSTEM RESET ssl_cert_file");
   pg_->psql_super("ALTER SYSTEM RESET ssl_key_file");
-  pg_->psql_super("SELECT pg_reload_conf()");
-  usleep(500 * 1000);
+  EXPECT_NO_THROW(pg_->reload_config());
+  EXPECT_EQ(pg_->psql_super("SHOW ssl").out, "off\n");
   remove_tree(dir);
 }
 
@@ -441,9 +441,7 @@ ALTER ROLE rg_globex PASSWORD 'globex-pw';
       hba_saved_ = read_text_file(hba_path_);
       write_text_file(hba_path_, "host all rg_globex 127.0.0.1/32 md5\nhost all rg_initech 127.0.0.1/32 password\n" +
                                      hba_saved_);
-      r = pg_->psql_super("SELECT pg_reload_conf()");
-      if (r.exit_code != 0) throw std::runtime_error("reload: " + describe(r));
-      usleep(300 * 1000);
+      pg_->reload_config();
     } catch (const std::exception& e) {
       setup_error_ = e.what();
     }
@@ -451,7 +449,7 @@ ALTER ROLE rg_globex PASSWORD 'globex-pw';
   static void TearDownTestSuite() {
     if (!hba_saved_.empty()) {
       write_text_file(hba_path_, hba_saved_);
-      pg_->psql_super("SELECT pg_reload_conf()");
+      EXPECT_NO_THROW(pg_->reload_config());
     }
     IdentityE2e::TearDownTestSuite();
   }

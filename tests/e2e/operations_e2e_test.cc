@@ -15,6 +15,7 @@
 
 #include "tests/support/pg_server.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace rowguard::testing {
 namespace {
@@ -110,15 +111,17 @@ TEST_F(OperationsE2e, SighupReloadsGoodPolicyAndKeepsOldOnBadFile) {
   // A broken file: rejected as a whole, t1 keeps working.
   write_text_file(rg.config_path(), original + "\n[tables.\"public.audit_log\"]\nbogus = 1\n");
   ASSERT_EQ(kill(pid, SIGHUP), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_TRUE(contains(rg.log(), "reload: policy rejected, keeping the previous one")) << rg.log();
+  EXPECT_TRUE(wait_until([&] { return contains(rg.log(), "reload: policy rejected, keeping the previous one"); },
+                         std::chrono::seconds(30)))
+      << rg.log();
   EXPECT_EQ(rg.psql("t1", "pw1", "SELECT count(*) FROM orders").out, "3\n");
 
   // A good file that adds audit_log as a tenant table: it becomes readable, filtered.
   write_text_file(rg.config_path(), original + "\n[tables.\"public.audit_log\"]\n");
   ASSERT_EQ(kill(pid, SIGHUP), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_TRUE(contains(rg.log(), "reload: policy")) << rg.log();
+  EXPECT_TRUE(wait_until([&] { return contains(rg.log(), "reload: policy " + rg.config_path() + " loaded"); },
+                         std::chrono::seconds(30)))
+      << rg.log();
   CommandResult r = rg.psql("t1", "pw1", "SELECT count(*) FROM audit_log WHERE tenant_id <> 1");
   EXPECT_EQ(r.exit_code, 0) << describe(r) << rg.log();
   EXPECT_EQ(r.out, "0\n");
@@ -134,12 +137,16 @@ busy = psycopg2.connect(dsn)
 cur = busy.cursor()
 cur.execute("UPDATE orders SET amount = amount WHERE id = 101")
 os.kill(int(sys.argv[2]), signal.SIGTERM)
-time.sleep(0.5)
-try:
-    psycopg2.connect(dsn, connect_timeout=2)
-    print("new connection accepted"); sys.exit(1)
-except psycopg2.OperationalError:
-    pass
+# Until rowguard has taken the signal a new connection may still get in: wait for the refusal.
+deadline = time.time() + 30
+while True:
+    try:
+        psycopg2.connect(dsn, connect_timeout=2).close()
+    except psycopg2.OperationalError:
+        break
+    if time.time() > deadline:
+        print("new connections still accepted 30 s after SIGTERM"); sys.exit(1)
+    time.sleep(0.05)
 cur.execute("SELECT count(*) FROM orders")
 assert cur.fetchone()[0] == 3
 busy.commit()
@@ -150,8 +157,7 @@ print("committed")
       run_command({"/usr/bin/python3", "-c", script, dsn, std::to_string(rowguard_pid(rg))}, {}, "", 60);
   EXPECT_EQ(r.exit_code, 0) << describe(r) << rg.log();
   EXPECT_EQ(r.out, "committed\n");
-  for (int i = 0; i < 50 && rg.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(rg.running()) << rg.log();
+  EXPECT_TRUE(wait_until([&] { return !rg.running(); }, std::chrono::seconds(30))) << rg.log();
   EXPECT_TRUE(contains(rg.log(), "rowguard stopped")) << rg.log();
 }
 

@@ -131,12 +131,12 @@ TEST_F(SecurityE2e, UpstreamTlsVerifyFullAgainstPostgresWithSsl) {
     }
   }
   for (const std::string& sql : {"ALTER SYSTEM SET ssl_cert_file = '" + cert + "'",
-                                 "ALTER SYSTEM SET ssl_key_file = '" + key + "'", std::string("ALTER SYSTEM SET ssl = on"),
-                                 std::string("SELECT pg_reload_conf()")}) {
+                                 "ALTER SYSTEM SET ssl_key_file = '" + key + "'",
+                                 std::string("ALTER SYSTEM SET ssl = on")}) {
     CommandResult on = pg_->psql_super(sql);  // ALTER SYSTEM cannot run in a transaction block
     ASSERT_EQ(on.exit_code, 0) << describe(on);
   }
-  usleep(500 * 1000);
+  ASSERT_NO_THROW(pg_->reload_config());
   ASSERT_EQ(pg_->psql_super("SHOW ssl").out, "on\n");
 
   std::string config = replace_all(example_config_template(), "upstream_database = \"appdb\"",
@@ -151,8 +151,8 @@ TEST_F(SecurityE2e, UpstreamTlsVerifyFullAgainstPostgresWithSsl) {
 
   // upstream_tls = "require" against a server without ssl fails with a clear error.
   pg_->psql_super("ALTER SYSTEM RESET ssl");
-  pg_->psql_super("SELECT pg_reload_conf()");
-  usleep(500 * 1000);
+  ASSERT_NO_THROW(pg_->reload_config());
+  ASSERT_EQ(pg_->psql_super("SHOW ssl").out, "off\n");
   std::string req_config = replace_all(example_config_template(), "upstream_database = \"appdb\"",
                                        "upstream_database = \"appdb\"\nupstream_tls = \"require\"");
   RowguardProcess rg2(req_config, *pg_);
@@ -161,7 +161,7 @@ TEST_F(SecurityE2e, UpstreamTlsVerifyFullAgainstPostgresWithSsl) {
   EXPECT_TRUE(contains(refused.err, "does not accept TLS")) << describe(refused);
   pg_->psql_super("ALTER SYSTEM RESET ssl_cert_file");
   pg_->psql_super("ALTER SYSTEM RESET ssl_key_file");
-  pg_->psql_super("SELECT pg_reload_conf()");
+  EXPECT_NO_THROW(pg_->reload_config());
   remove_tree(dir);
 }
 
@@ -217,9 +217,22 @@ TEST_F(SecurityE2e, CancelReachesOnlyTheClientsOwnBackend) {
   const std::string script = R"PY(
 import sys, threading, time, socket, struct, psycopg2, psycopg2.errors
 dsn = sys.argv[1]
+# Runs action() once `sql` is running (seen active in pg_stat_activity through a third session).
+def when_running(sql, action):
+    def watch():
+        w = psycopg2.connect(dsn); w.autocommit = True; wc = w.cursor()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            wc.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = %s", (sql,))
+            if wc.fetchone()[0] > 0:
+                break
+            time.sleep(0.02)
+        w.close()
+        action()
+    t = threading.Thread(target=watch); t.start(); return t
 c = psycopg2.connect(dsn)
 cur = c.cursor()
-threading.Timer(0.5, c.cancel).start()
+when_running("SELECT pg_sleep(20)", c.cancel)
 t0 = time.time()
 try:
     cur.execute("SELECT pg_sleep(20)")
@@ -232,10 +245,9 @@ assert time.time() - t0 < 10, "cancel took too long"
 c2 = psycopg2.connect(dsn)
 cur2 = c2.cursor()
 def forged():
-    time.sleep(0.3)
     s = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
     s.sendall(struct.pack("!iiii", 16, 80877102, 12345, 67890)); s.close()
-threading.Thread(target=forged).start()
+when_running("SELECT pg_sleep(1.5), 'done'", forged)
 cur2.execute("SELECT pg_sleep(1.5), 'done'")
 print(cur2.fetchone()[1])
 )PY";

@@ -10,9 +10,10 @@
 // Properties (abort() with the SQL on violation):
 //   * rewrite() returns allowed or denied (with a reason), never crashes or throws;
 //   * an allowed rewrite re-parses (parse_sql) into as many statements as the input;
-//   * in the re-parsed output, checked by a walk written here from PostgreSQL's rules and not
-//     from rewriter.cc (fixed policy: tenant tables public.orders and public.customers, tenant
-//     column tenant_id, session tenant '1'):
+//   * in the re-parsed output, checked by the independent tenant oracle shared with the unit
+//     tests (tests/support/tenant_oracle.h, written from PostgreSQL's rules and not from
+//     sqlrewrite/; fixed policy: tenant tables public.orders and public.customers, tenant
+//     column tenant_id, session tenant '1'; its rules, in short):
 //       - CTE scoping as PostgreSQL does it (WITH: each CTE sees the earlier ones; WITH
 //         RECURSIVE: all of them; schema-qualified names and write targets are never CTEs);
 //       - every table that is not a CTE reference is in the policy; writes never target the
@@ -29,9 +30,8 @@
 //         and the value feeding it is '1' (or 1, or a $n parameter checked at Bind), mapped as
 //         PostgreSQL maps it: `x.*` / `(expr).*` in VALUES or in a SELECT list expand to several
 //         columns, so positions after a star are counted from the end;
-//       - UPDATE / ON CONFLICT DO UPDATE / MERGE UPDATE assign tenant_id nothing but '1' (or a
-//         $n listed in tenant_params); ON CONFLICT DO UPDATE carries the target's predicate in
-//         its WHERE;
+//       - UPDATE / ON CONFLICT DO UPDATE / MERGE UPDATE never assign tenant_id; ON CONFLICT DO
+//         UPDATE carries the target's predicate in its WHERE;
 //       - a $n accepted as the tenant value is listed in RewriteResult::tenant_params (the
 //         session checks those at Bind);
 //       - COPY: a table goes TO the client only through a filtered query; COPY FROM STDIN into
@@ -48,7 +48,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +58,7 @@
 #include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/support/tenant_oracle.h"
 
 namespace rowguard::fuzz {
 const policy::Policy& fixed_policy();
@@ -67,482 +67,8 @@ const policy::Policy& fixed_policy();
 namespace {
 
 namespace gpb = google::protobuf;
-using pg_query::Node;
 
 constexpr std::string_view kTenant = "1";
-constexpr std::string_view kTenantColumn = "tenant_id";
-
-// ---------------------------------------------------------------------------------------------
-// The checker
-
-bool is_tenant_table(const pg_query::RangeVar& rv) {
-  return rv.catalogname().empty() && (rv.schemaname().empty() || rv.schemaname() == "public") &&
-         (rv.relname() == "orders" || rv.relname() == "customers");
-}
-
-bool is_global_table(const pg_query::RangeVar& rv) {
-  return rv.catalogname().empty() && (rv.schemaname().empty() || rv.schemaname() == "public") &&
-         rv.relname() == "countries";
-}
-
-std::string refname(const pg_query::RangeVar& rv) {
-  return rv.has_alias() ? rv.alias().aliasname() : rv.relname();
-}
-
-std::string show(const pg_query::RangeVar& rv) {
-  std::string s = rv.catalogname().empty() ? "" : rv.catalogname() + ".";
-  s += rv.schemaname().empty() ? "" : rv.schemaname() + ".";
-  s += rv.relname();
-  if (rv.has_alias()) s += " AS " + rv.alias().aliasname();
-  return s;
-}
-
-// `q.tenant_id = '1'`: returns q, or "" when `n` is not such a predicate.
-std::string pred_qualifier(const pg_query::A_Expr& e) {
-  if (e.kind() != pg_query::AEXPR_OP || e.name_size() != 1 || !e.name(0).has_string() ||
-      e.name(0).string().sval() != "=") {
-    return "";
-  }
-  if (!e.has_lexpr() || !e.lexpr().has_column_ref() || !e.has_rexpr()) return "";
-  const auto& f = e.lexpr().column_ref().fields();
-  if (f.size() != 2 || !f[0].has_string() || !f[1].has_string() ||
-      f[1].string().sval() != kTenantColumn) {
-    return "";
-  }
-  const Node& r = e.rexpr();
-  if (!r.has_a_const() || r.a_const().isnull() || !r.a_const().has_sval() ||
-      r.a_const().sval().sval() != kTenant) {
-    return "";
-  }
-  return f[0].string().sval().empty() ? "" : f[0].string().sval();
-}
-
-std::string pred_qualifier(const Node& n) { return n.has_a_expr() ? pred_qualifier(n.a_expr()) : ""; }
-
-// Qualifiers of the tenant predicates that are top-level AND conjuncts of `n`.
-std::set<std::string> conjunct_preds(const Node* n) {
-  std::set<std::string> out;
-  if (n == nullptr) return out;
-  std::vector<const Node*> todo{n};
-  while (!todo.empty()) {
-    const Node* c = todo.back();
-    todo.pop_back();
-    if (c->has_bool_expr() && c->bool_expr().boolop() == pg_query::AND_EXPR) {
-      for (const auto& a : c->bool_expr().args()) todo.push_back(&a);
-    } else if (std::string q = pred_qualifier(*c); !q.empty()) {
-      out.insert(q);
-    }
-  }
-  return out;
-}
-
-// `x.*` or `(expr).*`: expands to several columns in a VALUES row or a SELECT list.
-bool is_star(const Node& n) {
-  if (n.has_column_ref()) {
-    const auto& f = n.column_ref().fields();
-    return !f.empty() && f[f.size() - 1].has_a_star();
-  }
-  if (n.has_a_indirection()) {
-    const auto& ind = n.a_indirection().indirection();
-    return !ind.empty() && ind[ind.size() - 1].has_a_star();
-  }
-  return false;
-}
-
-class Checker {
- public:
-  explicit Checker(const rowguard::sqlrewrite::RewriteResult& r) : result_(r) {}
-  std::vector<std::string> problems;
-
-  void statement(const Node& stmt) {
-    consumed_.clear();
-    any_preds_.clear();
-    tier1_.clear();
-    walk(stmt, {});
-    for (const auto* rv : tier1_) {
-      if (!any_preds_.contains(refname(*rv))) {
-        problem("[brief rule] tenant table " + show(*rv) + " has no `" + refname(*rv) +
-                ".tenant_id = '1'` anywhere in the statement");
-      }
-    }
-  }
-
- private:
-  using Scope = std::vector<std::string>;  // CTE names visible here
-
-  struct LevelRV {
-    const pg_query::RangeVar* rv;
-    std::vector<std::pair<const pg_query::JoinExpr*, int>> path;  // joins above it: (join, side)
-  };
-
-  void problem(std::string what) { problems.push_back(std::move(what)); }
-
-  // The session tenant as a value: '1', 1, or $n (possibly cast) that the rewrite lists in
-  // tenant_params, so that the session checks its value at Bind.
-  bool is_tenant_value(const Node& n) const {
-    const Node* p = &n;
-    if (p->has_type_cast() && p->type_cast().has_arg()) p = &p->type_cast().arg();
-    if (p->has_param_ref()) {
-      const int num = p->param_ref().number();
-      return num > 0 && std::find(result_.tenant_params.begin(), result_.tenant_params.end(), num) !=
-                            result_.tenant_params.end();
-    }
-    if (!p->has_a_const() || p->a_const().isnull()) return false;
-    const auto& c = p->a_const();
-    if (c.has_sval()) return c.sval().sval() == kTenant;
-    if (c.has_ival()) return std::to_string(c.ival().ival()) == kTenant;
-    return false;
-  }
-
-  static bool cte_ref(const pg_query::RangeVar& rv, const Scope& scope) {
-    return rv.schemaname().empty() && rv.catalogname().empty() &&
-           std::find(scope.begin(), scope.end(), rv.relname()) != scope.end();
-  }
-
-  // A non-CTE table reference: it must be in the policy.
-  void known(const pg_query::RangeVar& rv, std::string_view where) {
-    if (!is_tenant_table(rv) && !is_global_table(rv)) {
-      problem("table " + show(rv) + " (" + std::string(where) + ") is not in the policy");
-    }
-  }
-
-  void walk(const gpb::Message& m, const Scope& scope) {
-    const gpb::Descriptor* d = m.GetDescriptor();
-    if (d == Node::descriptor()) {
-      const auto& n = static_cast<const Node&>(m);
-      if (n.node_case() == Node::NODE_NOT_SET) return;
-      const gpb::FieldDescriptor* f =
-          m.GetReflection()->GetOneofFieldDescriptor(m, d->FindOneofByName("node"));
-      if (f != nullptr && f->cpp_type() == gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
-        walk(m.GetReflection()->GetMessage(m, f), scope);
-      }
-      return;
-    }
-    if (d == pg_query::SelectStmt::descriptor()) return select(static_cast<const pg_query::SelectStmt&>(m), scope);
-    if (d == pg_query::InsertStmt::descriptor()) return insert(static_cast<const pg_query::InsertStmt&>(m), scope);
-    if (d == pg_query::UpdateStmt::descriptor()) return update(static_cast<const pg_query::UpdateStmt&>(m), scope);
-    if (d == pg_query::DeleteStmt::descriptor()) return del(static_cast<const pg_query::DeleteStmt&>(m), scope);
-    if (d == pg_query::MergeStmt::descriptor()) return merge(static_cast<const pg_query::MergeStmt&>(m), scope);
-    if (d == pg_query::CopyStmt::descriptor()) return copy(static_cast<const pg_query::CopyStmt&>(m), scope);
-    if (d == pg_query::LockingClause::descriptor()) return;  // FOR UPDATE OF <FROM item names>
-    if (d == pg_query::RangeVar::descriptor()) {
-      const auto& rv = static_cast<const pg_query::RangeVar&>(m);
-      if (consumed_.contains(&rv) || cte_ref(rv, scope)) return;
-      known(rv, "outside any FROM list or write target");
-      if (is_tenant_table(rv)) tier1_.push_back(&rv);
-      return;
-    }
-    if (d == pg_query::A_Expr::descriptor()) {
-      if (std::string q = pred_qualifier(static_cast<const pg_query::A_Expr&>(m)); !q.empty()) {
-        any_preds_.insert(q);
-      }
-    }
-    children(m, scope, {});
-  }
-
-  void children(const gpb::Message& m, const Scope& scope, std::initializer_list<std::string_view> skip) {
-    const gpb::Descriptor* d = m.GetDescriptor();
-    const gpb::Reflection* r = m.GetReflection();
-    for (int i = 0; i < d->field_count(); ++i) {
-      const gpb::FieldDescriptor* f = d->field(i);
-      if (f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) continue;
-      if (std::find(skip.begin(), skip.end(), f->name()) != skip.end()) continue;
-      if (f->is_repeated()) {
-        for (int k = 0; k < r->FieldSize(m, f); ++k) walk(r->GetRepeatedMessage(m, f, k), scope);
-      } else if (r->HasField(m, f)) {
-        walk(r->GetMessage(m, f), scope);
-      }
-    }
-  }
-
-  // WITH: walks the CTE bodies with PostgreSQL's visibility; returns the names visible in the
-  // statement body.
-  Scope with(const pg_query::WithClause& w, const Scope& outer) {
-    Scope running = outer;
-    if (w.recursive()) {
-      for (const auto& c : w.ctes()) {
-        if (c.has_common_table_expr()) running.push_back(c.common_table_expr().ctename());
-      }
-      for (const auto& c : w.ctes()) walk(c, running);
-    } else {
-      for (const auto& c : w.ctes()) {
-        walk(c, running);
-        if (c.has_common_table_expr()) running.push_back(c.common_table_expr().ctename());
-      }
-    }
-    return running;
-  }
-
-  void collect(const Node& item, std::vector<std::pair<const pg_query::JoinExpr*, int>> path,
-               std::vector<LevelRV>& out) {
-    if (item.has_range_var()) {
-      out.push_back({&item.range_var(), path});
-      consumed_.insert(&item.range_var());
-    } else if (item.has_join_expr()) {
-      const auto& j = item.join_expr();
-      auto left = path;
-      left.emplace_back(&j, 0);
-      if (j.has_larg()) collect(j.larg(), left, out);
-      path.emplace_back(&j, 1);
-      if (j.has_rarg()) collect(j.rarg(), path, out);
-    }
-    // Subqueries, functions, ...: their own query levels, reached by the generic walk.
-  }
-
-  // Every tenant table of a FROM tree is filtered at its own level.
-  void judge(const std::vector<LevelRV>& level, const std::set<std::string>& where,
-             const Scope& scope, std::string_view what) {
-    for (const auto& l : level) {
-      const auto& rv = *l.rv;
-      if (cte_ref(rv, scope)) continue;
-      known(rv, what);
-      if (!is_tenant_table(rv)) continue;
-      tier1_.push_back(&rv);
-      const std::string q = refname(rv);
-      if (where.contains(q)) continue;
-      bool ok = false;
-      for (const auto& [j, side] : l.path) {
-        const bool filters = j->jointype() == pg_query::JOIN_INNER ||
-                             (j->jointype() == pg_query::JOIN_LEFT && side == 1) ||
-                             (j->jointype() == pg_query::JOIN_RIGHT && side == 0);
-        if (filters && j->has_quals() && conjunct_preds(&j->quals()).contains(q)) ok = true;
-      }
-      if (!ok) {
-        problem("[placement] tenant table " + show(rv) + " in " + std::string(what) +
-                " has no `" + q + ".tenant_id = '1'` conjunct in its level's WHERE or in the ON "
-                "of a join where it is not on the preserved side");
-      }
-    }
-  }
-
-  void select(const pg_query::SelectStmt& s, const Scope& outer) {
-    const Scope scope = s.has_with_clause() ? with(s.with_clause(), outer) : outer;
-    if (s.op() == pg_query::SETOP_NONE) {
-      std::vector<LevelRV> level;
-      for (const auto& item : s.from_clause()) collect(item, {}, level);
-      judge(level, conjunct_preds(s.has_where_clause() ? &s.where_clause() : nullptr), scope,
-            "FROM of SELECT");
-    }
-    children(s, scope, {"with_clause"});
-  }
-
-  // A write target: never a CTE; must be a tenant table (writes to the global table are denied).
-  bool write_target(const pg_query::RangeVar& rv, std::string_view verb) {
-    consumed_.insert(&rv);
-    known(rv, std::string(verb) + " target");
-    if (is_global_table(rv)) problem(std::string(verb) + " writes to the global table " + show(rv));
-    return is_tenant_table(rv);
-  }
-
-  // An UPDATE may set tenant_id only to the tenant itself (a no-op on the tenant's rows).
-  void no_tenant_assignment(const gpb::RepeatedPtrField<Node>& targets, std::string_view verb) {
-    for (const auto& t : targets) {
-      if (!t.has_res_target() || t.res_target().name() != kTenantColumn) continue;
-      const auto& rt = t.res_target();
-      if (rt.indirection_size() > 0 || !rt.has_val() || rt.val().has_multi_assign_ref() ||
-          !is_tenant_value(rt.val())) {
-        problem(std::string(verb) + " assigns tenant_id something other than '1' or a checked $n");
-      }
-    }
-  }
-
-  // The value feeding the tenant column (index `col` of `ncols` target columns) among `items`.
-  void mapped_value(const std::vector<const Node*>& items, int col, int ncols, std::string_view verb) {
-    const int n = static_cast<int>(items.size());
-    int first_star = n, last_star = -1;
-    for (int k = 0; k < n; ++k) {
-      if (!is_star(*items[k])) continue;
-      first_star = std::min(first_star, k);
-      last_star = k;
-    }
-    // PostgreSQL rejects an INSERT whose expression count (after `*` expansion) differs from
-    // its column count: without stars that is decidable here, and such a statement writes
-    // nothing.
-    // A star expands to zero or more columns, so more non-star items than columns is rejected too.
-    int stars = 0;
-    for (const Node* it : items) stars += is_star(*it) ? 1 : 0;
-    if ((last_star < 0 && n != ncols) || n - stars > ncols) return;
-    const Node* value = nullptr;
-    if (col < first_star) {
-      // Nothing before it expands: the position is the column's (when it exists at all).
-      if (col < n) value = items[col];
-    } else {
-      // PostgreSQL requires as many expressions (after expansion) as target columns: count
-      // from the end, possible only when no star comes at or after that position.
-      const int pos = n - 1 - (ncols - 1 - col);
-      if (pos < 0 || last_star >= pos) {
-        problem(std::string(verb) + ": a `*` expansion before the tenant column makes its value "
-                "unknown (column " + std::to_string(col + 1) + " of " + std::to_string(ncols) + ")");
-        return;
-      }
-      value = items[pos];
-    }
-    if (value == nullptr) {
-      problem(std::string(verb) + ": no value for tenant_id");
-    } else if (!is_tenant_value(*value)) {
-      problem(std::string(verb) + ": tenant_id is set to something other than '1' or $n");
-    }
-  }
-
-  // Index of tenant_id in an INSERT column list (ResTargets), -1 when absent (a problem), -2
-  // when PostgreSQL rejects the list.
-  int tenant_col(const gpb::RepeatedPtrField<Node>& cols, std::string_view verb) {
-    int index = -1;
-    for (int i = 0; i < cols.size(); ++i) {
-      if (cols[i].has_res_target() && cols[i].res_target().name() == kTenantColumn) {
-        // Named twice, or with a subscript on the integer column: PostgreSQL refuses it.
-        if (index >= 0 || cols[i].res_target().indirection_size() > 0) return -2;
-        index = i;
-      }
-    }
-    if (index < 0) problem(std::string(verb) + ": tenant_id is not in the column list (its DEFAULT would apply)");
-    return index;
-  }
-
-  void insert(const pg_query::InsertStmt& s, const Scope& outer) {
-    const Scope scope = s.has_with_clause() ? with(s.with_clause(), outer) : outer;
-    if (s.has_relation() && write_target(s.relation(), "INSERT")) {
-      const int ncols = s.cols_size();
-      const int col = tenant_col(s.cols(), "INSERT");
-      if (!s.has_select_stmt() || !s.select_stmt().has_select_stmt()) {
-        problem("INSERT into a tenant table without a VALUES/SELECT source");
-      } else if (col >= 0) {
-        const auto& src = s.select_stmt().select_stmt();
-        if (src.op() != pg_query::SETOP_NONE) {
-          problem("INSERT ... <set operation> into a tenant table: tenant_id value not checkable");
-        } else if (src.values_lists_size() > 0) {
-          for (const auto& row : src.values_lists()) {
-            std::vector<const Node*> items;
-            if (row.has_list()) for (const auto& i : row.list().items()) items.push_back(&i);
-            mapped_value(items, col, ncols, "INSERT ... VALUES");
-          }
-        } else {
-          std::vector<const Node*> items;
-          for (const auto& t : src.target_list()) {
-            if (t.has_res_target() && t.res_target().has_val()) items.push_back(&t.res_target().val());
-          }
-          mapped_value(items, col, ncols, "INSERT ... SELECT");
-        }
-      }
-      if (s.has_on_conflict_clause() && s.on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE) {
-        const auto& oc = s.on_conflict_clause();
-        no_tenant_assignment(oc.target_list(), "ON CONFLICT DO UPDATE");
-        if (!conjunct_preds(oc.has_where_clause() ? &oc.where_clause() : nullptr)
-                 .contains(refname(s.relation()))) {
-          problem("[placement] ON CONFLICT DO UPDATE of " + show(s.relation()) +
-                  " has no tenant predicate conjunct in its WHERE");
-        }
-      }
-    }
-    children(s, scope, {"with_clause"});
-  }
-
-  void update(const pg_query::UpdateStmt& s, const Scope& outer) {
-    const Scope scope = s.has_with_clause() ? with(s.with_clause(), outer) : outer;
-    const auto where = conjunct_preds(s.has_where_clause() ? &s.where_clause() : nullptr);
-    if (s.has_relation() && write_target(s.relation(), "UPDATE")) {
-      tier1_.push_back(&s.relation());
-      no_tenant_assignment(s.target_list(), "UPDATE");
-      if (!where.contains(refname(s.relation()))) {
-        problem("[placement] UPDATE target " + show(s.relation()) + " has no tenant predicate conjunct in WHERE");
-      }
-    }
-    std::vector<LevelRV> level;
-    for (const auto& item : s.from_clause()) collect(item, {}, level);
-    judge(level, where, scope, "FROM of UPDATE");
-    children(s, scope, {"with_clause"});
-  }
-
-  void del(const pg_query::DeleteStmt& s, const Scope& outer) {
-    const Scope scope = s.has_with_clause() ? with(s.with_clause(), outer) : outer;
-    const auto where = conjunct_preds(s.has_where_clause() ? &s.where_clause() : nullptr);
-    if (s.has_relation() && write_target(s.relation(), "DELETE")) {
-      tier1_.push_back(&s.relation());
-      if (!where.contains(refname(s.relation()))) {
-        problem("[placement] DELETE target " + show(s.relation()) + " has no tenant predicate conjunct in WHERE");
-      }
-    }
-    std::vector<LevelRV> level;
-    for (const auto& item : s.using_clause()) collect(item, {}, level);
-    judge(level, where, scope, "USING of DELETE");
-    children(s, scope, {"with_clause"});
-  }
-
-  void merge(const pg_query::MergeStmt& s, const Scope& outer) {
-    const Scope scope = s.has_with_clause() ? with(s.with_clause(), outer) : outer;
-    if (s.has_relation() && write_target(s.relation(), "MERGE")) {
-      tier1_.push_back(&s.relation());
-      if (!conjunct_preds(s.has_join_condition() ? &s.join_condition() : nullptr)
-               .contains(refname(s.relation()))) {
-        problem("[placement] MERGE target " + show(s.relation()) + " has no tenant predicate conjunct in the join condition");
-      }
-      for (const auto& w : s.merge_when_clauses()) {
-        if (!w.has_merge_when_clause()) continue;
-        const auto& c = w.merge_when_clause();
-        if (c.command_type() == pg_query::CMD_UPDATE) no_tenant_assignment(c.target_list(), "MERGE UPDATE");
-        if (c.command_type() == pg_query::CMD_INSERT) {
-          const int col = tenant_col(c.target_list(), "MERGE INSERT");
-          if (col >= 0) {
-            std::vector<const Node*> items;
-            for (const auto& v : c.values()) items.push_back(&v);
-            mapped_value(items, col, c.target_list_size(), "MERGE INSERT VALUES");
-          }
-        }
-      }
-    }
-    // The source: its tenant tables must be filtered inside the source (not by the join
-    // condition, which only decides MATCHED / NOT MATCHED).
-    std::vector<LevelRV> level;
-    if (s.has_source_relation()) collect(s.source_relation(), {}, level);
-    judge(level, {}, scope, "USING of MERGE");
-    children(s, scope, {"with_clause"});
-  }
-
-  // COPY: a table is only copied TO the client through a query (then checked as a SELECT);
-  // COPY FROM STDIN into a tenant table is checked row by row by the session, with the plan
-  // the rewrite returns: it must point at the tenant column as PostgreSQL will read the rows.
-  void copy(const pg_query::CopyStmt& s, const Scope& scope) {
-    if (s.has_relation()) {
-      const auto& rv = s.relation();
-      if (!s.is_from()) {
-        consumed_.insert(&rv);
-        known(rv, "COPY TO");
-        if (is_tenant_table(rv)) problem("COPY " + show(rv) + " TO copies a tenant table without a filter");
-      } else if (write_target(rv, "COPY FROM")) {
-        if (s.is_program() || !s.filename().empty()) problem("COPY FROM a server file or program");
-        const auto& plan = result_.copy_in;
-        int idx = -1, count = 0;
-        for (int i = 0; i < s.attlist_size(); ++i) {
-          if (s.attlist(i).has_string() && s.attlist(i).string().sval() == kTenantColumn) {
-            idx = i;
-            ++count;
-          }
-        }
-        const int n = s.attlist_size();
-        if (count > 1) {
-          // PostgreSQL refuses a column named twice ("specified more than once").
-        } else if (!plan) {
-          problem("COPY FROM into a tenant table without a row check plan");
-        } else if (count != 1) {
-          problem("COPY FROM column list does not name tenant_id");
-        } else if (plan->tenant_index >= 0 ? (plan->tenant_index != idx || plan->columns != n)
-                                           : (idx != n - 1 || plan->columns != n - 1)) {
-          problem("COPY FROM row check plan (tenant_index " + std::to_string(plan->tenant_index) +
-                  ", columns " + std::to_string(plan->columns) + ") does not match the column list (tenant_id at " +
-                  std::to_string(idx) + " of " + std::to_string(n) + ")");
-        } else if (plan->null_string == kTenant) {
-          problem("COPY FROM with NULL equal to the tenant value");
-        }
-      }
-    }
-    children(s, scope, {"relation"});
-  }
-
-  const rowguard::sqlrewrite::RewriteResult& result_;
-  std::set<const gpb::Message*> consumed_;   // RangeVars judged where they stand
-  std::set<std::string> any_preds_;           // every `q.tenant_id = '1'` of the statement
-  std::vector<const pg_query::RangeVar*> tier1_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Re-parsing the output
@@ -1007,11 +533,9 @@ int check_one(const uint8_t* data, size_t size) {
     problems.push_back("kinds has " + std::to_string(r.kinds.size()) + " entries for " +
                        std::to_string(tree.stmts_size()) + " statements");
   }
-  Checker checker(r);
-  for (const auto& raw : tree.stmts()) {
-    if (raw.has_stmt()) checker.statement(raw.stmt());
-  }
-  problems.insert(problems.end(), checker.problems.begin(), checker.problems.end());
+  const auto checked = rowguard::test_support::tenant_problems(
+      tree, {.tenant = std::string(kTenant), .tenant_params = r.tenant_params, .rewrite_known = true, .copy_in = r.copy_in});
+  problems.insert(problems.end(), checked.begin(), checked.end());
   if (!problems.empty()) fail(sql, r, problems);
   return 0;
 }

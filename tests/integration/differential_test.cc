@@ -96,7 +96,8 @@ void must_psql(const PgServer& pg, const std::string& sql, const std::string& db
 
 TEST(Differential, RowguardMatchesPerTenantReferenceDatabases) {
   CommandResult python = run_command({"/usr/bin/python3", "-c", "import psycopg2"});
-  if (python.exit_code != 0) GTEST_SKIP() << "needs /usr/bin/python3 with psycopg2: " << describe(python);
+  ASSERT_EQ(python.exit_code, 0) << "/usr/bin/python3 with psycopg2 missing: run scripts/deps (python3-psycopg2)\n"
+                                 << describe(python);
   PgServer& pg = PgServer::shared();
 
   // The role rowguard logs in with upstream (it owns the tables) and the four databases.

@@ -12,29 +12,15 @@
 #include "sqlrewrite/rewriter.h"
 #include "tests/support/pg_server.h"
 #include "tests/support/process.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::testing {
 namespace {
 
 constexpr const char* kDb = "qualguard";
 
-constexpr const char* kToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.items"]
-[tables."public.tags"]
-)toml";
+const std::string kToml =
+    test_support::test_policy_toml({.tables = "[tables.\"public.items\"]\n[tables.\"public.tags\"]\n"});
 
 policy::ColumnInfo col(std::string name, uint32_t oid) {
   policy::ColumnInfo c;

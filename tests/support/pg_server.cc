@@ -1,5 +1,6 @@
 // A throwaway PostgreSQL 15 and a running rowguard for tests (see pg_server.h).
 #include "tests/support/pg_server.h"
+#include "tests/support/wait.h"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -221,6 +222,21 @@ void PgServer::restart() {
 }
 
 std::string PgServer::log() const { return read_text_file(dir_ + "/postgres.log"); }
+
+void PgServer::reload_config() const {
+  static const std::string kReloading = "received SIGHUP, reloading configuration files";
+  auto reloads = [&] {
+    const std::string text = log();
+    size_t n = 0;
+    for (size_t at = text.find(kReloading); at != std::string::npos; at = text.find(kReloading, at + 1)) ++n;
+    return n;
+  };
+  const size_t before = reloads();
+  CommandResult r = psql_super("SELECT pg_reload_conf()");
+  if (r.exit_code != 0) throw std::runtime_error("pg_reload_conf() failed: " + describe(r));
+  if (!wait_until([&] { return reloads() > before; }, std::chrono::seconds(30)))
+    throw std::runtime_error("the server did not log a configuration reload within 30 s:\n" + tail_lines(log(), 20));
+}
 
 CommandResult PgServer::psql_super(const std::string& sql, const std::string& db) const {
   return run_command({pg_bin("psql"), "-X", "-v", "ON_ERROR_STOP=1", "-At", "-q", "-h", dir_, "-p",

@@ -53,6 +53,12 @@ class PgServer {
   // Same, for a script file (-f path); psql meta-commands such as \c work there.
   CommandResult psql_super_file(const std::string& path, const std::string& db = "postgres") const;
 
+  // SELECT pg_reload_conf(), then waits until the postmaster has taken the signal (its log says
+  // "received SIGHUP"; it reloads postgresql.conf, pg_hba.conf and the TLS files before it accepts
+  // the next connection): every connection opened afterwards sees the new settings. Throws
+  // std::runtime_error when that does not happen within 30 s.
+  void reload_config() const;
+
   // Runs examples/schema.sql as superuser: (re)creates role app and database appdb with the
   // example SaaS schema and data. Throws std::runtime_error on failure.
   void load_example_schema() const;

@@ -9,30 +9,13 @@
 
 #include "policy/policy.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
 
-constexpr const char* kToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.orders"]
-[tables."public.customers"]
-
-[functions]
-allow = ["public.safe_fn"]
-)toml";
+const std::string kToml = test_support::test_policy_toml(
+    {.tables = "[tables.\"public.orders\"]\n[tables.\"public.customers\"]\n", .allowed_functions = {"public.safe_fn"}});
 
 policy::PolicyPtr make_policy(bool with_snapshot) {
   auto p = std::const_pointer_cast<policy::Policy>(policy::parse_policy(kToml, "function_check_test.toml"));

@@ -11,32 +11,19 @@
 #include "policy/policy.h"
 #include "policy/schema_report.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
 
-constexpr const char* kToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.legacy"]
-[tables."public.seq"]
-[tables."public.safe"]
-[tables."public.users"]
-shared_keys = ["users_email_key"]
-[tables."public.countries"]
-global = true
-)toml";
+const std::string kToml = test_support::test_policy_toml({.tables =
+        "[tables.\"public.legacy\"]\n"
+        "[tables.\"public.seq\"]\n"
+        "[tables.\"public.safe\"]\n"
+        "[tables.\"public.users\"]\n"
+        "shared_keys = [\"users_email_key\"]\n"
+        "[tables.\"public.countries\"]\n"
+        "global = true\n"});
 
 policy::UniqueKey key(std::string name, std::vector<std::string> cols, bool partial = false) {
   policy::UniqueKey k;

@@ -11,30 +11,17 @@
 #include "policy/schema_report.h"
 #include "proxy/net/admin_schema.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
 
-constexpr const char* kToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.orders"]
-[tables."public.notes"]
-[tables."public.events"]
-[tables."public.countries"]
-global = true
-)toml";
+const std::string kToml = test_support::test_policy_toml({.tables =
+        "[tables.\"public.orders\"]\n"
+        "[tables.\"public.notes\"]\n"
+        "[tables.\"public.events\"]\n"
+        "[tables.\"public.countries\"]\n"
+        "global = true\n"});
 
 policy::UniqueKey key(std::string name, std::string constraint, std::vector<std::string> cols, bool partial = false) {
   policy::UniqueKey k;

@@ -19,34 +19,14 @@
 #include "policy/policy.h"
 #include "proxy/net/metrics.h"
 #include "sqlrewrite/rewrite_cache.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::net {
 namespace {
 
 namespace asio = boost::asio;
 
-constexpr const char* kPolicyToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.orders"]
-column = "tenant_id"
-
-[tables."public.customers"]
-
-[tables."public.countries"]
-global = true
-)toml";
+const std::string kPolicyToml = test_support::test_policy_toml();
 
 policy::PolicyPtr test_policy() {
   static const policy::PolicyPtr p = policy::parse_policy(kPolicyToml, "parse_pool_test.toml");

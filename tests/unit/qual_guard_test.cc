@@ -11,29 +11,12 @@
 #include "policy/policy.h"
 #include "policy/schema_snapshot.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
 
-constexpr const char* kToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.orders"]
-[tables."public.customers"]
-[tables."public.countries"]
-global = true
-)toml";
+const std::string kToml = test_support::test_policy_toml();
 
 policy::ColumnInfo col(std::string name, uint32_t oid) {
   policy::ColumnInfo c;

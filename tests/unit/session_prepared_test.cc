@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "policy/policy.h"
-#include "tests/unit/tenant_keys_schema.h"
+#include "tests/support/tenant_keys_schema.h"
+#include "tests/support/test_policy.h"
 #include "proxy/protocol/codec.h"
 #include "proxy/session/session.h"
 #include "sqlrewrite/rewrite_cache.h"
@@ -28,23 +29,9 @@ constexpr size_t kMax = 1 << 20;
 constexpr const char* kNonce = "00ff11ee";
 
 const policy::Policy& test_policy() {
-  static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.orders"]
-column = "tenant_id"
-)toml", "session_prepared_test.toml"));
+  static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(
+      test_support::test_policy_toml({.tables = "[tables.\"public.orders\"]\ncolumn = \"tenant_id\"\n"}),
+      "session_prepared_test.toml"));
   return *p;
 }
 

@@ -18,10 +18,11 @@
 #include <vector>
 
 #include "policy/policy.h"
-#include "tests/unit/tenant_keys_schema.h"
+#include "tests/support/tenant_keys_schema.h"
 #include "proxy/protocol/codec.h"
 #include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/support/test_policy.h"
 
 namespace rowguard::session {
 namespace {
@@ -33,28 +34,7 @@ namespace be = protocol::be;
 constexpr size_t kMax = 1 << 20;
 constexpr const char* kNonce = "0123abcd";
 
-const char* kPolicyToml = R"toml(
-[proxy]
-listen = "127.0.0.1:6432"
-upstream = "127.0.0.1:5432"
-upstream_user = "app"
-
-[tenancy]
-default_column = "tenant_id"
-
-[[tenants]]
-user = "t1"
-password = "pw1"
-tenant = "1"
-
-[tables."public.orders"]
-column = "tenant_id"
-
-[tables."public.customers"]
-
-[tables."public.countries"]
-global = true
-)toml";
+const std::string kPolicyToml = test_support::test_policy_toml();
 
 const policy::Policy& test_policy() {
   static const policy::PolicyPtr p = unit_test::with_tenant_keys(policy::parse_policy(kPolicyToml, "session_test.toml"));
