@@ -156,7 +156,7 @@ class Policy {
   // plan's shape (which index, which join order) is the planner's choice from statistics over
   // every tenant's rows, so how common a value is among other tenants shows: refused by default.
   enum class Explain { kRefuse, kCostsOff };
-  Explain explain = Explain::kCostsOff;  // TODO(lead): default kRefuse once the test fixture is shared
+  Explain explain = Explain::kRefuse;
   std::vector<std::string> plaintext_users;  // users whose password is stored in plaintext
   // What rowguard read about the upstream schema (policy/schema_snapshot.h); null: unknown.
   std::shared_ptr<const SchemaSnapshot> schema;

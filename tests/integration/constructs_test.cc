@@ -48,6 +48,7 @@ upstream_database = "constructs"
 [tenancy]
 default_column = "tenant_id"
 unknown_tables = "deny"
+explain = "costs_off"  # the EXPLAIN cases pin what COSTS OFF allows
 
 [[tenants]]
 user = "t1"

@@ -2,7 +2,7 @@
 // need as parameters instead of a copy per test file.
 //
 //   test_policy_toml()  [proxy] 127.0.0.1:6432 -> 127.0.0.1:5432 as app; [tenancy]
-//                       default_column = "tenant_id"; tenant t1 (password pw1, tenant "1");
+//                       default_column = "tenant_id", explain = "costs_off"; tenant t1 (password pw1, tenant "1");
 //                       tables orders (column tenant_id), customers (the default column) and
 //                       countries (global).
 //   .second_tenant      adds tenant t2 (password pw2, tenant "2").
@@ -40,6 +40,7 @@ inline std::string test_policy_toml(const TestPolicyOptions& o = {}) {
       "\n"
       "[tenancy]\n"
       "default_column = \"tenant_id\"\n"
+      "explain = \"costs_off\"\n"  // the tests pin what EXPLAIN (COSTS OFF) allows; the default refuses EXPLAIN
       "\n"
       "[[tenants]]\n"
       "user = \"t1\"\n"

@@ -164,6 +164,13 @@ TEST(ParsePolicy, Defaults) {
   EXPECT_EQ(p->proxy.workers, 0);
   ASSERT_NE(p->table({"public", "orders"}), nullptr);
   EXPECT_EQ(p->table({"public", "orders"})->column, "tenant_id");
+  EXPECT_EQ(p->explain, Policy::Explain::kRefuse);  // EXPLAIN's plan shape reflects every tenant's statistics
+}
+
+TEST(ParsePolicy, ExplainCostsOff) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("[tenancy]\n"), 10, "[tenancy]\nexplain = \"costs_off\"\n");
+  EXPECT_EQ(parse_policy(text, "e.toml")->explain, Policy::Explain::kCostsOff);
 }
 
 TEST(ParsePolicy, ColumnDefaultsToDefaultColumn) {
@@ -255,6 +262,12 @@ TEST(ParsePolicyErrors, UnknownTablesAllow) {
   std::string text = kMinimalToml;
   text.replace(text.find("[tenancy]\n"), 10, "[tenancy]\nunknown_tables = \"allow\"\n");
   expect_error_at(text, 7, "\"unknown_tables\" must be \"deny\"");
+}
+
+TEST(ParsePolicyErrors, ExplainOn) {
+  std::string text = kMinimalToml;
+  text.replace(text.find("[tenancy]\n"), 10, "[tenancy]\nexplain = \"on\"\n");
+  expect_error_at(text, 7, "\"explain\" must be \"refuse\" or \"costs_off\"");
 }
 
 TEST(ParsePolicyErrors, GlobalTableWithColumn) {
