@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 namespace rowguard::policy {
 namespace {

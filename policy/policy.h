@@ -15,7 +15,7 @@
 #include "policy/qualified_name.h"
 #include "policy/schema_snapshot.h"
 #include "policy/setting_limits.h"
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 
 namespace rowguard::auth {
 class JwtVerifier;

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "policy/policy.h"
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/server.h"
 #include "policy/rls_sql.h"
 #include "proxy/tools/backstop_check.h"

@@ -13,7 +13,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/admin_format.h"
 #include "proxy/net/admin_schema.h"
 #include "proxy/net/clients.h"

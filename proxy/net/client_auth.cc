@@ -4,9 +4,9 @@
 
 #include <chrono>
 
-#include "proxy/auth/channel_binding.h"
-#include "proxy/auth/jwt.h"
-#include "proxy/auth/scram.h"
+#include "auth/channel_binding.h"
+#include "auth/jwt.h"
+#include "auth/scram.h"
 #include "proxy/protocol/codec.h"
 
 namespace rowguard::net {

@@ -19,7 +19,7 @@
 #include <optional>
 
 #include "policy/rls_sql.h"
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/admin.h"
 #include "proxy/net/clients.h"
 #include "proxy/net/client_watch.h"

@@ -2,7 +2,7 @@
 
 #include <openssl/crypto.h>
 
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 namespace rowguard::net {
 

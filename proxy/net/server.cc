@@ -13,7 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/connection.h"
 #include "proxy/net/http_metrics.h"
 

@@ -8,8 +8,8 @@
 #include <boost/asio/write.hpp>
 #include <optional>
 
-#include "proxy/auth/channel_binding.h"
-#include "proxy/auth/scram.h"
+#include "auth/channel_binding.h"
+#include "auth/scram.h"
 
 namespace rowguard::net {
 namespace asio = boost::asio;

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "policy/policy.h"
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 namespace rowguard::policy {
 namespace {
