@@ -140,7 +140,7 @@ class ClientConnection : public ClientIo {
       co_return;
     }
     // ---- identity ([tenancy] identity = map | jwt | role): proxy/net/client_auth.h ----
-    if (policy_->identity.mode == "role" && wants_console(*startup)) {
+    if (policy_->identity.mode == policy::IdentityMode::kRole && wants_console(*startup)) {
       // The console authenticates against the policy's [[bypass]] logins, which role mode has not.
       spdlog::warn("session={} client={} user={} refused: no admin console with identity = role", id_, peer_, user_);
       co_await fatal("0A000", "rowguard: the admin console is not available with [tenancy] identity = \"role\"");
@@ -164,7 +164,7 @@ class ClientConnection : public ClientIo {
     wipe(who.jwt_token);
     identity_checked_version_ = policy_->version;
     if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
-    if (policy_->backstop == "rls") {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
+    if (policy_->backstop == policy::Backstop::kRls) {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
       auto backstop = policy::backstop_startup_params(tenant_);
       if (!backstop) {
         co_await fatal("42501", "rowguard: the tenant value cannot be set on the upstream session");
