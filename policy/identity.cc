@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 namespace rowguard::policy {
 namespace {
@@ -46,11 +46,10 @@ const std::set<std::string>& identity_tenancy_keys() {
 }
 
 void parse_identity(const toml::value& t, Policy& p) {
-  p.identity.mode = opt_string(t, "identity").value_or("map");
-  if (p.identity.mode != "map" && p.identity.mode != "jwt" && p.identity.mode != "role") {
-    fail(t.at("identity"), "\"identity\" must be \"map\", \"jwt\" or \"role\"");
-  }
-  if (p.identity.mode != "jwt") {
+  const auto mode = parse_mode<IdentityMode>(opt_string(t, "identity").value_or("map"));
+  if (!mode) fail(t.at("identity"), "\"identity\" must be \"map\", \"jwt\" or \"role\"");
+  p.identity.mode = *mode;
+  if (p.identity.mode != IdentityMode::kJwt) {
     for (const auto& key : identity_tenancy_keys()) {
       if (key != "identity" && t.contains(key)) fail(t.at(key), "\"" + key + "\" needs identity = \"jwt\"");
     }
@@ -113,19 +112,19 @@ void parse_identity(const toml::value& t, Policy& p) {
 }
 
 void parse_roles(const toml::value& root, Policy& p) {
-  const std::string& mode = p.identity.mode;
-  if (mode == "role") {
+  const IdentityMode mode = p.identity.mode;
+  if (mode == IdentityMode::kRole) {
     if (root.contains("tenants")) fail(root.at("tenants"), "identity = \"role\": PostgreSQL authenticates; use [[roles]] instead of [[tenants]]");
     if (root.contains("bypass")) fail(root.at("bypass"), "identity = \"role\": use [[roles]] with bypass = true instead of [[bypass]]");
-  } else if (mode == "jwt") {
+  } else if (mode == IdentityMode::kJwt) {
     if (root.contains("tenants")) fail(root.at("tenants"), "identity = \"jwt\": the tenant comes from the token; remove [[tenants]] ([[bypass]] users are allowed)");
   }
   if (!root.contains("roles")) {
-    if (mode == "role") fail(root, "identity = \"role\" needs [[roles]] entries (role = \"...\", tenant = \"...\" or bypass = true)");
+    if (mode == IdentityMode::kRole) fail(root, "identity = \"role\" needs [[roles]] entries (role = \"...\", tenant = \"...\" or bypass = true)");
     return;
   }
   const auto& arr = root.at("roles");
-  if (mode != "role") fail(arr, "[[roles]] needs [tenancy] identity = \"role\"");
+  if (mode != IdentityMode::kRole) fail(arr, "[[roles]] needs [tenancy] identity = \"role\"");
   if (!arr.is_array()) fail(arr, "\"roles\" must be an array of tables ([[roles]])");
   for (const auto& e : arr.as_array()) {
     if (!e.is_table()) fail(e, "each [[roles]] entry must be a table");

@@ -300,13 +300,13 @@ void parse_proxy(const toml::value& root, Policy& p) {
     }
     p.proxy.upstream_password = v;
   }
-  p.proxy.upstream_tls = get_optional_string(t, "upstream_tls").value_or("disable");
-  if (p.proxy.upstream_tls != "disable" && p.proxy.upstream_tls != "prefer" &&
-      p.proxy.upstream_tls != "require" && p.proxy.upstream_tls != "verify-full") {
+  const auto upstream_tls = parse_mode<UpstreamTls>(get_optional_string(t, "upstream_tls").value_or("disable"));
+  if (!upstream_tls) {
     fail(t.at("upstream_tls"), "\"upstream_tls\" must be disable, prefer, require or verify-full", "here");
   }
+  p.proxy.upstream_tls = *upstream_tls;
   p.proxy.upstream_ca = get_optional_string(t, "upstream_ca").value_or("");
-  if (p.proxy.upstream_tls == "verify-full" && p.proxy.upstream_ca.empty()) {
+  if (p.proxy.upstream_tls == UpstreamTls::kVerifyFull && p.proxy.upstream_ca.empty()) {
     fail(t.at("upstream_tls"), "upstream_tls = \"verify-full\" needs upstream_ca", "here");
   }
   p.proxy.upstream_database = get_optional_string(t, "upstream_database");
@@ -343,8 +343,9 @@ void parse_audit_and_metrics(const toml::value& root, Policy& p) {
     if (!t.is_table()) fail(t, "[audit] must be a table", "here");
     check_keys(t, {"file", "mode", "max_statement", "mask_literals"}, "[audit]");
     p.audit.file = get_string(t, "file", "[audit]");
-    p.audit.mode = get_optional_string(t, "mode").value_or("denials");
-    if (p.audit.mode != "denials" && p.audit.mode != "all") fail(t.at("mode"), "[audit] mode must be denials or all", "here");
+    const auto mode = parse_mode<AuditMode>(get_optional_string(t, "mode").value_or("denials"));
+    if (!mode) fail(t.at("mode"), "[audit] mode must be denials or all", "here");
+    p.audit.mode = *mode;
     if (t.contains("max_statement")) {
       const auto& v = t.at("max_statement");
       if (!v.is_integer() || v.as_integer() < 16) fail(v, "max_statement must be an integer >= 16", "here");
@@ -433,12 +434,11 @@ void parse_tls(const toml::value& root, Policy& p) {
   p.tls.cert = get_optional_string(t, "cert").value_or("");
   p.tls.key = get_optional_string(t, "key").value_or("");
   if (p.tls.cert.empty() != p.tls.key.empty()) fail(t, "[tls] needs both cert and key", "here");
-  p.tls.mode = get_optional_string(t, "mode").value_or(p.tls.cert.empty() ? "disable" : "allow");
-  if (p.tls.mode != "disable" && p.tls.mode != "allow" && p.tls.mode != "require") {
-    fail(t.at("mode"), "[tls] mode must be disable, allow or require", "here");
-  }
-  if (p.tls.mode != "disable" && p.tls.cert.empty()) {
-    fail(t.at("mode"), "[tls] mode = \"" + p.tls.mode + "\" needs cert and key", "here");
+  const auto mode = parse_mode<TlsMode>(get_optional_string(t, "mode").value_or(p.tls.cert.empty() ? "disable" : "allow"));
+  if (!mode) fail(t.at("mode"), "[tls] mode must be disable, allow or require", "here");
+  p.tls.mode = *mode;
+  if (p.tls.mode != TlsMode::kDisable && p.tls.cert.empty()) {
+    fail(t.at("mode"), "[tls] mode = \"" + std::string(to_string(p.tls.mode)) + "\" needs cert and key", "here");
   }
 }
 
@@ -450,7 +450,7 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   keys.insert({"default_column", "unknown_tables", "backstop", "explain"});
   check_keys(t, keys, "[tenancy]");
   parse_identity(t, p);
-  if (p.proxy.upstream_user.empty() && p.identity.mode != "role") {
+  if (p.proxy.upstream_user.empty() && p.identity.mode != IdentityMode::kRole) {
     fail(root.at("proxy"), "missing key \"upstream_user\" in [proxy]", "here");
   }
   p.default_column = get_optional_string(t, "default_column").value_or("tenant_id");
@@ -459,8 +459,9 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   if (unknown != "deny") {
     fail(t.at("unknown_tables"), "\"unknown_tables\" must be \"deny\" (the only mode for now)", "here");
   }
-  p.backstop = get_optional_string(t, "backstop").value_or("off");
-  if (p.backstop != "off" && p.backstop != "rls") fail(t.at("backstop"), "\"backstop\" must be \"off\" or \"rls\"", "here");
+  const auto backstop = parse_mode<Backstop>(get_optional_string(t, "backstop").value_or("off"));
+  if (!backstop) fail(t.at("backstop"), "\"backstop\" must be \"off\" or \"rls\"", "here");
+  p.backstop = *backstop;
   if (auto explain = get_optional_string(t, "explain")) {
     if (*explain == "refuse") {
       p.explain = Policy::Explain::kRefuse;
@@ -637,7 +638,7 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
   } catch (const std::exception& e) {
     throw PolicyError(redact_policy_message(source + ": " + e.what(), toml_text));
   }
-  if (p->logins.empty() && p->identity.mode == "map") throw PolicyError(source + ": no [[tenants]] or [[bypass]] users: nobody could log in");
+  if (p->logins.empty() && p->identity.mode == IdentityMode::kMap) throw PolicyError(source + ": no [[tenants]] or [[bypass]] users: nobody could log in");
   p->version = g_next_version.fetch_add(1);
   return p;
 }

@@ -12,10 +12,11 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/modes.h"
 #include "policy/qualified_name.h"
 #include "policy/schema_snapshot.h"
 #include "policy/setting_limits.h"
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 
 namespace rowguard::auth {
 class JwtVerifier;
@@ -67,7 +68,7 @@ struct ProxySettings {
   uint16_t upstream_port = 5432;
   std::string upstream_user;
   std::string upstream_password;       // or read from upstream_password_env at load
-  std::string upstream_tls = "disable";  // disable | prefer | require | verify-full
+  UpstreamTls upstream_tls = UpstreamTls::kDisable;  // disable | prefer | require | verify-full
   std::string upstream_ca;              // CA file for verify-full
   std::optional<std::string> upstream_database;
   int workers = 0;  // 0: one per core
@@ -104,13 +105,13 @@ struct LimitSettings {
 struct TlsSettings {
   std::string cert;             // PEM certificate chain
   std::string key;              // PEM private key
-  std::string mode = "disable";  // disable | allow | require (default "allow" when cert is set)
+  TlsMode mode = TlsMode::kDisable;  // disable | allow | require (default "allow" when cert is set)
 };
 
 // [audit]: JSON lines per denial (mode "denials") or per statement (mode "all").
 struct AuditSettings {
   std::string file;                 // empty: no audit log
-  std::string mode = "denials";     // denials | all
+  AuditMode mode = AuditMode::kDenials;  // denials | all
   size_t max_statement = 2048;      // statement text truncated to this many bytes
   bool mask_literals = false;       // replace literals by $n (pg_query_normalize)
 };
@@ -130,7 +131,7 @@ struct CacheSettings {
 
 // [tenancy] identity (policy/identity.h): how a client's tenant is established.
 struct IdentitySettings {
-  std::string mode = "map";                        // map | jwt | role
+  IdentityMode mode = IdentityMode::kMap;          // map | jwt | role
   std::shared_ptr<const auth::JwtVerifier> jwt;    // identity = "jwt"
   bool jwt_allow_without_tls = false;              // accept tokens over plaintext connections
   bool jwt_secret_in_file = false;                 // jwt_secret (not _env): warned at start-up
@@ -151,7 +152,7 @@ class Policy {
   IdentitySettings identity;
   std::map<std::string, std::optional<std::string>> roles;  // identity = "role": role -> tenant (nullopt: bypass)
   std::vector<QualifiedName> allowed_functions;  // [functions] allow
-  std::string backstop = "off";  // [tenancy] backstop: off | rls (PostgreSQL RLS underneath, policy/rls_sql.h)
+  Backstop backstop = Backstop::kOff;  // [tenancy] backstop: off | rls (PostgreSQL RLS underneath, policy/rls_sql.h)
   // [tenancy] explain: whether tenants may run EXPLAIN (COSTS OFF). Even without numbers, the
   // plan's shape (which index, which join order) is the planner's choice from statistics over
   // every tenant's rows, so how common a value is among other tenants shows: refused by default.

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "policy/policy.h"
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/server.h"
 #include "policy/rls_sql.h"
 #include "proxy/tools/backstop_check.h"
@@ -117,7 +117,7 @@ int rls_sql(const std::string& config, const std::string& type) {
 // (the operator asked for "a rewriter bug can deny more but never leak"; running without it
 // would silently break that promise).
 bool backstop_in_place(const rowguard::policy::Policy& policy) {
-  if (policy.backstop != "rls") return true;
+  if (policy.backstop != rowguard::policy::Backstop::kRls) return true;
   auto r = rowguard::tools::check_backstop(policy);
   for (const auto& w : r.warnings) spdlog::warn("backstop: {}", w);
   for (const auto& e : r.errors) spdlog::critical("backstop: {}", e);

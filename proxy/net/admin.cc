@@ -14,7 +14,7 @@
 #include <cstring>
 
 #include "pg/sqlstate.h"
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/admin_format.h"
 #include "proxy/net/admin_schema.h"
 #include "proxy/net/clients.h"

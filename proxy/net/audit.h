@@ -31,7 +31,7 @@ class AuditLog {
   static std::unique_ptr<AuditLog> open(const policy::AuditSettings& settings);
   ~AuditLog();
 
-  bool wants(bool allowed) const { return !allowed || settings_.mode == "all"; }
+  bool wants(bool allowed) const { return !allowed || settings_.mode == policy::AuditMode::kAll; }
   void record(const AuditEvent& e);
   uint64_t errors() const { return errors_.load(); }
 

@@ -5,9 +5,9 @@
 #include <chrono>
 
 #include "pg/sqlstate.h"
-#include "proxy/auth/channel_binding.h"
-#include "proxy/auth/jwt.h"
-#include "proxy/auth/scram.h"
+#include "auth/channel_binding.h"
+#include "auth/jwt.h"
+#include "auth/scram.h"
 #include "proxy/protocol/codec.h"
 
 namespace rowguard::net {
@@ -139,8 +139,8 @@ class ClientAuthRelay : public AuthRelay {
 
 asio::awaitable<ClientAuth> authenticate_client(ClientIo& io, const policy::Policy& policy, const std::string& user,
                                                 SSL* tls) {
-  const std::string& mode = policy.identity.mode;
-  if (mode == "role") {
+  const policy::IdentityMode mode = policy.identity.mode;
+  if (mode == policy::IdentityMode::kRole) {
     ClientAuth a;
     a.ok = true;
     a.passthrough = true;
@@ -153,7 +153,7 @@ asio::awaitable<ClientAuth> authenticate_client(ClientIo& io, const policy::Poli
     }
     co_return a;
   }
-  if (mode == "jwt") {
+  if (mode == policy::IdentityMode::kJwt) {
     const policy::Login* login = policy.login(user);
     if (login == nullptr || !login->bypass()) co_return co_await jwt_login(io, policy, user, tls);
   }

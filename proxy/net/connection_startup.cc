@@ -115,7 +115,7 @@ asio::awaitable<std::optional<ClientConnection::Authenticated>> ClientConnection
     co_return std::nullopt;
   }
   // ---- identity ([tenancy] identity = map | jwt | role): proxy/net/client_auth.h ----
-  if (policy_->identity.mode == "role" && wants_console(*startup)) {
+  if (policy_->identity.mode == policy::IdentityMode::kRole && wants_console(*startup)) {
     // The console authenticates against the policy's [[bypass]] logins, which role mode has not.
     spdlog::warn("session={} client={} user={} refused: no admin console with identity = role", id_, peer_, user_);
     co_await fatal(pg::sqlstate::kFeatureNotSupported,
@@ -144,7 +144,7 @@ asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(Cl
   wipe(who.jwt_token);
   identity_checked_version_ = policy_->version;
   if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
-  if (policy_->backstop == "rls") {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
+  if (policy_->backstop == policy::Backstop::kRls) {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
     auto backstop = policy::backstop_startup_params(tenant_);
     if (!backstop) {
       co_await fatal(pg::sqlstate::kInsufficientPrivilege,

@@ -2,7 +2,7 @@
 
 #include <openssl/crypto.h>
 
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 namespace rowguard::net {
 
@@ -15,14 +15,14 @@ std::string login_revoked(const policy::Policy& policy, const std::string& metho
                           const std::optional<std::string>& tenant, std::string_view jwt_token, int64_t now) {
   const std::string ended = "rowguard: a policy reload ended this session: ";
   if (method == "role") {
-    if (policy.identity.mode != "role") return ended + "[tenancy] identity is no longer \"role\"";
+    if (policy.identity.mode != policy::IdentityMode::kRole) return ended + "[tenancy] identity is no longer \"role\"";
     auto it = policy.roles.find(user);
     if (it == policy.roles.end()) return ended + "role \"" + user + "\" is no longer mapped to a tenant";
     if (it->second != tenant) return ended + "role \"" + user + "\" is now mapped to another tenant";
     return "";
   }
   if (method == "jwt") {
-    if (policy.identity.mode != "jwt") return ended + "[tenancy] identity is no longer \"jwt\"";
+    if (policy.identity.mode != policy::IdentityMode::kJwt) return ended + "[tenancy] identity is no longer \"jwt\"";
     if (policy.identity.jwt == nullptr) return ended + "no JWT verifier is configured";
     const auth::JwtResult r = policy.identity.jwt->verify(jwt_token, now);
     if (!r.ok) return ended + "the login's JWT is no longer accepted: " + r.error;
@@ -36,7 +36,7 @@ std::string login_revoked(const policy::Policy& policy, const std::string& metho
   const policy::Login* login = policy.login(user);
   if (login == nullptr) return ended + "user \"" + user + "\" is no longer in the policy";
   if (login->tenant != tenant) return ended + "user \"" + user + "\" now belongs to another tenant";
-  if (policy.identity.mode == "role") return ended + "[tenancy] identity is now \"role\"";
+  if (policy.identity.mode == policy::IdentityMode::kRole) return ended + "[tenancy] identity is now \"role\"";
   return "";
 }
 

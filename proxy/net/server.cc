@@ -13,7 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/connection.h"
 #include "proxy/net/http_metrics.h"
 
@@ -140,17 +140,17 @@ void harden(asio::ssl::context& ctx) {
 
 bool Server::setup_tls(const policy::Policy& p) {
   try {
-    if (!p.tls.cert.empty() && p.tls.mode != "disable") {
+    if (!p.tls.cert.empty() && p.tls.mode != policy::TlsMode::kDisable) {
       client_tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
       harden(*client_tls_);
       client_tls_->use_certificate_chain_file(p.tls.cert);
       client_tls_->use_private_key_file(p.tls.key, asio::ssl::context::pem);
-      tls_required_ = p.tls.mode == "require";
+      tls_required_ = p.tls.mode == policy::TlsMode::kRequire;
     }
-    if (p.proxy.upstream_tls != "disable") {
+    if (p.proxy.upstream_tls != policy::UpstreamTls::kDisable) {
       upstream_tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
       harden(*upstream_tls_);
-      if (p.proxy.upstream_tls == "verify-full") {
+      if (p.proxy.upstream_tls == policy::UpstreamTls::kVerifyFull) {
         upstream_tls_->load_verify_file(p.proxy.upstream_ca);
         upstream_tls_->set_verify_mode(asio::ssl::verify_peer);
       } else {
@@ -284,15 +284,15 @@ int Server::run() {
       return 1;
     }
   }
-  if (audit_) spdlog::info("audit log {} (mode {})", p->audit.file, p->audit.mode);
+  if (audit_) spdlog::info("audit log {} (mode {})", p->audit.file, policy::to_string(p->audit.mode));
 
   size_t tenants = 0, bypass = 0, global = 0;
   for (const auto& [u, l] : p->logins) (l.bypass() ? bypass : tenants)++;
   for (const auto& [t, r] : p->tables) global += r.global ? 1 : 0;
   spdlog::info("rowguard listening on {}:{} (tls {}) -> upstream {}:{} as \"{}\" (upstream_tls {}); "
                "{} workers; policy {}: {} tenant users, {} bypass users, {} tenant tables, {} global tables",
-               p->proxy.listen_host, p->proxy.listen_port, p->tls.mode, p->proxy.upstream_host,
-               p->proxy.upstream_port, p->proxy.upstream_user, p->proxy.upstream_tls, n, config_path_,
+               p->proxy.listen_host, p->proxy.listen_port, policy::to_string(p->tls.mode), p->proxy.upstream_host,
+               p->proxy.upstream_port, p->proxy.upstream_user, policy::to_string(p->proxy.upstream_tls), n, config_path_,
                tenants, bypass, p->tables.size() - global, global);
 
   if (!p->plaintext_users.empty()) {
@@ -302,11 +302,11 @@ int Server::run() {
                  "(`rowguard passwd USER`)", config_path_, users);
   }
   // [tenancy] identity (policy/identity.h)
-  if (p->identity.mode != "map") spdlog::info("identity = \"{}\"", p->identity.mode);
+  if (p->identity.mode != policy::IdentityMode::kMap) spdlog::info("identity = \"{}\"", policy::to_string(p->identity.mode));
   if (p->identity.jwt_secret_in_file) {
     spdlog::warn("policy {}: jwt_secret is stored in the policy file; prefer jwt_secret_env", config_path_);
   }
-  if (p->identity.mode == "jwt" && p->identity.jwt_allow_without_tls) {
+  if (p->identity.mode == policy::IdentityMode::kJwt && p->identity.jwt_allow_without_tls) {
     spdlog::warn("policy {}: jwt_allow_without_tls = true: tokens may cross the network in cleartext", config_path_);
   }
   main_ctx_.run();

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "pg/sqlstate.h"
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 #include "proxy/net/client_connection.h"
 
 namespace rowguard::net {

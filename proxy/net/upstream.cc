@@ -9,8 +9,8 @@
 #include <optional>
 
 #include "pg/sqlstate.h"
-#include "proxy/auth/channel_binding.h"
-#include "proxy/auth/scram.h"
+#include "auth/channel_binding.h"
+#include "auth/scram.h"
 
 namespace rowguard::net {
 namespace asio = boost::asio;
@@ -81,14 +81,14 @@ asio::awaitable<UpstreamLogin> login_upstream(
     if (answer == 'S') {
       // (a named variable: GCC 12 mishandles temporaries inside co_await expressions)
       std::string verify_name;
-      if (settings.upstream_tls == "verify-full") verify_name = settings.upstream_host;
+      if (settings.upstream_tls == policy::UpstreamTls::kVerifyFull) verify_name = settings.upstream_host;
       auto ec = co_await stream.handshake(*tls, asio::ssl::stream_base::client, verify_name);
       if (ec) co_return failure(pg::sqlstate::kConnectionFailure,
                                 "TLS handshake with upstream failed: " + ec.message());
     } else if (answer == 'N') {
-      if (settings.upstream_tls != "prefer") {
-        co_return failure(pg::sqlstate::kConnectionFailure,
-                          "upstream does not accept TLS (upstream_tls = \"" + settings.upstream_tls + "\")");
+      if (settings.upstream_tls != policy::UpstreamTls::kPrefer) {
+        co_return failure(pg::sqlstate::kConnectionFailure, "upstream does not accept TLS (upstream_tls = \"" +
+                                                                std::string(policy::to_string(settings.upstream_tls)) + "\")");
       }
     } else {
       co_return failure(pg::sqlstate::kProtocolViolation, "invalid answer to SSLRequest from upstream");

@@ -28,7 +28,7 @@ Conn connect(const policy::ProxySettings& s) {
                                    "application_name"};
   std::vector<const char*> values = {s.upstream_host.c_str(), port.c_str(), s.upstream_user.c_str(),
                                      s.upstream_password.c_str(), s.upstream_database->c_str(),
-                                     s.upstream_tls.c_str(), "10", "rowguard backstop check"};
+                                     policy::to_string(s.upstream_tls).data(), "10", "rowguard backstop check"};  // (a literal: NUL-terminated)
   if (!s.upstream_ca.empty()) {
     keys.push_back("sslrootcert");
     values.push_back(s.upstream_ca.c_str());

@@ -362,11 +362,11 @@ std::vector<std::pair<std::string, std::string>> upstream_params(const policy::P
       {"user", proxy.upstream_user},
       {"application_name", "rowguard schema snapshot"},
       {"connect_timeout", std::to_string(connect_timeout_seconds)},
-      {"sslmode", proxy.upstream_tls},
+      {"sslmode", std::string(policy::to_string(proxy.upstream_tls))},
   };
   if (!proxy.upstream_password.empty()) p.emplace_back("password", proxy.upstream_password);
   if (proxy.upstream_database) p.emplace_back("dbname", *proxy.upstream_database);
-  if (proxy.upstream_tls == "verify-full" && !proxy.upstream_ca.empty()) p.emplace_back("sslrootcert", proxy.upstream_ca);
+  if (proxy.upstream_tls == policy::UpstreamTls::kVerifyFull && !proxy.upstream_ca.empty()) p.emplace_back("sslrootcert", proxy.upstream_ca);
   return p;
 }
 

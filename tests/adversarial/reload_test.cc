@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 #include "tests/adversarial/harness.h"
 #include "tests/support/raw_pq.h"
 

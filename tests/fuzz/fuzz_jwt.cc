@@ -1,4 +1,4 @@
-// Fuzz target: JWT verification (proxy/auth/jwt) and the strict JSON reader behind it, on
+// Fuzz target: JWT verification (auth/jwt) and the strict JSON reader behind it, on
 // arbitrary bytes. The whole input is a token for an HS256 verifier (secret below) and an
 // ES256 verifier (key made at start), and a JSON text. Any crash is a finding, and so is a
 // token accepted with an empty tenant or one with control characters.
@@ -12,8 +12,8 @@
 #include <memory>
 #include <string>
 
-#include "proxy/auth/json.h"
-#include "proxy/auth/jwt.h"
+#include "auth/json.h"
+#include "auth/jwt.h"
 
 namespace {
 

@@ -80,9 +80,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!p) fail("parse_policy returned null", text);
   // identity = "map" needs logins; "jwt" a verifier; "role" a [[roles]] mapping (policy/identity.h).
-  if (p->logins.empty() && p->identity.mode == "map") fail("accepted a policy without logins", text);
-  if ((p->identity.mode == "jwt") != (p->identity.jwt != nullptr)) fail("jwt verifier without identity = jwt or the reverse", text);
-  if (p->identity.mode == "role" && (p->roles.empty() || !p->logins.empty())) fail("bad role identity policy", text);
+  if (p->logins.empty() && p->identity.mode == rowguard::policy::IdentityMode::kMap) fail("accepted a policy without logins", text);
+  if ((p->identity.mode == rowguard::policy::IdentityMode::kJwt) != (p->identity.jwt != nullptr)) fail("jwt verifier without identity = jwt or the reverse", text);
+  if (p->identity.mode == rowguard::policy::IdentityMode::kRole && (p->roles.empty() || !p->logins.empty())) fail("bad role identity policy", text);
   for (const auto& [role, tenant] : p->roles) {
     if (!valid_name(role) || (tenant && !valid_name(*tenant))) fail("bad [[roles]] entry accepted", text);
   }

@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "proxy/auth/channel_binding.h"
-#include "proxy/auth/scram.h"
+#include "auth/channel_binding.h"
+#include "auth/scram.h"
 
 namespace rowguard::auth {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "policy/policy.h"
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 namespace rowguard::policy {
 namespace {
@@ -37,10 +37,10 @@ void expect_error(const std::string& text, const std::string& what) {
 
 TEST(IdentityPolicy, DefaultIsTheUserMap) {
   auto p = parse_policy(kProxy + "[tenancy]\n[[tenants]]\nuser = \"t1\"\npassword = \"pw\"\ntenant = \"1\"\n", "id.toml");
-  EXPECT_EQ(p->identity.mode, "map");
+  EXPECT_EQ(policy::to_string(p->identity.mode), "map");
   EXPECT_FALSE(p->identity.jwt);
   auto explicit_map = parse_policy(kProxy + "[tenancy]\nidentity = \"map\"\n[[tenants]]\nuser = \"t1\"\npassword = \"pw\"\ntenant = 1\n", "id.toml");
-  EXPECT_EQ(explicit_map->identity.mode, "map");
+  EXPECT_EQ(policy::to_string(explicit_map->identity.mode), "map");
 }
 
 TEST(IdentityPolicy, JwtWithSecretAndOptions) {
@@ -48,7 +48,7 @@ TEST(IdentityPolicy, JwtWithSecretAndOptions) {
                             "jwt_tenant_claim = \"org_id\"\njwt_audience = \"rowguard\"\njwt_issuer = \"idp\"\n"
                             "jwt_leeway = 30\njwt_allow_without_tls = true\n[[bypass]]\nuser = \"dba\"\npassword = \"x\"\n",
                         "id.toml");
-  EXPECT_EQ(p->identity.mode, "jwt");
+  EXPECT_EQ(policy::to_string(p->identity.mode), "jwt");
   ASSERT_TRUE(p->identity.jwt);
   EXPECT_EQ(p->identity.jwt->algorithm(), auth::JwtAlgorithm::kHS256);
   EXPECT_EQ(p->identity.jwt->options().tenant_claim, "org_id");
@@ -91,7 +91,7 @@ TEST(IdentityPolicy, RolesMapping) {
   auto p = parse_policy(kProxy + "[tenancy]\nidentity = \"role\"\n[[roles]]\nrole = \"acme_app\"\ntenant = \"1\"\n"
                                  "[[roles]]\nrole = \"globex_app\"\ntenant = 2\n[[roles]]\nrole = \"dba\"\nbypass = true\n",
                         "id.toml");
-  EXPECT_EQ(p->identity.mode, "role");
+  EXPECT_EQ(policy::to_string(p->identity.mode), "role");
   ASSERT_EQ(p->roles.size(), 3u);
   EXPECT_EQ(p->roles.at("acme_app"), "1");
   EXPECT_EQ(p->roles.at("globex_app"), "2");

@@ -1,8 +1,8 @@
-// Unit tests for proxy/auth/jwt and proxy/auth/json: the RFC 7515 A.1 HS256 example, tokens
+// Unit tests for auth/jwt and auth/json: the RFC 7515 A.1 HS256 example, tokens
 // signed here with OpenSSL (keys generated in the test) for HS256 / RS256 / ES256, and every
 // refusal: expired, not yet valid, wrong or unexpected audience, wrong issuer, wrong algorithm,
 // "none", HS/RS confusion, tampered payload and signature, bad claims, malformed JSON.
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "proxy/auth/json.h"
+#include "auth/json.h"
 
 namespace rowguard::auth {
 namespace {

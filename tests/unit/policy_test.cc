@@ -2,7 +2,7 @@
 // file name and line), parse_qualified_name and the builtin function allowlist.
 #include "policy/policy.h"
 
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 
 #include <gtest/gtest.h>
 

@@ -27,10 +27,10 @@ global = true
 )toml";
 
 TEST(BackstopPolicy, KeyParsesAndIsChecked) {
-  EXPECT_EQ(parse_policy(kPolicy, "p.toml")->backstop, "rls");
+  EXPECT_EQ(to_string(parse_policy(kPolicy, "p.toml")->backstop), "rls");
   std::string off = kPolicy;
   off.replace(off.find("backstop = \"rls\"\n"), 17, "");
-  EXPECT_EQ(parse_policy(off, "p.toml")->backstop, "off");
+  EXPECT_EQ(to_string(parse_policy(off, "p.toml")->backstop), "off");
   std::string bad = kPolicy;
   bad.replace(bad.find("\"rls\""), 5, "\"on\"");
   try {

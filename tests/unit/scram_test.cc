@@ -1,6 +1,6 @@
-// Unit tests for proxy/auth/scram: the RFC 7677 SCRAM-SHA-256 vector, client/server round
+// Unit tests for auth/scram: the RFC 7677 SCRAM-SHA-256 vector, client/server round
 // trips and failures, pg_authid verifier format, mock verifiers, md5, base64.
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 
 #include <gtest/gtest.h>
 

@@ -26,7 +26,7 @@ TEST(TenantChoice, StartupParametersNamingATenantAreRefusedInEveryMode) {
       p.protocol_version = protocol::kProtocolV3;
       p.params = {{"user", "t1"}, {"database", "appdb"}, {name, "2"}};
       const StartupDecision d = check_startup(p, *policy);
-      EXPECT_FALSE(d.ok) << policy->identity.mode << " " << name;
+      EXPECT_FALSE(d.ok) << policy::to_string(policy->identity.mode) << " " << name;
       EXPECT_EQ(d.sqlstate, "42501") << name;
     }
     // application_name is passed upstream as text only; it names no tenant.

@@ -1,5 +1,5 @@
 // Strict JSON parsing for JWTs (see json.h). Recursive descent over a string_view.
-#include "proxy/auth/json.h"
+#include "auth/json.h"
 
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // tls-server-end-point channel binding data (see channel_binding.h). OpenSSL only.
-#include "proxy/auth/channel_binding.h"
+#include "auth/channel_binding.h"
 
 #include <openssl/evp.h>
 #include <openssl/objects.h>

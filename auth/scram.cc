@@ -2,7 +2,7 @@
 // the server side (rowguard authenticating clients), the client side (rowguard logging in
 // upstream), PostgreSQL's md5 password scheme, and the base64 / random / constant-time helpers
 // they need. Crypto is OpenSSL 3 only. Nothing here does I/O or throws.
-#include "proxy/auth/scram.h"
+#include "auth/scram.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

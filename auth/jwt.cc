@@ -1,5 +1,5 @@
 // JWT verification (see jwt.h). Signatures: HMAC / EVP_DigestVerify from OpenSSL 3.
-#include "proxy/auth/jwt.h"
+#include "auth/jwt.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -16,8 +16,8 @@
 #include <cstdlib>
 #include <vector>
 
-#include "proxy/auth/json.h"
-#include "proxy/auth/scram.h"
+#include "auth/json.h"
+#include "auth/scram.h"
 
 namespace rowguard::auth {
 
