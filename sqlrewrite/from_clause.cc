@@ -8,8 +8,7 @@ namespace rowguard::sqlrewrite {
 
 void Walker::select(pg_query::SelectStmt& s) {
   if (s.has_into_clause()) deny("SELECT ... INTO creates a table (rule: no DDL for tenants)");
-  size_t scope = ctes_.size();
-  size_t relations = relations_.size();
+  const CteScope scope(ctes_, relations_);
   if (s.has_with_clause()) with(*s.mutable_with_clause());
   if (s.op() == pg_query::SETOP_NONE) {
     for (auto& lc : *s.mutable_locking_clause()) {
@@ -42,17 +41,12 @@ void Walker::select(pg_query::SelectStmt& s) {
     for (const auto& item : s.from_clause()) guard_.collect(item, false, rels);
     if (s.has_where_clause()) guard_.guard_where(*s.mutable_where_clause(), rels);
     if (s.has_having_clause()) guard_.guard_having(*s.mutable_having_clause(), rels);
-    if (!preds.empty()) {
-    const bool had = s.has_where_clause();  // before mutable_ creates the field
-    add_to_where(s.mutable_where_clause(), had, preds);
-  }
+    filter(s, preds);
   } else if (s.op() != pg_query::SETOP_UNION && s.op() != pg_query::SETOP_INTERSECT &&
              s.op() != pg_query::SETOP_EXCEPT) {
     deny("unknown set operation");
   }
   visit_children(s, {"with_clause"});
-  ctes_.resize(scope);
-  relations_.resize(relations);
 }
 
 std::vector<Walker::Pred> Walker::from_item(Node& item, std::string_view part) {
@@ -136,7 +130,7 @@ void Walker::fence_tables(Node& item) {
 void Walker::place_in_join(pg_query::JoinExpr& j, std::vector<Pred>& preds) {
   if (preds.empty()) return;
   if (j.has_quals() && !j.is_natural() && j.using_clause_size() == 0) {
-    add_to_where(j.mutable_quals(), true, preds);
+    filter(j, preds);
   } else {
     for (auto& p : preds) wrap(p);
   }

@@ -9,18 +9,14 @@ namespace rowguard::sqlrewrite {
 // every tenant table of the source becomes a filtered subquery (so no other tenant's row can
 // be copied in), inserted rows are checked like INSERT, updates cannot move a row.
 void Walker::merge(pg_query::MergeStmt& s) {
-  size_t scope = ctes_.size();
-  size_t relations = relations_.size();
+  const CteScope scope(ctes_, relations_);
   if (s.has_with_clause()) with(*s.mutable_with_clause());
   const TableRule& rule = write_target(*s.mutable_relation(), "MERGE INTO");
   std::vector<Pred> source = from_item(*s.mutable_source_relation(), "USING of MERGE");
   for (auto& p : source) wrap(p);
   std::vector<Pred> target{relation_pred(s.relation(), rule)};
   if (s.has_join_condition()) guard_.guard_where(*s.mutable_join_condition(), {guard_.relation(s.relation(), rule, false)});
-  if (!target.empty()) {
-    const bool had = s.has_join_condition();  // before mutable_ creates the field
-    add_to_where(s.mutable_join_condition(), had, target);
-  }
+  filter(s, target);
   for (auto& w : *s.mutable_merge_when_clauses()) {
     if (!w.has_merge_when_clause()) deny("malformed MERGE");
     auto& clause = *w.mutable_merge_when_clause();
@@ -51,8 +47,6 @@ void Walker::merge(pg_query::MergeStmt& s) {
     }
   }
   visit_children(s, {"with_clause"});
-  ctes_.resize(scope);
-  relations_.resize(relations);
 }
 
 }  // namespace rowguard::sqlrewrite

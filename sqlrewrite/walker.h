@@ -21,10 +21,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
 #include "policy/policy.h"
+#include "sqlrewrite/cte_scope.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/qual_guard.h"
 #include "sqlrewrite/rewriter.h"
@@ -73,13 +75,6 @@ class Walker {
     const pg_query::RangeVar& range_var() const { return holder ? holder->range_var() : *target; }
   };
 
-  // A relation of a FROM list or a statement target, by the name the statement uses for it,
-  // with its columns when the schema snapshot knows them.
-  struct Relation {
-    std::string name;
-    const policy::TableInfo* info = nullptr;
-  };
-
   // ---- the generic walk, statement dispatch, trace (walker.cc)
   void visit(gpb::Message& m) { visit(m, m.GetDescriptor()); }
   void visit(gpb::Message& m, const gpb::Descriptor* d);
@@ -100,6 +95,23 @@ class Walker {
   static Pred relation_pred(const pg_query::RangeVar& rv, const TableRule& rule);
   Node make_pred(const pg_query::RangeVar& rv, const TableRule& rule);
   void add_to_where(Node* where, bool has_where, std::vector<Pred>& preds);
+  // ANDs the tenant predicates `preds` (if any) into the clause of `s` that filters its rows:
+  // the WHERE of a SELECT / UPDATE / DELETE / ON CONFLICT DO UPDATE, the join condition of a
+  // MERGE, the ON clause of a join.
+  template <class Statement>
+  void filter(Statement& s, std::vector<Pred>& preds) {
+    if (preds.empty()) return;
+    if constexpr (std::is_same_v<Statement, pg_query::MergeStmt>) {
+      const bool had = s.has_join_condition();  // before mutable_ creates the field
+      add_to_where(s.mutable_join_condition(), had, preds);
+    } else if constexpr (std::is_same_v<Statement, pg_query::JoinExpr>) {
+      const bool had = s.has_quals();
+      add_to_where(s.mutable_quals(), had, preds);
+    } else {
+      const bool had = s.has_where_clause();
+      add_to_where(s.mutable_where_clause(), had, preds);
+    }
+  }
   static void append(std::vector<Pred>& to, std::vector<Pred> more);
 
   // ---- table references: policy tables, catalogs, write targets (table_refs.cc)

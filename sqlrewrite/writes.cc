@@ -9,8 +9,7 @@
 namespace rowguard::sqlrewrite {
 
 void Walker::insert(pg_query::InsertStmt& s) {
-  size_t scope = ctes_.size();
-  size_t relations = relations_.size();
+  const CteScope scope(ctes_, relations_);
   if (s.has_with_clause()) with(*s.mutable_with_clause());
   const TableRule& rule = write_target(*s.mutable_relation(), "INSERT INTO");
   const std::string table = rule.table.to_string();
@@ -67,8 +66,6 @@ void Walker::insert(pg_query::InsertStmt& s) {
   if (s.has_on_conflict_clause()) on_conflict(*s.mutable_on_conflict_clause(), *s.mutable_relation(), rule);
   visit_children(s, {"with_clause"});
   check_keys("INSERT INTO", true, given_columns(s.cols(), values_rows(s.select_stmt().select_stmt())), rule);
-  ctes_.resize(scope);
-  relations_.resize(relations);
 }
 
 // ON CONFLICT DO NOTHING needs nothing more once its arbiters are checked. DO UPDATE may only touch the tenant's own row:
@@ -85,15 +82,11 @@ void Walker::on_conflict(pg_query::OnConflictClause& oc, const pg_query::RangeVa
   if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
   std::vector<Pred> preds{relation_pred(target, rule)};
   if (oc.has_where_clause()) guard_.guard_where(*oc.mutable_where_clause(), {guard_.relation(target, rule, false)});
-  if (!preds.empty()) {
-    const bool had = oc.has_where_clause();  // before mutable_ creates the field
-    add_to_where(oc.mutable_where_clause(), had, preds);
-  }
+  filter(oc, preds);
 }
 
 void Walker::update(pg_query::UpdateStmt& s) {
-  size_t scope = ctes_.size();
-  size_t relations = relations_.size();
+  const CteScope scope(ctes_, relations_);
   if (s.has_with_clause()) with(*s.mutable_with_clause());
   const TableRule& rule = write_target(*s.mutable_relation(), "UPDATE");
   check_no_tenant_assignment(s.target_list(), rule, "UPDATE");
@@ -103,19 +96,13 @@ void Walker::update(pg_query::UpdateStmt& s) {
   std::vector<GuardRelation> rels{guard_.relation(s.relation(), rule, false)};
   for (const auto& item : s.from_clause()) guard_.collect(item, false, rels);
   if (s.has_where_clause()) guard_.guard_where(*s.mutable_where_clause(), rels);
-  if (!preds.empty()) {
-    const bool had = s.has_where_clause();  // before mutable_ creates the field
-    add_to_where(s.mutable_where_clause(), had, preds);
-  }
+  filter(s, preds);
   visit_children(s, {"with_clause"});
   check_keys("UPDATE", false, given_columns(s.target_list(), {}), rule);
-  ctes_.resize(scope);
-  relations_.resize(relations);
 }
 
 void Walker::del(pg_query::DeleteStmt& s) {
-  size_t scope = ctes_.size();
-  size_t relations = relations_.size();
+  const CteScope scope(ctes_, relations_);
   if (s.has_with_clause()) with(*s.mutable_with_clause());
   const TableRule& rule = write_target(*s.mutable_relation(), "DELETE FROM");
   std::vector<Pred> preds;
@@ -124,14 +111,9 @@ void Walker::del(pg_query::DeleteStmt& s) {
   std::vector<GuardRelation> rels{guard_.relation(s.relation(), rule, false)};
   for (const auto& item : s.using_clause()) guard_.collect(item, false, rels);
   if (s.has_where_clause()) guard_.guard_where(*s.mutable_where_clause(), rels);
-  if (!preds.empty()) {
-    const bool had = s.has_where_clause();  // before mutable_ creates the field
-    add_to_where(s.mutable_where_clause(), had, preds);
-  }
+  filter(s, preds);
   visit_children(s, {"with_clause"});
   check_referential("DELETE FROM", true, {}, rule);
-  ctes_.resize(scope);
-  relations_.resize(relations);
 }
 
 // A write that could collide with another tenant's row on a key without the tenant column
