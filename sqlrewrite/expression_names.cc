@@ -28,10 +28,10 @@ void Walker::check_function(pg_query::FuncCall& f) {
   }
   if (is_sequence_function(base) && (parts.size() == 1 || parts[0] == "pg_catalog")) {
     read_constant();  // the decision depends on the sequence named (sqlrewrite/sequence_check.h)
-    if (auto why = check_sequence_call(f, base, policy_)) deny(*why);
+    if (auto why = check_sequence_call(f, base, scope_)) deny(*why);
     return;
   }
-  if (auto why = check_function_name(parts, policy_)) deny(*why);
+  if (auto why = check_function_name(parts, scope_)) deny(*why);
 }
 
 void Walker::check_operator(const pg_query::A_Expr& e) {
@@ -58,7 +58,7 @@ bool Walker::known_column(std::string_view qualifier, std::string_view column) c
 void Walker::deny_attribute(const std::string& shown, const std::string& name) const {
   deny(quote_ident(shown) + " may call the function " + quote_ident(name) +
        " (attribute notation: x.f means f(x) when x has no column f) and is not a column rowguard "
-       "knows" + (policy_.schema && policy_.schema->loaded ? "" : " (the schema snapshot is not loaded)") +
+       "knows" + (scope_.schema && scope_.schema->loaded ? "" : " (the schema snapshot is not loaded)") +
        "; write a column of a policy table, or call an allowed function (rule: " +
        std::string(kRuleAttributeNotation) + ")");
 }
@@ -75,7 +75,7 @@ void Walker::check_column_ref(const pg_query::ColumnRef& c) {
   if (f.empty() || !f[f.size() - 1].has_string()) return;  // x.* or *
   const std::string& name = f[f.size() - 1].string().sval();
   if (refused_system_column(name)) deny_system_column(name);
-  if (f.size() < 2 || !attribute_may_call_denied(name, policy_)) return;
+  if (f.size() < 2 || !attribute_may_call_denied(name, scope_)) return;
   const Node& q = f[f.size() - 2];
   if (q.has_string() && known_column(q.string().sval(), name)) return;
   std::string shown;
@@ -96,7 +96,7 @@ void Walker::check_indirection(const pg_query::A_Indirection& ind) {
     if (n.has_string()) {
       const std::string& name = n.string().sval();
       if (refused_system_column(name)) deny_system_column(name);
-      if (attribute_may_call_denied(name, policy_) && !(first && !qualifier.empty() && known_column(qualifier, name))) {
+      if (attribute_may_call_denied(name, scope_) && !(first && !qualifier.empty() && known_column(qualifier, name))) {
         deny_attribute("(" + (qualifier.empty() ? std::string("...") : qualifier) + ")." + name, name);
       }
     }

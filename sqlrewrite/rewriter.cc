@@ -12,7 +12,7 @@ namespace rowguard::sqlrewrite {
 
 namespace {
 
-RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant,
                            RewriteTrace* trace) {
   RewriteResult out;
   ParseOutput parsed = parse_sql(sql);
@@ -22,7 +22,7 @@ RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, s
   }
   try {
     for (auto& raw : *parsed.tree.mutable_stmts()) {
-      Walker w(policy, tenant, trace);
+      Walker w(scope, tenant, trace);
       out.kinds.push_back(w.statement(*raw.mutable_stmt()));
       out.tenant_params.insert(out.tenant_params.end(), w.tenant_params_.begin(), w.tenant_params_.end());
       if (w.prepared_op_) out.prepared.push_back(std::move(*w.prepared_op_));
@@ -80,9 +80,9 @@ RewriteResult rewrite_here(std::string_view sql, const policy::Policy& policy, s
 
 // The walk, the deparse and the tree's destruction recurse per tree level: all of it runs on the
 // parse stack (parse_stack.h), like the parse.
-RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+RewriteResult rewrite(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant,
                       RewriteTrace* trace) {
-  return run_on_parse_stack([&] { return rewrite_here(sql, policy, tenant, trace); });
+  return run_on_parse_stack([&] { return rewrite_here(sql, scope, tenant, trace); });
 }
 
 }  // namespace rowguard::sqlrewrite

@@ -18,7 +18,7 @@ QualifiedName Walker::resolve(pg_query::RangeVar& rv, std::string_view part) {
 }
 
 const TableRule& Walker::known_table(const QualifiedName& q, std::string_view part) {
-  const TableRule* rule = policy_.table(q);
+  const TableRule* rule = scope_.table(q);
   if (rule == nullptr) {
     deny("table " + quote_ident(q.to_string()) + " is not in the policy (" + std::string(part) +
          "; rule: unknown_tables = \"deny\")");
@@ -116,14 +116,14 @@ const TableRule& Walker::write_target(pg_query::RangeVar& rv, std::string_view v
 }
 
 void Walker::add_relation(const pg_query::RangeVar& rv, const TableRule& rule) {
-  const policy::TableInfo* info = policy_.schema && policy_.schema->loaded ? policy_.schema->table(rule.table) : nullptr;
+  const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(rule.table) : nullptr;
   relations_.push_back({rv.has_alias() ? rv.alias().aliasname() : rv.relname(), info});
 }
 
 // The tenant rule of a FROM table reference read_table() resolved (its schema is then set).
 const TableRule* Walker::guard_rule(const pg_query::RangeVar& rv) const {
   if (rv.schemaname().empty() || is_catalog_schema(rv.schemaname()) || !handled_.contains(&rv)) return nullptr;
-  return policy_.table(QualifiedName{rv.schemaname(), rv.relname()});
+  return scope_.table(QualifiedName{rv.schemaname(), rv.relname()});
 }
 
 }  // namespace rowguard::sqlrewrite

@@ -76,9 +76,9 @@ void Walker::set(const pg_query::VariableSetStmt& s) {
     deny("SET " + s.name() + " is not allowed for tenants (rule: only session settings that "
          "cannot change name resolution, identity or string parsing)");
   }
-  if (s.kind() == pg_query::VAR_SET_VALUE && policy_.setting_limits.find(s.name()) != nullptr) {
+  if (s.kind() == pg_query::VAR_SET_VALUE && scope_.setting_limits.find(s.name()) != nullptr) {
     read_constant();  // settings_check.h: the outcome depends on the value
-    if (auto why = setting_ceiling_violation(s, policy_.setting_limits)) deny(*why);
+    if (auto why = setting_ceiling_violation(s, scope_.setting_limits)) deny(*why);
   }
   if (s.name() == "client_encoding" && s.kind() == pg_query::VAR_SET_VALUE) {
     read_constant();

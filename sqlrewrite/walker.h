@@ -25,7 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "policy/policy.h"
+#include "policy/tenant_scope.h"
 #include "sqlrewrite/cte_scope.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/qual_guard.h"
@@ -57,8 +57,8 @@ struct WalkShape;  // walker.cc: what the generic walk knows about one message t
 
 class Walker {
  public:
-  Walker(const policy::Policy& policy, std::string_view tenant, RewriteTrace* trace)
-      : policy_(policy), tenant_(tenant), trace_(trace) {}
+  Walker(const policy::TenantScope& scope, std::string_view tenant, RewriteTrace* trace)
+      : scope_(scope), tenant_(tenant), trace_(trace) {}
 
   StatementKind statement(Node& stmt);
 
@@ -183,7 +183,7 @@ class Walker {
   void check_column_ref(const pg_query::ColumnRef& c);
   void check_indirection(const pg_query::A_Indirection& ind);
 
-  const policy::Policy& policy_;
+  const policy::TenantScope scope_;  // a view of the policy (a few pointers)
   std::string tenant_;
   RewriteTrace* trace_;
   std::unordered_set<const pg_query::RangeVar*> handled_;
@@ -191,7 +191,7 @@ class Walker {
   bool locking_ = false;           // reading the FROM items of a SELECT with FOR UPDATE / SHARE
   std::unordered_set<const pg_query::SelectStmt*> locked_subqueries_;  // FROM subqueries under a lock
   std::vector<Relation> relations_;  // relations in scope (FROM items, targets), innermost last
-  QualGuard guard_{policy_, [this](const pg_query::RangeVar& rv) { return guard_rule(rv); },
+  QualGuard guard_{scope_, [this](const pg_query::RangeVar& rv) { return guard_rule(rv); },
                    [this] { return tenant_literal(); }};
 };
 

@@ -77,7 +77,7 @@ void Walker::on_conflict(pg_query::OnConflictClause& oc, const pg_query::RangeVa
   }
   check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
   // Every arbiter index must include the tenant column (sqlrewrite/on_conflict_check.h).
-  if (auto why = check_on_conflict(oc, rule, policy_.schema.get())) deny(std::move(*why));
+  if (auto why = check_on_conflict(oc, rule, scope_.schema)) deny(std::move(*why));
   check_keys("INSERT ... ON CONFLICT DO UPDATE", false, given_columns(oc.target_list(), {}), rule);
   if (oc.action() == pg_query::ONCONFLICT_NOTHING) return;
   std::vector<Pred> preds{relation_pred(target, rule)};
@@ -121,8 +121,8 @@ void Walker::del(pg_query::DeleteStmt& s) {
 // through a foreign key without the tenant column (sqlrewrite/fk_check.h).
 void Walker::check_keys(std::string_view verb, bool new_rows, std::vector<std::string> columns, const TableRule& rule) {
   const KeyWrite write{verb, new_rows, std::move(columns)};
-  if (auto why = check_key_write(write, rule, policy_.schema.get())) deny(std::move(*why));
-  if (auto why = check_fk_write(write, rule, policy_)) deny(std::move(*why));
+  if (auto why = check_key_write(write, rule, scope_.schema)) deny(std::move(*why));
+  if (auto why = check_fk_write(write, rule, scope_)) deny(std::move(*why));
   if (!new_rows) check_referential(verb, false, write.columns, rule);
 }
 
@@ -130,7 +130,7 @@ void Walker::check_keys(std::string_view verb, bool new_rows, std::vector<std::s
 // another table (sqlrewrite/referential_check.h).
 void Walker::check_referential(std::string_view verb, bool deletes, const std::vector<std::string>& columns,
                        const TableRule& rule) {
-  if (auto why = check_referential_action(verb, deletes, columns, rule, policy_.schema.get())) deny(std::move(*why));
+  if (auto why = check_referential_action(verb, deletes, columns, rule, scope_.schema)) deny(std::move(*why));
 }
 
 // The VALUES rows of an INSERT source (none for INSERT ... SELECT: every column is given).
