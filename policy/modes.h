@@ -17,6 +17,9 @@ enum class UpstreamTls { kDisable, kPrefer, kRequire, kVerifyFull };
 enum class AuditMode { kDenials, kAll };
 // [tenancy] backstop: PostgreSQL RLS underneath the rewrite (policy/rls_sql.h), or none.
 enum class Backstop { kOff, kRls };
+// [tenancy] explain: tenants' EXPLAIN refused, or allowed with COSTS OFF (the plan's shape still
+// reflects every tenant's statistics).
+enum class Explain { kRefuse, kCostsOff };
 
 constexpr std::string_view to_string(IdentityMode m) {
   switch (m) {

@@ -464,9 +464,9 @@ void parse_tenancy(const toml::value& root, Policy& p) {
   p.backstop = *backstop;
   if (auto explain = get_optional_string(t, "explain")) {
     if (*explain == "refuse") {
-      p.explain = Policy::Explain::kRefuse;
+      p.explain = Explain::kRefuse;
     } else if (*explain == "costs_off") {
-      p.explain = Policy::Explain::kCostsOff;
+      p.explain = Explain::kCostsOff;
     } else {
       fail(t.at("explain"), "\"explain\" must be \"refuse\" or \"costs_off\"", "here");
     }

@@ -12,8 +12,9 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/builtin_functions.h"
 #include "policy/modes.h"
-#include "policy/qualified_name.h"
+#include "policy/tenant_scope.h"  // TableRule, CacheSettings
 #include "policy/schema_snapshot.h"
 #include "policy/setting_limits.h"
 #include "auth/scram.h"
@@ -28,16 +29,6 @@ namespace rowguard::policy {
 class PolicyError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-struct TableRule {
-  QualifiedName table;
-  bool global = false;     // readable by every tenant; tenant writes denied
-  std::string column;      // tenant column (empty when global)
-  // Unique keys / indexes / exclusion constraints (by index or constraint name) that the DBA
-  // knowingly shares across tenants: tenant writes to their columns are allowed and reveal
-  // whether a value exists in another tenant (sqlrewrite/key_check.h).
-  std::vector<std::string> shared_keys;
 };
 
 struct Login {
@@ -122,13 +113,6 @@ struct MetricsSettings {
   uint16_t listen_port = 0;
 };
 
-// [cache]: the rewrite cache (sqlrewrite/rewrite_cache.h). Each worker thread has its own cache
-// with these bounds, so rowguard holds up to workers x max_bytes of cached rewrites.
-struct CacheSettings {
-  size_t max_entries = 10000;    // statement texts (+ per-tenant entries) per worker; >= 1
-  size_t max_bytes = 64u << 20;  // approximate heap held per worker
-};
-
 // [tenancy] identity (policy/identity.h): how a client's tenant is established.
 struct IdentitySettings {
   IdentityMode mode = IdentityMode::kMap;          // map | jwt | role
@@ -156,7 +140,6 @@ class Policy {
   // [tenancy] explain: whether tenants may run EXPLAIN (COSTS OFF). Even without numbers, the
   // plan's shape (which index, which join order) is the planner's choice from statistics over
   // every tenant's rows, so how common a value is among other tenants shows: refused by default.
-  enum class Explain { kRefuse, kCostsOff };
   Explain explain = Explain::kRefuse;
   std::vector<std::string> plaintext_users;  // users whose password is stored in plaintext
   // What rowguard read about the upstream schema (policy/schema_snapshot.h); null: unknown.
@@ -189,17 +172,5 @@ std::string redact_policy_message(const std::string& message, const std::string&
 // Splits "schema.table" (or "table" -> public). Names are taken exactly as written
 // (they are compared with identifiers as PostgreSQL stores them: unquoted ones lower-case).
 QualifiedName parse_qualified_name(std::string_view text);
-
-// Builtin functions (pg_catalog) that a tenant's statements may call: pure functions of their
-// arguments that run no SQL and read no table. Name-only match, lower case.
-bool builtin_function_allowed(std::string_view name);
-
-// pg_catalog functions callable with one argument (policy/builtin_function_names.inc, generated
-// by scripts/gen-builtin-functions): nullopt when no such function has this name, else whether
-// every such overload is immutable. What attribute notation x.name / (expr).name can call.
-std::optional<bool> builtin_one_arg_function(std::string_view name);
-
-// True when pg_catalog has an operator of this name (policy/builtin_operator_names.inc).
-bool builtin_operator_name(std::string_view name);
 
 }  // namespace rowguard::policy

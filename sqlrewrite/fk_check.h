@@ -24,7 +24,7 @@
 #include <string>
 #include <string_view>
 
-#include "policy/policy.h"
+#include "policy/tenant_scope.h"
 #include "sqlrewrite/key_check.h"
 
 namespace rowguard::sqlrewrite {
@@ -35,12 +35,12 @@ inline constexpr std::string_view kRuleCrossTenantFk = "cross_tenant_fk";
 // (without the "rowguard: " prefix), naming the table, the constraint, the referenced table,
 // the rule and the fix.
 std::optional<std::string> check_fk_write(const KeyWrite& write, const policy::TableRule& rule,
-                                          const policy::Policy& policy);
+                                          const policy::TenantScope& scope);
 
 // True when `fk` of a table with tenant column `column` reaches only rows every tenant may read
 // or rows of the same tenant: its only column is `column`, its referenced table is global, or
 // tenant-scoped and the pairs include (column -> its tenant column). False also for a referenced
 // table not in the policy.
-bool fk_stays_in_tenant(const policy::ForeignKey& fk, const std::string& column, const policy::Policy& policy);
+bool fk_stays_in_tenant(const policy::ForeignKey& fk, const std::string& column, const policy::TenantScope& scope);
 
 }  // namespace rowguard::sqlrewrite

@@ -37,15 +37,15 @@ bool transaction_id_row_type(std::string_view name) {
 
 }  // namespace
 
-std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::Policy& policy) {
+std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::TenantScope& scope) {
   std::string shown;
   for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
   bool ok = false;
   if (parts.size() == 1) {
-    ok = policy::builtin_function_allowed(parts[0]) || policy.function_allowed(QualifiedName{"public", parts[0]});
+    ok = policy::builtin_function_allowed(parts[0]) || scope.function_allowed(QualifiedName{"public", parts[0]});
   } else if (parts.size() == 2) {
     ok = (parts[0] == "pg_catalog" && policy::builtin_function_allowed(parts[1])) ||
-         policy.function_allowed(QualifiedName{parts[0], parts[1]});
+         scope.function_allowed(QualifiedName{parts[0], parts[1]});
   }
   if (ok) return std::nullopt;
   if (!parts.empty() && transaction_id_function(parts.back())) {
@@ -55,10 +55,10 @@ std::optional<std::string> check_function_name(const std::vector<std::string>& p
   return "function " + quoted(shown) + " is not allowed (rule: " + std::string(kRuleFunctions) + ")";
 }
 
-bool attribute_may_call_denied(std::string_view name, const policy::Policy& policy) {
+bool attribute_may_call_denied(std::string_view name, const policy::TenantScope& scope) {
   if (transaction_id_function(name)) return true;
-  if (policy::builtin_function_allowed(name) || policy.function_allowed(QualifiedName{"public", std::string(name)}) ||
-      policy.function_allowed(QualifiedName{"pg_catalog", std::string(name)})) {
+  if (policy::builtin_function_allowed(name) || scope.function_allowed(QualifiedName{"public", std::string(name)}) ||
+      scope.function_allowed(QualifiedName{"pg_catalog", std::string(name)})) {
     return false;
   }
   if (std::optional<bool> immutable = policy::builtin_one_arg_function(name)) return !*immutable;
@@ -68,7 +68,7 @@ bool attribute_may_call_denied(std::string_view name, const policy::Policy& poli
   // created over a policy table's row type: it may call. The proxy always has a snapshot
   // (proxy/net/server.cc installs a "not read yet" one before listening); no snapshot at all is
   // the pure rewriter of tests and `rowguard explain`, which keep the names the builtins allow.
-  const auto& snapshot = policy.schema;
+  const auto& snapshot = scope.schema;
   if (snapshot == nullptr) return false;
   return !snapshot->loaded || snapshot->function_names.contains(name);
 }

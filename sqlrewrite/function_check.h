@@ -38,7 +38,8 @@
 #include <vector>
 
 #include "pg_query/pg_query.pb.h"
-#include "policy/policy.h"
+#include "policy/builtin_functions.h"
+#include "policy/tenant_scope.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -51,13 +52,13 @@ inline constexpr std::string_view kRuleOperators = "builtin_operators";
 
 // A function call by name (FuncCall.funcname, as written): the denial text (without the
 // "rowguard: " prefix), or nullopt when the call is allowed.
-std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::Policy& policy);
+std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::TenantScope& scope);
 
 // `name` in attribute position (x.name, (expr).name): true when it may name a function a tenant
 // may not call: a pg_catalog function callable with one argument that is neither allowlisted nor
 // immutable, a transaction-id function, or any other name the allowlist does not list when the
 // schema snapshot names a function by it or is not loaded (it cannot rule one out).
-bool attribute_may_call_denied(std::string_view name, const policy::Policy& policy);
+bool attribute_may_call_denied(std::string_view name, const policy::TenantScope& scope);
 
 // ctid, xmin, xmax, cmin, cmax: each tells about other tenants' writes (see README,
 // "System columns and transaction ids"). tableoid is allowed: it is the table's oid.

@@ -17,8 +17,8 @@
 #include <optional>
 #include <string>
 
-#include "policy/policy.h"
 #include "policy/schema_snapshot.h"
+#include "policy/tenant_scope.h"
 
 namespace pg_query {
 class OnConflictClause;

@@ -124,8 +124,8 @@ void scan(const gpb::Message& m, std::vector<const pg_query::ColumnRef*>& refs, 
 
 }  // namespace
 
-QualGuard::QualGuard(const policy::Policy& policy, RuleOf rule_of, TenantLiteral literal)
-    : schema_(policy.schema && policy.schema->loaded ? policy.schema.get() : nullptr),
+QualGuard::QualGuard(const policy::TenantScope& scope, RuleOf rule_of, TenantLiteral literal)
+    : schema_(scope.schema && scope.schema->loaded ? scope.schema : nullptr),
       rule_of_(std::move(rule_of)),
       literal_(std::move(literal)) {}
 

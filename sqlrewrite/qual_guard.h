@@ -38,7 +38,7 @@
 #include <functional>
 #include <vector>
 
-#include "policy/policy.h"
+#include "policy/tenant_scope.h"
 #include "sqlrewrite/pg_query_api.h"
 
 namespace rowguard::sqlrewrite {
@@ -59,7 +59,7 @@ using TenantLiteral = std::function<pg_query::Node()>;
 
 class QualGuard {
  public:
-  QualGuard(const policy::Policy& policy, RuleOf rule_of, TenantLiteral literal);
+  QualGuard(const policy::TenantScope& scope, RuleOf rule_of, TenantLiteral literal);
 
   // The tenant tables of a FROM item (through its join tree); `nullable` for an item that may be
   // null-extended where the clause is evaluated.

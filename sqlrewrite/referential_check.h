@@ -20,8 +20,8 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/policy.h"
 #include "policy/schema_snapshot.h"
+#include "policy/tenant_scope.h"
 
 namespace rowguard::sqlrewrite {
 

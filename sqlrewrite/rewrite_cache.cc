@@ -177,13 +177,13 @@ void append_string_literal(std::string& out, std::string_view value) {
 RewriteCache::RewriteCache(size_t max_entries, size_t max_bytes)
     : fixed_(policy::CacheSettings{max_entries, max_bytes}) {}
 
-void RewriteCache::reset_for(const policy::Policy& policy) {
+void RewriteCache::reset_for(const policy::TenantScope& scope) {
   map_.clear();
   lru_.clear();
   bytes_ = 0;
   per_tenant_ = 0;
-  policy_version_ = policy.version;
-  const policy::CacheSettings limits = fixed_ ? *fixed_ : policy.cache;
+  policy_version_ = scope.version;
+  const policy::CacheSettings limits = fixed_ ? *fixed_ : scope.cache;
   max_entries_ = limits.max_entries == 0 ? 1 : limits.max_entries;
   max_bytes_ = limits.max_bytes;
   publish();
@@ -234,12 +234,12 @@ void RewriteCache::publish() {
 }
 
 std::optional<RewriteCache::Entry> RewriteCache::make_template(std::string_view sql,
-                                                                const policy::Policy& policy) {
+                                                                const policy::TenantScope& scope) {
   const std::string sentinel = sentinel_for(sql);
   RewriteTrace trace;
   Entry e;
   e.kind = Kind::kTemplate;
-  e.result = sqlrewrite::rewrite(sql, policy, sentinel, &trace);
+  e.result = sqlrewrite::rewrite(sql, scope, sentinel, &trace);
   if (trace.tenant_compared) return std::nullopt;
   if (e.result.allowed) {
     // Every sentinel in the output must be one of the constants the rewriter inserted, written
@@ -302,7 +302,7 @@ bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
 }
 
 std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
-    std::string_view sql, const policy::Policy& policy, std::string_view tenant, bool per_tenant,
+    std::string_view sql, const policy::TenantScope& scope, std::string_view tenant, bool per_tenant,
     bool* tenant_dependent) {
   const std::string prefix = sentinel_prefix(sql);
   if (prefix.empty()) return std::nullopt;
@@ -321,7 +321,7 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
   RewriteTrace trace;
   Entry e;
   e.kind = per_tenant ? Kind::kConstPerTenant : Kind::kConstTemplate;
-  e.result = sqlrewrite::rewrite(text, policy, tenant_sentinel, &trace);
+  e.result = sqlrewrite::rewrite(text, scope, tenant_sentinel, &trace);
   if (trace.tenant_compared && !per_tenant) {  // first: a sentinel tenant may have been refused
     if (tenant_dependent != nullptr) *tenant_dependent = true;
     return std::nullopt;
@@ -461,7 +461,7 @@ void RewriteCache::remember_exact(const Entry& e, std::string_view sql, std::str
   publish();
 }
 
-const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const policy::Policy& policy,
+const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const policy::TenantScope& scope,
                                                      std::string_view tenant) {
   if (!normalize(sql, tenant)) return nullptr;
   auto it = find(nkey_);
@@ -497,7 +497,7 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
   std::optional<Entry> made;
   if (!per_tenant) {
     bool dependent = false;
-    made = make_constant_template(sql, policy, tenant, false, &dependent);
+    made = make_constant_template(sql, scope, tenant, false, &dependent);
     if (!made && dependent) {
       Entry ref;
       ref.kind = Kind::kConstPerTenantRef;
@@ -507,11 +507,11 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
       tenant_key(qkey, 'Q', tenant, std::string_view(nkey_).substr(1));
     }
   }
-  if (per_tenant) made = make_constant_template(sql, policy, tenant, true, nullptr);
+  if (per_tenant) made = make_constant_template(sql, scope, tenant, true, nullptr);
   // The first use of a template is checked against a fresh rewrite of the real text.
   if (made) {
     const RewriteResult& filled = fill_constants(*made, sql, tenant);
-    const RewriteResult fresh = sqlrewrite::rewrite(sql, policy, tenant);
+    const RewriteResult fresh = sqlrewrite::rewrite(sql, scope, tenant);
     if (!fresh.allowed || fresh.sql != filled.sql || fresh.kinds != filled.kinds ||
         fresh.tenant_params != filled.tenant_params || fresh.copy_in || !fresh.prepared.empty()) {
       made.reset();
@@ -534,8 +534,8 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
   return &fill_constants(*ins, sql, tenant);
 }
 
-bool RewriteCache::would_hit(std::string_view sql, const policy::Policy& policy, std::string_view tenant) {
-  if (policy.version != policy_version_) return false;  // rewrite() will start from an empty cache
+bool RewriteCache::would_hit(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant) {
+  if (scope.version != policy_version_) return false;  // rewrite() will start from an empty cache
   set_key_template(sql);
   auto it = find(key_);
   if (it != lru_.end()) {
@@ -554,9 +554,9 @@ bool RewriteCache::would_hit(std::string_view sql, const policy::Policy& policy,
   return pt != lru_.end() && pt->kind == Kind::kConstPerTenant;
 }
 
-void RewriteCache::adopt(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+void RewriteCache::adopt(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant,
                          const RewriteResult& result) {
-  if (policy.version != policy_version_) reset_for(policy);
+  if (scope.version != policy_version_) reset_for(scope);
   set_key_template(sql);
   if (auto it = find(key_); it != lru_.end() && it->kind == Kind::kTemplate) return;  // already served here
   if (find(key_) == lru_.end()) {
@@ -576,9 +576,9 @@ void RewriteCache::adopt(std::string_view sql, const policy::Policy& policy, std
   publish();
 }
 
-const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::Policy& policy,
+const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::TenantScope& scope,
                                            std::string_view tenant) {
-  if (policy.version != policy_version_) reset_for(policy);  // a reload invalidates every entry
+  if (scope.version != policy_version_) reset_for(scope);  // a reload invalidates every entry
   set_key_template(sql);
   auto it = find(key_);
   if (it != lru_.end() && it->kind == Kind::kTemplate) {
@@ -595,10 +595,10 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::P
   // Not cached under its exact text (for this tenant): its shape may be. (This may evict
   // entries: `it` is not used past this point.)
   const bool per_tenant_ref = it != lru_.end();
-  if (const RewriteResult* r = rewrite_constants(sql, policy, tenant)) return *r;
+  if (const RewriteResult* r = rewrite_constants(sql, scope, tenant)) return *r;
   misses_.fetch_add(1, std::memory_order_relaxed);
   if (!per_tenant_ref) {
-    std::optional<Entry> t = make_template(sql, policy);
+    std::optional<Entry> t = make_template(sql, scope);
     if (t) {
       t->key = key_;
       auto ins = insert(std::move(*t));
@@ -615,7 +615,7 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::P
   Entry e;
   e.kind = Kind::kPerTenant;
   e.key = key_;
-  e.result = sqlrewrite::rewrite(sql, policy, tenant);
+  e.result = sqlrewrite::rewrite(sql, scope, tenant);
   auto ins = insert(std::move(e));
   evict();
   publish();

@@ -69,17 +69,17 @@ class RewriteCache {
 
   // The rewrite of `sql` for `tenant`, from the cache or computed and stored. The reference is
   // valid until the next call on this cache.
-  const RewriteResult& rewrite(std::string_view sql, const policy::Policy& policy,
+  const RewriteResult& rewrite(std::string_view sql, const policy::TenantScope& scope,
                                std::string_view tenant);
 
   // Whether rewrite() would be served from this cache (exact text or constant template) without
   // a rewrite: the connection sends a long text to the parse pool only when it would not. Counts
   // nothing; may refresh the entry's place in the LRU.
-  bool would_hit(std::string_view sql, const policy::Policy& policy, std::string_view tenant);
+  bool would_hit(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant);
 
   // Keeps `result`, computed elsewhere (the parse pool) by sqlrewrite::rewrite(sql, policy,
   // tenant), as this text's entry for this tenant, so the text's next use is a hit here.
-  void adopt(std::string_view sql, const policy::Policy& policy, std::string_view tenant, const RewriteResult& result);
+  void adopt(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant, const RewriteResult& result);
 
   // Counters may be read from other threads (metrics, admin console): atomics, relaxed.
   size_t hits() const { return hits_.load(std::memory_order_relaxed); }
@@ -121,21 +121,21 @@ class RewriteCache {
   };
   using Lru = std::list<Entry>;
 
-  void reset_for(const policy::Policy& policy);
+  void reset_for(const policy::TenantScope& scope);
   Lru::iterator find(std::string_view key);
   Lru::iterator insert(Entry e);
   void evict();
   void publish();
   // Rewrites with a sentinel tenant; returns a template entry, or nullopt when the result
   // depends on the tenant in a way a template cannot capture.
-  std::optional<Entry> make_template(std::string_view sql, const policy::Policy& policy);
+  std::optional<Entry> make_template(std::string_view sql, const policy::TenantScope& scope);
   const RewriteResult& splice(const Entry& e, std::string_view tenant);
   // The constant-template path; nullptr when the text is not normalizable or its shape cannot be
   // a constant template (the caller then keys by the exact text).
-  const RewriteResult* rewrite_constants(std::string_view sql, const policy::Policy& policy,
+  const RewriteResult* rewrite_constants(std::string_view sql, const policy::TenantScope& scope,
                                          std::string_view tenant);
   bool normalize(std::string_view sql, std::string_view tenant);
-  std::optional<Entry> make_constant_template(std::string_view sql, const policy::Policy& policy,
+  std::optional<Entry> make_constant_template(std::string_view sql, const policy::TenantScope& scope,
                                               std::string_view tenant, bool per_tenant,
                                               bool* tenant_dependent);
   const RewriteResult& fill_constants(const Entry& e, std::string_view sql, std::string_view tenant);

@@ -1,5 +1,5 @@
 #pragma once
-// sqlrewrite: a pure function (SQL text, policy, tenant) -> rewritten SQL | denial.
+// sqlrewrite: a pure function (SQL text, tenant scope, tenant) -> rewritten SQL | denial.
 //
 // Every statement of the text is parsed with libpg_query into the protobuf AST. A walker visits
 // every node: table references get `tenant_column = '<tenant>'` (in WHERE, in the ON clause of
@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/policy.h"
+#include "policy/tenant_scope.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -105,7 +105,7 @@ struct RewriteTrace {
 };
 
 // `tenant` is the session tenant's value as written in the policy.
-RewriteResult rewrite(std::string_view sql, const policy::Policy& policy, std::string_view tenant,
+RewriteResult rewrite(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant,
                       RewriteTrace* trace = nullptr);
 
 // Client encodings whose bytes below 0x80 are always ASCII, so libpg_query (which reads UTF-8)

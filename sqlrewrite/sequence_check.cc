@@ -83,9 +83,9 @@ pg_query::String* literal(pg_query::Node& arg) {
 }
 
 // True when a column default of a tenant-scoped policy table draws from `sequence`.
-bool tenant_sequence(const policy::Policy& policy, const std::string& sequence) {
-  for (const auto& [name, info] : policy.schema->tables) {
-    const policy::TableRule* rule = policy.table(name);
+bool tenant_sequence(const policy::TenantScope& scope, const std::string& sequence) {
+  for (const auto& [name, info] : scope.schema->tables) {
+    const policy::TableRule* rule = scope.table(name);
     if (rule == nullptr || rule->global) continue;
     for (const auto& c : info.columns) {
       if (c.default_sequence == sequence) return true;
@@ -100,7 +100,7 @@ bool is_sequence_function(std::string_view name) {
   return name == "nextval" || name == "currval" || name == "setval" || name == "lastval";
 }
 
-std::optional<std::string> check_sequence_call(pg_query::FuncCall& call, std::string_view name, const policy::Policy& policy) {
+std::optional<std::string> check_sequence_call(pg_query::FuncCall& call, std::string_view name, const policy::TenantScope& scope) {
   const std::string fn = std::string(name);
   if (name == "setval") {
     return "function \"setval\" is not allowed: a sequence is shared by all tenants, and setval changes the values "
@@ -126,11 +126,11 @@ std::optional<std::string> check_sequence_call(pg_query::FuncCall& call, std::st
   const std::string schema = parts->size() == 2 ? (*parts)[0] : "public";
   const std::string& seq = parts->back();
   const std::string qualified = schema + "." + seq;
-  if (policy.schema == nullptr || !policy.schema->loaded) {
+  if (scope.schema == nullptr || !scope.schema->loaded) {
     return "function " + q(fn) + "(" + q(qualified) + "): the schema is not known yet (rowguard has not read which "
            "sequences the policy tables use) " + rule_text();
   }
-  if (!tenant_sequence(policy, qualified)) {
+  if (!tenant_sequence(scope, qualified)) {
     return "function " + q(fn) + "(" + q(qualified) + ") is not allowed: it is not the default sequence of a column of "
            "a tenant-scoped policy table, and its values tell about activity the tenant cannot see " + rule_text();
   }

@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "policy/policy.h"
+#include "policy/tenant_scope.h"
 
 namespace pg_query {
 class FuncCall;
@@ -33,6 +33,6 @@ bool is_sequence_function(std::string_view name);
 
 // nullopt: allowed (the call's literal may have been rewritten). Otherwise the denial reason,
 // without the "rowguard: " prefix.
-std::optional<std::string> check_sequence_call(pg_query::FuncCall& call, std::string_view name, const policy::Policy& policy);
+std::optional<std::string> check_sequence_call(pg_query::FuncCall& call, std::string_view name, const policy::TenantScope& scope);
 
 }  // namespace rowguard::sqlrewrite

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "pg_query/pg_query.pb.h"
-#include "policy/policy.h"
+#include "policy/setting_limits.h"
 
 namespace rowguard::sqlrewrite {
 

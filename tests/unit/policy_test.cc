@@ -164,13 +164,13 @@ TEST(ParsePolicy, Defaults) {
   EXPECT_EQ(p->proxy.workers, 0);
   ASSERT_NE(p->table({"public", "orders"}), nullptr);
   EXPECT_EQ(p->table({"public", "orders"})->column, "tenant_id");
-  EXPECT_EQ(p->explain, Policy::Explain::kRefuse);  // EXPLAIN's plan shape reflects every tenant's statistics
+  EXPECT_EQ(p->explain, Explain::kRefuse);  // EXPLAIN's plan shape reflects every tenant's statistics
 }
 
 TEST(ParsePolicy, ExplainCostsOff) {
   std::string text = kMinimalToml;
   text.replace(text.find("[tenancy]\n"), 10, "[tenancy]\nexplain = \"costs_off\"\n");
-  EXPECT_EQ(parse_policy(text, "e.toml")->explain, Policy::Explain::kCostsOff);
+  EXPECT_EQ(parse_policy(text, "e.toml")->explain, Explain::kCostsOff);
 }
 
 TEST(ParsePolicy, ColumnDefaultsToDefaultColumn) {

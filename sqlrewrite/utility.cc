@@ -1,0 +1,212 @@
+// Utility statements: transaction control, SET, EXPLAIN, cursors, LISTEN / NOTIFY channels.
+#include "sqlrewrite/walker.h"
+
+#include <cctype>
+
+#include "sqlrewrite/settings_check.h"
+
+namespace rowguard::sqlrewrite {
+
+namespace {
+
+// PostgreSQL's defGetBoolean for an EXPLAIN option: false is the integer 0 or the words false / off
+// (any case); no argument means true. Anything else is not "false".
+bool explain_option_false(const pg_query::DefElem& d) {
+  if (!d.has_arg()) return false;
+  const auto& a = d.arg();
+  if (a.has_integer()) return a.integer().ival() == 0;
+  if (!a.has_string()) return false;
+  std::string v = a.string().sval();
+  for (char& c : v) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return v == "false" || v == "off";
+}
+
+// Settings a tenant may SET / RESET: they change formatting or limits of its own session only.
+// Not here, on purpose: search_path (would change name resolution), role and
+// session_authorization, standard_conforming_strings / backslash_quote (would change how the
+// server reads string literals), and anything server-wide.
+bool settable(std::string_view name) {
+  static const std::unordered_set<std::string_view> kNames = {
+      "application_name", "client_encoding", "datestyle", "timezone", "extra_float_digits",
+      "intervalstyle", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+      "client_min_messages", "bytea_output", "transaction_isolation", "transaction_read_only",
+      "transaction_deferrable", "default_transaction_isolation", "default_transaction_read_only",
+      "default_transaction_deferrable", "work_mem", "jit", "enable_seqscan", "enable_indexscan",
+      "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_nestloop",
+      "random_page_cost", "synchronous_commit", "lc_messages", "lc_monetary", "lc_numeric",
+      "lc_time", "geqo", "xmloption", "row_security",
+  };
+  return kNames.contains(name);
+}
+
+}  // namespace
+
+void Walker::transaction(const pg_query::TransactionStmt& s) {
+  switch (s.kind()) {
+    case pg_query::TRANS_STMT_BEGIN:
+    case pg_query::TRANS_STMT_START:
+    case pg_query::TRANS_STMT_COMMIT:
+    case pg_query::TRANS_STMT_ROLLBACK:
+    case pg_query::TRANS_STMT_SAVEPOINT:
+    case pg_query::TRANS_STMT_RELEASE:
+    case pg_query::TRANS_STMT_ROLLBACK_TO:
+      return;
+    default:
+      deny("two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED) is "
+           "not allowed for tenants");
+  }
+}
+
+void Walker::set(const pg_query::VariableSetStmt& s) {
+  switch (s.kind()) {
+    case pg_query::VAR_SET_MULTI:
+      if (s.name() == "TRANSACTION" || s.name() == "SESSION CHARACTERISTICS") return;
+      deny("SET " + s.name() + " is not allowed for tenants");
+    case pg_query::VAR_RESET_ALL:
+      deny("RESET ALL is not allowed for tenants (reset settings one by one)");
+    case pg_query::VAR_SET_VALUE:
+    case pg_query::VAR_SET_DEFAULT:
+    case pg_query::VAR_SET_CURRENT:
+    case pg_query::VAR_RESET:
+      break;
+    default:
+      deny("unknown SET form");
+  }
+  if (!settable(s.name())) {
+    deny("SET " + s.name() + " is not allowed for tenants (rule: only session settings that "
+         "cannot change name resolution, identity or string parsing)");
+  }
+  if (s.kind() == pg_query::VAR_SET_VALUE && scope_.setting_limits.find(s.name()) != nullptr) {
+    read_constant();  // settings_check.h: the outcome depends on the value
+    if (auto why = setting_ceiling_violation(s, scope_.setting_limits)) deny(*why);
+  }
+  if (s.name() == "client_encoding" && s.kind() == pg_query::VAR_SET_VALUE) {
+    read_constant();
+    for (const auto& a : s.args()) {
+      if (!a.has_a_const() || !a.a_const().has_sval() ||
+          !safe_client_encoding(a.a_const().sval().sval())) {
+        deny("client_encoding must be an ASCII-safe encoding such as UTF8");
+      }
+    }
+  }
+}
+
+// EXPLAIN's numbers come from the whole table: ANALYZE counts other tenants' rows (Rows Removed
+// by Filter), and the planner's row estimates and costs come from statistics over every
+// tenant's rows (pg_statistic's most common values and histograms). Tenants get the plan with
+// COSTS OFF only; every other option than VERBOSE / FORMAT / SETTINGS is refused.
+void Walker::explain(pg_query::ExplainStmt& s) {
+  if (scope_.explain == policy::Explain::kRefuse) {
+    deny("EXPLAIN shows the plan the planner chose from statistics over every tenant's rows (which "
+         "index, which join order tell how common a value is among other tenants); the policy allows "
+         "it with [tenancy] explain = \"costs_off\" (rule: explain)");
+  }
+  bool costs_off = false;
+  for (const auto& o : s.options()) {
+    if (!o.has_def_elem()) {
+      deny("EXPLAIN option not understood");
+      return;
+    }
+    const auto& d = o.def_elem();
+    if (d.defname() == "analyze") {
+      deny("EXPLAIN ANALYZE shows other tenants' row counts (Rows Removed by Filter); "
+           "use EXPLAIN without ANALYZE (rule: no EXPLAIN ANALYZE for tenants)");
+      return;
+    }
+    if (d.defname() == "costs") {
+      costs_off = explain_option_false(d);  // PostgreSQL takes the last one
+    } else if (d.defname() != "verbose" && d.defname() != "format" && d.defname() != "settings") {
+      deny("EXPLAIN option " + d.defname() + " is not allowed for tenants (allowed: COSTS OFF, VERBOSE, "
+           "FORMAT, SETTINGS; rule: explain_costs_off)");
+      return;
+    }
+  }
+  if (!costs_off) {
+    deny("EXPLAIN shows row estimates and costs computed from every tenant's rows; use EXPLAIN (COSTS OFF) "
+         "(rule: explain_costs_off)");
+    return;
+  }
+  Node& q = *s.mutable_query();
+  switch (q.node_case()) {
+    case Node::kSelectStmt:
+    case Node::kInsertStmt:
+    case Node::kUpdateStmt:
+    case Node::kDeleteStmt:
+    case Node::kMergeStmt:
+    case Node::kDeclareCursorStmt:
+      statement(q);
+      cursor_op_.reset();  // EXPLAIN DECLARE declares nothing
+      return;
+    case Node::kExecuteStmt:
+      execute(*q.mutable_execute_stmt());
+      return;
+    default:
+      deny("EXPLAIN of " + statement_name(q) + " is not allowed for tenants");
+  }
+}
+
+//
+// DECLARE name [BINARY] [INSENSITIVE] [[NO] SCROLL] CURSOR [WITH HOLD] FOR <query>: the query
+// is a SELECT (PostgreSQL's grammar allows nothing else) and is filtered like any other, at
+// every depth; the cursor options only change how rows are fetched, not which. FETCH / MOVE
+// (a direction, a count and a cursor name) and CLOSE name | ALL carry no expression and no
+// table: they can only reach portals of this session (rowguard gives every client its own
+// server connection), and every portal of a tenant session was made from a checked statement
+// (a DECLARE rewritten here, or a Bind of a rewritten Parse). WHERE CURRENT OF stays denied
+// (CurrentOfExpr is not in pass_through_types()).
+StatementKind Walker::cursor(Node& stmt) {
+  if (stmt.has_declare_cursor_stmt()) {
+    Node& q = *stmt.mutable_declare_cursor_stmt()->mutable_query();
+    if (!q.has_select_stmt()) deny("DECLARE CURSOR of " + statement_name(q) + " is not allowed for tenants");
+    select(*q.mutable_select_stmt());
+  }
+  CursorOp op;  // the session records which policy each cursor was declared under
+  if (stmt.has_declare_cursor_stmt()) {
+    constexpr int kCursorOptHold = 0x0020;  // CURSOR_OPT_HOLD, parsenodes.h
+    op.kind = CursorOp::Kind::kDeclare;
+    op.name = stmt.declare_cursor_stmt().portalname();
+    op.hold = (stmt.declare_cursor_stmt().options() & kCursorOptHold) != 0;
+    op.command_tag = "DECLARE CURSOR";
+  } else if (stmt.has_fetch_stmt()) {
+    op.kind = CursorOp::Kind::kFetch;
+    op.name = stmt.fetch_stmt().portalname();
+  } else if (stmt.close_portal_stmt().portalname().empty()) {
+    op.kind = CursorOp::Kind::kCloseAll;
+    op.command_tag = "CLOSE CURSOR ALL";
+  } else {
+    op.kind = CursorOp::Kind::kClose;
+    op.name = stmt.close_portal_stmt().portalname();
+    op.command_tag = "CLOSE CURSOR";
+  }
+  cursor_op_ = std::move(op);
+  return StatementKind::kOther;
+}
+
+// LISTEN/NOTIFY channels are private to a tenant: "jobs" of tenant 1 is "rg1_1_jobs" upstream
+// (the length prefix keeps tenants "1" + channel "2_x" and tenant "1_2" + channel "x" apart).
+std::string Walker::channel(const std::string& name) const {
+  const std::string& tenant = compared_tenant();
+  std::string c = "rg" + std::to_string(tenant.size()) + "_" + tenant + "_" + name;
+  if (c.size() > 63) deny("channel name " + quote_ident(name) + " is too long for a tenant channel");
+  return c;
+}
+
+
+bool safe_client_encoding(std::string_view name) {
+  std::string n;
+  for (char c : name) {
+    if (c == '_' || c == '-' || c == '\'' || c == '"') continue;  // asyncpg sends 'utf-8'
+    n.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  static const std::unordered_set<std::string_view> kSafe = {
+      "UTF8", "UNICODE", "SQLASCII", "LATIN1", "LATIN2", "LATIN3", "LATIN4", "LATIN5", "LATIN6",
+      "LATIN7", "LATIN8", "LATIN9", "LATIN10", "ISO88591", "ISO88592", "ISO88593", "ISO88594",
+      "ISO88595", "ISO88596", "ISO88597", "ISO88598", "ISO88599", "ISO885910", "ISO885913",
+      "ISO885914", "ISO885915", "ISO885916", "WIN1250", "WIN1251", "WIN1252", "WIN1253",
+      "WIN1254", "WIN1255", "WIN1256", "WIN1257", "WIN1258", "WIN866", "WIN874", "KOI8R",
+      "KOI8U", "EUCJP", "EUCCN", "EUCKR", "EUCTW", "EUCJIS2004", "MULEINTERNAL",
+  };
+  return kSafe.contains(n);
+}
+
+}  // namespace rowguard::sqlrewrite
