@@ -582,10 +582,8 @@ QualifiedName parse_qualified_name(std::string_view text) {
   return {std::string(text.substr(0, dot)), std::string(text.substr(dot + 1))};
 }
 
-const TableRule* Policy::table(const QualifiedName& name) const {
-  auto it = tables.find(name);
-  return it == tables.end() ? nullptr : &it->second;
-}
+// The tenant scope holds the lookups the rewriter uses; the policy answers through it.
+const TableRule* Policy::table(const QualifiedName& name) const { return TenantScope(*this).table(name); }
 
 const Login* Policy::login(std::string_view user) const {
   auto it = logins.find(std::string(user));
@@ -603,12 +601,7 @@ const std::optional<auth::ScramVerifier>& Login::scram_verifier() const {
   return scram_cache->verifier;
 }
 
-bool Policy::function_allowed(const QualifiedName& name) const {
-  for (const auto& f : allowed_functions) {
-    if (f == name) return true;
-  }
-  return false;
-}
+bool Policy::function_allowed(const QualifiedName& name) const { return TenantScope(*this).function_allowed(name); }
 
 PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) {
   auto p = std::make_shared<Policy>();

@@ -93,8 +93,10 @@ void Walker::set(const pg_query::VariableSetStmt& s) {
 
 // EXPLAIN's numbers come from the whole table: ANALYZE counts other tenants' rows (Rows Removed
 // by Filter), and the planner's row estimates and costs come from statistics over every
-// tenant's rows (pg_statistic's most common values and histograms). Tenants get the plan with
-// COSTS OFF only; every other option than VERBOSE / FORMAT / SETTINGS is refused.
+// tenant's rows (pg_statistic's most common values and histograms), and even the plan's shape
+// without them is the planner's choice from those statistics: refused unless the policy says
+// [tenancy] explain = "costs_off"; then tenants get the plan with COSTS OFF only, and every other
+// option than VERBOSE / FORMAT / SETTINGS is refused.
 void Walker::explain(pg_query::ExplainStmt& s) {
   if (scope_.explain == policy::Explain::kRefuse) {
     deny("EXPLAIN shows the plan the planner chose from statistics over every tenant's rows (which "
