@@ -20,6 +20,8 @@ enum class Backstop { kOff, kRls };
 // [tenancy] explain: tenants' EXPLAIN refused, or allowed with COSTS OFF (the plan's shape still
 // reflects every tenant's statistics).
 enum class Explain { kRefuse, kCostsOff };
+// [pool] mode: a server connection per client for its whole session, or lent per transaction.
+enum class PoolMode { kSession, kTransaction };
 
 constexpr std::string_view to_string(IdentityMode m) {
   switch (m) {
@@ -61,6 +63,14 @@ constexpr std::string_view to_string(Backstop m) {
   switch (m) {
     case Backstop::kOff: return "off";
     case Backstop::kRls: return "rls";
+  }
+  return "?";
+}
+
+constexpr std::string_view to_string(PoolMode m) {
+  switch (m) {
+    case PoolMode::kSession: return "session";
+    case PoolMode::kTransaction: return "transaction";
   }
   return "?";
 }

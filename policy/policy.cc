@@ -384,6 +384,40 @@ void parse_cache(const toml::value& root, Policy& p) {
   }
 }
 
+// [pool]: transaction pooling. Transaction mode is refused at load until the relay uses the pool:
+// a policy that asks for it must not silently get one server connection per client.
+void parse_pool(const toml::value& root, Policy& p) {
+  if (!root.contains("pool")) return;
+  const auto& t = root.at("pool");
+  if (!t.is_table()) fail(t, "[pool] must be a table", "here");
+  check_keys(t, {"mode", "size", "min_size", "query_wait_timeout", "server_idle_timeout", "server_lifetime"}, "[pool]");
+  if (t.contains("mode")) {
+    const auto& v = t.at("mode");
+    std::optional<PoolMode> mode = v.is_string() ? parse_mode<PoolMode>(v.as_string().str) : std::nullopt;
+    if (!mode) fail(v, "[pool] mode must be \"session\" or \"transaction\"", "here");
+    if (*mode == PoolMode::kTransaction) {
+      fail(v, "[pool] mode = \"transaction\" is not available yet (issue #16: the pool exists, the relay does not use it)",
+           "here");
+    }
+    p.pool.mode = *mode;
+  }
+  auto integer = [&](const char* key, int64_t lo, int64_t hi) -> std::optional<int64_t> {
+    if (!t.contains(key)) return std::nullopt;
+    const auto& v = t.at(key);
+    if (!v.is_integer() || v.as_integer() < lo || v.as_integer() > hi) {
+      fail(v, std::string("[pool] ") + key + " must be an integer " + std::to_string(lo) + ".." + std::to_string(hi), "here");
+    }
+    return v.as_integer();
+  };
+  constexpr int64_t kDay = 24 * 3600;
+  if (auto v = integer("size", 1, 10000)) p.pool.size = static_cast<size_t>(*v);
+  if (auto v = integer("min_size", 0, 10000)) p.pool.min_size = static_cast<size_t>(*v);
+  if (auto v = integer("query_wait_timeout", 0, kDay)) p.pool.query_wait_timeout_seconds = static_cast<int>(*v);
+  if (auto v = integer("server_idle_timeout", 0, kDay)) p.pool.server_idle_timeout_seconds = static_cast<int>(*v);
+  if (auto v = integer("server_lifetime", 0, 365 * kDay)) p.pool.server_lifetime_seconds = static_cast<int>(*v);
+  if (p.pool.min_size > p.pool.size) fail(t.at("min_size"), "[pool] min_size must not exceed size", "here");
+}
+
 void parse_limits(const toml::value& root, Policy& p) {
   if (!root.contains("limits")) return;
   const auto& t = root.at("limits");
@@ -611,12 +645,13 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
     std::istringstream in(toml_text);
     const toml::value root = toml::parse(in, source);
     check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "roles", "tables", "functions",
-                      "cache", "limits"},
+                      "cache", "limits", "pool"},
                "the top level");
     parse_proxy(root, *p);
     parse_cache(root, *p);
     parse_tls(root, *p);
     parse_limits(root, *p);
+    parse_pool(root, *p);
     parse_audit_and_metrics(root, *p);
     parse_tenancy(root, *p);
     parse_logins(root, "tenants", true, *p);

@@ -92,6 +92,17 @@ struct LimitSettings {
   size_t max_pipelined_messages = 100000;
 };
 
+// [pool]: server connections per upstream database (proxy/pool/server_pool.h). The number of
+// client connections is bounded by [proxy] max_client_connections.
+struct PoolSettings {
+  PoolMode mode = PoolMode::kSession;
+  size_t size = 20;                      // server connections at most
+  size_t min_size = 0;                   // kept open even when idle
+  int query_wait_timeout_seconds = 120;  // a client waiting longer gets 53300 (0: no limit)
+  int server_idle_timeout_seconds = 600; // idle connections above min_size close (0: never)
+  int server_lifetime_seconds = 3600;    // a connection this old closes when next idle (0: never)
+};
+
 // [tls]: TLS for client connections.
 struct TlsSettings {
   std::string cert;             // PEM certificate chain
@@ -129,6 +140,7 @@ class Policy {
   AuditSettings audit;
   MetricsSettings metrics;
   LimitSettings limits;
+  PoolSettings pool;
   SettingLimits setting_limits;  // [limits.settings]: ceilings on tenant SET values
   std::string default_column = "tenant_id";
   std::map<QualifiedName, TableRule> tables;

@@ -27,6 +27,7 @@ TEST(PolicyModes, EachModeParsesFromItsSpellingAndPrintsIt) {
   expect_round_trip<UpstreamTls>({"disable", "prefer", "require", "verify-full"});
   expect_round_trip<AuditMode>({"denials", "all"});
   expect_round_trip<Backstop>({"off", "rls"});
+  expect_round_trip<PoolMode>({"session", "transaction"});
 }
 
 TEST(PolicyModes, OtherSpellingsAreRefused) {

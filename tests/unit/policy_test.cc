@@ -378,6 +378,43 @@ TEST(BuiltinFunctions, Allowlist) {
   }
 }
 
+// ---- [pool] -----------------------------------------------------------------------------------
+
+TEST(ParsePolicyPool, DefaultsWhenAbsent) {
+  PolicyPtr p = parse_policy(kMinimalToml, "min.toml");
+  EXPECT_EQ(p->pool.mode, PoolMode::kSession);
+  EXPECT_EQ(p->pool.size, 20u);
+  EXPECT_EQ(p->pool.min_size, 0u);
+  EXPECT_EQ(p->pool.query_wait_timeout_seconds, 120);
+  EXPECT_EQ(p->pool.server_idle_timeout_seconds, 600);
+  EXPECT_EQ(p->pool.server_lifetime_seconds, 3600);
+}
+
+TEST(ParsePolicyPool, AllKeys) {
+  PolicyPtr p = parse_policy(kMinimalToml +
+                                 "[pool]\nmode = \"session\"\nsize = 10\nmin_size = 2\nquery_wait_timeout = 5\n"
+                                 "server_idle_timeout = 0\nserver_lifetime = 7200\n"s,
+                             "x.toml");
+  EXPECT_EQ(p->pool.mode, PoolMode::kSession);
+  EXPECT_EQ(p->pool.size, 10u);
+  EXPECT_EQ(p->pool.min_size, 2u);
+  EXPECT_EQ(p->pool.query_wait_timeout_seconds, 5);
+  EXPECT_EQ(p->pool.server_idle_timeout_seconds, 0);
+  EXPECT_EQ(p->pool.server_lifetime_seconds, 7200);
+}
+
+TEST(ParsePolicyPool, TransactionModeIsRefusedUntilTheRelayUsesThePool) {
+  expect_error_at(kMinimalToml + "[pool]\nmode = \"transaction\"\n"s, 13, "is not available yet");
+}
+
+TEST(ParsePolicyPool, Errors) {
+  expect_error_at(kMinimalToml + "[pool]\nmode = \"statement\"\n"s, 13, "[pool] mode must be");
+  expect_error_at(kMinimalToml + "[pool]\nsize = 0\n"s, 13, "[pool] size must be an integer 1..10000");
+  expect_error_at(kMinimalToml + "[pool]\nquery_wait_timeout = -1\n"s, 13, "[pool] query_wait_timeout must be");
+  expect_error_at(kMinimalToml + "[pool]\nsize = 2\nmin_size = 3\n"s, 14, "[pool] min_size must not exceed size");
+  expect_error_at(kMinimalToml + "[pool]\npool_size = 2\n"s, 13, "pool_size");
+}
+
 // ---- [limits] ---------------------------------------------------------------------------------
 
 TEST(ParsePolicyLimits, DefaultsWhenAbsent) {
