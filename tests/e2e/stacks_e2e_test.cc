@@ -17,9 +17,9 @@
 //  - the npm packages of tests/e2e/drivers/node_orms/package.json (exact versions, package-lock),
 //    installed with `npm ci`, again when the lock file changes;
 //  - the libpqxx program is a CMake target (tests/CMakeLists.txt, libpqxx found by pkg-config).
-// PostgreSQL logs every statement of these tests (log_statement = all, each line prefixed with its
-// session): <build>/tests/stacks/<stack>.statements.log has what each stack sent upstream (after
-// rowguard's rewrite), rowguard's denials are in the test output on failure.
+// <build>/tests/stacks/<stack>.statements.log has what each stack sent (rowguard's debug log of the
+// statements it forwarded or denied, as the client wrote them, with the session id), e.g. the
+// session setup a framework sends at connect; rowguard's denials are in the test output on failure.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,12 +80,11 @@ std::string example_config_template() {
   return replace_all(text, "\"127.0.0.1:5432\"", "\"{{UPSTREAM}}\"");
 }
 
-// What one stack program produced, the rowguard log lines written meanwhile that report a denial
-// or a closed session, and the statements PostgreSQL received meanwhile.
+// What one stack program produced and the rowguard log lines written meanwhile that report a denial
+// or a closed session.
 struct StackRun {
   CommandResult result;
   std::vector<std::string> log_lines;
-  std::vector<std::string> statements;
 
   std::vector<std::string> lines_starting(const std::string& prefix) const {
     std::vector<std::string> out;
@@ -109,12 +108,6 @@ class StacksE2e : public ::testing::Test {
     try {
       pg_ = &PgServer::shared();
       pg_->load_example_schema();
-      // Every statement PostgreSQL receives, prefixed with its session id: what each stack sends.
-      for (const char* sql : {"ALTER SYSTEM SET log_statement = 'all'", "ALTER SYSTEM SET log_line_prefix = '%c '"}) {
-        CommandResult r = pg_->psql_super(sql);
-        if (r.exit_code != 0) throw std::runtime_error(std::string(sql) + " failed: " + describe(r));
-      }
-      pg_->reload_config();
       make_dirs(stacks_dir());
       baseline_ = snapshot();
       rowguard_ = std::make_unique<RowguardProcess>(example_config_template(), *pg_);
@@ -157,28 +150,23 @@ class StacksE2e : public ::testing::Test {
   }
 
   // Runs argv with ROWGUARD_HOST/PORT/DB (and env) in its environment; collects rowguard's
-  // denials and PostgreSQL's statement log lines of the run, and writes the latter to
-  // <stacks dir>/<name>.statements.log.
+  // denials of the run, and writes every statement rowguard forwarded or denied meanwhile (its
+  // debug log: the client's text before the rewrite) to <stacks dir>/<name>.statements.log.
   static StackRun run_stack(const std::string& name, const std::vector<std::string>& argv,
                             const std::map<std::string, std::string>& env = {}, int timeout_seconds = 120) {
     StackRun run;
     const size_t log_before = rowguard_->log().size();
-    const size_t pg_log_before = pg_->log().size();
     std::map<std::string, std::string> full_env = {{"ROWGUARD_HOST", rowguard_->host()},
                                                    {"ROWGUARD_PORT", std::to_string(rowguard_->port())},
                                                    {"ROWGUARD_DB", "appdb"}};
     for (const auto& [k, v] : env) full_env[k] = v;
     run.result = run_command(argv, full_env, "", timeout_seconds);
     const std::string log = rowguard_->log();
-    for (const auto& line : lines_of(log.substr(std::min(log_before, log.size()))))
-      if (contains(line, " denied ") || contains(line, " closing: ")) run.log_lines.push_back(line);
-    const std::string pg_log = pg_->log();
     std::string statements;
-    for (const auto& line : lines_of(pg_log.substr(std::min(pg_log_before, pg_log.size()))))
-      if (contains(line, "LOG:  statement: ") || contains(line, "LOG:  execute ") || contains(line, "DETAIL:  ")) {
-        run.statements.push_back(line);
-        statements += line + "\n";
-      }
+    for (const auto& line : lines_of(log.substr(std::min(log_before, log.size())))) {
+      if (contains(line, " denied ") || contains(line, " closing: ")) run.log_lines.push_back(line);
+      if (contains(line, " forward: ") || contains(line, " denied ")) statements += line + "\n";
+    }
     write_text_file(stacks_dir() + "/" + name + ".statements.log", statements);
     return run;
   }
@@ -263,6 +251,7 @@ std::string build_pgx_program(std::string& why_not) {
                                      {"GOFLAGS", ""},
                                      {"GOPROXY", "off"},
                                      {"GOTOOLCHAIN", "local"},
+                                     {"GOENV", "off"},
                                      {"GOCACHE", dir + "/cache"}},
                                     "", 300);
   if (built.exit_code != 0 || ::rename((binary + ".tmp").c_str(), binary.c_str()) != 0) {
@@ -326,17 +315,87 @@ std::string node_orms_path(std::string& why_not) {
   return dir + "/node_modules";
 }
 
-class NodeOrmE2e : public StacksE2e, public ::testing::WithParamInterface<std::string> {};
+// One run of an npm stack script: the script and its arguments.
+struct NodeOrmRun {
+  std::string name;  // the test's name and the statements log's
+  std::vector<std::string> args;
+};
+void PrintTo(const NodeOrmRun& run, std::ostream* os) { *os << run.name; }
+
+class NodeOrmE2e : public StacksE2e, public ::testing::WithParamInterface<NodeOrmRun> {
+ protected:
+  // Runs the script once per test binary (its output is shared with the known-gap tests).
+  static const StackRun& node_run(const NodeOrmRun& what) {
+    auto it = runs_.find(what.name);
+    if (it != runs_.end()) return it->second;
+    std::string why_not;
+    const std::string node_path = node_orms_path(why_not);
+    if (node_path.empty()) {
+      StackRun missing;
+      missing.result.exit_code = -1;
+      missing.result.err = why_not;
+      return runs_.emplace(what.name, missing).first->second;
+    }
+    std::vector<std::string> argv = {"node", drivers_dir() + "/" + what.args.front()};
+    argv.insert(argv.end(), what.args.begin() + 1, what.args.end());
+    return runs_.emplace(what.name, run_stack(what.name, argv, {{"NODE_PATH", node_path}})).first->second;
+  }
+  static std::map<std::string, StackRun> runs_;
+};
+std::map<std::string, StackRun> NodeOrmE2e::runs_;
 
 TEST_P(NodeOrmE2e, TwoTenants) {
-  std::string why_not;
-  const std::string node_path = node_orms_path(why_not);
-  ASSERT_FALSE(node_path.empty()) << why_not;
-  expect_passed(run_stack(GetParam(), {"node", drivers_dir() + "/" + GetParam() + "_test.js"}, {{"NODE_PATH", node_path}}));
+  const StackRun& run = node_run(GetParam());
+  ASSERT_NE(run.result.exit_code, -1) << run.result.err;
+  expect_passed(run);
 }
 
-INSTANTIATE_TEST_SUITE_P(Npm, NodeOrmE2e, ::testing::Values("sequelize", "knex", "typeorm"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Npm, NodeOrmE2e,
+                         ::testing::Values(NodeOrmRun{"sequelize_keep_default_timezone",
+                                                      {"sequelize_test.js", "keep-default-timezone"}},
+                                           NodeOrmRun{"knex", {"knex_test.js"}},
+                                           NodeOrmRun{"typeorm", {"typeorm_test.js"}}),
+                         [](const auto& info) { return info.param.name; });
+
+// Sequelize with its defaults sends "SET client_min_messages TO warning;SET TIME ZONE INTERVAL
+// '+00:00' HOUR TO MINUTE;" on every new connection: harmless session setup that must be allowed
+// (issue #18 item 1). Npm/NodeOrmE2e.TwoTenants/sequelize_keep_default_timezone runs the same
+// checks with keepDefaultTimezone: true, which leaves the SET TIME ZONE out. A suite of its own so
+// that its state does not hide the other npm stacks'.
+class NodeOrmSessionSetupE2e : public NodeOrmE2e {};
+
+TEST_F(NodeOrmSessionSetupE2e, SequelizeDefaults) {
+  const StackRun& run = node_run(NodeOrmRun{"sequelize", {"sequelize_test.js"}});
+  ASSERT_NE(run.result.exit_code, -1) << run.result.err;
+  for (const auto& l : run.log_lines)
+    if (contains(l, "| statement: SET client_min_messages TO warning;SET TIME ZONE INTERVAL"))
+      ADD_FAILURE() << "rowguard refused Sequelize's session setup at connect (issue #18 item 1):\n  " << l;
+  expect_passed(run);
+}
+
+// The checks of a stack that hit a documented gap of rowguard: a suite of their own, so that ctest
+// reports e2e.StacksKnownGapE2e as "Skipped" while a gap is open. Each passes once it is closed.
+class StacksKnownGapE2e : public NodeOrmE2e {};
+
+// A TypeORM entity that maps the tenant column as an ordinary column and leaves it undefined sends
+// INSERT INTO "orders"("id", "tenant_id", ...) VALUES ($1, DEFAULT, ...). rowguard refuses DEFAULT
+// for the tenant column (it would have to put the session tenant in its place); the mapping
+// { insert: false, update: false } (typeorm_test.js's Order) avoids it.
+TEST_F(StacksKnownGapE2e, TypeormInsertDefaultForTenantColumn) {
+  const StackRun& run = node_run(NodeOrmRun{"typeorm", {"typeorm_test.js"}});
+  ASSERT_NE(run.result.exit_code, -1) << run.result.err;
+  const std::string check = "insert with the tenant column mapped but undefined (VALUES (..., DEFAULT, ...))";
+  if (!run.lines_starting("ok " + check).empty()) return;  // the gap is closed
+  const auto unsupported = run.lines_starting("UNSUPPORTED " + check + ": ");
+  bool logged = false;
+  for (const auto& l : run.log_lines)
+    logged = logged || (contains(l, "sets \"tenant_id\" to a value other than the session tenant") &&
+                        contains(l, "VALUES ($1, DEFAULT, $2, $3, DEFAULT)"));
+  ASSERT_FALSE(unsupported.empty() || !logged) << "neither passed nor refused in the known way\n" << run.report();
+  GTEST_SKIP() << "rowguard: INSERT ... VALUES (DEFAULT) for the tenant column (TypeORM entity mapping tenant_id, "
+                  "value undefined) not supported yet\n  "
+               << unsupported.front();
+}
 
 }  // namespace
 }  // namespace rowguard::testing

@@ -4,17 +4,23 @@
 // it), cross-tenant writes refused with SQLSTATE 42501, the connection usable afterwards. Run by
 // tests/e2e/stacks_e2e_test.cc with NODE_PATH at the npm packages of node_orms/ and
 // ROWGUARD_HOST, ROWGUARD_PORT, ROWGUARD_DB in the environment.
+//
+// At connect Sequelize sends "SET client_min_messages TO warning;SET TIME ZONE INTERVAL '+00:00'
+// HOUR TO MINUTE;" (its defaults: clientMinMessages 'warning', timezone '+00:00'). Run as
+// `node sequelize_test.js keep-default-timezone`, it sets keepDefaultTimezone: true (Sequelize
+// then sends only the first SET) and uses rows of its own.
 'use strict';
 const { Sequelize, DataTypes, Op } = require('sequelize');
 const { ok, fail, checkEq, expectRefused, group, connection, finish } = require('./stackcheck');
 
-const ID = 6401;  // this script's rows: 6401..6449
+const KEEP_TZ = process.argv[2] === 'keep-default-timezone';
+const ID = KEEP_TZ ? 6451 : 6401;  // this run's rows: ID..ID+48
 
 function open(user) {
   const c = connection(user);
   const sequelize = new Sequelize(c.database, c.user, c.password, {
     host: c.host, port: c.port, dialect: 'postgres', logging: false,
-    pool: { max: 1, min: 0 }, dialectOptions: { connectionTimeoutMillis: 10000 },
+    pool: { max: 1, min: 0 }, ...(KEEP_TZ ? { keepDefaultTimezone: true } : {}), dialectOptions: { connectionTimeoutMillis: 10000 },
   });
   // The application's model: it maps tenant_id (to read it) but never sets it.
   const Order = sequelize.define('Order', {

@@ -7,6 +7,7 @@ let failures = 0;
 
 function ok(name) { console.log('ok ' + name); }
 function fail(name, details) { failures++; console.log('FAIL ' + name + ': ' + details); }
+function check(name, condition, details) { if (condition) ok(name); else fail(name, details); }
 function checkEq(name, actual, expected) {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);
   if (a === e) ok(name); else fail(name, 'got ' + a + ', expected ' + e);
@@ -43,4 +44,4 @@ function finish() {
   process.exit(0);
 }
 
-module.exports = { ok, fail, checkEq, sqlstate, expectRefused, group, connection, finish };
+module.exports = { ok, fail, check, checkEq, sqlstate, expectRefused, group, connection, finish };
