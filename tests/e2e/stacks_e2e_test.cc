@@ -299,8 +299,7 @@ std::string node_orms_path(std::string& why_not) {
     return "";
   }
   if (read_text_file(dir + "/installed-lock.json") == lock && file_exists(dir + "/node_modules")) return dir + "/node_modules";
-  if (find_program("node", "nodejs", why_not).empty() || find_program("npm", "nodejs (with npm)", why_not).empty())
-    return "";
+  if (find_program("npm", "nodejs (with npm)", why_not).empty()) return "";
   remove_tree(dir);
   make_dirs(dir);
   write_text_file(dir + "/package.json", read_text_file(src + "/package.json"));
@@ -329,14 +328,15 @@ class NodeOrmE2e : public StacksE2e, public ::testing::WithParamInterface<NodeOr
     auto it = runs_.find(what.name);
     if (it != runs_.end()) return it->second;
     std::string why_not;
-    const std::string node_path = node_orms_path(why_not);
+    const std::string node = find_program("node", "nodejs", why_not);
+    const std::string node_path = node.empty() ? "" : node_orms_path(why_not);
     if (node_path.empty()) {
       StackRun missing;
       missing.result.exit_code = -1;
       missing.result.err = why_not;
       return runs_.emplace(what.name, missing).first->second;
     }
-    std::vector<std::string> argv = {"node", drivers_dir() + "/" + what.args.front()};
+    std::vector<std::string> argv = {node, drivers_dir() + "/" + what.args.front()};
     argv.insert(argv.end(), what.args.begin() + 1, what.args.end());
     return runs_.emplace(what.name, run_stack(what.name, argv, {{"NODE_PATH", node_path}})).first->second;
   }
