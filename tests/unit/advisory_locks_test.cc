@@ -137,7 +137,7 @@ TEST(AdvisoryLocks, CacheGivesEachTenantItsOwnKeySpace) {
       "SELECT pg_advisory_lock_shared($1, $2)",
       "SELECT id FROM orders WHERE pg_try_advisory_xact_lock(id) LIMIT 1 FOR UPDATE SKIP LOCKED",
       "SELECT pg_advisory_lock('9')"};
-  const std::vector<std::string> tenants = {"1", "2", "o'brien", "a\\b'c", "1_2"};
+  const std::vector<std::string> tenants = {"1", "2", "o'brien", "a\\b'c", "1_2", "Ünï ☃", "rowguardTenantSentinel0", "42"};
   RewriteCache cache;
   for (int pass = 0; pass < 3; ++pass) {
     for (const auto& sql : statements) {
