@@ -42,7 +42,7 @@ TEST(SessionSettings, FrameworkSetupStatementsAreAllowed) {
       "SET LOCAL standard_conforming_strings = on", "SET SESSION standard_conforming_strings TO ON",
       "RESET standard_conforming_strings", "SET standard_conforming_strings TO DEFAULT",
       "SET client_min_messages = notice", "SET LOCAL client_min_messages TO debug1",
-      "SET IntervalStyle TO postgres", "SET TIME ZONE 'UTC'", "SET TIME ZONE LOCAL", "SET TIME ZONE DEFAULT",
+      "SET IntervalStyle TO postgres", "SET TIME ZONE 'UTC'", "SET TIME ZONE '+02:00'", "SET TIME ZONE LOCAL", "SET TIME ZONE DEFAULT",
 "SET TimeZone = 'Europe/Berlin'",
       "SET SESSION TIME ZONE 'UTC'", "SET LOCAL TIME ZONE 'UTC'", "SET LOCAL timezone = 'UTC'",
       "SET DateStyle = 'ISO, MDY'", "SET datestyle TO ISO", "SET application_name = 'rails'",
