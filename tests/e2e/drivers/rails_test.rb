@@ -4,7 +4,7 @@
 # standard_conforming_strings / intervalstyle / SESSION timezone, the type-map queries on
 # pg_type), reads filtered, create without the tenant column, insert_all / upsert_all, a
 # transaction, a cross-tenant write refused with SQLSTATE 42501 and the connection usable
-# afterwards. Run by tests/e2e/drivers_e2e_test.cc with ROWGUARD_HOST, ROWGUARD_PORT,
+# afterwards, the migrator's advisory lock. Run by tests/e2e/drivers_e2e_test.cc with ROWGUARD_HOST, ROWGUARD_PORT,
 # ROWGUARD_DB in the environment. Prints "ok <check>" / "FAIL <check>: ..." and exits 0 when
 # nothing failed.
 require 'active_record'
@@ -150,6 +150,10 @@ def run_checks(user, prepared)
   end
   check_eq("#{tag}: connection usable after refusals", Order.where(id: base).pluck(:status), ['paid'])
   expect_refused("#{tag}: table outside the policy refused") { ActiveRecord::Base.connection.select_all('SELECT * FROM audit_log') }
+  # the advisory lock of migrations (ActiveRecord::Migrator): per tenant through rowguard
+  lock_id = 1_553_074_126_848_393_010  # what a migrator derives from the database name
+  check_eq("#{tag}: get_advisory_lock", ActiveRecord::Base.connection.get_advisory_lock(lock_id), true)
+  check_eq("#{tag}: release_advisory_lock", ActiveRecord::Base.connection.release_advisory_lock(lock_id), true)
   check_eq("#{tag}: connection usable at the end", ActiveRecord::Base.connection.select_value('SELECT 40 + 2'), 42)
 rescue StandardError => e
   fail("#{tag}: unexpected error", "#{e.class}: #{e.message}\n#{e.backtrace.first(5).join("\n")}")
