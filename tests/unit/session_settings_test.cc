@@ -37,6 +37,11 @@ TEST(SessionSettings, FrameworkSetupStatementsAreAllowed) {
       "SET SESSION timezone TO 'UTC'",
       "SET SESSION timezone TO DEFAULT",
       "SHOW TIME ZONE",
+      // lowercase and quoted forms other stacks send (Laravel's PostgresConnector, Sequelize,
+      // TypeORM, pgJDBC's assumeMinServerVersion setup)
+      "set names 'utf8'", "set time zone 'UTC'", "set search_path to \"public\"", "SET TIME ZONE '+00:00'",
+      "SET client_min_messages TO warning", "set application_name to 'laravel'", "SET extra_float_digits = 3",
+      "SET search_path TO 'public'",
       // the rest of the list
       "SET standard_conforming_strings TO 'on'", "SET standard_conforming_strings = true",
       "SET LOCAL standard_conforming_strings = on", "SET SESSION standard_conforming_strings TO ON",
