@@ -2,6 +2,7 @@
 // attribute notation (x.f means f(x)), system columns.
 #include "sqlrewrite/walker.h"
 
+#include "sqlrewrite/advisory_locks.h"
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/sequence_check.h"
 
@@ -29,6 +30,12 @@ void Walker::check_function(pg_query::FuncCall& f) {
   if (is_sequence_function(base) && (parts.size() == 1 || parts[0] == "pg_catalog")) {
     read_constant();  // the decision depends on the sequence named (sqlrewrite/sequence_check.h)
     if (auto why = check_sequence_call(f, base, scope_)) deny(*why);
+    return;
+  }
+  if (is_advisory_lock_function(base) && (parts.size() == 1 || parts[0] == "pg_catalog")) {
+    // Rewritten into the tenant's key space (advisory_locks.h); the original key expressions
+    // end up inside the new argument, which the Walker visits next.
+    if (auto why = rewrite_advisory_lock_call(f, base, [this] { return tenant_literal(); })) deny(*why);
     return;
   }
   if (auto why = check_function_name(parts, scope_)) deny(*why);

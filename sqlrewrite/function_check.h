@@ -12,7 +12,10 @@
 // refused. The Walker (sqlrewrite/rewriter.cc) calls them and knows the FROM scopes.
 //
 // Every raw node type the Walker accepts, and how it can end in a function call:
-//   FuncCall                 the allowlist (check_function_name), also in FROM (RangeFunction)
+//   FuncCall                 the allowlist (check_function_name), also in FROM (RangeFunction);
+//                            pg_catalog's advisory-lock functions are not on it: called by
+//                            name with positional arguments their keys are rewritten into the
+//                            tenant's key space (advisory_locks.h), any other form is refused
 //   ColumnRef, A_Indirection attribute notation and system columns (checked here)
 //   A_Expr, SubLink, SortBy  operators: A_Expr.name, ANY/ALL oper_name, ORDER BY ... USING
 //                            (check_operator_name); BETWEEN is named by keyword, runs < / >

@@ -21,10 +21,10 @@ bool explain_option_false(const pg_query::DefElem& d) {
   return v == "false" || v == "off";
 }
 
-// Settings a tenant may SET / RESET: they change formatting or limits of its own session only.
-// Not here, on purpose: search_path (would change name resolution), role and
-// session_authorization, standard_conforming_strings / backslash_quote (would change how the
-// server reads string literals), and anything server-wide.
+// Settings a tenant may SET / SET LOCAL / SET SESSION / RESET (and SHOW): they change
+// formatting or limits of its own session only. Two more are allowed with one value only
+// (restricted_setting_refusal): standard_conforming_strings (on) and search_path (the path
+// rowguard pins). README.md "Session settings" lists them and the reason for each refusal.
 bool settable(std::string_view name) {
   static const std::unordered_set<std::string_view> kNames = {
       "application_name", "client_encoding", "datestyle", "timezone", "extra_float_digits",
@@ -37,6 +37,73 @@ bool settable(std::string_view name) {
       "lc_time", "geqo", "xmloption", "row_security",
   };
   return kNames.contains(name);
+}
+
+constexpr std::string_view kSettingsRule = "(rule: only session settings that cannot change name resolution, "
+                                           "identity, string parsing or the tenant)";
+
+// Why a setting outside the allowlist is refused, for the ones drivers and frameworks are known
+// to send or that matter for isolation; "" for the rest.
+std::string refused_setting_reason(std::string_view name) {
+  if (name == "role" || name == "session_authorization") {
+    return ": it changes the identity the server checks privileges against";
+  }
+  if (name == "backslash_quote" || name == "escape_string_warning") {
+    return ": it changes how the server reads string literals, rowguard's tenant literals included";
+  }
+  if (name == "session_replication_role") return ": it turns triggers and rules off";
+  if (name.find('.') != std::string_view::npos) {
+    return ": a custom setting (the RLS backstop reads the tenant from rowguard.tenant)";
+  }
+  if (name == "default_tablespace" || name == "temp_tablespaces" || name == "check_function_bodies" ||
+      name == "default_with_oids") {
+    return ": it only matters for DDL, which tenants cannot run";
+  }
+  return "";
+}
+
+// The value of SET name = <one constant>, lowercased; nullopt for a list or an expression.
+std::optional<std::string> one_constant(const pg_query::VariableSetStmt& s, bool lower) {
+  if (s.args_size() != 1 || !s.args(0).has_a_const()) return std::nullopt;
+  const auto& k = s.args(0).a_const();
+  std::string v;
+  if (k.has_sval()) {
+    v = k.sval().sval();
+  } else if (k.has_ival()) {
+    v = std::to_string(k.ival().ival());
+  } else {
+    return std::nullopt;
+  }
+  if (lower) {
+    for (char& c : v) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  return v;
+}
+
+// Settings allowed with one value only. RESET, SET ... TO DEFAULT and SET ... FROM CURRENT keep
+// (or go back to) the session's start value, which rowguard chose: search_path is the startup
+// parameter rowguard sends (proxy/net/connection_startup.cc), standard_conforming_strings was on
+// when the session started (checked at login, and rowguard closes a tenant session whose server
+// reports it off). nullopt: allowed; a reason: refused; not one of them: also nullopt.
+std::optional<std::string> restricted_setting_refusal(const pg_query::VariableSetStmt& s) {
+  if (s.name() == "standard_conforming_strings") {
+    if (s.kind() != pg_query::VAR_SET_VALUE) return std::nullopt;
+    auto v = one_constant(s, true);
+    if (v && (*v == "on" || *v == "true" || *v == "yes" || *v == "1")) return std::nullopt;
+    return "SET standard_conforming_strings may only be set to on (the value rowguard requires): off would change "
+           "how the server reads backslashes in string literals, rowguard's own tenant literals included " +
+           std::string(kSettingsRule);
+  }
+  if (s.name() == "search_path") {
+    if (s.kind() != pg_query::VAR_SET_VALUE) return std::nullopt;
+    // public, "public" and 'public' all give the path public; "Public" or 'a, b' do not.
+    auto v = one_constant(s, false);
+    if (v && *v == "public" && s.args(0).a_const().has_sval()) return std::nullopt;
+    return "SET search_path may only be set to public, the path rowguard pins for tenant sessions: another path "
+           "would change which tables and functions unqualified names resolve to " +
+           std::string(kSettingsRule);
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -72,9 +139,14 @@ void Walker::set(const pg_query::VariableSetStmt& s) {
     default:
       deny("unknown SET form");
   }
+  if (s.name() == "standard_conforming_strings" || s.name() == "search_path") {
+    if (s.kind() == pg_query::VAR_SET_VALUE) read_constant();  // the outcome depends on the value
+    if (auto why = restricted_setting_refusal(s)) deny(*why);
+    return;
+  }
   if (!settable(s.name())) {
-    deny("SET " + s.name() + " is not allowed for tenants (rule: only session settings that "
-         "cannot change name resolution, identity or string parsing)");
+    deny("SET " + s.name() + " is not allowed for tenants" + refused_setting_reason(s.name()) + " " +
+         std::string(kSettingsRule));
   }
   if (s.kind() == pg_query::VAR_SET_VALUE && scope_.setting_limits.find(s.name()) != nullptr) {
     read_constant();  // settings_check.h: the outcome depends on the value

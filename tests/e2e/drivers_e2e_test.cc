@@ -19,9 +19,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <set>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -353,6 +355,52 @@ TEST_F(DriversE2e, NodePgParameterizedQueries) {
                                  << why_not;
   DriverRun run = run_driver({"node", drivers_dir() + "/node_pg_test.js"}, {{"NODE_PATH", node_path}});
   expect_passed(run);
+}
+
+// --- Rails ActiveRecord 6.1 ------------------------------------------------------------------
+
+// tests/e2e/drivers/rails_test.rb (Debian ruby-activerecord, ruby-pg): two tenants, with
+// prepared_statements true and false. The adapter configures every connection with SETs
+// (client_min_messages, search_path, standard_conforming_strings, intervalstyle, SESSION
+// timezone and the config's variables); rowguard's debug log shows each one forwarded, and this
+// test prints them and requires the ones ActiveRecord always sends to have been let through.
+TEST_F(DriversE2e, RailsActiveRecordTwoTenantsPreparedOnAndOff) {
+  CommandResult probe = run_command({"ruby", "-e", "require 'active_record'; require 'pg'; print ActiveRecord::VERSION::STRING"},
+                                    {}, "", 60);
+  ASSERT_EQ(probe.exit_code, 0) << "ruby with ActiveRecord and pg is missing: run scripts/deps (ruby-activerecord, "
+                                   "ruby-pg)\n"
+                                << describe(probe);
+  const size_t log_before = rowguard_->log().size();
+  DriverRun run = run_driver({"ruby", drivers_dir() + "/rails_test.rb"}, {}, 240);
+  const std::string log = rowguard_->log().substr(std::min(log_before, rowguard_->log().size()));
+  std::set<std::string> setup;  // the SET / SHOW statements ActiveRecord sent, as rowguard logged them
+  for (const auto& line : lines_of(log)) {
+    for (const std::string marker : {" forward: ", " | statement: "}) {
+      const size_t at = line.find(marker);
+      if (at == std::string::npos) continue;
+      const std::string statement = line.substr(at + marker.size());
+      std::string head = statement.substr(0, 5);
+      for (char& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (head.rfind("SET ", 0) == 0 || head == "SHOW ") {  // ruby-pg sends "set client_encoding to ..."
+        setup.insert((marker == " forward: " ? "forwarded: " : "DENIED: ") + statement);
+      }
+    }
+  }
+  std::cerr << "ActiveRecord " << probe.out << " SET/SHOW statements seen by rowguard:\n";
+  for (const auto& s : setup) std::cerr << "  " << s << "\n";
+  for (const std::string sent : {"SET client_min_messages TO 'warning'", "SET search_path TO public",
+                                 "SET standard_conforming_strings = on", "SET SESSION timezone TO 'UTC'",
+                                 "SET intervalstyle = iso_8601"}) {
+    EXPECT_TRUE(setup.contains("forwarded: " + sent)) << sent << " was not forwarded\n" << run.report();
+  }
+  for (const auto& s : setup) EXPECT_EQ(s.rfind("DENIED: ", 0), std::string::npos) << s;
+  expect_passed(run);
+  for (const std::string check : {"t1 prepared_statements=true: connect (adapter setup statements accepted)",
+                                  "t2 prepared_statements=false: insert_all with the other tenant's tenant_id refused",
+                                  "t2 prepared_statements=true: upsert_all", "t1 prepared_statements=false: transaction committed",
+                                  "t2 prepared_statements=false: get_advisory_lock"}) {
+    EXPECT_TRUE(run.has_ok(check)) << check << "\n" << run.report();
+  }
 }
 
 // --- pgbench -----------------------------------------------------------------------------------------

@@ -745,9 +745,12 @@ struct Denial {
 #define STATEMENT(name)                                                                           \
   name " is not allowed for tenants (rule: only SELECT, INSERT, UPDATE, DELETE, transaction "     \
        "control, SET/SHOW of session settings, DEALLOCATE and EXPLAIN)"
-#define SETTING(name)                                                                             \
-  "SET " name " is not allowed for tenants (rule: only session settings that cannot change name " \
-  "resolution, identity or string parsing)"
+#define SETTING_RULE "(rule: only session settings that cannot change name resolution, identity, string parsing or the tenant)"
+#define SETTING(name) \
+  "SET " name " is not allowed for tenants: it changes the identity the server checks privileges against " SETTING_RULE
+#define SEARCH_PATH                                                                                        \
+  "SET search_path may only be set to public, the path rowguard pins for tenant sessions: another path would " \
+  "change which tables and functions unqualified names resolve to " SETTING_RULE
 #define FUNCTION(name) "function \"" name "\" is not allowed (rule: builtin allowlist and [functions] allow)"
 #define CATALOG(name, why) "catalog \"pg_catalog." name "\" is denied: " why " (FROM of SELECT)"
 #define TABLE(name) "table \"public." name "\" is not in the policy (FROM of SELECT; rule: unknown_tables = \"deny\")"
@@ -773,7 +776,7 @@ const Denial kDenials[] = {
     {"set_role", "SET ROLE postgres", SETTING("role")},
     {"set_session_authorization", "SET SESSION AUTHORIZATION postgres", SETTING("session_authorization")},
     {"reset_role", "RESET ROLE", SETTING("role")},
-    {"set_search_path", "SET search_path = evil, public", SETTING("search_path")},
+    {"set_search_path", "SET search_path = evil, public", SEARCH_PATH},
     {"set_config_search_path", "SELECT set_config('search_path', 'evil', false)", FUNCTION("set_config")},
     {"lock", "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", STATEMENT("LockStmt")},
     {"load", "LOAD 'plpgsql'", STATEMENT("LoadStmt")},
