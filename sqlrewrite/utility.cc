@@ -106,6 +106,40 @@ std::optional<std::string> restricted_setting_refusal(const pg_query::VariableSe
   return std::nullopt;
 }
 
+// SET TIME ZONE INTERVAL '+05:30' HOUR TO MINUTE (Sequelize sends it at every connect). libpg_query's
+// deparser drops the value of this form (it writes "SET timezone TO "), so the node is replaced by
+// one it writes: PostgreSQL turns the interval into the setting's text "INTERVAL '<interval_out>'"
+// (guc.c, flatten_set_variable_args) and check_timezone reads that back with interval_in, without
+// a typmod. For [+-]H:MM or [+-]HH:MM with no range or HOUR TO MINUTE both readings are the same
+// hours and minutes, so SET timezone TO 'INTERVAL ''<value>''' sets the same zone. Other values
+// (a bare number, which a range reads in its last field; HOUR alone, which truncates the minutes;
+// a precision; days) are refused. Called for SET timezone with one TypeCast argument.
+void rewrite_time_zone_interval(pg_query::VariableSetStmt& s) {
+  const auto& cast = s.args(0).type_cast();
+  constexpr int64_t kHourToMinute = (int64_t{1} << 10) | (int64_t{1} << 11);  // INTERVAL_MASK(HOUR | MINUTE)
+  const auto& type = cast.type_name();
+  bool is_interval = type.names_size() == 2 && type.names(0).has_string() && type.names(1).has_string() &&
+                     type.names(0).string().sval() == "pg_catalog" && type.names(1).string().sval() == "interval";
+  bool range_ok = type.typmods_size() == 0 ||
+                  (type.typmods_size() == 1 && type.typmods(0).has_a_const() && type.typmods(0).a_const().has_ival() &&
+                   type.typmods(0).a_const().ival().ival() == kHourToMinute);
+  const std::string value =
+      cast.has_arg() && cast.arg().has_a_const() && cast.arg().a_const().has_sval() ? cast.arg().a_const().sval().sval() : "";
+  size_t i = value.empty() || (value[0] != '+' && value[0] != '-') ? 0 : 1;
+  size_t hours = 0;
+  while (i < value.size() && std::isdigit(static_cast<unsigned char>(value[i]))) ++i, ++hours;
+  bool shape_ok = hours >= 1 && hours <= 2 && i + 3 == value.size() && value[i] == ':' &&
+                  std::isdigit(static_cast<unsigned char>(value[i + 1])) &&
+                  std::isdigit(static_cast<unsigned char>(value[i + 2]));
+  if (!is_interval || !range_ok || !shape_ok || type.array_bounds_size() != 0) {
+    deny("SET TIME ZONE INTERVAL is allowed only as INTERVAL '[+-]HH:MM' [HOUR TO MINUTE] (rowguard cannot "
+         "forward other forms unchanged); use SET TIME ZONE '<zone name>'");
+  }
+  pg_query::Node text;
+  text.mutable_a_const()->mutable_sval()->set_sval("INTERVAL '" + value + "'");
+  *s.mutable_args(0) = std::move(text);
+}
+
 }  // namespace
 
 void Walker::transaction(const pg_query::TransactionStmt& s) {
@@ -124,7 +158,7 @@ void Walker::transaction(const pg_query::TransactionStmt& s) {
   }
 }
 
-void Walker::set(const pg_query::VariableSetStmt& s) {
+void Walker::set(pg_query::VariableSetStmt& s) {
   switch (s.kind()) {
     case pg_query::VAR_SET_MULTI:
       if (s.name() == "TRANSACTION" || s.name() == "SESSION CHARACTERISTICS") return;
@@ -151,6 +185,10 @@ void Walker::set(const pg_query::VariableSetStmt& s) {
   if (s.kind() == pg_query::VAR_SET_VALUE && scope_.setting_limits.find(s.name()) != nullptr) {
     read_constant();  // settings_check.h: the outcome depends on the value
     if (auto why = setting_ceiling_violation(s, scope_.setting_limits)) deny(*why);
+  }
+  if (s.name() == "timezone" && s.kind() == pg_query::VAR_SET_VALUE && s.args_size() == 1 && s.args(0).has_type_cast()) {
+    read_constant();  // the outcome depends on the value
+    rewrite_time_zone_interval(s);
   }
   if (s.name() == "client_encoding" && s.kind() == pg_query::VAR_SET_VALUE) {
     read_constant();

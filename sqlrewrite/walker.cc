@@ -128,7 +128,7 @@ StatementKind Walker::statement(Node& stmt) {
       transaction(stmt.transaction_stmt());
       return StatementKind::kTransaction;
     case Node::kVariableSetStmt:
-      set(stmt.variable_set_stmt());
+      set(*stmt.mutable_variable_set_stmt());
       return StatementKind::kSet;
     case Node::kVariableShowStmt:
       return StatementKind::kShow;

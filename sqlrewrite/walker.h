@@ -155,7 +155,7 @@ class Walker {
 
   // ---- transaction control, SET, EXPLAIN, cursors, LISTEN/NOTIFY channels (utility.cc)
   void transaction(const pg_query::TransactionStmt& s);
-  void set(const pg_query::VariableSetStmt& s);
+  void set(pg_query::VariableSetStmt& s);
   void explain(pg_query::ExplainStmt& s);
   StatementKind cursor(Node& stmt);
   std::string channel(const std::string& name) const;

@@ -28,6 +28,42 @@ RewriteResult run(const std::string& sql, const std::string& tenant = "1") {
 // The statements ActiveRecord 6.1's PostgreSQL adapter sends while configuring a connection
 // (configure_connection), then those of psycopg / pgJDBC / node-pg / Django and the rest of the
 // issue's list, in their SET / SET SESSION / SET LOCAL / SET TIME ZONE forms.
+// Sequelize sends SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE at every connect; libpg_query's
+// deparser drops that value, so rowguard forwards the same setting as the string PostgreSQL itself
+// derives from the interval (guc.c flatten_set_variable_args -> check_timezone). The deparser
+// writes that string value as a quoted word, which the grammar reads as the same string constant.
+TEST(SessionSettings, TimeZoneIntervalOfHoursAndMinutesIsForwardedAsTheSettingPostgresDerives) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE", "SET timezone TO \"INTERVAL '+00:00'\""},
+      {"SET TIME ZONE INTERVAL '-08:00' HOUR TO MINUTE", "SET timezone TO \"INTERVAL '-08:00'\""},
+      {"SET TIME ZONE INTERVAL '5:30'", "SET timezone TO \"INTERVAL '5:30'\""},
+      {"SET LOCAL TIME ZONE INTERVAL '+05:45' HOUR TO MINUTE", "SET LOCAL timezone TO \"INTERVAL '+05:45'\""},
+      {"SET client_min_messages TO warning;SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE;",
+       "SET client_min_messages TO warning; SET timezone TO \"INTERVAL '+00:00'\""},
+  };
+  for (const auto& [sql, forwarded] : cases) {
+    RewriteResult r = run(sql);
+    EXPECT_TRUE(r.allowed) << sql << ": " << r.reason;
+    EXPECT_EQ(r.sql, forwarded) << sql;
+  }
+  // Other intervals would not mean the same offset once read without the range (a bare number is
+  // read in the range's last field; HOUR alone truncates minutes), or carry days or a precision.
+  for (const char* sql : {"SET TIME ZONE INTERVAL '5' HOUR TO MINUTE", "SET TIME ZONE INTERVAL '+05:30' HOUR",
+                          "SET TIME ZONE INTERVAL(2) '+05:30'", "SET TIME ZONE INTERVAL '1 day'",
+                          "SET TIME ZONE INTERVAL '+05:30:10'", "SET TIME ZONE INTERVAL '123:00'",
+                          "SET TIME ZONE INTERVAL '+05:3'"}) {
+    RewriteResult r = run(sql);
+    EXPECT_FALSE(r.allowed) << sql << " -> " << r.sql;
+    EXPECT_NE(r.reason.find("SET TIME ZONE INTERVAL is allowed only as"), std::string::npos) << sql << ": " << r.reason;
+  }
+  // Through the rewrite cache, twice (the second a hit), and for another tenant: the same text.
+  RewriteCache cache(100);
+  for (const char* tenant : {"1", "2", "1"}) {
+    EXPECT_EQ(cache.rewrite("SET TIME ZONE INTERVAL '-03:30' HOUR TO MINUTE", settings_policy(), tenant).sql,
+              "SET timezone TO \"INTERVAL '-03:30'\"");
+  }
+}
+
 TEST(SessionSettings, FrameworkSetupStatementsAreAllowed) {
   const std::vector<std::string> allowed = {
       // ActiveRecord 6.1 (postgresql_adapter.rb configure_connection)
