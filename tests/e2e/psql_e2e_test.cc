@@ -122,6 +122,26 @@ std::unique_ptr<RowguardProcess> PsqlE2e::rowguard_;
 std::string PsqlE2e::setup_error_;
 std::string PsqlE2e::baseline_;
 
+// --- session setup ---------------------------------------------------------------------------
+
+// SET TIME ZONE INTERVAL '[+-]HH:MM' HOUR TO MINUTE (Sequelize's connect) is forwarded in another
+// spelling (sqlrewrite/utility.cc): the zone it sets must be the one PostgreSQL sets for the
+// original statement, for east and west offsets and with or without the range.
+TEST_F(PsqlE2e, SetTimeZoneIntervalSetsTheZonePostgresSets) {
+  for (const std::string interval : {"'+00:00' HOUR TO MINUTE", "'-08:00' HOUR TO MINUTE", "'+05:45' HOUR TO MINUTE",
+                                     "'5:30'", "'-03:30'"}) {
+    const std::string sql = "SET TIME ZONE INTERVAL " + interval +
+                            "; SELECT current_setting('TimeZone') || ' ' || '2024-01-01 00:00:00+00'::timestamptz::text";
+    const std::vector<std::string> direct = lines_of(super(sql));
+    ASSERT_FALSE(direct.empty()) << sql;
+    CommandResult r = as("t1", sql);
+    ASSERT_EQ(r.exit_code, 0) << describe(r);
+    const std::vector<std::string> through = lines_of(r.out);  // psql -c also prints the SET tag
+    ASSERT_FALSE(through.empty()) << describe(r);
+    EXPECT_EQ(through.back(), direct.back()) << sql;
+  }
+}
+
 // --- reads -----------------------------------------------------------------------------------
 
 TEST_F(PsqlE2e, Tenant1SeesExactlyItsOrders) {
