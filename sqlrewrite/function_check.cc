@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "pg/pg_types.h"
+
 namespace rowguard::sqlrewrite {
 namespace {
 
@@ -113,23 +115,25 @@ std::optional<std::string> check_parameter_type(const pg_query::TypeName& type) 
 }
 
 std::optional<std::string> check_parameter_type_oid(int32_t oid) {
-  switch (oid) {
-    case 28: return parameter_denial("xid");
-    case 5069: return parameter_denial("xid8");
-    case 2970: return parameter_denial("txid_snapshot");
-    case 5038: return parameter_denial("pg_snapshot");
-    case 1011: return parameter_denial("xid[]");
-    case 271: return parameter_denial("xid8[]");
-    case 2949: return parameter_denial("txid_snapshot[]");
-    case 5039: return parameter_denial("pg_snapshot[]");
-    case 83: return parameter_denial("pg_class");
-    case 273: return parameter_denial("pg_class[]");
-    case 1248: return parameter_denial("pg_database");
+  switch (static_cast<pg::Oid>(oid)) {
+    case pg::kXidOid: return parameter_denial("xid");
+    case pg::kXid8Oid: return parameter_denial("xid8");
+    case pg::kTxidSnapshotOid: return parameter_denial("txid_snapshot");
+    case pg::kPgSnapshotOid: return parameter_denial("pg_snapshot");
+    case pg::kXidArrayOid: return parameter_denial("xid[]");
+    case pg::kXid8ArrayOid: return parameter_denial("xid8[]");
+    case pg::kTxidSnapshotArrayOid: return parameter_denial("txid_snapshot[]");
+    case pg::kPgSnapshotArrayOid: return parameter_denial("pg_snapshot[]");
+    case pg::kRelationRelationRowtypeId: return parameter_denial("pg_class");
+    case pg::kPgClassArrayOid: return parameter_denial("pg_class[]");
+    case pg::kDatabaseRelationRowtypeId: return parameter_denial("pg_database");
     default:
-      // Types made by initdb (FirstGenbkiObjectId 10000 .. FirstNormalObjectId 16384): the row
-      // types of the system catalogs and views (pg_locks, pg_stat_activity, ... hold xids) and
+      // Types made by initdb (FirstGenbkiObjectId .. FirstNormalObjectId): the row types of the
+      // system catalogs and views (pg_locks, pg_stat_activity, ... hold xids) and
       // information_schema's domains; no driver declares them.
-      if (oid >= 10000 && oid < 16384) return parameter_denial("type " + std::to_string(oid) + " (a system row type)");
+      if (oid >= static_cast<int32_t>(pg::kFirstGenbkiObjectId) && oid < static_cast<int32_t>(pg::kFirstNormalObjectId)) {
+        return parameter_denial("type " + std::to_string(oid) + " (a system row type)");
+      }
       return std::nullopt;
   }
 }

@@ -2,6 +2,7 @@
 #include "sqlrewrite/rewrite_cache.h"
 
 #include <algorithm>
+#include <atomic>
 #include <unordered_set>
 #include <utility>
 
@@ -134,7 +135,9 @@ std::string four_digits(size_t k) {
   return std::string(4 - s.size(), '0') + s;
 }
 
-size_t heap_of(const RewriteResult& r) {
+size_t heap_of(const std::shared_ptr<RewriteResult>& p) {
+  if (!p) return 0;
+  const RewriteResult& r = *p;
   size_t n = r.sql.capacity() + r.reason.capacity() + r.kinds.capacity() * sizeof(StatementKind) +
              r.tenant_params.capacity() * sizeof(int);
   // `prepared` holds no tenant value (the session compares EXECUTE arguments with its tenant).
@@ -239,38 +242,54 @@ std::optional<RewriteCache::Entry> RewriteCache::make_template(std::string_view 
   RewriteTrace trace;
   Entry e;
   e.kind = Kind::kTemplate;
-  e.result = sqlrewrite::rewrite(sql, scope, sentinel, &trace);
+  e.result = std::make_shared<RewriteResult>(sqlrewrite::rewrite(sql, scope, sentinel, &trace));
   if (trace.tenant_compared) return std::nullopt;
-  if (e.result.allowed) {
+  RewriteResult& r = *e.result;
+  if (r.allowed) {
     // Every sentinel in the output must be one of the constants the rewriter inserted, written
     // as the whole literal '<sentinel>'; anything else (e.g. the text spelling the sentinel
     // with escapes) and the statement is cached per tenant instead.
     std::string quoted;
     append_string_literal(quoted, sentinel);
-    std::vector<uint32_t> raw = find_all(e.result.sql, sentinel);
-    std::vector<uint32_t> lit = find_all(e.result.sql, quoted);
+    std::vector<uint32_t> raw = find_all(r.sql, sentinel);
+    std::vector<uint32_t> lit = find_all(r.sql, quoted);
     if (raw.size() != static_cast<size_t>(trace.tenant_literals) || lit.size() != raw.size()) {
       return std::nullopt;
     }
-    e.sql_slots = cut(e.result.sql, lit, quoted.size());
-    if (e.result.reason.find(sentinel) != std::string::npos) return std::nullopt;
+    e.sql_slots = cut(r.sql, lit, quoted.size());
+    if (r.reason.find(sentinel) != std::string::npos) return std::nullopt;
   } else {
     // A denial: the tenant only appears in the message, as written in the policy.
-    e.reason_slots = cut(e.result.reason, find_all(e.result.reason, sentinel), sentinel.size());
-    if (e.result.sql.find(sentinel) != std::string::npos) return std::nullopt;
+    e.reason_slots = cut(r.reason, find_all(r.reason, sentinel), sentinel.size());
+    if (r.sql.find(sentinel) != std::string::npos) return std::nullopt;
   }
   return e;
 }
 
-const RewriteResult& RewriteCache::splice(const Entry& e, std::string_view tenant) {
-  scratch_ = e.result;  // every field (reuses scratch_'s buffers); sql/reason are then filled in
+std::shared_ptr<RewriteResult> RewriteCache::spare() {
+  for (const auto& p : spares_) {
+    if (p.use_count() == 1) {
+      // Nobody else holds it. A holder that dropped it on another thread did so with a release
+      // decrement; this fence orders its reads of the object before the writes to come.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      return p;
+    }
+  }
+  auto p = std::make_shared<RewriteResult>();
+  if (spares_.size() < kSpares) spares_.push_back(p);  // beyond that, held results are the holders' alone
+  return p;
+}
+
+RewriteHandle RewriteCache::splice(const Entry& e, std::string_view tenant) {
+  std::shared_ptr<RewriteResult> out = spare();
+  *out = *e.result;  // every field (reusing the spare's buffers); sql/reason are then filled in
   if (!e.sql_slots.empty()) {
     std::string quoted;
     append_string_literal(quoted, tenant);
-    fill(scratch_.sql, e.result.sql, e.sql_slots, quoted);
+    fill(out->sql, e.result->sql, e.sql_slots, quoted);
   }
-  if (!e.reason_slots.empty()) fill(scratch_.reason, e.result.reason, e.reason_slots, tenant);
-  return scratch_;
+  if (!e.reason_slots.empty()) fill(out->reason, e.result->reason, e.reason_slots, tenant);
+  return out;
 }
 
 bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
@@ -321,19 +340,19 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
   RewriteTrace trace;
   Entry e;
   e.kind = per_tenant ? Kind::kConstPerTenant : Kind::kConstTemplate;
-  e.result = sqlrewrite::rewrite(text, scope, tenant_sentinel, &trace);
+  e.result = std::make_shared<RewriteResult>(sqlrewrite::rewrite(text, scope, tenant_sentinel, &trace));
   if (trace.tenant_compared && !per_tenant) {  // first: a sentinel tenant may have been refused
     if (tenant_dependent != nullptr) *tenant_dependent = true;
     return std::nullopt;
   }
-  if (!e.result.allowed || trace.constant_read || e.result.copy_in || !e.result.prepared.empty() ||
-      !e.result.reason.empty()) {
+  const RewriteResult& r = *e.result;
+  if (!r.allowed || trace.constant_read || r.copy_in || !r.prepared.empty() || !r.reason.empty()) {
     return std::nullopt;
   }
-  for (StatementKind k : e.result.kinds) {
+  for (StatementKind k : r.kinds) {
     if (!sentinel_kind(k)) return std::nullopt;
   }
-  const std::string_view out = e.result.sql;
+  const std::string_view out = r.sql;
   struct Cut {
     uint32_t at;
     uint32_t len;
@@ -381,14 +400,14 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
     pos = c.at + c.len;
   }
   tmpl.append(out.substr(pos));
-  e.result.sql = std::move(tmpl);
+  e.result->sql = std::move(tmpl);
   return e;
 }
 
 void RewriteCache::fill_sql(std::string& out, const Entry& e, std::string_view sql, std::string_view tenant,
                             std::vector<uint32_t>* tenant_at) const {
   out.clear();
-  const std::string_view tmpl = e.result.sql;
+  const std::string_view tmpl = e.result->sql;
   size_t from = 0;
   for (const Slot& s : e.slots) {
     out.append(tmpl.substr(from, s.at - from));
@@ -408,11 +427,11 @@ void RewriteCache::fill_sql(std::string& out, const Entry& e, std::string_view s
   out.append(tmpl.substr(from));
 }
 
-const RewriteResult& RewriteCache::fill_constants(const Entry& e, std::string_view sql,
-                                                  std::string_view tenant) {
-  scratch_ = e.result;
-  fill_sql(scratch_.sql, e, sql, tenant, nullptr);
-  return scratch_;
+RewriteHandle RewriteCache::fill_constants(const Entry& e, std::string_view sql, std::string_view tenant) {
+  std::shared_ptr<RewriteResult> out = spare();
+  *out = *e.result;
+  fill_sql(out->sql, e, sql, tenant, nullptr);
+  return out;
 }
 
 void RewriteCache::remember_exact(const Entry& e, std::string_view sql, std::string_view tenant) {
@@ -435,8 +454,8 @@ void RewriteCache::remember_exact(const Entry& e, std::string_view sql, std::str
     Entry x;
     x.kind = Kind::kTemplate;
     x.key = key_;
-    x.result = e.result;
-    fill_sql(x.result.sql, e, sql, tenant, &x.sql_slots);
+    x.result = std::make_shared<RewriteResult>(*e.result);
+    fill_sql(x.result->sql, e, sql, tenant, &x.sql_slots);
     insert(std::move(x));
   } else {
     if (t != lru_.end() && t->kind != Kind::kPerTenantRef) return;
@@ -446,8 +465,8 @@ void RewriteCache::remember_exact(const Entry& e, std::string_view sql, std::str
     Entry x;
     x.kind = Kind::kPerTenant;
     x.key = key_;
-    x.result = e.result;
-    fill_sql(x.result.sql, e, sql, tenant, nullptr);
+    x.result = std::make_shared<RewriteResult>(*e.result);
+    fill_sql(x.result->sql, e, sql, tenant, nullptr);
     if (!has_ref) {
       Entry ref;
       ref.kind = Kind::kPerTenantRef;
@@ -461,8 +480,8 @@ void RewriteCache::remember_exact(const Entry& e, std::string_view sql, std::str
   publish();
 }
 
-const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const policy::TenantScope& scope,
-                                                     std::string_view tenant) {
+RewriteHandle RewriteCache::rewrite_constants(std::string_view sql, const policy::TenantScope& scope,
+                                              std::string_view tenant) {
   if (!normalize(sql, tenant)) return nullptr;
   auto it = find(nkey_);
   bool per_tenant = false;
@@ -471,9 +490,9 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
       case Kind::kConstTemplate: {
         hits_.fetch_add(1, std::memory_order_relaxed);
         constant_hits_.fetch_add(1, std::memory_order_relaxed);
-        const RewriteResult& r = fill_constants(*it, sql, tenant);
+        RewriteHandle r = fill_constants(*it, sql, tenant);
         remember_exact(*it, sql, tenant);  // may evict *it: not used after this
-        return &r;
+        return r;
       }
       case Kind::kConstPerTenantRef:
         per_tenant = true;
@@ -489,9 +508,9 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
       if (pt->kind != Kind::kConstPerTenant) return nullptr;  // kNoConst for this tenant
       hits_.fetch_add(1, std::memory_order_relaxed);
       constant_hits_.fetch_add(1, std::memory_order_relaxed);
-      const RewriteResult& r = fill_constants(*pt, sql, tenant);
+      RewriteHandle r = fill_constants(*pt, sql, tenant);
       remember_exact(*pt, sql, tenant);
-      return &r;
+      return r;
     }
   }
   std::optional<Entry> made;
@@ -509,11 +528,12 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
   }
   if (per_tenant) made = make_constant_template(sql, scope, tenant, true, nullptr);
   // The first use of a template is checked against a fresh rewrite of the real text.
+  RewriteHandle filled;
   if (made) {
-    const RewriteResult& filled = fill_constants(*made, sql, tenant);
+    filled = fill_constants(*made, sql, tenant);
     const RewriteResult fresh = sqlrewrite::rewrite(sql, scope, tenant);
-    if (!fresh.allowed || fresh.sql != filled.sql || fresh.kinds != filled.kinds ||
-        fresh.tenant_params != filled.tenant_params || fresh.copy_in || !fresh.prepared.empty()) {
+    if (!fresh.allowed || fresh.sql != filled->sql || fresh.kinds != filled->kinds ||
+        fresh.tenant_params != filled->tenant_params || fresh.copy_in || !fresh.prepared.empty()) {
       made.reset();
     }
   }
@@ -528,10 +548,10 @@ const RewriteResult* RewriteCache::rewrite_constants(std::string_view sql, const
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
   made->key = per_tenant ? qkey : nkey_;
-  auto ins = insert(std::move(*made));
+  insert(std::move(*made));
   evict();
   publish();
-  return &fill_constants(*ins, sql, tenant);
+  return filled;  // the entry's fill for this text, checked above
 }
 
 bool RewriteCache::would_hit(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant) {
@@ -570,14 +590,14 @@ void RewriteCache::adopt(std::string_view sql, const policy::TenantScope& scope,
   Entry e;
   e.kind = Kind::kPerTenant;
   e.key = key_;
-  e.result = result;
+  e.result = std::make_shared<RewriteResult>(result);
   insert(std::move(e));
   evict();
   publish();
 }
 
-const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::TenantScope& scope,
-                                           std::string_view tenant) {
+RewriteHandle RewriteCache::rewrite(std::string_view sql, const policy::TenantScope& scope,
+                                    std::string_view tenant) {
   if (scope.version != policy_version_) reset_for(scope);  // a reload invalidates every entry
   set_key_template(sql);
   auto it = find(key_);
@@ -589,13 +609,13 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::T
     set_key_tenant(sql, tenant);
     if (auto pt = find(key_); pt != lru_.end()) {
       hits_.fetch_add(1, std::memory_order_relaxed);
-      return pt->result;
+      return pt->result;  // the entry's own result: never changed once inserted
     }
   }
   // Not cached under its exact text (for this tenant): its shape may be. (This may evict
   // entries: `it` is not used past this point.)
   const bool per_tenant_ref = it != lru_.end();
-  if (const RewriteResult* r = rewrite_constants(sql, scope, tenant)) return *r;
+  if (RewriteHandle r = rewrite_constants(sql, scope, tenant)) return r;
   misses_.fetch_add(1, std::memory_order_relaxed);
   if (!per_tenant_ref) {
     std::optional<Entry> t = make_template(sql, scope);
@@ -615,11 +635,12 @@ const RewriteResult& RewriteCache::rewrite(std::string_view sql, const policy::T
   Entry e;
   e.kind = Kind::kPerTenant;
   e.key = key_;
-  e.result = sqlrewrite::rewrite(sql, scope, tenant);
-  auto ins = insert(std::move(e));
+  e.result = std::make_shared<RewriteResult>(sqlrewrite::rewrite(sql, scope, tenant));
+  RewriteHandle out = e.result;  // (the entry may be evicted by the next call; the result is ours)
+  insert(std::move(e));
   evict();
   publish();
-  return ins->result;
+  return out;
 }
 
 }  // namespace rowguard::sqlrewrite

@@ -38,13 +38,24 @@
 // Bounded by entries and bytes (an approximation of the heap it holds), least recently used
 // evicted first; the newest entry is always kept even if it alone exceeds the byte bound.
 //
+// Results: rewrite() hands out a RewriteHandle, a shared pointer to a result nobody changes while
+// it is held: a later rewrite() on the same cache (by another session of the worker, across a
+// co_await) leaves it as it was. A per-tenant entry's result is handed out itself (a copy of the
+// pointer). A splice (template or constant template) is written into one of a few result objects
+// the cache keeps for that purpose, one that nobody holds any more (use_count() == 1), whose
+// buffers are reused: in steady state a hit allocates nothing. A new object is made only when all
+// of them are held.
+//
 // Threading: one cache per worker thread (sessions are pinned to their worker's io_context), so
 // the hot path takes no lock; a statement used on every worker has one entry per worker. Only
-// the counters are read from other threads (metrics): relaxed atomics.
+// the counters are read from other threads (metrics): relaxed atomics. A handle may be read and
+// dropped on another thread (the parse pool's cache hands its results to workers as copies, but
+// need not): the reuse check pairs the holder's release of the count with an acquire fence.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +71,10 @@ namespace rowguard::sqlrewrite {
 // 'x' with quotes doubled, or E'x' with quotes and backslashes doubled when x holds a backslash.
 void append_string_literal(std::string& out, std::string_view value);
 
+// A rewrite handed out by RewriteCache: valid, and unchanged, for as long as it is held (see
+// "Results" above). Copying it costs an atomic increment, no allocation.
+using RewriteHandle = std::shared_ptr<const RewriteResult>;
+
 class RewriteCache {
  public:
   // Limits from the policy's [cache] table (re-read whenever the policy version changes).
@@ -67,10 +82,9 @@ class RewriteCache {
   // Fixed limits, whatever the policy says (tests, fuzzing, benchmarks).
   explicit RewriteCache(size_t max_entries, size_t max_bytes = policy::CacheSettings{}.max_bytes);
 
-  // The rewrite of `sql` for `tenant`, from the cache or computed and stored. The reference is
-  // valid until the next call on this cache.
-  const RewriteResult& rewrite(std::string_view sql, const policy::TenantScope& scope,
-                               std::string_view tenant);
+  // The rewrite of `sql` for `tenant`, from the cache or computed and stored; never null. The
+  // caller's for as long as it holds it, whatever this cache does meanwhile.
+  RewriteHandle rewrite(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant);
 
   // Whether rewrite() would be served from this cache (exact text or constant template) without
   // a rewrite: the connection sends a long text to the parse pool only when it would not. Counts
@@ -113,7 +127,10 @@ class RewriteCache {
   struct Entry {
     std::string key;  // 'T' + text, or 'P' + tenant + '\0' + text (tenants hold no NUL)
     Kind kind = Kind::kTemplate;
-    RewriteResult result;
+    // A template's text with the slots cut out (never handed out), or a per-tenant entry's final
+    // result (handed out; not changed once the entry is inserted). Null for the "ref" and
+    // kNoConst kinds.
+    std::shared_ptr<RewriteResult> result;
     std::vector<uint32_t> sql_slots;     // offsets in result.sql where the quoted tenant goes
     std::vector<uint32_t> reason_slots;  // offsets in result.reason where the raw tenant goes
     std::vector<Slot> slots;             // kConstTemplate / kConstPerTenant, in text order
@@ -129,16 +146,18 @@ class RewriteCache {
   // Rewrites with a sentinel tenant; returns a template entry, or nullopt when the result
   // depends on the tenant in a way a template cannot capture.
   std::optional<Entry> make_template(std::string_view sql, const policy::TenantScope& scope);
-  const RewriteResult& splice(const Entry& e, std::string_view tenant);
-  // The constant-template path; nullptr when the text is not normalizable or its shape cannot be
+  // A result object for a splice that nobody holds (from spares_), or a new one.
+  std::shared_ptr<RewriteResult> spare();
+  RewriteHandle splice(const Entry& e, std::string_view tenant);
+  // The constant-template path; null when the text is not normalizable or its shape cannot be
   // a constant template (the caller then keys by the exact text).
-  const RewriteResult* rewrite_constants(std::string_view sql, const policy::TenantScope& scope,
+  RewriteHandle rewrite_constants(std::string_view sql, const policy::TenantScope& scope,
                                          std::string_view tenant);
   bool normalize(std::string_view sql, std::string_view tenant);
   std::optional<Entry> make_constant_template(std::string_view sql, const policy::TenantScope& scope,
                                               std::string_view tenant, bool per_tenant,
                                               bool* tenant_dependent);
-  const RewriteResult& fill_constants(const Entry& e, std::string_view sql, std::string_view tenant);
+  RewriteHandle fill_constants(const Entry& e, std::string_view sql, std::string_view tenant);
   void fill_sql(std::string& out, const Entry& e, std::string_view sql, std::string_view tenant,
                 std::vector<uint32_t>* tenant_at) const;
   void remember_exact(const Entry& e, std::string_view sql, std::string_view tenant);
@@ -159,7 +178,9 @@ class RewriteCache {
   std::vector<Literal> constants_;  // the literals replaced by markers in nkey_ (slot numbers)
   std::vector<uint64_t> seen_;      // hashes of texts lately served by constant templates
   bool exact_memo_ = true;
-  RewriteResult scratch_;  // the spliced result handed out (its buffers are reused)
+  // Spliced results handed out; one is reused (buffers and all) once only spares_ holds it.
+  static constexpr size_t kSpares = 8;
+  std::vector<std::shared_ptr<RewriteResult>> spares_;
   std::atomic<size_t> hits_{0};
   std::atomic<size_t> misses_{0};
   std::atomic<size_t> constant_hits_{0};

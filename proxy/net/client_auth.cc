@@ -80,7 +80,7 @@ asio::awaitable<ClientAuth> scram_login(ClientIo& io, const policy::Policy& poli
   ClientAuth a;
   a.ok = true;
   a.tenant = login->tenant;
-  a.method = plus ? "scram-plus" : "scram";
+  a.method = plus ? AuthMethod::kScramPlus : AuthMethod::kScram;
   co_return a;
 }
 
@@ -114,7 +114,7 @@ asio::awaitable<ClientAuth> jwt_login(ClientIo& io, const policy::Policy& policy
   ClientAuth a;
   a.ok = true;
   a.tenant = std::move(r.tenant);
-  a.method = "jwt";
+  a.method = AuthMethod::kJwt;
   a.jwt_token.assign(token);
   co_return a;
 }
@@ -144,7 +144,7 @@ asio::awaitable<ClientAuth> authenticate_client(ClientIo& io, const policy::Poli
     ClientAuth a;
     a.ok = true;
     a.passthrough = true;
-    a.method = "role";
+    a.method = AuthMethod::kRole;
     auto it = policy.roles.find(user);
     if (it == policy.roles.end()) {
       a.refuse_after_auth = "rowguard: role \"" + user + "\" is not mapped to a tenant ([[roles]] in the policy)";
@@ -158,6 +158,17 @@ asio::awaitable<ClientAuth> authenticate_client(ClientIo& io, const policy::Poli
     if (login == nullptr || !login->bypass()) co_return co_await jwt_login(io, policy, user, tls);
   }
   co_return co_await scram_login(io, policy, user, tls);
+}
+
+std::string_view to_string(AuthMethod method) {
+  switch (method) {
+    case AuthMethod::kScram: return "scram";
+    case AuthMethod::kScramPlus: return "scram-plus";
+    case AuthMethod::kJwt: return "jwt";
+    case AuthMethod::kRole: return "role";
+    case AuthMethod::kNone: break;
+  }
+  return "";
 }
 
 std::unique_ptr<AuthRelay> make_client_relay(ClientIo& io) { return std::make_unique<ClientAuthRelay>(io); }

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,10 +37,21 @@ class ClientIo {
   virtual boost::asio::awaitable<std::optional<ClientMessage>> next_client_message(size_t max) = 0;
 };
 
+// How a login was authenticated (decides what a policy reload checks again, identity_recheck.h).
+enum class AuthMethod : uint8_t {
+  kNone,       // not authenticated (yet)
+  kScram,      // SCRAM-SHA-256 against [[tenants]] / [[bypass]]
+  kScramPlus,  // SCRAM-SHA-256-PLUS (tls-server-end-point channel binding)
+  kJwt,        // identity = "jwt": the password is a JWT
+  kRole,       // identity = "role": PostgreSQL authenticated the role
+};
+// As the log prints it: "scram", "scram-plus", "jwt", "role" ("" for kNone).
+std::string_view to_string(AuthMethod method);
+
 struct ClientAuth {
   bool ok = false;
   std::optional<std::string> tenant;  // when ok; nullopt: bypass
-  std::string method;                 // "scram", "scram-plus", "jwt", "role" (for the log)
+  AuthMethod method = AuthMethod::kNone;
   // identity = "jwt": the token the client logged in with, kept (in memory only, never logged)
   // so that a policy reload can verify it again (proxy/net/identity_recheck.h).
   std::string jwt_token;

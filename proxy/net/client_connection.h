@@ -154,7 +154,7 @@ class ClientConnection : public ClientIo {
   std::string refusal_;     // set when a client message broke a [limits] size
   TenantRelay tenant_relay_;
   BypassRelay bypass_relay_;
-  std::string identity_method_;            // how the login was authenticated (client_auth.h)
+  AuthMethod identity_method_ = AuthMethod::kNone;  // how the login was authenticated (client_auth.h)
   SecretString jwt_token_;                 // identity = "jwt": the login's token, for reloads
   uint64_t identity_checked_version_ = 0;  // the policy version the login was last checked under
   std::shared_ptr<ClientInfo> info_;       // what the admin console shows

@@ -6,12 +6,20 @@
 // "Waiting" starts, as in PostgreSQL, when ReadyForQuery is relayed with nothing else in flight,
 // and ends when a complete message arrives. On expiry the watch records why and calls
 // on_expire (which cancels the client read, so the connection's loops end and it can send the
-// FATAL error). Single-threaded: used on the connection's io_context only.
+// FATAL error).
+//
+// Lifetime: the timer is waited on only by run(), a coroutine the connection runs beside its
+// loops (`co_await (loop() || watch.run())`): when the loops end, the operator cancels run() and
+// waits for it to return, so no wait on the timer outlives the statement that started it, and no
+// completion handler holds `this`. Single-threaded: used on the connection's io_context only.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <utility>
 
@@ -25,7 +33,26 @@ class ClientWatch {
   using Clock = std::chrono::steady_clock;
 
   ClientWatch(boost::asio::io_context& ctx, std::function<void()> on_expire)
-      : timer_(ctx), on_expire_(std::move(on_expire)) {}
+      : timer_(ctx, Clock::time_point::max()), on_expire_(std::move(on_expire)) {}
+
+  // Fires the timeouts (calls on_expire at most once); returns only when cancelled. Run beside
+  // the loops the timeouts end: `co_await (loop() || watch.run())`.
+  boost::asio::awaitable<void> run() {
+    for (;;) {
+      const uint64_t gen = generation_;
+      auto [ec] = co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      if ((co_await boost::asio::this_coro::cancellation_state).cancelled() != boost::asio::cancellation_type::none) {
+        co_return;
+      }
+      // Re-armed meanwhile (the wait was cancelled, or its completion was already queued): wait
+      // for the new deadline.
+      if (ec || gen != generation_ || expired_ != Reason::kNone || !armed_) continue;
+      expired_ = armed_reason_;
+      expired_after_ = armed_seconds_;
+      timer_.expires_at(Clock::time_point::max());  // nothing more to fire: wait to be cancelled
+      on_expire_();
+    }
+  }
 
   // ReadyForQuery relayed and nothing in flight: the client is expected to speak next.
   void idle(char tx_status, const policy::LimitSettings& limits) {
@@ -53,11 +80,6 @@ class ClientWatch {
   // The timeout (seconds) that expired, for the message.
   int expired_after() const { return expired_after_; }
 
-  void stop() {
-    ++generation_;
-    timer_.cancel();
-  }
-
  private:
   void rearm(const policy::LimitSettings& limits) {
     if (expired_ != Reason::kNone) return;
@@ -79,28 +101,19 @@ class ClientWatch {
     consider(partial_since_, limits.message_timeout_seconds, Reason::kMessage);
     if (deadline == armed_) return;
     armed_ = deadline;
-    const uint64_t gen = ++generation_;
-    if (!deadline) {
-      timer_.cancel();
-      return;
-    }
-    timer_.expires_at(*deadline);
-    // The handler may run after this object is gone: `alive` tells, before `this` is touched.
-    std::weak_ptr<int> alive = alive_;
-    timer_.async_wait([this, alive, gen, reason, seconds](boost::system::error_code ec) {
-      if (ec || alive.expired() || gen != generation_) return;
-      expired_ = reason;
-      expired_after_ = seconds;
-      on_expire_();
-    });
+    armed_reason_ = reason;
+    armed_seconds_ = seconds;
+    ++generation_;
+    timer_.expires_at(deadline ? *deadline : Clock::time_point::max());  // cancels run()'s wait
   }
 
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   boost::asio::steady_timer timer_;
   std::function<void()> on_expire_;
   std::optional<Clock::time_point> idle_since_;
   std::optional<Clock::time_point> partial_since_;
   std::optional<Clock::time_point> armed_;
+  Reason armed_reason_ = Reason::kNone;
+  int armed_seconds_ = 0;
   char tx_status_ = 'I';
   uint64_t generation_ = 0;
   Reason expired_ = Reason::kNone;

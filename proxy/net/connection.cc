@@ -6,6 +6,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -17,6 +18,7 @@
 namespace rowguard::net {
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
@@ -58,15 +60,15 @@ asio::awaitable<void> ClientConnection::run() {
   kind_gauge_->fetch_add(1, std::memory_order_relaxed);
   if (server_.shutting_down()) co_return;
   watch_.idle(tx_, policy_->limits);
+  // The timeouts run beside the loops and end with them (proxy/net/client_watch.h).
   if (tenant_) {
-    co_await tenant_loop();
+    co_await (tenant_loop() || watch_.run());
     // The client vanished while its statement ran (a long query, a COPY): cancel it, so
     // the server backend does not keep running it for nobody (it ends on the closed socket).
     if (tenant_relay_.client_gone && in_flight()) co_await cancel_backend();
   } else {
-    co_await bypass_loop();
+    co_await (bypass_loop() || watch_.run());
   }
-  watch_.stop();
   co_await finish_refused();
   spdlog::info("session={} closed user={}", id_, user_);
 }

@@ -74,7 +74,7 @@ asio::awaitable<bool> ClientConnection::establish() {
   spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={} auth={} "
                "upstream_cbind={}",
                id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database,
-               client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off", who.method,
+               client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off", to_string(who.method),
                up.channel_binding ? "on" : "off");
   if (!co_await write_client(out)) co_return false;
   info_->set_login(user_, tenant_, tenant_ ? ClientInfo::Kind::kTenant : ClientInfo::Kind::kBypass);

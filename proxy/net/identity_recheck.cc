@@ -11,17 +11,17 @@ void wipe(std::string& secret) {
   secret.clear();
 }
 
-std::string login_revoked(const policy::Policy& policy, const std::string& method, const std::string& user,
+std::string login_revoked(const policy::Policy& policy, AuthMethod method, const std::string& user,
                           const std::optional<std::string>& tenant, std::string_view jwt_token, int64_t now) {
   const std::string ended = "rowguard: a policy reload ended this session: ";
-  if (method == "role") {
+  if (method == AuthMethod::kRole) {
     if (policy.identity.mode != policy::IdentityMode::kRole) return ended + "[tenancy] identity is no longer \"role\"";
     auto it = policy.roles.find(user);
     if (it == policy.roles.end()) return ended + "role \"" + user + "\" is no longer mapped to a tenant";
     if (it->second != tenant) return ended + "role \"" + user + "\" is now mapped to another tenant";
     return "";
   }
-  if (method == "jwt") {
+  if (method == AuthMethod::kJwt) {
     if (policy.identity.mode != policy::IdentityMode::kJwt) return ended + "[tenancy] identity is no longer \"jwt\"";
     if (policy.identity.jwt == nullptr) return ended + "no JWT verifier is configured";
     const auth::JwtResult r = policy.identity.jwt->verify(jwt_token, now);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "policy/policy.h"
+#include "proxy/net/client_auth.h"
 
 namespace rowguard::net {
 
@@ -36,7 +37,7 @@ class SecretString {
 // `policy` at `now` (seconds since the epoch): a rotated key, a changed issuer/audience/claim,
 // a lower jwt_max_lifetime, an expired token or a tenant claim that names another tenant end
 // it. The reason names the check that failed, never the token.
-std::string login_revoked(const policy::Policy& policy, const std::string& method, const std::string& user,
+std::string login_revoked(const policy::Policy& policy, AuthMethod method, const std::string& user,
                           const std::optional<std::string>& tenant, std::string_view jwt_token, int64_t now);
 
 }  // namespace rowguard::net

@@ -17,7 +17,7 @@ sqlrewrite::RewriteResult ParsePool::rewrite_here(std::string_view text, const p
                                                   std::string_view tenant) {
   thread_local sqlrewrite::RewriteCache cache;  // this pool thread's own (never a worker's)
   try {
-    return cache.rewrite(text, policy, tenant);  // a copy: the cache's result is reused by its next call
+    return *cache.rewrite(text, policy, tenant);  // a copy: the result goes to a worker thread, by value
   } catch (const std::exception& e) {  // (bad_alloc) fail closed: refused, and the pool thread lives
     sqlrewrite::RewriteResult denied;
     denied.reason = std::string("rowguard: the statement could not be checked (") + e.what() + ")";

@@ -216,7 +216,7 @@ int Server::run() {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& w : workers_) {
     // Warm up each worker's parser and protobuf descriptors so the first client does not pay.
-    asio::post(w->ctx, [wk = w.get(), p] { wk->cache.rewrite("SELECT 1", *p, "warmup"); });
+    asio::post(w->ctx, [wk = w.get(), p] { (void)wk->cache.rewrite("SELECT 1", *p, "warmup"); });
     guards.push_back(asio::make_work_guard(w->ctx));
     w->thread = std::thread([ctx = &w->ctx] { ctx->run(); });
   }

@@ -161,8 +161,8 @@ std::vector<std::string_view> TenantSession::stale_texts(const policy::Policy& p
 
 std::string TenantSession::recheck(Statement& st, std::string_view name, const policy::Policy& policy) {
   if (st.policy_version == policy.version) return "";
-  const sqlrewrite::RewriteResult& r = cache_.rewrite(st.text, policy, tenant_);
-  if (!r.allowed || r.sql != st.rewritten) {
+  const sqlrewrite::RewriteHandle r = cache_.rewrite(st.text, policy, tenant_);
+  if (!r->allowed || r->sql != st.rewritten) {
     return "rowguard: prepared statement \"" + std::string(name) + "\" was prepared under an older policy "
            "that a reload has since changed; prepare it again (rule: a reload applies to every statement)";
   }
@@ -290,15 +290,10 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
     return;
   }
   step.statement.assign(*sql);
-  const sqlrewrite::RewriteResult* rp = precomputed ? precomputed : &cache_.rewrite(*sql, policy, tenant_);
-  std::optional<sqlrewrite::RewriteResult> kept;  // an EXECUTE's re-check uses the cache again
-  if (!precomputed && std::any_of(rp->prepared.begin(), rp->prepared.end(), [](const auto& op) {
-        return op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;
-      })) {
-    kept = *rp;
-    rp = &*kept;
-  }
-  const sqlrewrite::RewriteResult& r = *rp;
+  // Held to the end: an EXECUTE's re-check (check_sql_prepared) uses the cache again.
+  sqlrewrite::RewriteHandle held;
+  if (!precomputed) held = cache_.rewrite(*sql, policy, tenant_);
+  const sqlrewrite::RewriteResult& r = precomputed ? *precomputed : *held;
   std::string why = r.allowed ? check_sql_prepared(r.prepared, policy) : r.reason;
   if (why.empty() && std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
         return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare;
@@ -335,7 +330,9 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     return;
   }
   step.statement.assign(m->query);
-  const sqlrewrite::RewriteResult& r = precomputed ? *precomputed : cache_.rewrite(m->query, policy, tenant_);
+  sqlrewrite::RewriteHandle held;
+  if (!precomputed) held = cache_.rewrite(m->query, policy, tenant_);
+  const sqlrewrite::RewriteResult& r = precomputed ? *precomputed : *held;
   const bool sql_prepare_or_execute = std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
     return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare ||
            op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute;

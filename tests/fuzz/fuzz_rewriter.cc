@@ -458,12 +458,12 @@ int check_one(const uint8_t* data, size_t size) {
     for (int i = 0; i < 2; ++i) {
       const std::string_view tenant = i == 0 ? std::string_view(other) : kTenant;
       const rowguard::sqlrewrite::RewriteResult& fresh = i == 0 ? other_fresh : r;
-      const rowguard::sqlrewrite::RewriteResult& c = cache.rewrite(sql, policy, tenant);
-      if (c.allowed != fresh.allowed || c.sql != fresh.sql || c.reason != fresh.reason ||
-          c.kinds != fresh.kinds || c.tenant_params != fresh.tenant_params ||
-          c.copy_in.has_value() != fresh.copy_in.has_value()) {
+      const rowguard::sqlrewrite::RewriteHandle c = cache.rewrite(sql, policy, tenant);
+      if (c->allowed != fresh.allowed || c->sql != fresh.sql || c->reason != fresh.reason ||
+          c->kinds != fresh.kinds || c->tenant_params != fresh.tenant_params ||
+          c->copy_in.has_value() != fresh.copy_in.has_value()) {
         fail(sql, r, {"the rewrite cache differs from a fresh rewrite for tenant " + std::string(tenant) +
-                      ": cached " + (c.allowed ? c.sql : c.reason) + " / fresh " +
+                      ": cached " + (c->allowed ? c->sql : c->reason) + " / fresh " +
                       (fresh.allowed ? fresh.sql : fresh.reason)});
       }
     }
@@ -497,12 +497,12 @@ int check_one(const uint8_t* data, size_t size) {
               }
             });
         const rowguard::sqlrewrite::RewriteResult fresh = rowguard::sqlrewrite::rewrite(varied, policy, kTenant);
-        const rowguard::sqlrewrite::RewriteResult& c = cache.rewrite(varied, policy, kTenant);
-        if (c.allowed != fresh.allowed || c.sql != fresh.sql || c.reason != fresh.reason ||
-            c.kinds != fresh.kinds || c.tenant_params != fresh.tenant_params ||
-            c.copy_in.has_value() != fresh.copy_in.has_value()) {
+        const rowguard::sqlrewrite::RewriteHandle c = cache.rewrite(varied, policy, kTenant);
+        if (c->allowed != fresh.allowed || c->sql != fresh.sql || c->reason != fresh.reason ||
+            c->kinds != fresh.kinds || c->tenant_params != fresh.tenant_params ||
+            c->copy_in.has_value() != fresh.copy_in.has_value()) {
           fail(varied, fresh, {"a constant template differs from a fresh rewrite: cached " +
-                               (c.allowed ? c.sql : c.reason) + " / fresh " +
+                               (c->allowed ? c->sql : c->reason) + " / fresh " +
                                (fresh.allowed ? fresh.sql : fresh.reason)});
         }
       }

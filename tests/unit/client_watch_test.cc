@@ -5,8 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
+#include <exception>
 
 namespace rowguard::net {
 namespace {
@@ -16,7 +22,23 @@ using Reason = ClientWatch::Reason;
 struct Fixture {
   boost::asio::io_context ctx;
   int fired = 0;
+  bool ended = false;  // watch.run() returned
+  boost::asio::cancellation_signal stop;
   ClientWatch watch{ctx, [this] { ++fired; }};
+  // watch.run() beside the test, as the connection runs it beside its loops.
+  Fixture() {
+    boost::asio::co_spawn(ctx, watch.run(),
+                          boost::asio::bind_cancellation_slot(stop.slot(), [this](std::exception_ptr) { ended = true; }));
+  }
+  // The connection's `||` cancels run() when its loops end and waits for it to return.
+  ~Fixture() { end(); }
+  void end() {
+    stop.emit(boost::asio::cancellation_type::terminal);
+    for (int i = 0; i < 100 && !ended; ++i) {
+      ctx.restart();
+      ctx.poll();
+    }
+  }
   // Runs the io_context until the watch fires or 20 s pass.
   void run_until_fired() {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -71,6 +93,44 @@ TEST(ClientWatch, ACompleteMessageEndsTheWaitAndTimeoutsOffNeverFire) {
   g.watch.client_bytes(false, true, limits(0, 0, 0));
   g.ctx.run_for(std::chrono::milliseconds(1500));
   EXPECT_EQ(g.fired, 0);
+}
+
+// run() returns once cancelled (what lets the connection's `||` finish), and a deadline that
+// passes afterwards fires nothing: the timer has no waiter left.
+TEST(ClientWatch, RunReturnsWhenCancelledAndNothingFiresAfter) {
+  Fixture f;
+  f.watch.idle('I', limits(1, 0, 0));
+  f.ctx.poll();
+  EXPECT_FALSE(f.ended);
+  f.end();
+  EXPECT_TRUE(f.ended);
+  f.ctx.restart();
+  f.ctx.run_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(f.fired, 0);
+  EXPECT_EQ(f.watch.expired(), Reason::kNone);
+}
+
+// As the connection uses it: `co_await (loop() || watch.run())` completes when the loop does.
+TEST(ClientWatch, EndsWithTheLoopItRunsBeside) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  boost::asio::io_context ctx;
+  int fired = 0;
+  bool done = false;
+  ClientWatch watch{ctx, [&] { ++fired; }};
+  watch.idle('I', limits(1, 0, 0));
+  auto loop = [&]() -> boost::asio::awaitable<void> { co_await boost::asio::post(ctx, boost::asio::use_awaitable); };
+  boost::asio::co_spawn(
+      ctx,
+      [&]() -> boost::asio::awaitable<void> {
+        co_await (loop() || watch.run());
+        done = true;
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  ctx.run_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(done);
+  EXPECT_EQ(fired, 0);
 }
 
 }  // namespace

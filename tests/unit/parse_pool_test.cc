@@ -79,9 +79,9 @@ TEST(ParsePool, ResultIsTheWorkersRewriteAndCompletesOnTheWorker) {
       Outcome o = run_one(pool, ctx, sql, tenant);
       ASSERT_TRUE(o.result.has_value()) << sql;
       EXPECT_EQ(o.completed_on, std::this_thread::get_id()) << "the completion must run on the worker";
-      const sqlrewrite::RewriteResult& expected = worker_cache.rewrite(sql, *test_policy(), tenant);
-      EXPECT_TRUE(same(*o.result, expected)) << sql.substr(0, 80) << " / " << tenant << ": " << o.result->sql.substr(0, 200)
-                                             << " vs " << expected.sql.substr(0, 200);
+      const sqlrewrite::RewriteHandle expected = worker_cache.rewrite(sql, *test_policy(), tenant);
+      EXPECT_TRUE(same(*o.result, *expected)) << sql.substr(0, 80) << " / " << tenant << ": " << o.result->sql.substr(0, 200)
+                                             << " vs " << expected->sql.substr(0, 200);
     }
   }
   EXPECT_EQ(metrics.parse_offloaded.load(), 10u);

@@ -138,7 +138,7 @@ TEST(TemplateCache, EveryStatementAndTenantEqualsAFreshRewrite) {
       for (const std::string& sql : statements()) {
         const RewriteResult fresh = rewrite(sql, test_policy(), tenant);
         (fresh.allowed ? allowed : denied)++;
-        expect_same(cache.rewrite(sql, test_policy(), tenant), fresh,
+        expect_same(*cache.rewrite(sql, test_policy(), tenant), fresh,
                     "tenant [" + tenant + "] statement [" + sql + "]");
       }
     }
@@ -156,13 +156,13 @@ TEST(TemplateCache, EveryStatementAndTenantEqualsAFreshRewrite) {
 
 TEST(TemplateCache, OneEntryServesEveryTenant) {
   RewriteCache cache;
-  EXPECT_EQ(cache.rewrite("SELECT * FROM orders", test_policy(), "1").sql,
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders", test_policy(), "1")->sql,
             "SELECT * FROM public.orders WHERE orders.tenant_id = '1'");
-  EXPECT_EQ(cache.rewrite("SELECT * FROM orders", test_policy(), "o'brien").sql,
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders", test_policy(), "o'brien")->sql,
             "SELECT * FROM public.orders WHERE orders.tenant_id = 'o''brien'");
   // A backslash: standard_conforming_strings is pinned on, and the deparser writes E'' with the
   // backslash doubled; the spliced text is the same.
-  EXPECT_EQ(cache.rewrite("SELECT * FROM orders", test_policy(), "a\\'b").sql,
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders", test_policy(), "a\\'b")->sql,
             "SELECT * FROM public.orders WHERE orders.tenant_id = E'a\\\\''b'");
   EXPECT_EQ(cache.misses(), 1u);
   EXPECT_EQ(cache.hits(), 2u);
@@ -174,7 +174,7 @@ TEST(TemplateCache, InsertFillsEveryRowFromTheTemplate) {
   RewriteCache cache;
   const std::string sql = "INSERT INTO orders (id, amount) VALUES (10, 20), (30, 40)";
   cache.rewrite(sql, test_policy(), "1");
-  EXPECT_EQ(cache.rewrite(sql, test_policy(), "7").sql,
+  EXPECT_EQ(cache.rewrite(sql, test_policy(), "7")->sql,
             "INSERT INTO public.orders (id, amount, tenant_id) VALUES (10, 20, '7'), (30, 40, '7')");
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.per_tenant_entries(), 0u);
@@ -184,48 +184,48 @@ TEST(TemplateCache, TenantLiteralInTheStatementIsCachedPerTenant) {
   RewriteCache cache;
   // 1e1: keyed by the exact text (literal_scan gives up on exponents; see ConstantTemplates).
   const std::string sql = "INSERT INTO orders (id, tenant_id) VALUES (1e1, '1')";
-  EXPECT_TRUE(cache.rewrite(sql, test_policy(), "1").allowed);
-  const RewriteResult& other = cache.rewrite(sql, test_policy(), "2");
-  EXPECT_FALSE(other.allowed);
-  EXPECT_EQ(other.reason, rewrite(sql, test_policy(), "2").reason);
+  EXPECT_TRUE(cache.rewrite(sql, test_policy(), "1")->allowed);
+  const RewriteHandle other = cache.rewrite(sql, test_policy(), "2");
+  EXPECT_FALSE(other->allowed);
+  EXPECT_EQ(other->reason, rewrite(sql, test_policy(), "2").reason);
   EXPECT_EQ(cache.misses(), 2u);
   EXPECT_EQ(cache.per_tenant_entries(), 2u);
   EXPECT_EQ(cache.size(), 3u);  // the text's "per tenant" entry + one per tenant
-  EXPECT_TRUE(cache.rewrite(sql, test_policy(), "1").allowed);
-  EXPECT_FALSE(cache.rewrite(sql, test_policy(), "2").allowed);
+  EXPECT_TRUE(cache.rewrite(sql, test_policy(), "1")->allowed);
+  EXPECT_FALSE(cache.rewrite(sql, test_policy(), "2")->allowed);
   EXPECT_EQ(cache.hits(), 2u);
   EXPECT_EQ(cache.misses(), 2u);
 }
 
 TEST(TemplateCache, ChannelsAreCachedPerTenant) {
   RewriteCache cache;
-  EXPECT_EQ(cache.rewrite("LISTEN jobs", test_policy(), "1").sql, "LISTEN rg1_1_jobs");
-  EXPECT_EQ(cache.rewrite("LISTEN jobs", test_policy(), "Acme").sql, "LISTEN \"rg4_Acme_jobs\"");
-  EXPECT_EQ(cache.rewrite("SELECT pg_notify('jobs', 'x')", test_policy(), "o'b").sql,
+  EXPECT_EQ(cache.rewrite("LISTEN jobs", test_policy(), "1")->sql, "LISTEN rg1_1_jobs");
+  EXPECT_EQ(cache.rewrite("LISTEN jobs", test_policy(), "Acme")->sql, "LISTEN \"rg4_Acme_jobs\"");
+  EXPECT_EQ(cache.rewrite("SELECT pg_notify('jobs', 'x')", test_policy(), "o'b")->sql,
             "SELECT pg_notify('rg3_o''b_jobs', 'x')");
-  EXPECT_EQ(cache.rewrite("LISTEN jobs", test_policy(), "1").sql, "LISTEN rg1_1_jobs");
+  EXPECT_EQ(cache.rewrite("LISTEN jobs", test_policy(), "1")->sql, "LISTEN rg1_1_jobs");
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.per_tenant_entries(), 3u);
   // A channel name that fits for a short tenant and not for a long one.
   const std::string listen = "LISTEN " + std::string(55, 'c');
-  EXPECT_TRUE(cache.rewrite(listen, test_policy(), "1").allowed);
-  EXPECT_FALSE(cache.rewrite(listen, test_policy(), "123456").allowed);
-  EXPECT_TRUE(cache.rewrite(listen, test_policy(), "1").allowed);
+  EXPECT_TRUE(cache.rewrite(listen, test_policy(), "1")->allowed);
+  EXPECT_FALSE(cache.rewrite(listen, test_policy(), "123456")->allowed);
+  EXPECT_TRUE(cache.rewrite(listen, test_policy(), "1")->allowed);
 }
 
 TEST(TemplateCache, DenialsAreCachedAndNameTheRightTenant) {
   RewriteCache cache;
-  EXPECT_FALSE(cache.rewrite("DROP TABLE orders", test_policy(), "1").allowed);
-  const RewriteResult& again = cache.rewrite("DROP TABLE orders", test_policy(), "2");
-  EXPECT_FALSE(again.allowed);
-  EXPECT_EQ(again.reason, rewrite("DROP TABLE orders", test_policy(), "2").reason);
+  EXPECT_FALSE(cache.rewrite("DROP TABLE orders", test_policy(), "1")->allowed);
+  const RewriteHandle again = cache.rewrite("DROP TABLE orders", test_policy(), "2");
+  EXPECT_FALSE(again->allowed);
+  EXPECT_EQ(again->reason, rewrite("DROP TABLE orders", test_policy(), "2").reason);
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.misses(), 1u);
 
   // A missing tenant value: the reason names the session tenant, spliced in from the template.
   const std::string sql = "INSERT INTO orders (id, tenant_id) VALUES (1)";
-  const std::string one = cache.rewrite(sql, test_policy(), "1").reason;
-  const std::string two = cache.rewrite(sql, test_policy(), "o'brien").reason;
+  const std::string one = cache.rewrite(sql, test_policy(), "1")->reason;
+  const std::string two = cache.rewrite(sql, test_policy(), "o'brien")->reason;
   EXPECT_EQ(one, rewrite(sql, test_policy(), "1").reason);
   EXPECT_EQ(two, rewrite(sql, test_policy(), "o'brien").reason);
   EXPECT_NE(two.find("session tenant 'o'brien'"), std::string::npos) << two;
@@ -238,16 +238,16 @@ TEST(TemplateCache, ParametersAndCopyPlansComeFromTheTemplate) {
   RewriteCache cache;
   const std::string ins = "INSERT INTO orders (id, tenant_id) VALUES ($1, $2)";
   cache.rewrite(ins, test_policy(), "1");
-  EXPECT_EQ(cache.rewrite(ins, test_policy(), "2").tenant_params, std::vector<int>{2});
+  EXPECT_EQ(cache.rewrite(ins, test_policy(), "2")->tenant_params, std::vector<int>{2});
   EXPECT_EQ(cache.hits(), 1u);
   // COPY FROM compares the tenant with its NULL string: per tenant, but the plan is right.
   const std::string copy = "COPY orders (id, amount) FROM STDIN WITH (NULL 'x')";
-  EXPECT_TRUE(cache.rewrite(copy, test_policy(), "1").allowed);
-  EXPECT_FALSE(cache.rewrite(copy, test_policy(), "x").allowed);
-  const RewriteResult& r = cache.rewrite(copy, test_policy(), "1");
-  ASSERT_TRUE(r.copy_in.has_value());
-  EXPECT_EQ(r.copy_in->tenant_index, -1);
-  EXPECT_EQ(r.copy_in->null_string, "x");
+  EXPECT_TRUE(cache.rewrite(copy, test_policy(), "1")->allowed);
+  EXPECT_FALSE(cache.rewrite(copy, test_policy(), "x")->allowed);
+  const RewriteHandle r = cache.rewrite(copy, test_policy(), "1");
+  ASSERT_TRUE(r->copy_in.has_value());
+  EXPECT_EQ(r->copy_in->tenant_index, -1);
+  EXPECT_EQ(r->copy_in->null_string, "x");
 }
 
 // The eviction and limit tests use exponent constants (1e1): literal_scan gives up on them, so each
@@ -287,10 +287,62 @@ TEST(TemplateCache, EvictsByBytes) {
   std::string big = "SELECT * FROM orders WHERE id IN (0";
   for (int i = 1; i < 500; ++i) big += ", " + std::to_string(i);
   big += ")";
-  const RewriteResult& r = cache.rewrite(big, test_policy(), "1");
-  EXPECT_TRUE(r.allowed);
-  EXPECT_EQ(r.sql, rewrite(big, test_policy(), "1").sql);
+  const RewriteHandle r = cache.rewrite(big, test_policy(), "1");
+  EXPECT_TRUE(r->allowed);
+  EXPECT_EQ(r->sql, rewrite(big, test_policy(), "1").sql);
   EXPECT_EQ(cache.size(), 1u);
+}
+
+// A result handed out by the cache is the caller's: a later rewrite on the same cache (another
+// tenant of the same template, another literal of the same shape, another text) leaves it as it
+// was. A session may hold one across a co_await while other sessions of its worker use the cache.
+TEST(TemplateCache, AResultHeldAcrossAnotherRewriteIsUnchanged) {
+  RewriteCache cache;
+  const std::string orders = "SELECT * FROM orders";
+  (void)cache.rewrite(orders, test_policy(), "0");  // the template exists: the next ones are splices
+  const RewriteHandle one = cache.rewrite(orders, test_policy(), "1");
+  const std::string want_one = rewrite(orders, test_policy(), "1").sql;
+  ASSERT_EQ(one->sql, want_one);
+  (void)cache.rewrite(orders, test_policy(), "2");
+  (void)cache.rewrite("DROP TABLE orders", test_policy(), "3");
+  EXPECT_EQ(one->sql, want_one) << "a splice for another tenant changed a result held";
+  EXPECT_TRUE(one->allowed);
+
+  // Constant templates: another literal of the same shape.
+  const std::string seven = "SELECT id FROM orders WHERE id = 7";
+  (void)cache.rewrite("SELECT id FROM orders WHERE id = 6", test_policy(), "1");
+  const RewriteHandle held = cache.rewrite(seven, test_policy(), "1");
+  const std::string want_seven = rewrite(seven, test_policy(), "1").sql;
+  ASSERT_EQ(held->sql, want_seven);
+  (void)cache.rewrite("SELECT id FROM orders WHERE id = 8", test_policy(), "2");
+  EXPECT_EQ(held->sql, want_seven) << "a constant-template hit for another literal changed a result held";
+
+  // A per-tenant entry's result outlives the entry: evicted by a one-entry cache.
+  RewriteCache small(1);
+  const RewriteHandle listen = small.rewrite("LISTEN jobs", test_policy(), "1");
+  for (int i = 0; i < 20; ++i) (void)small.rewrite("LISTEN q" + std::to_string(i), test_policy(), "2");
+  EXPECT_EQ(small.size(), 1u);
+  EXPECT_EQ(listen->sql, "LISTEN rg1_1_jobs");
+
+  // Many results held at once (more than the cache keeps for reuse): each stays its own.
+  std::vector<RewriteHandle> many;
+  for (int i = 0; i < 40; ++i) many.push_back(cache.rewrite(orders, test_policy(), std::to_string(i)));
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(many[static_cast<size_t>(i)]->sql, rewrite(orders, test_policy(), std::to_string(i)).sql);
+  }
+}
+
+// Once dropped, a spliced result's object is reused for the next splice (its buffers too): a hit
+// allocates nothing in steady state (tests/unit/session_test.cc SteadyState counts allocations).
+TEST(TemplateCache, ADroppedResultIsReused) {
+  RewriteCache cache;
+  const std::string orders = "SELECT * FROM orders";
+  const RewriteResult* first = cache.rewrite(orders, test_policy(), "1").get();
+  const RewriteHandle second = cache.rewrite(orders, test_policy(), "2");
+  EXPECT_EQ(second.get(), first);
+  const RewriteHandle third = cache.rewrite(orders, test_policy(), "3");
+  EXPECT_NE(third.get(), second.get()) << "a result held must not be reused";
+  EXPECT_EQ(second->sql, rewrite(orders, test_policy(), "2").sql);
 }
 
 TEST(TemplateCache, LimitsComeFromThePolicyCacheTable) {
@@ -329,10 +381,10 @@ TEST(TemplateCache, PolicyReloadInvalidatesTemplates) {
   text.erase(text.find(section), section.size());
   policy::PolicyPtr v2 = policy::parse_policy(text, "v2.toml");
   RewriteCache cache;
-  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "1").allowed);
-  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "2").allowed);
+  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "1")->allowed);
+  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "2")->allowed);
   EXPECT_EQ(cache.hits(), 1u);
-  EXPECT_FALSE(cache.rewrite("SELECT * FROM customers", *v2, "2").allowed);
+  EXPECT_FALSE(cache.rewrite("SELECT * FROM customers", *v2, "2")->allowed);
   EXPECT_EQ(cache.misses(), 2u);
   EXPECT_EQ(cache.size(), 1u);
 }
@@ -419,13 +471,13 @@ TEST(LiteralScan, GivesUpOnWhatItDoesNotModel) {
 
 TEST(ConstantTemplates, OtherConstantsHitTheSameEntry) {
   RewriteCache cache;
-  const RewriteResult first = cache.rewrite("SELECT * FROM orders WHERE id = 17 AND status = 'new'", test_policy(), "1");
+  const RewriteResult first = *cache.rewrite("SELECT * FROM orders WHERE id = 17 AND status = 'new'", test_policy(), "1");
   EXPECT_EQ(first.sql, "SELECT * FROM public.orders WHERE id = 17 AND CASE WHEN orders.tenant_id = '1' THEN status = 'new' END "
                        "AND orders.tenant_id = '1'");
-  const RewriteResult& r = cache.rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b");
-  EXPECT_EQ(r.sql, "SELECT * FROM public.orders WHERE id = 42 AND CASE WHEN orders.tenant_id = 'o''b' THEN status = 'it''s' END "
+  const RewriteHandle r = cache.rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b");
+  EXPECT_EQ(r->sql, "SELECT * FROM public.orders WHERE id = 42 AND CASE WHEN orders.tenant_id = 'o''b' THEN status = 'it''s' END "
                    "AND orders.tenant_id = 'o''b'");
-  EXPECT_EQ(r.sql, rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b").sql);
+  EXPECT_EQ(r->sql, rewrite("SELECT * FROM orders WHERE id = 0042 AND status = 'it''s'", test_policy(), "o'b").sql);
   EXPECT_EQ(cache.misses(), 1u);
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.constant_hits(), 1u);
@@ -433,11 +485,11 @@ TEST(ConstantTemplates, OtherConstantsHitTheSameEntry) {
   // A negative constant, a typed literal, LIMIT, an IN list.
   for (const char* sql : {"SELECT * FROM orders WHERE amount > -5 LIMIT 10",
                           "SELECT * FROM orders WHERE created > date '2024-01-31' AND id IN (1, 2, 3)"}) {
-    const RewriteResult a = cache.rewrite(sql, test_policy(), "x");
+    const RewriteResult a = *cache.rewrite(sql, test_policy(), "x");
     const std::string varied = vary_constants(sql);
     ASSERT_NE(varied, sql);
     const size_t hits = cache.constant_hits();
-    expect_same(cache.rewrite(varied, test_policy(), "y"), rewrite(varied, test_policy(), "y"), varied);
+    expect_same(*cache.rewrite(varied, test_policy(), "y"), rewrite(varied, test_policy(), "y"), varied);
     EXPECT_EQ(cache.constant_hits(), hits + 1) << varied;
     expect_same(a, rewrite(sql, test_policy(), "x"), sql);
   }
@@ -448,14 +500,14 @@ TEST(ConstantTemplates, EveryStatementWithOtherConstantsEqualsAFreshRewrite) {
   size_t varied_texts = 0;
   for (const std::string& tenant : tenants()) {
     for (const std::string& sql : statements()) {
-      expect_same(cache.rewrite(sql, test_policy(), tenant), rewrite(sql, test_policy(), tenant),
+      expect_same(*cache.rewrite(sql, test_policy(), tenant), rewrite(sql, test_policy(), tenant),
                   "tenant [" + tenant + "] statement [" + sql + "]");
       // The same statement with other constants, and with a string constant that is the tenant.
       for (int at = -1; at < 2; ++at) {
         const std::string varied = vary_constants(sql, at, tenant);
         if (varied == sql) continue;
         ++varied_texts;
-        expect_same(cache.rewrite(varied, test_policy(), tenant), rewrite(varied, test_policy(), tenant),
+        expect_same(*cache.rewrite(varied, test_policy(), tenant), rewrite(varied, test_policy(), tenant),
                     "tenant [" + tenant + "] varied statement [" + varied + "]");
       }
     }
@@ -471,21 +523,21 @@ TEST(ConstantTemplates, ATextSeenTwiceGetsAnExactEntry) {
   const std::string shape = "SELECT * FROM orders WHERE id = 17 AND status = 'new'";
   const std::string text = "SELECT * FROM orders WHERE id = 18 AND status = 'old'";
   cache.rewrite(shape, test_policy(), "1");                    // the miss: makes the template
-  expect_same(cache.rewrite(text, test_policy(), "1"), rewrite(text, test_policy(), "1"), text);
-  expect_same(cache.rewrite(text, test_policy(), "2"), rewrite(text, test_policy(), "2"), text);
+  expect_same(*cache.rewrite(text, test_policy(), "1"), rewrite(text, test_policy(), "1"), text);
+  expect_same(*cache.rewrite(text, test_policy(), "2"), rewrite(text, test_policy(), "2"), text);
   EXPECT_EQ(cache.constant_hits(), 2u);
   EXPECT_EQ(cache.size(), 2u);  // the template and now the exact text
-  expect_same(cache.rewrite(text, test_policy(), "o'b"), rewrite(text, test_policy(), "o'b"), text);
+  expect_same(*cache.rewrite(text, test_policy(), "o'b"), rewrite(text, test_policy(), "o'b"), text);
   EXPECT_EQ(cache.constant_hits(), 2u);  // an exact hit
   EXPECT_EQ(cache.hits(), 3u);
   EXPECT_EQ(cache.misses(), 1u);
   // Per tenant (the statement compares a literal with the tenant): exact per-tenant entries.
   const std::string ins = "INSERT INTO orders (id, tenant_id) VALUES (5, '1')";
   for (int i = 0; i < 4; ++i) {
-    expect_same(cache.rewrite(ins, test_policy(), "1"), rewrite(ins, test_policy(), "1"), ins);
-    expect_same(cache.rewrite(ins, test_policy(), "2"), rewrite(ins, test_policy(), "2"), ins);
+    expect_same(*cache.rewrite(ins, test_policy(), "1"), rewrite(ins, test_policy(), "1"), ins);
+    expect_same(*cache.rewrite(ins, test_policy(), "2"), rewrite(ins, test_policy(), "2"), ins);
   }
-  EXPECT_EQ(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1").sql,
+  EXPECT_EQ(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1")->sql,
             rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1").sql);
 }
 
@@ -493,49 +545,49 @@ TEST(ConstantTemplates, TenantLiteralsStayInTheKey) {
   RewriteCache cache;
   // An INSERT naming the tenant column: the tenant's own value is kept in the key, so the entry is
   // per tenant and other tenants' values are checked by a rewrite of their own.
-  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (5, '1')", test_policy(), "1").allowed);
-  const RewriteResult& again = cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1");
-  EXPECT_TRUE(again.allowed);
-  EXPECT_EQ(again.sql, rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1").sql);
+  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (5, '1')", test_policy(), "1")->allowed);
+  const RewriteHandle again = cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1");
+  EXPECT_TRUE(again->allowed);
+  EXPECT_EQ(again->sql, rewrite("INSERT INTO orders (id, tenant_id) VALUES (6, '1')", test_policy(), "1").sql);
   EXPECT_EQ(cache.constant_hits(), 1u);
   // Tenant 2 sending tenant 1's value: refused, as by a fresh rewrite.
-  const RewriteResult& cross = cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (7, '1')", test_policy(), "2");
-  EXPECT_FALSE(cross.allowed);
-  EXPECT_EQ(cross.reason, rewrite("INSERT INTO orders (id, tenant_id) VALUES (7, '1')", test_policy(), "2").reason);
-  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (8, '1')", test_policy(), "2").allowed);
+  const RewriteHandle cross = cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (7, '1')", test_policy(), "2");
+  EXPECT_FALSE(cross->allowed);
+  EXPECT_EQ(cross->reason, rewrite("INSERT INTO orders (id, tenant_id) VALUES (7, '1')", test_policy(), "2").reason);
+  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (8, '1')", test_policy(), "2")->allowed);
   // An integer tenant value written as an integer.
-  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (9, 42)", test_policy(), "42").allowed);
-  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (10, 42)", test_policy(), "42").allowed);
-  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (11, 42)", test_policy(), "43").allowed);
-  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (12, 43)", test_policy(), "42").allowed);
+  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (9, 42)", test_policy(), "42")->allowed);
+  EXPECT_TRUE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (10, 42)", test_policy(), "42")->allowed);
+  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (11, 42)", test_policy(), "43")->allowed);
+  EXPECT_FALSE(cache.rewrite("INSERT INTO orders (id, tenant_id) VALUES (12, 43)", test_policy(), "42")->allowed);
 }
 
 TEST(ConstantTemplates, ShapesThatCannotBeTemplatesAreKeyedByText) {
   RewriteCache cache;
   // Denied: every text is rewritten (and refused) on its own.
-  EXPECT_FALSE(cache.rewrite("SELECT * FROM secrets WHERE id = 1", test_policy(), "1").allowed);
-  EXPECT_FALSE(cache.rewrite("SELECT * FROM secrets WHERE id = 2", test_policy(), "1").allowed);
+  EXPECT_FALSE(cache.rewrite("SELECT * FROM secrets WHERE id = 1", test_policy(), "1")->allowed);
+  EXPECT_FALSE(cache.rewrite("SELECT * FROM secrets WHERE id = 2", test_policy(), "1")->allowed);
   // Decisions on a constant's value: a pg_notify channel, an EXECUTE argument, COPY options.
-  EXPECT_EQ(cache.rewrite("SELECT pg_notify('jobs', 'a')", test_policy(), "1").sql, "SELECT pg_notify('rg1_1_jobs', 'a')");
-  EXPECT_EQ(cache.rewrite("SELECT pg_notify('mail', 'b')", test_policy(), "1").sql, "SELECT pg_notify('rg1_1_mail', 'b')");
-  EXPECT_EQ(cache.rewrite("EXECUTE p(5, '1')", test_policy(), "1").prepared.at(0).args.at(1), "1");
-  EXPECT_EQ(cache.rewrite("EXECUTE p(5, '2')", test_policy(), "1").prepared.at(0).args.at(1), "2");
+  EXPECT_EQ(cache.rewrite("SELECT pg_notify('jobs', 'a')", test_policy(), "1")->sql, "SELECT pg_notify('rg1_1_jobs', 'a')");
+  EXPECT_EQ(cache.rewrite("SELECT pg_notify('mail', 'b')", test_policy(), "1")->sql, "SELECT pg_notify('rg1_1_mail', 'b')");
+  EXPECT_EQ(cache.rewrite("EXECUTE p(5, '1')", test_policy(), "1")->prepared.at(0).args.at(1), "1");
+  EXPECT_EQ(cache.rewrite("EXECUTE p(5, '2')", test_policy(), "1")->prepared.at(0).args.at(1), "2");
   EXPECT_EQ(cache.constant_hits(), 0u);
-  EXPECT_FALSE(cache.rewrite("COPY orders (id, amount) FROM STDIN WITH (NULL '1')", test_policy(), "1").allowed);
-  EXPECT_TRUE(cache.rewrite("COPY orders (id, amount) FROM STDIN WITH (NULL '2')", test_policy(), "1").allowed);
+  EXPECT_FALSE(cache.rewrite("COPY orders (id, amount) FROM STDIN WITH (NULL '1')", test_policy(), "1")->allowed);
+  EXPECT_TRUE(cache.rewrite("COPY orders (id, amount) FROM STDIN WITH (NULL '2')", test_policy(), "1")->allowed);
   EXPECT_EQ(cache.constant_hits(), 0u);
   // 't' and 'f' stay in the key: the deparser writes 'f'::boolean as false (which the re-parse
   // check refuses), unlike any other string cast to boolean.
   for (const char* sql : {"SELECT * FROM orders WHERE paid = 'x'::boolean", "SELECT * FROM orders WHERE paid = 'f'::boolean",
                           "SELECT * FROM orders WHERE paid = 't'::boolean", "SELECT * FROM orders WHERE paid = 'y'::boolean"}) {
-    expect_same(cache.rewrite(sql, test_policy(), "1"), rewrite(sql, test_policy(), "1"), sql);
+    expect_same(*cache.rewrite(sql, test_policy(), "1"), rewrite(sql, test_policy(), "1"), sql);
   }
   // 0 and integers over 9 digits stay in the key ("-0" deparses as "0").
-  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = -0", test_policy(), "1").sql,
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = -0", test_policy(), "1")->sql,
             rewrite("SELECT * FROM orders WHERE id = -0", test_policy(), "1").sql);
-  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = -1", test_policy(), "1").sql,
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = -1", test_policy(), "1")->sql,
             rewrite("SELECT * FROM orders WHERE id = -1", test_policy(), "1").sql);
-  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = 12345678901", test_policy(), "1").sql,
+  EXPECT_EQ(cache.rewrite("SELECT * FROM orders WHERE id = 12345678901", test_policy(), "1")->sql,
             "SELECT * FROM public.orders WHERE id = 12345678901 AND orders.tenant_id = '1'");
 }
 
@@ -557,9 +609,9 @@ TEST(RewriteCacheAdopt, WouldHitOnlyWhatIsServedWithoutARewrite) {
   EXPECT_FALSE(cache.would_hit(sql, test_policy(), "2")) << "an adopted result is one tenant's";
   EXPECT_EQ(cache.hits(), 0u);
   EXPECT_EQ(cache.misses(), 0u);
-  EXPECT_EQ(cache.rewrite(sql, test_policy(), "1").sql, fresh.sql);
+  EXPECT_EQ(cache.rewrite(sql, test_policy(), "1")->sql, fresh.sql);
   EXPECT_EQ(cache.hits(), 1u);
-  EXPECT_EQ(cache.rewrite(sql, test_policy(), "2").sql, rewrite(sql, test_policy(), "2").sql);
+  EXPECT_EQ(cache.rewrite(sql, test_policy(), "2")->sql, rewrite(sql, test_policy(), "2").sql);
 }
 
 TEST(RewriteCacheAdopt, WouldHitATemplateAndAConstantTemplate) {

@@ -1128,13 +1128,13 @@ TEST(RewriteGoldenTable, TemplateCacheEqualsFreshRewriteForEveryTenant) {
     for (const Case& c : kCases) {
       for (const std::string& t : tenants) {
         const RewriteResult fresh = rewrite(c.sql, test_policy(), t);
-        const RewriteResult& cached = cache.rewrite(c.sql, test_policy(), t);
-        EXPECT_EQ(cached.allowed, fresh.allowed) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.sql, fresh.sql) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.reason, fresh.reason) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.kinds, fresh.kinds) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.tenant_params, fresh.tenant_params) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.copy_in.has_value(), fresh.copy_in.has_value()) << c.name << " tenant " << t;
+        const RewriteHandle cached = cache.rewrite(c.sql, test_policy(), t);
+        EXPECT_EQ(cached->allowed, fresh.allowed) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->sql, fresh.sql) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->reason, fresh.reason) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->kinds, fresh.kinds) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->tenant_params, fresh.tenant_params) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->copy_in.has_value(), fresh.copy_in.has_value()) << c.name << " tenant " << t;
       }
     }
   }
@@ -1406,13 +1406,13 @@ TEST(Rewrite, TenantChannelsCannotCollide) {
 
 TEST(RewriteCache, CountsHitsAndMisses) {
   RewriteCache cache;
-  const RewriteResult& a = cache.rewrite("SELECT * FROM orders", test_policy(), "1");
-  EXPECT_TRUE(a.allowed);
-  EXPECT_EQ(a.sql, "SELECT * FROM public.orders WHERE orders.tenant_id = '1'");
+  const RewriteHandle a = cache.rewrite("SELECT * FROM orders", test_policy(), "1");
+  EXPECT_TRUE(a->allowed);
+  EXPECT_EQ(a->sql, "SELECT * FROM public.orders WHERE orders.tenant_id = '1'");
   EXPECT_EQ(cache.misses(), 1u);
   EXPECT_EQ(cache.hits(), 0u);
-  const RewriteResult& b = cache.rewrite("SELECT * FROM orders", test_policy(), "1");
-  EXPECT_EQ(b.sql, a.sql);
+  const RewriteHandle b = cache.rewrite("SELECT * FROM orders", test_policy(), "1");
+  EXPECT_EQ(b->sql, a->sql);
   EXPECT_EQ(cache.misses(), 1u);
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.size(), 1u);
@@ -1421,18 +1421,18 @@ TEST(RewriteCache, CountsHitsAndMisses) {
 
 TEST(RewriteCache, DenialsAreCachedToo) {
   RewriteCache cache;
-  EXPECT_FALSE(cache.rewrite("DROP TABLE orders", test_policy(), "1").allowed);
-  const RewriteResult& again = cache.rewrite("DROP TABLE orders", test_policy(), "1");
-  EXPECT_FALSE(again.allowed);
-  EXPECT_EQ(again.reason, rewrite("DROP TABLE orders", test_policy(), "1").reason);
+  EXPECT_FALSE(cache.rewrite("DROP TABLE orders", test_policy(), "1")->allowed);
+  const RewriteHandle again = cache.rewrite("DROP TABLE orders", test_policy(), "1");
+  EXPECT_FALSE(again->allowed);
+  EXPECT_EQ(again->reason, rewrite("DROP TABLE orders", test_policy(), "1").reason);
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.misses(), 1u);
 }
 
 TEST(RewriteCache, SameTextDifferentTenantSharesOneTemplate) {
   RewriteCache cache;
-  const std::string one = cache.rewrite("SELECT * FROM customers", test_policy(), "1").sql;
-  const std::string two = cache.rewrite("SELECT * FROM customers", test_policy(), "2").sql;
+  const std::string one = cache.rewrite("SELECT * FROM customers", test_policy(), "1")->sql;
+  const std::string two = cache.rewrite("SELECT * FROM customers", test_policy(), "2")->sql;
   EXPECT_EQ(one, "SELECT * FROM public.customers WHERE customers.tenant_id = '1'");
   EXPECT_EQ(two, "SELECT * FROM public.customers WHERE customers.tenant_id = '2'");
   EXPECT_EQ(cache.misses(), 1u);  // one template serves both tenants (rewrite_cache_test.cc)
@@ -1440,8 +1440,8 @@ TEST(RewriteCache, SameTextDifferentTenantSharesOneTemplate) {
   EXPECT_EQ(cache.size(), 1u);
   // The key must not be ambiguous between (tenant, text) splits.
   RewriteCache c2;
-  EXPECT_EQ(c2.rewrite("2SELECT 1", test_policy(), "1").allowed, false);
-  EXPECT_EQ(c2.rewrite("SELECT 1", test_policy(), "12").allowed, true);
+  EXPECT_EQ(c2.rewrite("2SELECT 1", test_policy(), "1")->allowed, false);
+  EXPECT_EQ(c2.rewrite("SELECT 1", test_policy(), "12")->allowed, true);
   EXPECT_EQ(c2.misses(), 2u);
 }
 
@@ -1465,8 +1465,8 @@ TEST(RewriteCache, EvictsLeastRecentlyUsedAtMaxEntries) {
 TEST(RewriteCache, ByteBoundKeepsOnlyTheNewestEntry) {
   RewriteCache cache(100, 1);
   cache.rewrite("SELECT 1", test_policy(), "1");
-  const RewriteResult& r = cache.rewrite("SELECT 2", test_policy(), "1");
-  EXPECT_EQ(r.sql, "SELECT 2");
+  const RewriteHandle r = cache.rewrite("SELECT 2", test_policy(), "1");
+  EXPECT_EQ(r->sql, "SELECT 2");
   EXPECT_EQ(cache.size(), 1u);
 }
 
@@ -1480,12 +1480,12 @@ TEST(RewriteCache, NewPolicyVersionInvalidates) {
   policy::PolicyPtr v2 = policy::parse_policy(text, "v2.toml");
   ASSERT_NE(v1->version, v2->version);
 
-  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "1").allowed);
-  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "1").allowed);
+  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "1")->allowed);
+  EXPECT_TRUE(cache.rewrite("SELECT * FROM customers", *v1, "1")->allowed);
   EXPECT_EQ(cache.hits(), 1u);
-  const RewriteResult& after = cache.rewrite("SELECT * FROM customers", *v2, "1");
-  EXPECT_FALSE(after.allowed);
-  EXPECT_EQ(after.reason,
+  const RewriteHandle after = cache.rewrite("SELECT * FROM customers", *v2, "1");
+  EXPECT_FALSE(after->allowed);
+  EXPECT_EQ(after->reason,
             "rowguard: table \"public.customers\" is not in the policy (FROM of SELECT; rule: "
             "unknown_tables = \"deny\")");
   EXPECT_EQ(cache.misses(), 2u);
