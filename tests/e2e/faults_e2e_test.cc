@@ -86,8 +86,12 @@ std::string connect_failure(const RowguardProcess& rg, const std::string& user, 
 }
 
 // Whether rowguard answers a tenant query with the example data through rowguard.
+// The last answer serves() saw, for failure messages.
+std::string g_last_serves_answer;
+
 bool serves(const RowguardProcess& rg) {
   CommandResult r = rg.psql("t1", "pw1", "SELECT count(*) FROM orders");
+  g_last_serves_answer = describe(r);
   return r.exit_code == 0 && r.out == "3\n";
 }
 
@@ -150,7 +154,8 @@ TEST(FaultsE2e, UpstreamKilledMidLoadGivesClearErrorsAndRecoversAfterRestart) {
   EXPECT_TRUE(down.rfind("08001 ", 0) == 0 && contains(down, "cannot connect to upstream")) << down;
 
   pg.restart();
-  EXPECT_TRUE(wait_until([&] { return serves(rg); }, std::chrono::seconds(30))) << rg.log();
+  EXPECT_TRUE(wait_until([&] { return serves(rg); }, std::chrono::seconds(30)))
+      << "last answer: " << g_last_serves_answer << "\n" << rg.log();
   EXPECT_TRUE(rg.running());
   remove_tree(dir);
 }
@@ -244,7 +249,8 @@ TEST(FaultsE2e, UpstreamUnreachableAtStartThenWorks) {
   EXPECT_TRUE(rg.running()) << rg.log();
 
   pg.restart();
-  EXPECT_TRUE(wait_until([&] { return serves(rg); }, std::chrono::seconds(30))) << rg.log();
+  EXPECT_TRUE(wait_until([&] { return serves(rg); }, std::chrono::seconds(30)))
+      << "last answer: " << g_last_serves_answer << "\n" << rg.log();
   CommandResult bypass = rg.psql("dba", "pwdba", "SELECT count(*) FROM countries");
   EXPECT_EQ(bypass.exit_code, 0) << describe(bypass);
   EXPECT_EQ(bypass.out, pg.psql_super("SELECT count(*) FROM countries", "appdb").out) << describe(bypass) << rg.log();

@@ -143,28 +143,28 @@ TEST(AdvisoryLocks, CacheGivesEachTenantItsOwnKeySpace) {
     for (const auto& sql : statements) {
       for (const auto& t : tenants) {
         const RewriteResult fresh = rewrite(sql, lock_policy(), t);
-        const RewriteResult& cached = cache.rewrite(sql, lock_policy(), t);
+        const RewriteHandle cached = cache.rewrite(sql, lock_policy(), t);
         ASSERT_TRUE(fresh.allowed) << sql << ": " << fresh.reason;
-        EXPECT_EQ(cached.allowed, fresh.allowed) << sql << " tenant " << t;
-        EXPECT_EQ(cached.sql, fresh.sql) << sql << " tenant " << t;
-        EXPECT_NE(cached.sql.find("convert_to(" + sql_string_literal(t) + ", 'UTF8')"), std::string::npos)
-            << cached.sql;
+        EXPECT_EQ(cached->allowed, fresh.allowed) << sql << " tenant " << t;
+        EXPECT_EQ(cached->sql, fresh.sql) << sql << " tenant " << t;
+        EXPECT_NE(cached->sql.find("convert_to(" + sql_string_literal(t) + ", 'UTF8')"), std::string::npos)
+            << cached->sql;
       }
     }
     // Constant templates: another key in the same shape, per tenant.
     for (int k : {5, 6, 77}) {
       const std::string sql = "SELECT pg_advisory_lock(" + std::to_string(k) + ")";
       for (const auto& t : tenants) {
-        const RewriteResult& cached = cache.rewrite(sql, lock_policy(), t);
-        EXPECT_EQ(cached.sql, rewrite(sql, lock_policy(), t).sql) << sql << " tenant " << t;
+        const RewriteHandle cached = cache.rewrite(sql, lock_policy(), t);
+        EXPECT_EQ(cached->sql, rewrite(sql, lock_policy(), t).sql) << sql << " tenant " << t;
       }
     }
   }
-  const RewriteResult& one = cache.rewrite("SELECT pg_advisory_lock(42)", lock_policy(), "1");
-  const std::string text_one = one.sql;
-  const RewriteResult& two = cache.rewrite("SELECT pg_advisory_lock(42)", lock_policy(), "2");
-  EXPECT_NE(text_one, two.sql);
-  EXPECT_EQ(two.sql.find("'1'"), std::string::npos) << two.sql;
+  const RewriteHandle one = cache.rewrite("SELECT pg_advisory_lock(42)", lock_policy(), "1");
+  const std::string text_one = one->sql;
+  const RewriteHandle two = cache.rewrite("SELECT pg_advisory_lock(42)", lock_policy(), "2");
+  EXPECT_NE(text_one, two->sql);
+  EXPECT_EQ(two->sql.find("'1'"), std::string::npos) << two->sql;
 }
 
 // The rewritten text parses back to the same tree (the rewriter's deparse check would refuse

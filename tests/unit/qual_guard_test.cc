@@ -3,6 +3,9 @@
 // btree index use stays), with and without a schema snapshot.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <ctime>
+
 #include <memory>
 #include <string>
 
@@ -138,13 +141,24 @@ TEST(QualGuard, NestedExistsChainsStayLinear) {
     }
     return sql + "true" + tail;
   };
+  // This thread's CPU time, the least of three runs: other processes on a loaded machine (CI,
+  // parallel ctest) neither add to it nor, with the minimum, preempt every run.
+  auto thread_cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  };
   auto cpu = [&](int depth) {
     const auto& p = with_schema();
     const std::string sql = nested(depth);
-    const auto start = std::chrono::steady_clock::now();
-    std::string out = rw(p, sql);
-    EXPECT_EQ(out.rfind("DENIED", 0), std::string::npos) << out.substr(0, 300);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double best = 1e9;
+    for (int run = 0; run < 3; ++run) {
+      const double start = thread_cpu();
+      std::string out = rw(p, sql);
+      best = std::min(best, thread_cpu() - start);
+      EXPECT_EQ(out.rfind("DENIED", 0), std::string::npos) << out.substr(0, 300);
+    }
+    return best;
   };
   cpu(50);  // warm up
   const double small = cpu(100);

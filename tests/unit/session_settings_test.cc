@@ -59,7 +59,7 @@ TEST(SessionSettings, TimeZoneIntervalOfHoursAndMinutesIsForwardedAsTheSettingPo
   // Through the rewrite cache, twice (the second a hit), and for another tenant: the same text.
   RewriteCache cache(100);
   for (const char* tenant : {"1", "2", "1"}) {
-    EXPECT_EQ(cache.rewrite("SET TIME ZONE INTERVAL '-03:30' HOUR TO MINUTE", settings_policy(), tenant).sql,
+    EXPECT_EQ(cache.rewrite("SET TIME ZONE INTERVAL '-03:30' HOUR TO MINUTE", settings_policy(), tenant)->sql,
               "SET timezone TO \"INTERVAL '-03:30'\"");
   }
 }
@@ -198,12 +198,12 @@ TEST(SessionSettings, CachedDecisionsFollowTheValue) {
   RewriteCache cache;
   for (int pass = 0; pass < 2; ++pass) {
     for (const std::string tenant : {"1", "2"}) {
-      EXPECT_TRUE(cache.rewrite("SET standard_conforming_strings = on", settings_policy(), tenant).allowed);
-      EXPECT_FALSE(cache.rewrite("SET standard_conforming_strings = off", settings_policy(), tenant).allowed);
-      EXPECT_TRUE(cache.rewrite("SET search_path = 'public'", settings_policy(), tenant).allowed);
-      EXPECT_FALSE(cache.rewrite("SET search_path = 'evil'", settings_policy(), tenant).allowed);
-      EXPECT_FALSE(cache.rewrite("SET search_path = 'pg_temp'", settings_policy(), tenant).allowed);
-      EXPECT_TRUE(cache.rewrite("SET search_path = 'public'", settings_policy(), tenant).allowed);
+      EXPECT_TRUE(cache.rewrite("SET standard_conforming_strings = on", settings_policy(), tenant)->allowed);
+      EXPECT_FALSE(cache.rewrite("SET standard_conforming_strings = off", settings_policy(), tenant)->allowed);
+      EXPECT_TRUE(cache.rewrite("SET search_path = 'public'", settings_policy(), tenant)->allowed);
+      EXPECT_FALSE(cache.rewrite("SET search_path = 'evil'", settings_policy(), tenant)->allowed);
+      EXPECT_FALSE(cache.rewrite("SET search_path = 'pg_temp'", settings_policy(), tenant)->allowed);
+      EXPECT_TRUE(cache.rewrite("SET search_path = 'public'", settings_policy(), tenant)->allowed);
     }
   }
 }
