@@ -228,6 +228,33 @@ TEST_P(PhpPdoE2e, PreparesTwoTenants) {
 INSTANTIATE_TEST_SUITE_P(Prepares, PhpPdoE2e, ::testing::Values("emulated", "native"),
                          [](const auto& info) { return info.param; });
 
+// --- Laravel (Illuminate\Database) ---------------------------------------------------------------
+
+// Illuminate\Database 8.83 (Debian php-illuminate-database, under /usr/share/php, loaded by its
+// autoload.php) over PDO pgsql: query builder, Eloquent, transactions, with the connection's PDO
+// option ATTR_EMULATE_PREPARES on and off.
+class LaravelE2e : public StacksE2e, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(LaravelE2e, QueryBuilderEloquentTwoTenants) {
+  std::string why_not;
+  const std::string php = find_program("php", "php-cli php-pgsql php-illuminate-database", why_not);
+  ASSERT_FALSE(php.empty()) << why_not;
+  CommandResult has_laravel = run_command(
+      {php, "-r",
+       "require_once 'Illuminate/Database/autoload.php';"
+       "exit(class_exists('Illuminate\\Database\\Capsule\\Manager') && class_exists('Illuminate\\Database\\Eloquent\\Model')"
+       " && in_array('pgsql', PDO::getAvailableDrivers()) ? 0 : 1);"},
+      {}, "", 30);
+  ASSERT_EQ(has_laravel.exit_code, 0)
+      << "Laravel's Illuminate\\Database or PHP's PDO pgsql driver is missing: run scripts/deps (Debian "
+         "php-illuminate-database php-pgsql)\n"
+      << describe(has_laravel);
+  expect_passed(run_stack("laravel_" + GetParam(), {php, drivers_dir() + "/laravel_test.php", GetParam()}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Prepares, LaravelE2e, ::testing::Values("emulated", "native"),
+                         [](const auto& info) { return info.param; });
+
 // --- Go pgx v4 -----------------------------------------------------------------------------------
 
 // Builds tests/e2e/drivers/pgx_v4.go into <stacks dir>/go/pgx_v4 unless that binary is newer than
