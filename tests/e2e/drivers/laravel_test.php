@@ -4,7 +4,8 @@
 // or off ("native") in the connection's PDO options. Connects through the Capsule Manager with
 // driver pgsql and Laravel's default pgsql settings (charset utf8, schema public) plus a time
 // zone and an application name, so that its PostgresConnector sends at connect `set names`,
-// `set time zone`, `set search_path to "public"` and `set application_name`. Checks: the query
+// `set time zone`, `set search_path to "public"` and `set application_name` (and, on a third
+// connection, its isolation_level and synchronous_commit statements). Checks: the query
 // builder's select/where/count/join, insert without the tenant column, insertGetId (RETURNING),
 // update/delete, transactions with rollback, an Eloquent model on orders (key (tenant_id, id):
 // mapped with primaryKey 'id', not incrementing), reads filtered, cross-tenant writes refused
