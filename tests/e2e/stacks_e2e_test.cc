@@ -8,6 +8,7 @@
 // prints "ok <check>" / "FAIL <check>: ..." and "all checks passed" (exit 0) when nothing failed;
 // it leaves the example data as it found it. The compatibility table is tests/e2e/drivers/README.md.
 //
+// Also Laravel's Illuminate\Database (query builder and Eloquent; Debian php-illuminate-database).
 // One gtest suite (and so one ctest entry) per stack. What a stack needs comes from scripts/deps
 // (Debian: ruby-pg, php-cli php-pgsql, golang-go golang-github-jackc-pgx-v4-dev, libpqxx-dev;
 // nodejs with npm); a missing one fails its test with a message naming scripts/deps. Compiled or
