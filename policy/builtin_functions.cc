@@ -172,4 +172,6 @@ bool builtin_function_allowed(std::string_view name) {
   return std::binary_search(kSorted.begin(), kSorted.end(), name);
 }
 
+std::span<const std::string_view> builtin_allowed_function_names() { return kSorted; }
+
 }  // namespace rowguard::policy

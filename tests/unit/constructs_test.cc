@@ -13,6 +13,7 @@
 #include "policy/policy.h"
 #include "policy/schema_snapshot.h"
 #include "sqlrewrite/pg_query_api.h"
+#include "sqlrewrite/rewrite_cache.h"
 #include "sqlrewrite/rewriter.h"
 #include "tests/support/tenant_keys_schema.h"
 #include "tests/support/tenant_oracle.h"
@@ -470,6 +471,26 @@ TEST_P(ConstructGolden, ExactOutput) { expect_case(loaded_policy(), GetParam());
 std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
 
 INSTANTIATE_TEST_SUITE_P(Constructs, ConstructGolden, ::testing::ValuesIn(kCases), case_name);
+
+// The template cache (rewrite_cache.h) gives exactly a fresh rewrite's result for every case and
+// tenant, whichever tenant filled the entry (the wrapped samples and the filled-in tenant values
+// are tenant literals like any other).
+TEST(ConstructCache, TemplateCacheEqualsFreshRewriteForEveryTenant) {
+  const std::vector<std::string> tenants = {"1", "2", "o'brien", "a\\b'c", "1_2"};
+  RewriteCache cache;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const Case& c : kCases) {
+      for (const std::string& t : tenants) {
+        const RewriteResult fresh = rewrite(c.sql, loaded_policy(), t);
+        const RewriteResult& cached = cache.rewrite(c.sql, loaded_policy(), t);
+        EXPECT_EQ(cached.allowed, fresh.allowed) << c.name << " tenant " << t;
+        EXPECT_EQ(cached.sql, fresh.sql) << c.name << " tenant " << t;
+        EXPECT_EQ(cached.reason, fresh.reason) << c.name << " tenant " << t;
+        EXPECT_EQ(cached.tenant_params, fresh.tenant_params) << c.name << " tenant " << t;
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace rowguard::sqlrewrite
