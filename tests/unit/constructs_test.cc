@@ -498,11 +498,11 @@ TEST(ConstructCache, TemplateCacheEqualsFreshRewriteForEveryTenant) {
     for (const Case& c : kCases) {
       for (const std::string& t : tenants) {
         const RewriteResult fresh = rewrite(c.sql, loaded_policy(), t);
-        const RewriteResult& cached = cache.rewrite(c.sql, loaded_policy(), t);
-        EXPECT_EQ(cached.allowed, fresh.allowed) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.sql, fresh.sql) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.reason, fresh.reason) << c.name << " tenant " << t;
-        EXPECT_EQ(cached.tenant_params, fresh.tenant_params) << c.name << " tenant " << t;
+        const RewriteHandle cached = cache.rewrite(c.sql, loaded_policy(), t);
+        EXPECT_EQ(cached->allowed, fresh.allowed) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->sql, fresh.sql) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->reason, fresh.reason) << c.name << " tenant " << t;
+        EXPECT_EQ(cached->tenant_params, fresh.tenant_params) << c.name << " tenant " << t;
       }
     }
   }
