@@ -84,6 +84,26 @@ constexpr auto kAllowed = std::to_array<std::string_view>({
     "hashtext", "int4", "int8", "float8", "numeric", "bool",
     // type conversions named like their type (stable only through timezone / lc_monetary)
     "date", "time", "timetz", "timestamp", "timestamptz", "money",
+    // more function-style casts and constructors: immutable pg_catalog functions of their
+    // arguments only (checked against PostgreSQL 15's pg_proc: every overload provolatile 'i')
+    "float4", "int2", "interval", "bpchar", "varchar", "name", "char", "bit", "varbit",
+    // geometric constructors and measures
+    "point", "box", "circle", "lseg", "path", "polygon", "line", "area", "center", "diameter",
+    "radius", "height", "width", "npoints", "isclosed", "isopen", "pclose", "popen", "diagonal",
+    "slope", "bound_box", "close_ls", "lseg_length", "isvertical", "ishorizontal", "isparallel",
+    // network addresses
+    "inet", "cidr", "hostmask", "netmask", "broadcast", "abbrev", "set_masklen", "inet_same_family",
+    "inet_merge", "macaddr", "macaddr8", "macaddr8_set7bit",
+    // multirange constructors
+    "int4multirange", "int8multirange", "nummultirange", "tsmultirange", "tstzmultirange",
+    "datemultirange",
+    // XML over values (the XML expressions xmlelement, xmlforest, xmlconcat, xmlparse, xmlpi,
+    // xmlroot, xmlserialize, IS DOCUMENT and XMLTABLE are syntax, checked by the rewriter; PostgreSQL
+    // loads no external entity). Not query_to_xml, table_to_xml, cursor_to_xml, schema_to_xml,
+    // database_to_xml and their *_xmlschema / *_and_xmlschema forms: they run SQL text or read
+    // whole tables.
+    "xml", "xmlcomment", "xmlexists", "xpath", "xpath_exists", "xml_is_well_formed",
+    "xml_is_well_formed_document", "xml_is_well_formed_content",
     // full text search over values (no table access)
     "to_tsvector", "to_tsquery", "plainto_tsquery", "phraseto_tsquery", "websearch_to_tsquery",
     "ts_rank", "ts_rank_cd", "ts_headline", "setweight", "strip", "numnode", "querytree",
@@ -151,5 +171,7 @@ bool builtin_operator_name(std::string_view name) {
 bool builtin_function_allowed(std::string_view name) {
   return std::binary_search(kSorted.begin(), kSorted.end(), name);
 }
+
+std::span<const std::string_view> builtin_allowed_function_names() { return kSorted; }
 
 }  // namespace rowguard::policy

@@ -2,6 +2,7 @@
 // What rowguard knows about PostgreSQL's builtin functions and operators (policy/builtin_functions.cc,
 // generated name lists *.inc).
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace rowguard::policy {
@@ -9,6 +10,10 @@ namespace rowguard::policy {
 // Builtin functions (pg_catalog) that a tenant's statements may call: pure functions of their
 // arguments that run no SQL and read no table. Name-only match, lower case.
 bool builtin_function_allowed(std::string_view name);
+
+// Every name builtin_function_allowed() accepts, sorted (for the test that checks each against a
+// real server's pg_proc: tests/integration/builtin_names_test.cc).
+std::span<const std::string_view> builtin_allowed_function_names();
 
 // pg_catalog functions callable with one argument (policy/builtin_function_names.inc, generated
 // by scripts/gen-builtin-functions): nullopt when no such function has this name, else whether

@@ -55,6 +55,8 @@ std::vector<Walker::Pred> Walker::from_item(Node& item, std::string_view part) {
       return read_table(item, part);
     case Node::kJoinExpr:
       return join(*item.mutable_join_expr(), part);
+    case Node::kRangeTableSample:
+      return table_sample(item, part);
     case Node::kRangeSubselect: {
       // A planner fence: the subquery's expressions cannot move into the outer query's scans,
       // ahead of their tenant checks, nor outer quals into its scans (sqlrewrite/qual_guard.h).
@@ -113,6 +115,60 @@ std::vector<Walker::Pred> Walker::join(pg_query::JoinExpr& j, std::string_view p
     fence_tables(*j.mutable_rarg());
   }
   return up;
+}
+
+// `t TABLESAMPLE method (args) [REPEATABLE (seed)]`: PostgreSQL samples the relation's blocks
+// (SYSTEM) or rows (BERNOULLI), then applies the quals to the sampled rows, which is also what
+// row-level security does. A tenant table becomes a fenced filtered subquery of the sample:
+//   orders o TABLESAMPLE SYSTEM (10)  ->  (SELECT * FROM public.orders TABLESAMPLE system (10)
+//                                          WHERE orders.tenant_id = '<tenant>' OFFSET 0) o
+// so the outer level's quals (and joins) only see the tenant's sampled rows. The method is checked
+// by visit() (check_sample_method), the arguments by the generic walk like any expression.
+std::vector<Walker::Pred> Walker::table_sample(Node& item, std::string_view part) {
+  auto& sample = *item.mutable_range_table_sample();
+  if (!sample.has_relation() || !sample.relation().has_range_var()) deny("malformed TABLESAMPLE");
+  if (sampled_.contains(&sample)) {
+    // The sample inside a subquery wrap_sample() built: filtered in its WHERE.
+    return read_table(*sample.mutable_relation(), part);
+  }
+  auto& rv = *sample.mutable_relation()->mutable_range_var();
+  const bool cte = rv.schemaname().empty() && rv.catalogname().empty() && cte_visible(rv.relname());
+  if (!cte) {
+    const QualifiedName q = resolve(rv, part);
+    if (is_catalog_schema(q.schema)) {
+      deny("TABLESAMPLE of the catalog " + quote_ident(q.to_string()) + " is not supported (" + std::string(part) +
+           "; rule: tenants sample policy tables only)");
+    }
+    if (!known_table(q, part).global) {
+      wrap_sample(item);
+      return {};
+    }
+  }
+  return read_table(*sample.mutable_relation(), part);  // a global table or a CTE: nothing to filter
+}
+
+void Walker::wrap_sample(Node& item) {
+  Node moved = std::move(item);
+  auto& rv = *moved.mutable_range_table_sample()->mutable_relation()->mutable_range_var();
+  handled_.erase(&rv);  // resolved again (and filtered) when the subquery is walked
+  pg_query::Alias alias = rv.has_alias() ? rv.alias() : pg_query::Alias();
+  if (!rv.has_alias()) alias.set_aliasname(rv.relname());
+  rv.clear_alias();
+
+  Node sub;
+  auto& sel = *sub.mutable_select_stmt();
+  sel.set_op(pg_query::SETOP_NONE);
+  sel.set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+  sel.add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields()->mutable_a_star();
+  *sel.add_from_clause() = std::move(moved);
+  QualGuard::fence(sel);
+
+  Node wrapped;
+  auto& rs = *wrapped.mutable_range_subselect();
+  *rs.mutable_subquery() = std::move(sub);
+  *rs.mutable_alias() = std::move(alias);
+  item = std::move(wrapped);
+  sampled_.insert(&item.range_subselect().subquery().select_stmt().from_clause(0).range_table_sample());
 }
 
 void Walker::fence_tables(Node& item) {

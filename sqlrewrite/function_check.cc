@@ -99,6 +99,17 @@ std::optional<std::string> check_cast(const pg_query::TypeCast& cast) {
          "write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
 }
 
+std::optional<std::string> check_column_type(const pg_query::TypeName& type) {
+  const auto& names = type.names();
+  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed column definition";
+  const std::string& name = names[names.size() - 1].string().sval();
+  if (transaction_id_type(name) || transaction_id_row_type(name)) {
+    return "a column defined as " + quoted(name) + " is not allowed: transaction ids and snapshots count other " +
+           "tenants' write transactions (rule: " + std::string(kRuleTransactionIds) + ")";
+  }
+  return std::nullopt;
+}
+
 namespace {
 std::string parameter_denial(std::string_view type) {
   return "a parameter declared as " + quoted(type) + " is not allowed: transaction ids and snapshots count other " +
@@ -136,6 +147,20 @@ std::optional<std::string> check_parameter_type_oid(int32_t oid) {
       }
       return std::nullopt;
   }
+}
+
+std::optional<std::string> check_sample_method(const pg_query::RangeTableSample& sample) {
+  std::vector<std::string> parts;
+  for (const auto& n : sample.method()) {
+    if (!n.has_string()) return "malformed TABLESAMPLE method";
+    parts.push_back(n.string().sval());
+  }
+  const bool builtin = parts.size() == 1 || (parts.size() == 2 && parts[0] == "pg_catalog");
+  if (builtin && (parts.back() == "system" || parts.back() == "bernoulli")) return std::nullopt;
+  std::string shown;
+  for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
+  return "TABLESAMPLE method " + quoted(shown) + " is not allowed: only SYSTEM and BERNOULLI (rule: " +
+         std::string(kRuleFunctions) + ")";
 }
 
 std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name) {

@@ -12,10 +12,19 @@
 // refused. The Walker (sqlrewrite/rewriter.cc) calls them and knows the FROM scopes.
 //
 // Every raw node type the Walker accepts, and how it can end in a function call:
-//   FuncCall                 the allowlist (check_function_name), also in FROM (RangeFunction);
-//                            pg_catalog's advisory-lock functions are not on it: called by
-//                            name with positional arguments their keys are rewritten into the
-//                            tenant's key space (advisory_locks.h), any other form is refused
+//   FuncCall                 the allowlist (check_function_name), also in FROM (RangeFunction,
+//                            ROWS FROM); pg_catalog's advisory-lock functions are not on it:
+//                            called by name with positional arguments their keys are rewritten
+//                            into the tenant's key space (advisory_locks.h), any other form is
+//                            refused
+//   RangeTableSample         its method's handler (check_sample_method); its arguments are
+//                            expressions, walked like any other
+//   ColumnDef (column definition lists of functions in FROM), RangeTableFuncCol (XMLTABLE
+//                            columns): their type's input function (check_column_type)
+//   XmlExpr, XmlSerialize, RangeTableFunc (XMLTABLE)
+//                            builtin XML functions of their arguments (libxml2; PostgreSQL
+//                            loads no external entity); query_to_xml & co. are FuncCalls,
+//                            refused by the allowlist
 //   ColumnRef, A_Indirection attribute notation and system columns (checked here)
 //   A_Expr, SubLink, SortBy  operators: A_Expr.name, ANY/ALL oper_name, ORDER BY ... USING
 //                            (check_operator_name); BETWEEN is named by keyword, runs < / >
@@ -73,11 +82,22 @@ bool refused_system_column(std::string_view name);
 // (NULL::pg_database given to jsonb_populate_record, ROW(...)::pg_class).
 std::optional<std::string> check_cast(const pg_query::TypeCast& cast);
 
+// The type of a column definition list entry (`f(...) AS (a int)`, ROWS FROM) or of an XMLTABLE
+// column: the denial text, or nullopt. The function's output (or the XML text) is converted to it
+// like a cast, so the types check_cast refuses are refused here too (without the NULL / 0
+// exception: the value is not a constant).
+std::optional<std::string> check_column_type(const pg_query::TypeName& type);
+
 // A declared parameter type (Parse, PREPARE name(types)): the denial text, or nullopt. A $n
 // declared as a transaction-id or snapshot type (or an array of one) is a cast of the bound
 // value, like check_cast's.
 std::optional<std::string> check_parameter_type(const pg_query::TypeName& type);
 std::optional<std::string> check_parameter_type_oid(int32_t oid);
+
+// A TABLESAMPLE method (RangeTableSample.method): the denial text, or nullopt. Only pg_catalog's
+// SYSTEM and BERNOULLI (pure sampling of the table's own blocks / rows); the methods of
+// extensions (tsm_system_rows, tsm_system_time) and anything else are refused.
+std::optional<std::string> check_sample_method(const pg_query::RangeTableSample& sample);
 
 // An operator name list (A_Expr.name, SubLink.oper_name, SortBy.use_op): the denial text, or
 // nullopt. Only pg_catalog's operators (policy/builtin_operator_names.inc), unqualified or

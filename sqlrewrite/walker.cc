@@ -23,6 +23,10 @@ const std::unordered_set<std::string_view>& pass_through_types() {
       "LockingClause", "NamedArgExpr", "JoinExpr", "RangeSubselect", "RangeFunction",
       "CTESearchClause", "CTECycleClause", "OnConflictClause", "InferClause", "IndexElem",
       "MergeWhenClause",
+      // XML expressions (xmlelement, xmlforest, xmlconcat, xmlparse, xmlpi, xmlroot, IS
+      // DOCUMENT), XMLSERIALIZE and XMLTABLE in FROM (implicitly LATERAL, like a function in
+      // FROM): builtin computations over their argument expressions, which are walked
+      "XmlExpr", "XmlSerialize", "RangeTableFunc",
   };
   return kTypes;
 }
@@ -35,7 +39,8 @@ struct WalkShape {
   // The types visit() treats specially; kOther: pass_through decides.
   enum class Kind {
     kOther, kNode, kSelect, kInsert, kUpdate, kDelete, kMerge, kRangeVar, kFuncCall, kAExpr,
-    kColumnRef, kIndirection, kTypeCast, kSubLink, kSortBy,  // checked, then walked like pass-through
+    kColumnRef, kIndirection, kTypeCast, kSubLink, kSortBy, kTableSample, kColumnDef,
+    kTableFuncCol,  // checked, then walked like pass-through
   };
   Kind kind = Kind::kOther;
   const gpb::Reflection* reflection = nullptr;
@@ -74,6 +79,9 @@ struct WalkTables {
                    : d == pg_query::TypeCast::descriptor()   ? WalkShape::Kind::kTypeCast
                    : d == pg_query::SubLink::descriptor()    ? WalkShape::Kind::kSubLink
                    : d == pg_query::SortBy::descriptor()     ? WalkShape::Kind::kSortBy
+                   : d == pg_query::RangeTableSample::descriptor() ? WalkShape::Kind::kTableSample
+                   : d == pg_query::ColumnDef::descriptor()  ? WalkShape::Kind::kColumnDef
+                   : d == pg_query::RangeTableFuncCol::descriptor() ? WalkShape::Kind::kTableFuncCol
                                                              : WalkShape::Kind::kOther;
       for (int k = 0; k < d->field_count(); ++k) {
         if (d->field(k)->cpp_type() == gpb::FieldDescriptor::CPPTYPE_MESSAGE) shape.message_fields.push_back(d->field(k));
@@ -226,6 +234,30 @@ void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
       const auto& by = static_cast<const pg_query::SortBy&>(m);
       if (by.use_op_size() > 0) {
         if (auto why = check_operator_name(by.use_op())) deny(*why);
+      }
+      break;
+    }
+    case WalkShape::Kind::kTableSample:
+      // Its relation is a RangeVar: accepted only where from_item() resolved it.
+      if (auto why = check_sample_method(static_cast<const pg_query::RangeTableSample&>(m))) deny(*why);
+      break;
+    case WalkShape::Kind::kColumnDef: {
+      // Only in the column definition list of a function in FROM (`f(...) AS (a int)`, ROWS FROM):
+      // the statement dispatch refuses DDL. Its type converts the function's output like a cast.
+      const auto& def = static_cast<const pg_query::ColumnDef&>(m);
+      if (def.has_raw_default() || def.has_cooked_default() || def.constraints_size() > 0 ||
+          def.fdwoptions_size() > 0 || def.has_identity_sequence() || !def.generated().empty() ||
+          !def.identity().empty()) {
+        deny("malformed column definition list");
+      }
+      if (auto why = check_column_type(def.type_name())) deny(*why);
+      break;
+    }
+    case WalkShape::Kind::kTableFuncCol: {  // an XMLTABLE column: its type converts the XML text like a cast
+      const auto& col = static_cast<const pg_query::RangeTableFuncCol&>(m);
+      if (col.for_ordinality() != !col.has_type_name()) deny("malformed XMLTABLE column");
+      if (col.has_type_name()) {
+        if (auto why = check_column_type(col.type_name())) deny(*why);
       }
       break;
     }

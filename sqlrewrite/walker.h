@@ -90,6 +90,8 @@ class Walker {
   std::vector<Pred> from_item(Node& item, std::string_view part);
   std::vector<Pred> join(pg_query::JoinExpr& j, std::string_view part);
   void fence_tables(Node& item);
+  std::vector<Pred> table_sample(Node& item, std::string_view part);
+  void wrap_sample(Node& item);
   void place_in_join(pg_query::JoinExpr& j, std::vector<Pred>& preds);
   void wrap(Pred& p);
   static Pred relation_pred(const pg_query::RangeVar& rv, const TableRule& rule);
@@ -126,6 +128,7 @@ class Walker {
 
   // ---- INSERT / UPDATE / DELETE / ON CONFLICT and tenant values (writes.cc)
   void insert(pg_query::InsertStmt& s);
+  void name_columns(pg_query::InsertStmt& s, const TableRule& rule);
   void on_conflict(pg_query::OnConflictClause& oc, const pg_query::RangeVar& target, const TableRule& rule);
   void update(pg_query::UpdateStmt& s);
   void del(pg_query::DeleteStmt& s);
@@ -190,6 +193,8 @@ class Walker {
   std::vector<std::string> ctes_;  // CTE names in scope, innermost last
   bool locking_ = false;           // reading the FROM items of a SELECT with FOR UPDATE / SHARE
   std::unordered_set<const pg_query::SelectStmt*> locked_subqueries_;  // FROM subqueries under a lock
+  // TABLESAMPLE items inside the filtered subqueries wrap_sample() built: filtered in place.
+  std::unordered_set<const pg_query::RangeTableSample*> sampled_;
   std::vector<Relation> relations_;  // relations in scope (FROM items, targets), innermost last
   QualGuard guard_{scope_, [this](const pg_query::RangeVar& rv) { return guard_rule(rv); },
                    [this] { return tenant_literal(); }};

@@ -14,14 +14,15 @@ void Walker::insert(pg_query::InsertStmt& s) {
   const TableRule& rule = write_target(*s.mutable_relation(), "INSERT INTO");
   const std::string table = rule.table.to_string();
   if (!s.has_select_stmt()) {
-    deny("INSERT INTO " + quote_ident(table) + " DEFAULT VALUES cannot set the tenant column " +
-         quote_ident(rule.column));
+    // DEFAULT VALUES: every column takes its default, and the tenant column is filled in as
+    // when a column list leaves it out:  INSERT INTO t (tenant_col) VALUES ('<tenant>').
+    auto& values = *s.mutable_select_stmt()->mutable_select_stmt();
+    values.set_op(pg_query::SETOP_NONE);
+    values.set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+    values.add_values_lists()->mutable_list()->add_items()->mutable_set_to_default();
+    s.add_cols()->mutable_res_target()->set_name(rule.column);
   }
-  if (s.cols_size() == 0) {
-    deny("INSERT INTO " + quote_ident(table) +
-         " needs a column list, so that rowguard can check the tenant column " +
-         quote_ident(rule.column));
-  }
+  if (s.cols_size() == 0) name_columns(s, rule);
   const int index = tenant_column_index(s.cols(), rule, "INSERT INTO");
   if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
   auto& src = *s.mutable_select_stmt()->mutable_select_stmt();
@@ -66,6 +67,48 @@ void Walker::insert(pg_query::InsertStmt& s) {
   if (s.has_on_conflict_clause()) on_conflict(*s.mutable_on_conflict_clause(), *s.mutable_relation(), rule);
   visit_children(s, {"with_clause"});
   check_keys("INSERT INTO", true, given_columns(s.cols(), values_rows(s.select_stmt().select_stmt())), rule);
+}
+
+// INSERT INTO t VALUES (...) / INSERT INTO t SELECT ... without a column list assigns the
+// table's first N columns in order (N values per row), as PostgreSQL's transformInsertStmt does.
+// With the schema snapshot's column order rowguard writes that list out, and the statement is
+// then checked like one with a column list: the value landing on the tenant column must be the
+// tenant, or the tenant column is appended. The list names columns, so a stale snapshot cannot
+// move a value onto the tenant column (PostgreSQL then assigns by those names or fails).
+void Walker::name_columns(pg_query::InsertStmt& s, const TableRule& rule) {
+  const std::string table = rule.table.to_string();
+  const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(rule.table) : nullptr;
+  if (info == nullptr || info->columns.empty()) {
+    deny("INSERT INTO " + quote_ident(table) + " without a column list: " +
+         (scope_.schema && scope_.schema->loaded ? std::string("the schema snapshot does not know the table's columns")
+                                                 : std::string("the schema is not known yet (rowguard has not read the "
+                                                               "table's columns from PostgreSQL)")) +
+         "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
+  }
+  if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
+  // The leftmost query of a set operation decides the number of columns.
+  const pg_query::SelectStmt* first = &s.select_stmt().select_stmt();
+  while (first->op() != pg_query::SETOP_NONE) {
+    if (!first->has_larg()) deny("malformed INSERT source");
+    first = &first->larg();
+  }
+  const gpb::RepeatedPtrField<Node>* items = &first->target_list();
+  if (first->values_lists_size() > 0) {
+    if (!first->values_lists(0).has_list()) deny("malformed VALUES");
+    items = &first->values_lists(0).list().items();
+  }
+  if (any_expands(*items, items->size())) {
+    deny("INSERT INTO " + quote_ident(table) + " without a column list: a * expansion makes the column " +
+         "positions unknowable; name the columns, so that rowguard can check the tenant column " +
+         quote_ident(rule.column));
+  }
+  if (items->size() > static_cast<int>(info->columns.size())) {
+    deny("INSERT INTO " + quote_ident(table) + " has more expressions than the table has columns (" +
+         std::to_string(info->columns.size()) + " in the schema snapshot)");
+  }
+  for (int i = 0; i < items->size(); ++i) {
+    s.add_cols()->mutable_res_target()->set_name(info->columns[static_cast<size_t>(i)].name);
+  }
 }
 
 // ON CONFLICT DO NOTHING needs nothing more once its arbiters are checked. DO UPDATE may only touch the tenant's own row:
@@ -212,6 +255,10 @@ void Walker::check_or_fill_row(gpb::RepeatedPtrField<Node>& items, int index, co
   if (any_expands(items, index)) {
     deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) +
          ": a * expansion before the tenant column makes its position unknowable");
+  }
+  if (index < items.size() && items[index].has_set_to_default()) {
+    items[index] = tenant_literal();  // DEFAULT for the tenant column: filled in as when left out
+    return;
   }
   if (index >= items.size() || !accept_tenant_value(items[index])) {
     deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) + " sets " +

@@ -4,6 +4,7 @@
 // notation x.f calls) must be noticed. Regenerate with scripts/gen-builtin-functions.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -32,6 +33,33 @@ TEST(BuiltinNames, FunctionTableMatchesTheServer) {
     ++n;
   }
   EXPECT_GT(n, 500);
+}
+
+// The hand allowlist (policy/builtin_functions.cc) against the server: every pg_catalog overload
+// of an allowed name computes from its arguments (immutable or stable), except the volatile ones
+// reviewed here, which read only the clock, a random source or the caller's session. A new entry
+// that is volatile (changes server state, sleeps, reads other data at run time) fails here until
+// it is reviewed; the functions that run SQL text or read whole tables must never be listed.
+TEST(BuiltinNames, AllowedFunctionsArePureOrReviewed) {
+  const std::set<std::string> reviewed_volatile = {
+      "clock_timestamp", "gen_random_uuid", "pg_is_in_recovery", "pg_jit_available", "pg_partition_ancestors",
+      "random", "setseed", "timeofday"};
+  std::string names;
+  for (std::string_view n : policy::builtin_allowed_function_names()) names += (names.empty() ? "'" : ", '") + std::string(n) + "'";
+  CommandResult r = PgServer::shared().psql_super(
+      "SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace "
+      "AND provolatile = 'v' AND proname IN (" + names + ")");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string name;
+  while (std::getline(lines, name)) {
+    EXPECT_TRUE(reviewed_volatile.contains(name)) << name << " is volatile: review it before allowing it";
+  }
+  for (const char* never : {"query_to_xml", "table_to_xml", "cursor_to_xml", "schema_to_xml", "database_to_xml",
+                            "query_to_xml_and_xmlschema", "table_to_xmlschema", "pg_sleep", "pg_read_file",
+                            "set_config", "dblink", "lo_import"}) {
+    EXPECT_FALSE(policy::builtin_function_allowed(never)) << never;
+  }
 }
 
 TEST(BuiltinNames, OperatorTableMatchesTheServer) {

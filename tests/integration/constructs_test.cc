@@ -542,6 +542,47 @@ const Construct kReads[] = {
      "CROSS JOIN pg_proc p CROSS JOIN pg_settings s WHERE n.nspname = 'pg_catalog' AND t.typname = 'int4' "
      "AND p.proname = 'safe_fn' AND s.name = 'DateStyle'",
      "int4|safe_fn|string\n"},
+    // -- issue #17: TABLESAMPLE, ROWS FROM, function-style casts, XML (a sample of 100 % is every row)
+    {"tablesample",
+     "SELECT id FROM orders TABLESAMPLE BERNOULLI (100) ORDER BY id",
+     "SELECT id FROM orders TABLESAMPLE BERNOULLI (100) WHERE tenant_id = {T} ORDER BY id",
+     "10\n11\n12\n13\n14\n"},
+    {"tablesample_join",  // order 14 names tenant 2's customer
+     "SELECT c.name, o.id FROM customers c JOIN orders o TABLESAMPLE SYSTEM (100) REPEATABLE (1) "
+     "ON o.customer_id = c.id ORDER BY 2",
+     "SELECT c.name, o.id FROM customers c JOIN orders o TABLESAMPLE SYSTEM (100) REPEATABLE (1) "
+     "ON o.customer_id = c.id WHERE c.tenant_id = {T} AND o.tenant_id = {T} ORDER BY 2",
+     "acme-anvils|10\nacme-rockets|11\nacme-anvils|12\n"},
+    {"rows_from",
+     "SELECT g.a, g.b FROM ROWS FROM (unnest(ARRAY(SELECT id FROM orders ORDER BY id)), generate_series(1, 2)) "
+     "AS g(a, b) ORDER BY 1",
+     "SELECT g.a, g.b FROM ROWS FROM (unnest(ARRAY(SELECT id FROM orders WHERE tenant_id = {T} ORDER BY id)), "
+     "generate_series(1, 2)) AS g(a, b) ORDER BY 1",
+     "10|1\n11|2\n12|\n13|\n14|\n"},
+    {"function_style_casts",
+     "SELECT int2(id), float4(amount), text(id), point(id, 1), int4range(id, 20) FROM orders WHERE id < 12 ORDER BY 1",
+     "SELECT int2(id), float4(amount), text(id), point(id, 1), int4range(id, 20) FROM orders "
+     "WHERE id < 12 AND tenant_id = {T} ORDER BY 1",
+     "10|250|10|(10,1)|[10,20)\n11|99.9|11|(11,1)|[11,20)\n"},
+    {"xmlelement",
+     "SELECT xmlelement(name o, xmlattributes(id AS id), status) FROM orders WHERE amount > 100 ORDER BY id",
+     "SELECT xmlelement(name o, xmlattributes(id AS id), status) FROM orders WHERE amount > 100 "
+     "AND tenant_id = {T} ORDER BY id",
+     "<o id=\"10\">paid</o>\n<o id=\"12\">shipped</o>\n"},
+    {"xmlforest_subquery",
+     "SELECT xmlforest((SELECT count(*) FROM orders) AS n)",
+     "SELECT xmlforest((SELECT count(*) FROM orders WHERE tenant_id = {T}) AS n)",
+     "<n>5</n>\n"},
+    {"xml_external_entity_not_loaded",  // PostgreSQL's entity loader reads no file for a tenant's XML
+     "SELECT xpath('/a/text()', xmlparse(DOCUMENT '<!DOCTYPE a [<!ENTITY e SYSTEM \"/etc/hostname\">]><a>&e;</a>'))",
+     "SELECT xpath('/a/text()', xmlparse(DOCUMENT '<!DOCTYPE a [<!ENTITY e SYSTEM \"/etc/hostname\">]><a>&e;</a>'))",
+     "{}\n"},
+    {"xmltable",
+     "SELECT o.id, x.v FROM orders o, XMLTABLE('/a' PASSING xmlelement(name a, o.status) COLUMNS v text PATH '.') "
+     "AS x ORDER BY 1",
+     "SELECT o.id, x.v FROM orders o, XMLTABLE('/a' PASSING xmlelement(name a, o.status) COLUMNS v text PATH '.') "
+     "AS x WHERE o.tenant_id = {T} ORDER BY 1",
+     "10|paid\n11|new\n12|shipped\n13|new\n14|paid\n"},
 };
 
 std::string case_name(const ::testing::TestParamInfo<Construct>& info) { return info.param.name; }
@@ -674,6 +715,23 @@ const Construct kWrites[] = {
      "ORDER BY id FOR UPDATE;\nFETCH 1 FROM c;\nFETCH 1 FROM c;\n"
      "UPDATE orders SET status = 'flagged' WHERE id IN (10, 12, 21) AND tenant_id = {T};\nCLOSE c;\nCOMMIT;\n",
      "10\n12\n"},
+    // -- issue #17: INSERT without a column list (the schema snapshot's column order), DEFAULT
+    {"insert_no_column_list",
+     "INSERT INTO orders VALUES (50, {T}, 1, 10.00) RETURNING id, tenant_id, status",
+     "INSERT INTO orders VALUES (50, {T}, 1, 10.00) RETURNING id, tenant_id, status",
+     "50|1|new\n"},
+    {"insert_no_column_list_tenant_filled",  // the tenant column is past the values: filled in
+     "INSERT INTO notes VALUES (60) RETURNING id, tenant_id, body",
+     "INSERT INTO notes VALUES (60, {T}) RETURNING id, tenant_id, body",
+     "60|1|\n"},
+    {"insert_default_tenant",
+     "INSERT INTO notes (id, tenant_id, body) VALUES (61, DEFAULT, 'd') RETURNING id, tenant_id, body",
+     "INSERT INTO notes (id, tenant_id, body) VALUES (61, {T}, 'd') RETURNING id, tenant_id, body",
+     "61|1|d\n"},
+    {"insert_select_no_column_list",  // only the tenant's customers are copied
+     "INSERT INTO notes SELECT id + 100, {T}, name FROM customers RETURNING id, tenant_id, body",
+     "INSERT INTO notes SELECT id + 100, {T}, name FROM customers WHERE tenant_id = {T} RETURNING id, tenant_id, body",
+     "101|1|acme-anvils\n102|1|acme-rockets\n103|1|acme-traps\n"},
 };
 
 class Writes : public ::testing::TestWithParam<Construct> {
@@ -801,7 +859,16 @@ const Denial kDenials[] = {
     {"database_to_xml", "SELECT database_to_xml(true, true, '')", FUNCTION("database_to_xml")},
     {"schema_to_xml", "SELECT schema_to_xml('public', true, true, '')", FUNCTION("schema_to_xml")},
     {"xpath_over_query_to_xml", "SELECT xpath('//id', query_to_xml('SELECT * FROM orders', true, true, ''))",
-     FUNCTION("xpath")},
+     FUNCTION("query_to_xml")},  // xpath over values is allowed (issue #17); query_to_xml runs SQL text
+    {"xmltable_over_table_to_xml",
+     "SELECT * FROM XMLTABLE('//row' PASSING table_to_xml('orders', true, true, '') COLUMNS id int) AS x",
+     FUNCTION("table_to_xml")},
+    {"tablesample_tsm_system_rows", "SELECT * FROM orders TABLESAMPLE tsm_system_rows (2)",
+     "TABLESAMPLE method \"tsm_system_rows\" is not allowed: only SYSTEM and BERNOULLI (rule: builtin allowlist "
+     "and [functions] allow)"},
+    {"insert_no_column_list_other_tenant", "INSERT INTO notes VALUES (70, 2, 'x')",
+     "INSERT INTO \"public.notes\" sets \"tenant_id\" to a value other than the session tenant '1' (rule: "
+     "tables.\"public.notes\".column)"},
     // file and admin functions, user-defined functions not allowlisted
     {"pg_read_file", "SELECT pg_read_file('/etc/hostname')", FUNCTION("pg_read_file")},
     {"pg_ls_dir", "SELECT pg_ls_dir('.')", FUNCTION("pg_ls_dir")},

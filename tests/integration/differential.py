@@ -398,6 +398,7 @@ class Gen:
                 'greatest(%s, %d)' % (sub('int'), k), '(- %s)' % sub('int'), 'char_length(%s)' % sub('text'),
                 '(%s)::int' % sub('num'), "position('a' IN %s)" % sub('text'),
                 'CASE %s WHEN 1 THEN 10 WHEN 2 THEN 20 END' % sub('int'),
+                'int4(%s)' % sub('num'), 'int8(%s)::int' % sub('int'),
             ]), None
         if type_ == 'text':
             return self.pick([
@@ -408,6 +409,9 @@ class Gen:
                 "(%s || %s)" % (sub('text'), sub('text')),
                 'substring(%s FROM 2 FOR 3)' % sub('text'), "trim(BOTH 'a' FROM %s)" % sub('text'),
                 "CASE %s WHEN 'alpha' THEN 'A' WHEN 'beta' THEN 'B' ELSE 'other' END" % sub('text'),
+                'text(%s)' % sub('int'),
+                'xmlserialize(CONTENT xmlelement(name e, xmlattributes(%s AS a), %s) AS text)' % (sub('int'), sub('text')),
+                "xmlserialize(CONTENT xmlforest(%s AS x, %s AS y) AS text)" % (sub('text'), sub('num')),
             ]), None
         if type_ == 'num':
             return self.pick([
@@ -418,6 +422,7 @@ class Gen:
             return self.pick([
                 '(%s * 2)' % sub('float'), 'coalesce(%s, 0)' % sub('float'), '(%s + 0.25)' % sub('float'),
                 '(%s)::float8' % sub('int'), 'greatest(%s, 1.5)' % sub('float'),
+                'float8(%s)' % sub('int'), 'float8(float4(%s))' % sub('int'),
             ]), None
         if type_ == 'bool':
             return self.pick(['(NOT %s)' % sub('bool'), self.pred(scope, depth + 1),
@@ -664,9 +669,19 @@ class Gen:
                 if len({c.name for c in new_cols}) == len(new_cols):
                     sql += ' (%s)' % ', '.join(names)
                     used.add(alias)
-                    return sql, Rel(alias, new_cols, [renamed.get(k, k) for k in key], table)
+                    return sql + self.tablesample(), Rel(alias, new_cols, [renamed.get(k, k) for k in key], table)
         used.add(alias)
-        return sql, Rel(alias, cols, key, table)
+        return sql + self.tablesample(), Rel(alias, cols, key, table)
+
+    def tablesample(self):
+        # A sample of 100 %: every row on both sides whatever the physical layout (oracle_full and
+        # oracle_ref_T store different blocks), so the results compare; the rewrite is the same
+        # as for any percentage (a filtered, fenced subquery of the sample).
+        if not self.chance(0.04):
+            return ''
+        self.tags.add('tablesample')
+        return ' TABLESAMPLE %s (100)%s' % (self.pick(['SYSTEM', 'BERNOULLI']),
+                                            self.pick(['', ' REPEATABLE (%d)' % self.r.randint(0, 99)]))
 
     def from_item(self, scope, depth, ctes, used, allow_derived=True):
         """(sql, [Rel]) of one FROM item."""
@@ -684,6 +699,16 @@ class Gen:
             used.add(alias)
             lo, hi = sorted([self.r.randint(0, 16), self.r.randint(0, 16)])
             kind = self.pick(['acc_id', 'task_id'])
+            if self.chance(0.2):
+                self.tags.add('xmltable')
+                doc = ''.join('<i v="%d"/>' % v for v in range(lo, hi + 1))
+                return ("XMLTABLE('/r/i' PASSING xmlparse(DOCUMENT '<r>%s</r>') COLUMNS id int PATH '@v', "
+                        "ord FOR ORDINALITY) AS %s" % (doc, alias),
+                        [Rel(alias, [Col('id', 'int', kind), Col('ord', 'int')], ['ord'])])
+            if self.chance(0.2):
+                self.tags.add('rows_from')
+                return ('ROWS FROM (generate_series(%d, %d), generate_series(1, 3)) AS %s (id, n)' % (lo, hi, alias),
+                        [Rel(alias, [Col('id', 'int', kind), Col('n', 'int')], None)])
             if self.chance(0.5):
                 return ('generate_series(%d, %d) AS %s (id)' % (lo, hi, alias),
                         [Rel(alias, [Col('id', 'int', kind)], ['id'])])
@@ -1327,13 +1352,24 @@ class Gen:
         if ' ' in tsql:
             tsql = '%s AS %s' % (table, trel.alias)  # INSERT needs AS for an alias
         cols = self.insert_cols(table)
+        no_list = self.chance(0.1)
+        if no_list:
+            # the table's first columns in order (rowguard writes the list out from its schema
+            # snapshot, and checks the value landing on tenant_id)
+            self.tags.add('insert_no_column_list')
+            names = [c.name for c in TABLE_DEFS[table][0]]
+            cols = names[:self.r.randint(1, len(names))]
         conflict = self.on_conflict(table, trel, cols)
         rows = []
         for _ in range(self.r.randint(1, 3)):
             vals = []
             for c in cols:
                 if c == 'tenant_id':
-                    vals.append(self.tenant_value())
+                    if self.chance(0.1):
+                        self.tags.add('insert_tenant_default')
+                        vals.append('DEFAULT')  # rowguard fills in the tenant; oracle_ref_T's default is T
+                    else:
+                        vals.append(self.tenant_value())
                 elif c == 'id':
                     if conflict and self.chance(0.6):
                         # an existing id of this tenant (for projects: only the tenant's own range)
@@ -1346,8 +1382,8 @@ class Gen:
                 else:
                     vals.append(self.value_for(Scope([[]]) if self.chance(0.8) else None, table, c))
             rows.append('(%s)' % ', '.join(vals))
-        return 'INSERT INTO %s (%s) VALUES %s%s%s' % (tsql, ', '.join(cols), ', '.join(rows), conflict,
-                                                      self.returning(trel))
+        collist = '' if no_list else ' (%s)' % ', '.join(cols)
+        return 'INSERT INTO %s%s VALUES %s%s%s' % (tsql, collist, ', '.join(rows), conflict, self.returning(trel))
 
     def insert_select(self):
         self.tags.add('insert_select')

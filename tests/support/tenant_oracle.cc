@@ -225,6 +225,10 @@ class Checker {
     if (item.has_range_var()) {
       out.push_back({&item.range_var(), path, hidden});
       consumed_.insert(&item.range_var());
+    } else if (item.has_range_table_sample() && item.range_table_sample().has_relation()) {
+      // `t TABLESAMPLE ...`: PostgreSQL applies the level's quals to the sampled rows, so the
+      // sampled table is a FROM item of this level like a plain one.
+      collect(item.range_table_sample().relation(), path, hidden, out);
     } else if (item.has_join_expr()) {
       const auto& j = item.join_expr();
       const bool h = hidden || j.has_alias();

@@ -9,6 +9,7 @@
 //   - every table that is not a CTE reference is in the policy (or, with system_catalogs, in
 //     pg_catalog / information_schema); writes never target the global table; a tenant table
 //     appears only in a FROM list, a USING list or as a write target;
+//   - `t TABLESAMPLE ...` is a FROM item t of its level (the level's quals filter the sample);
 //   - every tenant table has `<alias or relname>.tenant_id = '<tenant>'` somewhere in the
 //     statement, and that predicate is a top-level AND conjunct of the WHERE of the query level
 //     whose FROM holds the table (not when the table sits inside an aliased join, which hides its
