@@ -401,28 +401,18 @@ TEST_F(NodeOrmSessionSetupE2e, SequelizeDefaults) {
   expect_passed(run);
 }
 
-// The checks of a stack that hit a documented gap of rowguard: a suite of their own, so that ctest
-// reports e2e.StacksKnownGapE2e as "Skipped" while a gap is open. Each passes once it is closed.
-class StacksKnownGapE2e : public NodeOrmE2e {};
+class TypeormTenantDefaultE2e : public NodeOrmE2e {};
 
 // A TypeORM entity that maps the tenant column as an ordinary column and leaves it undefined sends
-// INSERT INTO "orders"("id", "tenant_id", ...) VALUES ($1, DEFAULT, ...). rowguard refuses DEFAULT
-// for the tenant column (it would have to put the session tenant in its place); the mapping
-// { insert: false, update: false } (typeorm_test.js's Order) avoids it.
-TEST_F(StacksKnownGapE2e, TypeormInsertDefaultForTenantColumn) {
+// INSERT INTO "orders"("id", "tenant_id", ...) VALUES ($1, DEFAULT, ...): rowguard puts the session
+// tenant in DEFAULT's place, as when the column is left out (it used to refuse it; the mapping
+// { insert: false, update: false } of typeorm_test.js's Order was the workaround).
+TEST_F(TypeormTenantDefaultE2e, InsertDefaultForTheTenantColumnGetsTheSessionTenant) {
   const StackRun& run = node_run(NodeOrmRun{"typeorm", {"typeorm_test.js"}});
   ASSERT_NE(run.result.exit_code, -1) << run.result.err;
   const std::string check = "insert with the tenant column mapped but undefined (VALUES (..., DEFAULT, ...))";
-  if (!run.lines_starting("ok " + check).empty()) return;  // the gap is closed
-  const auto unsupported = run.lines_starting("UNSUPPORTED " + check + ": ");
-  bool logged = false;
-  for (const auto& l : run.log_lines)
-    logged = logged || (contains(l, "sets \"tenant_id\" to a value other than the session tenant") &&
-                        contains(l, "VALUES ($1, DEFAULT, $2, $3, DEFAULT)"));
-  ASSERT_FALSE(unsupported.empty() || !logged) << "neither passed nor refused in the known way\n" << run.report();
-  GTEST_SKIP() << "rowguard: INSERT ... VALUES (DEFAULT) for the tenant column (TypeORM entity mapping tenant_id, "
-                  "value undefined) not supported yet\n  "
-               << unsupported.front();
+  EXPECT_FALSE(run.lines_starting("ok " + check).empty()) << run.report();
+  EXPECT_TRUE(run.lines_starting("UNSUPPORTED " + check).empty()) << run.report();
 }
 
 }  // namespace

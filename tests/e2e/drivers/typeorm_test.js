@@ -91,8 +91,8 @@ async function main() {
     checkEq('t1 update of its row after refusals', (await ra.update({ id: ID }, { status: 'paid' })).affected, 1);
   });
 
-  // The correct behaviour would be to fill the session tenant in for DEFAULT (the column has no
-  // default of its own); rowguard refuses it today: reported UNSUPPORTED with the refusal.
+  // rowguard fills the session tenant in for DEFAULT (the column has no default of its own), as
+  // when the column is left out. A refusal is reported UNSUPPORTED (TypeormTenantDefaultE2e fails).
   await group('writable tenant column left undefined', async () => {
     const name = 'insert with the tenant column mapped but undefined (VALUES (..., DEFAULT, ...))';
     try {
