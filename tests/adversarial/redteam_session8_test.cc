@@ -3,6 +3,10 @@
 // stay as regression tests.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 #include "tests/adversarial/harness.h"
 
 namespace rowguard::testing::adversarial {
@@ -232,6 +236,56 @@ TEST(RedteamSession8, SubUnitTimeoutsThatRoundToZeroAreRefused) {
   EXPECT_TRUE(t2->exec("SET statement_timeout = '0.6'").ok);
   EXPECT_EQ(one_value(t2->exec("SHOW statement_timeout")), "1ms");
   EXPECT_TRUE(t2->exec("RESET statement_timeout").ok);
+}
+
+// RewriteHandle's reused result objects: sessions of two tenants on one worker run constant-
+// template hits (spliced into the reused objects) concurrently, with long statements (> 2 kB,
+// rewritten on the parse pool) and EXECUTEs of prepared statements in between. Every row each
+// session gets is its own tenant's.
+TEST(RedteamSession8, ConcurrentSplicesOnOneWorkerStayPerTenant) {
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed{0};
+  std::string first_problem;
+  std::mutex mu;
+  auto run = [&](Client* c, int tenant) {
+    const std::string own = std::to_string(tenant);
+    std::string pad;
+    for (int i = 0; i < 300; ++i) pad += " AND id <> " + std::to_string(100000 + i);
+    if (!c->exec("PREPARE rt8(int) AS SELECT tenant_id FROM orders WHERE id > $1").ok) ++failed;
+    for (int i = 0; i < 300; ++i) {
+      std::string sql;
+      switch (i % 4) {
+        case 0: sql = "SELECT tenant_id FROM orders WHERE id > " + std::to_string(i % 7); break;
+        case 1: sql = "SELECT tenant_id FROM orders WHERE id > " + std::to_string(i % 5) + pad; break;
+        case 2: sql = "EXECUTE rt8(" + std::to_string(i % 3) + ")"; break;
+        default: sql = "SELECT tenant_id FROM orders WHERE status <> 'x" + std::to_string(i) + "' AND id > 0"; break;
+      }
+      QueryResult r = c->exec(sql);
+      if (!r.ok) {
+        ++failed;
+        std::lock_guard lock(mu);
+        if (first_problem.empty()) first_problem = sql.substr(0, 80) + ": " + r.message;
+        continue;
+      }
+      if (r.rows.empty()) ++wrong;
+      for (const auto& row : r.rows) {
+        if (!row[0] || *row[0] != own) {
+          ++wrong;
+          std::lock_guard lock(mu);
+          if (first_problem.empty()) first_problem = "tenant " + own + " got " + row[0].value_or("NULL") + " for " + sql.substr(0, 80);
+        }
+      }
+    }
+  };
+  // Connected on this thread: one_worker() may start its rowguard here, and the child gets SIGTERM
+  // when the thread that started it ends (PR_SET_PDEATHSIG follows the thread).
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int t : {1, 2, 1, 2}) clients.push_back(one_worker().tenant(t));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back(run, clients[i].get(), i % 2 + 1);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0) << first_problem;
+  EXPECT_EQ(failed.load(), 0) << first_problem;
 }
 
 // Session SETs: no spelling, transaction trick or catalog write turns standard_conforming_strings
