@@ -288,6 +288,35 @@ TEST(RedteamSession8, ConcurrentSplicesOnOneWorkerStayPerTenant) {
   EXPECT_EQ(failed.load(), 0) << first_problem;
 }
 
+// Statement names under a converting client encoding. In LATIN1 the bytes C3 A9 are two
+// characters (UTF8 C3 83 C2 A9): rowguard read the name "s"x61 + C3 A9 as UTF8 "s"x61 + "é" (63
+// bytes), the server as "s"x61 + "Ã©", cut to "s"x61 + "Ã" (63 bytes) — the name rowguard read
+// for "s"x61 + C3 83. The EXECUTE below, checked as the harmless SELECT, ran the INSERT and wrote
+// a row of tenant 2. Encodings the server converts are refused now; the attack stays harmless.
+TEST(RedteamSession8, ConvertedClientEncodingCannotSplitStatementNames) {
+  auto su = Env::get().direct_super();
+  su->exec("DELETE FROM orders WHERE id = 9143");
+  auto t1 = Env::get().tenant(1);
+  for (const char* set : {"SET client_encoding = 'LATIN1'", "SET NAMES 'WIN1252'", "SET client_encoding = 'euc_jp'",
+                          "SET client_encoding TO 'ISO-8859-1'"}) {
+    EXPECT_TRUE(t1->exec(set).refused()) << set;
+  }
+  EXPECT_EQ(one_value(t1->exec("SHOW client_encoding")), "UTF8");
+  auto q = [](const std::string& n) { return "\"" + n + "\""; };
+  const std::string s61(61, 's');
+  const std::string n1 = s61 + "\xC3\xA9", n2 = s61 + "\xC3\x83";
+  for (const std::string& step : {
+           "PREPARE " + q(n1) + "(text, int) AS SELECT $1, $2",
+           "DEALLOCATE " + q(n2),
+           "PREPARE " + q(n2) + "(int, int) AS INSERT INTO orders (tenant_id, id, amount) VALUES ($1, $2, 1.00)",
+           "EXECUTE " + q(n1) + "('2', 9143)",
+       }) {
+    t1->exec(step);
+  }
+  EXPECT_EQ(one_value(su->exec("SELECT coalesce(string_agg(tenant_id::text, ','), '') FROM orders WHERE id = 9143")), "");
+  su->exec("DELETE FROM orders WHERE id = 9143");
+}
+
 // Session SETs: no spelling, transaction trick or catalog write turns standard_conforming_strings
 // off, moves search_path, or sets an encoding that hides quotes, on a session that stays open.
 TEST(RedteamSession8, SessionSettingsStayPinned) {
