@@ -5,6 +5,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
 
 namespace rowguard::policy {
 namespace {
@@ -80,29 +81,31 @@ std::optional<double> parse_setting_value(std::string_view text, SettingCeiling:
   std::string_view rest(end);
   while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front()))) rest.remove_prefix(1);
   while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back()))) rest.remove_suffix(1);
-  double factor = 1;
-  if (rest.empty()) {
-    factor = 1;
-  } else if (unit == SettingCeiling::Unit::kMemoryKb) {
-    // PostgreSQL's memory units are case-sensitive: B kB MB GB TB.
-    if (rest == "B") factor = 1.0 / 1024;
-    else if (rest == "kB") factor = 1;
-    else if (rest == "MB") factor = 1024;
-    else if (rest == "GB") factor = 1024.0 * 1024;
-    else if (rest == "TB") factor = 1024.0 * 1024 * 1024;
-    else return std::nullopt;
-  } else if (unit == SettingCeiling::Unit::kTimeMs) {
-    if (rest == "us") factor = 0.001;
-    else if (rest == "ms") factor = 1;
-    else if (rest == "s") factor = 1000;
-    else if (rest == "min") factor = 60.0 * 1000;
-    else if (rest == "h") factor = 3600.0 * 1000;
-    else if (rest == "d") factor = 86400.0 * 1000;
-    else return std::nullopt;
-  } else {
-    return std::nullopt;  // a factor has no unit
+  // PostgreSQL's unit tables, largest first (guc.c memory_unit_conversion_table,
+  // time_unit_conversion_table for base units kB and ms).
+  struct UnitRow {
+    std::string_view name;
+    double multiplier;
+  };
+  static constexpr UnitRow kMemory[] = {{"TB", 1024.0 * 1024 * 1024}, {"GB", 1024.0 * 1024}, {"MB", 1024}, {"kB", 1}, {"B", 1.0 / 1024}};
+  static constexpr UnitRow kTime[] = {{"d", 86400.0 * 1000}, {"h", 3600.0 * 1000}, {"min", 60.0 * 1000}, {"s", 1000}, {"ms", 1}, {"us", 0.001}};
+  if (unit == SettingCeiling::Unit::kFactor) {
+    if (!rest.empty()) return std::nullopt;  // a factor has no unit
+    return number;
   }
-  return number * factor;
+  double value = number;
+  if (!rest.empty()) {
+    const UnitRow* table = unit == SettingCeiling::Unit::kMemoryKb ? kMemory : kTime;
+    const size_t rows = unit == SettingCeiling::Unit::kMemoryKb ? std::size(kMemory) : std::size(kTime);
+    size_t i = 0;
+    while (i < rows && table[i].name != rest) ++i;  // PostgreSQL's units are case-sensitive
+    if (i == rows) return std::nullopt;
+    value = number * table[i].multiplier;
+    // guc.c convert_to_base_unit: a fractional value is rounded to the next smaller unit.
+    if (i + 1 < rows) value = std::rint(value / table[i + 1].multiplier) * table[i + 1].multiplier;
+  }
+  // guc.c parse_int: the value in the base unit is rounded to an integer ('0.4' ms is 0: no limit).
+  return std::rint(value);
 }
 
 }  // namespace rowguard::policy

@@ -108,9 +108,11 @@ struct RewriteTrace {
 RewriteResult rewrite(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant,
                       RewriteTrace* trace = nullptr);
 
-// Client encodings whose bytes below 0x80 are always ASCII, so libpg_query (which reads UTF-8)
-// and the server tokenize the text identically. Client-only encodings such as SJIS, BIG5, GBK,
-// UHC, GB18030 and JOHAB can hide a quote or backslash in a multibyte character: refused.
+// Client encodings the server reads without converting (UTF8 on a UTF8 database; SQL_ASCII is
+// never converted), so libpg_query (which reads UTF-8) and the server see the same bytes: the same
+// tokens, the same names, cut to 63 bytes at the same place. Client-only encodings such as SJIS,
+// BIG5, GBK can hide a quote or backslash in a multibyte character; single-byte and EUC encodings
+// are converted, which changes names and where they are cut: all refused.
 bool safe_client_encoding(std::string_view name);
 
 }  // namespace rowguard::sqlrewrite

@@ -74,7 +74,8 @@ StartupDecision check_startup(const protocol::StartupPacket& packet, const polic
       if (!sqlrewrite::safe_client_encoding(value)) {
         return refuse(pg::sqlstate::kInvalidParameterValue,
                       "rowguard: client_encoding \"" + value +
-                          "\" is not allowed (use UTF8): it could hide quotes from the statement checker");
+                          "\" is not allowed (use UTF8): the server converts a statement in another encoding "
+                          "and would read it differently from the statement checker");
       }
       d.upstream_params.emplace_back(name, value);
     } else if (harmless_startup_param(key)) {

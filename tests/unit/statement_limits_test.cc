@@ -155,6 +155,15 @@ TEST(SettingLimits, ParsesPostgresUnits) {
   EXPECT_EQ(parse_setting_value(" 8192 ", U::kMemoryKb), 8192);
   EXPECT_EQ(parse_setting_value("2 GB", U::kMemoryKb), 2.0 * 1024 * 1024);
   EXPECT_FALSE(parse_setting_value("1tb", U::kMemoryKb));  // PostgreSQL's units are case-sensitive
+  // Rounded as guc.c does: to the next smaller unit, then to an integer in the base unit (rint).
+  EXPECT_EQ(parse_setting_value("0.4", U::kTimeMs), 0);
+  EXPECT_EQ(parse_setting_value("0.5", U::kTimeMs), 0);
+  EXPECT_EQ(parse_setting_value("0.6", U::kTimeMs), 1);
+  EXPECT_EQ(parse_setting_value("400us", U::kTimeMs), 0);
+  EXPECT_EQ(parse_setting_value("0.00049min", U::kTimeMs), 0);
+  EXPECT_EQ(parse_setting_value("1.5s", U::kTimeMs), 1500);
+  EXPECT_EQ(parse_setting_value("30.1GB", U::kMemoryKb), 30822.0 * 1024);
+  EXPECT_EQ(parse_setting_value("1.5", U::kFactor), 1.5);
   EXPECT_FALSE(parse_setting_value("lots", U::kMemoryKb));
   EXPECT_FALSE(parse_setting_value("0x100000", U::kMemoryKb));
   EXPECT_FALSE(parse_setting_value("inf", U::kTimeMs));
