@@ -240,8 +240,7 @@ TEST_F(VanishingClient, MidCopyBackendGoneAndNothingCommitted) {
 TEST(FaultsE2e, UpstreamUnreachableAtStartThenWorks) {
   PgServer pg;
   pg.load_example_schema();
-  pg.psql_super("CHECKPOINT");  // (synchronous_commit = off: make the example data durable)
-  pg.kill_immediate();         // the port is known, nothing listens on it
+  pg.kill_immediate();  // the port is known, nothing listens on it
   RowguardProcess rg(example_config_template(), pg, "info");
   std::string r = connect_failure(rg, "t1", "pw1");
   EXPECT_TRUE(r.rfind("08001 ", 0) == 0) << r;

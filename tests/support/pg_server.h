@@ -67,7 +67,8 @@ class PgServer {
   void stop();
 
   // Fault injection: an immediate shutdown (like `pg_ctl stop -m immediate`: every backend
-  // gets SIGQUIT and ends its client connection at once, no checkpoint), keeping the data
+  // gets SIGQUIT and ends its client connection at once; a CHECKPOINT runs first so that what was
+  // committed survives despite synchronous_commit = off), keeping the data
   // directory and the port; restart() starts it again on the same port (crash recovery).
   // Throw std::runtime_error on failure. Not for shared().
   void kill_immediate();
