@@ -284,7 +284,7 @@ void parse_proxy(const toml::value& root, Policy& p) {
   check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password",
                  "upstream_password_env", "upstream_database", "workers", "upstream_tls",
                  "upstream_ca", "shutdown_timeout", "max_client_connections",
-                 "max_connections_per_user", "auth_timeout"},
+                 "max_connections_per_user", "auth_timeout", "reuse_port"},
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
@@ -328,6 +328,10 @@ void parse_proxy(const toml::value& root, Policy& p) {
   int_key("max_client_connections", 1, 1000000, p.proxy.max_client_connections);
   int_key("max_connections_per_user", 0, 1000000, p.proxy.max_connections_per_user);
   int_key("auth_timeout", 1, 3600, p.proxy.auth_timeout_seconds);
+  if (t.contains("reuse_port")) {
+    if (!t.at("reuse_port").is_boolean()) fail(t.at("reuse_port"), "\"reuse_port\" must be true or false", "here");
+    p.proxy.reuse_port = t.at("reuse_port").as_boolean();
+  }
   if (t.contains("shutdown_timeout")) {
     const auto& w = t.at("shutdown_timeout");
     if (!w.is_integer() || w.as_integer() < 0 || w.as_integer() > 3600) {

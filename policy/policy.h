@@ -67,6 +67,7 @@ struct ProxySettings {
   int max_client_connections = 10000;  // beyond: 53300 "too many clients"
   int max_connections_per_user = 0;    // 0: no per-user limit
   int auth_timeout_seconds = 30;       // startup + authentication must finish within this
+  bool reuse_port = false;             // SO_REUSEPORT on the client listener: several instances, one port
 };
 
 // [limits]: message sizes and timeouts that bound what one client connection can hold.

@@ -72,8 +72,8 @@ std::optional<std::string> Server::reload() {
     loaded->schema = old->schema;
     policy::PolicyPtr fresh = loaded;
     if (fresh->proxy.listen_host != old->proxy.listen_host ||
-        fresh->proxy.listen_port != old->proxy.listen_port) {
-      spdlog::warn("reload: [proxy] listen changed; it takes effect only after a restart");
+        fresh->proxy.listen_port != old->proxy.listen_port || fresh->proxy.reuse_port != old->proxy.reuse_port) {
+      spdlog::warn("reload: [proxy] listen or reuse_port changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
     policy_loaded_at_us_.store(unix_now_us());
@@ -204,6 +204,11 @@ int Server::run() {
     tcp::endpoint ep(asio::ip::make_address(p->proxy.listen_host), p->proxy.listen_port);
     acceptor.open(ep.protocol());
     acceptor.set_option(tcp::acceptor::reuse_address(true));
+    if (p->proxy.reuse_port) {
+      // Several rowguard processes bind this same address; the kernel spreads new connections
+      // over them (each must set the option, and run as the same user).
+      acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    }
     acceptor.bind(ep);
     acceptor.listen(1024);
   } catch (const std::exception& e) {
@@ -276,9 +281,12 @@ int Server::run() {
       metrics_acceptor.set_option(tcp::acceptor::reuse_address(true));
       metrics_acceptor.bind(ep);
       metrics_acceptor.listen();
-      asio::co_spawn(main_ctx_, serve_metrics(metrics_acceptor, [this] { return render_metrics(); }),
+      asio::co_spawn(main_ctx_, serve_metrics(
+                                                 metrics_acceptor, [this] { return render_metrics(); },
+                                                 [this] { return !shutting_down(); }),
                      asio::detached);
-      spdlog::info("metrics on http://{}:{}/metrics", p->metrics.listen_host, p->metrics.listen_port);
+      spdlog::info("metrics on http://{0}:{1}/metrics, health check on http://{0}:{1}/health",
+                   p->metrics.listen_host, p->metrics.listen_port);
     } catch (const std::exception& e) {
       spdlog::critical("cannot listen for metrics on {}:{}: {}", p->metrics.listen_host, p->metrics.listen_port, e.what());
       return 1;

@@ -1,0 +1,175 @@
+// End-to-end tests of running several rowguard instances as one service (issue #19): two
+// processes share one client port ([proxy] reuse_port = true, SO_REUSEPORT) and both serve
+// clients; GET /health on the metrics listener answers 200 while serving and 503 while a
+// SIGTERM drain lets open transactions finish (the signal a load balancer such as HAProxy uses
+// to stop sending new clients).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "tests/support/pg_server.h"
+#include "tests/support/process.h"
+#include "tests/support/wait.h"
+
+namespace rowguard::testing {
+namespace {
+
+std::string example_config() { return read_text_file(source_dir() + "/examples/rowguard.toml"); }
+
+// The value of one metric line "name value" in a Prometheus exposition, or -1.
+double metric(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+// "<HTTP status> <body>" of GET http://127.0.0.1:<port><path> (curl; "000" when unreachable).
+std::string http_get(int port, const std::string& path) {
+  CommandResult r = run_command(
+      {"curl", "-s", "-w", " %{http_code}", "http://127.0.0.1:" + std::to_string(port) + path}, {}, "", 20);
+  auto sp = r.out.rfind(' ');
+  if (sp == std::string::npos) return r.out;
+  return r.out.substr(sp + 1) + " " + r.out.substr(0, sp);
+}
+
+// One rowguard process on a given client port (shared with other instances when reuse_port is
+// set) with its own metrics port; ready once its metrics port accepts connections.
+class Instance {
+ public:
+  Instance(int client_port, int upstream_port, const std::string& proxy_extra) {
+    dir_ = make_temp_dir("rowguard-fleet-");
+    metrics_port_ = free_tcp_port();
+    std::string config = example_config();
+    config = replace_all(config, "\"127.0.0.1:6432\"",
+                         "\"127.0.0.1:" + std::to_string(client_port) + "\"\n" + proxy_extra);
+    config = replace_all(config, "\"127.0.0.1:5432\"", "\"127.0.0.1:" + std::to_string(upstream_port) + "\"");
+    config += "\n[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
+    config_path_ = dir_ + "/rowguard.toml";
+    log_path_ = dir_ + "/rowguard.log";
+    write_text_file(config_path_, config);
+    write_text_file(log_path_, "");
+    process_ = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{ROWGUARD_BIN, "--config", config_path_, "--log-level", "info"}, log_path_);
+    ready_ = wait_until([&] { return !process_->running() || tcp_port_open("127.0.0.1", metrics_port_); },
+                        std::chrono::seconds(15)) &&
+             process_->running();
+  }
+  ~Instance() {
+    process_->stop();
+    remove_tree(dir_);
+  }
+  bool ready() const { return ready_; }
+  bool running() { return process_->running(); }
+  pid_t pid() const { return process_->pid(); }
+  int metrics_port() const { return metrics_port_; }
+  std::string log() const { return read_text_file(log_path_); }
+  std::string metrics() const { return http_get(metrics_port_, "/metrics"); }
+
+ private:
+  std::string dir_, config_path_, log_path_;
+  int metrics_port_ = 0;
+  bool ready_ = false;
+  std::unique_ptr<BackgroundProcess> process_;
+};
+
+class FleetE2e : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    try {
+      pg_ = &PgServer::shared();
+      pg_->load_example_schema();
+    } catch (const std::exception& e) {
+      setup_error_ = e.what();
+    }
+  }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+  static inline PgServer* pg_ = nullptr;
+  static inline std::string setup_error_;
+};
+
+TEST_F(FleetE2e, TwoInstancesShareOnePortWithReusePort) {
+  const int port = free_tcp_port();
+  Instance a(port, pg_->port(), "reuse_port = true");
+  ASSERT_TRUE(a.ready()) << a.log();
+  Instance b(port, pg_->port(), "reuse_port = true");
+  ASSERT_TRUE(b.ready()) << "the second instance did not start on the shared port:\n" << b.log();
+
+  // 60 connections, each running one tenant statement: the kernel spreads them over both.
+  const std::string script = R"PY(
+import psycopg2, sys
+for i in range(60):
+    c = psycopg2.connect(sys.argv[1])
+    cur = c.cursor()
+    cur.execute("SELECT count(*) FROM orders")
+    assert cur.fetchone()[0] == 3, "tenant t1 sees its 3 orders"
+    c.close()
+print("ok")
+)PY";
+  const std::string dsn = "host=127.0.0.1 port=" + std::to_string(port) + " user=t1 password=pw1 dbname=appdb";
+  CommandResult r = run_command({"/usr/bin/python3", "-c", script, dsn}, {}, "", 120);
+  ASSERT_EQ(r.exit_code, 0) << describe(r) << a.log() << b.log();
+  EXPECT_EQ(r.out, "ok\n");
+
+  double na = metric(a.metrics(), "rowguard_connections_total");
+  double nb = metric(b.metrics(), "rowguard_connections_total");
+  EXPECT_GT(na, 0) << a.metrics();
+  EXPECT_GT(nb, 0) << b.metrics();
+  EXPECT_EQ(na + nb, 60);
+}
+
+TEST_F(FleetE2e, WithoutReusePortTheSecondInstanceCannotBind) {
+  const int port = free_tcp_port();
+  Instance a(port, pg_->port(), "");
+  ASSERT_TRUE(a.ready()) << a.log();
+  Instance b(port, pg_->port(), "");
+  EXPECT_FALSE(b.ready());
+  EXPECT_NE(b.log().find("cannot listen"), std::string::npos) << b.log();
+}
+
+TEST_F(FleetE2e, HealthIs200WhileServingAnd503WhileDraining) {
+  const int port = free_tcp_port();
+  Instance a(port, pg_->port(), "shutdown_timeout = 60");
+  ASSERT_TRUE(a.ready()) << a.log();
+  EXPECT_EQ(http_get(a.metrics_port(), "/health"), "200 ok\n");
+
+  // An open transaction holds the drain open; meanwhile /health says 503, then the transaction
+  // commits and the instance stops.
+  const std::string script = R"PY(
+import psycopg2, sys, time, os, signal, urllib.request, urllib.error
+busy = psycopg2.connect(sys.argv[1])
+cur = busy.cursor()
+cur.execute("UPDATE orders SET amount = amount WHERE id = 101")
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+deadline = time.time() + 30
+while True:
+    try:
+        code = urllib.request.urlopen(sys.argv[3], timeout=5).status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    if code == 503:
+        break
+    if time.time() > deadline:
+        print("health still", code, "30 s after SIGTERM"); sys.exit(1)
+    time.sleep(0.05)
+cur.execute("SELECT count(*) FROM orders")
+assert cur.fetchone()[0] == 3
+busy.commit()
+print("draining seen, committed")
+)PY";
+  const std::string dsn = "host=127.0.0.1 port=" + std::to_string(port) + " user=t1 password=pw1 dbname=appdb";
+  const std::string health = "http://127.0.0.1:" + std::to_string(a.metrics_port()) + "/health";
+  CommandResult r =
+      run_command({"/usr/bin/python3", "-c", script, dsn, std::to_string(a.pid()), health}, {}, "", 90);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << a.log();
+  EXPECT_EQ(r.out, "draining seen, committed\n");
+  EXPECT_TRUE(wait_until([&] { return !a.running(); }, std::chrono::seconds(30))) << a.log();
+}
+
+}  // namespace
+}  // namespace rowguard::testing
