@@ -28,7 +28,7 @@ std::pair<int32_t, int32_t> CancelRegistry::add(Target target) {
     int32_t pid = 0, key = 0;
     std::memcpy(&pid, r.data(), 4);
     std::memcpy(&key, r.data() + 4, 4);
-    pid = (pid & 0x3fffffff) | 1;  // positive, like a real backend pid
+    pid = (instance_.load() << 22) | (pid & 0x3fffff) | 1;  // positive, like a real backend pid
     auto k = std::make_pair(pid, key);
     if (map_.emplace(k, target).second) return k;
   }
@@ -108,7 +108,7 @@ std::optional<SchemaStatus> Server::schema_status() const {
 namespace {
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server,
-                                  std::vector<std::unique_ptr<Worker>>& workers) {
+                                  std::vector<std::unique_ptr<Worker>>& workers, bool peers = false) {
   size_t next = 0;
   for (;;) {
     Worker& w = *workers[next++ % workers.size()];
@@ -118,7 +118,11 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server,
       spdlog::warn("accept failed: {}", ec.message());
       continue;
     }
-    asio::co_spawn(w.ctx, serve_client(std::move(sock), server, w), asio::detached);
+    if (peers) {
+      asio::co_spawn(w.ctx, serve_peer_cancel(std::move(sock), server, w), asio::detached);
+    } else {
+      asio::co_spawn(w.ctx, serve_client(std::move(sock), server, w), asio::detached);
+    }
   }
 }
 
@@ -216,6 +220,24 @@ int Server::run() {
     return 1;
   }
 
+  cancels_.set_instance(p->proxy.peer_id);
+  // [proxy] peer_listen: forwarded cancels from the other instances; open while draining too (a
+  // draining session can still be cancelled through another instance).
+  tcp::acceptor peer_acceptor(main_ctx_);
+  if (!p->proxy.peer_listen_host.empty()) {
+    try {
+      tcp::endpoint ep(asio::ip::make_address(p->proxy.peer_listen_host), p->proxy.peer_listen_port);
+      peer_acceptor.open(ep.protocol());
+      peer_acceptor.set_option(tcp::acceptor::reuse_address(true));
+      peer_acceptor.bind(ep);
+      peer_acceptor.listen();
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot listen for peers on {}:{}: {}", p->proxy.peer_listen_host, p->proxy.peer_listen_port,
+                       e.what());
+      return 1;
+    }
+  }
+
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   parse_pool_ = std::make_unique<ParsePool>(static_cast<size_t>(p->limits.parse_threads), metrics_);
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
@@ -272,6 +294,11 @@ int Server::run() {
   hup.async_wait(on_hup);
 
   asio::co_spawn(main_ctx_, accept_loop(acceptor, *this, workers_), asio::detached);
+  if (peer_acceptor.is_open()) {
+    asio::co_spawn(main_ctx_, accept_loop(peer_acceptor, *this, workers_, true), asio::detached);
+    spdlog::info("fleet: instance {} takes forwarded cancels on {}:{}; {} peers", p->proxy.peer_id,
+                 p->proxy.peer_listen_host, p->proxy.peer_listen_port, p->peers.size());
+  }
 
   tcp::acceptor metrics_acceptor(main_ctx_);
   if (!p->metrics.listen_host.empty()) {

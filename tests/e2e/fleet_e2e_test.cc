@@ -42,14 +42,15 @@ std::string http_get(int port, const std::string& path) {
 // set) with its own metrics port; ready once its metrics port accepts connections.
 class Instance {
  public:
-  Instance(int client_port, int upstream_port, const std::string& proxy_extra) {
+  // proxy_extra: lines added to [proxy] after its listen line; tail: text appended to the file.
+  Instance(int client_port, int upstream_port, const std::string& proxy_extra, const std::string& tail = "") {
     dir_ = make_temp_dir("rowguard-fleet-");
     metrics_port_ = free_tcp_port();
     std::string config = example_config();
     config = replace_all(config, "\"127.0.0.1:6432\"",
                          "\"127.0.0.1:" + std::to_string(client_port) + "\"\n" + proxy_extra);
     config = replace_all(config, "\"127.0.0.1:5432\"", "\"127.0.0.1:" + std::to_string(upstream_port) + "\"");
-    config += "\n[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
+    config += "\n[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n" + tail;
     config_path_ = dir_ + "/rowguard.toml";
     log_path_ = dir_ + "/rowguard.log";
     write_text_file(config_path_, config);
@@ -69,6 +70,7 @@ class Instance {
   pid_t pid() const { return process_->pid(); }
   int metrics_port() const { return metrics_port_; }
   std::string log() const { return read_text_file(log_path_); }
+  const std::string& log_path() const { return log_path_; }
   std::string metrics() const { return http_get(metrics_port_, "/metrics"); }
 
  private:
@@ -169,6 +171,89 @@ print("draining seen, committed")
   EXPECT_EQ(r.exit_code, 0) << describe(r) << a.log();
   EXPECT_EQ(r.out, "draining seen, committed\n");
   EXPECT_TRUE(wait_until([&] { return !a.running(); }, std::chrono::seconds(30))) << a.log();
+}
+
+// Two instances on one port that forward cancels to each other: a cancel sent to the shared port
+// lands on either instance (the kernel picks), and the query is cancelled either way.
+TEST_F(FleetE2e, CancelReachesTheSessionWhicheverInstanceReceivesIt) {
+  const int port = free_tcp_port();
+  const int peer_a = free_tcp_port(), peer_b = free_tcp_port();
+  // [proxy] keys of instance `id`, listening for its peers on `own`; [[peers]] names the other.
+  auto extra = [&](int id, int own) {
+    return "reuse_port = true\npeer_id = " + std::to_string(id) + "\npeer_listen = \"127.0.0.1:" + std::to_string(own) +
+           "\"";
+  };
+  // pg_sleep is not on the builtin allowlist: allowed here for the long-running statement.
+  const std::string sleep = "[functions]\nallow = [\"pg_catalog.pg_sleep\"]\n";
+  Instance a(port, pg_->port(), extra(3, peer_a), sleep + "[[peers]]\nid = 7\naddress = \"127.0.0.1:" + std::to_string(peer_b) + "\"\n");
+  ASSERT_TRUE(a.ready()) << a.log();
+  Instance b(port, pg_->port(), extra(7, peer_b), sleep + "[[peers]]\nid = 3\naddress = \"127.0.0.1:" + std::to_string(peer_a) + "\"\n");
+  ASSERT_TRUE(b.ready()) << b.log();
+
+  // Each round: a tenant query that would sleep 30 s, cancelled through the shared port with
+  // libpq's PQcancel (a new connection: either instance). Rounds go on until cancels were seen
+  // taking both paths (local and forwarded), each round's query ending in 57014.
+  const std::string script = R"PY(
+import psycopg2, sys, threading, time, socket, struct, os
+dsn, logs, super_dsn = sys.argv[1], sys.argv[2:4], sys.argv[7]
+def seen(text):
+    return any(text in open(p).read() for p in logs)
+# Runs action() once `sql` is running upstream (seen active in pg_stat_activity as superuser).
+def when_running(sql, action):
+    def watch():
+        w = psycopg2.connect(super_dsn); w.autocommit = True; wc = w.cursor()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            wc.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s", (sql + "%",))
+            if wc.fetchone()[0] > 0:
+                break
+            time.sleep(0.02)
+        w.close()
+        action()
+    t = threading.Thread(target=watch); t.start(); return t
+for rnd in range(40):
+    c = psycopg2.connect(dsn)
+    cur = c.cursor()
+    t = when_running("SELECT pg_catalog.pg_sleep(30)", c.cancel)
+    try:
+        cur.execute("SELECT pg_catalog.pg_sleep(30) FROM orders LIMIT 1")
+        print("round", rnd, "not cancelled"); sys.exit(1)
+    except psycopg2.Error as e:
+        if e.pgcode != "57014":
+            print("round", rnd, "failed with", e.pgcode, e); sys.exit(1)
+    t.join()
+    c.close()
+    if seen("cancel request forwarded to peer") and seen("cancel forwarded to its backend"):
+        break
+else:
+    print("40 rounds without both paths"); sys.exit(1)
+assert seen("forwarded cancel request sent to its backend")
+
+# Forged keys cancel nothing: random keys naming either instance, sent to the shared port and to
+# both peer listeners, while a 2 s query runs.
+c = psycopg2.connect(dsn)
+cur = c.cursor()
+def forge():
+    for target in [int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])]:
+        for inst in (3, 7):
+            pid = (inst << 22) | (int.from_bytes(os.urandom(3), "big") & 0x3fffff) | 1
+            key = int.from_bytes(os.urandom(4), "big", signed=True)
+            s = socket.create_connection(("127.0.0.1", target))
+            s.sendall(struct.pack("!iiii", 16, 80877102, pid, key))
+            s.close()
+f = when_running("SELECT pg_catalog.pg_sleep(2)", forge)
+cur.execute("SELECT pg_catalog.pg_sleep(2) FROM orders LIMIT 1")
+f.join()
+print("ok")
+)PY";
+  const std::string dsn = "host=127.0.0.1 port=" + std::to_string(port) + " user=t1 password=pw1 dbname=appdb";
+  CommandResult r = run_command({"/usr/bin/python3", "-c", script, dsn, a.log_path(), b.log_path(),
+                                 std::to_string(port), std::to_string(peer_a), std::to_string(peer_b),
+                                 "host=" + pg_->socket_dir() + " port=" + std::to_string(pg_->port()) +
+                                     " user=postgres dbname=appdb"},
+                                {}, "", 180);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << a.log() << b.log();
+  EXPECT_EQ(r.out, "ok\n");
 }
 
 }  // namespace
