@@ -256,5 +256,49 @@ print("ok")
   EXPECT_EQ(r.out, "ok\n");
 }
 
+// Protocol 3.2 (PostgreSQL 18) and unknown minor versions: rowguard speaks 3.0 and says so with
+// NegotiateProtocolVersion, as PostgreSQL does, then goes on with the startup (authentication).
+// An unknown "_pq_." protocol option is listed there as not recognized, not an error.
+TEST_F(FleetE2e, NewerMinorProtocolVersionsAreNegotiatedDown) {
+  const int port = free_tcp_port();
+  Instance a(port, pg_->port(), "");
+  ASSERT_TRUE(a.ready()) << a.log();
+  const std::string script = R"PY(
+import socket, struct, sys
+def startup(minor, extra):
+    params = b"user\0t1\0database\0appdb\0" + extra + b"\0"
+    body = struct.pack("!i", (3 << 16) | minor) + params
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(struct.pack("!i", len(body) + 4) + body)
+    out = []
+    buf = b""
+    while len(out) < 2:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 5:
+            n = struct.unpack("!i", buf[1:5])[0]
+            if len(buf) < n + 1:
+                break
+            out.append((buf[0:1].decode(), buf[5:n + 1]))
+            buf = buf[n + 1:]
+    s.close()
+    return out
+for minor, extra, unrecognized in [(2, b"", []), (9999, b"", []), (2, b"_pq_.frobnicate\0on\0", ["_pq_.frobnicate"])]:
+    m = startup(minor, extra)
+    assert len(m) == 2, (minor, m)
+    assert m[0][0] == "v", ("first message must be NegotiateProtocolVersion", minor, m)
+    newest, count = struct.unpack("!ii", m[0][1][:8])
+    names = [x.decode() for x in m[0][1][8:].split(b"\0") if x]
+    assert newest == 0 and count == len(unrecognized) and names == unrecognized, (minor, m)
+    assert m[1][0] == "R" and struct.unpack("!i", m[1][1][:4])[0] == 10, ("then SASL authentication", minor, m)
+print("ok")
+)PY";
+  CommandResult r = run_command({"/usr/bin/python3", "-c", script, std::to_string(port)}, {}, "", 60);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << a.log();
+  EXPECT_EQ(r.out, "ok\n");
+}
+
 }  // namespace
 }  // namespace rowguard::testing
