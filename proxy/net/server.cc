@@ -72,8 +72,10 @@ std::optional<std::string> Server::reload() {
     loaded->schema = old->schema;
     policy::PolicyPtr fresh = loaded;
     if (fresh->proxy.listen_host != old->proxy.listen_host ||
-        fresh->proxy.listen_port != old->proxy.listen_port || fresh->proxy.reuse_port != old->proxy.reuse_port) {
-      spdlog::warn("reload: [proxy] listen or reuse_port changed; it takes effect only after a restart");
+        fresh->proxy.listen_port != old->proxy.listen_port || fresh->proxy.reuse_port != old->proxy.reuse_port ||
+        fresh->proxy.peer_id != old->proxy.peer_id || fresh->proxy.peer_listen_host != old->proxy.peer_listen_host ||
+        fresh->proxy.peer_listen_port != old->proxy.peer_listen_port) {
+      spdlog::warn("reload: [proxy] listen, reuse_port, peer_id or peer_listen changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
     policy_loaded_at_us_.store(unix_now_us());
