@@ -1,8 +1,10 @@
 // End-to-end tests of running several rowguard instances as one service (issue #19): two
 // processes share one client port ([proxy] reuse_port = true, SO_REUSEPORT) and both serve
 // clients; GET /health on the metrics listener answers 200 while serving and 503 while a
-// SIGTERM drain lets open transactions finish (the signal a load balancer such as HAProxy uses
-// to stop sending new clients).
+// SIGTERM drain lets open transactions finish, and HAProxy (TCP mode, httpchk) uses it to take a
+// draining instance out; a cancel reaches its session whichever instance receives it ([proxy]
+// peer_id, peer_listen, [[peers]]), forged keys cancel nothing; startups asking for protocol 3.2,
+// 3.9999 or with _pq_ options get NegotiateProtocolVersion and go on.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -43,7 +45,8 @@ std::string http_get(int port, const std::string& path) {
 class Instance {
  public:
   // proxy_extra: lines added to [proxy] after its listen line; tail: text appended to the file.
-  Instance(int client_port, int upstream_port, const std::string& proxy_extra, const std::string& tail = "") {
+  Instance(int client_port, int upstream_port, const std::string& proxy_extra, const std::string& tail = "")
+      : client_port_(client_port) {
     dir_ = make_temp_dir("rowguard-fleet-");
     metrics_port_ = free_tcp_port();
     std::string config = example_config();
@@ -69,12 +72,14 @@ class Instance {
   bool running() { return process_->running(); }
   pid_t pid() const { return process_->pid(); }
   int metrics_port() const { return metrics_port_; }
+  int client_port() const { return client_port_; }
   std::string log() const { return read_text_file(log_path_); }
   const std::string& log_path() const { return log_path_; }
   std::string metrics() const { return http_get(metrics_port_, "/metrics"); }
 
  private:
   std::string dir_, config_path_, log_path_;
+  int client_port_ = 0;
   int metrics_port_ = 0;
   bool ready_ = false;
   std::unique_ptr<BackgroundProcess> process_;
@@ -254,6 +259,84 @@ print("ok")
                                 {}, "", 180);
   EXPECT_EQ(r.exit_code, 0) << describe(r) << a.log() << b.log();
   EXPECT_EQ(r.out, "ok\n");
+}
+
+// Two instances behind HAProxy (TCP mode, `option httpchk GET /health`): both serve; once one
+// is draining (SIGTERM with an open transaction) its /health says 503, HAProxy takes it out and
+// every new client goes to the other instance, while the draining one's transaction commits.
+TEST_F(FleetE2e, HaproxyTakesADrainingInstanceOut) {
+  if (run_command({"sh", "-c", "command -v haproxy"}, {}, "", 10).exit_code != 0) {
+    FAIL() << "haproxy is not installed: run scripts/deps (Debian haproxy)";
+  }
+  Instance a(free_tcp_port(), pg_->port(), "shutdown_timeout = 60");
+  ASSERT_TRUE(a.ready()) << a.log();
+  const int port_a = a.client_port();
+  Instance b(free_tcp_port(), pg_->port(), "");
+  ASSERT_TRUE(b.ready()) << b.log();
+  const std::string dir = make_temp_dir("rowguard-haproxy-");
+  struct RemoveDir {
+    std::string path;
+    ~RemoveDir() { remove_tree(path); }
+  } remove_dir{dir};
+  const int front = free_tcp_port();
+  const std::string cfg = dir + "/haproxy.cfg", log = dir + "/haproxy.log";
+  write_text_file(cfg, "global\n  maxconn 200\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n"
+                       "  timeout server 60s\nfrontend fe\n  bind 127.0.0.1:" + std::to_string(front) +
+                       "\n  default_backend rg\nbackend rg\n  option httpchk GET /health\n"
+                       "  default-server inter 100ms fall 1 rise 1\n"
+                       "  server a 127.0.0.1:" + std::to_string(port_a) + " check port " +
+                       std::to_string(a.metrics_port()) + "\n  server b 127.0.0.1:" + std::to_string(b.client_port()) +
+                       " check port " + std::to_string(b.metrics_port()) + "\n");
+  write_text_file(log, "");
+  {
+    BackgroundProcess haproxy({"haproxy", "-db", "-f", cfg}, log);
+    ASSERT_TRUE(wait_until([&] { return tcp_port_open("127.0.0.1", front); }, std::chrono::seconds(15)))
+        << read_text_file(log);
+    const std::string script = R"PY(
+import psycopg2, sys, time, os, signal, urllib.request, urllib.error
+front, direct_a, pid_a, health_a, log = sys.argv[1:6]
+def connect_many(n):
+    for i in range(n):
+        c = psycopg2.connect(front, connect_timeout=5)
+        c.cursor().execute("SELECT 1")
+        c.close()
+connect_many(20)
+served_a = [l for l in urllib.request.urlopen(health_a.replace("/health", "/metrics")).read().decode().splitlines()
+            if l.startswith("rowguard_connections_total ")]
+assert float(served_a[0].split()[1]) > 0, "haproxy sent nothing to a while it was healthy"
+assert "is DOWN" not in open(log).read(), "a server was down before the drain"
+busy = psycopg2.connect(direct_a)
+cur = busy.cursor()
+cur.execute("UPDATE orders SET amount = amount WHERE id = 101")
+os.kill(int(pid_a), signal.SIGTERM)
+deadline = time.time() + 30
+while "rg/a is DOWN" not in open(log).read():
+    if time.time() > deadline:
+        print("haproxy did not take a out"); sys.exit(1)
+    time.sleep(0.05)
+try:
+    urllib.request.urlopen(health_a, timeout=5)
+    print("a still healthy"); sys.exit(1)
+except urllib.error.HTTPError as e:
+    assert e.code == 503, e.code
+print("after", flush=True)
+connect_many(20)
+busy.commit()
+print("ok")
+)PY";
+    auto dsn = [](int port) {
+      return "host=127.0.0.1 port=" + std::to_string(port) + " user=t1 password=pw1 dbname=appdb";
+    };
+    CommandResult r = run_command({"/usr/bin/python3", "-c", script, dsn(front), dsn(port_a), std::to_string(a.pid()),
+                                   "http://127.0.0.1:" + std::to_string(a.metrics_port()) + "/health", log},
+                                  {}, "", 120);
+    EXPECT_EQ(r.exit_code, 0) << describe(r) << read_text_file(log) << a.log() << b.log();
+    EXPECT_EQ(r.out, "after\nok\n");
+    // b served its share of the first 20 and all of the last 20.
+    EXPECT_GE(metric(b.metrics(), "rowguard_connections_total"), 20) << b.metrics();
+    EXPECT_TRUE(wait_until([&] { return !a.running(); }, std::chrono::seconds(30))) << a.log();
+    haproxy.stop();
+  }
 }
 
 // Protocol 3.2 (PostgreSQL 18) and unknown minor versions: rowguard speaks 3.0 and says so with
