@@ -4,7 +4,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "proxy/protocol/codec.h"
 
 namespace rowguard::net {
 
@@ -13,6 +16,11 @@ struct Worker;
 
 boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket client, Server& server,
                                           Worker& worker);
+
+// A startup packet asking for a newer 3.x minor version or carrying "_pq_." protocol options: the
+// options are removed from `packet` and the NegotiateProtocolVersion frame to send first (3.0, the
+// options as unrecognized) is returned, as PostgreSQL answers; nullopt for a plain 3.0 startup.
+std::optional<std::string> negotiate_protocol(protocol::StartupPacket& packet);
 
 // A CancelRequest (pid, key) sent on a new connection to host:port (errors ignored: best effort,
 // as in libpq; the connection attempt is bounded).

@@ -242,27 +242,8 @@ asio::awaitable<std::optional<protocol::StartupPacket>> ClientConnection::read_s
         co_await forward_cancel(r.packet.cancel_pid, r.packet.cancel_key);
         co_return std::nullopt;
       case protocol::StartupPacket::Kind::kStartup: {
-        // Protocol options ("_pq_." parameters, none of which rowguard knows) are not session
-        // parameters: as PostgreSQL, list them as unrecognized rather than refuse the startup.
-        std::vector<std::string> unrecognized;
-        std::erase_if(r.packet.params, [&](const auto& kv) {
-          if (!kv.first.starts_with("_pq_.")) return false;
-          unrecognized.push_back(kv.first);
-          return true;
-        });
-        if ((r.packet.protocol_version & 0xFFFF) != 0 || !unrecognized.empty()) {
-          // Speak 3.0: tell the client so, as PostgreSQL does for a newer minor version (3.2,
-          // 3.9999): newest minor version supported, then the options not recognized.
-          std::string body;
-          auto put_i32 = [&](uint32_t v) {
-            for (int shift = 24; shift >= 0; shift -= 8) body.push_back(static_cast<char>((v >> shift) & 0xff));
-          };
-          put_i32(0);
-          put_i32(static_cast<uint32_t>(unrecognized.size()));
-          for (const auto& name : unrecognized) body.append(name).push_back('\0');
-          std::string out;
-          protocol::append_frame(out, protocol::be::kNegotiateProtocolVersion, body);
-          if (!co_await write_client(out)) co_return std::nullopt;
+        if (auto out = negotiate_protocol(r.packet)) {
+          if (!co_await write_client(*out)) co_return std::nullopt;
         }
         co_return std::move(r.packet);
       }
@@ -310,6 +291,30 @@ asio::awaitable<void> ClientConnection::forward_cancel(int32_t pid, int32_t key)
 }  // namespace rowguard::net
 
 namespace rowguard::net {
+
+std::optional<std::string> negotiate_protocol(protocol::StartupPacket& packet) {
+  // Protocol options ("_pq_." parameters, none of which rowguard knows) are not session
+  // parameters: as PostgreSQL, list them as unrecognized rather than refuse the startup.
+  std::vector<std::string> unrecognized;
+  std::erase_if(packet.params, [&](const auto& kv) {
+    if (!kv.first.starts_with("_pq_.")) return false;
+    unrecognized.push_back(kv.first);
+    return true;
+  });
+  if ((packet.protocol_version & 0xFFFF) == 0 && unrecognized.empty()) return std::nullopt;
+  // Speak 3.0: tell the client so, as PostgreSQL does for a newer minor version (3.2, 3.9999):
+  // the newest minor version supported, then the options not recognized.
+  std::string body;
+  auto put_i32 = [&](uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) body.push_back(static_cast<char>((v >> shift) & 0xff));
+  };
+  put_i32(0);
+  put_i32(static_cast<uint32_t>(unrecognized.size()));
+  for (const auto& name : unrecognized) body.append(name).push_back('\0');
+  std::string out;
+  protocol::append_frame(out, protocol::be::kNegotiateProtocolVersion, body);
+  return out;
+}
 
 asio::awaitable<void> send_cancel_to(asio::io_context& ctx, std::string host, uint16_t port, int32_t pid,
                                      int32_t key) {
