@@ -284,7 +284,7 @@ void parse_proxy(const toml::value& root, Policy& p) {
   check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password",
                  "upstream_password_env", "upstream_database", "workers", "upstream_tls",
                  "upstream_ca", "shutdown_timeout", "max_client_connections",
-                 "max_connections_per_user", "auth_timeout"},
+                 "max_connections_per_user", "auth_timeout", "reuse_port", "peer_id", "peer_listen"},
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
@@ -328,12 +328,50 @@ void parse_proxy(const toml::value& root, Policy& p) {
   int_key("max_client_connections", 1, 1000000, p.proxy.max_client_connections);
   int_key("max_connections_per_user", 0, 1000000, p.proxy.max_connections_per_user);
   int_key("auth_timeout", 1, 3600, p.proxy.auth_timeout_seconds);
+  if (t.contains("reuse_port")) {
+    if (!t.at("reuse_port").is_boolean()) fail(t.at("reuse_port"), "\"reuse_port\" must be true or false", "here");
+    p.proxy.reuse_port = t.at("reuse_port").as_boolean();
+  }
+  int_key("peer_id", 0, 255, p.proxy.peer_id);
+  if (t.contains("peer_listen")) parse_endpoint(t, "peer_listen", p.proxy.peer_listen_host, p.proxy.peer_listen_port);
   if (t.contains("shutdown_timeout")) {
     const auto& w = t.at("shutdown_timeout");
     if (!w.is_integer() || w.as_integer() < 0 || w.as_integer() > 3600) {
       fail(w, "\"shutdown_timeout\" must be seconds, 0..3600", "here");
     }
     p.proxy.shutdown_timeout_seconds = static_cast<int>(w.as_integer());
+  }
+}
+
+// [[peers]] id, address: the other instances of the fleet (cancel forwarding).
+void parse_peers(const toml::value& root, Policy& p) {
+  if (!root.contains("peers")) return;
+  const auto& arr = root.at("peers");
+  if (!arr.is_array()) fail(arr, "[[peers]] must be an array of tables", "here");
+  for (const auto& e : arr.as_array()) {
+    if (!e.is_table()) fail(e, "[[peers]] must be an array of tables", "here");
+    check_keys(e, {"id", "address"}, "[[peers]]");
+    if (!e.contains("id")) fail(e, "missing key \"id\" in [[peers]]", "here");
+    const auto& id = e.at("id");
+    if (!id.is_integer() || id.as_integer() < 0 || id.as_integer() > 255) {
+      fail(id, "[[peers]] id must be an integer 0..255", "here");
+    }
+    Peer peer;
+    peer.id = static_cast<int>(id.as_integer());
+    if (peer.id == p.proxy.peer_id) fail(id, "[[peers]] id " + std::to_string(peer.id) + " is this instance's own [proxy] peer_id", "here");
+    for (const auto& other : p.peers) {
+      if (other.id == peer.id) fail(id, "[[peers]] id " + std::to_string(peer.id) + " appears twice", "here");
+    }
+    parse_endpoint(e, "address", peer.host, peer.port);
+    if (!p.proxy.peer_listen_host.empty() && peer.host == p.proxy.peer_listen_host &&
+        peer.port == p.proxy.peer_listen_port) {
+      fail(e.at("address"), "[[peers]] address is this instance's own peer_listen", "here");
+    }
+    if (peer.host == p.proxy.listen_host && peer.port == p.proxy.listen_port) {
+      // The shared client port: a forwarded cancel could land here again, and again.
+      fail(e.at("address"), "[[peers]] address must be the peer's own peer_listen, not this [proxy] listen", "here");
+    }
+    p.peers.push_back(std::move(peer));
   }
 }
 
@@ -645,9 +683,10 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
     std::istringstream in(toml_text);
     const toml::value root = toml::parse(in, source);
     check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "roles", "tables", "functions",
-                      "cache", "limits", "pool"},
+                      "cache", "limits", "pool", "peers"},
                "the top level");
     parse_proxy(root, *p);
+    parse_peers(root, *p);
     parse_cache(root, *p);
     parse_tls(root, *p);
     parse_limits(root, *p);

@@ -67,6 +67,10 @@ struct ProxySettings {
   int max_client_connections = 10000;  // beyond: 53300 "too many clients"
   int max_connections_per_user = 0;    // 0: no per-user limit
   int auth_timeout_seconds = 30;       // startup + authentication must finish within this
+  bool reuse_port = false;             // SO_REUSEPORT on the client listener: several instances, one port
+  int peer_id = 0;                     // this instance's id in the fleet (0..255), carried by its cancel keys
+  std::string peer_listen_host;        // [proxy] peer_listen: where this instance alone takes forwarded
+  uint16_t peer_listen_port = 0;       //   cancels (empty: no peer listener)
 };
 
 // [limits]: message sizes and timeouts that bound what one client connection can hold.
@@ -132,9 +136,18 @@ struct IdentitySettings {
   bool jwt_secret_in_file = false;                 // jwt_secret (not _env): warned at start-up
 };
 
+// [[peers]]: another rowguard instance of the fleet, reachable alone at its peer_listen address;
+// a CancelRequest whose key names it is forwarded there (once: the peer listener never forwards).
+struct Peer {
+  int id = 0;
+  std::string host;
+  uint16_t port = 0;
+};
+
 class Policy {
  public:
   ProxySettings proxy;
+  std::vector<Peer> peers;
   CacheSettings cache;
   TlsSettings tls;
   AuditSettings audit;

@@ -221,17 +221,7 @@ asio::awaitable<void> ClientConnection::fatal(std::string_view sqlstate, std::st
 
 // A CancelRequest on a new upstream connection (errors ignored: best effort, as in libpq).
 asio::awaitable<void> ClientConnection::send_cancel(int32_t pid, int32_t key) {
-  const auto& s = policy_->proxy;
-  tcp::resolver resolver(worker_.ctx);
-  std::string port = std::to_string(s.upstream_port);
-  auto [rec, eps] = co_await resolver.async_resolve(s.upstream_host, port, kUse);
-  if (rec) co_return;
-  tcp::socket sock(worker_.ctx);
-  auto [cec, ep] = co_await asio::async_connect(sock, eps, kUse);
-  if (cec) co_return;
-  std::string out;
-  protocol::append_cancel_request(out, pid, key);
-  co_await asio::async_write(sock, asio::buffer(out), kUse);
+  co_await send_cancel_to(worker_.ctx, policy_->proxy.upstream_host, policy_->proxy.upstream_port, pid, key);
 }
 
 asio::awaitable<void> serve_client(tcp::socket client, Server& server, Worker& worker) {

@@ -6,16 +6,22 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <optional>
+#include <vector>
 
 #include "pg/sqlstate.h"
 #include "policy/rls_sql.h"
 #include "proxy/net/admin.h"
 #include "proxy/net/client_connection.h"
+#include "proxy/net/connection.h"
+#include "proxy/net/server.h"
 
 namespace rowguard::net {
 namespace asio = boost::asio;
@@ -235,15 +241,12 @@ asio::awaitable<std::optional<protocol::StartupPacket>> ClientConnection::read_s
       case protocol::StartupPacket::Kind::kCancelRequest:
         co_await forward_cancel(r.packet.cancel_pid, r.packet.cancel_key);
         co_return std::nullopt;
-      case protocol::StartupPacket::Kind::kStartup:
-        if ((r.packet.protocol_version & 0xFFFF) != 0) {
-          // Speak 3.0: tell the client so, as PostgreSQL does for a newer minor version.
-          std::string body(8, '\0');
-          std::string out;
-          protocol::append_frame(out, protocol::be::kNegotiateProtocolVersion, body);
-          if (!co_await write_client(out)) co_return std::nullopt;
+      case protocol::StartupPacket::Kind::kStartup: {
+        if (auto out = negotiate_protocol(r.packet)) {
+          if (!co_await write_client(*out)) co_return std::nullopt;
         }
         co_return std::move(r.packet);
+      }
     }
   }
 }
@@ -264,6 +267,18 @@ asio::awaitable<std::optional<ClientMessage>> ClientConnection::next_client_mess
 }
 
 asio::awaitable<void> ClientConnection::forward_cancel(int32_t pid, int32_t key) {
+  const int owner = CancelRegistry::instance_of(pid);
+  if (owner != server_.cancels().instance()) {
+    // Another instance of the fleet handed out this key: forward it there, once.
+    for (const auto& peer : policy_->peers) {
+      if (peer.id != owner) continue;
+      co_await send_cancel_to(worker_.ctx, peer.host, peer.port, pid, key);
+      spdlog::info("client={} cancel request forwarded to peer {} ({}:{})", peer_, peer.id, peer.host, peer.port);
+      co_return;
+    }
+    spdlog::info("client={} cancel request for instance {}, which is not a configured peer, ignored", peer_, owner);
+    co_return;
+  }
   auto target = server_.cancels().find({pid, key});
   if (!target) {
     spdlog::info("client={} cancel request with an unknown key ignored", peer_);
@@ -271,6 +286,94 @@ asio::awaitable<void> ClientConnection::forward_cancel(int32_t pid, int32_t key)
   }
   co_await send_cancel(target->pid, target->key);
   spdlog::info("client={} cancel forwarded to its backend", peer_);
+}
+
+}  // namespace rowguard::net
+
+namespace rowguard::net {
+
+std::optional<std::string> negotiate_protocol(protocol::StartupPacket& packet) {
+  // Protocol options ("_pq_." parameters, none of which rowguard knows) are not session
+  // parameters: as PostgreSQL, list them as unrecognized rather than refuse the startup.
+  std::vector<std::string> unrecognized;
+  std::erase_if(packet.params, [&](const auto& kv) {
+    if (!kv.first.starts_with("_pq_.")) return false;
+    unrecognized.push_back(kv.first);
+    return true;
+  });
+  if ((packet.protocol_version & 0xFFFF) == 0 && unrecognized.empty()) return std::nullopt;
+  // Speak 3.0: tell the client so, as PostgreSQL does for a newer minor version (3.2, 3.9999):
+  // the newest minor version supported, then the options not recognized.
+  std::string body;
+  auto put_i32 = [&](uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) body.push_back(static_cast<char>((v >> shift) & 0xff));
+  };
+  put_i32(0);
+  put_i32(static_cast<uint32_t>(unrecognized.size()));
+  for (const auto& name : unrecognized) body.append(name).push_back('\0');
+  std::string out;
+  protocol::append_frame(out, protocol::be::kNegotiateProtocolVersion, body);
+  return out;
+}
+
+asio::awaitable<void> send_cancel_to(asio::io_context& ctx, std::string host, uint16_t port, int32_t pid,
+                                     int32_t key) {
+  constexpr auto use = asio::as_tuple(asio::use_awaitable);
+  asio::ip::tcp::resolver resolver(ctx);
+  auto [rec, eps] = co_await resolver.async_resolve(host, std::to_string(port), use);
+  if (rec) co_return;
+  asio::ip::tcp::socket sock(ctx);
+  asio::steady_timer limit(ctx, std::chrono::seconds(10));
+  auto attempt = [&]() -> asio::awaitable<bool> {
+    auto [cec, ep] = co_await asio::async_connect(sock, eps, use);
+    if (cec) co_return false;
+    std::string out;
+    protocol::append_cancel_request(out, pid, key);
+    auto [wec, n] = co_await asio::async_write(sock, asio::buffer(out), use);
+    co_return !wec;
+  };
+  auto expire = [&]() -> asio::awaitable<void> { co_await limit.async_wait(use); };
+  co_await (attempt() || expire());
+}
+
+asio::awaitable<void> serve_peer_cancel(asio::ip::tcp::socket peer, Server& server, Worker& worker) {
+  constexpr auto use = asio::as_tuple(asio::use_awaitable);
+  std::string from = "?";
+  {
+    boost::system::error_code ec;
+    auto ep = peer.remote_endpoint(ec);
+    if (!ec) from = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  // Exactly one CancelRequest: length 16, code 80877102, pid, key; within 10 s.
+  unsigned char buf[16];
+  asio::steady_timer limit(worker.ctx, std::chrono::seconds(10));
+  auto read = [&]() -> asio::awaitable<bool> {
+    auto [ec, n] = co_await asio::async_read(peer, asio::buffer(buf), use);
+    co_return !ec && n == sizeof buf;
+  };
+  auto expire = [&]() -> asio::awaitable<void> { co_await limit.async_wait(use); };
+  auto got = co_await (read() || expire());
+  if (got.index() != 0 || !std::get<0>(got)) co_return;
+  auto i32 = [&](int at) {
+    return static_cast<int32_t>((uint32_t{buf[at]} << 24) | (uint32_t{buf[at + 1]} << 16) |
+                                (uint32_t{buf[at + 2]} << 8) | uint32_t{buf[at + 3]});
+  };
+  if (i32(0) != 16 || i32(4) != protocol::kCancelRequestCode) {
+    spdlog::warn("peer={} sent something other than a CancelRequest on the peer listener; closed", from);
+    co_return;
+  }
+  const int32_t pid = i32(8), key = i32(12);
+  // Never forwarded again: a key naming another instance, or unknown here, cancels nothing.
+  auto target = CancelRegistry::instance_of(pid) == server.cancels().instance()
+                    ? server.cancels().find({pid, key})
+                    : std::nullopt;
+  if (!target) {
+    spdlog::info("peer={} forwarded cancel request with an unknown key ignored", from);
+    co_return;
+  }
+  auto p = server.policy();
+  co_await send_cancel_to(worker.ctx, p->proxy.upstream_host, p->proxy.upstream_port, target->pid, target->key);
+  spdlog::info("peer={} forwarded cancel request sent to its backend", from);
 }
 
 }  // namespace rowguard::net

@@ -17,7 +17,7 @@ namespace {
 
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 
-asio::awaitable<void> answer(tcp::socket sock, std::function<std::string()> render) {
+asio::awaitable<void> answer(tcp::socket sock, std::function<std::string()> render, std::function<bool()> serving) {
   std::string request;
   char buf[2048];
   while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
@@ -30,6 +30,10 @@ asio::awaitable<void> answer(tcp::socket sock, std::function<std::string()> rend
     std::string body = render();
     response = "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  } else if (request.starts_with("GET /health ") || request.starts_with("GET /health?")) {
+    response = serving() ? "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+                         : "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n"
+                           "Connection: close\r\n\r\ndraining\n";
   } else {
     response = "HTTP/1.0 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nnot found\n";
   }
@@ -40,14 +44,15 @@ asio::awaitable<void> answer(tcp::socket sock, std::function<std::string()> rend
 
 }  // namespace
 
-asio::awaitable<void> serve_metrics(tcp::acceptor& acceptor, std::function<std::string()> render) {
+asio::awaitable<void> serve_metrics(tcp::acceptor& acceptor, std::function<std::string()> render,
+                                    std::function<bool()> serving) {
   for (;;) {
     auto [ec, sock] = co_await acceptor.async_accept(kUse);
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
       continue;
     }
-    asio::co_spawn(acceptor.get_executor(), answer(std::move(sock), render), asio::detached);
+    asio::co_spawn(acceptor.get_executor(), answer(std::move(sock), render, serving), asio::detached);
   }
 }
 

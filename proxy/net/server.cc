@@ -28,7 +28,7 @@ std::pair<int32_t, int32_t> CancelRegistry::add(Target target) {
     int32_t pid = 0, key = 0;
     std::memcpy(&pid, r.data(), 4);
     std::memcpy(&key, r.data() + 4, 4);
-    pid = (pid & 0x3fffffff) | 1;  // positive, like a real backend pid
+    pid = (instance_.load() << 22) | (pid & 0x3fffff) | 1;  // positive, like a real backend pid
     auto k = std::make_pair(pid, key);
     if (map_.emplace(k, target).second) return k;
   }
@@ -72,8 +72,10 @@ std::optional<std::string> Server::reload() {
     loaded->schema = old->schema;
     policy::PolicyPtr fresh = loaded;
     if (fresh->proxy.listen_host != old->proxy.listen_host ||
-        fresh->proxy.listen_port != old->proxy.listen_port) {
-      spdlog::warn("reload: [proxy] listen changed; it takes effect only after a restart");
+        fresh->proxy.listen_port != old->proxy.listen_port || fresh->proxy.reuse_port != old->proxy.reuse_port ||
+        fresh->proxy.peer_id != old->proxy.peer_id || fresh->proxy.peer_listen_host != old->proxy.peer_listen_host ||
+        fresh->proxy.peer_listen_port != old->proxy.peer_listen_port) {
+      spdlog::warn("reload: [proxy] listen, reuse_port, peer_id or peer_listen changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
     policy_loaded_at_us_.store(unix_now_us());
@@ -108,7 +110,7 @@ std::optional<SchemaStatus> Server::schema_status() const {
 namespace {
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server,
-                                  std::vector<std::unique_ptr<Worker>>& workers) {
+                                  std::vector<std::unique_ptr<Worker>>& workers, bool peers = false) {
   size_t next = 0;
   for (;;) {
     Worker& w = *workers[next++ % workers.size()];
@@ -118,7 +120,11 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server,
       spdlog::warn("accept failed: {}", ec.message());
       continue;
     }
-    asio::co_spawn(w.ctx, serve_client(std::move(sock), server, w), asio::detached);
+    if (peers) {
+      asio::co_spawn(w.ctx, serve_peer_cancel(std::move(sock), server, w), asio::detached);
+    } else {
+      asio::co_spawn(w.ctx, serve_client(std::move(sock), server, w), asio::detached);
+    }
   }
 }
 
@@ -204,11 +210,34 @@ int Server::run() {
     tcp::endpoint ep(asio::ip::make_address(p->proxy.listen_host), p->proxy.listen_port);
     acceptor.open(ep.protocol());
     acceptor.set_option(tcp::acceptor::reuse_address(true));
+    if (p->proxy.reuse_port) {
+      // Several rowguard processes bind this same address; the kernel spreads new connections
+      // over them (each must set the option, and run as the same user).
+      acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    }
     acceptor.bind(ep);
     acceptor.listen(1024);
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen on {}:{}: {}", p->proxy.listen_host, p->proxy.listen_port, e.what());
     return 1;
+  }
+
+  cancels_.set_instance(p->proxy.peer_id);
+  // [proxy] peer_listen: forwarded cancels from the other instances; open while draining too (a
+  // draining session can still be cancelled through another instance).
+  tcp::acceptor peer_acceptor(main_ctx_);
+  if (!p->proxy.peer_listen_host.empty()) {
+    try {
+      tcp::endpoint ep(asio::ip::make_address(p->proxy.peer_listen_host), p->proxy.peer_listen_port);
+      peer_acceptor.open(ep.protocol());
+      peer_acceptor.set_option(tcp::acceptor::reuse_address(true));
+      peer_acceptor.bind(ep);
+      peer_acceptor.listen();
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot listen for peers on {}:{}: {}", p->proxy.peer_listen_host, p->proxy.peer_listen_port,
+                       e.what());
+      return 1;
+    }
   }
 
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
@@ -267,6 +296,11 @@ int Server::run() {
   hup.async_wait(on_hup);
 
   asio::co_spawn(main_ctx_, accept_loop(acceptor, *this, workers_), asio::detached);
+  if (peer_acceptor.is_open()) {
+    asio::co_spawn(main_ctx_, accept_loop(peer_acceptor, *this, workers_, true), asio::detached);
+    spdlog::info("fleet: instance {} takes forwarded cancels on {}:{}; {} peers", p->proxy.peer_id,
+                 p->proxy.peer_listen_host, p->proxy.peer_listen_port, p->peers.size());
+  }
 
   tcp::acceptor metrics_acceptor(main_ctx_);
   if (!p->metrics.listen_host.empty()) {
@@ -276,9 +310,12 @@ int Server::run() {
       metrics_acceptor.set_option(tcp::acceptor::reuse_address(true));
       metrics_acceptor.bind(ep);
       metrics_acceptor.listen();
-      asio::co_spawn(main_ctx_, serve_metrics(metrics_acceptor, [this] { return render_metrics(); }),
+      asio::co_spawn(main_ctx_, serve_metrics(
+                                                 metrics_acceptor, [this] { return render_metrics(); },
+                                                 [this] { return !shutting_down(); }),
                      asio::detached);
-      spdlog::info("metrics on http://{}:{}/metrics", p->metrics.listen_host, p->metrics.listen_port);
+      spdlog::info("metrics on http://{0}:{1}/metrics, health check on http://{0}:{1}/health",
+                   p->metrics.listen_host, p->metrics.listen_port);
     } catch (const std::exception& e) {
       spdlog::critical("cannot listen for metrics on {}:{}: {}", p->metrics.listen_host, p->metrics.listen_port, e.what());
       return 1;

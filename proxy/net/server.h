@@ -35,9 +35,14 @@ struct Worker {
 };
 
 // Which upstream backend a client's (pid, key) stands for, so that a CancelRequest only ever
-// reaches that client's own server backend.
+// reaches that client's own server backend. The pid carries the instance id ([proxy] peer_id,
+// bits 22..29) so that another instance of the fleet knows where to forward a cancel; the other
+// 53 bits (21 of the pid, 32 of the key) are random.
 class CancelRegistry {
  public:
+  static int instance_of(int32_t client_pid) { return (client_pid >> 22) & 0xff; }
+  void set_instance(int id) { instance_ = id; }
+  int instance() const { return instance_; }
   struct Target {
     int32_t pid = 0;
     int32_t key = 0;
@@ -50,6 +55,7 @@ class CancelRegistry {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<int32_t, int32_t>, Target> map_;
+  std::atomic<int> instance_{0};
 };
 
 class Server {
