@@ -69,6 +69,16 @@ asio::awaitable<bool> ClientConnection::establish() {
                      "tenant sessions need it on");
       co_return false;
     }
+    // rowguard checks statement text as UTF8. A server of another encoding converts that text
+    // and cuts names at 63 bytes of its own encoding, so two names rowguard holds apart (prepared
+    // statements, cursors) could be one name upstream: refused for tenants. (SQL_ASCII would
+    // not validate the bytes at all.)
+    if (tenant_ && p.name == "server_encoding" && p.value != "UTF8") {
+      co_await fatal(pg::sqlstate::kObjectNotInPrerequisiteState,
+                     "rowguard: the database's server_encoding is " + p.value +
+                         "; tenant sessions need a UTF8 database (rowguard checks statements as UTF8)");
+      co_return false;
+    }
     protocol::append_parameter_status(out, p.name, p.value);
   }
   backend_key_ = {up.key.pid, up.key.key};

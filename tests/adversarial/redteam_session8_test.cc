@@ -406,3 +406,36 @@ TEST(RedteamSession8, SessionSettingsStayPinned) {
 
 }  // namespace
 }  // namespace rowguard::testing::adversarial
+
+namespace rowguard::testing::adversarial {
+namespace {
+
+// The mirror of ConvertedClientEncodingCannotSplitStatementNames: on a database whose encoding
+// is not UTF8 the server converts the UTF8 text rowguard checked and cuts names at 63 bytes of
+// its own encoding, so two names rowguard holds apart can be one name upstream. A tenant session
+// on such a database is refused at login with a reason, before any statement runs.
+TEST(RedteamSession8, TenantSessionOnANonUtf8DatabaseIsRefused) {
+  auto su = Env::get().direct_super();
+  QueryResult created = su->exec(
+      "CREATE DATABASE rg_latin1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'");
+  ASSERT_TRUE(created.ok || created.sqlstate == "42P04") << created.message;  // 42P04: exists (a rerun)
+  const std::string config = replace_all(example_config_template(), "upstream_database = \"appdb\"",
+                                         "upstream_database = \"rg_latin1\"");
+  ASSERT_NE(config, example_config_template());
+  RowguardProcess rg(config, Env::get().pg());
+  std::string error;
+  try {
+    Client t1(rg.conninfo("t1") + " password=pw1");
+    QueryResult r = t1.exec("SELECT pg_catalog.current_setting('server_encoding')");
+    error = "connected; server_encoding " + (r.ok && !r.rows.empty() && r.rows[0][0] ? *r.rows[0][0] : r.message);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("server_encoding is LATIN1"), std::string::npos) << error;
+  // The bypass user's traffic is not rewritten: it may use such a database.
+  Client dba(rg.conninfo("dba") + " password=pwdba");
+  EXPECT_TRUE(dba.alive());
+}
+
+}  // namespace
+}  // namespace rowguard::testing::adversarial
