@@ -24,13 +24,22 @@ bool transaction_id_function(std::string_view name) {
   return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
+// An array type is also named by its element type's name with a leading underscore (`_xid` is
+// xid[]): '{3}'::_xid, `AS x(a _xid)` and PREPARE p(_xid) make transaction ids out of text too.
+std::string_view element_type_name(std::string_view name) {
+  if (name.starts_with('_')) name.remove_prefix(1);
+  return name;
+}
+
 bool transaction_id_type(std::string_view name) {
+  name = element_type_name(name);
   return name == "xid" || name == "xid8" || name == "txid_snapshot" || name == "pg_snapshot";
 }
 
 // The row types of the catalogs with transaction-id columns: jsonb_populate_record(NULL::pg_database,
 // '{"datfrozenxid": "5"}') or ROW(...)::pg_class would make an xid out of text like a cast.
 bool transaction_id_row_type(std::string_view name) {
+  name = element_type_name(name);
   static constexpr auto kNames = std::to_array<std::string_view>({
       "pg_class", "pg_database", "pg_locks", "pg_prepared_xacts", "pg_stat_activity",
       "pg_stat_replication", "pg_replication_slots"});
