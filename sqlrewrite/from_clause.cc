@@ -1,5 +1,6 @@
 // SELECT, and where a FROM item's tenant predicate goes: the WHERE of its level, the ON clause
 // of an outer join, or a filtered subquery that replaces the table.
+#include "sqlrewrite/function_check.h"
 #include "sqlrewrite/walker.h"
 
 #include <functional>
@@ -140,6 +141,14 @@ std::vector<Walker::Pred> Walker::table_sample(Node& item, std::string_view part
            "; rule: tenants sample policy tables only)");
     }
     if (!known_table(q, part).global) {
+      if (sample.has_repeatable()) {
+        // The seed makes the sample a function of each row's position: whether a row is in it for
+        // seeds 1..n fingerprints its ctid (BERNOULLI) or block (SYSTEM), which counts the row
+        // versions other tenants wrote before it (what the system_columns rule refuses ctid for).
+        deny("TABLESAMPLE ... REPEATABLE of the tenant table " + quote_ident(q.to_string()) + " is not allowed (" +
+             std::string(part) + "): a fixed seed reveals the positions of rows, which count other tenants' " +
+             "writes; sample without REPEATABLE (rule: " + std::string(kRuleSystemColumns) + ")");
+      }
       wrap_sample(item);
       return {};
     }
