@@ -4,6 +4,13 @@
 // here is refused or confined (the tests pass); they stay as regression tests.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
 #include "tests/adversarial/harness.h"
 
 namespace rowguard::testing::adversarial {
@@ -64,6 +71,91 @@ TEST(Redteam2Session8, RepeatableSampleOfTenantTableIsRefused) {
   EXPECT_TRUE(no_leak(plain));
   QueryResult global = t1->exec("SELECT count(*) FROM countries TABLESAMPLE SYSTEM (100) REPEATABLE (1)");
   EXPECT_TRUE(global.ok) << global.message;
+}
+
+// A CancelRequest (pid, key) sent on a new connection to rowguard's client port.
+void send_cancel(int port, int32_t pid, int32_t key) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  uint32_t words[4] = {htonl(16), htonl(80877102), htonl(static_cast<uint32_t>(pid)), htonl(static_cast<uint32_t>(key))};
+  ASSERT_EQ(write(fd, words, sizeof words), static_cast<ssize_t>(sizeof words));
+  close(fd);
+}
+
+// Cancel keys: tenant 1's own key cancels its own query (the control); after its session ended the
+// same key (replayed through libpq) and keys derived from its pid (every instance id in bits
+// 22..29, neighbouring pids, small keys) cancel nothing of tenant 2's query running meanwhile.
+TEST(Redteam2Session8, StaleAndDerivedCancelKeysCancelNoOtherSession) {
+  auto su = Env::get().direct_super();
+  // A statement waiting on a row lock the tenant's other session holds (pg_sleep is not on the
+  // allowlist; a lock wait burns no CPU): `marker` is in the waiting statement's text.
+  auto waiting = [&](const std::string& marker) {
+    return wait_until([&] {
+      QueryResult r = su->exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%" +
+                               marker + "%'");
+      return r.ok && r.rows.size() == 1 && r.rows[0][0] == std::optional<std::string>("1");
+    }, std::chrono::seconds(10));
+  };
+  auto t1_holder = Env::get().tenant(1);
+  ASSERT_TRUE(t1_holder->exec("BEGIN").ok);
+  ASSERT_TRUE(t1_holder->exec("SELECT id FROM customers WHERE id = 101 FOR UPDATE").ok);
+  auto t1 = Env::get().tenant(1);
+  PGcancel* key = PQgetCancel(t1->raw());
+  ASSERT_NE(key, nullptr);
+  const int32_t pid = PQbackendPID(t1->raw());
+  char err[256];
+  ASSERT_EQ(PQsendQuery(t1->raw(), "UPDATE customers SET name = name WHERE id = 101 AND name <> 'rt2-own'"), 1);
+  ASSERT_TRUE(waiting("rt2-own"));
+  ASSERT_EQ(PQcancel(key, err, sizeof err), 1) << err;
+  bool cancelled = false;
+  while (PGresult* r = PQgetResult(t1->raw())) {
+    const char* st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (st != nullptr && std::string(st) == "57014") cancelled = true;
+    PQclear(r);
+  }
+  EXPECT_TRUE(cancelled) << "the control: tenant 1's own key cancels its own statement";
+  t1.reset();  // the session ends; its key is stale
+  EXPECT_TRUE(t1_holder->exec("ROLLBACK").ok);
+
+  auto t2_holder = Env::get().tenant(2);
+  ASSERT_TRUE(t2_holder->exec("BEGIN").ok);
+  ASSERT_TRUE(t2_holder->exec("SELECT id FROM customers WHERE id = 201 FOR UPDATE").ok);
+  auto t2 = Env::get().tenant(2);
+  ASSERT_EQ(PQsendQuery(t2->raw(), "UPDATE customers SET name = name WHERE id = 201 AND name <> 'rt2-victim'"), 1);
+  ASSERT_TRUE(waiting("rt2-victim"));
+  RowguardProcess& rg = Env::get().rowguard();
+  const size_t logged = occurrences(rg.log(), "cancel request");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(PQcancel(key, err, sizeof err), 1) << err;
+  const int port = rg.port();
+  for (int instance = 0; instance < 256; ++instance) {
+    send_cancel(port, (instance << 22) | (pid & 0x3fffff), 0);
+  }
+  for (int32_t d = -8; d <= 8; ++d) {
+    for (int32_t k : {0, 1, -1, pid}) send_cancel(port, pid + d, k);
+  }
+  // Every request was handled (one log line each) and the victim still waits: the holder's commit
+  // lets it finish normally.
+  const size_t sent = 5 + 256 + 17 * 4;
+  EXPECT_TRUE(wait_until([&] { return occurrences(rg.log(), "cancel request") >= logged + sent; }, std::chrono::seconds(10)))
+      << occurrences(rg.log(), "cancel request") - logged << " of " << sent << " cancel requests logged";
+  EXPECT_TRUE(waiting("rt2-victim"));
+  EXPECT_TRUE(t2_holder->exec("COMMIT").ok);
+  bool victim_ok = true;
+  std::string got;
+  while (PGresult* r = PQgetResult(t2->raw())) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      victim_ok = false;
+      got = PQresultErrorMessage(r);
+    }
+    PQclear(r);
+  }
+  EXPECT_TRUE(victim_ok) << "tenant 2's statement was disturbed: " << got;
+  PQfreeCancel(key);
 }
 
 }  // namespace
