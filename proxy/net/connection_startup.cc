@@ -5,6 +5,8 @@
 // authentication (for identity = "role", which PostgreSQL authenticates, the upstream login too).
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
@@ -346,8 +348,25 @@ asio::awaitable<void> send_cancel_to(asio::io_context& ctx, std::string host, ui
   co_await (attempt() || expire());
 }
 
+namespace {
+// Connections open on [proxy] peer_listen (every worker): anyone who reaches the listener can open
+// them without authenticating, so they are bounded, or idle ones would take every file descriptor
+// (tenant logins and upstream connections then fail). A forwarded cancel is one 16-byte write
+// followed by a close; beyond the bound a connection is closed at once.
+constexpr int kMaxPeerConnections = 64;
+std::atomic<int> peer_connections{0};
+}  // namespace
+
 asio::awaitable<void> serve_peer_cancel(asio::ip::tcp::socket peer, Server& server, Worker& worker) {
   constexpr auto use = asio::as_tuple(asio::use_awaitable);
+  struct Slot {
+    const bool taken = peer_connections.fetch_add(1) < kMaxPeerConnections;
+    ~Slot() { peer_connections.fetch_sub(1); }
+  } slot;
+  if (!slot.taken) {
+    spdlog::debug("peer listener: {} connections open, one more closed", kMaxPeerConnections);
+    co_return;
+  }
   std::string from = "?";
   {
     boost::system::error_code ec;

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "tests/adversarial/harness.h"
+#include "tests/support/process.h"
 
 namespace rowguard::testing::adversarial {
 namespace {
@@ -156,6 +157,51 @@ TEST(Redteam2Session8, StaleAndDerivedCancelKeysCancelNoOtherSession) {
   }
   EXPECT_TRUE(victim_ok) << "tenant 2's statement was disturbed: " << got;
   PQfreeCancel(key);
+}
+
+// [proxy] peer_listen takes unauthenticated connections (a forwarded CancelRequest). Without a
+// bound, a tenant that reached it held 400 idle connections (each kept 10 s, renewed at will):
+// rowguard ran out of file descriptors (nofile 200), every tenant login timed out, and the accept
+// loop logged "accept failed: Too many open files" 5 million times in 12 s. Connections beyond
+// the bound are closed at once; a tenant still logs in and cancels its own statement meanwhile.
+TEST(Redteam2Session8, PeerListenerFloodIsBounded) {
+  const int peer_port = free_tcp_port();
+  std::string config = example_config_template();
+  const std::string listen_line = "listen = \"{{LISTEN}}\"\n";
+  ASSERT_NE(config.find(listen_line), std::string::npos);
+  config.replace(config.find(listen_line), listen_line.size(),
+                 listen_line + "peer_id = 0\npeer_listen = \"127.0.0.1:" + std::to_string(peer_port) + "\"\n");
+  config += "\n[[peers]]\nid = 1\naddress = \"127.0.0.1:" + std::to_string(free_tcp_port()) + "\"\n";
+  RowguardProcess rg(config, Env::get().pg(), "info");
+
+  constexpr int kFlood = 300;
+  std::vector<int> fds;
+  for (int i = 0; i < kFlood; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(peer_port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << i;
+    fds.push_back(fd);
+  }
+  // Closed by rowguard: recv sees the end of the stream (without blocking).
+  auto closed = [&] {
+    int n = 0;
+    for (int fd : fds) {
+      char c;
+      if (recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) == 0) ++n;
+    }
+    return n;
+  };
+  EXPECT_TRUE(wait_until([&] { return closed() >= kFlood - 64; }, std::chrono::seconds(5)))
+      << closed() << " of " << kFlood << " idle peer connections closed; rowguard holds the rest";
+  {
+    Client t1(rg.conninfo("t1") + " password=pw1 connect_timeout=5");
+    EXPECT_TRUE(t1.alive());
+  }
+  for (int fd : fds) close(fd);
 }
 
 }  // namespace
