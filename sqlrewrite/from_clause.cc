@@ -121,8 +121,10 @@ std::vector<Walker::Pred> Walker::join(pg_query::JoinExpr& j, std::string_view p
 // `t TABLESAMPLE method (args) [REPEATABLE (seed)]`: PostgreSQL samples the relation's blocks
 // (SYSTEM) or rows (BERNOULLI), then applies the quals to the sampled rows, which is also what
 // row-level security does. A tenant table becomes a fenced filtered subquery of the sample:
-//   orders o TABLESAMPLE SYSTEM (10)  ->  (SELECT * FROM public.orders TABLESAMPLE system (10)
-//                                          WHERE orders.tenant_id = '<tenant>' OFFSET 0) o
+//   orders o TABLESAMPLE BERNOULLI (10)  ->  (SELECT * FROM public.orders TABLESAMPLE bernoulli (10)
+//                                             WHERE orders.tenant_id = '<tenant>' OFFSET 0) o
+// SYSTEM (whole pages) and REPEATABLE (a seed: a function of each row's position) are refused on
+// tenant tables: both reveal where rows lie, which counts other tenants' writes.
 // so the outer level's quals (and joins) only see the tenant's sampled rows. The method is checked
 // by visit() (check_sample_method), the arguments by the generic walk like any expression.
 std::vector<Walker::Pred> Walker::table_sample(Node& item, std::string_view part) {
@@ -148,6 +150,19 @@ std::vector<Walker::Pred> Walker::table_sample(Node& item, std::string_view part
         deny("TABLESAMPLE ... REPEATABLE of the tenant table " + quote_ident(q.to_string()) + " is not allowed (" +
              std::string(part) + "): a fixed seed reveals the positions of rows, which count other tenants' " +
              "writes; sample without REPEATABLE (rule: " + std::string(kRuleSystemColumns) + ")");
+      }
+      // (Other methods than SYSTEM and BERNOULLI are refused by check_sample_method in the walk.)
+      const auto& method = sample.method();
+      const bool builtin = method.size() == 1 || (method.size() == 2 && method.begin()->has_string() &&
+                                                  method.begin()->string().sval() == "pg_catalog");
+      if (builtin && !method.empty() && method.rbegin()->has_string() && method.rbegin()->string().sval() == "system") {
+        // SYSTEM samples whole pages: which of the tenant's own rows come out together tells which
+        // share a page, a page-sized measure of the rows other tenants wrote in between (the
+        // system_columns rule's leak, coarser). BERNOULLI decides per row, independently of position.
+        deny("TABLESAMPLE SYSTEM of the tenant table " + quote_ident(q.to_string()) + " is not allowed (" +
+             std::string(part) + "): it samples whole pages, and which rows come out together reveals how "
+             "other tenants' rows lie between them; use TABLESAMPLE BERNOULLI (rule: " +
+             std::string(kRuleSystemColumns) + ")");
       }
       wrap_sample(item);
       return {};

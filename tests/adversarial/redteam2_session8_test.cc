@@ -74,6 +74,23 @@ TEST(Redteam2Session8, RepeatableSampleOfTenantTableIsRefused) {
   EXPECT_TRUE(global.ok) << global.message;
 }
 
+// TABLESAMPLE SYSTEM samples whole pages, so which of one's own rows come out of it together
+// (over a dozen runs) tells which share a page: t1's rows 1001 and 1002 in different pages with
+// t2's 401 rows written between them came out apart, a page-sized measure of another tenant's
+// writes. SYSTEM is refused on tenant tables (BERNOULLI decides per row, independently of
+// position); on a global table it stays allowed.
+TEST(Redteam2Session8, SystemSampleOfTenantTableIsRefused) {
+  auto t1 = Env::get().tenant(1);
+  for (const std::string sql : {"SELECT count(*) FROM customers TABLESAMPLE SYSTEM (50) WHERE id IN (101, 102)",
+                                "SELECT count(*) FROM customers c, orders o TABLESAMPLE pg_catalog.system (50)",
+                                "SELECT (SELECT count(*) FROM orders TABLESAMPLE \"system\" (50))"}) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << " -> " << (r.ok ? "answered " + r.everything() : r.sqlstate + " " + r.message);
+  }
+  QueryResult global = t1->exec("SELECT count(*) FROM countries TABLESAMPLE SYSTEM (100)");
+  EXPECT_TRUE(global.ok) << global.message;
+}
+
 // A CancelRequest (pid, key) sent on a new connection to rowguard's client port.
 void send_cancel(int port, int32_t pid, int32_t key) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

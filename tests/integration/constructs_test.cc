@@ -548,9 +548,9 @@ const Construct kReads[] = {
      "SELECT id FROM orders TABLESAMPLE BERNOULLI (100) WHERE tenant_id = {T} ORDER BY id",
      "10\n11\n12\n13\n14\n"},
     {"tablesample_join",  // order 14 names tenant 2's customer
-     "SELECT c.name, o.id FROM customers c JOIN orders o TABLESAMPLE SYSTEM (100) "
+     "SELECT c.name, o.id FROM customers c JOIN orders o TABLESAMPLE BERNOULLI (100) "
      "ON o.customer_id = c.id ORDER BY 2",
-     "SELECT c.name, o.id FROM customers c JOIN orders o TABLESAMPLE SYSTEM (100) "
+     "SELECT c.name, o.id FROM customers c JOIN orders o TABLESAMPLE BERNOULLI (100) "
      "ON o.customer_id = c.id WHERE c.tenant_id = {T} AND o.tenant_id = {T} ORDER BY 2",
      "acme-anvils|10\nacme-rockets|11\nacme-anvils|12\n"},
     {"rows_from",

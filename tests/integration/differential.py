@@ -680,8 +680,9 @@ class Gen:
         if not self.chance(0.04):
             return ''
         self.tags.add('tablesample')
-        # No REPEATABLE: refused on tenant tables (a fixed seed fingerprints each row's position).
-        return ' TABLESAMPLE %s (100)' % self.pick(['SYSTEM', 'BERNOULLI'])
+        # BERNOULLI without REPEATABLE: SYSTEM (whole pages) and a fixed seed are refused on tenant
+        # tables (both reveal where rows lie).
+        return ' TABLESAMPLE BERNOULLI (100)'
 
     def from_item(self, scope, depth, ctes, used, allow_derived=True):
         """(sql, [Rel]) of one FROM item."""

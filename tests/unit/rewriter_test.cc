@@ -679,8 +679,8 @@ const Case kCases[] = {
      "",
      R"sql(rowguard: SELECT ... INTO creates a table (rule: no DDL for tenants))sql"},
     {"tablesample",  // more in tests/unit/constructs_test.cc
-     R"sql(SELECT * FROM orders TABLESAMPLE SYSTEM (10))sql",
-     R"sql(SELECT * FROM (SELECT * FROM public.orders TABLESAMPLE system(10) WHERE orders.tenant_id = '1' OFFSET 0) orders)sql",
+     R"sql(SELECT * FROM orders TABLESAMPLE BERNOULLI (10))sql",
+     R"sql(SELECT * FROM (SELECT * FROM public.orders TABLESAMPLE bernoulli(10) WHERE orders.tenant_id = '1' OFFSET 0) orders)sql",
      ""},
     {"empty_text",
      "",
