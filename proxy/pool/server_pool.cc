@@ -11,12 +11,20 @@ bool ServerPool::expired(const Server& s, Clock::time_point now) const {
   return limits_.server_lifetime > Duration::zero() && now - s.born >= limits_.server_lifetime;
 }
 
+void ServerPool::forget(std::unordered_map<ServerId, Server>::iterator it) {
+  switch (it->second.state) {
+    case State::kIdle: idle_.erase(std::find(idle_.begin(), idle_.end(), it->first)); break;
+    case State::kLent: --lent_; break;
+    case State::kOpening: --opening_; break;
+  }
+  servers_.erase(it);
+  ++counters_.closed;
+}
+
 void ServerPool::close(ServerId id, std::vector<Action>& out) {
   auto it = servers_.find(id);
   if (it == servers_.end()) return;
-  if (it->second.state == State::kIdle) idle_.erase(std::find(idle_.begin(), idle_.end(), id));
-  servers_.erase(it);
-  ++counters_.closed;
+  forget(it);
   out.push_back({Action::Kind::kClose, id, 0});
 }
 
@@ -70,11 +78,11 @@ void ServerPool::cancel(WaiterId waiter, Clock::time_point, std::vector<Action>&
 void ServerPool::release(ServerId server, bool reusable, Clock::time_point now, std::vector<Action>& out) {
   auto it = servers_.find(server);
   if (it == servers_.end() || it->second.state != State::kLent) return;
-  --lent_;
   if (reusable) {
+    --lent_;
     make_idle(server, now, out);
   } else {
-    close(server, out);
+    close(server, out);  // forget() counts it out of lent_
   }
   balance(now, out);
 }
@@ -108,13 +116,7 @@ void ServerPool::open_failed(ServerId server, Clock::time_point now, std::vector
 void ServerPool::lost(ServerId server, Clock::time_point now, std::vector<Action>& out) {
   auto it = servers_.find(server);
   if (it == servers_.end()) return;
-  switch (it->second.state) {
-    case State::kIdle: idle_.erase(std::find(idle_.begin(), idle_.end(), server)); break;
-    case State::kLent: --lent_; break;
-    case State::kOpening: --opening_; break;
-  }
-  servers_.erase(it);
-  ++counters_.closed;
+  forget(it);
   balance(now, out);
 }
 

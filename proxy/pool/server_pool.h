@@ -114,6 +114,9 @@ class ServerPool {
 
   size_t total() const { return servers_.size(); }
   bool expired(const Server& s, Clock::time_point now) const;
+  // Drops the connection from every count (idle list, lent, opening); close() also asks the
+  // caller to close it, lost() does not (it is gone already).
+  void forget(std::unordered_map<ServerId, Server>::iterator it);
   void close(ServerId id, std::vector<Action>& out);
   // Hands idle connections to waiters, opens what waiters and min_size need.
   void balance(Clock::time_point now, std::vector<Action>& out);
