@@ -22,6 +22,8 @@
 // Environment (all optional):
 //   ROWGUARD_SQLSMITH_SEED=N          seed of the fresh batch (default: days since 1970)
 //   ROWGUARD_SQLSMITH_FRESH=N         statements in the fresh batch (default 300; 0: none)
+//   ROWGUARD_SQLSMITH_CATALOG=1       the fresh batch also reads pg_catalog / information_schema
+//                                     (sqlsmith without --exclude-catalog)
 //   ROWGUARD_SQLSMITH_CORPUS=path     another corpus file (one statement per line)
 //   ROWGUARD_SQLSMITH_WRITE_CORPUS=path  (scripts/sqlsmith-corpus) generate a corpus of
 //                                     ROWGUARD_SQLSMITH_CORPUS_QUERIES statements with seed
@@ -459,12 +461,13 @@ TEST(SqlsmithDifferential, RowguardLeaksNothingAndIsCountedAgainstRls) {
     EXPECT_TRUE(weak_markers(visible(own)).empty());
   }
 
-  auto generate = [&](long seed, long count) -> std::vector<std::string> {
+  auto generate = [&](long seed, long count, bool catalog) -> std::vector<std::string> {
     CommandOptions options;
-    options.timeout_seconds = 120;
-    CommandResult r = run_command_with({"sqlsmith", "--target=" + direct, "--seed=" + std::to_string(seed),
-                                        "--max-queries=" + std::to_string(count), "--dry-run", "--exclude-catalog"},
-                                       options);
+    options.timeout_seconds = 120 + static_cast<int>(count / 50);
+    std::vector<std::string> argv = {"sqlsmith", "--target=" + direct, "--seed=" + std::to_string(seed),
+                                     "--max-queries=" + std::to_string(count), "--dry-run"};
+    if (!catalog) argv.push_back("--exclude-catalog");
+    CommandResult r = run_command_with(argv, options);
     EXPECT_EQ(r.exit_code, 0) << describe(r);
     std::vector<std::string> s = split_sqlsmith(r.out);
     EXPECT_EQ(static_cast<long>(s.size()), count) << "sqlsmith printed:\n" << tail_lines(r.out, 40);
@@ -483,7 +486,7 @@ TEST(SqlsmithDifferential, RowguardLeaksNothingAndIsCountedAgainstRls) {
   if (std::string out = env_or("ROWGUARD_SQLSMITH_WRITE_CORPUS", ""); !out.empty()) {
     long seed = std::atol(env_or("ROWGUARD_SQLSMITH_CORPUS_SEED", "17").c_str());
     long count = std::atol(env_or("ROWGUARD_SQLSMITH_CORPUS_QUERIES", "6000").c_str());
-    std::vector<std::string> generated = generate(seed, count);
+    std::vector<std::string> generated = generate(seed, count, false);
     Conn reference(direct);
     long invalid = 0, slow = 0;
     for (const auto& sql : generated) {
@@ -520,7 +523,7 @@ TEST(SqlsmithDifferential, RowguardLeaksNothingAndIsCountedAgainstRls) {
                                   .c_str());
   long fresh_count = std::atol(env_or("ROWGUARD_SQLSMITH_FRESH", "300").c_str());
   std::vector<std::string> fresh;
-  if (fresh_count > 0) fresh = generate(fresh_seed, fresh_count);
+  if (fresh_count > 0) fresh = generate(fresh_seed, fresh_count, env_or("ROWGUARD_SQLSMITH_CATALOG", "") == "1");
 
   RowguardProcess rowguard(kPolicy, pg, "warn");
   Conn through(rowguard.conninfo("t1", kDatabase) + " password=pw1");
