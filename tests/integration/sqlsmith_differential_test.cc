@@ -544,20 +544,25 @@ TEST(SqlsmithDifferential, RowguardLeaksNothingAndIsCountedAgainstRls) {
   Tally corpus_tally = run_batch(corpus, "corpus", through, reference, report);
   print_tally(corpus_tally, "corpus " + corpus_path.substr(corpus_path.rfind('/') + 1));
   // sqlsmith samples almost every table with TABLESAMPLE SYSTEM, which rowguard refuses on tenant
-  // tables: the corpus statements refused for it run again with BERNOULLI, so that what they hide
-  // behind that refusal is checked for leaks as well (counted apart).
-  std::vector<std::string> bernoulli;
-  for (std::string sql : corpus_tally.refused_for_system_sampling) {
+  // tables: the statements refused for it run again with BERNOULLI, so that what they hide behind
+  // that refusal is checked for leaks as well (counted apart).
+  auto with_bernoulli = [](const Tally& t) {
     static const std::regex kSystem("tablesample system \\(", std::regex::icase);
-    bernoulli.push_back(std::regex_replace(sql, kSystem, "tablesample bernoulli ("));
-  }
-  Tally bernoulli_tally = run_batch(bernoulli, "bernoulli", through, reference, report);
+    std::vector<std::string> out;
+    for (const auto& sql : t.refused_for_system_sampling) {
+      out.push_back(std::regex_replace(sql, kSystem, "tablesample bernoulli ("));
+    }
+    return out;
+  };
+  Tally bernoulli_tally = run_batch(with_bernoulli(corpus_tally), "corpus-bernoulli", through, reference, report);
   print_tally(bernoulli_tally, "corpus statements refused for TABLESAMPLE SYSTEM, with BERNOULLI");
   Tally fresh_tally = run_batch(fresh, "fresh", through, reference, report);
   print_tally(fresh_tally, "fresh batch of sqlsmith --seed=" + std::to_string(fresh_seed) +
                                " (ROWGUARD_SQLSMITH_SEED replays it)");
+  Tally fresh_bernoulli_tally = run_batch(with_bernoulli(fresh_tally), "fresh-bernoulli", through, reference, report);
+  print_tally(fresh_bernoulli_tally, "fresh statements refused for TABLESAMPLE SYSTEM, with BERNOULLI");
 
-  for (const Tally* t : {&corpus_tally, &bernoulli_tally, &fresh_tally}) {
+  for (const Tally* t : {&corpus_tally, &bernoulli_tally, &fresh_tally, &fresh_bernoulli_tally}) {
     EXPECT_TRUE(t->leaks.empty()) << t->leaks.size() << " statements showed another tenant's data:\n"
                                   << join_lines(t->leaks);
     EXPECT_TRUE(t->mismatches.empty()) << t->mismatches.size()
