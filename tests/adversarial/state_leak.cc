@@ -286,6 +286,7 @@ class Run {
   void reset_model(Client& c);
   std::optional<Failure> check(Client& c, bool after_cancel);
   std::optional<Failure> check_notes();
+  std::string holders(const std::string& setting, const std::string& value, const Client& self) const;
   std::optional<Failure> drain(Client& c);
 
   Rows visible(const Client& c) const;  // the tenant's rows >= kFirstLeakId as c sees them
@@ -556,7 +557,8 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
     if (auto f = want_ok(a, "setting", sql)) return f;
     const std::string got = a.rows.size() == 1 && a.rows[0].size() == 1 ? a.rows[0][0] : a.brief();
     if (got != c.current[spec.name]) {
-      return Failure{"setting", sql + ": expected '" + c.current[spec.name] + "', got '" + got + "'"};
+      return Failure{"setting", sql + ": expected '" + c.current[spec.name] + "', got '" + got + "'" +
+                                    holders(spec.name, got, c)};
     }
     return std::nullopt;
   }
@@ -876,6 +878,17 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
   return Failure{"harness", "unknown op " + op};
 }
 
+// ", the value other clients set: c3/t1 c7/t2": whose session state a client saw.
+std::string Run::holders(const std::string& setting, const std::string& value, const Client& self) const {
+  std::string out;
+  for (const auto& o : clients_) {
+    if (&o == &self) continue;
+    auto it = o.current.find(setting);
+    if (it != o.current.end() && it->second == value && value != defaults_.at(setting)) out += " " + o.name();
+  }
+  return out.empty() ? "" : " (the value of other clients' sessions:" + out + ")";
+}
+
 // What the client sees after an operation: its transaction status and reported parameters, then
 // (outside a failed transaction) one query reading every modelled setting and its tenant's rows.
 std::optional<Failure> Run::check(Client& c, bool after_cancel) {
@@ -913,7 +926,7 @@ std::optional<Failure> Run::check(Client& c, bool after_cancel) {
   for (size_t i = 0; i < specs.size(); ++i) {
     if (a.rows[0][i] != c.current[specs[i].name]) {
       return Failure{"setting", "current_setting('" + specs[i].name + "'): expected '" + c.current[specs[i].name] +
-                                    "', got '" + a.rows[0][i] + "'"};
+                                    "', got '" + a.rows[0][i] + "'" + holders(specs[i].name, a.rows[0][i], c)};
     }
   }
   int64_t n = 0, s = 0;
