@@ -489,7 +489,12 @@ std::vector<std::string> Run::candidates(const Client& c) const {
       break;
   }
   std::vector<std::string> out;
-  for (const auto& [op, n] : w) out.insert(out.end(), static_cast<size_t>(n), op);
+  for (const auto& [op, n] : w) {
+    if (cfg_.only.empty() || cfg_.only.contains(op) || op == "commit" || op == "rollback") {
+      out.insert(out.end(), static_cast<size_t>(n), op);
+    }
+  }
+  if (out.empty()) out.push_back(c.tx == Tx::kIdle ? "show" : "rollback");
   return out;
 }
 

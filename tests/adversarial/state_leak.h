@@ -53,6 +53,10 @@ struct RunConfig {
   bool tolerate_late_cancel = false;
   int op_timeout_ms = 10000;         // an answer later than this is a wedge: the run fails
   int notify_timeout_ms = 3000;      // how long a listener may take to receive a notification
+  // When not empty, only these operations (names as in RunResult::ops_by_kind) are generated,
+  // plus what a client needs to leave a state (COMMIT/ROLLBACK, and nothing else when none fits):
+  // a negative control can aim at one kind of state.
+  std::set<std::string> only;
   int first_failure_context = 8;     // operations of the failing client shown before the failure
 };
 
