@@ -47,9 +47,10 @@ struct RunConfig {
   // A cancel of an idle client must cancel nothing. Through rowguard today it can cancel the
   // client's NEXT statement (57014): rowguard closes the client's cancel connection as soon as it
   // has written the CancelRequest upstream, before PostgreSQL has acted on it (libpq's PQcancel
-  // waits for that; proxy/net/connection_startup.cc send_cancel_to does not). When true, a 57014
-  // answer to the check right after a cancel is counted (RunResult::late_cancels) and the check
-  // is retried instead of failing the run.
+  // waits for that; proxy/net/connection_startup.cc send_cancel_to does not). When true, the first
+  // 57014 a client gets after its idle cancel is counted (RunResult::late_cancels) and modelled
+  // as that statement failing (not happening; its transaction aborted) instead of failing the
+  // run. A 57014 of a client that sent no cancel (another client's cancel reaching it) still fails.
   bool tolerate_late_cancel = false;
   int op_timeout_ms = 10000;         // an answer later than this is a wedge: the run fails
   int notify_timeout_ms = 3000;      // how long a listener may take to receive a notification

@@ -160,6 +160,38 @@ TEST(StateLeakSession, TwentyOneClientsOfThreeTenantsTenThousandOpsSeeOnlyTheirO
   EXPECT_EQ(r.answers_53300, 0) << "session mode never waits for a server connection";
 }
 
+// How many of `rounds` statements that follow a PQcancel of the idle connection were cancelled
+// (57014). libpq's PQcancel returns once the server has closed the cancel connection, i.e. has
+// acted on the request: straight on PostgreSQL, never (the backend was idle, the cancel is void).
+int cancelled_after_idle_cancel(Client& c, int rounds) {
+  int cancelled = 0;
+  for (int i = 0; i < rounds; ++i) {
+    PGcancel* k = PQgetCancel(c.raw());
+    char buf[256] = {0};
+    const int sent = PQcancel(k, buf, sizeof buf);
+    PQfreeCancel(k);
+    EXPECT_EQ(sent, 1) << buf;
+    QueryResult r = c.exec("SELECT count(*) FROM generate_series(1, 100000)");
+    if (!r.ok && r.sqlstate == "57014") ++cancelled;
+    else EXPECT_TRUE(r.ok) << r.sqlstate << " " << r.message;
+  }
+  return cancelled;
+}
+
+// The bug StateLeakSession tolerates (RunConfig::tolerate_late_cancel), on its own. rowguard
+// closes the client's cancel connection once it has written the CancelRequest upstream
+// (proxy/net/connection_startup.cc send_cancel_to), before PostgreSQL has acted on it, so the
+// cancel can land on the client's next statement. Enable (drop DISABLED_) with the fix: wait
+// for the upstream to close the cancel connection before closing the client's.
+TEST(StateLeakSession, DISABLED_CancelOfAnIdleClientNeverCancelsItsNextStatement) {
+  auto direct = Env::get().direct_super();
+  EXPECT_EQ(cancelled_after_idle_cancel(*direct, 100), 0) << "straight on PostgreSQL";
+  RowguardProcess rg(leak_test::config(""), Env::get().pg(), "info");
+  Client through(rg.conninfo("t1") + " password=pw1");
+  EXPECT_EQ(cancelled_after_idle_cancel(through, 100), 0) << "through rowguard: a cancel sent while the client was "
+                                                              "idle cancelled its next statement";
+}
+
 // The negative control: the same harness against a pooler known to leak session state between
 // clients must fail, for a state-leak reason (not a wedge or a lost connection), and each kind
 // of check must bite on its own.
