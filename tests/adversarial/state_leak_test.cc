@@ -6,9 +6,10 @@
 //                             (every client has its own backend).
 //   StateLeakNegativeControl  rowguard (session mode) whose upstream is PgBouncer in transaction
 //                             mode with pool_size 2: the classic pooler leaks (a client's SET seen
-//                             by another, "prepared statement does not exist"); the harness must
-//                             catch it within a few hundred operations. This is what proves the
-//                             check can fail.
+//                             by another, "prepared statement already exists", another tenant's
+//                             WITH HOLD cursor, notifications); one case per kind of check, each
+//                             must be caught (within 500 ops; cursors 2,500). This is what proves
+//                             the checks can fail. (PgBouncer 1.18 as Debian ships it.)
 //   StateLeakTransactionPool  rowguard with [pool] mode = "transaction", size = 2, workers = 1:
 //                             not registered until transaction pooling lands (rowguard refuses
 //                             that policy at load today); enable it with the one line
@@ -19,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -255,8 +255,8 @@ TEST_F(StateLeakNegativeControl, PreparedStatementLeakIsCaught) {
 TEST_F(StateLeakNegativeControl, CursorLeakIsCaught) {
   // A WITH HOLD cursor does not hold a PgBouncer server connection: not counted as pinned here,
   // so that several clients hold one at once. Only a WITH HOLD cursor outlives its transaction
-  // (a third of the DECLAREs), so this leak takes longer to show: caught within 1,500 ops.
-  caught("cursors only", {"begin", "declare", "fetch", "close", "insert"}, {"cursor"}, {leak::Pin::kTransaction}, 1500);
+  // (a third of the DECLAREs), so this leak takes longer to show: caught within 2,500 ops.
+  caught("cursors only", {"begin", "declare", "fetch", "close", "insert"}, {"cursor"}, {leak::Pin::kTransaction}, 2500);
 }
 
 TEST_F(StateLeakNegativeControl, NotificationLeakIsCaught) {
