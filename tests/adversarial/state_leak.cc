@@ -476,7 +476,7 @@ std::vector<std::string> Run::candidates(const Client& c) const {
            {"insert", 5},   {"update", 3},     {"delete", 3},      {"execute_sql", 5}, {"exec_prepared", 5},
            {"describe", 3}, {"deallocate", 3}, {"deallocate_all", 1}, {"fetch", 3},   {"close", 2},
            {"unlisten", 2}, {"unlisten_all", 1}, {"notify", 4},    {"error", 2},     {"cancel", 2},
-           {"disconnect", 1}};
+           {"disconnect", 1}, {"discard_all", 1}};
       if (!pins(Pin::kTransaction)) w.push_back({"begin", 10});
       if (!pins(Pin::kPrepared)) {
         w.push_back({"prepare_sql", 4});
@@ -489,7 +489,7 @@ std::vector<std::string> Run::candidates(const Client& c) const {
            {"savepoint", 4},   {"rollback_to", 3},   {"release", 2},    {"insert", 5},     {"update", 3},
            {"delete", 3},      {"execute_sql", 3},   {"exec_prepared", 3}, {"describe", 2}, {"deallocate", 2},
            {"declare", 4},     {"fetch", 5},         {"close", 2},      {"notify", 3},     {"error", 2},
-           {"commit", 6},      {"rollback", 5},      {"disconnect", 1}};
+           {"commit", 6},      {"rollback", 5},      {"disconnect", 1}, {"discard_all", 1}};
       if (!pins(Pin::kPrepared)) {
         w.push_back({"prepare_sql", 2});
         w.push_back({"parse", 2});
@@ -883,6 +883,24 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
     if (auto f = want_ok(a, "notification", sql)) return f;
     if (in_tx) c.tx_notifies.push_back(n);
     else deliver(c, n);
+    return std::nullopt;
+  }
+  if (op == "discard_all") {
+    note("DISCARD ALL");
+    Answer a = c.conn->exec("DISCARD ALL");
+    if (busy(a)) return std::nullopt;
+    if (in_tx) {
+      if (auto f = want_error(a, {"25001"}, "transaction", "DISCARD ALL in a transaction block")) return f;
+      fail_tx(c);
+      return std::nullopt;
+    }
+    if (auto f = want_ok(a, "setting", "DISCARD ALL")) return f;
+    // RESET ALL (rowguard's search_path is a startup parameter: RESET returns to it), CLOSE ALL,
+    // DEALLOCATE ALL, UNLISTEN *.
+    c.session = c.current = defaults_;
+    c.cursors.clear();
+    c.prepared.clear();
+    c.listening.clear();
     return std::nullopt;
   }
   if (op == "cancel") {
