@@ -22,6 +22,12 @@ uint64_t seed_from_env(uint64_t fallback) {
   return std::strtoull(v, nullptr, 10);
 }
 
+int ops_from_env(int fallback) {
+  const char* v = std::getenv("ROWGUARD_LEAK_OPS");
+  if (v == nullptr || *v == '\0') return fallback;
+  return std::atoi(v);
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -63,6 +63,8 @@ struct RunConfig {
 
 // ROWGUARD_LEAK_SEED when set (decimal), else `fallback`.
 uint64_t seed_from_env(uint64_t fallback);
+// ROWGUARD_LEAK_OPS when set (a longer soak of the same run), else `fallback`.
+int ops_from_env(int fallback);
 
 struct RunResult {
   int ops_done = 0;                  // operations attempted (including the failing one)

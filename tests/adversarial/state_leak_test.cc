@@ -15,7 +15,8 @@
 //                             that policy at load today); enable it with the one line
 //                             ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST() at the end of this file.
 //
-// ROWGUARD_LEAK_SEED=<n> reruns a run with another seed (the seed is printed with every summary).
+// ROWGUARD_LEAK_SEED=<n> reruns a run with another seed (the seed is printed with every summary);
+// ROWGUARD_LEAK_OPS=<n> makes the StateLeakSession/TransactionPool runs longer (a soak).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -127,7 +128,7 @@ leak::RunResult run_transaction_pool() {
   leak::RunConfig cfg;
   cfg.name = "transaction pool (size 2, workers 1)";
   cfg.seed = leak::seed_from_env(kSeed);
-  cfg.ops = 10000;
+  cfg.ops = leak::ops_from_env(10000);
   cfg.max_pinned = 1;  // size - 1: one server connection stays free for autocommit statements
   cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor};
   cfg.op_timeout_ms = 5000;  // query_wait_timeout (2 s) answers long before
@@ -149,7 +150,7 @@ TEST(StateLeakSession, TwentyOneClientsOfThreeTenantsTenThousandOpsSeeOnlyTheirO
   leak::RunConfig cfg;
   cfg.name = "session mode, direct";
   cfg.seed = leak::seed_from_env(leak_test::kSeed);
-  cfg.ops = 10000;
+  cfg.ops = leak::ops_from_env(10000);
   cfg.max_pinned = 4;
   // rowguard bug (report of the `leak` branch): a cancel of an idle client can cancel its next
   // statement; counted in the summary, not failed, until send_cancel_to waits for PostgreSQL.
@@ -275,7 +276,7 @@ TEST_F(StateLeakNegativeControl, SettingLeakIsCaught) {
   TEST(StateLeakTransactionPool, TwentyOneClientsOnTwoServerConnectionsSeeOnlyTheirOwnSession) {   \
     leak::RunResult r = leak_test::run_transaction_pool();                                         \
     EXPECT_FALSE(r.failed) << r.summary;                                                           \
-    EXPECT_EQ(r.ops_done, 10000);                                                                  \
+    EXPECT_EQ(r.ops_done, leak::ops_from_env(10000));                                              \
   }
 
 // ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST()
