@@ -132,7 +132,6 @@ leak::RunResult run_transaction_pool() {
   cfg.max_pinned = 1;  // size - 1: one server connection stays free for autocommit statements
   cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor};
   cfg.op_timeout_ms = 5000;  // query_wait_timeout (2 s) answers long before
-  cfg.tolerate_late_cancel = true;  // as StateLeakSession, until the late-cancel bug is fixed
   leak::RunResult r = run_through(rg.port(), cfg);
   if (r.failed) std::cout << "rowguard log (tail):\n" << tail_lines(rg.log(), 40) << std::flush;
   return r;
@@ -152,9 +151,6 @@ TEST(StateLeakSession, TwentyOneClientsOfThreeTenantsTenThousandOpsSeeOnlyTheirO
   cfg.seed = leak::seed_from_env(leak_test::kSeed);
   cfg.ops = leak::ops_from_env(10000);
   cfg.max_pinned = 4;
-  // rowguard bug (report of the `leak` branch): a cancel of an idle client can cancel its next
-  // statement; counted in the summary, not failed, until send_cancel_to waits for PostgreSQL.
-  cfg.tolerate_late_cancel = true;
   leak::RunResult r = run_through(rg.port(), cfg);
   EXPECT_FALSE(r.failed) << r.summary << "\nrowguard log (tail):\n" << tail_lines(rg.log(), 40);
   EXPECT_EQ(r.ops_done, cfg.ops);
@@ -179,12 +175,10 @@ int cancelled_after_idle_cancel(Client& c, int rounds) {
   return cancelled;
 }
 
-// The bug StateLeakSession tolerates (RunConfig::tolerate_late_cancel), on its own. rowguard
-// closes the client's cancel connection once it has written the CancelRequest upstream
-// (proxy/net/connection_startup.cc send_cancel_to), before PostgreSQL has acted on it, so the
-// cancel can land on the client's next statement. Enable (drop DISABLED_) with the fix: wait
-// for the upstream to close the cancel connection before closing the client's.
-TEST(StateLeakSession, DISABLED_CancelOfAnIdleClientNeverCancelsItsNextStatement) {
+// Found by this harness: rowguard closed the client's cancel connection once it had written the
+// CancelRequest upstream, before PostgreSQL had acted on it, so the cancel could land on the
+// client's next statement (75 of 100). send_cancel_to now waits for the upstream to close first.
+TEST(StateLeakSession, CancelOfAnIdleClientNeverCancelsItsNextStatement) {
   auto direct = Env::get().direct_super();
   EXPECT_EQ(cancelled_after_idle_cancel(*direct, 100), 0) << "straight on PostgreSQL";
   RowguardProcess rg(leak_test::config(""), Env::get().pg(), "info");
