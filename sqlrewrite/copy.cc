@@ -38,8 +38,22 @@ StatementKind Walker::copy_in(pg_query::CopyStmt& s) {
   if (!s.has_relation()) deny("malformed COPY FROM");
   const TableRule& rule = write_target(*s.mutable_relation(), "COPY");
   if (s.attlist_size() == 0) {
-    deny("COPY " + quote_ident(rule.table.to_string()) + " FROM STDIN needs a column list, so that "
-         "rowguard can check the tenant column " + quote_ident(rule.column));
+    // Without a column list PostgreSQL reads every column but dropped and generated ones, in
+    // order (copy.c CopyGetAttnums): rowguard writes that list out from the schema snapshot and
+    // checks the tenant column's position in every row. The list names the columns, so a stale
+    // snapshot makes PostgreSQL fail the COPY (a missing column, extra data), never shift a value
+    // onto the tenant column.
+    const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(rule.table) : nullptr;
+    if (info == nullptr || info->columns.empty()) {
+      deny("COPY " + quote_ident(rule.table.to_string()) + " FROM STDIN without a column list: " +
+           (scope_.schema && scope_.schema->loaded ? std::string("the schema snapshot does not know the table's columns")
+                                                   : std::string("the schema is not known yet (rowguard has not read "
+                                                                 "the table's columns from PostgreSQL)")) +
+           "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
+    }
+    for (const auto& c : info->columns) {
+      if (!c.generated) *s.add_attlist() = make_string(c.name);
+    }
   }
   CopyInPlan plan = check_copy_options(s, true);
   plan.columns = s.attlist_size();
