@@ -1,0 +1,249 @@
+// Red team 3, session 9: attacks on what landed since 2026-12-03 (TABLESAMPLE BERNOULLI as a
+// fenced filtered subquery, INSERT without a column list / DEFAULT for the tenant column, the SET
+// allowlist and SET TIME ZONE INTERVAL, the new builtins, the catalog masks, startup parameters)
+// and on rowguard's own resources, each on a real PostgreSQL through rowguard. The cases that pass
+// are attacks rowguard holds, kept as regression tests; a DISABLED_ case is a breach found by this
+// round whose fix belongs to a file of another helper (its comment is the reproducer).
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "tests/adversarial/harness.h"
+
+namespace rowguard::testing::adversarial {
+namespace {
+
+std::string first_value(const QueryResult& r) {
+  if (!r.ok || r.rows.empty() || r.rows[0].empty() || !r.rows[0][0]) return "<" + r.sqlstate + " " + r.message + ">";
+  return *r.rows[0][0];
+}
+
+std::string describe(const QueryResult& r) { return r.ok ? "answered " + r.everything() : r.sqlstate + " " + r.message; }
+
+// INSERT without a column list: rowguard names the columns from the schema snapshot, so every
+// spelling of another tenant's value in the tenant column's position is refused, DEFAULT and a
+// missing tenant column get the session tenant, and a * expansion (positions unknowable) is
+// refused. Nothing of tenant 2 is written.
+TEST(RedteamSession9, InsertWithoutColumnListNeverWritesAnotherTenant) {
+  auto su = Env::get().direct_super();
+  su->exec("DELETE FROM customers WHERE id BETWEEN 9900 AND 9930");
+  su->exec("DELETE FROM orders WHERE id BETWEEN 9900 AND 9930");
+  auto t1 = Env::get().tenant(1);
+  const std::vector<std::string> attacks = {
+      "INSERT INTO customers VALUES (9901, 2, 'rt9')",
+      "INSERT INTO customers VALUES (9902, '2', 'rt9')",
+      "INSERT INTO customers VALUES (9903, (SELECT 2), 'rt9')",
+      "INSERT INTO customers VALUES (9904, '2'::int, 'rt9')",
+      "INSERT INTO customers VALUES (9905, 1, 'rt9'), (9906, 2, 'rt9')",
+      "INSERT INTO customers VALUES (9907, ' 1', 'rt9')",
+      "INSERT INTO customers VALUES (9908, '01', 'rt9')",
+      "INSERT INTO customers VALUES (9909, 1.0, 'rt9')",
+      "INSERT INTO customers SELECT 9910, 2, 'rt9'",
+      "INSERT INTO customers SELECT 9911, '1', 'rt9' UNION ALL SELECT 9912, '2', 'rt9'",
+      "INSERT INTO customers (VALUES (9913, 2, 'rt9'))",
+      "WITH x AS (SELECT 9914, 2, 'rt9') INSERT INTO customers SELECT * FROM x",
+      "INSERT INTO customers SELECT * FROM (VALUES (9915, 2, 'rt9')) v",
+      "INSERT INTO customers OVERRIDING USER VALUE VALUES (9916, 2, 'rt9')",
+      "INSERT INTO orders VALUES (9917, 2)",
+      "INSERT INTO customers VALUES (9918, 2, 'rt9', 'one too many')",
+  };
+  for (const auto& sql : attacks) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << " -> " << describe(r);
+  }
+  // DEFAULT for the tenant column, and a VALUES row shorter than the table, get tenant 1.
+  QueryResult d = t1->exec("INSERT INTO customers VALUES (9920, DEFAULT, 'rt9') RETURNING tenant_id");
+  EXPECT_EQ(first_value(d), "1");
+  QueryResult s = t1->exec("INSERT INTO orders VALUES (9921) RETURNING tenant_id");
+  EXPECT_TRUE(!s.ok || first_value(s) == "1") << describe(s);  // amount is NOT NULL: refused by PostgreSQL
+  QueryResult m = t1->exec("INSERT INTO customers VALUES (9922, 1, 'rt9'), (9923, DEFAULT, 'rt9') RETURNING tenant_id");
+  ASSERT_TRUE(m.ok) << m.message;
+  for (const auto& row : m.rows) EXPECT_EQ(row[0].value_or("NULL"), "1");
+  EXPECT_EQ(first_value(su->exec("SELECT count(*) FROM customers WHERE id BETWEEN 9900 AND 9930 AND tenant_id <> 1")), "0");
+  EXPECT_EQ(first_value(su->exec("SELECT count(*) FROM orders WHERE id BETWEEN 9900 AND 9930 AND tenant_id <> 1")), "0");
+  su->exec("DELETE FROM customers WHERE id BETWEEN 9900 AND 9930");
+  su->exec("DELETE FROM orders WHERE id BETWEEN 9900 AND 9930");
+}
+
+// A column alias list renames a sampled (or plain) table's columns: `customers AS c(tenant_id)`
+// calls the id column tenant_id. The tenant check must still read the real tenant column (inside
+// the fenced subquery of the sample, by the table's own name), and a user qual on the renamed
+// column only sees tenant 1's rows.
+TEST(RedteamSession9, ColumnAliasesOfSampledTablesDoNotMoveTheTenantCheck) {
+  auto t1 = Env::get().tenant(1);
+  const std::vector<std::string> reads = {
+      "SELECT * FROM customers AS c(tenant_id, id) WHERE c.id = 2",
+      "SELECT * FROM customers c(a, tenant_id) TABLESAMPLE BERNOULLI (100) WHERE c.tenant_id = 2",
+      "SELECT * FROM customers c(tenant_id) TABLESAMPLE BERNOULLI (100)",
+      "SELECT c.* FROM customers c TABLESAMPLE BERNOULLI (100) NATURAL JOIN customers d",
+      "SELECT * FROM (customers c TABLESAMPLE BERNOULLI (100) JOIN orders o USING (tenant_id)) j",
+      "SELECT * FROM customers c TABLESAMPLE BERNOULLI ((SELECT count(*) FROM customers c2))",
+      "SELECT * FROM orders o LEFT JOIN customers c(x, tenant_id) TABLESAMPLE BERNOULLI (100) ON c.x = o.customer_id",
+      "SELECT c FROM customers c TABLESAMPLE BERNOULLI (100)",
+      "SELECT row_to_json(c) FROM customers c(tenant_id) TABLESAMPLE BERNOULLI (100)",
+  };
+  for (const auto& sql : reads) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(no_leak(r)) << sql;
+    EXPECT_TRUE(r.ok || r.refused()) << sql << " -> " << describe(r);
+  }
+  // Writes through a sampled source touch no row of tenant 2.
+  auto su = Env::get().direct_super();
+  const std::string before = first_value(su->exec("SELECT string_agg(name || status, ',' ORDER BY o.id) FROM orders o "
+                                                  "JOIN customers c ON c.id = o.customer_id WHERE o.tenant_id = 2"));
+  for (const std::string sql : {
+           "DELETE FROM orders USING customers c TABLESAMPLE BERNOULLI (100) WHERE c.id = 201 RETURNING c.*",
+           "MERGE INTO orders o USING customers c TABLESAMPLE BERNOULLI (100) ON c.id = o.customer_id "
+           "WHEN MATCHED AND o.id = 201 THEN UPDATE SET status = c.name",
+           "UPDATE orders o SET status = c.name FROM customers c TABLESAMPLE BERNOULLI (100) WHERE o.id = 202"}) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(no_leak(r)) << sql;
+  }
+  EXPECT_EQ(first_value(su->exec("SELECT string_agg(name || status, ',' ORDER BY o.id) FROM orders o "
+                                 "JOIN customers c ON c.id = o.customer_id WHERE o.tenant_id = 2")),
+            before);
+}
+
+// SET TIME ZONE INTERVAL: only '[+-]HH:MM' [HOUR TO MINUTE] is rewritten; a value that tries to
+// close the quoted setting text and add another setting, and other interval shapes, are refused.
+// The search_path and standard_conforming_strings spellings keep their pinned values.
+TEST(RedteamSession9, SetTimeZoneIntervalCannotSmuggleAnotherSetting) {
+  auto t1 = Env::get().tenant(1);
+  for (const std::string sql : {
+           "SET TIME ZONE INTERVAL '+05:30'' search_path=x' HOUR TO MINUTE",
+           "SET TIME ZONE INTERVAL '+05:30'', public' HOUR TO MINUTE",
+           "SET TIME ZONE INTERVAL '-5:3'",
+           "SET TIME ZONE INTERVAL '+005:30'",
+           "SET TIME ZONE INTERVAL '+05:30' HOUR",
+           "SET TIME ZONE INTERVAL '+05:30' DAY TO SECOND",
+           "SET TIME ZONE INTERVAL(2) '+05:30'",
+           "SET TIME ZONE INTERVAL '1 day'",
+           "SET TIME ZONE INTERVAL '+05:30'::text",
+           "SET search_path = public, pg_temp",
+           "SET search_path = 'public, pg_temp'",
+           "SET standard_conforming_strings = off",
+           "SET \"TimeZone\" = 'UTC'",
+           "SET TRANSACTION SNAPSHOT '00000003-00000002-1'",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << " -> " << describe(r);
+  }
+  ASSERT_TRUE(t1->exec("SET TIME ZONE INTERVAL '+05:30' HOUR TO MINUTE").ok);
+  EXPECT_EQ(first_value(t1->exec("SHOW timezone")), "<+05:30>-05:30");
+  // A quote inside an ordinary zone value stays inside it (PostgreSQL rejects the zone).
+  QueryResult q = t1->exec("SET timezone = 'x'', search_path = ''y'");
+  EXPECT_FALSE(q.ok);
+  for (const std::string sql : {"SET search_path = E'public'", "SET search_path = \"public\"",
+                                "SET standard_conforming_strings = 'ON'", "RESET standard_conforming_strings",
+                                "SET search_path TO DEFAULT"}) {
+    EXPECT_TRUE(t1->exec(sql).ok) << sql;
+  }
+  EXPECT_EQ(first_value(t1->exec("SHOW search_path")), "public");
+  EXPECT_EQ(first_value(t1->exec("SHOW standard_conforming_strings")), "on");
+}
+
+// array_in(cstring, oid, int4) is on the builtin allowlist. With the oid of xid (28) or xid8
+// (5069) it makes an array of transaction ids without naming the type the transaction_ids rule
+// refuses; the value is an anyarray PostgreSQL cannot subscript, unnest, compare or pass to age()
+// (it cannot resolve its element type), so it reads no transaction counter. Kept so that a new
+// allowed function taking anyarray (or a cast from it) is noticed.
+TEST(RedteamSession9, ArrayInOfTransactionIdsReadsNoCounter) {
+  auto t1 = Env::get().tenant(1);
+  for (const std::string sql : {
+           "SELECT age(unnest(array_in('{5}', 28, -1)))",
+           "SELECT x FROM unnest(array_in('{5}', 28, -1)) x",
+           "SELECT (array_in('{5}', 28, -1))[1]",
+           "SELECT array_in('{5}', 28, -1) = array_in('{6}', 28, -1)",
+           "SELECT array_in('{5}', 28, -1)::text::xid[]",
+           "SELECT age((array_in('{5}'::cstring, 'xid'::regtype, -1))[1])",
+           "SELECT max(x) FROM unnest(array_in('{5}', 5069, -1)) x",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_FALSE(r.ok) << sql << " -> " << describe(r);
+  }
+}
+
+// The catalogs tenants may read are masked where they count every tenant's rows: pg_class's
+// reltuples / relpages after ANALYZE, statistics views, sequences' values.
+TEST(RedteamSession9, CatalogCountersOfTenantTablesAreMasked) {
+  auto su = Env::get().direct_super();
+  ASSERT_TRUE(su->exec("ANALYZE customers").ok);
+  auto t1 = Env::get().tenant(1);
+  QueryResult r = t1->exec("SELECT reltuples::int, relpages FROM pg_class WHERE relname = 'customers'");
+  ASSERT_TRUE(r.ok) << r.message;
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0][0].value_or("NULL"), "-1");
+  EXPECT_EQ(r.rows[0][1].value_or("NULL"), "0");
+  for (const std::string sql : {
+           "SELECT most_common_vals FROM pg_stats WHERE tablename = 'customers'",
+           "SELECT * FROM pg_catalog.pg_statistic",
+           "SELECT * FROM pg_stats_ext",
+           "SELECT n_tup_ins FROM pg_stat_user_tables",
+           "SELECT last_value FROM pg_sequences",
+           "SELECT pg_sequence_last_value('audit_log_id_seq')",
+           "SELECT * FROM pg_stat_database",
+           "SELECT (SELECT c FROM pg_class c WHERE relname = 'customers')",
+       }) {
+    QueryResult q = t1->exec(sql);
+    if (q.ok) {
+      EXPECT_EQ(q.everything().find("globex"), std::string::npos) << sql;
+      EXPECT_TRUE(sql.find("SELECT c FROM pg_class") != std::string::npos) << sql << " -> " << describe(q);
+    } else {
+      EXPECT_TRUE(q.refused()) << sql << " -> " << describe(q);
+    }
+  }
+}
+
+// Startup parameters: "_pq_." protocol options are answered in NegotiateProtocolVersion and never
+// reach PostgreSQL; settings outside the startup allowlist ("options", search_path, role) are
+// refused, whatever their case, and a converting client_encoding too.
+TEST(RedteamSession9, StartupParametersOutsideTheAllowlistAreRefused) {
+  RowguardProcess& rg = Env::get().rowguard();
+  const std::string base = "host=127.0.0.1 port=" + std::to_string(rg.port()) + " user=t1 password=pw1 dbname=appdb sslmode=disable";
+  for (const std::string extra : {" options='-c search_path=evil'", " options='-c row_security=off'",
+                                  " client_encoding=LATIN1", " replication=database"}) {
+    PGconn* c = PQconnectdb((base + extra).c_str());
+    EXPECT_NE(PQstatus(c), CONNECTION_OK) << extra;
+    PQfinish(c);
+  }
+  PGconn* ok = PQconnectdb((base + " application_name=rt9").c_str());
+  ASSERT_EQ(PQstatus(ok), CONNECTION_OK) << PQerrorMessage(ok);
+  PGresult* r = PQexec(ok, "SHOW search_path");
+  ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK);
+  EXPECT_STREQ(PQgetvalue(r, 0, 0), "public");
+  PQclear(r);
+  PQfinish(ok);
+}
+
+// BREACH (red team 3, unfixed: sqlrewrite/qual_guard.cc). The qual guard wraps each user conjunct
+// that may reference every relation of its level (a subquery, an unqualified column) in
+// CASE WHEN <the tenant check of every tenant relation of the level> THEN ... END, so the
+// rewritten text grows with relations x conjuncts:
+//   SELECT 1 FROM customers c0, ..., customers c{R-1} WHERE (SELECT 1) = 1 AND ... (C times)
+// R = C = 300 (10 kB) became a 27 MB statement and took ~10 s; R = C = 1000 (35 kB) took rowguard
+// from 47 MB to 2.97 GB resident and ~110 s of a parse-pool thread (the session's
+// message_timeout closed it); a ~70 kB statement needs ~12 GB: the proxy is OOM-killed and every
+// tenant's session drops. README "Statement size and depth" says nothing is quadratic. Enable
+// when the guard's size is linear (or bounded and refused with 42501).
+TEST(RedteamSession9, DISABLED_GuardOfManyRelationsAndConjunctsStaysLinear) {
+  const int n = 300;
+  std::string from, where;
+  for (int i = 0; i < n; ++i) {
+    from += (i ? ", customers c" : "customers c") + std::to_string(i);
+    where += (i ? " AND " : "") + std::string("(SELECT 1) = 1");
+  }
+  // 'x'::int fails at PostgreSQL's parse analysis: no 300-way join is planned.
+  const std::string sql = "SELECT 1 FROM " + from + " WHERE " + where + " AND 1 = 'x'::int LIMIT 0";
+  auto t1 = Env::get().tenant(1);
+  const auto start = std::chrono::steady_clock::now();
+  QueryResult r = t1->exec(sql);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(r.refused() || r.sqlstate == "22P02") << describe(r);
+  EXPECT_LT(seconds, 3.0) << "a 10 kB statement took " << seconds << " s to rewrite";
+}
+
+}  // namespace
+}  // namespace rowguard::testing::adversarial
