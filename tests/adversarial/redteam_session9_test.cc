@@ -7,7 +7,13 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -19,6 +25,55 @@ namespace {
 std::string first_value(const QueryResult& r) {
   if (!r.ok || r.rows.empty() || r.rows[0].empty() || !r.rows[0][0]) return "<" + r.sqlstate + " " + r.message + ">";
   return *r.rows[0][0];
+}
+
+// Sends a protocol 3.0 StartupMessage with `params` to rowguard and returns what answers it: "R"
+// (an authentication request), "E <sqlstate>" (an ErrorResponse), or "?" (anything else / closed).
+std::string startup_answer(int port, const std::vector<std::pair<std::string, std::string>>& params) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "?";
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "?";
+  }
+  std::string body;
+  for (uint32_t v : {htonl(0), htonl(196608)}) body.append(reinterpret_cast<const char*>(&v), 4);
+  for (const auto& [k, v] : params) body.append(k).append(1, '\0').append(v).append(1, '\0');
+  body.push_back('\0');
+  const uint32_t len = htonl(static_cast<uint32_t>(body.size()));
+  body.replace(0, 4, reinterpret_cast<const char*>(&len), 4);
+  if (write(fd, body.data(), body.size()) != static_cast<ssize_t>(body.size())) {
+    close(fd);
+    return "?";
+  }
+  std::string in;
+  char buf[4096];
+  for (;;) {
+    if (in.size() >= 5) {
+      uint32_t n;
+      std::memcpy(&n, in.data() + 1, 4);
+      if (in.size() >= 1 + ntohl(n)) break;
+    }
+    ssize_t got = read(fd, buf, sizeof buf);
+    if (got <= 0) break;
+    in.append(buf, static_cast<size_t>(got));
+  }
+  close(fd);
+  if (in.empty()) return "?";
+  if (in[0] == 'R') return "R";
+  if (in[0] != 'E') return "?";
+  for (size_t i = 5; i < in.size() && in[i] != '\0';) {  // fields: type byte, text, NUL
+    const char type = in[i];
+    const size_t end = in.find('\0', i + 1);
+    if (end == std::string::npos) break;
+    if (type == 'C') return "E " + in.substr(i + 1, end - i - 1);
+    i = end + 1;
+  }
+  return "E";
 }
 
 std::string describe(const QueryResult& r) { return r.ok ? "answered " + r.everything() : r.sqlstate + " " + r.message; }
@@ -216,6 +271,59 @@ TEST(RedteamSession9, StartupParametersOutsideTheAllowlistAreRefused) {
   EXPECT_STREQ(PQgetvalue(r, 0, 0), "public");
   PQclear(r);
   PQfinish(ok);
+}
+
+// client_min_messages below NOTICE sends the session's own DEBUG and LOG messages to the client.
+// At debug5 PostgreSQL reports every transaction's state, "CommitTransaction(1) ...
+// xid/subid/cid: 797/1/1": the transaction id of each write, which counts the write transactions
+// of every tenant (the leak rule transaction_ids refuses xid casts for: red team 3 read ids 797 and
+// 798 of two consecutive writes of its own); at log it gets LOG lines such as log_lock_waits'
+// "Process holding the lock: <pid>" of other sessions. Only info, notice, warning and error are
+// allowed, in SET and as a startup parameter.
+TEST(RedteamSession9, ClientMinMessagesBelowNoticeIsRefused) {
+  auto t1 = Env::get().tenant(1);
+  std::vector<std::string> notices;
+  PQsetNoticeReceiver(
+      t1->raw(),
+      [](void* arg, const PGresult* r) {
+        static_cast<std::vector<std::string>*>(arg)->push_back(PQresultErrorMessage(r));
+      },
+      &notices);
+  for (const std::string sql : {
+           "SET client_min_messages = debug5", "SET client_min_messages TO 'DEBUG1'", "SET client_min_messages = debug",
+           "SET LOCAL client_min_messages TO debug2", "SET SESSION client_min_messages = log",
+           "SET client_min_messages = 'Log'", "SET client_min_messages = 5", "SET client_min_messages = notice, debug5",
+           "SET \"client_min_messages\" = debug3",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << " -> " << describe(r);
+  }
+  for (const std::string sql : {"SET client_min_messages = warning", "SET client_min_messages TO 'NOTICE'",
+                                "SET LOCAL client_min_messages = error", "SET client_min_messages = info",
+                                "RESET client_min_messages", "SET client_min_messages TO DEFAULT"}) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.ok) << sql << " -> " << describe(r);
+  }
+  auto su = Env::get().direct_super();
+  su->exec("DELETE FROM customers WHERE id = 9950");
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  ASSERT_TRUE(t1->exec("INSERT INTO customers (id, name) VALUES (9950, 'rt9-debug')").ok);
+  ASSERT_TRUE(t1->exec("COMMIT").ok);
+  ASSERT_TRUE(t1->exec("DELETE FROM customers WHERE id = 9950").ok);
+  for (const auto& n : notices) EXPECT_EQ(n.find("xid/subid/cid"), std::string::npos) << n;
+  EXPECT_EQ(first_value(t1->exec("SHOW client_min_messages")), "notice");
+
+  RowguardProcess& rg = Env::get().rowguard();
+  const std::string base = "host=127.0.0.1 port=" + std::to_string(rg.port()) + " user=t1 password=pw1 dbname=appdb sslmode=disable";
+  // libpq sends no client_min_messages startup parameter of its own: a raw StartupMessage.
+  for (const std::string level : {"debug5", "DEBUG1", "log"}) {
+    EXPECT_EQ(startup_answer(rg.port(), {{"user", "t1"}, {"database", "appdb"}, {"client_min_messages", level}}),
+              "E 42501")
+        << level;
+  }
+  EXPECT_EQ(startup_answer(rg.port(), {{"user", "t1"}, {"database", "appdb"}, {"client_min_messages", "warning"}}),
+            "R")  // the authentication request: the parameter passed
+      << "warning";
 }
 
 // BREACH (red team 3, unfixed: sqlrewrite/qual_guard.cc). The qual guard wraps each user conjunct
