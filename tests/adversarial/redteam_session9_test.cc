@@ -326,6 +326,61 @@ TEST(RedteamSession9, ClientMinMessagesBelowNoticeIsRefused) {
       << "warning";
 }
 
+// A non-recursive CTE is not visible in its own body nor in the bodies of the CTEs before it:
+// there the name is the table. Each such read is filtered; pg_toast (every tenant's toasted
+// values) and a catalog-schema spelling of a policy table are refused.
+TEST(RedteamSession9, CteShadowingAndToastNamesResolveAsPostgreSQLDoes) {
+  auto t1 = Env::get().tenant(1);
+  for (const std::string sql : {
+           "WITH customers AS (SELECT * FROM customers) SELECT id, tenant_id, name FROM customers",
+           "WITH a AS (SELECT * FROM customers), customers AS (SELECT 1 AS id, 1 AS tenant_id) SELECT * FROM a",
+           "WITH customers AS MATERIALIZED (SELECT * FROM customers) SELECT * FROM customers",
+           "WITH x AS (WITH customers AS (SELECT 1) SELECT * FROM customers), y AS (SELECT * FROM customers) "
+           "SELECT * FROM y",
+       }) {
+    QueryResult r = t1->exec(sql);
+    ASSERT_TRUE(r.ok) << sql << " -> " << describe(r);
+    EXPECT_TRUE(no_leak(r)) << sql;
+    EXPECT_FALSE(r.rows.empty()) << sql;
+  }
+  auto su = Env::get().direct_super();
+  const std::string toast = first_value(su->exec("SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'customers'"));
+  ASSERT_EQ(toast.rfind("pg_toast.", 0), 0u) << toast;
+  for (const std::string& sql : std::vector<std::string>{"SELECT * FROM " + toast, "SELECT * FROM pg_catalog.customers",
+                                "SELECT * FROM information_schema.customers", "SELECT * FROM pg_temp.customers"}) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_TRUE(r.refused()) << sql << " -> " << describe(r);
+  }
+}
+
+// COPY ... HEADER: PostgreSQL reads 'OFF' / 'False' (any case) as no header, the copy checker
+// only the lowercase words; a first line it took for a header would go unchecked. These spellings
+// are refused (the deparser writes the value as an identifier, which reads back lowercased, and the
+// re-parse check fails), so no line of tenant 2 is written.
+TEST(RedteamSession9, CopyHeaderSpellingsCannotHideAFirstRow) {
+  auto su = Env::get().direct_super();
+  su->exec("DELETE FROM customers WHERE id = 9960");
+  auto t1 = Env::get().tenant(1);
+  for (const std::string opt : {"(HEADER 'OFF')", "(HEADER 'False')", "(HEADER \"Off\")", "(FORMAT csv, HEADER 'FALSE')"}) {
+    const std::string sql = "COPY customers (id, tenant_id, name) FROM STDIN WITH " + opt;
+    PGresult* r = PQexec(t1->raw(), sql.c_str());
+    if (PQresultStatus(r) == PGRES_COPY_IN) {
+      const std::string line = opt.find("csv") != std::string::npos ? "9960,2,rt9-header\n" : "9960\t2\trt9-header\n";
+      PQputCopyData(t1->raw(), line.data(), static_cast<int>(line.size()));
+      PQputCopyEnd(t1->raw(), nullptr);
+      PQclear(r);
+      while ((r = PQgetResult(t1->raw())) != nullptr) PQclear(r);
+      ADD_FAILURE() << sql << ": COPY started";
+    } else {
+      const char* st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      EXPECT_STREQ(st ? st : "", "42501") << sql << " " << PQresultErrorMessage(r);
+      PQclear(r);
+    }
+  }
+  EXPECT_EQ(first_value(su->exec("SELECT count(*) FROM customers WHERE id = 9960")), "0");
+  su->exec("DELETE FROM customers WHERE id = 9960");
+}
+
 // BREACH (red team 3, unfixed: the relay of server errors, proxy/net/tenant_relay.cc or
 // proxy/session/*). A row-lock wait that ends in an error carries PostgreSQL's context line
 // "while updating tuple (0,23) in relation \"customers\"" (also locking / deleting / checking
