@@ -115,4 +115,12 @@ RewriteResult rewrite(std::string_view sql, const policy::TenantScope& scope, st
 // are converted, which changes names and where they are cut: all refused.
 bool safe_client_encoding(std::string_view name);
 
+// client_min_messages levels that send the client nothing but its statements' INFO, NOTICE,
+// WARNING and ERROR messages (info, notice, warning, error; any case). The DEBUG levels and log
+// send the session backend's own debug and log lines: at debug5 the transaction id of every write
+// ("CommitTransaction(1) ... xid/subid/cid: 797/1/1"), which counts every tenant's write
+// transactions (rule transaction_ids); at log, e.g. log_lock_waits' pid of the session holding a
+// lock. Refused for tenants in SET and, for every login, as a startup parameter.
+bool safe_client_min_messages(std::string_view level);
+
 }  // namespace rowguard::sqlrewrite

@@ -3,6 +3,7 @@
 
 #include <cctype>
 
+#include "sqlrewrite/function_check.h"
 #include "sqlrewrite/settings_check.h"
 
 namespace rowguard::sqlrewrite {
@@ -190,6 +191,15 @@ void Walker::set(pg_query::VariableSetStmt& s) {
     read_constant();  // the outcome depends on the value
     rewrite_time_zone_interval(s);
   }
+  if (s.name() == "client_min_messages" && s.kind() == pg_query::VAR_SET_VALUE) {
+    read_constant();  // the outcome depends on the value
+    auto v = one_constant(s, false);
+    if (!v || !safe_client_min_messages(*v)) {
+      deny("SET client_min_messages may only be info, notice, warning or error: the debug levels and log send the "
+           "session's debug and log lines, which show transaction ids (they count every tenant's write "
+           "transactions) and other sessions' process ids (rule: " + std::string(kRuleTransactionIds) + ")");
+    }
+  }
   if (s.name() == "client_encoding" && s.kind() == pg_query::VAR_SET_VALUE) {
     read_constant();
     for (const auto& a : s.args()) {
@@ -317,6 +327,12 @@ bool safe_client_encoding(std::string_view name) {
   // as a harmless SELECT, ran an INSERT into another tenant prepared under the second).
   static const std::unordered_set<std::string_view> kSafe = {"UTF8", "UNICODE", "SQLASCII"};
   return kSafe.contains(n);
+}
+
+bool safe_client_min_messages(std::string_view level) {
+  std::string v;
+  for (char c : level) v.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  return v == "info" || v == "notice" || v == "warning" || v == "error";
 }
 
 }  // namespace rowguard::sqlrewrite

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cctype>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -24,6 +25,7 @@
 #include "proxy/net/client_connection.h"
 #include "proxy/net/connection.h"
 #include "proxy/net/server.h"
+#include "sqlrewrite/rewriter.h"
 
 namespace rowguard::net {
 namespace asio = boost::asio;
@@ -115,6 +117,21 @@ asio::awaitable<std::optional<ClientConnection::Authenticated>> ClientConnection
     spdlog::warn("session={} client={} refused at startup: {}", id_, peer_, decision.message);
     co_await fatal(decision.sqlstate, decision.message);
     co_return std::nullopt;
+  }
+  for (const auto& [name, value] : decision.upstream_params) {
+    // The debug levels and log send the backend's debug and log lines: transaction ids (they count
+    // every tenant's writes), other sessions' pids (sqlrewrite/rewriter.h). Refused for every login:
+    // whether it is a tenant's is known only after authentication, and bypass users may SET it.
+    std::string key;
+    for (char c : name) key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (key == "client_min_messages" && !sqlrewrite::safe_client_min_messages(value)) {
+      spdlog::warn("session={} client={} refused at startup: client_min_messages \"{}\"", id_, peer_, value);
+      co_await fatal(pg::sqlstate::kInsufficientPrivilege,
+                     "rowguard: startup parameter client_min_messages \"" + value +
+                         "\" is not allowed: only info, notice, warning or error (the debug levels and log send "
+                         "the session's debug and log lines, which show transaction ids; rule: transaction_ids)");
+      co_return std::nullopt;
+    }
   }
   user_ = decision.user;
   if (int limit = policy_->proxy.max_connections_per_user; limit > 0) {

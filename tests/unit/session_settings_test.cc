@@ -82,7 +82,7 @@ TEST(SessionSettings, FrameworkSetupStatementsAreAllowed) {
       "SET standard_conforming_strings TO 'on'", "SET standard_conforming_strings = true",
       "SET LOCAL standard_conforming_strings = on", "SET SESSION standard_conforming_strings TO ON",
       "RESET standard_conforming_strings", "SET standard_conforming_strings TO DEFAULT",
-      "SET client_min_messages = notice", "SET LOCAL client_min_messages TO debug1",
+      "SET client_min_messages = notice", "SET LOCAL client_min_messages TO error", "SET client_min_messages = INFO",
       "SET IntervalStyle TO postgres", "SET TIME ZONE 'UTC'", "SET TIME ZONE '+02:00'", "SET TIME ZONE LOCAL", "SET TIME ZONE DEFAULT",
 "SET TimeZone = 'Europe/Berlin'",
       "SET SESSION TIME ZONE 'UTC'", "SET LOCAL TIME ZONE 'UTC'", "SET LOCAL timezone = 'UTC'",
@@ -147,6 +147,12 @@ TEST(SessionSettings, SettingsThatChangeParsingNameResolutionIdentityOrTheTenant
       {"SET log_statement = 'none'", "not allowed for tenants"},
       {"SET TRANSACTION SNAPSHOT '00000003-0000001B-1'", "not allowed for tenants"},
       {"RESET ALL", "RESET ALL is not allowed"},
+      // debug levels and log send the backend's debug/log lines: transaction ids, other pids
+      {"SET LOCAL client_min_messages TO debug1", "transaction ids"},
+      {"SET client_min_messages = debug5", "may only be info, notice, warning or error"},
+      {"SET client_min_messages = 'LOG'", "rule: transaction_ids"},
+      {"SET SESSION client_min_messages = debug", "may only be info"},
+      {"SET client_min_messages = notice, debug5", "may only be info"},
   };
   for (const auto& c : refused) {
     for (const std::string tenant : {"1", "2"}) {
