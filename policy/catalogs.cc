@@ -21,20 +21,24 @@ constexpr CatalogRule deny(std::string_view why) { return {Kind::kDenied, {}, wh
 
 // pg_class: relpages / reltuples / relallvisible are the size and row count of every table, all
 // tenants together; relfrozenxid / relminmxid are transaction ids (age() of them counts every
-// tenant's write transactions). The substitute keeps every column (same names, types and order).
+// tenant's write transactions). The substitute keeps every column (same names and order, same
+// types except those two): they read as the text '0', not as an xid, because a column of type xid
+// makes an untyped literal or parameter unified with it (COALESCE('3', relfrozenxid), CASE,
+// NULLIF, an untyped $1) an xid of the tenant's choosing, whose age() is the transaction counter
+// (red team 3). age() / mxid_age() of them is then an error, as of any text.
 constexpr std::string_view kPgClassSubstitute =
     "SELECT oid, relname, relnamespace, reltype, reloftype, relowner, relam, relfilenode, "
     "reltablespace, 0::integer AS relpages, (-1)::real AS reltuples, 0::integer AS relallvisible, "
     "reltoastrelid, relhasindex, relisshared, relpersistence, relkind, relnatts, relchecks, "
     "relhasrules, relhastriggers, relhassubclass, relrowsecurity, relforcerowsecurity, "
-    "relispopulated, relreplident, relispartition, relrewrite, '0'::xid AS relfrozenxid, "
-    "'0'::xid AS relminmxid, relacl, "
+    "relispopulated, relreplident, relispartition, relrewrite, '0'::text AS relfrozenxid, "
+    "'0'::text AS relminmxid, relacl, "
     "reloptions, relpartbound FROM pg_catalog.pg_class";
 
-// pg_database: datfrozenxid / datminmxid are transaction ids, like pg_class's.
+// pg_database: datfrozenxid / datminmxid are transaction ids, like pg_class's (text '0' as there).
 constexpr std::string_view kPgDatabaseSubstitute =
     "SELECT oid, datname, datdba, encoding, datlocprovider, datistemplate, datallowconn, "
-    "datconnlimit, '0'::xid AS datfrozenxid, '0'::xid AS datminmxid, dattablespace, datcollate, "
+    "datconnlimit, '0'::text AS datfrozenxid, '0'::text AS datminmxid, dattablespace, datcollate, "
     "datctype, daticulocale, datcollversion, datacl FROM pg_catalog.pg_database";
 
 constexpr auto kEntries = std::to_array<Entry>({

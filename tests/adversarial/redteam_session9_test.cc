@@ -389,7 +389,7 @@ TEST(RedteamSession9, CopyHeaderSpellingsCannotHideAFirstRow) {
 //   SELECT age(COALESCE('3', relfrozenxid)) FROM pg_class LIMIT 1   -> 805 (txid_current() 808)
 // also with a Parse of "SELECT age(COALESCE($1, relfrozenxid)) ..." and $1 untyped (OID 0), as
 // drivers send it. Enable when the masks give those columns a type that is not xid (or drop them).
-TEST(RedteamSession9, DISABLED_MaskedXidColumnsMakeNoTransactionIdOfALiteral) {
+TEST(RedteamSession9, MaskedXidColumnsMakeNoTransactionIdOfALiteral) {
   auto t1 = Env::get().tenant(1);
   for (const std::string sql : {
            "SELECT age(COALESCE('3', relfrozenxid)) FROM pg_class LIMIT 1",
@@ -468,7 +468,7 @@ TEST(RedteamSession9, DISABLED_LockWaitErrorsShowNoTuplePositionOrTransactionId)
 // message_timeout closed it); a ~70 kB statement needs ~12 GB: the proxy is OOM-killed and every
 // tenant's session drops. README "Statement size and depth" says nothing is quadratic. Enable
 // when the guard's size is linear (or bounded and refused with 42501).
-TEST(RedteamSession9, DISABLED_GuardOfManyRelationsAndConjunctsStaysLinear) {
+TEST(RedteamSession9, GuardOfManyRelationsAndConjunctsStaysLinear) {
   const int n = 300;
   std::string from, where;
   for (int i = 0; i < n; ++i) {
