@@ -194,12 +194,14 @@ std::optional<std::string> check_operator_name(const google::protobuf::RepeatedP
   if (parts.size() == 2 && parts[0] != "pg_catalog") {
     return "operator " + shown + " is not allowed: only pg_catalog's operators (rule: " + std::string(kRuleOperators) + ")";
   }
-  const std::optional<policy::BuiltinOperatorCheck> op = policy::builtin_operator(parts.back(), prefix);
-  if (!op) {
+  // A name pg_catalog has no operator of (of any kind: a DBA's overload in public of a builtin
+  // name is trusted, as for functions) can only be a user-defined operator.
+  if (!policy::builtin_operator(parts.back())) {
     return "operator " + shown + " is not one of pg_catalog's operators: a user-defined operator runs user code (rule: " +
            std::string(kRuleOperators) + ")";
   }
-  if (!op->allowed) {
+  const std::optional<policy::BuiltinOperatorCheck> op = policy::builtin_operator(parts.back(), prefix);
+  if (op && !op->allowed) {
     const policy::BuiltinOperator& o = *op->denied;
     return "operator " + shown + " is not allowed: its function pg_catalog." + std::string(o.function) + " is of class " +
            std::string(policy::function_class_name(o.cls)) + " (rule: " + std::string(kRuleOperators) + ")";

@@ -107,8 +107,9 @@ std::optional<std::string> check_sample_method(const pg_query::RangeTableSample&
 // An operator name list (A_Expr.name, SubLink.oper_name, SortBy.use_op): the denial text, or
 // nullopt. Only pg_catalog's operators (policy/builtin_operator_table.inc), unqualified or
 // OPERATOR(pg_catalog.op): any other name can only be a user-defined operator, whose function
-// is user code; and only when the function of every pg_catalog operator of that name (of that
-// kind: prefix when `prefix` is true, infix when false, either when nullopt) is allowed, as
+// is user code (a name pg_catalog has as an operator of either kind is left to the DBA's
+// overloads, as before); and only when the function of every pg_catalog operator of that name
+// and kind (prefix when `prefix` is true, infix when false, either when nullopt) is allowed, as
 // for a call (every one is in PostgreSQL 15).
 std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name,
                                                std::optional<bool> prefix = std::nullopt);

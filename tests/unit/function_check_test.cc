@@ -170,7 +170,7 @@ TEST(FunctionCheck, Operators) {
   expect(*p, {"builtins",
               "SELECT 1 + 2 * 3, 'a' || 'b', 'a' LIKE 'b', 'a' ILIKE 'b', 'a' SIMILAR TO 'b', 1 BETWEEN 0 AND 2, "
               "1 IS DISTINCT FROM 2, NULLIF(1, 2), 1 IN (1, 2), 1 = ANY (ARRAY[1]), '{}'::jsonb @> '{}', "
-              "1 OPERATOR(pg_catalog.+) 1, 'a' !~~ 'b', -1, |/ 4.0",
+              "1 OPERATOR(pg_catalog.+) 1, 'a' !~~ 'b', -1, |/ 4.0, 1 # 2, '{}'::jsonb #> '{a}', # '((0,0),(1,1))'::path",
               ""});
 }
 
