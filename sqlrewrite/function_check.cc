@@ -52,14 +52,25 @@ std::optional<std::string> check_function_name(const std::vector<std::string>& p
                                                std::optional<int> nargs) {
   std::string shown;
   for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
+  // No builtin of that name takes that many arguments, but every one of another count is allowed:
+  // only a DBA's overload in public (trusted, as before) or nothing (PostgreSQL refuses the call)
+  // can answer it. The name alone decides, as the hand list did.
+  const auto decide = [&](std::string_view name) {
+    policy::BuiltinCall call = policy::builtin_call(name, nargs);
+    if (call.verdict == policy::BuiltinCall::Verdict::kNotBuiltin && nargs) {
+      const policy::BuiltinCall any = policy::builtin_call(name, std::nullopt);
+      if (any.verdict == policy::BuiltinCall::Verdict::kAllowed) return any;
+    }
+    return call;
+  };
   policy::BuiltinCall builtin;
   bool ok = false;
   if (parts.size() == 1) {
-    builtin = policy::builtin_call(parts[0], nargs);
+    builtin = decide(parts[0]);
     ok = builtin.verdict == policy::BuiltinCall::Verdict::kAllowed ||
          scope.function_allowed(QualifiedName{"public", parts[0]});
   } else if (parts.size() == 2) {
-    if (parts[0] == "pg_catalog") builtin = policy::builtin_call(parts[1], nargs);
+    if (parts[0] == "pg_catalog") builtin = decide(parts[1]);
     ok = builtin.verdict == policy::BuiltinCall::Verdict::kAllowed || scope.function_allowed(QualifiedName{parts[0], parts[1]});
   }
   if (ok) return std::nullopt;

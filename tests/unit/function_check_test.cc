@@ -192,8 +192,12 @@ TEST(FunctionCheck, BuiltinCallsByNameAndArgumentCount) {
       {"count_star", "SELECT count(*), count(id) FROM orders", ""},
       {"age_of_timestamp", "SELECT age(now()), age(now(), now())", ""},  // age(xid) takes an xid no tenant can make
       {"variadic", "SELECT concat_ws(',', 1, 2, 3), format('%s', VARIADIC ARRAY['a'])", ""},
-      // No pg_catalog function takes that many arguments: not a builtin.
-      {"wrong_arity", "SELECT lower()", R"(rowguard: function "lower" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      // No pg_catalog function takes that many arguments, every other lower is allowed: a DBA's
+      // overload in public (trusted) or an error of PostgreSQL; the name decides, as before.
+      {"other_arity", "SELECT lower(), lower('a', 'b', 'c')", ""},
+      // ts_rewrite with one argument: none takes one, and not every ts_rewrite is allowed.
+      {"other_arity_denied", "SELECT ts_rewrite('a'::tsquery)",
+       R"(rowguard: function "ts_rewrite" is not allowed (rule: builtin allowlist and [functions] allow))"},
       // Other schemas are not builtins.
       {"other_schema", "SELECT public.lower('a')", R"(rowguard: function "public.lower" is not allowed (rule: builtin allowlist and [functions] allow))"},
       // Classes refused: sleeps, other data, state, and what a shared server session holds.
