@@ -86,6 +86,19 @@ TEST(BuiltinNames, EveryServerOperatorIsKnownWithItsFunction) {
   EXPECT_EQ(server.size(), policy::builtin_operators().size());
 }
 
+// policy::builtin_call leaves out candidates no call can reach; the server agrees: a value of type
+// internal cannot be passed, and an untyped literal does not pick age(xid) over age(timestamp).
+TEST(BuiltinNames, UnreachableCandidatesAreUnreachable) {
+  for (const char* sql : {"SELECT textrecv(NULL)", "SELECT eqsel(NULL, 0, NULL, 0)", "SELECT int4recv(NULL::internal)"}) {
+    CommandResult r = PgServer::shared().psql_super(sql);
+    EXPECT_NE(r.exit_code, 0) << sql;
+    EXPECT_NE(r.err.find("cannot accept a value of type internal"), std::string::npos) << sql << ": " << r.err;
+  }
+  CommandResult age = PgServer::shared().psql_super("SELECT age('5')");
+  EXPECT_NE(age.exit_code, 0);
+  EXPECT_NE(age.err.find("is not unique"), std::string::npos) << age.err;
+}
+
 // Spot checks of the classification against what the server runs: the functions a tenant may call
 // are pure or session, and those that run SQL, sleep or change state are refused.
 TEST(BuiltinNames, RefusedFamiliesAreRefused) {
