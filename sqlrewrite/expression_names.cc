@@ -38,7 +38,10 @@ void Walker::check_function(pg_query::FuncCall& f) {
     if (auto why = rewrite_advisory_lock_call(f, base, [this] { return tenant_literal(); })) deny(*why);
     return;
   }
-  if (auto why = check_function_name(parts, scope_)) deny(*why);
+  // The arguments PostgreSQL matches against pg_proc: an ordered-set aggregate's WITHIN GROUP
+  // (ORDER BY ...) expressions come after its direct arguments; count(*) has none.
+  const int nargs = f.args_size() + (f.agg_within_group() ? f.agg_order_size() : 0);
+  if (auto why = check_function_name(parts, scope_, nargs)) deny(*why);
 }
 
 void Walker::check_operator(const pg_query::A_Expr& e) {
@@ -50,7 +53,11 @@ void Walker::check_operator(const pg_query::A_Expr& e) {
       if (e.name_size() != 1) deny("malformed BETWEEN");
       return;
     default:
-      if (auto why = check_operator_name(e.name())) deny(*why);
+      // A prefix operator (-x, ~x) has no left operand.
+      if (auto why = check_operator_name(e.name(), e.kind() == pg_query::AEXPR_OP ? std::optional<bool>(!e.has_lexpr())
+                                                                                  : std::nullopt)) {
+        deny(*why);
+      }
   }
 }
 

@@ -48,15 +48,30 @@ bool transaction_id_row_type(std::string_view name) {
 
 }  // namespace
 
-std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::TenantScope& scope) {
+std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::TenantScope& scope,
+                                               std::optional<int> nargs) {
   std::string shown;
   for (const auto& p : parts) shown += (shown.empty() ? "" : ".") + p;
+  // No builtin of that name takes that many arguments, but every one of another count is allowed:
+  // only a DBA's overload in public (trusted, as before) or nothing (PostgreSQL refuses the call)
+  // can answer it. The name alone decides, as the hand list did.
+  const auto decide = [&](std::string_view name) {
+    policy::BuiltinCall call = policy::builtin_call(name, nargs);
+    if (call.verdict == policy::BuiltinCall::Verdict::kNotBuiltin && nargs) {
+      const policy::BuiltinCall any = policy::builtin_call(name, std::nullopt);
+      if (any.verdict == policy::BuiltinCall::Verdict::kAllowed) return any;
+    }
+    return call;
+  };
+  policy::BuiltinCall builtin;
   bool ok = false;
   if (parts.size() == 1) {
-    ok = policy::builtin_function_allowed(parts[0]) || scope.function_allowed(QualifiedName{"public", parts[0]});
+    builtin = decide(parts[0]);
+    ok = builtin.verdict == policy::BuiltinCall::Verdict::kAllowed ||
+         scope.function_allowed(QualifiedName{"public", parts[0]});
   } else if (parts.size() == 2) {
-    ok = (parts[0] == "pg_catalog" && policy::builtin_function_allowed(parts[1])) ||
-         scope.function_allowed(QualifiedName{parts[0], parts[1]});
+    if (parts[0] == "pg_catalog") builtin = decide(parts[1]);
+    ok = builtin.verdict == policy::BuiltinCall::Verdict::kAllowed || scope.function_allowed(QualifiedName{parts[0], parts[1]});
   }
   if (ok) return std::nullopt;
   if (!parts.empty() && transaction_id_function(parts.back())) {
@@ -68,11 +83,17 @@ std::optional<std::string> check_function_name(const std::vector<std::string>& p
 
 bool attribute_may_call_denied(std::string_view name, const policy::TenantScope& scope) {
   if (transaction_id_function(name)) return true;
-  if (policy::builtin_function_allowed(name) || scope.function_allowed(QualifiedName{"public", std::string(name)}) ||
+  const policy::BuiltinCall builtin = policy::builtin_call(name, 1);  // x.name means name(x)
+  if (builtin.verdict == policy::BuiltinCall::Verdict::kAllowed || scope.function_allowed(QualifiedName{"public", std::string(name)}) ||
       scope.function_allowed(QualifiedName{"pg_catalog", std::string(name)})) {
     return false;
   }
-  if (std::optional<bool> immutable = policy::builtin_one_arg_function(name)) return !*immutable;
+  if (builtin.verdict == policy::BuiltinCall::Verdict::kDenied) return true;
+  // pg_catalog functions of that name exist but no call reaches them (they take `internal`, or a
+  // transaction-id type: int4recv, xidout, ...): the name is not a function a tenant can call.
+  for (const policy::BuiltinFunction& f : policy::builtin_functions_named(name)) {
+    if (f.accepts(1)) return false;
+  }
   // Not a pg_catalog function callable with one argument. With a loaded snapshot, any function
   // of the database by that name counts. A snapshot that is not loaded (no upstream_database,
   // PostgreSQL unreachable, the first read still running) cannot rule out a function a DBA
@@ -172,7 +193,8 @@ std::optional<std::string> check_sample_method(const pg_query::RangeTableSample&
          std::string(kRuleFunctions) + ")";
 }
 
-std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name) {
+std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name,
+                                               std::optional<bool> prefix) {
   std::vector<std::string> parts;
   for (const auto& n : name) {
     if (!n.has_string()) return "malformed operator name";
@@ -183,9 +205,17 @@ std::optional<std::string> check_operator_name(const google::protobuf::RepeatedP
   if (parts.size() == 2 && parts[0] != "pg_catalog") {
     return "operator " + shown + " is not allowed: only pg_catalog's operators (rule: " + std::string(kRuleOperators) + ")";
   }
-  if (!policy::builtin_operator_name(parts.back())) {
+  // A name pg_catalog has no operator of (of any kind: a DBA's overload in public of a builtin
+  // name is trusted, as for functions) can only be a user-defined operator.
+  if (!policy::builtin_operator(parts.back())) {
     return "operator " + shown + " is not one of pg_catalog's operators: a user-defined operator runs user code (rule: " +
            std::string(kRuleOperators) + ")";
+  }
+  const std::optional<policy::BuiltinOperatorCheck> op = policy::builtin_operator(parts.back(), prefix);
+  if (op && !op->allowed) {
+    const policy::BuiltinOperator& o = *op->denied;
+    return "operator " + shown + " is not allowed: its function pg_catalog." + std::string(o.function) + " is of class " +
+           std::string(policy::function_class_name(o.cls)) + " (rule: " + std::string(kRuleOperators) + ")";
   }
   return std::nullopt;
 }

@@ -12,7 +12,8 @@
 // refused. The Walker (sqlrewrite/rewriter.cc) calls them and knows the FROM scopes.
 //
 // Every raw node type the Walker accepts, and how it can end in a function call:
-//   FuncCall                 the allowlist (check_function_name), also in FROM (RangeFunction,
+//   FuncCall                 the classified builtins (check_function_name, policy::builtin_call,
+//                            by name and number of arguments), also in FROM (RangeFunction,
 //                            ROWS FROM); pg_catalog's advisory-lock functions are not on it:
 //                            called by name with positional arguments their keys are rewritten
 //                            into the tenant's key space (advisory_locks.h), any other form is
@@ -62,14 +63,18 @@ inline constexpr std::string_view kRuleSystemColumns = "system_columns";
 inline constexpr std::string_view kRuleTransactionIds = "transaction_ids";
 inline constexpr std::string_view kRuleOperators = "builtin_operators";
 
-// A function call by name (FuncCall.funcname, as written): the denial text (without the
-// "rowguard: " prefix), or nullopt when the call is allowed.
-std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::TenantScope& scope);
+// A function call by name (FuncCall.funcname, as written) with nargs arguments (nullopt: any
+// number): the denial text (without the "rowguard: " prefix), or nullopt when the call is
+// allowed. A builtin is allowed when every pg_catalog function of that name accepting that many
+// arguments is (policy::builtin_call); a name qualified by another schema is not a builtin.
+std::optional<std::string> check_function_name(const std::vector<std::string>& parts, const policy::TenantScope& scope,
+                                               std::optional<int> nargs = std::nullopt);
 
 // `name` in attribute position (x.name, (expr).name): true when it may name a function a tenant
-// may not call: a pg_catalog function callable with one argument that is neither allowlisted nor
-// immutable, a transaction-id function, or any other name the allowlist does not list when the
-// schema snapshot names a function by it or is not loaded (it cannot rule one out).
+// may not call: a pg_catalog function callable with one argument whose candidates are not all
+// allowed (policy::builtin_call(name, 1)), a transaction-id function, or any name pg_catalog has
+// no one-argument function of when the schema snapshot names a function by it or is not loaded
+// (it cannot rule one out).
 bool attribute_may_call_denied(std::string_view name, const policy::TenantScope& scope);
 
 // ctid, xmin, xmax, cmin, cmax: each tells about other tenants' writes (see README,
@@ -100,9 +105,13 @@ std::optional<std::string> check_parameter_type_oid(int32_t oid);
 std::optional<std::string> check_sample_method(const pg_query::RangeTableSample& sample);
 
 // An operator name list (A_Expr.name, SubLink.oper_name, SortBy.use_op): the denial text, or
-// nullopt. Only pg_catalog's operators (policy/builtin_operator_names.inc), unqualified or
+// nullopt. Only pg_catalog's operators (policy/builtin_operator_table.inc), unqualified or
 // OPERATOR(pg_catalog.op): any other name can only be a user-defined operator, whose function
-// is user code.
-std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name);
+// is user code (a name pg_catalog has as an operator of either kind is left to the DBA's
+// overloads, as before); and only when the function of every pg_catalog operator of that name
+// and kind (prefix when `prefix` is true, infix when false, either when nullopt) is allowed, as
+// for a call (every one is in PostgreSQL 15).
+std::optional<std::string> check_operator_name(const google::protobuf::RepeatedPtrField<pg_query::Node>& name,
+                                               std::optional<bool> prefix = std::nullopt);
 
 }  // namespace rowguard::sqlrewrite

@@ -170,17 +170,79 @@ TEST(FunctionCheck, Operators) {
   expect(*p, {"builtins",
               "SELECT 1 + 2 * 3, 'a' || 'b', 'a' LIKE 'b', 'a' ILIKE 'b', 'a' SIMILAR TO 'b', 1 BETWEEN 0 AND 2, "
               "1 IS DISTINCT FROM 2, NULLIF(1, 2), 1 IN (1, 2), 1 = ANY (ARRAY[1]), '{}'::jsonb @> '{}', "
-              "1 OPERATOR(pg_catalog.+) 1, 'a' !~~ 'b', -1, |/ 4.0",
+              "1 OPERATOR(pg_catalog.+) 1, 'a' !~~ 'b', -1, |/ 4.0, 1 # 2, '{}'::jsonb #> '{a}', # '((0,0),(1,1))'::path",
               ""});
 }
 
+// A builtin call is decided by the pg_catalog functions of that name that accept that many
+// arguments (policy/builtin_functions.h): allowed only when every such candidate is pure or
+// session.
+TEST(FunctionCheck, BuiltinCallsByNameAndArgumentCount) {
+  auto p = make_policy(false);
+  const Golden cases[] = {
+      // ts_rewrite(query, target, substitute) computes; ts_rewrite(query, 'SELECT ...') runs SQL.
+      {"ts_rewrite_3", "SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)", ""},
+      {"ts_rewrite_2", "SELECT ts_rewrite('a & b'::tsquery, 'SELECT t, s FROM orders')",
+       R"(rowguard: function "ts_rewrite" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      {"ts_rewrite_qualified", "SELECT pg_catalog.ts_rewrite('a'::tsquery, 'SELECT 1')",
+       R"(rowguard: function "pg_catalog.ts_rewrite" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      // Pure functions the hand list did not name.
+      {"function_style_casts", "SELECT float4(1), int2(1), textlen('a'), pg_size_bytes('1 kB'), to_tsvector('english', 'a')", ""},
+      {"ordered_set", "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY amount), mode() WITHIN GROUP (ORDER BY id) FROM orders", ""},
+      {"count_star", "SELECT count(*), count(id) FROM orders", ""},
+      {"age_of_timestamp", "SELECT age(now()), age(now(), now())", ""},  // age(xid) takes an xid no tenant can make
+      {"variadic", "SELECT concat_ws(',', 1, 2, 3), format('%s', VARIADIC ARRAY['a'])", ""},
+      // No pg_catalog function takes that many arguments, every other lower is allowed: a DBA's
+      // overload in public (trusted) or an error of PostgreSQL; the name decides, as before.
+      {"other_arity", "SELECT lower(), lower('a', 'b', 'c')", ""},
+      // ts_rewrite with one argument: none takes one, and not every ts_rewrite is allowed.
+      {"other_arity_denied", "SELECT ts_rewrite('a'::tsquery)",
+       R"(rowguard: function "ts_rewrite" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      // Other schemas are not builtins.
+      {"other_schema", "SELECT public.lower('a')", R"(rowguard: function "public.lower" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      // Classes refused: sleeps, other data, state, and what a shared server session holds.
+      {"sleep", "SELECT pg_sleep_for('1 s')", R"(rowguard: function "pg_sleep_for" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      {"prepared_statements", "SELECT * FROM pg_prepared_statement()",
+       R"(rowguard: function "pg_prepared_statement" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      {"memory_contexts", "SELECT * FROM pg_get_backend_memory_contexts()",
+       R"(rowguard: function "pg_get_backend_memory_contexts" is not allowed (rule: builtin allowlist and [functions] allow))"},
+      // Catalog introspection for psql and drivers, unchanged.
+      {"introspection", "SELECT pg_get_viewdef('orders'::regclass), format_type(23, -1), has_table_privilege('orders', 'SELECT')", ""},
+  };
+  for (const auto& g : cases) expect(*p, g);
+}
+
+// x.pg_walfile_name means pg_walfile_name(x): immutable, but it reads the server's timeline
+// (class reads_other_data); the hand list treated every immutable one-argument function as
+// harmless in attribute notation.
+TEST(FunctionCheck, AttributeNotationFollowsTheClasses) {
+  auto p = make_policy(false);
+  expect(*p, {"walfile", "SELECT ('0/0'::pg_lsn).pg_walfile_name",
+              R"(rowguard: "(...).pg_walfile_name" may call the function "pg_walfile_name" (attribute notation: x.f means f(x) when x has no column f) and is not a column rowguard knows (the schema snapshot is not loaded); write a column of a policy table, or call an allowed function (rule: attribute_notation))"});
+  expect(*p, {"session_class", "SELECT (now()).date, ('a'::text).to_tsvector", ""});
+  expect(*p, {"unreachable_candidates", "SELECT (c).int4recv FROM customers AS c", ""});  // int4recv(internal): no call reaches it
+}
+
 TEST(FunctionCheck, GeneratedTablesHaveTheExpectedEntries) {
-  EXPECT_EQ(policy::builtin_one_arg_function("pg_relation_size"), std::optional<bool>(false));
-  EXPECT_EQ(policy::builtin_one_arg_function("name"), std::optional<bool>(true));
-  EXPECT_EQ(policy::builtin_one_arg_function("query_to_xml"), std::nullopt);  // four arguments
-  EXPECT_EQ(policy::builtin_one_arg_function("no_such_function"), std::nullopt);
-  EXPECT_TRUE(policy::builtin_operator_name("@>"));
-  EXPECT_FALSE(policy::builtin_operator_name("==="));
+  using policy::BuiltinCall;
+  EXPECT_EQ(policy::builtin_call("pg_relation_size", 1).verdict, BuiltinCall::Verdict::kDenied);
+  EXPECT_EQ(policy::builtin_call("name", 1).verdict, BuiltinCall::Verdict::kAllowed);
+  EXPECT_EQ(policy::builtin_call("query_to_xml", 1).verdict, BuiltinCall::Verdict::kNotBuiltin);  // four arguments
+  EXPECT_EQ(policy::builtin_call("query_to_xml", 4).verdict, BuiltinCall::Verdict::kDenied);
+  EXPECT_EQ(policy::builtin_call("no_such_function", 1).verdict, BuiltinCall::Verdict::kNotBuiltin);
+  ASSERT_TRUE(policy::builtin_operator("@>"));
+  EXPECT_TRUE(policy::builtin_operator("@>")->allowed);
+  EXPECT_FALSE(policy::builtin_operator("==="));
+  EXPECT_TRUE(policy::builtin_operator("-", true));   // -x
+  EXPECT_FALSE(policy::builtin_operator("@>", true));  // no prefix @>
+}
+
+// Every operator of pg_catalog runs a pure or session function (PostgreSQL 15): none is refused
+// by class, as none was refused by name before.
+TEST(FunctionCheck, EveryBuiltinOperatorIsAllowed) {
+  for (const policy::BuiltinOperator& o : policy::builtin_operators()) {
+    EXPECT_TRUE(policy::function_class_allowed(o.cls)) << o.name << " (" << o.left << ", " << o.right << ") -> " << o.function;
+  }
 }
 
 }  // namespace

@@ -369,7 +369,7 @@ TEST(ParseQualifiedName, SplitsAtTheFirstDot) {
 }
 
 TEST(BuiltinFunctions, Allowlist) {
-  for (const char* f : {"count", "sum", "lower", "now", "coalesce", "row_number", "jsonb_build_object"}) {
+  for (const char* f : {"count", "sum", "lower", "now", "row_number", "jsonb_build_object"}) {
     EXPECT_TRUE(builtin_function_allowed(f)) << f;
   }
   for (const char* f : {"query_to_xml", "pg_read_file", "dblink", "lo_import", "set_config",
