@@ -119,10 +119,34 @@ class RewriteCache {
     kConstPerTenant,     // a constant template for one tenant (slots for literals only)
     kNoConst,            // normalized text that cannot be a constant template: use the exact text
   };
-  // A place in a constant template's SQL: the quoted tenant (literal < 0) or literal #n.
+  // A place in a constant template's SQL: the quoted tenant (literal == -1), literal #n of the
+  // folded numbering (literal >= 0: the text's literals outside folded lists, in order, each
+  // folded list counting as the literals of one element), or folded list #g (literal == -2 - g).
   struct Slot {
     uint32_t at = 0;
     int32_t literal = -1;
+    bool operator==(const Slot&) const = default;
+  };
+  // A piece of rewritten SQL with slots (literal: -1 the tenant, >= 0 the element's literal #n).
+  struct Piece {
+    std::string text;
+    std::vector<Slot> slots;
+    bool operator==(const Piece&) const = default;
+  };
+  // A folded list (IN (c, c, ...) or VALUES (row), (row), ...): in the rewritten SQL, each
+  // element becomes `body` with its own literals, elements separated by `between`.
+  struct FoldedList {
+    Piece body;
+    Piece between;
+  };
+  // A folded list of the text being looked up (normalize()): its literals are constants_[first,
+  // first + count * per), element i holding [first + i * per, first + (i + 1) * per).
+  struct TextList {
+    uint32_t first = 0;
+    uint32_t per = 0;
+    uint32_t count = 0;
+    uint32_t last_begin = 0;  // the last element's bytes in the text (for the check at creation)
+    uint32_t last_end = 0;
   };
   struct Entry {
     std::string key;  // 'T' + text, or 'P' + tenant + '\0' + text (tenants hold no NUL)
@@ -134,6 +158,7 @@ class RewriteCache {
     std::vector<uint32_t> sql_slots;     // offsets in result.sql where the quoted tenant goes
     std::vector<uint32_t> reason_slots;  // offsets in result.reason where the raw tenant goes
     std::vector<Slot> slots;             // kConstTemplate / kConstPerTenant, in text order
+    std::vector<FoldedList> lists;       // the folded lists of a constant template, in text order
     size_t bytes = 0;
   };
   using Lru = std::list<Entry>;
@@ -160,6 +185,19 @@ class RewriteCache {
   RewriteHandle fill_constants(const Entry& e, std::string_view sql, std::string_view tenant);
   void fill_sql(std::string& out, const Entry& e, std::string_view sql, std::string_view tenant,
                 std::vector<uint32_t>* tenant_at) const;
+  void fill_piece(std::string& out, const Piece& p, size_t base, std::string_view sql, std::string_view tenant,
+                  std::vector<uint32_t>* tenant_at) const;
+  void append_constant(std::string& out, size_t k, std::string_view sql) const;
+  bool find_lists(std::string_view sql, const std::vector<bool>& stays);
+  // A sentinel found in the rewritten SQL: `len` bytes at `at`, the tenant (-1) or constant #n.
+  struct Cut {
+    uint32_t at;
+    uint32_t len;
+    int32_t literal;
+  };
+  bool fold(Entry& e, std::string_view out, const std::vector<Cut>& cuts) const;
+  bool check_longer_lists(const Entry& e, std::string_view sql, const policy::TenantScope& scope,
+                          std::string_view tenant);
   void remember_exact(const Entry& e, std::string_view sql, std::string_view tenant);
   void set_key_template(std::string_view sql);
   void set_key_tenant(std::string_view sql, std::string_view tenant);
@@ -176,6 +214,8 @@ class RewriteCache {
   std::string nkey_;       // normalized-text key scratch
   std::vector<Literal> literals_;   // scan_literals output scratch
   std::vector<Literal> constants_;  // the literals replaced by markers in nkey_ (slot numbers)
+  std::vector<TextList> lists_;     // the folded lists of the text (constants_ ranges)
+  std::vector<bool> stays_;         // scratch: which literals_ stay in the key as written
   std::vector<uint64_t> seen_;      // hashes of texts lately served by constant templates
   bool exact_memo_ = true;
   // Spliced results handed out; one is reused (buffers and all) once only spares_ holds it.
