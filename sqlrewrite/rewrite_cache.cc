@@ -6,6 +6,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "sqlrewrite/pg_query_api.h"
+
 namespace rowguard::sqlrewrite {
 namespace {
 
@@ -903,6 +905,48 @@ void RewriteCache::adopt(std::string_view sql, const policy::TenantScope& scope,
   insert(std::move(e));
   evict();
   publish();
+}
+
+std::shared_ptr<const AuditText> RewriteCache::audit_text(std::string_view sql, std::string_view tenant,
+                                                          bool normalized) {
+  const auto compute = [&]() {
+    audit_computations_.fetch_add(1, std::memory_order_relaxed);
+    auto a = std::make_shared<AuditText>();
+    a->fingerprint = fingerprint_sql(sql);
+    if (normalized) a->normalized = normalize_sql(sql);
+    a->has_normalized = normalized;
+    return std::shared_ptr<const AuditText>(std::move(a));
+  };
+  const auto usable = [&](const Entry& e, const std::vector<uint32_t>& lengths) {
+    return e.audit && (e.audit->has_normalized || !normalized) && e.audit_lengths == lengths;
+  };
+  const auto heap = [](const Entry& e) {
+    return e.audit ? sizeof(AuditText) + e.audit->fingerprint.capacity() + e.audit->normalized.capacity() : 0;
+  };
+  const auto store = [&](Entry& e, std::vector<uint32_t> lengths) {
+    e.bytes -= heap(e);
+    bytes_ -= heap(e);
+    e.audit = compute();
+    e.audit_lengths = std::move(lengths);
+    e.bytes += heap(e);
+    bytes_ += heap(e);
+    publish();
+  };
+  // The exact text's entry: a template, or the reference to its per-tenant entries (the audit
+  // text does not depend on the tenant).
+  set_key_template(sql);
+  if (auto it = find(key_); it != lru_.end()) {
+    if (!usable(*it, {})) store(*it, {});
+    return it->audit;
+  }
+  // The constant template's entry (or its per-tenant reference, or its "no template" mark).
+  if (!normalize(sql, tenant)) return compute();
+  auto it = find(nkey_);
+  if (it == lru_.end()) return compute();
+  std::vector<uint32_t> lengths;
+  for (const TextList& t : lists_) lengths.push_back(t.count);
+  if (!usable(*it, lengths)) store(*it, std::move(lengths));
+  return it->audit;
 }
 
 RewriteHandle RewriteCache::rewrite(std::string_view sql, const policy::TenantScope& scope,

@@ -71,6 +71,17 @@ namespace rowguard::sqlrewrite {
 // 'x' with quotes doubled, or E'x' with quotes and backslashes doubled when x holds a backslash.
 void append_string_literal(std::string& out, std::string_view value);
 
+// What the audit log writes for a statement besides its text (proxy/net/audit.h): libpg_query's
+// fingerprint and, with [audit] mask_literals, the normalized text ($n for each constant).
+// Both are the same for every text of one cache entry (the exact text; the texts of a constant
+// template differ only in constants, which neither holds), so the entry keeps them: audit mode
+// "all" parses each statement for the audit once per entry, not once per execution.
+struct AuditText {
+  std::string fingerprint;
+  std::string normalized;  // "" unless asked for
+  bool has_normalized = false;
+};
+
 // A rewrite handed out by RewriteCache: valid, and unchanged, for as long as it is held (see
 // "Results" above). Copying it costs an atomic increment, no allocation.
 using RewriteHandle = std::shared_ptr<const RewriteResult>;
@@ -94,6 +105,15 @@ class RewriteCache {
   // Keeps `result`, computed elsewhere (the parse pool) by sqlrewrite::rewrite(sql, policy,
   // tenant), as this text's entry for this tenant, so the text's next use is a hit here.
   void adopt(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant, const RewriteResult& result);
+
+  // The audit fingerprint (and, when `normalized`, the normalized text) of `sql`, as
+  // fingerprint_sql() / normalize_sql() give them, kept with the text's cache entry (its
+  // exact-text entry, or its constant template's) after the first call; computed and not kept
+  // when the text has no entry. Lists folded in the entry (IN (...), VALUES rows) are kept with
+  // their lengths: a text with other lengths recomputes (its normalized text differs).
+  std::shared_ptr<const AuditText> audit_text(std::string_view sql, std::string_view tenant, bool normalized);
+  // How many times audit_text() parsed a statement (tests).
+  size_t audit_computations() const { return audit_computations_.load(std::memory_order_relaxed); }
 
   // Counters may be read from other threads (metrics, admin console): atomics, relaxed.
   size_t hits() const { return hits_.load(std::memory_order_relaxed); }
@@ -159,6 +179,8 @@ class RewriteCache {
     std::vector<uint32_t> reason_slots;  // offsets in result.reason where the raw tenant goes
     std::vector<Slot> slots;             // kConstTemplate / kConstPerTenant, in text order
     std::vector<FoldedList> lists;       // the folded lists of a constant template, in text order
+    std::shared_ptr<const AuditText> audit;  // audit_text() of the entry's texts, once asked
+    std::vector<uint32_t> audit_lengths;     // the folded lists' lengths `audit` was computed for
     size_t bytes = 0;
   };
   using Lru = std::list<Entry>;
@@ -227,6 +249,7 @@ class RewriteCache {
   std::atomic<size_t> entries_{0};
   std::atomic<size_t> bytes_published_{0};
   std::atomic<size_t> per_tenant_published_{0};
+  std::atomic<size_t> audit_computations_{0};
 };
 
 }  // namespace rowguard::sqlrewrite
