@@ -316,44 +316,47 @@ bool only(std::string_view s, size_t from, size_t to, char c) {
   return skip_blanks(s, i + 1) >= to;
 }
 
-// A list found in the text, in literals_ indices and byte offsets.
-struct RawList {
-  size_t lit_first = 0, lit_per = 0, count = 0;
-  size_t begin = 0, elem0_end = 0, end = 0, last_begin = 0;
-};
-
 }  // namespace
 
+bool RewriteCache::stays(const Literal& l, std::string_view token, std::string_view tenant) {
+  if (l.kind == Literal::Kind::kInteger) {
+    const std::string_view digits = integer_digits(token);
+    // 0 stays: "-0" deparses as "0". Over 9 digits the token may not be an int4 constant.
+    return digits.empty() || digits.size() > 9 || digits == tenant;
+  }
+  if (l.kind == Literal::Kind::kString) {
+    // 't' and 'f' stay: the deparser writes 't'::boolean as true, so their rewrite is not the
+    // template's with the literal spliced in (and the re-parse check then refuses it).
+    return string_literal_equals(token, tenant) || string_literal_equals(token, "t") ||
+           string_literal_equals(token, "f");
+  }
+  return false;  // a numeric constant is never compared with the tenant (only strings and integers are)
+}
+
 // Lists of constants whose length may vary without changing the rewrite but for the repetition
-// (README "The rewrite cache"): `IN (c, c, ...)`, every element one literal of the same kind,
-// and `VALUES (row), (row), ...`, every row literals only, the rows alike (the same kinds, the
-// same literals that stay in the key, the same blanks). Only blanks and commas between elements,
-// at least two elements. The key holds one element between "\0[" and "\0]".
-bool RewriteCache::find_lists(std::string_view sql, const std::vector<bool>& stays) {
-  lists_.clear();
-  std::vector<RawList> raw;
+// (README "The rewrite cache"): `IN (c, c, ...)`, every element one literal of the same kind
+// that does not stay in the key, and `VALUES (row), (row), ...`, every row literals only, the
+// rows alike (the same kinds, the same literals that stay in the key; blanks may differ), at least
+// one literal per row not staying. Only blanks and commas between elements, at least two
+// elements. Fills raw_ (literals_ indices, byte offsets).
+void RewriteCache::find_lists(std::string_view sql) {
+  raw_.clear();
   const std::vector<Literal>& L = literals_;
-  // The key fragment of literals [k, k + w) in s[from, to): blanks as written, literals as markers.
-  auto fragment = [&](std::string& f, size_t k, size_t w, size_t from, size_t to) {
-    f.clear();
-    for (size_t j = k; j < k + w; ++j) {
-      f.append(sql.substr(from, L[j].begin - from));
-      if (stays[j]) {
-        f.append(sql.substr(L[j].begin, L[j].end - L[j].begin));
-      } else {
-        f.push_back('\0');
-        f.push_back(marker(L[j].kind));
-      }
-      from = L[j].end;
+  const auto token = [&](size_t k) { return sql.substr(L[k].begin, L[k].end - L[k].begin); };
+  // Whether the rows of w literals at a and b are alike: the same token sequence (the blanks
+  // between their tokens, checked by the caller to be blanks only, do not matter to the parse).
+  const auto alike = [&](size_t a, size_t b, size_t w) {
+    for (size_t m = 0; m < w; ++m) {
+      if (L[a + m].kind != L[b + m].kind || stays_[a + m] != stays_[b + m]) return false;
+      if (stays_[a + m] && token(a + m) != token(b + m)) return false;
     }
-    f.append(sql.substr(from, to - from));
+    return true;
   };
-  std::string f0, f;
   for (size_t k = 0; k < L.size();) {
     RawList r;
-    if (L[k].opens == Literal::Opens::kInList && !stays[k]) {
+    if (L[k].opens == Literal::Opens::kInList && !stays_[k]) {
       size_t j = k;
-      while (j + 1 < L.size() && !stays[j + 1] && L[j + 1].kind == L[k].kind && only(sql, L[j].end, L[j + 1].begin, ',')) ++j;
+      while (j + 1 < L.size() && !stays_[j + 1] && L[j + 1].kind == L[k].kind && only(sql, L[j].end, L[j + 1].begin, ',')) ++j;
       const size_t close = skip_blanks(sql, L[j].end);
       if (j > k && close < sql.size() && sql[close] == ')') {
         r = {k, 1, j - k + 1, L[k].begin, L[k].end, L[j].end, L[j].begin};
@@ -367,25 +370,22 @@ bool RewriteCache::find_lists(std::string_view sql, const std::vector<bool>& sta
         size_t j = k;
         while (j + 1 < L.size() && only(sql, L[j].end, L[j + 1].begin, ',')) ++j;
         const size_t w = j - k + 1;
-        size_t close = skip_blanks(sql, L[j].end);
-        if (close < sql.size() && sql[close] == ')') {
-          fragment(f0, k, w, open, close + 1);
-          size_t markers = 0;
-          for (size_t m = k; m < k + w; ++m) markers += stays[m] ? 0 : 1;
+        const size_t close = skip_blanks(sql, L[j].end);
+        bool marker = false;
+        for (size_t m = k; m < k + w; ++m) marker = marker || !stays_[m];
+        if (marker && close < sql.size() && sql[close] == ')') {
           RawList cand{k, w, 1, open, close + 1, close + 1, open};
-          // Further rows: blanks ',' blanks '(' blanks, the same fragment.
-          for (size_t next = k + w; markers > 0 && next + w <= L.size(); next += w) {
-            size_t c = skip_blanks(sql, cand.end);
+          // Further rows: blanks ',' blanks '(' blanks, alike.
+          for (size_t next = k + w; next + w <= L.size(); next += w) {
+            const size_t c = skip_blanks(sql, cand.end);
             if (c >= sql.size() || sql[c] != ',') break;
             const size_t o = skip_blanks(sql, c + 1);
             if (o >= sql.size() || sql[o] != '(' || skip_blanks(sql, o + 1) != L[next].begin) break;
-            bool row = true;
-            for (size_t m = next; m + 1 < next + w && row; ++m) row = only(sql, L[m].end, L[m + 1].begin, ',');
-            if (!row) break;
             const size_t cl = skip_blanks(sql, L[next + w - 1].end);
             if (cl >= sql.size() || sql[cl] != ')') break;
-            fragment(f, next, w, o, cl + 1);
-            if (f != f0) break;
+            bool row = true;
+            for (size_t m = next; m + 1 < next + w && row; ++m) row = only(sql, L[m].end, L[m + 1].begin, ',');
+            if (!row || !alike(k, next, w)) break;
             cand.count++;
             cand.last_begin = o;
             cand.end = cl + 1;
@@ -395,29 +395,57 @@ bool RewriteCache::find_lists(std::string_view sql, const std::vector<bool>& sta
       }
     }
     if (r.count >= 2) {
-      raw.push_back(r);
+      raw_.push_back(r);
       k = r.lit_first + r.lit_per * r.count;
     } else {
       ++k;
     }
   }
-  if (raw.empty()) return true;
-  // The key and constants_ with the lists folded.
-  nkey_.resize(1);
+}
+
+bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
+  if (!scan_literals(sql, literals_)) return false;
+  const std::vector<Literal>& L = literals_;
+  stays_.resize(L.size());
+  bool list_open = false;
+  for (size_t k = 0; k < L.size(); ++k) {
+    stays_[k] = stays(L[k], sql.substr(L[k].begin, L[k].end - L[k].begin), tenant);
+    list_open = list_open || L[k].opens != Literal::Opens::kNone;
+  }
+  raw_.clear();
+  if (list_open) find_lists(sql);
+  // The key: the text with each literal that does not stay replaced by a marker (a NUL never
+  // occurs in a statement text: the key is unambiguous), each folded list by "\0[" + its first
+  // element + "\0]".
+  nkey_.clear();
+  nkey_.push_back('N');
   constants_.clear();
+  lists_.clear();
   size_t from = 0, li = 0;
+  const auto literal = [&](size_t k) {
+    nkey_.append(sql.substr(from, L[k].begin - from));
+    if (stays_[k]) {
+      nkey_.append(sql.substr(L[k].begin, L[k].end - L[k].begin));
+    } else {
+      nkey_.push_back('\0');
+      nkey_.push_back(marker(L[k].kind));
+      constants_.push_back(L[k]);
+    }
+    from = L[k].end;
+  };
   for (size_t k = 0; k < L.size();) {
-    if (li < raw.size() && raw[li].lit_first == k) {
-      const RawList& r = raw[li++];
+    if (li < raw_.size() && raw_[li].lit_first == k) {
+      const RawList& r = raw_[li++];
       nkey_.append(sql.substr(from, r.begin - from));
       nkey_.append("\0[", 2);
-      fragment(f0, k, r.lit_per, r.begin, r.elem0_end);
-      nkey_.append(f0);
-      nkey_.append("\0]", 2);
       TextList t;
       t.first = static_cast<uint32_t>(constants_.size());
-      for (size_t m = k; m < k + r.lit_per * r.count; ++m) {
-        if (!stays[m]) constants_.push_back(L[m]);
+      from = r.begin;
+      for (size_t m = k; m < k + r.lit_per; ++m) literal(m);
+      nkey_.append(sql.substr(from, r.elem0_end - from));
+      nkey_.append("\0]", 2);
+      for (size_t m = k + r.lit_per; m < k + r.lit_per * r.count; ++m) {
+        if (!stays_[m]) constants_.push_back(L[m]);
       }
       t.count = static_cast<uint32_t>(r.count);
       t.per = static_cast<uint32_t>((constants_.size() - t.first) / r.count);
@@ -428,52 +456,10 @@ bool RewriteCache::find_lists(std::string_view sql, const std::vector<bool>& sta
       k += r.lit_per * r.count;
       continue;
     }
-    nkey_.append(sql.substr(from, L[k].begin - from));
-    if (stays[k]) {
-      nkey_.append(sql.substr(L[k].begin, L[k].end - L[k].begin));
-    } else {
-      nkey_.push_back('\0');
-      nkey_.push_back(marker(L[k].kind));
-      constants_.push_back(L[k]);
-    }
-    from = L[k].end;
+    literal(k);
     ++k;
   }
   nkey_.append(sql.substr(from));
-  return true;
-}
-
-bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
-  if (!scan_literals(sql, literals_)) return false;
-  nkey_.clear();
-  nkey_.push_back('N');
-  constants_.clear();
-  lists_.clear();
-  stays_.assign(literals_.size(), false);
-  bool list_open = false;
-  replace_literals(nkey_, sql, literals_, [&](std::string& key, size_t k, const Literal& l, std::string_view token) {
-    bool stays = false;
-    if (l.kind == Literal::Kind::kInteger) {
-      const std::string_view digits = integer_digits(token);
-      // 0 stays: "-0" deparses as "0". Over 9 digits the token may not be an int4 constant.
-      stays = digits.empty() || digits.size() > 9 || digits == tenant;
-    } else if (l.kind == Literal::Kind::kString) {
-      // 't' and 'f' stay: the deparser writes 't'::boolean as true, so their rewrite is not the
-      // template's with the literal spliced in (and the re-parse check then refuses it).
-      stays = string_literal_equals(token, tenant) || string_literal_equals(token, "t") ||
-              string_literal_equals(token, "f");
-    }  // a numeric constant is never compared with the tenant (only strings and integers are)
-    list_open = list_open || l.opens != Literal::Opens::kNone;
-    if (stays) {
-      stays_[k] = true;
-      key.append(token);
-      return;
-    }
-    key.push_back('\0');  // a NUL never occurs in a statement text: the key is unambiguous
-    key.push_back(marker(l.kind));
-    constants_.push_back(l);
-  });
-  if (list_open && !find_lists(sql, stays_)) return false;
   return !constants_.empty() && constants_.size() <= 9999;
 }
 

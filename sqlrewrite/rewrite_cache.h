@@ -210,7 +210,13 @@ class RewriteCache {
   void fill_piece(std::string& out, const Piece& p, size_t base, std::string_view sql, std::string_view tenant,
                   std::vector<uint32_t>* tenant_at) const;
   void append_constant(std::string& out, size_t k, std::string_view sql) const;
-  bool find_lists(std::string_view sql, const std::vector<bool>& stays);
+  // A list found in the text (literals_ indices, byte offsets): lit_per literals per element.
+  struct RawList {
+    size_t lit_first = 0, lit_per = 0, count = 0;
+    size_t begin = 0, elem0_end = 0, end = 0, last_begin = 0;
+  };
+  static bool stays(const Literal& l, std::string_view token, std::string_view tenant);
+  void find_lists(std::string_view sql);
   // A sentinel found in the rewritten SQL: `len` bytes at `at`, the tenant (-1) or constant #n.
   struct Cut {
     uint32_t at;
@@ -238,6 +244,7 @@ class RewriteCache {
   std::vector<Literal> constants_;  // the literals replaced by markers in nkey_ (slot numbers)
   std::vector<TextList> lists_;     // the folded lists of the text (constants_ ranges)
   std::vector<bool> stays_;         // scratch: which literals_ stay in the key as written
+  std::vector<RawList> raw_;        // scratch: the lists found by find_lists()
   std::vector<uint64_t> seen_;      // hashes of texts lately served by constant templates
   bool exact_memo_ = true;
   // Spliced results handed out; one is reused (buffers and all) once only spares_ holds it.
