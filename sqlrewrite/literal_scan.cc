@@ -99,17 +99,15 @@ bool scan_literals(std::string_view s, std::vector<Literal>& out) {
   const size_t n = s.size();
   if (n > (1u << 24)) return false;  // offsets are 32-bit; such texts are not worth normalizing
   size_t i = 0;
-  Tok prev[3] = {Tok::kOther, Tok::kOther, Tok::kOther};  // prev[0] the latest
-  auto push = [&](Tok t) {
-    prev[2] = prev[1];
-    prev[1] = prev[0];
-    prev[0] = t;
-  };
+  uint32_t prev = 0;  // the last three tokens' Tok, the latest in the low byte
+  auto push = [&](Tok t) { prev = (prev << 8) | static_cast<uint8_t>(t); };
   // Literal::opens of a literal starting now.
   auto opens = [&]() {
-    if (prev[0] != Tok::kOpen || prev[2] == Tok::kDot) return Literal::Opens::kNone;
-    if (prev[1] == Tok::kIn) return Literal::Opens::kInList;
-    if (prev[1] == Tok::kValues) return Literal::Opens::kValues;
+    constexpr auto b = [](Tok t, int i) { return static_cast<uint32_t>(t) << (8 * i); };
+    const uint32_t last3 = prev & 0xffffff;
+    if ((last3 & 0xff) != b(Tok::kOpen, 0) || (last3 & 0xff0000) == b(Tok::kDot, 2)) return Literal::Opens::kNone;
+    if ((last3 & 0xff00) == b(Tok::kIn, 1)) return Literal::Opens::kInList;
+    if ((last3 & 0xff00) == b(Tok::kValues, 1)) return Literal::Opens::kValues;
     return Literal::Opens::kNone;
   };
   while (true) {
@@ -139,8 +137,10 @@ bool scan_literals(std::string_view s, std::vector<Literal>& out) {
     } else if (ident_start(c)) {
       const size_t begin = i;
       while (i < n && ident_cont(static_cast<unsigned char>(s[i]))) ++i;
-      const std::string_view w = s.substr(begin, i - begin);
-      push(word_is(w, "in") ? Tok::kIn : word_is(w, "values") ? Tok::kValues : Tok::kOther);
+      const size_t len = i - begin;
+      push(len == 2 && word_is(s.substr(begin, 2), "in")       ? Tok::kIn
+           : len == 6 && word_is(s.substr(begin, 6), "values") ? Tok::kValues
+                                                               : Tok::kOther);
     } else if (digit(c)) {
       const size_t begin = i;
       Literal::Kind kind = Literal::Kind::kInteger;

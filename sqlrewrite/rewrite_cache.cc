@@ -406,14 +406,14 @@ void RewriteCache::find_lists(std::string_view sql) {
 bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
   if (!scan_literals(sql, literals_)) return false;
   const std::vector<Literal>& L = literals_;
-  stays_.resize(L.size());
   bool list_open = false;
-  for (size_t k = 0; k < L.size(); ++k) {
-    stays_[k] = stays(L[k], sql.substr(L[k].begin, L[k].end - L[k].begin), tenant);
-    list_open = list_open || L[k].opens != Literal::Opens::kNone;
-  }
+  for (const Literal& l : L) list_open = list_open || l.opens != Literal::Opens::kNone;
   raw_.clear();
-  if (list_open) find_lists(sql);
+  if (list_open) {
+    stays_.resize(L.size());
+    for (size_t k = 0; k < L.size(); ++k) stays_[k] = stays(L[k], sql.substr(L[k].begin, L[k].end - L[k].begin), tenant);
+    find_lists(sql);
+  }
   // The key: the text with each literal that does not stay replaced by a marker (a NUL never
   // occurs in a statement text: the key is unambiguous), each folded list by "\0[" + its first
   // element + "\0]".
@@ -424,8 +424,9 @@ bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
   size_t from = 0, li = 0;
   const auto literal = [&](size_t k) {
     nkey_.append(sql.substr(from, L[k].begin - from));
-    if (stays_[k]) {
-      nkey_.append(sql.substr(L[k].begin, L[k].end - L[k].begin));
+    const std::string_view token = sql.substr(L[k].begin, L[k].end - L[k].begin);
+    if (list_open ? stays_[k] != 0 : stays(L[k], token, tenant)) {
+      nkey_.append(token);
     } else {
       nkey_.push_back('\0');
       nkey_.push_back(marker(L[k].kind));

@@ -243,7 +243,7 @@ class RewriteCache {
   std::vector<Literal> literals_;   // scan_literals output scratch
   std::vector<Literal> constants_;  // the literals replaced by markers in nkey_ (slot numbers)
   std::vector<TextList> lists_;     // the folded lists of the text (constants_ ranges)
-  std::vector<bool> stays_;         // scratch: which literals_ stay in the key as written
+  std::vector<uint8_t> stays_;      // scratch: which literals_ stay in the key as written (with lists)
   std::vector<RawList> raw_;        // scratch: the lists found by find_lists()
   std::vector<uint64_t> seen_;      // hashes of texts lately served by constant templates
   bool exact_memo_ = true;
