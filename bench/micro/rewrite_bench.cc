@@ -377,6 +377,8 @@ void BM_lists(benchmark::State& state, std::string (*make)(int, int), int n) {
     bytes += r->sql.size();
     benchmark::DoNotOptimize(r.get());
   }
+  // One entry for every length: only the first text misses.
+  if (cache.misses() > 1) state.SkipWithError("lists of other lengths were not served by one folded entry");
   state.SetItemsProcessed(state.iterations());
   state.counters["hit_ratio"] =
       static_cast<double>(cache.hits()) / static_cast<double>(std::max<size_t>(1, cache.hits() + cache.misses()));
