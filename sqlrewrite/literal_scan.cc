@@ -81,6 +81,17 @@ bool skip_quoted(std::string_view s, size_t& i, char quote) {
   return false;
 }
 
+// The last three significant tokens, as far as the list context of a literal goes.
+enum class Tok : uint8_t { kOther, kIn, kValues, kDot, kOpen };
+
+bool word_is(std::string_view w, std::string_view kw) {
+  if (w.size() != kw.size()) return false;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if ((w[i] | 0x20) != kw[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool scan_literals(std::string_view s, std::vector<Literal>& out) {
@@ -88,6 +99,17 @@ bool scan_literals(std::string_view s, std::vector<Literal>& out) {
   const size_t n = s.size();
   if (n > (1u << 24)) return false;  // offsets are 32-bit; such texts are not worth normalizing
   size_t i = 0;
+  uint32_t prev = 0;  // the last three tokens' Tok, the latest in the low byte
+  auto push = [&](Tok t) { prev = (prev << 8) | static_cast<uint8_t>(t); };
+  // Literal::opens of a literal starting now.
+  auto opens = [&]() {
+    constexpr auto b = [](Tok t, int i) { return static_cast<uint32_t>(t) << (8 * i); };
+    const uint32_t last3 = prev & 0xffffff;
+    if ((last3 & 0xff) != b(Tok::kOpen, 0) || (last3 & 0xff0000) == b(Tok::kDot, 2)) return Literal::Opens::kNone;
+    if ((last3 & 0xff00) == b(Tok::kIn, 1)) return Literal::Opens::kInList;
+    if ((last3 & 0xff00) == b(Tok::kValues, 1)) return Literal::Opens::kValues;
+    return Literal::Opens::kNone;
+  };
   while (true) {
     if (!skip_blank(s, i)) return false;
     if (i >= n) return true;
@@ -97,20 +119,28 @@ bool scan_literals(std::string_view s, std::vector<Literal>& out) {
       if (i > 0 && (ident_cont(static_cast<unsigned char>(s[i - 1])) || s[i - 1] == '&')) return false;
       const size_t begin = i;
       if (!skip_quoted(s, i, '\'')) return false;
-      out.push_back({Literal::Kind::kString, static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
+      out.push_back({Literal::Kind::kString, opens(), static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
+      push(Tok::kOther);
       size_t j = i;  // 'a'<newline>'b' is one string in PostgreSQL: not modelled
       if (!skip_blank(s, j)) return false;
       if (j < n && s[j] == '\'') return false;
     } else if (c == '"') {
       if (!skip_quoted(s, i, '"')) return false;
+      push(Tok::kOther);
     } else if (c == '$') {
       // $n; anything else ($$ quoting, $tag$) is not modelled.
       ++i;
       if (i >= n || !digit(static_cast<unsigned char>(s[i]))) return false;
       while (i < n && digit(static_cast<unsigned char>(s[i]))) ++i;
       if (i < n && ident_cont(static_cast<unsigned char>(s[i]))) return false;
+      push(Tok::kOther);
     } else if (ident_start(c)) {
+      const size_t begin = i;
       while (i < n && ident_cont(static_cast<unsigned char>(s[i]))) ++i;
+      const size_t len = i - begin;
+      push(len == 2 && word_is(s.substr(begin, 2), "in")       ? Tok::kIn
+           : len == 6 && word_is(s.substr(begin, 6), "values") ? Tok::kValues
+                                                               : Tok::kOther);
     } else if (digit(c)) {
       const size_t begin = i;
       Literal::Kind kind = Literal::Kind::kInteger;
@@ -122,12 +152,15 @@ bool scan_literals(std::string_view s, std::vector<Literal>& out) {
       }
       // 1e5, 1.5e3, 1., 1..2, 1.2.3, 123abc: not modelled.
       if (i < n && (s[i] == '.' || ident_cont(static_cast<unsigned char>(s[i])))) return false;
-      out.push_back({kind, static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
+      out.push_back({kind, opens(), static_cast<uint32_t>(begin), static_cast<uint32_t>(i)});
+      push(Tok::kOther);
     } else if (c == '.') {
       if (i + 1 < n && digit(static_cast<unsigned char>(s[i + 1]))) return false;  // .5
       ++i;
+      push(Tok::kDot);
     } else if (punctuation(c)) {
       ++i;  // a comment starting inside an operator is found by skip_blank at the next position
+      push(c == '(' ? Tok::kOpen : Tok::kOther);
     } else {
       return false;  // a backslash, a control character, {, }, ...
     }

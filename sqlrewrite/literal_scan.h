@@ -24,6 +24,11 @@ struct Literal {
   // kInteger: digits only; kNumeric: digits '.' digits (the parser keeps its text as written).
   enum class Kind : uint8_t { kInteger, kNumeric, kString };
   Kind kind = Kind::kInteger;
+  // What the literal is the first token of: `IN (` (kInList) or `VALUES (` (kValues), the
+  // keyword not preceded by '.' (a function named in/values) -- where the rewrite cache looks for
+  // lists of constants it may fold (rewrite_cache.h).
+  enum class Opens : uint8_t { kNone, kInList, kValues };
+  Opens opens = Opens::kNone;
   uint32_t begin = 0;  // byte offsets of the whole token in the text (quotes included)
   uint32_t end = 0;
 };

@@ -6,6 +6,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "sqlrewrite/pg_query_api.h"
+
 namespace rowguard::sqlrewrite {
 namespace {
 
@@ -211,6 +213,10 @@ RewriteCache::Lru::iterator RewriteCache::insert(Entry e) {
   e.bytes = e.key.capacity() + heap_of(e.result) +
             (e.sql_slots.capacity() + e.reason_slots.capacity()) * sizeof(uint32_t) +
             e.slots.capacity() * sizeof(Slot) + kEntryOverhead;
+  for (const FoldedList& l : e.lists) {
+    e.bytes += sizeof(l) + l.body.text.capacity() + l.between.text.capacity() +
+               (l.body.slots.capacity() + l.between.slots.capacity()) * sizeof(Slot);
+  }
   lru_.push_front(std::move(e));
   Entry& front = lru_.front();
   map_.emplace(std::string_view(front.key), lru_.begin());  // a view into the list node: stable
@@ -292,31 +298,169 @@ RewriteHandle RewriteCache::splice(const Entry& e, std::string_view tenant) {
   return out;
 }
 
+namespace {
+
+char marker(Literal::Kind k) { return k == Literal::Kind::kInteger ? 'i' : k == Literal::Kind::kNumeric ? 'n' : 's'; }
+
+bool blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
+size_t skip_blanks(std::string_view s, size_t i) {
+  while (i < s.size() && blank(s[i])) ++i;
+  return i;
+}
+
+// Whether s[from, to) is blanks, one `c`, blanks (no comment: the lists folded are plain).
+bool only(std::string_view s, size_t from, size_t to, char c) {
+  size_t i = skip_blanks(s, from);
+  if (i >= to || s[i] != c) return false;
+  return skip_blanks(s, i + 1) >= to;
+}
+
+}  // namespace
+
+bool RewriteCache::stays(const Literal& l, std::string_view token, std::string_view tenant) {
+  if (l.kind == Literal::Kind::kInteger) {
+    const std::string_view digits = integer_digits(token);
+    // 0 stays: "-0" deparses as "0". Over 9 digits the token may not be an int4 constant.
+    return digits.empty() || digits.size() > 9 || digits == tenant;
+  }
+  if (l.kind == Literal::Kind::kString) {
+    // 't' and 'f' stay: the deparser writes 't'::boolean as true, so their rewrite is not the
+    // template's with the literal spliced in (and the re-parse check then refuses it).
+    return string_literal_equals(token, tenant) || string_literal_equals(token, "t") ||
+           string_literal_equals(token, "f");
+  }
+  return false;  // a numeric constant is never compared with the tenant (only strings and integers are)
+}
+
+// Lists of constants whose length may vary without changing the rewrite but for the repetition
+// (README "The rewrite cache"): `IN (c, c, ...)`, every element one literal of the same kind
+// that does not stay in the key, and `VALUES (row), (row), ...`, every row literals only, the
+// rows alike (the same kinds, the same literals that stay in the key; blanks may differ), at least
+// one literal per row not staying. Only blanks and commas between elements, at least two
+// elements. Fills raw_ (literals_ indices, byte offsets).
+void RewriteCache::find_lists(std::string_view sql) {
+  raw_.clear();
+  const std::vector<Literal>& L = literals_;
+  const auto token = [&](size_t k) { return sql.substr(L[k].begin, L[k].end - L[k].begin); };
+  // Whether the rows of w literals at a and b are alike: the same token sequence (the blanks
+  // between their tokens, checked by the caller to be blanks only, do not matter to the parse).
+  const auto alike = [&](size_t a, size_t b, size_t w) {
+    for (size_t m = 0; m < w; ++m) {
+      if (L[a + m].kind != L[b + m].kind || stays_[a + m] != stays_[b + m]) return false;
+      if (stays_[a + m] && token(a + m) != token(b + m)) return false;
+    }
+    return true;
+  };
+  for (size_t k = 0; k < L.size();) {
+    RawList r;
+    if (L[k].opens == Literal::Opens::kInList && !stays_[k]) {
+      size_t j = k;
+      while (j + 1 < L.size() && !stays_[j + 1] && L[j + 1].kind == L[k].kind && only(sql, L[j].end, L[j + 1].begin, ',')) ++j;
+      const size_t close = skip_blanks(sql, L[j].end);
+      if (j > k && close < sql.size() && sql[close] == ')') {
+        r = {k, 1, j - k + 1, L[k].begin, L[k].end, L[j].end, L[j].begin};
+      }
+    } else if (L[k].opens == Literal::Opens::kValues) {
+      // The first row: '(' blanks, literals separated by commas, blanks ')'.
+      size_t open = L[k].begin;
+      while (open > 0 && blank(sql[open - 1])) --open;
+      if (open > 0 && sql[open - 1] == '(') {
+        --open;
+        size_t j = k;
+        while (j + 1 < L.size() && only(sql, L[j].end, L[j + 1].begin, ',')) ++j;
+        const size_t w = j - k + 1;
+        const size_t close = skip_blanks(sql, L[j].end);
+        bool marker = false;
+        for (size_t m = k; m < k + w; ++m) marker = marker || !stays_[m];
+        if (marker && close < sql.size() && sql[close] == ')') {
+          RawList cand{k, w, 1, open, close + 1, close + 1, open};
+          // Further rows: blanks ',' blanks '(' blanks, alike.
+          for (size_t next = k + w; next + w <= L.size(); next += w) {
+            const size_t c = skip_blanks(sql, cand.end);
+            if (c >= sql.size() || sql[c] != ',') break;
+            const size_t o = skip_blanks(sql, c + 1);
+            if (o >= sql.size() || sql[o] != '(' || skip_blanks(sql, o + 1) != L[next].begin) break;
+            const size_t cl = skip_blanks(sql, L[next + w - 1].end);
+            if (cl >= sql.size() || sql[cl] != ')') break;
+            bool row = true;
+            for (size_t m = next; m + 1 < next + w && row; ++m) row = only(sql, L[m].end, L[m + 1].begin, ',');
+            if (!row || !alike(k, next, w)) break;
+            cand.count++;
+            cand.last_begin = o;
+            cand.end = cl + 1;
+          }
+          if (cand.count >= 2) r = cand;
+        }
+      }
+    }
+    if (r.count >= 2) {
+      raw_.push_back(r);
+      k = r.lit_first + r.lit_per * r.count;
+    } else {
+      ++k;
+    }
+  }
+}
+
 bool RewriteCache::normalize(std::string_view sql, std::string_view tenant) {
   if (!scan_literals(sql, literals_)) return false;
+  const std::vector<Literal>& L = literals_;
+  bool list_open = false;
+  for (const Literal& l : L) list_open = list_open || l.opens != Literal::Opens::kNone;
+  raw_.clear();
+  if (list_open) {
+    stays_.resize(L.size());
+    for (size_t k = 0; k < L.size(); ++k) stays_[k] = stays(L[k], sql.substr(L[k].begin, L[k].end - L[k].begin), tenant);
+    find_lists(sql);
+  }
+  // The key: the text with each literal that does not stay replaced by a marker (a NUL never
+  // occurs in a statement text: the key is unambiguous), each folded list by "\0[" + its first
+  // element + "\0]".
   nkey_.clear();
   nkey_.push_back('N');
   constants_.clear();
-  replace_literals(nkey_, sql, literals_, [&](std::string& key, size_t, const Literal& l, std::string_view token) {
-    bool stays = false;
-    if (l.kind == Literal::Kind::kInteger) {
-      const std::string_view digits = integer_digits(token);
-      // 0 stays: "-0" deparses as "0". Over 9 digits the token may not be an int4 constant.
-      stays = digits.empty() || digits.size() > 9 || digits == tenant;
-    } else if (l.kind == Literal::Kind::kString) {
-      // 't' and 'f' stay: the deparser writes 't'::boolean as true, so their rewrite is not the
-      // template's with the literal spliced in (and the re-parse check then refuses it).
-      stays = string_literal_equals(token, tenant) || string_literal_equals(token, "t") ||
-              string_literal_equals(token, "f");
-    }  // a numeric constant is never compared with the tenant (only strings and integers are)
-    if (stays) {
-      key.append(token);
-      return;
+  lists_.clear();
+  size_t from = 0, li = 0;
+  const auto literal = [&](size_t k) {
+    nkey_.append(sql.substr(from, L[k].begin - from));
+    const std::string_view token = sql.substr(L[k].begin, L[k].end - L[k].begin);
+    if (list_open ? stays_[k] != 0 : stays(L[k], token, tenant)) {
+      nkey_.append(token);
+    } else {
+      nkey_.push_back('\0');
+      nkey_.push_back(marker(L[k].kind));
+      constants_.push_back(L[k]);
     }
-    key.push_back('\0');  // a NUL never occurs in a statement text: the key is unambiguous
-    key.push_back(l.kind == Literal::Kind::kInteger ? 'i' : l.kind == Literal::Kind::kNumeric ? 'n' : 's');
-    constants_.push_back(l);
-  });
+    from = L[k].end;
+  };
+  for (size_t k = 0; k < L.size();) {
+    if (li < raw_.size() && raw_[li].lit_first == k) {
+      const RawList& r = raw_[li++];
+      nkey_.append(sql.substr(from, r.begin - from));
+      nkey_.append("\0[", 2);
+      TextList t;
+      t.first = static_cast<uint32_t>(constants_.size());
+      from = r.begin;
+      for (size_t m = k; m < k + r.lit_per; ++m) literal(m);
+      nkey_.append(sql.substr(from, r.elem0_end - from));
+      nkey_.append("\0]", 2);
+      for (size_t m = k + r.lit_per; m < k + r.lit_per * r.count; ++m) {
+        if (!stays_[m]) constants_.push_back(L[m]);
+      }
+      t.count = static_cast<uint32_t>(r.count);
+      t.per = static_cast<uint32_t>((constants_.size() - t.first) / r.count);
+      t.last_begin = static_cast<uint32_t>(r.last_begin);
+      t.last_end = static_cast<uint32_t>(r.end);
+      lists_.push_back(t);
+      from = r.end;
+      k += r.lit_per * r.count;
+      continue;
+    }
+    literal(k);
+    ++k;
+  }
+  nkey_.append(sql.substr(from));
   return !constants_.empty() && constants_.size() <= 9999;
 }
 
@@ -353,11 +497,6 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
     if (!sentinel_kind(k)) return std::nullopt;
   }
   const std::string_view out = r.sql;
-  struct Cut {
-    uint32_t at;
-    uint32_t len;
-    int32_t literal;
-  };
   std::vector<Cut> cuts;
   // Every literal sentinel exactly once, as a whole token; no other occurrence of the prefix.
   // One pass over the prefix's occurrences (each sentinel holds it once, followed by its four
@@ -390,6 +529,10 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
     for (uint32_t at : lit) cuts.push_back({at, static_cast<uint32_t>(quoted.size()), -1});
   }
   std::sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) { return a.at < b.at; });
+  if (!lists_.empty()) {
+    if (!fold(e, out, cuts)) return std::nullopt;
+    return e;
+  }
   std::string tmpl;
   tmpl.reserve(out.size());
   size_t pos = 0;
@@ -404,6 +547,118 @@ std::optional<RewriteCache::Entry> RewriteCache::make_constant_template(
   return e;
 }
 
+bool RewriteCache::fold(Entry& e, std::string_view out, const std::vector<Cut>& cuts) const {
+  // The template of a text with folded lists: each list's elements must come out of the rewrite
+  // alike -- the same text around the element's own literals (and tenant constants between
+  // them), the same text (and tenant constants) between two elements -- and are then kept once,
+  // as the list's body and between pieces, expanded for as many elements as a text has.
+  const auto list_of = [&](int32_t k) -> int {
+    for (size_t g = 0; g < lists_.size(); ++g) {
+      const TextList& t = lists_[g];
+      if (static_cast<uint32_t>(k) >= t.first && static_cast<uint32_t>(k) < t.first + t.count * t.per) return static_cast<int>(g);
+    }
+    return -1;
+  };
+  const auto folded_index = [&](int32_t k) {
+    int32_t p = k;
+    for (const TextList& t : lists_) {
+      if (static_cast<uint32_t>(k) >= t.first + t.count * t.per) p -= static_cast<int32_t>((t.count - 1) * t.per);
+    }
+    return p;
+  };
+  e.lists.assign(lists_.size(), FoldedList{});
+  std::vector<bool> done(lists_.size(), false);
+  std::string tmpl;
+  tmpl.reserve(out.size());
+  size_t pos = 0;
+  for (size_t c = 0; c < cuts.size();) {
+    const Cut& x = cuts[c];
+    if (x.at < pos) return false;  // overlapping sentinels: cannot happen, but never guess
+    const int g = x.literal >= 0 ? list_of(x.literal) : -1;
+    if (g < 0) {
+      tmpl.append(out.substr(pos, x.at - pos));
+      e.slots.push_back({static_cast<uint32_t>(tmpl.size()), x.literal < 0 ? -1 : folded_index(x.literal)});
+      pos = x.at + x.len;
+      ++c;
+      continue;
+    }
+    const TextList& t = lists_[static_cast<size_t>(g)];
+    if (done[static_cast<size_t>(g)] || static_cast<uint32_t>(x.literal) != t.first) return false;
+    done[static_cast<size_t>(g)] = true;
+    FoldedList& fl = e.lists[static_cast<size_t>(g)];
+    size_t p = x.at;
+    for (uint32_t i = 0; i < t.count; ++i) {
+      // Element i: its literals in order, tenant constants only between them.
+      Piece body;
+      const int32_t base = static_cast<int32_t>(t.first + i * t.per);
+      for (uint32_t j = 0; j < t.per;) {
+        if (c >= cuts.size() || cuts[c].at < p) return false;
+        const Cut& y = cuts[c];
+        if (y.literal == base + static_cast<int32_t>(j)) {
+          ++j;
+        } else if (!(y.literal == -1 && j > 0)) {
+          return false;
+        }
+        body.text.append(out.substr(p, y.at - p));
+        body.slots.push_back({static_cast<uint32_t>(body.text.size()), y.literal < 0 ? -1 : static_cast<int32_t>(j - 1)});
+        p = y.at + y.len;
+        ++c;
+      }
+      if (i == 0) fl.body = std::move(body);
+      else if (!(body == fl.body)) return false;
+      if (i + 1 == t.count) break;
+      // Between elements i and i + 1: text and tenant constants only.
+      Piece between;
+      while (c < cuts.size() && cuts[c].literal == -1) {
+        if (cuts[c].at < p) return false;
+        between.text.append(out.substr(p, cuts[c].at - p));
+        between.slots.push_back({static_cast<uint32_t>(between.text.size()), -1});
+        p = cuts[c].at + cuts[c].len;
+        ++c;
+      }
+      if (c >= cuts.size() || cuts[c].literal != base + static_cast<int32_t>(t.per) || cuts[c].at < p) return false;
+      between.text.append(out.substr(p, cuts[c].at - p));
+      p = cuts[c].at;
+      if (i == 0) fl.between = std::move(between);
+      else if (!(between == fl.between)) return false;
+    }
+    tmpl.append(out.substr(pos, x.at - pos));
+    e.slots.push_back({static_cast<uint32_t>(tmpl.size()), -2 - g});
+    pos = p;
+  }
+  for (bool d : done) {
+    if (!d) return false;
+  }
+  tmpl.append(out.substr(pos));
+  e.result->sql = std::move(tmpl);
+  return true;
+}
+
+void RewriteCache::append_constant(std::string& out, size_t k, std::string_view sql) const {
+  const Literal& l = constants_[k];
+  const std::string_view token = sql.substr(l.begin, l.end - l.begin);
+  // A numeric constant keeps its text in the tree, and a string literal without backslashes
+  // is written by the deparser exactly as scanned.
+  out.append(l.kind == Literal::Kind::kInteger ? integer_digits(token) : token);
+}
+
+void RewriteCache::fill_piece(std::string& out, const Piece& p, size_t base, std::string_view sql,
+                              std::string_view tenant, std::vector<uint32_t>* tenant_at) const {
+  size_t from = 0;
+  for (const Slot& s : p.slots) {
+    out.append(std::string_view(p.text).substr(from, s.at - from));
+    if (s.literal >= 0) {
+      append_constant(out, base + static_cast<size_t>(s.literal), sql);
+    } else if (tenant_at != nullptr) {
+      tenant_at->push_back(static_cast<uint32_t>(out.size()));
+    } else {
+      append_string_literal(out, tenant);
+    }
+    from = s.at;
+  }
+  out.append(std::string_view(p.text).substr(from));
+}
+
 void RewriteCache::fill_sql(std::string& out, const Entry& e, std::string_view sql, std::string_view tenant,
                             std::vector<uint32_t>* tenant_at) const {
   out.clear();
@@ -411,20 +666,61 @@ void RewriteCache::fill_sql(std::string& out, const Entry& e, std::string_view s
   size_t from = 0;
   for (const Slot& s : e.slots) {
     out.append(tmpl.substr(from, s.at - from));
-    if (s.literal < 0) {
+    if (s.literal == -1) {
       // With tenant_at: the tenant is left out and its place recorded (an exact-text template).
       if (tenant_at != nullptr) tenant_at->push_back(static_cast<uint32_t>(out.size()));
       else append_string_literal(out, tenant);
+    } else if (s.literal < -1) {
+      const size_t g = static_cast<size_t>(-2 - s.literal);
+      const TextList& t = lists_[g];
+      const FoldedList& fl = e.lists[g];
+      for (uint32_t i = 0; i < t.count; ++i) {
+        if (i > 0) fill_piece(out, fl.between, 0, sql, tenant, tenant_at);
+        fill_piece(out, fl.body, t.first + i * t.per, sql, tenant, tenant_at);
+      }
     } else {
-      const Literal& l = constants_[static_cast<size_t>(s.literal)];
-      const std::string_view token = sql.substr(l.begin, l.end - l.begin);
-      // A numeric constant keeps its text in the tree, and a string literal without backslashes
-      // is written by the deparser exactly as scanned.
-      out.append(l.kind == Literal::Kind::kInteger ? integer_digits(token) : token);
+      // The folded numbering: the literals of each earlier list count once per element.
+      size_t k = static_cast<size_t>(s.literal);
+      for (const TextList& t : lists_) {
+        if (k >= t.first) k += (t.count - 1) * t.per;
+      }
+      append_constant(out, k, sql);
     }
     from = s.at;
   }
   out.append(tmpl.substr(from));
+}
+
+bool RewriteCache::check_longer_lists(const Entry& e, std::string_view sql, const policy::TenantScope& scope,
+                                      std::string_view tenant) {
+  // The template was cut from one length of each list: it must also give, for one element more
+  // in every list, what a fresh rewrite of that text gives (besides the check of the text itself).
+  if (lists_.empty()) return true;
+  std::string longer;
+  size_t from = 0;
+  for (const TextList& t : lists_) {
+    longer.append(sql.substr(from, t.last_end - from));
+    longer.append(", ");
+    longer.append(sql.substr(t.last_begin, t.last_end - t.last_begin));
+    from = t.last_end;
+  }
+  longer.append(sql.substr(from));
+  std::string key = nkey_;
+  std::vector<Literal> literals = literals_, constants = constants_;
+  std::vector<TextList> lists = lists_;
+  bool ok = normalize(longer, tenant) && nkey_ == key && lists_.size() == e.lists.size();
+  if (ok) {
+    std::string filled;
+    fill_sql(filled, e, longer, tenant, nullptr);
+    const RewriteResult fresh = sqlrewrite::rewrite(longer, scope, tenant);
+    ok = fresh.allowed && fresh.sql == filled && fresh.kinds == e.result->kinds &&
+         fresh.tenant_params == e.result->tenant_params && !fresh.copy_in && fresh.prepared.empty();
+  }
+  nkey_ = std::move(key);
+  literals_ = std::move(literals);
+  constants_ = std::move(constants);
+  lists_ = std::move(lists);
+  return ok;
 }
 
 RewriteHandle RewriteCache::fill_constants(const Entry& e, std::string_view sql, std::string_view tenant) {
@@ -488,6 +784,7 @@ RewriteHandle RewriteCache::rewrite_constants(std::string_view sql, const policy
   if (it != lru_.end()) {
     switch (it->kind) {
       case Kind::kConstTemplate: {
+        if (it->lists.size() != lists_.size()) return nullptr;  // (the key says they agree)
         hits_.fetch_add(1, std::memory_order_relaxed);
         constant_hits_.fetch_add(1, std::memory_order_relaxed);
         RewriteHandle r = fill_constants(*it, sql, tenant);
@@ -505,7 +802,7 @@ RewriteHandle RewriteCache::rewrite_constants(std::string_view sql, const policy
   if (per_tenant) {
     tenant_key(qkey, 'Q', tenant, std::string_view(nkey_).substr(1));
     if (auto pt = find(qkey); pt != lru_.end()) {
-      if (pt->kind != Kind::kConstPerTenant) return nullptr;  // kNoConst for this tenant
+      if (pt->kind != Kind::kConstPerTenant || pt->lists.size() != lists_.size()) return nullptr;  // kNoConst
       hits_.fetch_add(1, std::memory_order_relaxed);
       constant_hits_.fetch_add(1, std::memory_order_relaxed);
       RewriteHandle r = fill_constants(*pt, sql, tenant);
@@ -533,7 +830,8 @@ RewriteHandle RewriteCache::rewrite_constants(std::string_view sql, const policy
     filled = fill_constants(*made, sql, tenant);
     const RewriteResult fresh = sqlrewrite::rewrite(sql, scope, tenant);
     if (!fresh.allowed || fresh.sql != filled->sql || fresh.kinds != filled->kinds ||
-        fresh.tenant_params != filled->tenant_params || fresh.copy_in || !fresh.prepared.empty()) {
+        fresh.tenant_params != filled->tenant_params || fresh.copy_in || !fresh.prepared.empty() ||
+        !check_longer_lists(*made, sql, scope, tenant)) {
       made.reset();
     }
   }
@@ -594,6 +892,48 @@ void RewriteCache::adopt(std::string_view sql, const policy::TenantScope& scope,
   insert(std::move(e));
   evict();
   publish();
+}
+
+std::shared_ptr<const AuditText> RewriteCache::audit_text(std::string_view sql, std::string_view tenant,
+                                                          bool normalized) {
+  const auto compute = [&]() {
+    audit_computations_.fetch_add(1, std::memory_order_relaxed);
+    auto a = std::make_shared<AuditText>();
+    a->fingerprint = fingerprint_sql(sql);
+    if (normalized) a->normalized = normalize_sql(sql);
+    a->has_normalized = normalized;
+    return std::shared_ptr<const AuditText>(std::move(a));
+  };
+  const auto usable = [&](const Entry& e, const std::vector<uint32_t>& lengths) {
+    return e.audit && (e.audit->has_normalized || !normalized) && e.audit_lengths == lengths;
+  };
+  const auto heap = [](const Entry& e) {
+    return e.audit ? sizeof(AuditText) + e.audit->fingerprint.capacity() + e.audit->normalized.capacity() : 0;
+  };
+  const auto store = [&](Entry& e, std::vector<uint32_t> lengths) {
+    e.bytes -= heap(e);
+    bytes_ -= heap(e);
+    e.audit = compute();
+    e.audit_lengths = std::move(lengths);
+    e.bytes += heap(e);
+    bytes_ += heap(e);
+    publish();
+  };
+  // The exact text's entry: a template, or the reference to its per-tenant entries (the audit
+  // text does not depend on the tenant).
+  set_key_template(sql);
+  if (auto it = find(key_); it != lru_.end()) {
+    if (!usable(*it, {})) store(*it, {});
+    return it->audit;
+  }
+  // The constant template's entry (or its per-tenant reference, or its "no template" mark).
+  if (!normalize(sql, tenant)) return compute();
+  auto it = find(nkey_);
+  if (it == lru_.end()) return compute();
+  std::vector<uint32_t> lengths;
+  for (const TextList& t : lists_) lengths.push_back(t.count);
+  if (!usable(*it, lengths)) store(*it, std::move(lengths));
+  return it->audit;
 }
 
 RewriteHandle RewriteCache::rewrite(std::string_view sql, const policy::TenantScope& scope,

@@ -71,6 +71,17 @@ namespace rowguard::sqlrewrite {
 // 'x' with quotes doubled, or E'x' with quotes and backslashes doubled when x holds a backslash.
 void append_string_literal(std::string& out, std::string_view value);
 
+// What the audit log writes for a statement besides its text (proxy/net/audit.h): libpg_query's
+// fingerprint and, with [audit] mask_literals, the normalized text ($n for each constant).
+// Both are the same for every text of one cache entry (the exact text; the texts of a constant
+// template differ only in constants, which neither holds), so the entry keeps them: audit mode
+// "all" parses each statement for the audit once per entry, not once per execution.
+struct AuditText {
+  std::string fingerprint;
+  std::string normalized;  // "" unless asked for
+  bool has_normalized = false;
+};
+
 // A rewrite handed out by RewriteCache: valid, and unchanged, for as long as it is held (see
 // "Results" above). Copying it costs an atomic increment, no allocation.
 using RewriteHandle = std::shared_ptr<const RewriteResult>;
@@ -94,6 +105,15 @@ class RewriteCache {
   // Keeps `result`, computed elsewhere (the parse pool) by sqlrewrite::rewrite(sql, policy,
   // tenant), as this text's entry for this tenant, so the text's next use is a hit here.
   void adopt(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant, const RewriteResult& result);
+
+  // The audit fingerprint (and, when `normalized`, the normalized text) of `sql`, as
+  // fingerprint_sql() / normalize_sql() give them, kept with the text's cache entry (its
+  // exact-text entry, or its constant template's) after the first call; computed and not kept
+  // when the text has no entry. Lists folded in the entry (IN (...), VALUES rows) are kept with
+  // their lengths: a text with other lengths recomputes (its normalized text differs).
+  std::shared_ptr<const AuditText> audit_text(std::string_view sql, std::string_view tenant, bool normalized);
+  // How many times audit_text() parsed a statement (tests).
+  size_t audit_computations() const { return audit_computations_.load(std::memory_order_relaxed); }
 
   // Counters may be read from other threads (metrics, admin console): atomics, relaxed.
   size_t hits() const { return hits_.load(std::memory_order_relaxed); }
@@ -119,10 +139,34 @@ class RewriteCache {
     kConstPerTenant,     // a constant template for one tenant (slots for literals only)
     kNoConst,            // normalized text that cannot be a constant template: use the exact text
   };
-  // A place in a constant template's SQL: the quoted tenant (literal < 0) or literal #n.
+  // A place in a constant template's SQL: the quoted tenant (literal == -1), literal #n of the
+  // folded numbering (literal >= 0: the text's literals outside folded lists, in order, each
+  // folded list counting as the literals of one element), or folded list #g (literal == -2 - g).
   struct Slot {
     uint32_t at = 0;
     int32_t literal = -1;
+    bool operator==(const Slot&) const = default;
+  };
+  // A piece of rewritten SQL with slots (literal: -1 the tenant, >= 0 the element's literal #n).
+  struct Piece {
+    std::string text;
+    std::vector<Slot> slots;
+    bool operator==(const Piece&) const = default;
+  };
+  // A folded list (IN (c, c, ...) or VALUES (row), (row), ...): in the rewritten SQL, each
+  // element becomes `body` with its own literals, elements separated by `between`.
+  struct FoldedList {
+    Piece body;
+    Piece between;
+  };
+  // A folded list of the text being looked up (normalize()): its literals are constants_[first,
+  // first + count * per), element i holding [first + i * per, first + (i + 1) * per).
+  struct TextList {
+    uint32_t first = 0;
+    uint32_t per = 0;
+    uint32_t count = 0;
+    uint32_t last_begin = 0;  // the last element's bytes in the text (for the check at creation)
+    uint32_t last_end = 0;
   };
   struct Entry {
     std::string key;  // 'T' + text, or 'P' + tenant + '\0' + text (tenants hold no NUL)
@@ -134,6 +178,9 @@ class RewriteCache {
     std::vector<uint32_t> sql_slots;     // offsets in result.sql where the quoted tenant goes
     std::vector<uint32_t> reason_slots;  // offsets in result.reason where the raw tenant goes
     std::vector<Slot> slots;             // kConstTemplate / kConstPerTenant, in text order
+    std::vector<FoldedList> lists;       // the folded lists of a constant template, in text order
+    std::shared_ptr<const AuditText> audit;  // audit_text() of the entry's texts, once asked
+    std::vector<uint32_t> audit_lengths;     // the folded lists' lengths `audit` was computed for
     size_t bytes = 0;
   };
   using Lru = std::list<Entry>;
@@ -160,6 +207,25 @@ class RewriteCache {
   RewriteHandle fill_constants(const Entry& e, std::string_view sql, std::string_view tenant);
   void fill_sql(std::string& out, const Entry& e, std::string_view sql, std::string_view tenant,
                 std::vector<uint32_t>* tenant_at) const;
+  void fill_piece(std::string& out, const Piece& p, size_t base, std::string_view sql, std::string_view tenant,
+                  std::vector<uint32_t>* tenant_at) const;
+  void append_constant(std::string& out, size_t k, std::string_view sql) const;
+  // A list found in the text (literals_ indices, byte offsets): lit_per literals per element.
+  struct RawList {
+    size_t lit_first = 0, lit_per = 0, count = 0;
+    size_t begin = 0, elem0_end = 0, end = 0, last_begin = 0;
+  };
+  static bool stays(const Literal& l, std::string_view token, std::string_view tenant);
+  void find_lists(std::string_view sql);
+  // A sentinel found in the rewritten SQL: `len` bytes at `at`, the tenant (-1) or constant #n.
+  struct Cut {
+    uint32_t at;
+    uint32_t len;
+    int32_t literal;
+  };
+  bool fold(Entry& e, std::string_view out, const std::vector<Cut>& cuts) const;
+  bool check_longer_lists(const Entry& e, std::string_view sql, const policy::TenantScope& scope,
+                          std::string_view tenant);
   void remember_exact(const Entry& e, std::string_view sql, std::string_view tenant);
   void set_key_template(std::string_view sql);
   void set_key_tenant(std::string_view sql, std::string_view tenant);
@@ -176,6 +242,9 @@ class RewriteCache {
   std::string nkey_;       // normalized-text key scratch
   std::vector<Literal> literals_;   // scan_literals output scratch
   std::vector<Literal> constants_;  // the literals replaced by markers in nkey_ (slot numbers)
+  std::vector<TextList> lists_;     // the folded lists of the text (constants_ ranges)
+  std::vector<uint8_t> stays_;      // scratch: which literals_ stay in the key as written (with lists)
+  std::vector<RawList> raw_;        // scratch: the lists found by find_lists()
   std::vector<uint64_t> seen_;      // hashes of texts lately served by constant templates
   bool exact_memo_ = true;
   // Spliced results handed out; one is reused (buffers and all) once only spares_ holds it.
@@ -187,6 +256,7 @@ class RewriteCache {
   std::atomic<size_t> entries_{0};
   std::atomic<size_t> bytes_published_{0};
   std::atomic<size_t> per_tenant_published_{0};
+  std::atomic<size_t> audit_computations_{0};
 };
 
 }  // namespace rowguard::sqlrewrite

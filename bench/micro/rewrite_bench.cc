@@ -22,6 +22,7 @@
 // tenant predicate): a denied statement is a quick error string, and would look fast.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -340,6 +341,51 @@ void BM_cached_rewrite_full(benchmark::State& state, const Shape* s) {
   state.counters["entries"] = static_cast<double>(cache.size());
 }
 
+// Lists whose length varies with the data (Django prefetch_related, Rails where(id: [...]), bulk
+// inserts): 256 texts, list lengths N .. N+15 (16 lengths) with new values in every text,
+// through a cache of 8 entries -- so a cache holding one entry per length misses on every text
+// (the 16 lengths cycle through 8 entries), and one whose lists share an entry hits on every one.
+std::string in_list_text(int n, int seed) {
+  std::string s = "SELECT id, amount FROM orders WHERE id IN (";
+  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(1000 + seed * 7 + i * 13);
+  return s + ")";
+}
+
+std::string insert_rows_text(int n, int seed) {
+  std::string s = "INSERT INTO orders (id, customer_id, amount, status) VALUES ";
+  for (int i = 0; i < n; ++i) {
+    s += (i ? ", (" : "(") + std::to_string(100000 + seed * 1000 + i) + ", " + std::to_string(101 + (seed + i) % 7) +
+         ", " + std::to_string(10 + i) + ".50, 's" + std::to_string(seed % 5) + "')";
+  }
+  return s;
+}
+
+void BM_lists(benchmark::State& state, std::string (*make)(int, int), int n) {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 256; ++i) texts.push_back(make(n + i % 16, i));
+  const rw::RewriteResult check = rw::rewrite(texts[0], *policy(), kTenant);
+  if (!check.allowed || check.sql.find("tenant_id") == std::string::npos) {
+    state.SkipWithError(("the list shape is not allowed: " + check.reason).c_str());
+    return;
+  }
+  rw::RewriteCache cache(8);
+  cache.set_exact_memo(false);
+  size_t i = 0;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    const rw::RewriteHandle r = cache.rewrite(texts[i++ & 255], *policy(), kTenant);
+    bytes += r->sql.size();
+    benchmark::DoNotOptimize(r.get());
+  }
+  // One entry for every length: only the first text misses.
+  if (cache.misses() > 1) state.SkipWithError("lists of other lengths were not served by one folded entry");
+  state.SetItemsProcessed(state.iterations());
+  state.counters["hit_ratio"] =
+      static_cast<double>(cache.hits()) / static_cast<double>(std::max<size_t>(1, cache.hits() + cache.misses()));
+  state.counters["sql_bytes"] = static_cast<double>(texts[0].size());
+  state.SetLabel("RewriteCache, 16 list lengths, 8 entries");
+}
+
 // ROWGUARD_BENCH_ITERATIONS=N fixes the iteration count (instead of timing until min_time), so
 // that an instruction count under valgrind --tool=callgrind can be divided by N (see README).
 void configure(benchmark::internal::Benchmark* b) {
@@ -369,6 +415,13 @@ int register_all() {
       configure(benchmark::RegisterBenchmark((std::string("cached_10k/") + s.name).c_str(),
                                              BM_cached_rewrite_full, &s));
     }
+  }
+  for (int n : {2, 10, 100, 1000}) {
+    configure(benchmark::RegisterBenchmark(("lists/in_list_" + std::to_string(n)).c_str(), BM_lists, &in_list_text, n));
+  }
+  for (int n : {2, 10, 100}) {
+    configure(benchmark::RegisterBenchmark(("lists/insert_rows_" + std::to_string(n)).c_str(), BM_lists,
+                                           &insert_rows_text, n));
   }
   return 0;
 }

@@ -62,7 +62,9 @@ std::unique_ptr<AuditLog> AuditLog::open(const policy::AuditSettings& settings) 
 
 void AuditLog::record(const AuditEvent& e) {
   using namespace std::chrono;
-  std::string text = settings_.mask_literals ? sqlrewrite::normalize_sql(e.statement) : e.statement;
+  std::string text = !settings_.mask_literals ? e.statement
+                     : e.normalized != nullptr ? *e.normalized
+                                               : sqlrewrite::normalize_sql(e.statement);
   if (text.empty()) text = e.statement;
   if (text.size() > settings_.max_statement) text = text.substr(0, settings_.max_statement) + "...";
   auto now = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
@@ -75,7 +77,7 @@ void AuditLog::record(const AuditEvent& e) {
   std::string line = "{\"time\":\"" + std::string(ts) + "\",\"user\":\"" + json_escape(e.user) +
                      "\",\"tenant\":" + (e.tenant.empty() ? std::string("null") : "\"" + json_escape(e.tenant) + "\"") +
                      ",\"client\":\"" + json_escape(e.client) + "\",\"session\":" + std::to_string(e.session) +
-                     ",\"fingerprint\":\"" + sqlrewrite::fingerprint_sql(e.statement) + "\",\"statement\":\"" +
+                     ",\"fingerprint\":\"" + (e.fingerprint != nullptr ? *e.fingerprint : sqlrewrite::fingerprint_sql(e.statement)) + "\",\"statement\":\"" +
                      json_escape(text) + "\",\"decision\":\"" + (e.allowed ? "allowed" : "denied") + "\"";
   if (!e.allowed) {
     line += ",\"rule\":\"" + json_escape(denial_rule(e.reason)) + "\",\"reason\":\"" + json_escape(e.reason) + "\"";

@@ -23,6 +23,11 @@ struct AuditEvent {
   std::string statement;
   bool allowed = false;
   std::string reason;  // the denial, when !allowed
+  // The statement's fingerprint and (with mask_literals) normalized text when the caller has
+  // them (the worker's rewrite cache keeps them with the statement's entry:
+  // RewriteCache::audit_text); null: record() parses the statement for them.
+  const std::string* fingerprint = nullptr;
+  const std::string* normalized = nullptr;
 };
 
 class AuditLog {
@@ -32,6 +37,7 @@ class AuditLog {
   ~AuditLog();
 
   bool wants(bool allowed) const { return !allowed || settings_.mode == policy::AuditMode::kAll; }
+  bool masks_literals() const { return settings_.mask_literals; }
   void record(const AuditEvent& e);
   uint64_t errors() const { return errors_.load(); }
 

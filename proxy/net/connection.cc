@@ -210,7 +210,14 @@ void ClientConnection::close_both() {
 void ClientConnection::audit(const std::string& statement, bool allowed, const std::string& reason) {
   AuditLog* log = server_.audit();
   if (log == nullptr || !log->wants(allowed) || statement.empty()) return;
-  log->record(AuditEvent{user_, tenant_.value_or(""), peer_, id_, statement, allowed, reason});
+  AuditEvent e{user_, tenant_.value_or(""), peer_, id_, statement, allowed, reason};
+  std::shared_ptr<const sqlrewrite::AuditText> kept;  // parsed once per cache entry, not per execution
+  if (tenant_) {
+    kept = worker_.cache.audit_text(statement, *tenant_, log->masks_literals());
+    e.fingerprint = &kept->fingerprint;
+    if (log->masks_literals()) e.normalized = &kept->normalized;
+  }
+  log->record(e);
 }
 
 asio::awaitable<void> ClientConnection::fatal(std::string_view sqlstate, std::string_view message) {
