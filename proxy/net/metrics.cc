@@ -360,8 +360,8 @@ std::vector<MetricFamily> Metrics::families(uint64_t cache_hits, uint64_t cache_
       uint64_t observed = 0;
       for (uint64_t n : ts.buckets) observed += n;
       if (t == 0 && ts.allowed + ts.denied + observed == 0) continue;  // no "_other" until a tenant overflowed
-      count.metric.push_back(value_metric(counter, d(ts.allowed), {{"result", "allowed"}, {"tenant", tenant_names[t]}}));
-      count.metric.push_back(value_metric(counter, d(ts.denied), {{"result", "denied"}, {"tenant", tenant_names[t]}}));
+      count.metric.push_back(value_metric(counter, d(ts.allowed), {{"tenant", tenant_names[t]}, {"result", "allowed"}}));
+      count.metric.push_back(value_metric(counter, d(ts.denied), {{"tenant", tenant_names[t]}, {"result", "denied"}}));
       latency.metric.push_back(
           histogram(kTenantBucketsUs, ts.buckets, d(ts.sum_us) / 1e6, 1e6, {{"tenant", tenant_names[t]}}));
     }
