@@ -41,6 +41,9 @@ std::atomic<uint64_t> g_generation{1};
 // This thread's shard of each live Metrics (by generation; a destroyed Metrics' entry is never
 // matched again). Newest first; a handful at most (tests create several).
 thread_local std::vector<std::pair<uint64_t, Metrics::Shard*>> t_shards;
+// The fast path: the shard used last by this thread (trivially initialised: no TLS wrapper call).
+thread_local uint64_t t_generation = 0;
+thread_local Metrics::Shard* t_shard = nullptr;
 constexpr size_t kShardNameCache = 8192;  // per thread; beyond, a tenant is looked up under the lock
 
 // Single writer per shard: a relaxed load and store (no locked instruction); scrapes read it.
@@ -121,8 +124,17 @@ Metrics::Metrics() : generation_(g_generation.fetch_add(1)) { tenant_names_.push
 Metrics::~Metrics() = default;
 
 Metrics::Shard& Metrics::shard() {
+  if (t_generation == generation_) [[likely]] return *t_shard;
+  return shard_slow();
+}
+
+Metrics::Shard& Metrics::shard_slow() {
   for (const auto& [generation, s] : t_shards) {
-    if (generation == generation_) return *s;
+    if (generation == generation_) {
+      t_generation = generation;
+      t_shard = s;
+      return *s;
+    }
   }
   auto owned = std::make_unique<Shard>();
   Shard* s = owned.get();
@@ -132,6 +144,8 @@ Metrics::Shard& Metrics::shard() {
   }
   t_shards.insert(t_shards.begin(), {generation_, s});
   if (t_shards.size() > 8) t_shards.pop_back();
+  t_generation = generation_;
+  t_shard = s;
   return *s;
 }
 

@@ -106,6 +106,7 @@ struct Metrics : prometheus::Collectable {
  private:
   friend class ShardedCounter;
   Shard& shard();
+  Shard& shard_slow();
   TenantStats& tenant_stats(Shard& s, std::string_view tenant);
   size_t tenant_index(std::string_view tenant);
 
