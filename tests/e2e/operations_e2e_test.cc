@@ -119,6 +119,23 @@ TEST_F(OperationsE2e, MetricsCountersMoveAndAuditLogRecordsDenials) {
   remove_tree(dir);
 }
 
+// [metrics] max_tenant_labels caps the tenant label set: the first tenant seen keeps its label,
+// the next ones are counted under tenant="_other".
+TEST_F(OperationsE2e, TenantLabelsBeyondTheCapAreCountedAsOther) {
+  int metrics_port = free_tcp_port();
+  std::string config = example_config_template() + "\n[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port) +
+                       "\"\nmax_tenant_labels = 1\n";
+  RowguardProcess rg(config, *pg_);
+  rg.psql("t1", "pw1", "SELECT 1");
+  rg.psql("t2", "pw2", "SELECT 1");
+  rg.psql("t2", "pw2", "SELECT 2");
+  std::string text = scrape(metrics_port);
+  EXPECT_EQ(metric(text, "rowguard_tenant_statements_total{tenant=\"1\",result=\"allowed\"}"), 1) << text << rg.log();
+  EXPECT_EQ(metric(text, "rowguard_tenant_statements_total{tenant=\"_other\",result=\"allowed\"}"), 2) << text;
+  EXPECT_EQ(metric(text, "rowguard_tenant_statement_seconds_count{tenant=\"_other\"}"), 2) << text;
+  EXPECT_FALSE(contains(text, "tenant=\"2\"")) << text;
+}
+
 TEST_F(OperationsE2e, SighupReloadsGoodPolicyAndKeepsOldOnBadFile) {
   RowguardProcess rg(example_config_template(), *pg_);
   int pid = rowguard_pid(rg);
