@@ -397,8 +397,15 @@ void parse_audit_and_metrics(const toml::value& root, Policy& p) {
   if (root.contains("metrics")) {
     const auto& t = root.at("metrics");
     if (!t.is_table()) fail(t, "[metrics] must be a table", "here");
-    check_keys(t, {"listen"}, "[metrics]");
+    check_keys(t, {"listen", "max_tenant_labels"}, "[metrics]");
     parse_endpoint(t, "listen", p.metrics.listen_host, p.metrics.listen_port);
+    if (t.contains("max_tenant_labels")) {
+      const auto& v = t.at("max_tenant_labels");
+      if (!v.is_integer() || v.as_integer() < 0 || v.as_integer() > 100000) {
+        fail(v, "max_tenant_labels must be an integer from 0 to 100000", "here");
+      }
+      p.metrics.max_tenant_labels = static_cast<size_t>(v.as_integer());
+    }
   }
 }
 

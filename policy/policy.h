@@ -126,6 +126,7 @@ struct AuditSettings {
 struct MetricsSettings {
   std::string listen_host;          // empty: no endpoint
   uint16_t listen_port = 0;
+  size_t max_tenant_labels = 1000;  // distinct tenant label values; the others count as tenant="_other"
 };
 
 // [tenancy] identity (policy/identity.h): how a client's tenant is established.

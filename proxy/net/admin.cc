@@ -45,14 +45,10 @@ std::vector<std::pair<std::string, std::string>> collect_stats(Server& server) {
   add("statements_denied", m.statements_denied.load());
   add("client_bytes_received", m.bytes_from_clients.load());
   add("client_bytes_sent", m.bytes_to_clients.load());
-  uint64_t checks = 0;
-  for (const auto& b : m.rewrite_us) checks += b.load();
-  add("rewrite_checks", checks);
-  add("rewrite_us_total", m.rewrite_us_sum.load());
-  uint64_t trips = 0;
-  for (const auto& b : m.upstream_ms) trips += b.load();
-  add("upstream_round_trips", trips);
-  add("upstream_us_total", m.upstream_ms_sum_us.load());
+  add("rewrite_checks", m.rewrite_checks());
+  add("rewrite_us_total", m.rewrite_us_total());
+  add("upstream_round_trips", m.upstream_round_trips());
+  add("upstream_us_total", m.upstream_us_total());
   uint64_t hits = 0, misses = 0, entries = 0, constant_hits = 0;
   for (const auto& w : server.workers()) {
     hits += w->cache.hits();

@@ -1,58 +1,260 @@
-// Metrics counters and their Prometheus text rendering.
+// Metrics: per-thread shards summed at scrape, exposed as prometheus-cpp metric families.
 #include "proxy/net/metrics.h"
 
-#include <sstream>
+#include <prometheus/text_serializer.h>
+
+#include <deque>
+#include <limits>
+#include <unordered_map>
 
 namespace rowguard::net {
 
-namespace {
-template <size_t N, size_t M>
-void observe(const std::array<uint64_t, N>& bounds, std::array<std::atomic<uint64_t>, M>& counts, uint64_t v) {
-  size_t i = 0;
-  while (i < bounds.size() && v > bounds[i]) ++i;
-  counts[i].fetch_add(1, std::memory_order_relaxed);
-}
+struct Metrics::TenantStats {
+  std::atomic<uint64_t> allowed{0};
+  std::atomic<uint64_t> denied{0};
+  std::atomic<uint64_t> sum_us{0};
+  std::array<std::atomic<uint64_t>, kTenantBucketsUs.size() + 1> buckets{};
+};
 
-template <size_t N, size_t M>
-void histogram(std::ostringstream& out, const std::string& name, const std::string& help,
-               const std::array<uint64_t, N>& bounds, const std::array<std::atomic<uint64_t>, M>& counts,
-               double sum, double scale) {
-  out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < bounds.size(); ++i) {
-    cumulative += counts[i].load(std::memory_order_relaxed);
-    out << name << "_bucket{le=\"" << static_cast<double>(bounds[i]) * scale << "\"} " << cumulative << "\n";
-  }
-  cumulative += counts[bounds.size()].load(std::memory_order_relaxed);
-  out << name << "_bucket{le=\"+Inf\"} " << cumulative << "\n";
-  out << name << "_sum " << sum << "\n" << name << "_count " << cumulative << "\n";
-}
+namespace {
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
 }  // namespace
 
+struct Metrics::Shard {
+  std::array<std::atomic<uint64_t>, kSlots> counters{};
+  std::array<std::atomic<uint64_t>, kRewriteBucketsUs.size() + 1> rewrite{};
+  std::array<std::atomic<uint64_t>, kUpstreamBucketsMs.size() + 1> upstream{};
+  std::mutex mu;                    // guards the growth of tenants against a scrape
+  std::deque<TenantStats> tenants;  // by Metrics' tenant index (references stay valid on growth)
+  // The owning thread's only: tenant name -> its stats here, and the last one used.
+  std::unordered_map<std::string, TenantStats*, StringHash, std::equal_to<>> by_name;
+  std::string last_name;
+  TenantStats* last = nullptr;
+};
+
+namespace {
+
+std::atomic<uint64_t> g_generation{1};
+// This thread's shard of each live Metrics (by generation; a destroyed Metrics' entry is never
+// matched again). Newest first; a handful at most (tests create several).
+thread_local std::vector<std::pair<uint64_t, Metrics::Shard*>> t_shards;
+// The fast path: the shard used last by this thread (trivially initialised: no TLS wrapper call).
+thread_local uint64_t t_generation = 0;
+thread_local Metrics::Shard* t_shard = nullptr;
+constexpr size_t kShardNameCache = 8192;  // per thread; beyond, a tenant is looked up under the lock
+
+// Single writer per shard: a relaxed load and store (no locked instruction); scrapes read it.
+inline void bump(std::atomic<uint64_t>& a, uint64_t n) {
+  a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+template <size_t N, size_t M>
+inline void observe(const std::array<uint64_t, N>& bounds, std::array<std::atomic<uint64_t>, M>& counts, uint64_t v) {
+  size_t i = 0;
+  while (i < bounds.size() && v > bounds[i]) ++i;
+  bump(counts[i], 1);
+}
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(const char* name, const char* help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+ClientMetric value_metric(MetricType type, double v, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) m.counter.value = v;
+  else m.gauge.value = v;
+  return m;
+}
+
+MetricFamily single(const char* name, const char* help, MetricType type, double v) {
+  MetricFamily f = family(name, help, type);
+  f.metric.push_back(value_metric(type, v));
+  return f;
+}
+
+// counts: per bucket (not cumulative), the last one above every bound; bounds / divisor = seconds.
+template <size_t N>
+ClientMetric histogram(const std::array<uint64_t, N>& bounds, const std::vector<uint64_t>& counts, double sum_seconds,
+                       double divisor, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    cumulative += counts[i];
+    m.histogram.bucket.push_back({cumulative, static_cast<double>(bounds[i]) / divisor});
+  }
+  cumulative += counts[bounds.size()];
+  m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = sum_seconds;
+  return m;
+}
+
+template <size_t M>
+void add_into(std::vector<uint64_t>& sum, const std::array<std::atomic<uint64_t>, M>& counts) {
+  sum.resize(M);
+  for (size_t i = 0; i < M; ++i) sum[i] += counts[i].load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void ShardedCounter::fetch_add(uint64_t n, std::memory_order) { bump(owner_.shard().counters[slot_], n); }
+
+uint64_t ShardedCounter::load(std::memory_order) const {
+  std::lock_guard lock(owner_.mu_);
+  uint64_t total = 0;
+  for (const auto& s : owner_.shards_) total += s->counters[slot_].load(std::memory_order_relaxed);
+  return total;
+}
+
+Metrics::Metrics() : generation_(g_generation.fetch_add(1)) { tenant_names_.push_back("_other"); }
+
+Metrics::~Metrics() = default;
+
+Metrics::Shard& Metrics::shard() {
+  if (t_generation == generation_) [[likely]] return *t_shard;
+  return shard_slow();
+}
+
+Metrics::Shard& Metrics::shard_slow() {
+  for (const auto& [generation, s] : t_shards) {
+    if (generation == generation_) {
+      t_generation = generation;
+      t_shard = s;
+      return *s;
+    }
+  }
+  auto owned = std::make_unique<Shard>();
+  Shard* s = owned.get();
+  {
+    std::lock_guard lock(mu_);
+    shards_.push_back(std::move(owned));
+  }
+  t_shards.insert(t_shards.begin(), {generation_, s});
+  if (t_shards.size() > 8) t_shards.pop_back();
+  t_generation = generation_;
+  t_shard = s;
+  return *s;
+}
+
+size_t Metrics::tenant_index(std::string_view tenant) {
+  std::lock_guard lock(mu_);
+  if (auto it = tenant_ids_.find(tenant); it != tenant_ids_.end()) return it->second;
+  if (tenant_names_.size() - 1 >= max_tenant_labels_) return 0;  // "_other"
+  tenant_names_.emplace_back(tenant);
+  tenant_ids_.emplace(std::string(tenant), tenant_names_.size() - 1);
+  return tenant_names_.size() - 1;
+}
+
+Metrics::TenantStats& Metrics::tenant_stats(Shard& s, std::string_view tenant) {
+  if (s.last != nullptr && s.last_name == tenant) return *s.last;
+  TenantStats* stats = nullptr;
+  if (auto it = s.by_name.find(tenant); it != s.by_name.end()) {
+    stats = it->second;
+  } else {
+    size_t index = tenant_index(tenant);
+    {
+      std::lock_guard lock(s.mu);
+      while (s.tenants.size() <= index) s.tenants.emplace_back();
+      stats = &s.tenants[index];
+    }
+    if (s.by_name.size() < kShardNameCache) s.by_name.emplace(std::string(tenant), stats);
+  }
+  s.last_name.assign(tenant);
+  s.last = stats;
+  return *stats;
+}
+
+void Metrics::set_max_tenant_labels(size_t n) {
+  std::lock_guard lock(mu_);
+  max_tenant_labels_ = n;
+}
+
 void Metrics::observe_rewrite(uint64_t us) {
-  observe(kRewriteBucketsUs, rewrite_us, us);
-  rewrite_us_sum.fetch_add(us, std::memory_order_relaxed);
+  Shard& s = shard();
+  observe(kRewriteBucketsUs, s.rewrite, us);
+  bump(s.counters[kRewriteSumUs], us);
 }
 
 void Metrics::observe_parse_pool(uint64_t us) {
-  observe(kParsePoolBucketsMs, parse_pool_ms, us / 1000);
+  size_t i = 0;
+  while (i < kParsePoolBucketsMs.size() && us / 1000 > kParsePoolBucketsMs[i]) ++i;
+  parse_pool_ms[i].fetch_add(1, std::memory_order_relaxed);
   parse_pool_us_sum.fetch_add(us, std::memory_order_relaxed);
 }
 
-void Metrics::observe_upstream(uint64_t us) {
-  observe(kUpstreamBucketsMs, upstream_ms, us / 1000);
-  upstream_ms_sum_us.fetch_add(us, std::memory_order_relaxed);
+void Metrics::observe_upstream(uint64_t us, std::string_view tenant) {
+  Shard& s = shard();
+  observe(kUpstreamBucketsMs, s.upstream, us / 1000);
+  bump(s.counters[kUpstreamSumUs], us);
+  if (tenant.empty()) return;
+  TenantStats& t = tenant_stats(s, tenant);
+  observe(kTenantBucketsUs, t.buckets, us);
+  bump(t.sum_us, us);
 }
 
-void Metrics::count_denial(const std::string& reason) {
-  statements_denied.fetch_add(1, std::memory_order_relaxed);
+void Metrics::count_allowed(std::string_view tenant) {
+  Shard& s = shard();
+  bump(s.counters[kAllowed], 1);
+  if (!tenant.empty()) bump(tenant_stats(s, tenant).allowed, 1);
+}
+
+void Metrics::count_denial(const std::string& reason, std::string_view tenant) {
+  Shard& s = shard();
+  bump(s.counters[kDenied], 1);
+  if (!tenant.empty()) bump(tenant_stats(s, tenant).denied, 1);
+  std::string rule = denial_rule(reason);
   std::lock_guard lock(mu_);
-  if (denials_.size() < 200 || denials_.contains(denial_rule(reason))) ++denials_[denial_rule(reason)];
+  if (denials_.size() < 200 || denials_.contains(rule)) ++denials_[rule];
 }
 
 std::map<std::string, uint64_t> Metrics::denials_by_rule() const {
   std::lock_guard lock(mu_);
   return denials_;
+}
+
+uint64_t Metrics::rewrite_checks() const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& s : shards_) {
+    for (const auto& b : s->rewrite) n += b.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+uint64_t Metrics::upstream_round_trips() const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& s : shards_) {
+    for (const auto& b : s->upstream) n += b.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+uint64_t Metrics::rewrite_us_total() const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& s : shards_) n += s->counters[kRewriteSumUs].load(std::memory_order_relaxed);
+  return n;
+}
+
+uint64_t Metrics::upstream_us_total() const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& s : shards_) n += s->counters[kUpstreamSumUs].load(std::memory_order_relaxed);
+  return n;
 }
 
 std::string denial_rule(const std::string& reason) {
@@ -69,48 +271,128 @@ std::string denial_rule(const std::string& reason) {
   return r;
 }
 
-std::string Metrics::render(uint64_t cache_hits, uint64_t cache_misses, uint64_t cache_entries) const {
-  std::ostringstream out;
-  auto counter = [&](const char* name, const char* help, uint64_t v) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n" << name << " " << v << "\n";
+std::vector<MetricFamily> Metrics::families(uint64_t cache_hits, uint64_t cache_misses, uint64_t cache_entries) const {
+  // One pass over the shards under the lock.
+  std::array<uint64_t, kSlots> sums{};
+  std::vector<uint64_t> rewrite, upstream;
+  struct TenantSum {
+    uint64_t allowed = 0, denied = 0, sum_us = 0;
+    std::vector<uint64_t> buckets;
   };
-  auto gauge = [&](const char* name, const char* help, int64_t v) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n" << name << " " << v << "\n";
-  };
-  counter("rowguard_connections_total", "Client connections accepted.", connections_total.load());
-  out << "# HELP rowguard_connections Client connections open now, by kind.\n# TYPE rowguard_connections gauge\n";
-  out << "rowguard_connections{kind=\"tenant\"} " << connections_tenant.load() << "\n";
-  out << "rowguard_connections{kind=\"bypass\"} " << connections_bypass.load() << "\n";
-  gauge("rowguard_connections_active", "Client connections open now (any state).", connections_active.load());
-  counter("rowguard_auth_failures_total", "Failed client authentications.", auth_failures.load());
-  counter("rowguard_upstream_failures_total", "Failed upstream logins.", upstream_failures.load());
-  out << "# HELP rowguard_statements_total Tenant messages checked, by decision.\n"
-         "# TYPE rowguard_statements_total counter\n";
-  out << "rowguard_statements_total{decision=\"allowed\"} " << statements_allowed.load() << "\n";
-  out << "rowguard_statements_total{decision=\"denied\"} " << statements_denied.load() << "\n";
-  out << "# HELP rowguard_denials_total Denials by policy rule.\n# TYPE rowguard_denials_total counter\n";
-  for (const auto& [rule, n] : denials_by_rule()) {
-    std::string label;
-    for (char c : rule) {
-      if (c == '"' || c == '\\') label += '\\';
-      if (c != '\n') label += c;
+  std::vector<TenantSum> tenants;
+  std::vector<std::string> tenant_names;
+  std::map<std::string, uint64_t> denials;
+  {
+    std::lock_guard lock(mu_);
+    tenant_names = tenant_names_;
+    denials = denials_;
+    tenants.resize(tenant_names.size());
+    for (const auto& s : shards_) {
+      for (size_t i = 0; i < kSlots; ++i) sums[i] += s->counters[i].load(std::memory_order_relaxed);
+      add_into(rewrite, s->rewrite);
+      add_into(upstream, s->upstream);
+      std::lock_guard shard_lock(s->mu);
+      for (size_t t = 0; t < s->tenants.size() && t < tenants.size(); ++t) {
+        const TenantStats& ts = s->tenants[t];
+        tenants[t].allowed += ts.allowed.load(std::memory_order_relaxed);
+        tenants[t].denied += ts.denied.load(std::memory_order_relaxed);
+        tenants[t].sum_us += ts.sum_us.load(std::memory_order_relaxed);
+        add_into(tenants[t].buckets, ts.buckets);
+      }
     }
-    out << "rowguard_denials_total{rule=\"" << label << "\"} " << n << "\n";
   }
-  counter("rowguard_rewrite_cache_hits_total", "Rewrite cache hits.", cache_hits);
-  counter("rowguard_rewrite_cache_misses_total", "Rewrite cache misses (a parse and rewrite).", cache_misses);
-  gauge("rowguard_rewrite_cache_entries", "Rewrite cache entries (all workers).", static_cast<int64_t>(cache_entries));
-  counter("rowguard_client_bytes_received_total", "Bytes received from clients.", bytes_from_clients.load());
-  counter("rowguard_client_bytes_sent_total", "Bytes sent to clients.", bytes_to_clients.load());
-  histogram(out, "rowguard_rewrite_seconds", "Time to check one tenant message (rewrite included).",
-            kRewriteBucketsUs, rewrite_us, static_cast<double>(rewrite_us_sum.load()) / 1e6, 1e-6);
-  histogram(out, "rowguard_upstream_latency_seconds", "Time from forwarding a tenant batch to the server's first answer byte.",
-            kUpstreamBucketsMs, upstream_ms, static_cast<double>(upstream_ms_sum_us.load()) / 1e6, 1e-3);
-  counter("rowguard_parse_pool_statements_total", "Long statements rewritten on the parse pool.", parse_offloaded.load());
-  gauge("rowguard_parse_pool_depth", "Parse pool jobs queued or running now.", parse_pool_depth.load());
-  histogram(out, "rowguard_parse_pool_seconds", "Time from handing a statement to the parse pool to its rewrite (queue wait included).",
-            kParsePoolBucketsMs, parse_pool_ms, static_cast<double>(parse_pool_us_sum.load()) / 1e6, 1e-3);
-  return out.str();
+  rewrite.resize(kRewriteBucketsUs.size() + 1);
+  upstream.resize(kUpstreamBucketsMs.size() + 1);
+  std::vector<uint64_t> parse_pool;
+  add_into(parse_pool, parse_pool_ms);
+
+  std::vector<MetricFamily> out;
+  const auto counter = MetricType::Counter;
+  const auto gauge = MetricType::Gauge;
+  auto d = [](auto v) { return static_cast<double>(v); };
+  out.push_back(single("rowguard_connections_total", "Client connections accepted.", counter, d(connections_total.load())));
+  {
+    MetricFamily f = family("rowguard_connections", "Client connections open now, by kind.", gauge);
+    f.metric.push_back(value_metric(gauge, d(connections_tenant.load()), {{"kind", "tenant"}}));
+    f.metric.push_back(value_metric(gauge, d(connections_bypass.load()), {{"kind", "bypass"}}));
+    out.push_back(std::move(f));
+  }
+  out.push_back(single("rowguard_connections_active", "Client connections open now (any state).", gauge,
+                       d(connections_active.load())));
+  out.push_back(single("rowguard_auth_failures_total", "Failed client authentications.", counter, d(auth_failures.load())));
+  out.push_back(single("rowguard_upstream_failures_total", "Failed upstream logins.", counter, d(upstream_failures.load())));
+  {
+    MetricFamily f = family("rowguard_statements_total", "Tenant messages checked, by decision.", counter);
+    f.metric.push_back(value_metric(counter, d(sums[kAllowed]), {{"decision", "allowed"}}));
+    f.metric.push_back(value_metric(counter, d(sums[kDenied]), {{"decision", "denied"}}));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("rowguard_denials_total", "Denials by policy rule.", counter);
+    for (const auto& [rule, n] : denials) f.metric.push_back(value_metric(counter, d(n), {{"rule", rule}}));
+    out.push_back(std::move(f));
+  }
+  out.push_back(single("rowguard_rewrite_cache_hits_total", "Rewrite cache hits.", counter, d(cache_hits)));
+  out.push_back(single("rowguard_rewrite_cache_misses_total", "Rewrite cache misses (a parse and rewrite).", counter,
+                       d(cache_misses)));
+  out.push_back(single("rowguard_rewrite_cache_entries", "Rewrite cache entries (all workers).", gauge, d(cache_entries)));
+  out.push_back(single("rowguard_client_bytes_received_total", "Bytes received from clients.", counter, d(sums[kBytesIn])));
+  out.push_back(single("rowguard_client_bytes_sent_total", "Bytes sent to clients.", counter, d(sums[kBytesOut])));
+  {
+    MetricFamily f = family("rowguard_rewrite_seconds", "Time to check one tenant message (rewrite included).",
+                            MetricType::Histogram);
+    f.metric.push_back(histogram(kRewriteBucketsUs, rewrite, d(sums[kRewriteSumUs]) / 1e6, 1e6));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("rowguard_upstream_latency_seconds",
+                            "Time from forwarding a tenant batch to the server's first answer byte.", MetricType::Histogram);
+    f.metric.push_back(histogram(kUpstreamBucketsMs, upstream, d(sums[kUpstreamSumUs]) / 1e6, 1e3));
+    out.push_back(std::move(f));
+  }
+  out.push_back(single("rowguard_parse_pool_statements_total", "Long statements rewritten on the parse pool.", counter,
+                       d(parse_offloaded.load())));
+  out.push_back(single("rowguard_parse_pool_depth", "Parse pool jobs queued or running now.", gauge, d(parse_pool_depth.load())));
+  {
+    MetricFamily f = family("rowguard_parse_pool_seconds",
+                            "Time from handing a statement to the parse pool to its rewrite (queue wait included).",
+                            MetricType::Histogram);
+    f.metric.push_back(histogram(kParsePoolBucketsMs, parse_pool, d(parse_pool_us_sum.load()) / 1e6, 1e3));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily count = family("rowguard_tenant_statements_total",
+                                "Tenant statements checked, by tenant and decision (tenants beyond [metrics] "
+                                "max_tenant_labels counted as _other).",
+                                counter);
+    MetricFamily latency = family("rowguard_tenant_statement_seconds",
+                                  "Time from forwarding a tenant batch to the server's first answer byte, by tenant.",
+                                  MetricType::Histogram);
+    for (size_t t = 0; t < tenants.size(); ++t) {
+      TenantSum& ts = tenants[t];
+      ts.buckets.resize(kTenantBucketsUs.size() + 1);
+      uint64_t observed = 0;
+      for (uint64_t n : ts.buckets) observed += n;
+      if (t == 0 && ts.allowed + ts.denied + observed == 0) continue;  // no "_other" until a tenant overflowed
+      count.metric.push_back(value_metric(counter, d(ts.allowed), {{"tenant", tenant_names[t]}, {"result", "allowed"}}));
+      count.metric.push_back(value_metric(counter, d(ts.denied), {{"tenant", tenant_names[t]}, {"result", "denied"}}));
+      latency.metric.push_back(
+          histogram(kTenantBucketsUs, ts.buckets, d(ts.sum_us) / 1e6, 1e6, {{"tenant", tenant_names[t]}}));
+    }
+    out.push_back(std::move(count));
+    out.push_back(std::move(latency));
+  }
+  return out;
+}
+
+std::vector<MetricFamily> Metrics::Collect() const {
+  std::array<uint64_t, 3> cache{};
+  if (cache_totals) cache = cache_totals();
+  return families(cache[0], cache[1], cache[2]);
+}
+
+std::string Metrics::render(uint64_t cache_hits, uint64_t cache_misses, uint64_t cache_entries) const {
+  return prometheus::TextSerializer().Serialize(families(cache_hits, cache_misses, cache_entries));
 }
 
 }  // namespace rowguard::net

@@ -80,6 +80,7 @@ std::optional<std::string> Server::reload() {
       spdlog::warn("reload: [proxy] listen, reuse_port, peer_id or peer_listen changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
+    metrics_.set_max_tenant_labels(fresh->metrics.max_tenant_labels);
     policy_loaded_at_us_.store(unix_now_us());
     spdlog::info("reload: policy {} loaded (version {}, {} tables, {} users)", config_path_,
                  fresh->version, fresh->tables.size(), fresh->logins.size());
@@ -213,6 +214,7 @@ std::string Server::render_metrics() {
 int Server::run() {
   auto p = policy_.load();
   if (!setup_tls(*p)) return 1;
+  metrics_.set_max_tenant_labels(p->metrics.max_tenant_labels);
   try {
     audit_ = AuditLog::open(p->audit);
   } catch (const std::exception& e) {

@@ -122,14 +122,14 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
       if (!step.denial.empty()) {
         spdlog::warn("session={} denied user={} tenant={} client={}: {} | statement: {}", id_,
                      user_, *tenant_, peer_, step.denial, truncate(step.statement));
-        server_.metrics().count_denial(step.denial);
+        server_.metrics().count_denial(step.denial, *tenant_);
         audit(step.statement, false, step.denial);
       } else if (!step.statement.empty()) {
         // The level test first: no string copy per statement unless debug logging is on.
         if (spdlog::should_log(spdlog::level::debug)) {
           spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
         }
-        server_.metrics().statements_allowed.fetch_add(1, std::memory_order_relaxed);
+        server_.metrics().count_allowed(*tenant_);
         audit(step.statement, true, {});
       }
       out += step.to_server;
@@ -228,7 +228,8 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
     if (tenant_relay_.upstream_wait) {
       server_.metrics().observe_upstream(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                                    std::chrono::steady_clock::now() - *tenant_relay_.upstream_wait)
-                                                                   .count()));
+                                                                   .count()),
+                                        *tenant_);
       tenant_relay_.upstream_wait.reset();
     }
   }

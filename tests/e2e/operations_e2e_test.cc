@@ -87,6 +87,23 @@ TEST_F(OperationsE2e, MetricsCountersMoveAndAuditLogRecordsDenials) {
   EXPECT_GE(metric(after, "rowguard_connections_total"), 3) << after;
   EXPECT_GE(metric(after, "rowguard_rewrite_cache_misses_total"), 2) << after;
   EXPECT_GT(metric(after, "rowguard_client_bytes_sent_total"), 0) << after;
+  // Per tenant (t1 is tenant "1", t2 tenant "2"): exactly what was run.
+  EXPECT_EQ(metric(after, "rowguard_tenant_statements_total{tenant=\"1\",result=\"allowed\"}"), 1) << after;
+  EXPECT_EQ(metric(after, "rowguard_tenant_statements_total{tenant=\"1\",result=\"denied\"}"), 1) << after;
+  // A denied statement still makes its (ordered) round trip to the server: two batches timed.
+  EXPECT_EQ(metric(after, "rowguard_tenant_statement_seconds_count{tenant=\"1\"}"), 2) << after;
+  rg.psql("t2", "pw2", "SELECT count(*) FROM orders");
+  rg.psql("t2", "pw2", "SELECT 1");
+  rg.psql("t1", "pw1", "SELECT 2");
+  std::string later = scrape(metrics_port);
+  EXPECT_EQ(metric(later, "rowguard_tenant_statements_total{tenant=\"2\",result=\"allowed\"}"), 2) << later;
+  EXPECT_EQ(metric(later, "rowguard_tenant_statements_total{tenant=\"2\",result=\"denied\"}"), 0) << later;
+  EXPECT_EQ(metric(later, "rowguard_tenant_statement_seconds_count{tenant=\"2\"}"), 2) << later;
+  EXPECT_EQ(metric(later, "rowguard_tenant_statement_seconds_bucket{tenant=\"2\",le=\"+Inf\"}"), 2) << later;
+  EXPECT_EQ(metric(later, "rowguard_tenant_statements_total{tenant=\"1\",result=\"allowed\"}"), 2) << later;
+  EXPECT_EQ(metric(later, "rowguard_tenant_statement_seconds_count{tenant=\"1\"}"), 3) << later;
+  EXPECT_EQ(metric(later, "rowguard_statements_total{decision=\"allowed\"}"), allowed0 + 4) << later;
+  EXPECT_FALSE(contains(later, "tenant=\"_other\"")) << later;
   EXPECT_EQ(run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                          "http://127.0.0.1:" + std::to_string(metrics_port) + "/nope"}, {}, "", 10).out,
             "404");
@@ -100,6 +117,23 @@ TEST_F(OperationsE2e, MetricsCountersMoveAndAuditLogRecordsDenials) {
   EXPECT_TRUE(contains(audit, "\"statement\":\"SELECT count(*) FROM orders WHERE amount > $1\",\"decision\":\"allowed\""))
       << audit;
   remove_tree(dir);
+}
+
+// [metrics] max_tenant_labels caps the tenant label set: the first tenant seen keeps its label,
+// the next ones are counted under tenant="_other".
+TEST_F(OperationsE2e, TenantLabelsBeyondTheCapAreCountedAsOther) {
+  int metrics_port = free_tcp_port();
+  std::string config = example_config_template() + "\n[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port) +
+                       "\"\nmax_tenant_labels = 1\n";
+  RowguardProcess rg(config, *pg_);
+  rg.psql("t1", "pw1", "SELECT 1");
+  rg.psql("t2", "pw2", "SELECT 1");
+  rg.psql("t2", "pw2", "SELECT 2");
+  std::string text = scrape(metrics_port);
+  EXPECT_EQ(metric(text, "rowguard_tenant_statements_total{tenant=\"1\",result=\"allowed\"}"), 1) << text << rg.log();
+  EXPECT_EQ(metric(text, "rowguard_tenant_statements_total{tenant=\"_other\",result=\"allowed\"}"), 2) << text;
+  EXPECT_EQ(metric(text, "rowguard_tenant_statement_seconds_count{tenant=\"_other\"}"), 2) << text;
+  EXPECT_FALSE(contains(text, "tenant=\"2\"")) << text;
 }
 
 TEST_F(OperationsE2e, SighupReloadsGoodPolicyAndKeepsOldOnBadFile) {

@@ -625,5 +625,21 @@ TEST(LoginScramVerifier, ConcurrentFirstUseComputesOneVerifier) {
   EXPECT_EQ(salts[0].size(), 16u);
 }
 
+TEST(ParsePolicyMetrics, MaxTenantLabels) {
+  EXPECT_EQ(parse_policy(kMinimalToml, "m.toml")->metrics.max_tenant_labels, 1000u);
+  const std::string text = kMinimalToml + "\n[metrics]\nlisten = \"127.0.0.1:9187\"\nmax_tenant_labels = 5\n"s;
+  EXPECT_EQ(parse_policy(text, "m.toml")->metrics.max_tenant_labels, 5u);
+  for (const char* bad : {"-1", "\"many\"", "100001"}) {
+    std::string wrong = kMinimalToml + "\n[metrics]\nlisten = \"127.0.0.1:9187\"\nmax_tenant_labels = "s + bad + "\n";
+    try {
+      parse_policy(wrong, "m.toml");
+      ADD_FAILURE() << "accepted max_tenant_labels = " << bad;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("max_tenant_labels must be an integer from 0 to 100000"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rowguard::policy
