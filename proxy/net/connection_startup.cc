@@ -100,8 +100,13 @@ asio::awaitable<bool> ClientConnection::establish() {
                up.channel_binding ? "on" : "off");
   if (!co_await write_client(out)) co_return false;
   info_->set_login(user_, tenant_, tenant_ ? ClientInfo::Kind::kTenant : ClientInfo::Kind::kBypass);
-  info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
-                      up.key.pid, upstream_.tls());
+  if (tx_pool_.on) {  // SHOW SERVERS: the backend of the connection held at the time (0: none)
+    info_->set_upstream(policy_->proxy.upstream_host + ":" + std::to_string(policy_->proxy.upstream_port),
+                        "(pooled)", decision.database, 0, server_.upstream_tls() != nullptr);
+  } else {
+    info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
+                        up.key.pid, upstream_.tls());
+  }
   co_return true;
 }
 
@@ -229,10 +234,13 @@ asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_pooled(Clie
     co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, who.refuse_after_auth);
     co_return std::nullopt;
   }
-  std::shared_ptr<PoolRuntime>& pool = worker_.pools[decision.database];
-  if (!pool) pool = std::make_shared<PoolRuntime>(server_, worker_.ctx, decision.database, policy_, server_.worker_count());
-  tx_pool_.pool = pool;
-  PoolRuntime::Baseline base = co_await pool->baseline();
+  {
+    std::lock_guard lock(worker_.pools_mu);
+    std::shared_ptr<PoolRuntime>& pool = worker_.pools[decision.database];
+    if (!pool) pool = std::make_shared<PoolRuntime>(server_, worker_.ctx, decision.database, policy_, server_.worker_count());
+    tx_pool_.pool = pool;
+  }
+  PoolRuntime::Baseline base = co_await tx_pool_.pool->baseline();
   if (!base.ok) {
     server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("session={} user={} no pooled server connection: {} ({})", id_, user_, base.message, base.sqlstate);

@@ -168,7 +168,21 @@ void PoolRuntime::set_limits(const policy::PoolSettings& pool, int workers) {
   run(actions);
 }
 
-pool::PoolStats PoolRuntime::stats() const { return pool_.stats(pool::Clock::now()); }
+void PoolRuntime::pinned(int delta) {
+  pinned_ = static_cast<uint64_t>(static_cast<int64_t>(pinned_) + delta);
+  publish();
+}
+
+void PoolRuntime::publish() {
+  Snapshot s{pool_.stats(pool::Clock::now()), pool_.limits().size, pinned_};
+  std::lock_guard lock(snapshot_mu_);
+  snapshot_ = s;
+}
+
+PoolRuntime::Snapshot PoolRuntime::snapshot() const {
+  std::lock_guard lock(snapshot_mu_);
+  return snapshot_;
+}
 
 asio::awaitable<void> PoolRuntime::ticker() {
   std::shared_ptr<bool> alive = alive_;
@@ -234,6 +248,7 @@ void PoolRuntime::run(std::vector<pool::Action>& actions) {
   }
   actions.clear();
   rearm();
+  publish();
 }
 
 asio::awaitable<void> PoolRuntime::open(pool::ServerId id) {

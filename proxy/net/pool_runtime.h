@@ -19,6 +19,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -94,10 +95,17 @@ class PoolRuntime {
   boost::asio::awaitable<Baseline> baseline();
 
   void set_limits(const policy::PoolSettings& pool, int workers);
-  pool::PoolStats stats() const;
   const std::string& database() const { return database_; }
-  size_t active_clients() const { return lent_to_.size(); }
-  uint64_t& pinned_clients() { return pinned_; }
+  // A client became pinned (+1) or stopped being pinned (-1) (SHOW POOLS).
+  void pinned(int delta);
+
+  // What SHOW POOLS shows; any thread (published by the worker after every change).
+  struct Snapshot {
+    pool::PoolStats stats;
+    size_t size = 0;       // this runtime's share of [pool] size
+    uint64_t pinned = 0;   // pinned clients now
+  };
+  Snapshot snapshot() const;
 
  private:
   struct Waiting {
@@ -109,6 +117,7 @@ class PoolRuntime {
   boost::asio::awaitable<void> open(pool::ServerId id);
   boost::asio::awaitable<void> ticker();
   void rearm();
+  void publish();
 
   Server& server_;
   boost::asio::io_context& ctx_;
@@ -125,6 +134,8 @@ class PoolRuntime {
   boost::asio::steady_timer tick_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   uint64_t pinned_ = 0;
+  mutable std::mutex snapshot_mu_;
+  Snapshot snapshot_;
 };
 
 }  // namespace rowguard::net

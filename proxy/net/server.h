@@ -36,6 +36,7 @@ struct Worker {
   std::unordered_map<uint64_t, std::function<void()>> shutdown_hooks;
   // Transaction pooling: this worker's pool per upstream database (pool_runtime.h).
   std::map<std::string, std::shared_ptr<PoolRuntime>> pools;
+  std::mutex pools_mu;  // pools is read by the admin console (SHOW POOLS) from any worker
 };
 
 // Which upstream backend a client's (pid, key) stands for, so that a CancelRequest only ever

@@ -466,11 +466,9 @@ asio::awaitable<void> ClientConnection::end_of_lease(session::TenantSession& ses
   const bool pin = !pinned().empty();
   if (pin != tx_pool_.counted_pinned) {
     tx_pool_.counted_pinned = pin;
+    tx_pool_.pool->pinned(pin ? +1 : -1);
     if (pin) {
-      ++tx_pool_.pool->pinned_clients();
       spdlog::info("session={} user={} pinned to its server connection: {}", id_, user_, pinned());
-    } else {
-      --tx_pool_.pool->pinned_clients();
     }
   }
   if (pin && reusable) co_return;
