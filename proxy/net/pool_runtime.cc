@@ -168,6 +168,12 @@ void PoolRuntime::set_limits(const policy::PoolSettings& pool, int workers) {
   run(actions);
 }
 
+void PoolRuntime::apply_policy(const policy::PolicyPtr& policy, int workers) {
+  if (policy->version <= policy_->version) return;  // (versions only grow; a session may still run an older one)
+  policy_ = policy;
+  set_limits(policy->pool, workers);
+}
+
 void PoolRuntime::pinned(int delta) {
   pinned_ = static_cast<uint64_t>(static_cast<int64_t>(pinned_) + delta);
   publish();

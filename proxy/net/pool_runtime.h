@@ -95,6 +95,9 @@ class PoolRuntime {
   boost::asio::awaitable<Baseline> baseline();
 
   void set_limits(const policy::PoolSettings& pool, int workers);
+  // A reload: [pool] limits (size, timeouts) and the upstream login of new connections follow
+  // `policy` from now on (connections above a smaller size close when released or idle).
+  void apply_policy(const policy::PolicyPtr& policy, int workers);
   const std::string& database() const { return database_; }
   // A client became pinned (+1) or stopped being pinned (-1) (SHOW POOLS).
   void pinned(int delta);

@@ -391,6 +391,7 @@ void ClientConnection::note_session_state(const protocol::Frame& frame, const sq
 
 asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
   out.clear();  // (anything here was meant for a connection that was lost)
+  tx_pool_.pool->apply_policy(policy_, server_.worker_count());  // a reload's [pool] size and timeouts
   PoolRuntime::Lease lease = co_await tx_pool_.pool->acquire(id_);
   if (!lease.conn) {
     tx_pool_.error_pending = true;
