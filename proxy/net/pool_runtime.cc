@@ -1,6 +1,10 @@
 #include "proxy/net/pool_runtime.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cerrno>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -84,6 +88,12 @@ const std::vector<std::string>& pooled_settings() {
       "row_security",
   };
   return kNames;
+}
+
+bool idle_connection_alive(PooledServer& conn) {
+  char byte = 0;
+  const ssize_t n = ::recv(conn.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 std::string sql_literal(std::string_view v) {

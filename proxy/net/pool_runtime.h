@@ -66,6 +66,10 @@ struct QueryAnswer {
 // ReadyForQuery; ParameterStatus and notices are swallowed. ok: no error and ReadyForQuery 'I'.
 boost::asio::awaitable<QueryAnswer> run_injected(PooledServer& conn, std::string sql, size_t max_message);
 
+// An idle connection handed out by the pool is still usable: nothing to read on it (a server
+// that ended it sent a FATAL error, then EOF). Checked without blocking at each checkout.
+bool idle_connection_alive(PooledServer& conn);
+
 // Quotes a string literal for PostgreSQL (standard_conforming_strings on: only ' doubles).
 std::string sql_literal(std::string_view v);
 

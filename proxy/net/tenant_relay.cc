@@ -392,7 +392,15 @@ void ClientConnection::note_session_state(const protocol::Frame& frame, const sq
 asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
   out.clear();  // (anything here was meant for a connection that was lost)
   tx_pool_.pool->apply_policy(policy_, server_.worker_count());  // a reload's [pool] size and timeouts
-  PoolRuntime::Lease lease = co_await tx_pool_.pool->acquire(id_);
+  PoolRuntime::Lease lease;
+  for (int tries = 0;; ++tries) {
+    lease = co_await tx_pool_.pool->acquire(id_);
+    if (!lease.conn || tries >= 16 || idle_connection_alive(*lease.conn)) break;
+    // The server ended it while it was idle in the pool (a restart, pg_terminate_backend,
+    // idle_session_timeout): closed, and the next one is tried.
+    spdlog::info("session={} pooled server connection (backend pid {}) ended while idle: closed", id_, lease.conn->pid);
+    tx_pool_.pool->release(lease.conn, false);
+  }
   if (!lease.conn) {
     tx_pool_.error_pending = true;
     tx_pool_.error_sqlstate = lease.sqlstate;

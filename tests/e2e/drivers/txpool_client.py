@@ -177,6 +177,11 @@ def kill():
     assert one(a, "SELECT count(*) FROM orders") == 3
     a.commit()
     assert one(b, "SELECT count(*) FROM orders") == 4
+    # Backends that die while idle in the pool are noticed at checkout: no error for the client.
+    one(d, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app' AND state = 'idle'")
+    wait_for("the idle backends gone", lambda: app_backends(d) == 0)
+    assert one(b, "SELECT count(*) FROM orders") == 4
+    assert one(a, "SELECT count(*) FROM orders") == 3
 
 
 def vanish():
