@@ -26,10 +26,10 @@ void Walker::merge(pg_query::MergeStmt& s) {
         check_keys("MERGE ... UPDATE", false, given_columns(clause.target_list(), {}), rule);
         break;
       case pg_query::CMD_INSERT: {
-        if (clause.target_list_size() == 0) {
-          deny("MERGE ... INSERT into " + quote_ident(rule.table.to_string()) +
-               " needs a column list, so that rowguard can check the tenant column " +
-               quote_ident(rule.column));
+        // Without a column list the values go to the table's first columns (named from the
+        // schema snapshot, as for INSERT); DEFAULT VALUES (no values) gets the tenant column only.
+        if (clause.target_list_size() == 0 && clause.values_size() > 0) {
+          name_columns_in_order(*clause.mutable_target_list(), clause.values(), rule, "MERGE ... INSERT into");
         }
         int index = tenant_column_index(clause.target_list(), rule, "MERGE ... INSERT");
         check_keys("MERGE ... INSERT", true, given_columns(clause.target_list(), {&clause.values()}), rule);

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "pg/pg_types.h"
+#include "sqlrewrite/walker.h"
 
 namespace rowguard::sqlrewrite {
 namespace {
@@ -71,12 +72,6 @@ bool plain_column(const Node& n) {
 
 bool constant(const Node& n) {
   return (n.has_a_const()) || (n.has_param_ref() && n.param_ref().number() > 0);
-}
-
-Node make_string(std::string_view s) {
-  Node n;
-  n.mutable_string()->set_sval(std::string(s));
-  return n;
 }
 
 Node make_and(std::vector<Node> terms) {
@@ -156,20 +151,61 @@ void QualGuard::collect(const Node& item, bool nullable, std::vector<GuardRelati
 
 void QualGuard::guard_where(Node& clause, const std::vector<GuardRelation>& rels) const {
   if (rels.empty()) return;
-  if (clause.has_bool_expr() && clause.bool_expr().boolop() == pg_query::AND_EXPR) {
-    for (auto& t : *clause.mutable_bool_expr()->mutable_args()) guard_term(t, rels);
+  if (!clause.has_bool_expr() || clause.bool_expr().boolop() != pg_query::AND_EXPR) {
+    guard_term(clause, rels);
     return;
   }
-  guard_term(clause, rels);
+  // Conjuncts that need more than kGroupGuardsAbove relations' checks are grouped by that set
+  // (one CASE per set, at the place of its first conjunct); the others are guarded in place.
+  auto& args = *clause.mutable_bool_expr()->mutable_args();
+  struct Group {
+    std::vector<const GuardRelation*> refs;
+    int at;  // the index in args of its first conjunct
+    std::vector<Node> terms;
+  };
+  std::vector<Group> groups;
+  std::vector<bool> moved(static_cast<size_t>(args.size()), false);
+  for (int i = 0; i < args.size(); ++i) {
+    Node& t = args[i];
+    if (leakproof(t, rels)) continue;
+    std::vector<const GuardRelation*> refs = referenced(t, rels);
+    if (refs.empty()) continue;  // only outer rows (already checked) or non-tenant relations
+    if (refs.size() <= kGroupGuardsAbove) {
+      t = guarded(refs, std::move(t));
+      continue;
+    }
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) { return x.refs == refs; });
+    if (g == groups.end()) {
+      groups.push_back({std::move(refs), i, {}});
+      g = groups.end() - 1;
+    } else {
+      moved[static_cast<size_t>(i)] = true;
+    }
+    g->terms.push_back(std::move(t));
+  }
+  for (Group& g : groups) args[g.at] = guarded(g.refs, make_and(std::move(g.terms)));
+  for (int i = args.size() - 1; i >= 0; --i) {
+    if (moved[static_cast<size_t>(i)]) args.DeleteSubrange(i, 1);
+  }
 }
 
 void QualGuard::guard_term(Node& term, const std::vector<GuardRelation>& rels) const {
   if (leakproof(term, rels)) return;
   std::vector<const GuardRelation*> refs = referenced(term, rels);
   if (refs.empty()) return;  // only outer rows (already checked) or non-tenant relations
+  term = guarded(refs, std::move(term));
+}
+
+Node QualGuard::guarded(const std::vector<const GuardRelation*>& refs, Node term) const {
+  checks_ += refs.size();
+  if (checks_ > kMaxGuardChecks) {
+    deny("the statement would need more than " + std::to_string(kMaxGuardChecks) +
+         " tenant checks ahead of its conditions (rule: statement size; conditions x tenant tables that each "
+         "condition may read; name the tables' columns with their alias, or split the statement)");
+  }
   std::vector<Node> checks;
   for (const auto* r : refs) checks.push_back(check(*r));
-  term = make_case(make_and(std::move(checks)), std::move(term));
+  return make_case(make_and(std::move(checks)), std::move(term));
 }
 
 void QualGuard::guard_having(Node& clause, const std::vector<GuardRelation>& rels) const {

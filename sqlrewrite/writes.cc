@@ -76,15 +76,6 @@ void Walker::insert(pg_query::InsertStmt& s) {
 // tenant, or the tenant column is appended. The list names columns, so a stale snapshot cannot
 // move a value onto the tenant column (PostgreSQL then assigns by those names or fails).
 void Walker::name_columns(pg_query::InsertStmt& s, const TableRule& rule) {
-  const std::string table = rule.table.to_string();
-  const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(rule.table) : nullptr;
-  if (info == nullptr || info->columns.empty()) {
-    deny("INSERT INTO " + quote_ident(table) + " without a column list: " +
-         (scope_.schema && scope_.schema->loaded ? std::string("the schema snapshot does not know the table's columns")
-                                                 : std::string("the schema is not known yet (rowguard has not read the "
-                                                               "table's columns from PostgreSQL)")) +
-         "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
-  }
   if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
   // The leftmost query of a set operation decides the number of columns.
   const pg_query::SelectStmt* first = &s.select_stmt().select_stmt();
@@ -97,17 +88,33 @@ void Walker::name_columns(pg_query::InsertStmt& s, const TableRule& rule) {
     if (!first->values_lists(0).has_list()) deny("malformed VALUES");
     items = &first->values_lists(0).list().items();
   }
-  if (any_expands(*items, items->size())) {
-    deny("INSERT INTO " + quote_ident(table) + " without a column list: a * expansion makes the column " +
-         "positions unknowable; name the columns, so that rowguard can check the tenant column " +
-         quote_ident(rule.column));
+  name_columns_in_order(*s.mutable_cols(), *items, rule, "INSERT INTO");
+}
+
+// Writes out the column list PostgreSQL assigns `items` to when a statement has none: the
+// table's first items.size() columns, in the schema snapshot's order.
+void Walker::name_columns_in_order(gpb::RepeatedPtrField<Node>& cols, const gpb::RepeatedPtrField<Node>& items,
+                                   const TableRule& rule, std::string_view what) {
+  const std::string table = rule.table.to_string();
+  const std::string head = std::string(what) + " " + quote_ident(table) + " without a column list: ";
+  const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(rule.table) : nullptr;
+  if (info == nullptr || info->columns.empty()) {
+    deny(head +
+         (scope_.schema && scope_.schema->loaded ? std::string("the schema snapshot does not know the table's columns")
+                                                 : std::string("the schema is not known yet (rowguard has not read the "
+                                                               "table's columns from PostgreSQL)")) +
+         "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
   }
-  if (items->size() > static_cast<int>(info->columns.size())) {
-    deny("INSERT INTO " + quote_ident(table) + " has more expressions than the table has columns (" +
+  if (any_expands(items, items.size())) {
+    deny(head + "a * expansion makes the column positions unknowable; name the columns, so that rowguard can " +
+         "check the tenant column " + quote_ident(rule.column));
+  }
+  if (items.size() > static_cast<int>(info->columns.size())) {
+    deny(std::string(what) + " " + quote_ident(table) + " has more expressions than the table has columns (" +
          std::to_string(info->columns.size()) + " in the schema snapshot)");
   }
-  for (int i = 0; i < items->size(); ++i) {
-    s.add_cols()->mutable_res_target()->set_name(info->columns[static_cast<size_t>(i)].name);
+  for (int i = 0; i < items.size(); ++i) {
+    cols.Add()->mutable_res_target()->set_name(info->columns[static_cast<size_t>(i)].name);
   }
 }
 

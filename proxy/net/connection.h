@@ -23,7 +23,8 @@ boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket client, S
 std::optional<std::string> negotiate_protocol(protocol::StartupPacket& packet);
 
 // A CancelRequest (pid, key) sent on a new connection to host:port (errors ignored: best effort,
-// as in libpq; the connection attempt is bounded).
+// as in libpq; bounded to 10 s). Returns once the other end has closed the connection (it has
+// then acted on the request), as libpq's PQcancel waits.
 boost::asio::awaitable<void> send_cancel_to(boost::asio::io_context& ctx, std::string host, uint16_t port,
                                             int32_t pid, int32_t key);
 

@@ -393,6 +393,7 @@ std::optional<std::string> negotiate_protocol(protocol::StartupPacket& packet) {
 
 asio::awaitable<void> send_cancel_to(asio::io_context& ctx, std::string host, uint16_t port, int32_t pid,
                                      int32_t key) {
+  // (Bounded by `limit`: a server or peer that never closes holds this for 10 s at most.)
   constexpr auto use = asio::as_tuple(asio::use_awaitable);
   asio::ip::tcp::resolver resolver(ctx);
   auto [rec, eps] = co_await resolver.async_resolve(host, std::to_string(port), use);
@@ -405,7 +406,16 @@ asio::awaitable<void> send_cancel_to(asio::io_context& ctx, std::string host, ui
     std::string out;
     protocol::append_cancel_request(out, pid, key);
     auto [wec, n] = co_await asio::async_write(sock, asio::buffer(out), use);
-    co_return !wec;
+    if (wec) co_return false;
+    // Done only when the server closes the connection: it has then signalled the backend (as
+    // libpq's PQcancel waits). The client's cancel connection is closed after this returns, so a
+    // client that goes on at once cannot overtake its cancel: an idle session's cancel lands while
+    // the backend waits for a command (where PostgreSQL drops it), not in the next statement.
+    char sink[64];
+    for (;;) {
+      auto [rec2, got] = co_await sock.async_read_some(asio::buffer(sink), use);
+      if (rec2) co_return true;
+    }
   };
   auto expire = [&]() -> asio::awaitable<void> { co_await limit.async_wait(use); };
   co_await (attempt() || expire());

@@ -11,6 +11,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <chrono>
 #include <random>
 
 #include "auth/scram.h"
@@ -119,13 +121,41 @@ namespace {
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server,
                                   std::vector<std::unique_ptr<Worker>>& workers, bool peers = false) {
   size_t next = 0;
+  // A failing accept (out of file descriptors: EMFILE/ENFILE; out of memory) fails again at once
+  // while connections wait in the backlog: wait before the next try, 10 ms doubling up to 1 s, and
+  // warn at most every 10 s with how many failed meanwhile (no busy loop, no flooded log).
+  using std::chrono::milliseconds;
+  milliseconds backoff{0};
+  uint64_t failures = 0, unreported = 0;
+  std::chrono::steady_clock::time_point warned{};
+  asio::steady_timer pause(acceptor.get_executor());
   for (;;) {
     Worker& w = *workers[next++ % workers.size()];
     auto [ec, sock] = co_await acceptor.async_accept(w.ctx, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
-      spdlog::warn("accept failed: {}", ec.message());
+      ++failures;
+      ++unreported;
+      const auto now = std::chrono::steady_clock::now();
+      if (warned == std::chrono::steady_clock::time_point{} || now - warned >= std::chrono::seconds(10)) {
+        spdlog::warn("accept failed: {} ({} failure(s) since the last warning; retrying with back-off{})", ec.message(),
+                     unreported,
+                     ec == asio::error::no_descriptors ? "; raise the open-files limit (ulimit -n, LimitNOFILE)" : "");
+        warned = now;
+        unreported = 0;
+      }
+      backoff = std::min(milliseconds(1000), backoff == milliseconds(0) ? milliseconds(10) : backoff * 2);
+      pause.expires_after(backoff);
+      auto [timer_ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (timer_ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       continue;
+    }
+    if (failures > 0) {
+      spdlog::info("accepting connections again after {} failed accept(s)", failures);
+      failures = 0;
+      unreported = 0;
+      backoff = milliseconds(0);
+      warned = {};
     }
     if (peers) {
       asio::co_spawn(w.ctx, serve_peer_cancel(std::move(sock), server, w), asio::detached);

@@ -6,11 +6,23 @@
 // goes). The clients are tests/e2e/drivers/limits_test.py (raw v3 messages after a psycopg2 login).
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/support/pg_server.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace rowguard::testing {
 namespace {
@@ -148,6 +160,83 @@ TEST_F(LimitsE2e, ClientThatNeverReadsCannotMakeRowguardBuffer) {
                             "ok closing the clients frees their server backends", "ok a normal client works afterwards"}) {
     EXPECT_TRUE(contains(r.out, check)) << check << "\n" << r.out;
   }
+}
+
+// CPU time (user + system, clock ticks) the process has used so far: /proc/<pid>/stat fields 14, 15.
+long cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+  std::string f;
+  long utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) {
+    if (i == 14) utime = std::stol(f);
+    if (i == 15) {
+      stime = std::stol(f);
+      break;
+    }
+  }
+  return utime + stime;
+}
+
+size_t open_fds(pid_t pid) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  return n;
+}
+
+int connect_raw(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Out of file descriptors (EMFILE), accept() fails at once while connections wait in the backlog:
+// rowguard must back off instead of retrying in a busy loop (a core burnt, the log flooded), and
+// serve again once descriptors are free.
+TEST_F(LimitsE2e, OutOfFileDescriptorsTheAcceptLoopBacksOff) {
+  RowguardProcess rg(example_config_template(), *pg_, "info");
+  ASSERT_EQ(rg.psql("t1", "pw1", "SELECT 1").out, "1\n");
+  const pid_t pid = rg.pid();
+  const size_t base = open_fds(pid);
+  std::string soft;  // "Max open files   <soft>   <hard>   files"
+  {
+    std::ifstream limits("/proc/" + std::to_string(pid) + "/limits");
+    for (std::string line; std::getline(limits, line);) {
+      if (line.rfind("Max open files", 0) == 0) std::istringstream(line.substr(14)) >> soft;
+    }
+  }
+  ASSERT_FALSE(soft.empty());
+  const std::string limit = std::to_string(base + 4);
+  CommandResult lowered = run_command({"prlimit", "--pid", std::to_string(pid), "--nofile=" + limit + ":"}, {}, "", 10);
+  ASSERT_EQ(lowered.exit_code, 0) << describe(lowered);
+  std::vector<int> fds;
+  for (int i = 0; i < 20; ++i) {
+    int fd = connect_raw(rg.port());
+    if (fd >= 0) fds.push_back(fd);
+  }
+  ASSERT_EQ(fds.size(), 20u);
+  // The descriptors run out; the rest wait in the backlog.
+  ASSERT_TRUE(wait_until([&] { return rg.log().find("accept") != std::string::npos; }, std::chrono::seconds(10))) << rg.log();
+  const long t0 = cpu_ticks(pid);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // a measurement window, not a synchronisation
+  const long used = cpu_ticks(pid) - t0;
+  EXPECT_LT(used, 15) << "rowguard used " << used << " clock ticks in 2 s while out of descriptors (a busy accept loop)";
+  size_t warnings = 0;
+  for (size_t at = 0; (at = rg.log().find("accept failed", at)) != std::string::npos; ++at) ++warnings;
+  EXPECT_LT(warnings, 10u) << tail_lines(rg.log(), 20);
+  for (int fd : fds) ::close(fd);
+  CommandResult raised = run_command({"prlimit", "--pid", std::to_string(pid), "--nofile=" + soft + ":"}, {}, "", 10);
+  ASSERT_EQ(raised.exit_code, 0) << describe(raised);
+  EXPECT_TRUE(wait_until([&] { return rg.psql("t1", "pw1", "SELECT 2").out == "2\n"; }, std::chrono::seconds(10)))
+      << tail_lines(rg.log(), 20);
 }
 
 }  // namespace
