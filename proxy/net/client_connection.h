@@ -165,6 +165,10 @@ class ClientConnection : public ClientIo {
     Settings wanted;                   // the settings this client has (PostgreSQL's spelling)
     std::string pin;                   // sticky: pins until the client disconnects
     bool settings_touched = false;     // this lease ran a SET / RESET / DISCARD
+    bool state_touched = false;        // ... or LISTEN / UNLISTEN / advisory locks / DISCARD
+    bool listening = false;            // PostgreSQL said: the connection listens on a channel
+    bool advisory = false;             // PostgreSQL said: it holds a session-level advisory lock
+    bool cursors = false;              // PostgreSQL said: a cursor (WITH HOLD) is open
     bool skip_to_sync = false;         // an extended batch failed here: drop messages up to Sync
     bool busy = false;                 // end_of_lease is using the connection
     bool counted_pinned = false;

@@ -360,10 +360,12 @@ bool contains_ci(std::string_view text, std::string_view word) {  // `word` in l
 std::string ClientConnection::pinned() const {
   if (!tx_pool_.on) return "";
   if (!tx_pool_.pin.empty()) return tx_pool_.pin;
+  if (tx_pool_.listening) return "LISTEN";
+  if (tx_pool_.advisory) return "a session-level advisory lock";
   const auto& s = tenant_relay_.session;
   if (!s) return "";
   if (s->has_named_statements()) return "a named prepared statement";
-  if (s->portal_count() > 0) return "a cursor WITH HOLD";
+  if (s->portal_count() > 0 && tx_pool_.cursors) return "a cursor WITH HOLD";
   return "";
 }
 
@@ -379,11 +381,13 @@ void ClientConnection::note_session_state(const protocol::Frame& frame, const sq
   if (!r->allowed) return;
   for (sqlrewrite::StatementKind k : r->kinds) {
     if (k == sqlrewrite::StatementKind::kSet) tx_pool_.settings_touched = true;
-    if (k == sqlrewrite::StatementKind::kListen && tx_pool_.pin.empty()) tx_pool_.pin = "LISTEN";
+    if (k == sqlrewrite::StatementKind::kListen) tx_pool_.state_touched = true;
   }
-  // Fail closed: a word in a string literal pins too (it only costs a connection).
-  if (contains_ci(r->sql, "discard") || contains_ci(r->sql, "reset")) tx_pool_.settings_touched = true;
-  if (tx_pool_.pin.empty() && contains_ci(r->sql, "advisory_lock")) tx_pool_.pin = "a session-level advisory lock";
+  // What PostgreSQL is asked after the transaction (end_of_lease). Fail closed: a word in a
+  // string literal asks too (it only costs a query).
+  if (contains_ci(r->sql, "discard")) tx_pool_.settings_touched = tx_pool_.state_touched = true;
+  if (contains_ci(r->sql, "reset")) tx_pool_.settings_touched = true;
+  if (contains_ci(r->sql, "listen") || contains_ci(r->sql, "advisory")) tx_pool_.state_touched = true;
   if (tx_pool_.pin.empty() && (contains_ci(r->sql, "currval") || contains_ci(r->sql, "lastval"))) {
     tx_pool_.pin = "currval/lastval (sequence values of the session)";
   }
@@ -438,7 +442,7 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
     }
   }
   tx_pool_.lease = c;
-  tx_pool_.settings_touched = false;
+  tx_pool_.settings_touched = tx_pool_.state_touched = false;
   server_buf_.clear();
   backend_key_ = {c->pid, c->key};
   if (client_key_) server_.cancels().retarget(*client_key_, {c->pid, c->key, c->cancel_sent});
@@ -450,20 +454,34 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
 asio::awaitable<void> ClientConnection::end_of_lease(session::TenantSession& session) {
   PooledServer* c = tx_pool_.lease;
   bool reusable = server_buf_.empty();
-  if (tx_pool_.settings_touched) {
-    // The transaction ran SET / RESET / DISCARD: ask PostgreSQL what the settings are now (a
-    // rolled-back SET, SET LOCAL and savepoints come out right by construction).
+  if (tx_pool_.settings_touched || tx_pool_.state_touched || session.portal_count() > 0) {
+    // The transaction ran SET / RESET / DISCARD / LISTEN / UNLISTEN or named an advisory lock:
+    // ask PostgreSQL what the settings are now, whether the connection listens and whether it
+    // holds a session-level advisory lock (a rolled-back SET or LISTEN, SET LOCAL, savepoints and
+    // an xact lock come out right by construction).
+    static const std::string kSql =
+        read_settings_sql() +
+        ", (SELECT count(*) FROM pg_catalog.pg_listening_channels())"
+        ", (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())"
+        ", (SELECT count(*) FROM pg_catalog.pg_cursors)";
+    const size_t n = pooled_settings().size();
     tx_pool_.busy = true;
-    QueryAnswer a = co_await run_injected(*c, read_settings_sql(), policy_->limits.max_server_message);
+    QueryAnswer a = co_await run_injected(*c, kSql, policy_->limits.max_server_message);
     tx_pool_.busy = false;
     busy_signal_.cancel();
-    if (a.ok && a.rows.size() == 1 && a.rows[0].size() == pooled_settings().size()) {
-      for (size_t i = 0; i < pooled_settings().size(); ++i) {
+    if (a.ok && a.rows.size() == 1 && a.rows[0].size() == n + 3 && a.rows[0][n] && a.rows[0][n + 1] &&
+        a.rows[0][n + 2]) {
+      for (size_t i = 0; i < n; ++i) {
         if (!a.rows[0][i]) continue;
         c->settings[pooled_settings()[i]] = *a.rows[0][i];
         tx_pool_.wanted[pooled_settings()[i]] = *a.rows[0][i];
       }
-      tx_pool_.settings_touched = false;
+      tx_pool_.listening = *a.rows[0][n] != "0";
+      tx_pool_.advisory = *a.rows[0][n + 1] != "0";
+      // The session's model may still list a cursor PostgreSQL dropped (a WITH HOLD cursor of a
+      // transaction that rolled back): the pin follows PostgreSQL's answer.
+      tx_pool_.cursors = *a.rows[0][n + 2] != "0";
+      tx_pool_.settings_touched = tx_pool_.state_touched = false;
     } else {
       spdlog::warn("session={} user={} cannot read the session settings back: {}", id_, user_, a.message);
       reusable = false;
@@ -506,6 +524,8 @@ void ClientConnection::lease_lost(session::TenantSession& session, std::string& 
   session.server_lost();
   server_buf_.clear();
   tx_pool_.pin.clear();
+  tx_pool_.listening = tx_pool_.advisory = tx_pool_.cursors = false;
+  tx_pool_.settings_touched = tx_pool_.state_touched = false;
   drop_lease(false);
   const std::string msg = "rowguard: the connection to the server was lost; the transaction (if any) is rolled back";
   if (waiting) {

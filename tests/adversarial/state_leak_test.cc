@@ -130,7 +130,8 @@ leak::RunResult run_transaction_pool() {
   cfg.seed = leak::seed_from_env(kSeed);
   cfg.ops = leak::ops_from_env(10000);
   cfg.max_pinned = 1;  // size - 1: one server connection stays free for autocommit statements
-  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor};
+  // rowguard pins named prepared statements (no translation yet) and LISTEN (no shared listener).
+  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor, leak::Pin::kListen, leak::Pin::kPrepared};
   cfg.op_timeout_ms = 5000;  // query_wait_timeout (2 s) answers long before
   leak::RunResult r = run_through(rg.port(), cfg);
   if (r.failed) std::cout << "rowguard log (tail):\n" << tail_lines(rg.log(), 40) << std::flush;
@@ -273,6 +274,6 @@ TEST_F(StateLeakNegativeControl, SettingLeakIsCaught) {
     EXPECT_EQ(r.ops_done, leak::ops_from_env(10000));                                              \
   }
 
-// ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST()
+ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST()
 
 }  // namespace rowguard::testing::adversarial
