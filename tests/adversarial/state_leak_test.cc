@@ -10,10 +10,9 @@
 //                             WITH HOLD cursor, notifications); one case per kind of check, each
 //                             must be caught (within 500 ops; cursors 2,500). This is what proves
 //                             the checks can fail. (PgBouncer 1.18 as Debian ships it.)
-//   StateLeakTransactionPool  rowguard with [pool] mode = "transaction", size = 2, workers = 1:
-//                             not registered until transaction pooling lands (rowguard refuses
-//                             that policy at load today); enable it with the one line
-//                             ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST() at the end of this file.
+//   StateLeakTransactionPool  rowguard with [pool] mode = "transaction", size = 2, workers = 1
+//                             (registered by ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST() at the
+//                             end of this file).
 //
 // ROWGUARD_LEAK_SEED=<n> reruns a run with another seed (the seed is printed with every summary);
 // ROWGUARD_LEAK_OPS=<n> makes the StateLeakSession/TransactionPool runs longer (a soak).
@@ -265,8 +264,7 @@ TEST_F(StateLeakNegativeControl, SettingLeakIsCaught) {
 
 }  // namespace
 
-// (c) Enabled by the lead once `[pool] mode = "transaction"` is accepted: one ctest entry
-// adversarial.StateLeakTransactionPool, < 90 s. Until then rowguard refuses the policy at load.
+// (c) One ctest entry adversarial.StateLeakTransactionPool, < 90 s (about 15 s).
 #define ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST()                                                 \
   TEST(StateLeakTransactionPool, TwentyOneClientsOnTwoServerConnectionsSeeOnlyTheirOwnSession) {   \
     leak::RunResult r = leak_test::run_transaction_pool();                                         \
