@@ -10,6 +10,7 @@
 
 #include "tests/support/pg_server.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace rowguard::testing {
 namespace {
@@ -63,6 +64,28 @@ TEST_F(TxPoolE2e, BackendKilledMidTransactionGives08006AndTheNextTransactionWork
 TEST_F(TxPoolE2e, ClientGoneMidTransactionLeavesNoOpenTransaction) { scenario("vanish"); }
 TEST_F(TxPoolE2e, PinnedClientKeepsItsBackend) { scenario("pinned"); }
 TEST_F(TxPoolE2e, CancelReachesOnlyTheRunningStatement) { scenario("cancel"); }
+
+// SIGTERM with a pinned client (holding its server connection) and an idle one:
+// rowguard ends cleanly (exit 0), its pool's connections with it.
+TEST_F(TxPoolE2e, ShutdownWithPinnedAndBusyClientsExitsCleanly) {
+  const std::string dir = make_temp_dir("txpool-shutdown");
+  const std::string script =
+      "import psycopg2, sys, time\n"
+      "def c(u, p):\n"
+      "    x = psycopg2.connect(host='127.0.0.1', port=int(sys.argv[1]), user=u, password=p, dbname='appdb')\n"
+      "    return x\n"
+      "a = c('t1', 'pw1'); a.autocommit = True; a.cursor().execute('SELECT pg_advisory_lock(7)')\n"
+      "b = c('t2', 'pw2'); b.autocommit = True; b.cursor().execute('SELECT count(*) FROM orders')\n"
+      "print('ready', flush=True)\n"
+      "time.sleep(60)\n";
+  BackgroundProcess clients({kPython, "-c", script, std::to_string(rg_->port())}, dir + "/out.txt");
+  ASSERT_TRUE(wait_until([&] { return read_text_file(dir + "/out.txt").find("ready") != std::string::npos; },
+                         std::chrono::seconds(20)))
+      << read_text_file(dir + "/out.txt");
+  EXPECT_EQ(rg_->stop(), 0) << tail_lines(rg_->log(), 30);
+  clients.stop();
+  remove_tree(dir);
+}
 
 // pgbench with 50 tenant clients through a pool of 5 (tenant t1's own rows; a wrong count fails
 // the transaction, see drivers/pgbench_orders.sql), simple and extended protocol.
