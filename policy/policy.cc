@@ -429,8 +429,8 @@ void parse_cache(const toml::value& root, Policy& p) {
   }
 }
 
-// [pool]: transaction pooling. Transaction mode is refused at load until the relay uses the pool:
-// a policy that asks for it must not silently get one server connection per client.
+// [pool]: transaction pooling (proxy/net/pool_runtime.h). Transaction mode is refused with
+// identity = "role" and backstop = "rls" (check_pool_mode).
 void parse_pool(const toml::value& root, Policy& p) {
   if (!root.contains("pool")) return;
   const auto& t = root.at("pool");
@@ -440,10 +440,6 @@ void parse_pool(const toml::value& root, Policy& p) {
     const auto& v = t.at("mode");
     std::optional<PoolMode> mode = v.is_string() ? parse_mode<PoolMode>(v.as_string().str) : std::nullopt;
     if (!mode) fail(v, "[pool] mode must be \"session\" or \"transaction\"", "here");
-    if (*mode == PoolMode::kTransaction) {
-      fail(v, "[pool] mode = \"transaction\" is not available yet (issue #16: the pool exists, the relay does not use it)",
-           "here");
-    }
     p.pool.mode = *mode;
   }
   auto integer = [&](const char* key, int64_t lo, int64_t hi) -> std::optional<int64_t> {
@@ -461,6 +457,24 @@ void parse_pool(const toml::value& root, Policy& p) {
   if (auto v = integer("server_idle_timeout", 0, kDay)) p.pool.server_idle_timeout_seconds = static_cast<int>(*v);
   if (auto v = integer("server_lifetime", 0, 365 * kDay)) p.pool.server_lifetime_seconds = static_cast<int>(*v);
   if (p.pool.min_size > p.pool.size) fail(t.at("min_size"), "[pool] min_size must not exceed size", "here");
+}
+
+// Transaction mode shares upstream_user connections between clients: refused where the upstream
+// session itself carries the client (identity = "role": each client logs in as its own role;
+// backstop = "rls": the tenant is a setting of the upstream session).
+void check_pool_mode(const toml::value& root, const Policy& p) {
+  if (p.pool.mode != PoolMode::kTransaction) return;
+  const auto& at = root.at("pool").at("mode");
+  if (p.identity.mode == IdentityMode::kRole) {
+    fail(at, "[pool] mode = \"transaction\" cannot be used with [tenancy] identity = \"role\" (a pool is made of "
+             "upstream_user connections; with identity = \"role\" each client logs in upstream as its own role)",
+         "here");
+  }
+  if (p.backstop == Backstop::kRls) {
+    fail(at, "[pool] mode = \"transaction\" cannot be used with [tenancy] backstop = \"rls\" yet (the tenant is a "
+             "setting of the upstream session, which transaction pooling shares between tenants)",
+         "here");
+  }
 }
 
 void parse_limits(const toml::value& root, Policy& p) {
@@ -705,6 +719,7 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
     parse_roles(root, *p);
     parse_tables(root, *p);
     parse_functions(root, *p);
+    check_pool_mode(root, *p);
   } catch (const PolicyError& e) {
     throw PolicyError(redact_policy_message(e.what(), toml_text));
   } catch (const toml::exception& e) {

@@ -18,6 +18,7 @@
 #include "proxy/net/admin_format.h"
 #include "proxy/net/admin_schema.h"
 #include "proxy/net/clients.h"
+#include "proxy/net/pool_runtime.h"
 #include "proxy/net/server.h"
 
 namespace rowguard::net {
@@ -171,6 +172,32 @@ class Console {
     }
   }
 
+  // SHOW POOLS: one row per worker and upstream database (transaction pooling).
+  admin::ResultSet pools_result() {
+    admin::ResultSet r{{"worker", "database", "size", "clients_active", "clients_waiting", "servers_active", "servers_idle",
+                        "servers_opening", "checkouts", "longest_wait_ms", "pinned_clients", "wait_timeouts",
+                        "servers_opened", "servers_closed", "open_failures"},
+                       {},
+                       "SHOW"};
+    const auto& workers = server_.workers();
+    for (size_t i = 0; i < workers.size(); ++i) {
+      std::vector<std::pair<std::string, std::shared_ptr<PoolRuntime>>> pools;
+      {
+        std::lock_guard lock(workers[i]->pools_mu);
+        pools.assign(workers[i]->pools.begin(), workers[i]->pools.end());
+      }
+      for (const auto& [db, pool] : pools) {
+        const PoolRuntime::Snapshot s = pool->snapshot();
+        const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(s.stats.longest_wait).count();
+        r.rows.push_back({u64(i), db, u64(s.size), u64(s.stats.lent), u64(s.stats.waiting), u64(s.stats.lent),
+                          u64(s.stats.idle), u64(s.stats.opening), u64(s.stats.grants),
+                          u64(static_cast<uint64_t>(wait_ms)), u64(s.pinned), u64(s.stats.timed_out),
+                          u64(s.stats.opened), u64(s.stats.closed), u64(s.stats.open_failures)});
+      }
+    }
+    return r;
+  }
+
   // Appends the answer to `out`; false after an ErrorResponse.
   asio::awaitable<bool> command(const std::string& text, std::string& out) {
     switch (admin::parse_command(text)) {
@@ -184,6 +211,9 @@ class Console {
         co_return true;
       case admin::Command::kShowServers:
         admin::append_result(out, admin::servers_result(server_.clients().snapshot()));
+        co_return true;
+      case admin::Command::kShowPools:
+        admin::append_result(out, pools_result());
         co_return true;
       case admin::Command::kShowStats:
         admin::append_result(out, admin::stats_result(collect_stats(server_)));

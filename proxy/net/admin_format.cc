@@ -42,6 +42,7 @@ Command parse_command(std::string_view text) {
   if (words == "SHOW HELP" || words == "HELP") return Command::kShowHelp;
   if (words == "SHOW CLIENTS") return Command::kShowClients;
   if (words == "SHOW SERVERS") return Command::kShowServers;
+  if (words == "SHOW POOLS") return Command::kShowPools;
   if (words == "SHOW STATS") return Command::kShowStats;
   if (words == "SHOW POLICY") return Command::kShowPolicy;
   if (words == "SHOW CACHE") return Command::kShowCache;
@@ -121,6 +122,7 @@ ResultSet help_result() {
   add("SHOW HELP", "this list");
   add("SHOW CLIENTS", "one row per client connection: id, user, tenant, kind, address, state, transaction, statements, connect time");
   add("SHOW SERVERS", "one row per upstream PostgreSQL connection (one per tenant or bypass session)");
+  add("SHOW POOLS", "transaction pooling: one row per worker and database: clients active/waiting, servers active/idle/opening, checkouts, longest wait, pinned clients, timeouts");
   add("SHOW STATS", "process counters (the same as /metrics)");
   add("SHOW POLICY", "the policy in force: version, load time, tables, users");
   add("SHOW CACHE", "rewrite cache entries, hits and misses per worker thread");

@@ -20,6 +20,7 @@ enum class Command {
   kShowHelp,
   kShowClients,
   kShowServers,
+  kShowPools,
   kShowStats,
   kShowPolicy,
   kShowCache,

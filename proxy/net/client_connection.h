@@ -13,6 +13,7 @@
 // the result is named first.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include "proxy/net/client_watch.h"
 #include "proxy/net/clients.h"
 #include "proxy/net/identity_recheck.h"
+#include "proxy/net/pool_runtime.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
@@ -87,6 +89,38 @@ class ClientConnection : public ClientIo {
   boost::asio::awaitable<void> precheck_on_pool(session::TenantSession& session);
   boost::asio::awaitable<void> cancel_backend();
 
+  // ---- transaction pooling ([pool] mode = "transaction", tenant_relay.cc) --------------------
+  //
+  // A tenant session holds no server connection between transactions: the first message that
+  // needs the server takes one from its worker's pool (take_lease; the session's settings are
+  // applied there), the server's ReadyForQuery 'I' at a boundary gives it back (end_of_lease),
+  // unless something the next connection would not have pins the client (pinned()).
+
+  // The login answered from the pool's baseline instead of an upstream login of its own.
+  boost::asio::awaitable<std::optional<UpstreamLogin>> open_pooled(ClientAuth& who,
+                                                                   session::StartupDecision& decision);
+  // false: no connection (tx_pool_.error says why; the client is told by refuse_without_server).
+  boost::asio::awaitable<bool> take_lease(std::string& out);
+  // At ReadyForQuery 'I' with nothing owed: reads settings back if the transaction changed
+  // any, then releases the connection unless the client is pinned.
+  boost::asio::awaitable<void> end_of_lease(session::TenantSession& session);
+  void drop_lease(bool reusable);
+  // The server connection died while leased: the client gets 08006, its session goes on.
+  void lease_lost(session::TenantSession& session, std::string& to_client);
+  // A message that cannot be served (no server connection): the client gets the error (then,
+  // in an extended batch, everything up to Sync is skipped), as PostgreSQL would answer it.
+  void refuse_without_server(char tag, std::string& to_client);
+  // What in this message's statement the next server connection would not have.
+  void note_session_state(const protocol::Frame& frame, const sqlrewrite::RewriteResult* pooled);
+ public:
+  // Why this pooled client keeps its server connection between transactions ("" when it does
+  // not): state of its session that cannot follow it to another connection (README
+  // "Transaction pooling": named prepared statements, WITH HOLD cursors, session-level advisory
+  // locks, LISTEN, currval/lastval).
+  std::string pinned() const;
+ private:
+  Stream& up() { return tx_pool_.lease ? tx_pool_.lease->stream : upstream_; }
+
   // ---- bypass relay (bypass_relay.cc) ---------------------------------------------------------
 
   boost::asio::awaitable<void> bypass_loop();
@@ -124,6 +158,25 @@ class ClientConnection : public ClientIo {
     std::optional<std::chrono::steady_clock::time_point> upstream_wait;
   };
 
+  struct TxPool {
+    bool on = false;                   // this session is pooled
+    std::shared_ptr<PoolRuntime> pool;
+    PooledServer* lease = nullptr;     // the server connection held now
+    Settings wanted;                   // the settings this client has (PostgreSQL's spelling)
+    std::string pin;                   // sticky: pins until the client disconnects
+    bool settings_touched = false;     // this lease ran a SET / RESET / DISCARD
+    bool state_touched = false;        // ... or LISTEN / UNLISTEN / advisory locks / DISCARD
+    bool listening = false;            // PostgreSQL said: the connection listens on a channel
+    bool advisory = false;             // PostgreSQL said: it holds a session-level advisory lock
+    bool cursors = false;              // PostgreSQL said: a cursor (WITH HOLD) is open
+    bool skip_to_sync = false;         // an extended batch failed here: drop messages up to Sync
+    bool busy = false;                 // end_of_lease is using the connection
+    bool counted_pinned = false;
+    bool client_done = false;          // client_to_server has ended
+    std::string error_sqlstate, error_message;  // the error for the next message (pending)
+    bool error_pending = false;
+  };
+
   // What a bypass session's relay follows of the byte streams it relays.
   struct BypassRelay {
     uint64_t batches_out = 0;  // Query/Sync forwarded
@@ -153,6 +206,9 @@ class ClientConnection : public ClientIo {
   std::string revoked_;     // a reload removed this login (FATAL 28000)
   std::string refusal_;     // set when a client message broke a [limits] size
   TenantRelay tenant_relay_;
+  TxPool tx_pool_;
+  boost::asio::steady_timer lease_signal_;  // wakes server_to_client when a lease is taken
+  boost::asio::steady_timer busy_signal_;   // wakes client_to_server when end_of_lease is done
   BypassRelay bypass_relay_;
   AuthMethod identity_method_ = AuthMethod::kNone;  // how the login was authenticated (client_auth.h)
   SecretString jwt_token_;                 // identity = "jwt": the login's token, for reloads

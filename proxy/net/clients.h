@@ -26,6 +26,11 @@ class ClientInfo {
   void set_login(std::string user, std::optional<std::string> tenant, Kind kind);
   // After the upstream login.
   void set_upstream(std::string server, std::string local, std::string database, int32_t backend_pid, bool tls);
+  // Transaction pooling: the backend of the server connection held now (0: none).
+  void set_backend_pid(int32_t pid) {
+    std::lock_guard lock(mu_);
+    backend_pid_ = pid;
+  }
   // At each ReadyForQuery relayed to the client: its transaction status, and whether more
   // batches are still in flight.
   void set_tx(char tx, bool in_flight) {

@@ -33,7 +33,9 @@ ClientConnection::ClientConnection(tcp::socket client, Server& server, Worker& w
       watch_(worker.ctx, [this] {
         boost::system::error_code ignored;
         client_.socket().cancel(ignored);  // the read fails; the loops end; see finish_refused
-      }) {
+      }),
+      lease_signal_(worker.ctx),
+      busy_signal_(worker.ctx) {
   id_ = server_.next_session_id();
   server_.metrics().connections_total.fetch_add(1, std::memory_order_relaxed);
   server_.metrics().connections_active.fetch_add(1, std::memory_order_relaxed);
@@ -66,6 +68,13 @@ asio::awaitable<void> ClientConnection::run() {
     // The client vanished while its statement ran (a long query, a COPY): cancel it, so
     // the server backend does not keep running it for nobody (it ends on the closed socket).
     if (tenant_relay_.client_gone && in_flight()) co_await cancel_backend();
+    if (tx_pool_.on) {
+      // A lease still held here ends mid-transaction, pinned, or at an error: closed, never reused.
+      co_await finish_refused();
+      drop_lease(false);
+      spdlog::info("session={} closed user={}", id_, user_);
+      co_return;
+    }
   } else {
     co_await (bypass_loop() || watch_.run());
   }
@@ -74,6 +83,8 @@ asio::awaitable<void> ClientConnection::run() {
 }
 
 ClientConnection::~ClientConnection() {
+  drop_lease(false);
+  if (tx_pool_.counted_pinned) tx_pool_.pool->pinned(-1);
   if (counted_user_) server_.user_connections(user_, -1);
   worker_.shutdown_hooks.erase(id_);
   server_.metrics().connections_active.fetch_sub(1, std::memory_order_relaxed);
@@ -180,7 +191,7 @@ asio::awaitable<bool> ClientConnection::write_client(std::string_view bytes) {
 }
 
 asio::awaitable<bool> ClientConnection::write_server(std::string_view bytes) {
-  auto [ec, n] = co_await upstream_.write(asio::buffer(bytes.data(), bytes.size()));
+  auto [ec, n] = co_await up().write(asio::buffer(bytes.data(), bytes.size()));
   co_return !ec;
 }
 
@@ -205,6 +216,7 @@ std::string ClientConnection::identity_revoked() {
 void ClientConnection::close_both() {
   client_.close();
   upstream_.close();
+  if (tx_pool_.lease) tx_pool_.lease->stream.close();
 }
 
 void ClientConnection::audit(const std::string& statement, bool allowed, const std::string& reason) {

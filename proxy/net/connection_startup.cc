@@ -60,7 +60,11 @@ asio::awaitable<bool> ClientConnection::establish() {
       co_await serve_console(server_, console);
       co_return false;
     }
-    authed->up = co_await open_upstream(who, decision);
+    if (policy_->pool.mode == policy::PoolMode::kTransaction && who.tenant) {
+      authed->up = co_await open_pooled(who, decision);  // tenant sessions only: bypass keeps its own backend
+    } else {
+      authed->up = co_await open_upstream(who, decision);
+    }
     if (!authed->up) co_return false;
   }
   UpstreamLogin& up = *authed->up;
@@ -86,7 +90,7 @@ asio::awaitable<bool> ClientConnection::establish() {
     protocol::append_parameter_status(out, p.name, p.value);
   }
   backend_key_ = {up.key.pid, up.key.key};
-  client_key_ = server_.cancels().add({up.key.pid, up.key.key});
+  client_key_ = server_.cancels().add({up.key.pid, up.key.key, nullptr});
   protocol::append_backend_key_data(out, client_key_->first, client_key_->second);
   protocol::append_ready_for_query(out, up.tx_status);
   tx_ = up.tx_status;
@@ -98,8 +102,13 @@ asio::awaitable<bool> ClientConnection::establish() {
                up.channel_binding ? "on" : "off");
   if (!co_await write_client(out)) co_return false;
   info_->set_login(user_, tenant_, tenant_ ? ClientInfo::Kind::kTenant : ClientInfo::Kind::kBypass);
-  info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
-                      up.key.pid, upstream_.tls());
+  if (tx_pool_.on) {  // SHOW SERVERS: the backend of the connection held at the time (0: none)
+    info_->set_upstream(policy_->proxy.upstream_host + ":" + std::to_string(policy_->proxy.upstream_port),
+                        "(pooled)", decision.database, 0, server_.upstream_tls() != nullptr);
+  } else {
+    info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
+                        up.key.pid, upstream_.tls());
+  }
   co_return true;
 }
 
@@ -225,6 +234,60 @@ asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(Cl
     co_return std::nullopt;
   }
   co_return std::move(up);
+}
+
+// Transaction pooling: no upstream login of its own. The client gets the ParameterStatus of the
+// pool's first server connection (one is opened if none is yet) with its own startup settings
+// over them, and a BackendKeyData that stands for whichever connection it holds at the time.
+asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_pooled(ClientAuth& who,
+                                                                            session::StartupDecision& decision) {
+  tenant_ = who.tenant;
+  identity_method_ = who.method;
+  jwt_token_.assign(who.jwt_token);
+  wipe(who.jwt_token);
+  identity_checked_version_ = policy_->version;
+  if (!who.refuse_after_auth.empty()) {
+    spdlog::warn("session={} client={} user={} refused: {}", id_, peer_, user_, who.refuse_after_auth);
+    co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, who.refuse_after_auth);
+    co_return std::nullopt;
+  }
+  {
+    std::lock_guard lock(worker_.pools_mu);
+    std::shared_ptr<PoolRuntime>& pool = worker_.pools[decision.database];
+    if (!pool) pool = std::make_shared<PoolRuntime>(server_, worker_.ctx, decision.database, policy_, server_.worker_count());
+    tx_pool_.pool = pool;
+  }
+  PoolRuntime::Baseline base = co_await tx_pool_.pool->baseline();
+  if (!base.ok) {
+    server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("session={} user={} no pooled server connection: {} ({})", id_, user_, base.message, base.sqlstate);
+    co_await fatal(base.sqlstate, base.message);
+    co_return std::nullopt;
+  }
+  tx_pool_.on = true;
+  tx_pool_.wanted = base.settings;
+  auto lower = [](std::string v) {
+    for (char& c : v) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return v;
+  };
+  std::map<std::string, std::string> given;  // the client's startup settings, lower-case names
+  for (const auto& [name, value] : decision.upstream_params) given[lower(name)] = value;
+  if (!given.count("application_name") && given.count("fallback_application_name")) {
+    given["application_name"] = given["fallback_application_name"];
+  }
+  for (const auto& [name, value] : given) {
+    if (tx_pool_.wanted.count(name)) tx_pool_.wanted[name] = value;
+  }
+  UpstreamLogin up;
+  up.ok = true;
+  up.authenticated = true;
+  for (protocol::ParameterStatus p : base.parameters) {
+    if (auto it = given.find(lower(p.name)); it != given.end() && tx_pool_.wanted.count(it->first)) p.value = it->second;
+    up.parameters.push_back(std::move(p));
+  }
+  up.key = {0, 0};  // cancels nothing until the client holds a connection
+  up.tx_status = 'I';
+  co_return up;
 }
 
 asio::awaitable<std::optional<protocol::StartupPacket>> ClientConnection::read_startup() {

@@ -44,8 +44,15 @@ void CancelRegistry::remove(std::pair<int32_t, int32_t> client_key) {
 std::optional<CancelRegistry::Target> CancelRegistry::find(std::pair<int32_t, int32_t> client_key) const {
   std::lock_guard lock(mu_);
   auto it = map_.find(client_key);
-  if (it == map_.end()) return std::nullopt;
+  if (it == map_.end() || it->second.pid == 0) return std::nullopt;
+  if (it->second.sent) it->second.sent->store(true);
   return it->second;
+}
+
+void CancelRegistry::retarget(std::pair<int32_t, int32_t> client_key, Target target) {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(client_key);
+  if (it != map_.end()) it->second = std::move(target);
 }
 
 namespace {

@@ -26,12 +26,17 @@
 
 namespace rowguard::net {
 
+class PoolRuntime;
+
 struct Worker {
   boost::asio::io_context ctx{1};
   sqlrewrite::RewriteCache cache;
   std::thread thread;
   // Called on this worker's thread when rowguard starts shutting down, one per session.
   std::unordered_map<uint64_t, std::function<void()>> shutdown_hooks;
+  // Transaction pooling: this worker's pool per upstream database (pool_runtime.h).
+  std::map<std::string, std::shared_ptr<PoolRuntime>> pools;
+  std::mutex pools_mu;  // pools is read by the admin console (SHOW POOLS) from any worker
 };
 
 // Which upstream backend a client's (pid, key) stands for, so that a CancelRequest only ever
@@ -44,12 +49,19 @@ class CancelRegistry {
   void set_instance(int id) { instance_ = id; }
   int instance() const { return instance_; }
   struct Target {
-    int32_t pid = 0;
+    int32_t pid = 0;  // 0: no backend (a pooled client between transactions): cancels nothing
     int32_t key = 0;
+    // Transaction pooling: set (under the lock, by find) when a cancel is sent for this target,
+    // so that the server connection is closed at release instead of reused.
+    std::shared_ptr<std::atomic<bool>> sent;
   };
   // Registers a new client key for `target`; returns the (pid, key) to hand to the client.
   std::pair<int32_t, int32_t> add(Target target);
   void remove(std::pair<int32_t, int32_t> client_key);
+  // Transaction pooling: the backend a client key stands for changes per lease (set at grant,
+  // cleared at release; under the same lock as find, so a cancel is either marked on the
+  // connection before its release or finds nothing).
+  void retarget(std::pair<int32_t, int32_t> client_key, Target target);
   std::optional<Target> find(std::pair<int32_t, int32_t> client_key) const;
 
  private:
@@ -81,6 +93,7 @@ class Server {
   ClientRegistry& clients() { return clients_; }
   PauseGate& pause_gate() { return pause_; }
   const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
+  int worker_count() const { return static_cast<int>(workers_.size()); }
   // Re-reads the policy file (SIGHUP, RELOAD); returns the reason when the file is rejected
   // (the previous policy stays). Safe to call from any thread.
   std::optional<std::string> reload();

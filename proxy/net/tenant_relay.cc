@@ -47,6 +47,10 @@ asio::awaitable<void> ClientConnection::tenant_loop() {
 }
 
 asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession& session) {
+  struct SetOnExit {
+    bool& flag;
+    ~SetOnExit() { flag = true; }
+  } done{tx_pool_.client_done};  // (transaction pooling: server_to_client may wait for a lease)
   std::string out;
   for (;;) {
     // Handle every complete message already received, then forward them in one write.
@@ -63,6 +67,24 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
         std::string msg = "invalid message: " + r.error;
         co_await fatal(pg::sqlstate::kProtocolViolation, msg);
         co_return;
+      }
+      if (tx_pool_.on && (tx_pool_.skip_to_sync || r.frame.tag == protocol::fe::kTerminate)) {
+        // Terminate is not forwarded: the server connection is the pool's (run() gives it back).
+        // After an error answered without a server, an extended batch is skipped up to its Sync.
+        const char tag = r.frame.tag;
+        client_buf_.erase(0, r.frame.size);
+        complete = true;
+        if (tag == protocol::fe::kTerminate) {
+          tenant_relay_.client_closing = true;
+          co_return;
+        }
+        if (tag == protocol::fe::kSync) {
+          tx_pool_.skip_to_sync = false;
+          std::string z;
+          protocol::append_ready_for_query(z, 'I');
+          if (!co_await write_client(z)) co_return;
+        }
+        continue;
       }
       if (session.tx_status() == 'I' && session.at_boundary() && r.frame.tag != protocol::fe::kTerminate) {
         co_await server_.pause_gate().at_boundary(*info_);  // PAUSE holds new transactions here
@@ -108,6 +130,19 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
           if (pooled) worker_.cache.adopt(*text, *policy_, *tenant_, *pooled);
         }
       }
+      if (tx_pool_.on && !tx_pool_.lease) {
+        // The first message that needs the server: take a connection from the pool (FIFO).
+        bool got = false;
+        if (!tx_pool_.error_pending) got = co_await take_lease(out);
+        if (!got) {
+          std::string reply;
+          refuse_without_server(r.frame.tag, reply);
+          client_buf_.erase(0, r.frame.size);
+          complete = true;
+          if (!co_await write_client(reply)) co_return;
+          continue;
+        }
+      }
       auto t0 = std::chrono::steady_clock::now();
       const session::ClientStep& step = session.on_client_message(r.frame, *policy_, pooled ? &*pooled : nullptr);
       server_.metrics().observe_rewrite(static_cast<uint64_t>(
@@ -125,6 +160,7 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
         server_.metrics().count_denial(step.denial, *tenant_);
         audit(step.statement, false, step.denial);
       } else if (!step.statement.empty()) {
+        if (tx_pool_.on) note_session_state(r.frame, pooled ? &*pooled : nullptr);
         // The level test first: no string copy per statement unless debug logging is on.
         if (spdlog::should_log(spdlog::level::debug)) {
           spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
@@ -141,7 +177,14 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
       }
     }
     if (!out.empty()) {
-      if (!co_await write_server(out)) co_return;
+      while (tx_pool_.busy) {  // end_of_lease is reading settings back on the connection
+        busy_signal_.expires_at(asio::steady_timer::time_point::max());
+        co_await busy_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (tenant_relay_.server_done) co_return;
+      }
+      // Transaction pooling: a connection that died is server_to_client's to report (08006).
+      const bool wrote = co_await write_server(out);
+      if (!wrote && !tx_pool_.on) co_return;
       out.clear();
       give_back(out);
     }
@@ -160,7 +203,22 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
     ~SetOnExit() { flag = true; }
   } done{tenant_relay_.server_done};  // however this loop ends: the client's side is then not "gone"
   std::string out;
+  bool lost = false;  // transaction pooling: the server ended the leased connection
   for (;;) {
+    if (lost) {
+      lost = false;
+      lease_lost(session, out);
+      if (!out.empty() && !co_await write_client(out)) co_return;
+      out.clear();
+      continue;
+    }
+    if (tx_pool_.on && !tx_pool_.lease) {  // between transactions: nothing to read
+      if (tx_pool_.client_done) co_return;
+      lease_signal_.expires_at(asio::steady_timer::time_point::max());
+      co_await lease_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (tx_pool_.client_done) co_return;
+      continue;
+    }
     size_t pos = 0;
     for (;;) {
       auto r = protocol::decode_frame(std::string_view(server_buf_).substr(pos), policy_->limits.max_server_message);
@@ -177,6 +235,17 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
         co_await write_client(out);
         co_await fatal(pg::sqlstate::kProtocolViolation, "rowguard: malformed message from the server");
         co_return;
+      }
+      if (tx_pool_.on && r.frame.tag == protocol::be::kErrorResponse) {
+        // A FATAL error ends the server connection (pg_terminate_backend, a shutdown): the
+        // session goes on without it (lease_lost: 08006, then the next transaction elsewhere).
+        auto e = protocol::parse_error_fields(r.frame.body);
+        const std::string severity = !e ? "" : e->get('V').empty() ? e->get('S') : e->get('V');
+        if (severity == "FATAL" || severity == "PANIC") {
+          spdlog::warn("session={} user={} the server ended the pooled connection: {}", id_, user_, e->get('M'));
+          lost = true;
+          break;
+        }
       }
       std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
       pos += r.frame.size;
@@ -207,15 +276,26 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
         out.clear();
       }
     }
+    if (lost) continue;  // (what the loop relayed before the FATAL error goes out with the 08006)
     server_buf_.erase(0, pos);
+    if (tx_pool_.on && tx_pool_.lease && session.idle() && session.tx_status() == 'I' && session.at_boundary()) {
+      co_await end_of_lease(session);  // before the client sees ReadyForQuery
+    }
     if (!out.empty()) {
       if (!co_await write_client(out)) co_return;
       out.clear();
       give_back(out);
     }
+    if (tx_pool_.on && !tx_pool_.lease) continue;  // given back: nothing more to read from it
     give_back(server_buf_);
-    if (!co_await read_more(upstream_, server_buf_)) {
-      if (tenant_relay_.client_closing) co_return;
+    if (!co_await read_more(up(), server_buf_)) {
+      if (tenant_relay_.client_closing || tx_pool_.client_done) co_return;
+      if (tx_pool_.on) {
+        std::string reply;
+        lease_lost(session, reply);
+        if (!reply.empty() && !co_await write_client(reply)) co_return;
+        continue;
+      }
       // A server that ends a session says why in a FATAL ErrorResponse (relayed above); one
       // that crashed, was killed or cut off a message did not: tell the client.
       spdlog::warn("session={} user={} the server closed the connection{}", id_, user_,
@@ -255,6 +335,223 @@ asio::awaitable<void> ClientConnection::precheck_on_pool(session::TenantSession&
 asio::awaitable<void> ClientConnection::cancel_backend() {
   spdlog::info("session={} user={} client gone while a statement ran: cancelling it upstream", id_, user_);
   co_await send_cancel(backend_key_.first, backend_key_.second);
+}
+
+// ---- transaction pooling ------------------------------------------------------------------------
+
+namespace {
+
+bool contains_ci(std::string_view text, std::string_view word) {  // `word` in lower case
+  if (word.size() > text.size()) return false;
+  for (size_t i = 0; i + word.size() <= text.size(); ++i) {
+    size_t j = 0;
+    while (j < word.size()) {
+      char c = text[i + j];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if (c != word[j]) break;
+      ++j;
+    }
+    if (j == word.size()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string ClientConnection::pinned() const {
+  if (!tx_pool_.on) return "";
+  if (!tx_pool_.pin.empty()) return tx_pool_.pin;
+  if (tx_pool_.listening) return "LISTEN";
+  if (tx_pool_.advisory) return "a session-level advisory lock";
+  const auto& s = tenant_relay_.session;
+  if (!s) return "";
+  if (s->has_named_statements()) return "a named prepared statement";
+  if (s->portal_count() > 0 && tx_pool_.cursors) return "a cursor WITH HOLD";
+  return "";
+}
+
+void ClientConnection::note_session_state(const protocol::Frame& frame, const sqlrewrite::RewriteResult* pooled) {
+  auto text = session::TenantSession::statement_text(frame);
+  if (!text) return;
+  sqlrewrite::RewriteHandle held;
+  const sqlrewrite::RewriteResult* r = pooled;
+  if (r == nullptr) {
+    held = worker_.cache.rewrite(*text, *policy_, *tenant_);  // a hit: the session just rewrote it
+    r = held.get();
+  }
+  if (!r->allowed) return;
+  for (sqlrewrite::StatementKind k : r->kinds) {
+    if (k == sqlrewrite::StatementKind::kSet) tx_pool_.settings_touched = true;
+    if (k == sqlrewrite::StatementKind::kListen) tx_pool_.state_touched = true;
+  }
+  // What PostgreSQL is asked after the transaction (end_of_lease). Fail closed: a word in a
+  // string literal asks too (it only costs a query).
+  if (contains_ci(r->sql, "discard")) tx_pool_.settings_touched = tx_pool_.state_touched = true;
+  if (contains_ci(r->sql, "reset")) tx_pool_.settings_touched = true;
+  if (contains_ci(r->sql, "listen") || contains_ci(r->sql, "advisory")) tx_pool_.state_touched = true;
+  if (tx_pool_.pin.empty() && (contains_ci(r->sql, "currval") || contains_ci(r->sql, "lastval"))) {
+    tx_pool_.pin = "currval/lastval (sequence values of the session)";
+  }
+}
+
+asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
+  out.clear();  // (anything here was meant for a connection that was lost)
+  tx_pool_.pool->apply_policy(policy_, server_.worker_count());  // a reload's [pool] size and timeouts
+  PoolRuntime::Lease lease;
+  for (int tries = 0;; ++tries) {
+    lease = co_await tx_pool_.pool->acquire(id_);
+    if (!lease.conn || tries >= 16 || idle_connection_alive(*lease.conn)) break;
+    // The server ended it while it was idle in the pool (a restart, pg_terminate_backend,
+    // idle_session_timeout): closed, and the next one is tried.
+    spdlog::info("session={} pooled server connection (backend pid {}) ended while idle: closed", id_, lease.conn->pid);
+    tx_pool_.pool->release(lease.conn, false);
+  }
+  if (!lease.conn) {
+    tx_pool_.error_pending = true;
+    tx_pool_.error_sqlstate = lease.sqlstate;
+    tx_pool_.error_message = lease.message;
+    if (lease.sqlstate == pg::sqlstate::kTooManyConnections) {
+      spdlog::warn("session={} user={} waited [pool] query_wait_timeout for a server connection", id_, user_);
+    }
+    co_return false;
+  }
+  PooledServer* c = lease.conn;
+  // The client's settings on this connection: one injected query for what differs.
+  std::string sql;
+  std::vector<std::string> names;
+  for (const auto& [name, value] : tx_pool_.wanted) {
+    auto it = c->settings.find(name);
+    if (it != c->settings.end() && it->second == value) continue;
+    sql += sql.empty() ? "SELECT " : ", ";
+    sql += "pg_catalog.set_config(" + sql_literal(name) + ", " + sql_literal(value) + ", false)";
+    names.push_back(name);
+  }
+  if (!sql.empty()) {
+    QueryAnswer a = co_await run_injected(*c, sql, policy_->limits.max_server_message);
+    if (!a.ok || a.rows.size() != 1 || a.rows[0].size() != names.size()) {
+      tx_pool_.pool->release(c, false);
+      tx_pool_.error_pending = true;
+      tx_pool_.error_sqlstate = a.sqlstate.empty() ? std::string(pg::sqlstate::kConnectionFailure) : a.sqlstate;
+      tx_pool_.error_message = "rowguard: cannot apply this session's settings on a server connection: " + a.message;
+      spdlog::warn("session={} user={} {}", id_, user_, tx_pool_.error_message);
+      co_return false;
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (!a.rows[0][i]) continue;
+      c->settings[names[i]] = *a.rows[0][i];  // set_config answers with PostgreSQL's spelling
+      tx_pool_.wanted[names[i]] = *a.rows[0][i];
+    }
+  }
+  tx_pool_.lease = c;
+  tx_pool_.settings_touched = tx_pool_.state_touched = false;
+  server_buf_.clear();
+  backend_key_ = {c->pid, c->key};
+  if (client_key_) server_.cancels().retarget(*client_key_, {c->pid, c->key, c->cancel_sent});
+  info_->set_backend_pid(c->pid);
+  lease_signal_.cancel();  // server_to_client reads from it now
+  co_return true;
+}
+
+asio::awaitable<void> ClientConnection::end_of_lease(session::TenantSession& session) {
+  PooledServer* c = tx_pool_.lease;
+  bool reusable = server_buf_.empty();
+  if (tx_pool_.settings_touched || tx_pool_.state_touched || session.portal_count() > 0) {
+    // The transaction ran SET / RESET / DISCARD / LISTEN / UNLISTEN or named an advisory lock:
+    // ask PostgreSQL what the settings are now, whether the connection listens and whether it
+    // holds a session-level advisory lock (a rolled-back SET or LISTEN, SET LOCAL, savepoints and
+    // an xact lock come out right by construction).
+    static const std::string kSql =
+        read_settings_sql() +
+        ", (SELECT count(*) FROM pg_catalog.pg_listening_channels())"
+        ", (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())"
+        ", (SELECT count(*) FROM pg_catalog.pg_cursors)";
+    const size_t n = pooled_settings().size();
+    tx_pool_.busy = true;
+    QueryAnswer a = co_await run_injected(*c, kSql, policy_->limits.max_server_message);
+    tx_pool_.busy = false;
+    busy_signal_.cancel();
+    if (a.ok && a.rows.size() == 1 && a.rows[0].size() == n + 3 && a.rows[0][n] && a.rows[0][n + 1] &&
+        a.rows[0][n + 2]) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!a.rows[0][i]) continue;
+        c->settings[pooled_settings()[i]] = *a.rows[0][i];
+        tx_pool_.wanted[pooled_settings()[i]] = *a.rows[0][i];
+      }
+      tx_pool_.listening = *a.rows[0][n] != "0";
+      tx_pool_.advisory = *a.rows[0][n + 1] != "0";
+      // The session's model may still list a cursor PostgreSQL dropped (a WITH HOLD cursor of a
+      // transaction that rolled back): the pin follows PostgreSQL's answer.
+      tx_pool_.cursors = *a.rows[0][n + 2] != "0";
+      tx_pool_.settings_touched = tx_pool_.state_touched = false;
+    } else {
+      spdlog::warn("session={} user={} cannot read the session settings back: {}", id_, user_, a.message);
+      reusable = false;
+    }
+    if (tx_pool_.lease != c) co_return;
+    // The client went on meanwhile (pipelining): the connection stays with it.
+    if (!(session.idle() && session.tx_status() == 'I' && session.at_boundary())) co_return;
+  }
+  const bool pin = !pinned().empty();
+  if (pin != tx_pool_.counted_pinned) {
+    tx_pool_.counted_pinned = pin;
+    tx_pool_.pool->pinned(pin ? +1 : -1);
+    if (pin) {
+      spdlog::info("session={} user={} pinned to its server connection: {}", id_, user_, pinned());
+    }
+  }
+  if (pin && reusable) co_return;
+  drop_lease(reusable);
+}
+
+void ClientConnection::drop_lease(bool reusable) {
+  PooledServer* c = tx_pool_.lease;
+  if (c == nullptr) return;
+  tx_pool_.lease = nullptr;
+  // Under the registry's lock: a cancel either marked the connection already (then it is
+  // closed, not reused) or finds nothing from now on.
+  if (client_key_) server_.cancels().retarget(*client_key_, {});
+  backend_key_ = {0, 0};
+  if (info_) info_->set_backend_pid(0);
+  if (tenant_relay_.session) tenant_relay_.session->forget_unnamed_statement();
+  tx_pool_.pool->release(c, reusable);
+}
+
+void ClientConnection::lease_lost(session::TenantSession& session, std::string& to_client) {
+  spdlog::warn("session={} user={} the pooled server connection was lost{}", id_, user_,
+               session.tx_status() != 'I' || !session.idle() ? " mid-transaction" : "");
+  const bool waiting = !session.idle();
+  const bool batch_open = session.batch_open();
+  const bool had_state = !pinned().empty() || session.tx_status() != 'I';
+  session.server_lost();
+  server_buf_.clear();
+  tx_pool_.pin.clear();
+  tx_pool_.listening = tx_pool_.advisory = tx_pool_.cursors = false;
+  tx_pool_.settings_touched = tx_pool_.state_touched = false;
+  drop_lease(false);
+  const std::string msg = "rowguard: the connection to the server was lost; the transaction (if any) is rolled back";
+  if (waiting) {
+    protocol::append_error_response(to_client, "ERROR", pg::sqlstate::kConnectionFailure, msg);
+    if (batch_open) {
+      tx_pool_.skip_to_sync = true;
+    } else {
+      protocol::append_ready_for_query(to_client, 'I');
+    }
+  } else if (had_state) {  // told at its next message
+    tx_pool_.error_pending = true;
+    tx_pool_.error_sqlstate = std::string(pg::sqlstate::kConnectionFailure);
+    tx_pool_.error_message = msg;
+  }
+  info_->set_tx('I', false);
+}
+
+void ClientConnection::refuse_without_server(char tag, std::string& to_client) {
+  tx_pool_.error_pending = false;
+  protocol::append_error_response(to_client, "ERROR", tx_pool_.error_sqlstate, tx_pool_.error_message);
+  if (tag == protocol::fe::kQuery || tag == protocol::fe::kSync) {
+    protocol::append_ready_for_query(to_client, 'I');
+  } else {
+    tx_pool_.skip_to_sync = true;  // PostgreSQL skips an extended batch to its Sync after an error
+  }
 }
 
 }  // namespace rowguard::net

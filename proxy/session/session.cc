@@ -592,4 +592,16 @@ std::string check_tenant_param(const std::optional<std::string_view>& value, int
   return decoded == tenant ? "" : "rowguard: " + which + " is not the session tenant";
 }
 
+void TenantSession::server_lost() {
+  awaited_ = Fifo<Awaited>();
+  pending_.clear();
+  skipping_ = false;
+  extended_open_ = false;
+  statements_.clear();
+  statement_bytes_ = 0;
+  portals_.clear();
+  copy_.reset();
+  tx_status_ = 'I';
+}
+
 }  // namespace rowguard::session

@@ -143,6 +143,20 @@ class TenantSession {
   size_t portal_count() const { return portals_.size(); }
   bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
 
+  // ---- transaction pooling ([pool] mode = "transaction", proxy/net/pool_runtime.h) ----
+  // Named prepared statements (protocol Parse or SQL PREPARE) the server holds: they pin the
+  // client to its server connection (the unnamed one does not: see forget_unnamed_statement).
+  bool has_named_statements() const { return statements_.size() > (statements_.count("") > 0 ? 1u : 0u); }
+  // The server connection goes back to the pool: the next one does not hold this session's
+  // unnamed statement (a Bind of it without a Parse is then refused, never run on another
+  // client's statement).
+  void forget_unnamed_statement() { drop_statement(""); }
+  // Extended-protocol messages were sent since the last Sync (the client still owes a Sync).
+  bool batch_open() const { return extended_open_; }
+  // The server connection was lost (or the session is moved to a new one after an error):
+  // nothing is owed any more; no transaction, statement, portal or COPY survives.
+  void server_lost();
+
  private:
   struct Statement {
     std::vector<int> tenant_params;

@@ -10,10 +10,9 @@
 //                             WITH HOLD cursor, notifications); one case per kind of check, each
 //                             must be caught (within 500 ops; cursors 2,500). This is what proves
 //                             the checks can fail. (PgBouncer 1.18 as Debian ships it.)
-//   StateLeakTransactionPool  rowguard with [pool] mode = "transaction", size = 2, workers = 1:
-//                             not registered until transaction pooling lands (rowguard refuses
-//                             that policy at load today); enable it with the one line
-//                             ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST() at the end of this file.
+//   StateLeakTransactionPool  rowguard with [pool] mode = "transaction", size = 2, workers = 1
+//                             (registered by ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST() at the
+//                             end of this file).
 //
 // ROWGUARD_LEAK_SEED=<n> reruns a run with another seed (the seed is printed with every summary);
 // ROWGUARD_LEAK_OPS=<n> makes the StateLeakSession/TransactionPool runs longer (a soak).
@@ -130,7 +129,8 @@ leak::RunResult run_transaction_pool() {
   cfg.seed = leak::seed_from_env(kSeed);
   cfg.ops = leak::ops_from_env(10000);
   cfg.max_pinned = 1;  // size - 1: one server connection stays free for autocommit statements
-  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor};
+  // rowguard pins named prepared statements (no translation yet) and LISTEN (no shared listener).
+  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor, leak::Pin::kListen, leak::Pin::kPrepared};
   cfg.op_timeout_ms = 5000;  // query_wait_timeout (2 s) answers long before
   leak::RunResult r = run_through(rg.port(), cfg);
   if (r.failed) std::cout << "rowguard log (tail):\n" << tail_lines(rg.log(), 40) << std::flush;
@@ -264,8 +264,7 @@ TEST_F(StateLeakNegativeControl, SettingLeakIsCaught) {
 
 }  // namespace
 
-// (c) Enabled by the lead once `[pool] mode = "transaction"` is accepted: one ctest entry
-// adversarial.StateLeakTransactionPool, < 90 s. Until then rowguard refuses the policy at load.
+// (c) One ctest entry adversarial.StateLeakTransactionPool, < 90 s (about 15 s).
 #define ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST()                                                 \
   TEST(StateLeakTransactionPool, TwentyOneClientsOnTwoServerConnectionsSeeOnlyTheirOwnSession) {   \
     leak::RunResult r = leak_test::run_transaction_pool();                                         \
@@ -273,6 +272,6 @@ TEST_F(StateLeakNegativeControl, SettingLeakIsCaught) {
     EXPECT_EQ(r.ops_done, leak::ops_from_env(10000));                                              \
   }
 
-// ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST()
+ROWGUARD_STATE_LEAK_TRANSACTION_POOL_TEST()
 
 }  // namespace rowguard::testing::adversarial

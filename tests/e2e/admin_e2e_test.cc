@@ -222,7 +222,7 @@ TEST_F(AdminE2e, ShowCommandsDescribeClientsServersStatsPolicyAndCache) {
        "print('rows', len(psycopg.ClientCursor(c).execute('SHOW HELP').fetchall()))\n",
        "host=127.0.0.1 port=" + std::to_string(rg.port()) + " user=dba password=pwdba dbname=rowguard"},
       {}, "", 30);
-  EXPECT_EQ(ext.out, "error 0A000\nrows 10\n") << describe(ext);
+  EXPECT_EQ(ext.out, "error 0A000\nrows 11\n") << describe(ext);
 
   // Tenant users cannot open the console; a wrong password is an ordinary auth failure.
   CommandResult refused = rg.psql("t1", "pw1", "SHOW CLIENTS", "rowguard");

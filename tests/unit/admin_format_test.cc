@@ -77,6 +77,7 @@ TEST(AdminFormat, ParsesCommandsCaseAndSpaceInsensitively) {
   EXPECT_EQ(parse_command("SHOW CLIENTS"), Command::kShowClients);
   EXPECT_EQ(parse_command("  show\n\tclients ; "), Command::kShowClients);
   EXPECT_EQ(parse_command("Show Servers;"), Command::kShowServers);
+  EXPECT_EQ(parse_command("show pools"), Command::kShowPools);
   EXPECT_EQ(parse_command("show stats"), Command::kShowStats);
   EXPECT_EQ(parse_command("SHOW POLICY"), Command::kShowPolicy);
   EXPECT_EQ(parse_command("show cache"), Command::kShowCache);
@@ -212,7 +213,7 @@ TEST(AdminFormat, StatsAndHelp) {
   ASSERT_EQ(s.rows.size(), 1u);
   EXPECT_EQ(s.rows[0][1], "3");
   ResultSet h = help_result();
-  EXPECT_EQ(h.rows.size(), 10u);  // + SHOW SCHEMA
+  EXPECT_EQ(h.rows.size(), 11u);  // + SHOW SCHEMA, SHOW POOLS
   for (const auto& row : h.rows) EXPECT_NE(parse_command(*row[0]), Command::kUnknown) << *row[0];
 }
 

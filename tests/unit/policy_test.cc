@@ -403,8 +403,16 @@ TEST(ParsePolicyPool, AllKeys) {
   EXPECT_EQ(p->pool.server_lifetime_seconds, 7200);
 }
 
-TEST(ParsePolicyPool, TransactionModeIsRefusedUntilTheRelayUsesThePool) {
-  expect_error_at(kMinimalToml + "[pool]\nmode = \"transaction\"\n"s, 13, "is not available yet");
+TEST(ParsePolicyPool, TransactionMode) {
+  auto p = parse_policy(kMinimalToml + "[pool]\nmode = \"transaction\"\nsize = 4\n"s, "x.toml");
+  EXPECT_EQ(p->pool.mode, PoolMode::kTransaction);
+  EXPECT_EQ(p->pool.size, 4u);
+}
+
+TEST(ParsePolicyPool, TransactionModeIsRefusedWithTheRlsBackstop) {
+  std::string toml = kMinimalToml;
+  toml.replace(toml.find("[tenancy]\n"), 10, "[tenancy]\nbackstop = \"rls\"\n");
+  expect_error_at(toml + "[pool]\nmode = \"transaction\"\n"s, 14, "cannot be used with [tenancy] backstop = \"rls\"");
 }
 
 TEST(ParsePolicyPool, Errors) {
