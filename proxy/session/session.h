@@ -12,6 +12,7 @@
 #include "policy/policy.h"
 #include "proxy/protocol/codec.h"
 #include "proxy/session/copy_checker.h"
+#include "proxy/session/server_statements.h"
 #include "sqlrewrite/rewrite_cache.h"
 
 namespace rowguard::session {
@@ -143,6 +144,41 @@ class TenantSession {
   size_t portal_count() const { return portals_.size(); }
   bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
 
+  // ---- transaction pooling ------------------------------------------------------------------
+  //
+  // Pooled (transaction mode): the session's server connection changes between transactions,
+  // so a named protocol statement (Parse / Bind / Describe 'S' / Close 'S' with a name) follows
+  // the client: the session keeps the client's statements (client name -> text, types, tenant
+  // parameters, policy version) in its own table, and the server connection attached for the
+  // transaction holds them under rowguard's names (ServerStatements, one per distinct rewritten
+  // text and declared parameter types). A Parse whose text the connection already holds (or is
+  // preparing) sends nothing: rowguard answers its ParseComplete itself, in order (a synthetic
+  // answer waits in `awaited_` behind what the server still owes, and is skipped like the
+  // server's when an error makes the server skip to Sync). A Bind / Describe of a statement the
+  // connection lacks (another connection, or evicted) is preceded by a Parse rowguard injects
+  // (its ParseComplete swallowed; its error, if any, is the client's answer in place of the
+  // Bind's / Describe's, and the batch is skipped to Sync). Close 'S' answers CloseComplete
+  // itself (the server's statement stays, shared). Parse over an existing name: 42P05; Bind /
+  // Describe of an unknown name: 26000, as PostgreSQL (made to fail on the server at the same
+  // point, so that the server skips the batch). Unnamed statements and all portals are
+  // unchanged. SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL are not translated:
+  // needs_pin() says the client must keep its server connection.
+  //
+  // Synthetic answers are appended to ClientStep::to_client (with close = false) when nothing is
+  // awaited ahead of them, else to on_server_message's `to_client` after the answer they wait
+  // for: the network layer must write both to the client in the order it got them.
+  void set_pooled(bool pooled) { pooled_ = pooled; }  // at a boundary (idle)
+  bool pooled() const { return pooled_; }
+  // The server connection's statements, for the transaction (nullptr: released). Attach before
+  // forwarding the transaction's first message; detach only when idle() (ReadyForQuery 'I').
+  void attach(ServerStatements* conn);
+  ServerStatements* attached() const { return conn_; }
+  // Pooled: the client must stay on its server connection (it holds SQL-level prepared
+  // statements under the client's own names, or a PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL
+  // is in flight). pin_reason(): why, for SHOW POOLS / logs ("" when needs_pin() is false).
+  bool needs_pin() const { return !pin_reason().empty(); }
+  std::string pin_reason() const;
+
  private:
   struct Statement {
     std::vector<int> tenant_params;
@@ -154,6 +190,7 @@ class TenantSession {
     std::string rewritten;
     std::vector<sqlrewrite::CursorOp> cursors;  // a DECLARE / FETCH / CLOSE text (extended protocol)
     uint64_t id = 0;  // a Parse's statement: unique in the session (0: SQL PREPARE)
+    std::vector<int32_t> parse_types;  // pooled: the types the Parse declared (the server key)
   };
   // A DECLARE / CLOSE / CLOSE ALL of a Query, applied to `portals_` when its CommandComplete
   // tag confirms it (session_portals.cc).
@@ -186,6 +223,14 @@ class TenantSession {
     std::vector<CursorChange> cursors;  // Query: its DECLARE / CLOSE, in order
     uint64_t policy_version = 0;        // Bind: the policy its portal is made under
     uint64_t statement_id = 0;          // Bind: the statement it binds (Statement::id), 0 if unsure
+    // Pooled: `synthetic` entries are answered by rowguard (`answer`) when they reach the front
+    // (a Parse whose text the connection holds, a Close 'S'); `injected` ones are rowguard's own
+    // messages whose answers the client does not get (a Parse before a Bind / Describe, a Close
+    // evicting a statement); `server_stmt`: the connection's name a Parse / eviction Close sent.
+    bool synthetic = false;
+    bool injected = false;
+    std::string answer;
+    std::string server_stmt;
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,
@@ -228,6 +273,21 @@ class TenantSession {
   // Registers a refusal for the message about to be forwarded; returns the marker its error
   // will carry.
   std::string refuse(std::string reason);
+  std::string refuse_with(std::string error_response);  // the client gets this ErrorResponse
+  // Pooled (see set_pooled()).
+  void pooled_parse(std::string_view name, Statement st, ClientStep& step);
+  // What a client statement name means for a message sent now (the latest Parse / Close /
+  // PREPARE / DEALLOCATE in flight, else the table), or nullptr.
+  Statement* resolve(std::string_view name);
+  // The connection's name for `st`, after queueing a Parse (and an eviction) when it lacks it.
+  std::string ensure_on_server(const Statement& st, std::string_view client_name, ClientStep& step);
+  void queue_eviction(ClientStep& step);
+  void drain_synthetic(std::string& to_client);  // answer synthetic entries at the front
+  void no_connection(ClientStep& step);          // pooled, nothing attached: a FATAL error
+  static std::string undefined_statement(std::string_view name);  // PostgreSQL's 26000
+  void client_message(const protocol::Frame& frame, const policy::Policy& policy,
+                      const sqlrewrite::RewriteResult* precomputed, ClientStep& step);
+  ServerStep on_server_message_impl(const protocol::Frame& frame, std::string_view raw, std::string& to_client);
   // The server will answer (or skip) the message forwarded now.
   Awaited& expect(Await kind);
   // Server side of the model (session_server.cc).
@@ -289,6 +349,9 @@ class TenantSession {
   std::string channel_prefix_;  // LISTEN/NOTIFY: this tenant's channels upstream
   void on_copy_message(const protocol::Frame& frame, ClientStep& step);
   ClientStep step_;  // what on_client_message returns, reused
+  bool pooled_ = false;
+  ServerStatements* conn_ = nullptr;
+  uint64_t batch_tick_ = 0;  // conn_->tick() when the current batch began (eviction spares later uses)
   char tx_status_ = 'I';
 };
 

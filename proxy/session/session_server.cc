@@ -67,7 +67,14 @@ void TenantSession::pop_front() {
 }
 
 void TenantSession::skip_to_sync() {
-  while (!awaited_.empty() && awaited_.front().kind != Await::kSync) pop_front();
+  while (!awaited_.empty() && awaited_.front().kind != Await::kSync) {
+    const Awaited& a = awaited_.front();
+    if (conn_ != nullptr && !a.server_stmt.empty()) {  // pooled: what the server did not do
+      if (a.kind == Await::kParse) conn_->parse_failed(a.server_stmt);
+      if (a.kind == Await::kClose) conn_->close_skipped(a.server_stmt);
+    }
+    pop_front();
+  }
   if (awaited_.empty()) skipping_ = true;  // the client has not sent that Sync yet
 }
 
@@ -84,8 +91,25 @@ void TenantSession::drop_statement(std::string_view name) {
   statements_.erase(it);
 }
 
+void TenantSession::drain_synthetic(std::string& to_client) {
+  while (!awaited_.empty() && awaited_.front().synthetic) {
+    Awaited& a = awaited_.front();
+    if (a.kind == Await::kParse) commit_statement(a.name, std::move(a.statement));
+    if (a.kind == Await::kClose) drop_statement(a.name);
+    to_client += a.answer;
+    pop_front();
+  }
+}
+
 ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::string_view raw,
                                             std::string& to_client) {
+  ServerStep step = on_server_message_impl(f, raw, to_client);
+  if (!step.close) drain_synthetic(to_client);  // rowguard's answers that waited for this one
+  return step;
+}
+
+ServerStep TenantSession::on_server_message_impl(const protocol::Frame& f, std::string_view raw,
+                                                 std::string& to_client) {
   namespace be = protocol::be;
   ServerStep step;
   auto unexpected = [&]() -> ServerStep {
@@ -167,7 +191,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         return step;
       case Await::kParse:
         // The unnamed statement is dropped before the new text is parsed.
-        if (front.name.empty()) drop_statement("");
+        if (front.name.empty() && !front.injected) drop_statement("");
         skip_to_sync();
         return step;
       default:
@@ -203,6 +227,11 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         step.reason = "the server accepted a Parse that rowguard had replaced by a failing one";
         return step;
       }
+      if (conn_ != nullptr && !front.server_stmt.empty()) conn_->parsed(front.server_stmt);
+      if (front.injected) {  // rowguard's own Parse (before a Bind / Describe): not the client's
+        pop_front();
+        return step;
+      }
       commit_statement(front.name, std::move(front.statement));
       pop_front();
       to_client.append(raw);
@@ -215,6 +244,11 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       return step;
     case be::kCloseComplete:
       if (front.kind != Await::kClose) return unexpected();
+      if (front.injected) {  // an eviction: the client did not ask
+        if (conn_ != nullptr) conn_->closed(front.server_stmt);
+        pop_front();
+        return step;
+      }
       if (front.close_kind == 'S') drop_statement(front.name);
       if (front.close_kind == 'P') portals_.erase(front.name);
       pop_front();
