@@ -14,11 +14,13 @@ std::string ServerStatements::key_of(std::string_view rewritten, const std::vect
   return key;
 }
 
-std::optional<std::string> ServerStatements::find(std::string_view rewritten, const std::vector<int32_t>& types) {
+std::optional<std::string> ServerStatements::find(std::string_view rewritten, const std::vector<int32_t>& types,
+                                                  uint64_t pending_after) {
   auto k = by_key_.find(key_of(rewritten, types));
   if (k == by_key_.end()) return std::nullopt;
   auto it = by_name_.find(k->second);
   if (it == by_name_.end() || it->second.state == State::kClosing) return std::nullopt;
+  if (it->second.state == State::kPending && it->second.added <= pending_after) return std::nullopt;
   it->second.last_use = ++tick_;
   return it->first;
 }
@@ -27,7 +29,8 @@ std::string ServerStatements::add_pending(std::string_view rewritten, const std:
   std::string name = "rg_" + std::to_string(next_name_++);
   std::string key = key_of(rewritten, types);
   by_key_[key] = name;
-  by_name_[name] = Entry{std::move(key), State::kPending, ++tick_};
+  ++tick_;
+  by_name_[name] = Entry{std::move(key), State::kPending, tick_, tick_};
   return name;
 }
 

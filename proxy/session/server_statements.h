@@ -24,9 +24,12 @@ class ServerStatements {
  public:
   explicit ServerStatements(size_t capacity = 200) : capacity_(capacity == 0 ? 1 : capacity) {}
 
-  // The server name of a pending or held statement of this text and types (touched: now the most
-  // recently used), or nullopt.
-  std::optional<std::string> find(std::string_view rewritten, const std::vector<int32_t>& types);
+  // The server name of a held statement of this text and types, or of a pending one whose Parse
+  // was sent after tick `pending_after` (touched: now the most recently used), or nullopt. A
+  // session passes the tick at which its current batch began: a Parse of the same batch that
+  // fails makes the server skip whatever relies on it, a Parse of an earlier one does not.
+  std::optional<std::string> find(std::string_view rewritten, const std::vector<int32_t>& types,
+                                  uint64_t pending_after);
   // A Parse of this text and types is about to be sent: its new server name (pending).
   std::string add_pending(std::string_view rewritten, const std::vector<int32_t>& types);
   // Called after add_pending(): the least recently used held statement to close (now closing),
@@ -56,6 +59,7 @@ class ServerStatements {
     std::string key;
     State state = State::kPending;
     uint64_t last_use = 0;
+    uint64_t added = 0;
   };
   static std::string key_of(std::string_view rewritten, const std::vector<int32_t>& types);
   void erase(std::string_view name);

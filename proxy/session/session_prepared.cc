@@ -206,7 +206,7 @@ void TenantSession::queue_eviction(ClientStep& step) {
 
 std::string TenantSession::ensure_on_server(const Statement& st, std::string_view client_name, ClientStep& step) {
   if (st.id == 0) return std::string(client_name);  // SQL PREPARE: the server's, the client is pinned
-  if (auto held = conn_->find(st.rewritten, st.parse_types)) return *held;
+  if (auto held = conn_->find(st.rewritten, st.parse_types, batch_tick_)) return *held;
   // `st` may live in awaited_, which expect() grows: nothing of it is read after.
   std::string name = conn_->add_pending(st.rewritten, st.parse_types);
   std::string parse;
@@ -240,7 +240,7 @@ void TenantSession::pooled_parse(std::string_view name, Statement st, ClientStep
     no_connection(step);
     return;
   }
-  if (conn_->find(st.rewritten, st.parse_types)) {
+  if (conn_->find(st.rewritten, st.parse_types, batch_tick_)) {
     // The connection holds (or is preparing) this text: rowguard answers, in order.
     Awaited& a = expect(Await::kParse);
     a.name = name;
