@@ -189,7 +189,6 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
                                                    const sqlrewrite::RewriteResult* precomputed) {
   step_.clear();
   client_message(frame, policy, precomputed, step_);
-  if (!step_.close) drain_synthetic(step_.to_client);
   return step_;
 }
 
@@ -256,10 +255,9 @@ void TenantSession::client_message(const protocol::Frame& frame, const policy::P
         const std::string name(server_name(t->name));
         const Statement* st = skipping_ ? nullptr : resolve(name);
         if (st == nullptr || st->id != 0) {
-          Awaited& a = expect(Await::kClose);
+          Awaited& a = stand_in(Await::kClose, step);
           a.close_kind = 'S';
           a.name = name;
-          a.synthetic = true;
           protocol::append_frame(a.answer, protocol::be::kCloseComplete, {});
           return;
         }

@@ -149,24 +149,39 @@ class TenantSession {
   // Pooled (transaction mode): the session's server connection changes between transactions,
   // so a named protocol statement (Parse / Bind / Describe 'S' / Close 'S' with a name) follows
   // the client: the session keeps the client's statements (client name -> text, types, tenant
-  // parameters, policy version) in its own table, and the server connection attached for the
-  // transaction holds them under rowguard's names (ServerStatements, one per distinct rewritten
-  // text and declared parameter types). A Parse whose text the connection already holds (or is
-  // preparing) sends nothing: rowguard answers its ParseComplete itself, in order (a synthetic
-  // answer waits in `awaited_` behind what the server still owes, and is skipped like the
-  // server's when an error makes the server skip to Sync). A Bind / Describe of a statement the
-  // connection lacks (another connection, or evicted) is preceded by a Parse rowguard injects
-  // (its ParseComplete swallowed; its error, if any, is the client's answer in place of the
-  // Bind's / Describe's, and the batch is skipped to Sync). Close 'S' answers CloseComplete
-  // itself (the server's statement stays, shared). Parse over an existing name: 42P05; Bind /
-  // Describe of an unknown name: 26000, as PostgreSQL (made to fail on the server at the same
-  // point, so that the server skips the batch). Unnamed statements and all portals are
-  // unchanged. SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL are not translated:
-  // needs_pin() says the client must keep its server connection.
+  // parameters, policy version) in its own table (`statements_`), and the server connection
+  // attached for the transaction holds them under rowguard's names (ServerStatements: `rg_<n>`,
+  // one per distinct rewritten text and declared parameter types, LRU-bounded). Client names
+  // never reach the server.
+  // - Parse "x": the connection gets a Parse under its name for the text only if it lacks it;
+  //   otherwise the client's ParseComplete is rowguard's, in order: a stand-in message that
+  //   does nothing on the server (Close of statement rg_0) takes the Parse's place in the
+  //   stream, and its CloseComplete becomes the client's ParseComplete. So rowguard never
+  //   answers ahead of the server, every answer reaches the client through on_server_message
+  //   (the network layer writes nothing else), and when an error makes the server skip to
+  //   Sync the stand-in is skipped with the rest (the client's statement is then not made).
+  // - Bind / Describe 'S' of "x": under the connection's name; when the connection lacks it
+  //   (another connection, or evicted) a Parse is injected first, its ParseComplete swallowed;
+  //   if that Parse fails (a dropped table) its error is the client's answer in place of the
+  //   Bind's / Describe's and the server skips to Sync, as PostgreSQL fails the Bind.
+  // - Close 'S' "x": the client's statement goes (when the stand-in's answer arrives); the
+  //   connection's stays, shared. Parse over an existing name: 42P05; Bind / Describe of an
+  //   unknown name: 26000, as PostgreSQL (a message that fails on the server at the same point
+  //   carries the answer, so the server skips the batch).
+  // - Eviction at the bound: rowguard sends Close of the least recently used statement not
+  //   used in the current batch, its CloseComplete swallowed.
+  // - Unnamed statements and all portals are unchanged. SQL-level PREPARE / EXECUTE /
+  //   DEALLOCATE / DISCARD ALL are not translated: needs_pin() says the client must keep its
+  //   server connection (and a pinned client may not PREPARE / DEALLOCATE names rg_*).
   //
-  // Synthetic answers are appended to ClientStep::to_client (with close = false) when nothing is
-  // awaited ahead of them, else to on_server_message's `to_client` after the answer they wait
-  // for: the network layer must write both to the client in the order it got them.
+  // Known differences from one private backend per client:
+  // - Batches in flight are assumed to succeed: a Bind / Parse / Close of "x" sent while an
+  //   EARLIER batch (before a Sync) that prepares or closes "x" is unanswered is translated as
+  //   if that batch succeeds (if it fails, "x" means what the batch would have made). Within
+  //   one batch the server's skip-to-Sync keeps it exact.
+  // - A Parse whose text the connection already holds gets ParseComplete even if the text
+  //   would now fail (a dropped table): the error comes at the Bind (as with PgBouncer).
+  // - Parse over an existing name whose text also fails: 42P05 rather than the text's error.
   void set_pooled(bool pooled) { pooled_ = pooled; }  // at a boundary (idle)
   bool pooled() const { return pooled_; }
   // The server connection's statements, for the transaction (nullptr: released). Attach before
@@ -223,8 +238,8 @@ class TenantSession {
     std::vector<CursorChange> cursors;  // Query: its DECLARE / CLOSE, in order
     uint64_t policy_version = 0;        // Bind: the policy its portal is made under
     uint64_t statement_id = 0;          // Bind: the statement it binds (Statement::id), 0 if unsure
-    // Pooled: `synthetic` entries are answered by rowguard (`answer`) when they reach the front
-    // (a Parse whose text the connection holds, a Close 'S'); `injected` ones are rowguard's own
+    // Pooled: `synthetic` entries are answered by rowguard (`answer`, in place of the answer to
+    // a stand-in: stand_in()) (a Parse whose text the connection holds, a Close 'S'); `injected` ones are rowguard's own
     // messages whose answers the client does not get (a Parse before a Bind / Describe, a Close
     // evicting a statement); `server_stmt`: the connection's name a Parse / eviction Close sent.
     bool synthetic = false;
@@ -282,7 +297,9 @@ class TenantSession {
   // The connection's name for `st`, after queueing a Parse (and an eviction) when it lacks it.
   std::string ensure_on_server(const Statement& st, std::string_view client_name, ClientStep& step);
   void queue_eviction(ClientStep& step);
-  void drain_synthetic(std::string& to_client);  // answer synthetic entries at the front
+  // An entry answered by rowguard: a stand-in message (Close of statement rg_0, which does
+  // nothing) is sent in its place, and its CloseComplete becomes `answer`.
+  Awaited& stand_in(Await kind, ClientStep& step);
   void no_connection(ClientStep& step);          // pooled, nothing attached: a FATAL error
   static std::string undefined_statement(std::string_view name);  // PostgreSQL's 26000
   void client_message(const protocol::Frame& frame, const policy::Policy& policy,

@@ -191,17 +191,28 @@ TenantSession::Statement* TenantSession::resolve(std::string_view name) {
   return it == statements_.end() ? nullptr : &it->second;
 }
 
+TenantSession::Awaited& TenantSession::stand_in(Await kind, ClientStep& step) {
+  // Closing a statement that does not exist does nothing but answer CloseComplete; no statement
+  // is ever named rg_0 (ServerStatements counts from 1, and a tenant may not PREPARE rg_*).
+  if (skipping_) return expect(kind);  // the server skips to Sync: nothing is sent
+  Awaited& a = expect(kind);
+  protocol::append_frame(step.to_server, protocol::fe::kClose, std::string_view("Srg_0\0", 6));
+  a.synthetic = true;
+  return a;
+}
+
 void TenantSession::queue_eviction(ClientStep& step) {
-  std::optional<std::string> victim = conn_->evict(batch_tick_);
-  if (!victim) return;
-  std::string body(1, 'S');
-  body += *victim;
-  body.push_back('\0');
-  protocol::append_frame(step.to_server, protocol::fe::kClose, body);
-  Awaited& a = expect(Await::kClose);
-  a.close_kind = 'S';
-  a.injected = true;
-  a.server_stmt = std::move(*victim);
+  // Down to the bound again (one at a time unless a batch used more than the bound).
+  while (std::optional<std::string> victim = conn_->evict(batch_tick_)) {
+    std::string body(1, 'S');
+    body += *victim;
+    body.push_back('\0');
+    protocol::append_frame(step.to_server, protocol::fe::kClose, body);
+    Awaited& a = expect(Await::kClose);
+    a.close_kind = 'S';
+    a.injected = true;
+    a.server_stmt = std::move(*victim);
+  }
 }
 
 std::string TenantSession::ensure_on_server(const Statement& st, std::string_view client_name, ClientStep& step) {
@@ -242,10 +253,9 @@ void TenantSession::pooled_parse(std::string_view name, Statement st, ClientStep
   }
   if (conn_->find(st.rewritten, st.parse_types, batch_tick_)) {
     // The connection holds (or is preparing) this text: rowguard answers, in order.
-    Awaited& a = expect(Await::kParse);
+    Awaited& a = stand_in(Await::kParse, step);
     a.name = name;
     a.statement = std::move(st);
-    a.synthetic = true;
     protocol::append_frame(a.answer, protocol::be::kParseComplete, {});
     return;
   }

@@ -91,21 +91,9 @@ void TenantSession::drop_statement(std::string_view name) {
   statements_.erase(it);
 }
 
-void TenantSession::drain_synthetic(std::string& to_client) {
-  while (!awaited_.empty() && awaited_.front().synthetic) {
-    Awaited& a = awaited_.front();
-    if (a.kind == Await::kParse) commit_statement(a.name, std::move(a.statement));
-    if (a.kind == Await::kClose) drop_statement(a.name);
-    to_client += a.answer;
-    pop_front();
-  }
-}
-
 ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::string_view raw,
                                             std::string& to_client) {
-  ServerStep step = on_server_message_impl(f, raw, to_client);
-  if (!step.close) drain_synthetic(to_client);  // rowguard's answers that waited for this one
-  return step;
+  return on_server_message_impl(f, raw, to_client);
 }
 
 ServerStep TenantSession::on_server_message_impl(const protocol::Frame& f, std::string_view raw,
@@ -221,7 +209,7 @@ ServerStep TenantSession::on_server_message_impl(const protocol::Frame& f, std::
       return step;
     }
     case be::kParseComplete:
-      if (front.kind != Await::kParse) return unexpected();
+      if (front.kind != Await::kParse || front.synthetic) return unexpected();
       if (front.refused) {
         step.close = true;
         step.reason = "the server accepted a Parse that rowguard had replaced by a failing one";
@@ -243,6 +231,13 @@ ServerStep TenantSession::on_server_message_impl(const protocol::Frame& f, std::
       to_client.append(raw);
       return step;
     case be::kCloseComplete:
+      if (front.synthetic) {  // a stand-in: the client gets rowguard's answer to its message
+        if (front.kind == Await::kParse) commit_statement(front.name, std::move(front.statement));
+        if (front.kind == Await::kClose) drop_statement(front.name);
+        to_client += front.answer;
+        pop_front();
+        return step;
+      }
       if (front.kind != Await::kClose) return unexpected();
       if (front.injected) {  // an eviction: the client did not ask
         if (conn_ != nullptr) conn_->closed(front.server_stmt);

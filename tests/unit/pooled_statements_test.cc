@@ -346,10 +346,13 @@ TEST_F(PooledStatementsTest, StatementFollowsTheClientToAnotherConnection) {
 TEST_F(PooledStatementsTest, ClientsShareAConnectionsStatement) {
   Client x = make(), y = make(), other = make("2");
   run(x, conn_a_, server_a_, parse("s1", kById) + sync());
-  // y prepares the same text under another name: nothing is sent, rowguard answers at once.
+  // y prepares the same text under another name: no Parse is sent, rowguard answers (through a
+  // stand-in that does nothing on the server, so that its answer comes in order).
   y.session.attach(&conn_a_);
   const std::string sent = y.send(server_a_, parse("mine", kById));
-  EXPECT_EQ(sent, "");
+  EXPECT_EQ(describe_stream(sent, true), "C S rg_0\n");
+  EXPECT_EQ(y.seen, "");
+  y.deliver(server_a_);
   EXPECT_EQ(describe_stream(y.seen, false), "1\n");
   EXPECT_EQ(describe_stream(y.send(server_a_, bind("mine", {"1"}) + execute() + sync()), true), "B  <- rg_1\nE\nS\n");
   y.deliver(server_a_);
@@ -414,7 +417,9 @@ TEST_F(PooledStatementsTest, CloseThenBindIs26000) {
   Client c = make();
   run(c, conn_a_, server_a_, parse("s1", kAll) + sync());
   c.session.attach(&conn_a_);
-  EXPECT_EQ(c.send(server_a_, close('S', "s1")), "");  // answered by rowguard; the server's stays
+  // Answered by rowguard (through a stand-in); the server's statement stays.
+  EXPECT_EQ(describe_stream(c.send(server_a_, close('S', "s1")), true), "C S rg_0\n");
+  c.deliver(server_a_);
   EXPECT_EQ(describe_stream(c.seen.substr(c.seen.size() - 5), false), "3\n");
   c.send(server_a_, bind("s1") + execute() + sync());
   c.deliver(server_a_);
