@@ -182,6 +182,8 @@ class TenantSession {
   // - A Parse whose text the connection already holds gets ParseComplete even if the text
   //   would now fail (a dropped table): the error comes at the Bind (as with PgBouncer).
   // - Parse over an existing name whose text also fails: 42P05 rather than the text's error.
+  // - Describe 'S' whose injected Parse fails: the error alone (PostgreSQL sends the
+  //   ParameterDescription first, then fails on the RowDescription).
   void set_pooled(bool pooled) { pooled_ = pooled; }  // at a boundary (idle)
   bool pooled() const { return pooled_; }
   // The server connection's statements, for the transaction (nullptr: released). Attach before
