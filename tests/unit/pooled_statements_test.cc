@@ -249,6 +249,39 @@ class Backend {
   bool skipping_ = false;
 };
 
+// ---- ServerStatements alone ----------------------------------------------------------------------
+
+TEST(ServerStatements, PendingHeldEvictedAndSkipped) {
+  ServerStatements conn(2);
+  EXPECT_EQ(conn.find("SELECT 1", {}, 0), std::nullopt);
+  const std::string a = conn.add_pending("SELECT 1", {});
+  EXPECT_EQ(a, "rg_1");
+  const uint64_t batch = conn.tick();
+  EXPECT_EQ(conn.find("SELECT 1", {}, batch - 1), a);  // pending, sent in the current batch
+  EXPECT_EQ(conn.find("SELECT 1", {}, batch), std::nullopt);  // pending from an earlier batch
+  EXPECT_EQ(conn.find("SELECT 1", {23}, 0), std::nullopt);  // other declared types: another statement
+  conn.parsed(a);
+  EXPECT_TRUE(conn.holds(a));
+  EXPECT_EQ(conn.find("SELECT 1", {}, conn.tick()), a);
+  const std::string b = conn.add_pending("SELECT 2", {});
+  conn.parsed(b);
+  EXPECT_EQ(conn.evict(conn.tick()), std::nullopt);  // within the bound
+  const std::string c = conn.add_pending("SELECT 3", {});
+  EXPECT_EQ(conn.evict(0), std::nullopt);  // every held one was used since tick 0
+  EXPECT_EQ(conn.evict(conn.tick()), a);   // the least recently used
+  EXPECT_EQ(conn.find("SELECT 1", {}, 0), std::nullopt);  // closing
+  conn.close_skipped(a);                   // the server skipped the Close: held again
+  EXPECT_EQ(conn.find("SELECT 1", {}, 0), a);
+  EXPECT_EQ(conn.evict(conn.tick()), b);
+  conn.closed(b);
+  conn.parse_failed(c);
+  EXPECT_EQ(conn.size(), 1u);
+  EXPECT_EQ(conn.held(), 1u);
+  conn.clear();
+  EXPECT_EQ(conn.size(), 0u);
+  EXPECT_EQ(conn.add_pending("SELECT 1", {}), "rg_4");  // names are never reused
+}
+
 // ---- a pooled client and its private reference backend -----------------------------------------
 
 struct Client {
