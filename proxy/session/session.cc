@@ -187,14 +187,9 @@ std::optional<std::string_view> TenantSession::statement_text(const protocol::Fr
 
 const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame, const policy::Policy& policy,
                                                    const sqlrewrite::RewriteResult* precomputed) {
-  step_.clear();
-  client_message(frame, policy, precomputed, step_);
-  return step_;
-}
-
-void TenantSession::client_message(const protocol::Frame& frame, const policy::Policy& policy,
-                                   const sqlrewrite::RewriteResult* precomputed, ClientStep& step) {
   namespace fe = protocol::fe;
+  ClientStep& step = step_;
+  step.clear();
   auto forward_raw = [&] { protocol::append_frame(step.to_server, frame.tag, frame.body); };
   if (awaited_.size() >= policy.limits.max_pipelined_messages && frame.tag != fe::kTerminate) {
     step.close = true;
@@ -202,7 +197,7 @@ void TenantSession::client_message(const protocol::Frame& frame, const policy::P
                                     "rowguard: more than " + std::to_string(policy.limits.max_pipelined_messages) +
                                         " messages await the server's answer (read the answers; [limits] "
                                         "max_pipelined_messages)");
-    return;
+    return step;
   }
   if (copy_ && !copy_->done && !copy_->failed && frame.tag != fe::kCopyData && frame.tag != fe::kCopyDone &&
       frame.tag != fe::kCopyFail && frame.tag != fe::kTerminate) {
@@ -211,7 +206,7 @@ void TenantSession::client_message(const protocol::Frame& frame, const policy::P
     step.close = true;
     protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
                                     "rowguard: only CopyData, CopyDone or CopyFail may follow COPY FROM STDIN");
-    return;
+    return step;
   }
   switch (frame.tag) {
     case fe::kParse:
@@ -231,13 +226,13 @@ void TenantSession::client_message(const protocol::Frame& frame, const policy::P
   switch (frame.tag) {
     case fe::kQuery:
       on_query(frame.body, policy, step, precomputed);
-      return;
+      return step;
     case fe::kParse:
       on_parse(frame.body, policy, step, precomputed);
-      return;
+      return step;
     case fe::kBind:
       on_bind(frame.body, policy, step);
-      return;
+      return step;
     case fe::kClose: {
       // Closing a statement the server does not have does nothing there (CloseComplete), so
       // no name is refused here; the statement counts as gone once CloseComplete arrives.
@@ -246,10 +241,10 @@ void TenantSession::client_message(const protocol::Frame& frame, const policy::P
         step.close = true;
         protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
                                         "invalid Close message");
-        return;
+        return step;
       }
       if (pooled_ && t->kind == 'S' && !t->name.empty()) {
-        // The client's statement goes when rowguard's CloseComplete is reached (not if the
+        // The client's statement goes when the stand-in's CloseComplete arrives (not if the
         // server skips to Sync first); the connection's statement stays, shared. A SQL-level
         // prepared statement is the server's under the client's name (the client is pinned).
         const std::string name(server_name(t->name));
@@ -259,52 +254,52 @@ void TenantSession::client_message(const protocol::Frame& frame, const policy::P
           a.close_kind = 'S';
           a.name = name;
           protocol::append_frame(a.answer, protocol::be::kCloseComplete, {});
-          return;
+          return step;
         }
       }
       Awaited& a = expect(Await::kClose);
       a.close_kind = t->kind;
       a.name = server_name(t->name);
       forward_raw();
-      return;
+      return step;
     }
     case fe::kDescribe:
       on_describe(frame.body, policy, step);
-      return;
+      return step;
     case fe::kExecute:
       on_execute(frame.body, policy, step);
-      return;
+      return step;
     case fe::kFlush:
       forward_raw();
-      return;
+      return step;
     case fe::kSync:
       expect(Await::kSync);
       if (conn_ != nullptr) batch_tick_ = conn_->tick();  // what the next batch uses is spared from eviction
       forward_raw();
-      return;
+      return step;
     case fe::kFunctionCall: {
       // The fast-path function call runs any function by OID: refused. A failing Query gives
       // the same response shape (ErrorResponse, ReadyForQuery).
       step.denial = "rowguard: the function call protocol (FunctionCall message) is not allowed";
       protocol::append_query(step.to_server, "SELECT " + refuse(step.denial));
       expect(Await::kQuery);
-      return;
+      return step;
     }
     case fe::kCopyData:
     case fe::kCopyDone:
     case fe::kCopyFail:
       on_copy_message(frame, step);
-      return;
+      return step;
     case fe::kTerminate:
       forward_raw();
       step.close = true;
-      return;
+      return step;
     default:
       step.close = true;
       protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
                                       "invalid frontend message type " +
                                           std::to_string(static_cast<unsigned char>(frame.tag)));
-      return;
+      return step;
   }
 }
 

@@ -304,9 +304,8 @@ class TenantSession {
   Awaited& stand_in(Await kind, ClientStep& step);
   void no_connection(ClientStep& step);          // pooled, nothing attached: a FATAL error
   static std::string undefined_statement(std::string_view name);  // PostgreSQL's 26000
-  void client_message(const protocol::Frame& frame, const policy::Policy& policy,
-                      const sqlrewrite::RewriteResult* precomputed, ClientStep& step);
-  ServerStep on_server_message_impl(const protocol::Frame& frame, std::string_view raw, std::string& to_client);
+
+
   // The server will answer (or skip) the message forwarded now.
   Awaited& expect(Await kind);
   // Server side of the model (session_server.cc).

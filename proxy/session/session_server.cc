@@ -93,11 +93,6 @@ void TenantSession::drop_statement(std::string_view name) {
 
 ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::string_view raw,
                                             std::string& to_client) {
-  return on_server_message_impl(f, raw, to_client);
-}
-
-ServerStep TenantSession::on_server_message_impl(const protocol::Frame& f, std::string_view raw,
-                                                 std::string& to_client) {
   namespace be = protocol::be;
   ServerStep step;
   auto unexpected = [&]() -> ServerStep {
