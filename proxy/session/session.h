@@ -123,27 +123,6 @@ class TenantSession {
   ServerStep on_server_message(const protocol::Frame& frame, std::string_view raw,
                                std::string& to_client);
 
-  const std::string& tenant() const { return tenant_; }
-  char tx_status() const { return tx_status_; }
-  // Nothing is awaited from the server (every forwarded message is answered or skipped).
-  bool idle() const { return awaited_.empty(); }
-  // Idle, and no extended-protocol batch is open (a place where a transaction may start).
-  bool at_boundary() const { return awaited_.empty() && !extended_open_; }
-  // The server skips everything until the next Sync (an error in an extended batch).
-  bool server_skipping() const { return skipping_; }
-  size_t awaited() const { return awaited_.size(); }
-  // Prepared statements the server holds (as confirmed to rowguard), by server name.
-  size_t prepared_count() const { return statements_.size(); }
-  size_t prepared_bytes() const { return statement_bytes_; }
-  // The distinct texts of this session's prepared statements (held or awaiting their
-  // ParseComplete) of at least `min_bytes` that were checked under another policy version than
-  // `policy`'s: what a use after a reload re-checks. The connection has them rewritten on the
-  // parse pool first, so that the re-check is a cache hit on the worker.
-  std::vector<std::string_view> stale_texts(const policy::Policy& policy, size_t min_bytes) const;
-  // Portals and cursors the server may hold (session_portals.cc).
-  size_t portal_count() const { return portals_.size(); }
-  bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
-
   // ---- transaction pooling ------------------------------------------------------------------
   //
   // Pooled (transaction mode): the session's server connection changes between transactions,
@@ -195,6 +174,27 @@ class TenantSession {
   // is in flight). pin_reason(): why, for SHOW POOLS / logs ("" when needs_pin() is false).
   bool needs_pin() const { return !pin_reason().empty(); }
   std::string pin_reason() const;
+
+  const std::string& tenant() const { return tenant_; }
+  char tx_status() const { return tx_status_; }
+  // Nothing is awaited from the server (every forwarded message is answered or skipped).
+  bool idle() const { return awaited_.empty(); }
+  // Idle, and no extended-protocol batch is open (a place where a transaction may start).
+  bool at_boundary() const { return awaited_.empty() && !extended_open_; }
+  // The server skips everything until the next Sync (an error in an extended batch).
+  bool server_skipping() const { return skipping_; }
+  size_t awaited() const { return awaited_.size(); }
+  // Prepared statements the server holds (as confirmed to rowguard), by server name.
+  size_t prepared_count() const { return statements_.size(); }
+  size_t prepared_bytes() const { return statement_bytes_; }
+  // The distinct texts of this session's prepared statements (held or awaiting their
+  // ParseComplete) of at least `min_bytes` that were checked under another policy version than
+  // `policy`'s: what a use after a reload re-checks. The connection has them rewritten on the
+  // parse pool first, so that the re-check is a cache hit on the worker.
+  std::vector<std::string_view> stale_texts(const policy::Policy& policy, size_t min_bytes) const;
+  // Portals and cursors the server may hold (session_portals.cc).
+  size_t portal_count() const { return portals_.size(); }
+  bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
 
  private:
   struct Statement {
