@@ -435,7 +435,8 @@ void parse_pool(const toml::value& root, Policy& p) {
   if (!root.contains("pool")) return;
   const auto& t = root.at("pool");
   if (!t.is_table()) fail(t, "[pool] must be a table", "here");
-  check_keys(t, {"mode", "size", "min_size", "query_wait_timeout", "server_idle_timeout", "server_lifetime"}, "[pool]");
+  check_keys(t, {"mode", "size", "min_size", "query_wait_timeout", "server_idle_timeout", "server_lifetime",
+                 "max_prepared_statements"}, "[pool]");
   if (t.contains("mode")) {
     const auto& v = t.at("mode");
     std::optional<PoolMode> mode = v.is_string() ? parse_mode<PoolMode>(v.as_string().str) : std::nullopt;
@@ -456,6 +457,7 @@ void parse_pool(const toml::value& root, Policy& p) {
   if (auto v = integer("query_wait_timeout", 0, kDay)) p.pool.query_wait_timeout_seconds = static_cast<int>(*v);
   if (auto v = integer("server_idle_timeout", 0, kDay)) p.pool.server_idle_timeout_seconds = static_cast<int>(*v);
   if (auto v = integer("server_lifetime", 0, 365 * kDay)) p.pool.server_lifetime_seconds = static_cast<int>(*v);
+  if (auto v = integer("max_prepared_statements", 1, 100000)) p.pool.max_prepared_statements = static_cast<size_t>(*v);
   if (p.pool.min_size > p.pool.size) fail(t.at("min_size"), "[pool] min_size must not exceed size", "here");
 }
 

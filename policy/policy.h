@@ -105,6 +105,9 @@ struct PoolSettings {
   int query_wait_timeout_seconds = 120;  // a client waiting longer gets 53300 (0: no limit)
   int server_idle_timeout_seconds = 600; // idle connections above min_size close (0: never)
   int server_lifetime_seconds = 3600;    // a connection this old closes when next idle (0: never)
+  // Transaction mode: protocol-level prepared statements a server connection holds under
+  // rowguard's names (proxy/session/server_statements.h), least recently used closed first.
+  size_t max_prepared_statements = 200;
 };
 
 // [tls]: TLS for client connections.

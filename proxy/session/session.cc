@@ -117,6 +117,12 @@ std::string TenantSession::refuse(std::string reason) {
   return marker;
 }
 
+std::string TenantSession::refuse_with(std::string error_response) {
+  std::string marker = "rowguard_denied_" + nonce_ + "_" + std::to_string(next_marker_++);
+  pending_[marker] = Pending{next_seq_, std::move(error_response)};
+  return marker;
+}
+
 TenantSession::Awaited& TenantSession::expect(Await kind) {
   // A message sent while the server skips to Sync is discarded by it: no entry, but an entry
   // number all the same, so that its refusal (if any) is forgotten with the skipped batch.
@@ -133,7 +139,7 @@ TenantSession::Awaited& TenantSession::expect(Await kind) {
 
 std::string TenantSession::room_for(std::string_view text, const policy::LimitSettings& limits) const {
   size_t count = statements_.size();
-  for (const auto& a : awaited_) count += a.kind == Await::kParse ? 1 : a.sql.size();
+  for (const auto& a : awaited_) count += a.kind == Await::kParse ? (a.injected ? 0 : 1) : a.sql.size();
   if (count >= limits.max_prepared_statements) {
     return "rowguard: this session holds " + std::to_string(count) + " prepared statements, the most "
            "rowguard allows per session (" + std::to_string(limits.max_prepared_statements) +
@@ -155,7 +161,7 @@ std::vector<std::string_view> TenantSession::stale_texts(const policy::Policy& p
   };
   for (const auto& [name, st] : statements_) add(st);
   for (const auto& a : awaited_) {
-    if (a.kind == Await::kParse && !a.refused) add(a.statement);
+    if (a.kind == Await::kParse && !a.refused && !a.injected) add(a.statement);
   }
   return out;
 }
@@ -237,6 +243,20 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
                                         "invalid Close message");
         return step;
       }
+      if (pooled_ && t->kind == 'S' && !t->name.empty()) {
+        // The client's statement goes when the stand-in's CloseComplete arrives (not if the
+        // server skips to Sync first); the connection's statement stays, shared. A SQL-level
+        // prepared statement is the server's under the client's name (the client is pinned).
+        const std::string name(server_name(t->name));
+        const Statement* st = skipping_ ? nullptr : resolve(name);
+        if (st == nullptr || st->id != 0) {
+          Awaited& a = stand_in(Await::kClose, step);
+          a.close_kind = 'S';
+          a.name = name;
+          protocol::append_frame(a.answer, protocol::be::kCloseComplete, {});
+          return step;
+        }
+      }
       Awaited& a = expect(Await::kClose);
       a.close_kind = t->kind;
       a.name = server_name(t->name);
@@ -254,6 +274,7 @@ const ClientStep& TenantSession::on_client_message(const protocol::Frame& frame,
       return step;
     case fe::kSync:
       expect(Await::kSync);
+      if (conn_ != nullptr) batch_tick_ = conn_->tick();  // what the next batch uses is spared from eviction
       forward_raw();
       return step;
     case fe::kFunctionCall: {
@@ -358,17 +379,27 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
   } else {
     why = room_for(m->query, policy.limits);
   }
+  if (why.empty() && pooled_ && !m->statement.empty()) {
+    pooled_parse(server_name(m->statement),
+                 Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors,
+                           next_statement_id_++, m->param_types},
+                 step);
+    return;
+  }
   if (why.empty()) {
     protocol::append_parse(step.to_server, m->statement, r.sql, m->param_types);
     Awaited& a = expect(Await::kParse);
     a.name = server_name(m->statement);
     a.statement = Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors,
-                            next_statement_id_++};
+                            next_statement_id_++, {}};
     return;
   }
   // The refusal fails on the server, which then skips the rest of the batch.
   step.denial = why;
-  protocol::append_parse(step.to_server, m->statement, "SELECT " + refuse(why), {});
+  const std::string marker = refuse(why);
+  // Pooled: a client name is never a server name (the failing Parse must not meet rowguard's).
+  protocol::append_parse(step.to_server, pooled_ && !m->statement.empty() ? std::string_view(marker) : m->statement,
+                         "SELECT " + marker, {});
   Awaited& a = expect(Await::kParse);
   a.name = server_name(m->statement);
   a.refused = true;
@@ -420,7 +451,23 @@ void TenantSession::on_describe(std::string_view body, const policy::Policy& pol
     return;
   }
   const std::string name(server_name(t->name));
-  if (candidates(name).empty()) {
+  if (pooled_ && !name.empty() && !skipping_) {
+    if (conn_ == nullptr) {
+      no_connection(step);
+      return;
+    }
+    std::string body2(1, 'S');
+    if (Statement* st = resolve(name); st == nullptr) {
+      body2 += refuse_with(undefined_statement(name));  // PostgreSQL's 26000, at the same point
+    } else {
+      body2 += ensure_on_server(*st, name, step);
+    }
+    body2.push_back('\0');
+    protocol::append_frame(step.to_server, protocol::fe::kDescribe, body2);
+    expect(Await::kDescribeStatement).name = name;
+    return;
+  }
+  if (candidates(name).empty() && !(pooled_ && skipping_)) {
     // Fail closed on a name rowguard does not know; a Describe of a statement that does not
     // exist fails on the server at the same point.
     step.denial = "rowguard: Describe of prepared statement \"" + std::string(t->name) +
@@ -444,7 +491,29 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
     return;
   }
   const std::string_view name = server_name(m->statement);
-  std::vector<Statement*> cands = candidates(name);
+  const bool translate = pooled_ && !name.empty() && !skipping_;
+  if (translate && conn_ == nullptr) {
+    no_connection(step);
+    return;
+  }
+  std::vector<Statement*> cands;
+  if (translate) {
+    Statement* st = resolve(name);
+    if (st == nullptr) {
+      // PostgreSQL's 26000, at the same point (a Bind of a statement that does not exist).
+      protocol::append_bind_empty(step.to_server, m->portal, refuse_with(undefined_statement(name)));
+      expect(Await::kBind);
+      return;
+    }
+    cands.push_back(st);
+  } else if (pooled_ && !name.empty()) {
+    // The server skips to Sync: it discards this Bind.
+    protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+    expect(Await::kBind);
+    return;
+  } else {
+    cands = candidates(name);
+  }
   std::string why;
   if (cands.empty()) {
     why = "rowguard: Bind of prepared statement \"" + std::string(m->statement) +
@@ -470,10 +539,22 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
     expect(Await::kBind);
     return;
   }
-  protocol::append_frame(step.to_server, protocol::fe::kBind, body);
   const bool discarded = skipping_;  // the server skips it: nothing is recorded
   // Before expect(): `cands` may point into awaited_ (a Parse not yet confirmed), which it grows.
   const uint64_t statement_id = cands.size() == 1 ? cands.front()->id : 0;
+  if (translate) {
+    // The statement under the connection's name (a Parse injected first when it lacks it).
+    const std::string on_server = ensure_on_server(*cands.front(), name, step);
+    cands.clear();
+    const size_t p1 = body.find('\0');
+    const size_t p2 = body.find('\0', p1 + 1);
+    std::string body2(body.substr(0, p1 + 1));
+    body2 += on_server;
+    body2.append(body.substr(p2));
+    protocol::append_frame(step.to_server, protocol::fe::kBind, body2);
+  } else {
+    protocol::append_frame(step.to_server, protocol::fe::kBind, body);
+  }
   Awaited& a = expect(Await::kBind);
   if (discarded) return;
   a.name = server_name(m->portal);

@@ -12,6 +12,7 @@
 #include "policy/policy.h"
 #include "proxy/protocol/codec.h"
 #include "proxy/session/copy_checker.h"
+#include "proxy/session/server_statements.h"
 #include "sqlrewrite/rewrite_cache.h"
 
 namespace rowguard::session {
@@ -122,6 +123,58 @@ class TenantSession {
   ServerStep on_server_message(const protocol::Frame& frame, std::string_view raw,
                                std::string& to_client);
 
+  // ---- transaction pooling ------------------------------------------------------------------
+  //
+  // Pooled (transaction mode): the session's server connection changes between transactions,
+  // so a named protocol statement (Parse / Bind / Describe 'S' / Close 'S' with a name) follows
+  // the client: the session keeps the client's statements (client name -> text, types, tenant
+  // parameters, policy version) in its own table (`statements_`), and the server connection
+  // attached for the transaction holds them under rowguard's names (ServerStatements: `rg_<n>`,
+  // one per distinct rewritten text and declared parameter types, LRU-bounded). Client names
+  // never reach the server.
+  // - Parse "x": the connection gets a Parse under its name for the text only if it lacks it;
+  //   otherwise the client's ParseComplete is rowguard's, in order: a stand-in message that
+  //   does nothing on the server (Close of statement rg_0) takes the Parse's place in the
+  //   stream, and its CloseComplete becomes the client's ParseComplete. So rowguard never
+  //   answers ahead of the server, every answer reaches the client through on_server_message
+  //   (the network layer writes nothing else), and when an error makes the server skip to
+  //   Sync the stand-in is skipped with the rest (the client's statement is then not made).
+  // - Bind / Describe 'S' of "x": under the connection's name; when the connection lacks it
+  //   (another connection, or evicted) a Parse is injected first, its ParseComplete swallowed;
+  //   if that Parse fails (a dropped table) its error is the client's answer in place of the
+  //   Bind's / Describe's and the server skips to Sync, as PostgreSQL fails the Bind.
+  // - Close 'S' "x": the client's statement goes (when the stand-in's answer arrives); the
+  //   connection's stays, shared. Parse over an existing name: 42P05; Bind / Describe of an
+  //   unknown name: 26000, as PostgreSQL (a message that fails on the server at the same point
+  //   carries the answer, so the server skips the batch).
+  // - Eviction at the bound: rowguard sends Close of the least recently used statement not
+  //   used in the current batch, its CloseComplete swallowed.
+  // - Unnamed statements and all portals are unchanged. SQL-level PREPARE / EXECUTE /
+  //   DEALLOCATE / DISCARD ALL are not translated: needs_pin() says the client must keep its
+  //   server connection (and a pinned client may not PREPARE / DEALLOCATE names rg_*).
+  //
+  // Known differences from one private backend per client:
+  // - Batches in flight are assumed to succeed: a Bind / Parse / Close of "x" sent while an
+  //   EARLIER batch (before a Sync) that prepares or closes "x" is unanswered is translated as
+  //   if that batch succeeds (if it fails, "x" means what the batch would have made). Within
+  //   one batch the server's skip-to-Sync keeps it exact.
+  // - A Parse whose text the connection already holds gets ParseComplete even if the text
+  //   would now fail (a dropped table): the error comes at the Bind (as with PgBouncer).
+  // - Parse over an existing name whose text also fails: 42P05 rather than the text's error.
+  // - Describe 'S' whose injected Parse fails: the error alone (PostgreSQL sends the
+  //   ParameterDescription first, then fails on the RowDescription).
+  void set_pooled(bool pooled) { pooled_ = pooled; }  // at a boundary (idle)
+  bool pooled() const { return pooled_; }
+  // The server connection's statements, for the transaction (nullptr: released). Attach before
+  // forwarding the transaction's first message; detach only when idle() (ReadyForQuery 'I').
+  void attach(ServerStatements* conn);
+  ServerStatements* attached() const { return conn_; }
+  // Pooled: the client must stay on its server connection (it holds SQL-level prepared
+  // statements under the client's own names, or a PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL
+  // is in flight). pin_reason(): why, for SHOW POOLS / logs ("" when needs_pin() is false).
+  bool needs_pin() const { return !pin_reason().empty(); }
+  std::string pin_reason() const;
+
   const std::string& tenant() const { return tenant_; }
   char tx_status() const { return tx_status_; }
   // Nothing is awaited from the server (every forwarded message is answered or skipped).
@@ -168,6 +221,7 @@ class TenantSession {
     std::string rewritten;
     std::vector<sqlrewrite::CursorOp> cursors;  // a DECLARE / FETCH / CLOSE text (extended protocol)
     uint64_t id = 0;  // a Parse's statement: unique in the session (0: SQL PREPARE)
+    std::vector<int32_t> parse_types;  // pooled: the types the Parse declared (the server key)
   };
   // A DECLARE / CLOSE / CLOSE ALL of a Query, applied to `portals_` when its CommandComplete
   // tag confirms it (session_portals.cc).
@@ -200,6 +254,14 @@ class TenantSession {
     std::vector<CursorChange> cursors;  // Query: its DECLARE / CLOSE, in order
     uint64_t policy_version = 0;        // Bind: the policy its portal is made under
     uint64_t statement_id = 0;          // Bind: the statement it binds (Statement::id), 0 if unsure
+    // Pooled: `synthetic` entries are answered by rowguard (`answer`, in place of the answer to
+    // a stand-in: stand_in()) (a Parse whose text the connection holds, a Close 'S'); `injected` ones are rowguard's own
+    // messages whose answers the client does not get (a Parse before a Bind / Describe, a Close
+    // evicting a statement); `server_stmt`: the connection's name a Parse / eviction Close sent.
+    bool synthetic = false;
+    bool injected = false;
+    std::string answer;
+    std::string server_stmt;
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,
@@ -242,6 +304,22 @@ class TenantSession {
   // Registers a refusal for the message about to be forwarded; returns the marker its error
   // will carry.
   std::string refuse(std::string reason);
+  std::string refuse_with(std::string error_response);  // the client gets this ErrorResponse
+  // Pooled (see set_pooled()).
+  void pooled_parse(std::string_view name, Statement st, ClientStep& step);
+  // What a client statement name means for a message sent now (the latest Parse / Close /
+  // PREPARE / DEALLOCATE in flight, else the table), or nullptr.
+  Statement* resolve(std::string_view name);
+  // The connection's name for `st`, after queueing a Parse (and an eviction) when it lacks it.
+  std::string ensure_on_server(const Statement& st, std::string_view client_name, ClientStep& step);
+  void queue_eviction(ClientStep& step);
+  // An entry answered by rowguard: a stand-in message (Close of statement rg_0, which does
+  // nothing) is sent in its place, and its CloseComplete becomes `answer`.
+  Awaited& stand_in(Await kind, ClientStep& step);
+  void no_connection(ClientStep& step);          // pooled, nothing attached: a FATAL error
+  static std::string undefined_statement(std::string_view name);  // PostgreSQL's 26000
+
+
   // The server will answer (or skip) the message forwarded now.
   Awaited& expect(Await kind);
   // Server side of the model (session_server.cc).
@@ -303,6 +381,9 @@ class TenantSession {
   std::string channel_prefix_;  // LISTEN/NOTIFY: this tenant's channels upstream
   void on_copy_message(const protocol::Frame& frame, ClientStep& step);
   ClientStep step_;  // what on_client_message returns, reused
+  bool pooled_ = false;
+  ServerStatements* conn_ = nullptr;
+  uint64_t batch_tick_ = 0;  // conn_->tick() when the current batch began (eviction spares later uses)
   char tx_status_ = 'I';
 };
 

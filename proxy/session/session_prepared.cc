@@ -11,6 +11,7 @@
 // confirms a Parse; until then it is a candidate like a Parse in flight.
 #include <algorithm>
 
+#include "pg/sqlstate.h"
 #include "proxy/session/session.h"
 
 namespace rowguard::session {
@@ -24,14 +25,14 @@ std::vector<TenantSession::Statement*> TenantSession::candidates(std::string_vie
   // rest of the batch (a Bind of it too); if it succeeds, that is the statement.
   for (auto it = awaited_.rbegin(); it != awaited_.rend(); ++it) {
     if (it->kind == Await::kSync || it->kind == Await::kQuery) break;
-    if (it->kind == Await::kParse && it->name == name) {
+    if (it->kind == Await::kParse && it->name == name && !it->injected) {
       if (!it->refused) out.push_back(&it->statement);
       return out;
     }
   }
   if (auto it = statements_.find(name); it != statements_.end()) out.push_back(&it->second);
   for (auto& a : awaited_) {
-    if (a.kind == Await::kParse && a.name == name && !a.refused) out.push_back(&a.statement);
+    if (a.kind == Await::kParse && a.name == name && !a.refused && !a.injected) out.push_back(&a.statement);
     for (auto& op : a.sql) {
       if (op.kind == Kind::kPrepare && op.name == name) out.push_back(&op.statement);
     }
@@ -52,9 +53,13 @@ std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::Prep
   bool all_dropped = false;
   for (const auto& op : ops) {
     const std::string name(server_name(op.name));
+    if (pooled_ && name.starts_with("rg_") && (op.kind == Kind::kPrepare || op.kind == Kind::kDeallocate)) {
+      return "rowguard: prepared statement names starting with rg_ are rowguard's on a pooled server "
+             "connection ([pool] mode = \"transaction\"); use another name";
+    }
     switch (op.kind) {
       case Kind::kPrepare:
-        local[name] = Statement{op.tenant_params, op.param_types, {}, 0, {}, {}, 0};
+        local[name] = Statement{op.tenant_params, op.param_types, {}, 0, {}, {}, 0, {}};
         break;
       case Kind::kDeallocate:
         local[name] = std::nullopt;
@@ -105,7 +110,7 @@ std::vector<TenantSession::SqlOp> TenantSession::sql_ops(const std::vector<sqlre
     SqlOp s{op.kind, std::string(server_name(op.name)), op.command_tag, {}};
     if (op.kind == Kind::kPrepare) {
       // A reload re-checks the whole Query text it came in (its rewrite must stay the same).
-      s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy_version, rewritten, {}, 0};
+      s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy_version, rewritten, {}, 0, {}};
     }
     out.push_back(std::move(s));
   }
@@ -128,6 +133,7 @@ void TenantSession::on_command_complete(std::string_view body) {
       drop_statement(front.name);
       break;
     case Kind::kDeallocateAll:
+      if (conn_ != nullptr) conn_->clear();  // the connection's statements are gone too
       statements_.clear();
       statement_bytes_ = 0;
       if (front.tag == "DISCARD ALL") portals_.clear();  // closes every portal and cursor too
@@ -136,6 +142,132 @@ void TenantSession::on_command_complete(std::string_view body) {
       break;
   }
   ops.erase(ops.begin());
+}
+
+// ---- transaction pooling: named protocol statements follow the client ----------------------
+
+void TenantSession::attach(ServerStatements* conn) {
+  conn_ = conn;
+  batch_tick_ = conn != nullptr ? conn->tick() : 0;
+}
+
+std::string TenantSession::pin_reason() const {
+  if (!pooled_) return "";
+  for (const auto& [name, st] : statements_) {
+    if (st.id == 0) return "SQL-level prepared statement \"" + name + "\" (PREPARE) lives on its server connection";
+  }
+  for (const auto& a : awaited_) {
+    if (!a.sql.empty()) return "a PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL is in flight";
+  }
+  return "";
+}
+
+std::string TenantSession::undefined_statement(std::string_view name) {
+  std::string out;
+  protocol::append_error_response(out, "ERROR", "26000", "prepared statement \"" + std::string(name) + "\" does not exist");
+  return out;
+}
+
+void TenantSession::no_connection(ClientStep& step) {
+  step.close = true;
+  protocol::append_error_response(step.to_client, "FATAL", pg::sqlstate::kProtocolViolation,
+                                  "rowguard: internal error: no server connection attached to a pooled session");
+}
+
+TenantSession::Statement* TenantSession::resolve(std::string_view name) {
+  name = server_name(name);
+  for (auto it = awaited_.rbegin(); it != awaited_.rend(); ++it) {
+    Awaited& a = *it;
+    if (a.kind == Await::kParse && !a.injected && !a.refused && a.name == name) return &a.statement;
+    if (a.kind == Await::kClose && !a.injected && a.close_kind == 'S' && a.name == name) return nullptr;
+    for (auto op = a.sql.rbegin(); op != a.sql.rend(); ++op) {
+      if (op->kind == Kind::kDeallocateAll) return nullptr;
+      if (op->name != name) continue;
+      if (op->kind == Kind::kPrepare) return &op->statement;
+      if (op->kind == Kind::kDeallocate) return nullptr;
+    }
+  }
+  auto it = statements_.find(name);
+  return it == statements_.end() ? nullptr : &it->second;
+}
+
+TenantSession::Awaited& TenantSession::stand_in(Await kind, ClientStep& step) {
+  // Closing a statement that does not exist does nothing but answer CloseComplete; no statement
+  // is ever named rg_0 (ServerStatements counts from 1, and a tenant may not PREPARE rg_*).
+  if (skipping_) return expect(kind);  // the server skips to Sync: nothing is sent
+  Awaited& a = expect(kind);
+  protocol::append_frame(step.to_server, protocol::fe::kClose, std::string_view("Srg_0\0", 6));
+  a.synthetic = true;
+  return a;
+}
+
+void TenantSession::queue_eviction(ClientStep& step) {
+  // Down to the bound again (one at a time unless a batch used more than the bound).
+  while (std::optional<std::string> victim = conn_->evict(batch_tick_)) {
+    std::string body(1, 'S');
+    body += *victim;
+    body.push_back('\0');
+    protocol::append_frame(step.to_server, protocol::fe::kClose, body);
+    Awaited& a = expect(Await::kClose);
+    a.close_kind = 'S';
+    a.injected = true;
+    a.server_stmt = std::move(*victim);
+  }
+}
+
+std::string TenantSession::ensure_on_server(const Statement& st, std::string_view client_name, ClientStep& step) {
+  if (st.id == 0) return std::string(client_name);  // SQL PREPARE: the server's, the client is pinned
+  if (auto held = conn_->find(st.rewritten, st.parse_types, batch_tick_)) return *held;
+  // `st` may live in awaited_, which expect() grows: nothing of it is read after.
+  std::string name = conn_->add_pending(st.rewritten, st.parse_types);
+  std::string parse;
+  protocol::append_parse(parse, name, st.rewritten, st.parse_types);
+  queue_eviction(step);
+  step.to_server += parse;
+  Awaited& a = expect(Await::kParse);
+  a.injected = true;
+  a.server_stmt = name;
+  return name;
+}
+
+void TenantSession::pooled_parse(std::string_view name, Statement st, ClientStep& step) {
+  if (skipping_) {  // the server discards the batch up to Sync: so does rowguard
+    expect(Await::kParse);
+    return;
+  }
+  if (resolve(name) != nullptr) {
+    // PostgreSQL's answer, made to fail on the server at the same point (it skips the batch).
+    std::string error;
+    protocol::append_error_response(error, "ERROR", "42P05",
+                                    "prepared statement \"" + std::string(name) + "\" already exists");
+    const std::string marker = refuse_with(std::move(error));
+    protocol::append_parse(step.to_server, marker, "SELECT " + marker, {});
+    Awaited& a = expect(Await::kParse);
+    a.name = name;
+    a.refused = true;
+    return;
+  }
+  if (conn_ == nullptr) {
+    no_connection(step);
+    return;
+  }
+  if (conn_->find(st.rewritten, st.parse_types, batch_tick_)) {
+    // The connection holds (or is preparing) this text: rowguard answers, in order.
+    Awaited& a = stand_in(Await::kParse, step);
+    a.name = name;
+    a.statement = std::move(st);
+    protocol::append_frame(a.answer, protocol::be::kParseComplete, {});
+    return;
+  }
+  std::string server = conn_->add_pending(st.rewritten, st.parse_types);
+  std::string parse;
+  protocol::append_parse(parse, server, st.rewritten, st.parse_types);
+  queue_eviction(step);
+  step.to_server += parse;
+  Awaited& a = expect(Await::kParse);
+  a.name = name;
+  a.statement = std::move(st);
+  a.server_stmt = std::move(server);
 }
 
 }  // namespace rowguard::session

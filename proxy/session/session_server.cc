@@ -67,7 +67,14 @@ void TenantSession::pop_front() {
 }
 
 void TenantSession::skip_to_sync() {
-  while (!awaited_.empty() && awaited_.front().kind != Await::kSync) pop_front();
+  while (!awaited_.empty() && awaited_.front().kind != Await::kSync) {
+    const Awaited& a = awaited_.front();
+    if (conn_ != nullptr && !a.server_stmt.empty()) {  // pooled: what the server did not do
+      if (a.kind == Await::kParse) conn_->parse_failed(a.server_stmt);
+      if (a.kind == Await::kClose) conn_->close_skipped(a.server_stmt);
+    }
+    pop_front();
+  }
   if (awaited_.empty()) skipping_ = true;  // the client has not sent that Sync yet
 }
 
@@ -167,7 +174,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         return step;
       case Await::kParse:
         // The unnamed statement is dropped before the new text is parsed.
-        if (front.name.empty()) drop_statement("");
+        if (front.name.empty() && !front.injected) drop_statement("");
         skip_to_sync();
         return step;
       default:
@@ -197,10 +204,15 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       return step;
     }
     case be::kParseComplete:
-      if (front.kind != Await::kParse) return unexpected();
+      if (front.kind != Await::kParse || front.synthetic) return unexpected();
       if (front.refused) {
         step.close = true;
         step.reason = "the server accepted a Parse that rowguard had replaced by a failing one";
+        return step;
+      }
+      if (conn_ != nullptr && !front.server_stmt.empty()) conn_->parsed(front.server_stmt);
+      if (front.injected) {  // rowguard's own Parse (before a Bind / Describe): not the client's
+        pop_front();
         return step;
       }
       commit_statement(front.name, std::move(front.statement));
@@ -214,7 +226,19 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       to_client.append(raw);
       return step;
     case be::kCloseComplete:
+      if (front.synthetic) {  // a stand-in: the client gets rowguard's answer to its message
+        if (front.kind == Await::kParse) commit_statement(front.name, std::move(front.statement));
+        if (front.kind == Await::kClose) drop_statement(front.name);
+        to_client += front.answer;
+        pop_front();
+        return step;
+      }
       if (front.kind != Await::kClose) return unexpected();
+      if (front.injected) {  // an eviction: the client did not ask
+        if (conn_ != nullptr) conn_->closed(front.server_stmt);
+        pop_front();
+        return step;
+      }
       if (front.close_kind == 'S') drop_statement(front.name);
       if (front.close_kind == 'P') portals_.erase(front.name);
       pop_front();

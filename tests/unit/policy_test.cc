@@ -388,12 +388,13 @@ TEST(ParsePolicyPool, DefaultsWhenAbsent) {
   EXPECT_EQ(p->pool.query_wait_timeout_seconds, 120);
   EXPECT_EQ(p->pool.server_idle_timeout_seconds, 600);
   EXPECT_EQ(p->pool.server_lifetime_seconds, 3600);
+  EXPECT_EQ(p->pool.max_prepared_statements, 200u);
 }
 
 TEST(ParsePolicyPool, AllKeys) {
   PolicyPtr p = parse_policy(kMinimalToml +
                                  "[pool]\nmode = \"session\"\nsize = 10\nmin_size = 2\nquery_wait_timeout = 5\n"
-                                 "server_idle_timeout = 0\nserver_lifetime = 7200\n"s,
+                                 "server_idle_timeout = 0\nserver_lifetime = 7200\nmax_prepared_statements = 50\n"s,
                              "x.toml");
   EXPECT_EQ(p->pool.mode, PoolMode::kSession);
   EXPECT_EQ(p->pool.size, 10u);
@@ -401,6 +402,7 @@ TEST(ParsePolicyPool, AllKeys) {
   EXPECT_EQ(p->pool.query_wait_timeout_seconds, 5);
   EXPECT_EQ(p->pool.server_idle_timeout_seconds, 0);
   EXPECT_EQ(p->pool.server_lifetime_seconds, 7200);
+  EXPECT_EQ(p->pool.max_prepared_statements, 50u);
 }
 
 TEST(ParsePolicyPool, TransactionMode) {
@@ -421,6 +423,8 @@ TEST(ParsePolicyPool, Errors) {
   expect_error_at(kMinimalToml + "[pool]\nquery_wait_timeout = -1\n"s, 13, "[pool] query_wait_timeout must be");
   expect_error_at(kMinimalToml + "[pool]\nsize = 2\nmin_size = 3\n"s, 14, "[pool] min_size must not exceed size");
   expect_error_at(kMinimalToml + "[pool]\npool_size = 2\n"s, 13, "pool_size");
+  expect_error_at(kMinimalToml + "[pool]\nmax_prepared_statements = 0\n"s, 13,
+                  "[pool] max_prepared_statements must be an integer 1..100000");
 }
 
 // ---- [limits] ---------------------------------------------------------------------------------
