@@ -207,6 +207,41 @@ TEST(RedteamSession9R4, StaleSnapshotNamesNoOtherTenantsRow) {
   EXPECT_TRUE(t1->alive());
 }
 
+// MERGE ... WHEN NOT MATCHED THEN INSERT VALUES without a column list: every spelling of
+// another tenant's value in the tenant column's position (from the source row, a subquery, a CTE,
+// text, arithmetic, a second WHEN clause) is refused; DEFAULT and DEFAULT VALUES get tenant 1.
+TEST(RedteamSession9R4, MergeInsertWithoutColumnListNeverWritesAnotherTenant) {
+  auto su = Env::get().direct_super();
+  su->exec("DELETE FROM customers WHERE id BETWEEN 9960 AND 9989");
+  auto t1 = Env::get().tenant(1);
+  const std::string m = "MERGE INTO customers c USING (SELECT 9960 + g AS id, 2 AS t FROM generate_series(0, 20) g) s "
+                        "ON c.id = s.id ";
+  for (const std::string& sql : std::vector<std::string>{
+           m + "WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.t, 'rt4m')",
+           m + "WHEN NOT MATCHED THEN INSERT VALUES (s.id, (SELECT 2), 'rt4m')",
+           m + "WHEN NOT MATCHED THEN INSERT VALUES (s.id, '2', 'rt4m')",
+           m + "WHEN NOT MATCHED THEN INSERT VALUES (s.id, 1 + 1, 'rt4m')",
+           m + "WHEN NOT MATCHED THEN INSERT OVERRIDING USER VALUE VALUES (s.id, 2, 'rt4m')",
+           m + "WHEN NOT MATCHED AND s.id = 9960 THEN INSERT VALUES (s.id, DEFAULT, 'rt4m') "
+               "WHEN NOT MATCHED THEN INSERT VALUES (s.id, 2, 'rt4m')",
+           "WITH w AS (SELECT 2 AS t) " + m + "WHEN NOT MATCHED THEN INSERT VALUES (s.id, (SELECT t FROM w), 'rt4m')",
+           m + "WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.t)",
+           m + "WHEN NOT MATCHED THEN INSERT VALUES (s.id, 2, 'rt4m', 'one too many')",
+           m + "WHEN NOT MATCHED THEN INSERT VALUES (s.*)",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_FALSE(r.ok) << sql << " -> " << describe(r);
+    EXPECT_TRUE(no_leak(r)) << sql;
+  }
+  QueryResult d = t1->exec(m + "WHEN NOT MATCHED AND s.id < 9963 THEN INSERT VALUES (s.id, DEFAULT, 'rt4m') "
+                               "WHEN NOT MATCHED AND s.id = 9963 THEN INSERT DEFAULT VALUES");
+  EXPECT_TRUE(d.ok || !d.sqlstate.empty()) << describe(d);  // DEFAULT VALUES: id NOT NULL may refuse
+  EXPECT_EQ(first_value(su->exec("SELECT count(*) FROM customers WHERE (id BETWEEN 9960 AND 9989 OR name = 'rt4m') "
+                                 "AND tenant_id <> 1")),
+            "0");
+  su->exec("DELETE FROM customers WHERE id BETWEEN 9960 AND 9989 OR name = 'rt4m'");
+}
+
 // Cancel forwarding waits for the server to close the cancel connection. A client that sends
 // many cancel requests at once (its own key and unknown keys) holds nothing that keeps another
 // tenant's session from answering, and each cancel connection is closed promptly.
