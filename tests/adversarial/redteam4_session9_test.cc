@@ -128,6 +128,22 @@ TEST(RedteamSession9R4, GroupedGuardsShowNoOtherTenantsValueInErrors) {
     QueryResult r = t1->exec(sql);
     EXPECT_TRUE(no_leak(r)) << sql;
   }
+  // The same through the conditions of writes (three relations: target, source, one more).
+  for (const std::string& sql : std::vector<std::string>{
+           "MERGE INTO orders o USING customers c JOIN customers d ON true ON (o.status || c.name || d.name)::int > 0 "
+           "WHEN MATCHED THEN DO NOTHING",
+           "MERGE INTO orders o USING (SELECT c.name AS n FROM customers c, customers d WHERE (c.name || d.name)::int > 0) s "
+           "ON o.id > 0 WHEN MATCHED THEN DO NOTHING",
+           "MERGE INTO orders o USING customers c ON o.customer_id = c.id "
+           "WHEN MATCHED AND (o.status || c.name)::int > 0 THEN DO NOTHING",
+           "UPDATE orders o SET status = o.status FROM customers c, customers d WHERE (o.status || c.name || d.name)::int > 0",
+           "DELETE FROM orders o USING customers c, customers d WHERE (o.status || c.name || d.name)::int > 0 AND o.id < 0",
+       }) {
+    QueryResult r = t1->exec("BEGIN");
+    r = t1->exec(sql);
+    EXPECT_TRUE(no_leak(r)) << sql;
+    t1->exec("ROLLBACK");
+  }
   // A statement past the bound is refused before it reaches the server: grouping shares a CASE
   // only between conjuncts needing the same set of relations, so conjuncts that each name a
   // different set (sizes 3 .. 150: 11,322 checks) are not shrunk by it. (Conjuncts with a sublink
