@@ -6,6 +6,12 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -282,6 +288,32 @@ TEST(RedteamSession9R4, CancelFloodDoesNotWedgeOtherSessions) {
   EXPECT_LT(took, std::chrono::seconds(9)) << "160 cancels took "
                                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
   EXPECT_TRUE(t1->alive());
+  EXPECT_TRUE(t2->alive());
+
+  // 200 cancel connections with unknown keys, all open at once and never closed by the client:
+  // rowguard closes every one (nothing to forward) and keeps answering.
+  RowguardProcess& rg = Env::get().rowguard();
+  std::vector<int> fds;
+  for (int i = 0; i < 200; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(rg.port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    const uint32_t msg[4] = {htonl(16), htonl(80877102), htonl(static_cast<uint32_t>(1000 + i)), htonl(0x5eed0000u + i)};
+    ASSERT_EQ(write(fd, msg, sizeof msg), static_cast<ssize_t>(sizeof msg));
+    fds.push_back(fd);
+  }
+  int closed = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    char c;
+    if (poll(&p, 1, 5000) == 1 && read(fd, &c, 1) <= 0) ++closed;
+    close(fd);
+  }
+  EXPECT_EQ(closed, 200);
   EXPECT_TRUE(t2->alive());
 }
 
