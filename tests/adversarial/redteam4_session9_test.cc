@@ -95,6 +95,17 @@ TEST(RedteamSession9R4, NewlyAllowedBuiltinsShowNoOtherTenantsRows) {
     EXPECT_TRUE(no_leak(r)) << sql;
     EXPECT_TRUE(r.ok || r.refused()) << sql << " -> " << describe(r);
   }
+  // The XML functions (pure) expand no external entity or DTD: PostgreSQL's entity loader gives
+  // libxml nothing, so no server file is read.
+  for (const std::string sql : {
+           "SELECT xpath('/x/text()', xmlparse(document '<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>'))",
+           "SELECT * FROM xmltable('/x' PASSING xmlparse(document '<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
+           "<x>&e;</x>') COLUMNS v text PATH '.')",
+           "SELECT xpath('/x/text()', '<!DOCTYPE x SYSTEM \"file:///etc/passwd\"><x>a</x>'::xml)",
+       }) {
+    QueryResult r = t1->exec(sql);
+    EXPECT_EQ(r.everything().find("root:"), std::string::npos) << sql << " -> " << describe(r);
+  }
   // ts_rewrite(tsquery, text) runs its text as a SELECT: refused with positional and named
   // arguments alike (the parser already rejects `select =>`).
   for (const std::string sql : {
