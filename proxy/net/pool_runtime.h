@@ -29,6 +29,7 @@
 #include "proxy/net/stream.h"
 #include "proxy/pool/server_pool.h"
 #include "proxy/protocol/codec.h"
+#include "proxy/session/server_statements.h"
 
 namespace rowguard::net {
 
@@ -54,6 +55,9 @@ struct PooledServer {
   // it is then closed at release, never reused.
   std::shared_ptr<std::atomic<bool>> cancel_sent = std::make_shared<std::atomic<bool>>(false);
   uint64_t holder = 0;  // the session holding it (0: idle)
+  // The prepared statements it holds under rowguard's names (shared by every client it serves:
+  // proxy/session/server_statements.h); capacity [pool] max_prepared_statements.
+  session::ServerStatements statements;
 };
 
 struct QueryAnswer {

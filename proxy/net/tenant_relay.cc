@@ -43,6 +43,9 @@ std::string truncate(std::string_view s, size_t n = 300) {
 asio::awaitable<void> ClientConnection::tenant_loop() {
   session::TenantSession& session =
       tenant_relay_.session.emplace(*tenant_, worker_.cache, to_hex(auth::random_bytes(6)));
+  // Transaction pooling: named protocol statements follow the client from one server
+  // connection to the next (proxy/session/server_statements.h).
+  if (tx_pool_.on) session.set_pooled(true);
   co_await (client_to_server(session) || server_to_client(session));
 }
 
@@ -365,7 +368,9 @@ std::string ClientConnection::pinned() const {
   if (tx_pool_.advisory) return "a session-level advisory lock";
   const auto& s = tenant_relay_.session;
   if (!s) return "";
-  if (s->has_named_statements()) return "a named prepared statement";
+  if (s->pooled() ? s->needs_pin() : s->has_named_statements()) {
+    return s->pooled() ? s->pin_reason() : "a named prepared statement";
+  }
   if (s->portal_count() > 0 && tx_pool_.cursors) return "a cursor WITH HOLD";
   return "";
 }
@@ -443,6 +448,8 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
     }
   }
   tx_pool_.lease = c;
+  c->statements.set_capacity(policy_->pool.max_prepared_statements);  // (a reload may change it)
+  if (tenant_relay_.session) tenant_relay_.session->attach(&c->statements);
   tx_pool_.settings_touched = tx_pool_.state_touched = false;
   server_buf_.clear();
   backend_key_ = {c->pid, c->key};
@@ -512,7 +519,10 @@ void ClientConnection::drop_lease(bool reusable) {
   if (client_key_) server_.cancels().retarget(*client_key_, {});
   backend_key_ = {0, 0};
   if (info_) info_->set_backend_pid(0);
-  if (tenant_relay_.session) tenant_relay_.session->forget_unnamed_statement();
+  if (tenant_relay_.session) {
+    tenant_relay_.session->forget_unnamed_statement();
+    tenant_relay_.session->attach(nullptr);  // (idle here: at ReadyForQuery 'I', or after server_lost)
+  }
   tx_pool_.pool->release(c, reusable);
 }
 

@@ -678,8 +678,18 @@ void TenantSession::server_lost() {
   pending_.clear();
   skipping_ = false;
   extended_open_ = false;
-  statements_.clear();
-  statement_bytes_ = 0;
+  if (pooled_) {
+    // Pooled: the client's protocol statements are its own (re-prepared on the next connection
+    // at their next use); what lived on the lost connection only (SQL PREPARE, the unnamed
+    // statement) is gone with it.
+    std::erase_if(statements_, [](const auto& kv) { return kv.second.id == 0 || kv.first.empty(); });
+    statement_bytes_ = 0;
+    for (const auto& [name, st] : statements_) statement_bytes_ += st.text.size() + st.rewritten.size();
+    conn_ = nullptr;
+  } else {
+    statements_.clear();
+    statement_bytes_ = 0;
+  }
   portals_.clear();
   copy_.reset();
   tx_status_ = 'I';

@@ -88,17 +88,32 @@ TEST_F(TxPoolE2e, ShutdownWithPinnedAndBusyClientsExitsCleanly) {
 }
 
 // pgbench with 50 tenant clients through a pool of 5 (tenant t1's own rows; a wrong count fails
-// the transaction, see drivers/pgbench_orders.sql), simple and extended protocol.
+// the transaction, see drivers/pgbench_orders.sql), simple, extended and prepared protocol. With
+// -M prepared every client uses named statements: they follow the client from one server
+// connection to the next (a pinned client would hold one of the 5 and the others would time out).
 TEST(TxPoolPgbenchE2e, FiftyClientsOnFiveServerConnections) {
   PgServer pg;
   pg.load_example_schema();
   RowguardProcess rg(pooled_config(5, 30), pg, "info");
-  for (const std::string mode : {"simple", "extended"}) {
-    CommandResult bench = run_command({pg_bin("pgbench"), "-n", "-M", mode, "-c", "50", "-t", "50", "-f",
+  for (const std::string mode : {"simple", "extended", "prepared"}) {
+    // -M prepared: pgbench prepares each statement with a synchronous PQprepare on the client's
+    // thread; one thread driving several clients would wait there for a server connection that
+    // another of its clients holds in a transaction (a deadlock against any transaction pooler,
+    // ended by query_wait_timeout), so each client gets its own thread.
+    const std::string threads = mode == "prepared" ? "50" : "2";
+    CommandResult bench = run_command({pg_bin("pgbench"), "-n", "-M", mode, "-c", "50", "-j", threads, "-t", "50", "-f",
                                        source_dir() + "/tests/e2e/drivers/pgbench_orders.sql", "-h", "127.0.0.1", "-p",
                                        std::to_string(rg.port()), "-U", "t1", "appdb"},
                                       {{"PGPASSWORD", "pw1"}, {"PGCONNECT_TIMEOUT", "10"}}, "", 120);
-    EXPECT_EQ(bench.exit_code, 0) << mode << "\n" << describe(bench) << tail_lines(rg.log(), 40);
+    std::string pins;  // why clients kept their server connection, if they did
+    {
+      const std::string log = rg.log();
+      for (size_t at = 0; (at = log.find("pinned to its server connection", at)) != std::string::npos && pins.size() < 2000;
+           ++at) {
+        pins += log.substr(at, log.find('\n', at) - at) + "\n";
+      }
+    }
+    EXPECT_EQ(bench.exit_code, 0) << mode << "\n" << describe(bench) << pins << tail_lines(rg.log(), 10);
     EXPECT_NE(bench.out.find("number of transactions actually processed: 2500/2500"), std::string::npos)
         << mode << "\n" << describe(bench);
     EXPECT_NE(bench.out.find("number of failed transactions: 0"), std::string::npos) << mode << "\n" << describe(bench);
