@@ -256,6 +256,7 @@ struct Client {
   std::map<std::string, Cursor> cursors;
   int next_serial = 1;
   std::map<std::string, std::string> prepared;  // name -> label the statement answers with
+  std::set<std::string> sql_prepared;            // the names of `prepared` made by SQL PREPARE
   std::set<std::string> listening;
   std::vector<Note> tx_notifies;
   std::multiset<Note> expected;  // notified, not received yet
@@ -374,6 +375,7 @@ bool Run::pinned(const Client& c) const {
   if (cfg_.pins.contains(Pin::kTransaction) && c.tx != Tx::kIdle) return true;
   if (cfg_.pins.contains(Pin::kListen) && !c.listening.empty()) return true;
   if (cfg_.pins.contains(Pin::kPrepared) && !c.prepared.empty()) return true;
+  if (cfg_.pins.contains(Pin::kSqlPrepared) && !c.sql_prepared.empty()) return true;
   if (cfg_.pins.contains(Pin::kHoldCursor)) {
     for (const auto& [n, cur] : c.cursors) {
       if (cur.hold) return true;
@@ -422,6 +424,7 @@ void Run::reset_model(Client& c) {
   c.savepoints.clear();
   c.cursors.clear();
   c.prepared.clear();
+  c.sql_prepared.clear();
   c.listening.clear();
   c.tx_notifies.clear();
   c.expected.clear();
@@ -485,7 +488,7 @@ std::vector<std::string> Run::candidates(const Client& c) const {
            {"disconnect", 1}, {"discard_all", 1}};
       if (!pins(Pin::kTransaction)) w.push_back({"begin", 10});
       if (!pins(Pin::kPrepared)) {
-        w.push_back({"prepare_sql", 4});
+        if (!pins(Pin::kSqlPrepared)) w.push_back({"prepare_sql", 4});
         w.push_back({"parse", 4});
       }
       if (!pins(Pin::kListen)) w.push_back({"listen", 3});
@@ -497,7 +500,7 @@ std::vector<std::string> Run::candidates(const Client& c) const {
            {"declare", 4},     {"fetch", 5},         {"close", 2},      {"notify", 3},     {"error", 2},
            {"commit", 6},      {"rollback", 5},      {"disconnect", 1}, {"discard_all", 1}};
       if (!pins(Pin::kPrepared)) {
-        w.push_back({"prepare_sql", 2});
+        if (!pins(Pin::kSqlPrepared)) w.push_back({"prepare_sql", 2});
         w.push_back({"parse", 2});
       }
       break;
@@ -743,6 +746,15 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
     note(what);
     Answer a = sql_level ? c.conn->exec("PREPARE " + name + " (int) AS " + text) : c.conn->prepare(name, text);
     if (busy(a)) return std::nullopt;
+    if (c.prepared.contains(name) && sql_level && !cfg_.sql_sees_protocol_statements &&
+        !c.sql_prepared.contains(name) && a.ok) {
+      // Transaction pooling: the protocol-level statement is not in the server's SQL namespace,
+      // so PREPARE of its name succeeds and replaces it for this client (README, not supported
+      // yet). The client's own statement, no other client's.
+      c.prepared[name] = lbl;
+      c.sql_prepared.insert(name);
+      return std::nullopt;
+    }
     if (c.prepared.contains(name)) {
       if (auto f = want_error(a, {"42P05"}, "prepared", what + " (this client prepared " + name + " already)")) return f;
       fail_tx(c);
@@ -750,6 +762,7 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
     }
     if (auto f = want_ok(a, "prepared", what + " (" + name + " is not prepared by this client)")) return f;
     c.prepared[name] = lbl;
+    if (sql_level) c.sql_prepared.insert(name);
     return std::nullopt;
   }
   if (op == "execute_sql" || op == "exec_prepared" || op == "describe") {
@@ -771,6 +784,16 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
     }
     if (busy(a)) return std::nullopt;
     auto it = c.prepared.find(name);
+    if (it != c.prepared.end() && op == "execute_sql" && !cfg_.sql_sees_protocol_statements &&
+        !c.sql_prepared.contains(name)) {
+      // Transaction pooling: a protocol-level statement lives under rowguard's name on the
+      // server, so SQL EXECUTE does not find it (README: not supported yet). An error, no leak.
+      if (auto f = want_error(a, {"26000", "42501"}, "prepared", what + " (a protocol-level statement, not SQL)")) {
+        return f;
+      }
+      fail_tx(c);
+      return std::nullopt;
+    }
     if (it == c.prepared.end()) {
       // PostgreSQL says 26000; rowguard refuses a name its session did not prepare with 42501.
       if (auto f = want_error(a, {"26000", "42501"}, "prepared", what + " (this client has no statement " + name + ")")) {
@@ -806,7 +829,9 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
     note(sql);
     Answer a = c.conn->exec(sql);
     if (busy(a)) return std::nullopt;
-    if (!all && !c.prepared.contains(name)) {
+    const bool invisible = !all && !cfg_.sql_sees_protocol_statements && c.prepared.contains(name) &&
+                           !c.sql_prepared.contains(name);  // (see execute_sql above)
+    if (!all && (!c.prepared.contains(name) || invisible)) {
       if (auto f = want_error(a, {"26000", "42501"}, "prepared", sql + " (this client has no statement " + name + ")")) {
         return f;
       }
@@ -814,8 +839,13 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
       return std::nullopt;
     }
     if (auto f = want_ok(a, "prepared", sql)) return f;
-    if (all) c.prepared.clear();
-    else c.prepared.erase(name);
+    if (all) {
+      c.prepared.clear();
+      c.sql_prepared.clear();
+    } else {
+      c.prepared.erase(name);
+      c.sql_prepared.erase(name);
+    }
     return std::nullopt;
   }
   if (op == "declare") {
@@ -906,6 +936,7 @@ std::optional<Failure> Run::step(Client& c, const std::string& op) {
     c.session = c.current = defaults_;
     c.cursors.clear();
     c.prepared.clear();
+    c.sql_prepared.clear();
     c.listening.clear();
     return std::nullopt;
   }
