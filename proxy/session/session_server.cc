@@ -52,6 +52,87 @@ std::string message_name(char tag) {
   }
 }
 
+// Server errors and notices name things a tenant may not learn (rules system_columns and
+// transaction_ids): a lock wait's context "while updating tuple (0,23) in relation ..." is the
+// row's ctid, and a deadlock's detail "Process 32484 waits for ShareLock on transaction 806;
+// blocked by process 32490" carries transaction ids and real backend pids. In the Where ('W') and
+// Detail ('D') fields, "tuple (b,o)" becomes "tuple", "transaction N" becomes "transaction" and
+// "process N" becomes "process". nullopt: nothing to change (the common case: one scan of the
+// body for the three words).
+std::optional<std::string> redact_error_body(std::string_view body) {
+  if (body.find("tuple (") == std::string_view::npos && body.find("transaction ") == std::string_view::npos &&
+      body.find("rocess ") == std::string_view::npos) {
+    return std::nullopt;
+  }
+  auto e = protocol::parse_error_fields(body);
+  if (!e) return std::nullopt;  // (the caller relays or refuses it as before)
+  auto digits = [](std::string_view s, size_t at) {
+    size_t end = at;
+    while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+    return end - at;
+  };
+  // The length of "<word><digits>" at the start of `rest` (0: not there).
+  auto numbered = [&](std::string_view rest, std::string_view word) -> size_t {
+    if (!rest.starts_with(word)) return 0;
+    const size_t n = digits(rest, word.size());
+    return n > 0 ? word.size() + n : 0;
+  };
+  auto scrub = [&](std::string& v) {
+    std::string out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size();) {
+      const std::string_view rest = std::string_view(v).substr(i);
+      if (size_t a = numbered(rest, "tuple ("); a > 0 && a < rest.size() && rest[a] == ',') {
+        if (size_t b = numbered(rest.substr(a), ","); b > 0 && a + b < rest.size() && rest[a + b] == ')') {
+          out += "tuple";  // tuple (<block>,<offset>)
+          i += a + b + 1;
+          continue;
+        }
+      }
+      size_t skip = 0;
+      for (std::string_view word : {std::string_view("transaction "), std::string_view("process "),
+                                    std::string_view("Process ")}) {
+        if (size_t n = numbered(rest, word); n > 0) {
+          out.append(word.substr(0, word.size() - 1));
+          skip = n;
+          break;
+        }
+      }
+      if (skip > 0) {
+        i += skip;
+      } else {
+        out.push_back(v[i++]);
+      }
+    }
+    const bool changed = out != v;
+    v = std::move(out);
+    return changed;
+  };
+  bool changed = false;
+  for (auto& [code, value] : e->fields) {
+    if (code == 'W' || code == 'D') changed = scrub(value) || changed;
+  }
+  if (!changed) return std::nullopt;
+  std::string rebuilt;
+  for (const auto& [code, value] : e->fields) {
+    rebuilt.push_back(code);
+    rebuilt.append(value);
+    rebuilt.push_back('\0');
+  }
+  rebuilt.push_back('\0');
+  return rebuilt;
+}
+
+// Appends the server's ErrorResponse / NoticeResponse `raw` (tag `tag`, body `body`) for the
+// client, redacted (above) when needed.
+void relay_error(char tag, std::string_view raw, std::string_view body, std::string& to_client) {
+  if (auto redacted = redact_error_body(body)) {
+    protocol::append_frame(to_client, tag, *redacted);
+  } else {
+    to_client.append(raw);
+  }
+}
+
 }  // namespace
 
 void TenantSession::forget_answered(uint64_t seq) {
@@ -105,7 +186,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
   // Asynchronous messages: any time.
   switch (f.tag) {
     case be::kNoticeResponse:
-      to_client.append(raw);
+      relay_error(be::kNoticeResponse, raw, f.body, to_client);
       return step;
     case be::kNotificationResponse: {
       // Deliver only this tenant's channels, under the name the client used.
@@ -143,7 +224,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
     }
     const std::string severity = e->get('V').empty() ? e->get('S') : e->get('V');
     if (severity == "FATAL" || severity == "PANIC") {  // the server ends the session
-      to_client.append(raw);
+      relay_error(be::kErrorResponse, raw, f.body, to_client);
       return step;
     }
     if (awaited_.empty()) return unexpected();
@@ -162,7 +243,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         replaced = true;
       }
     }
-    if (!replaced) to_client.append(raw);
+    if (!replaced) relay_error(be::kErrorResponse, raw, f.body, to_client);
     switch (front.kind) {
       case Await::kQuery:
         if (!front.started) drop_statement("");  // exec_simple_query drops the unnamed statement
