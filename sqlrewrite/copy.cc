@@ -23,7 +23,18 @@ StatementKind Walker::copy(pg_query::CopyStmt& s) {
       if (!col.has_string()) deny("malformed COPY column list");
       *sel.add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields() = col;
     }
-    *sel.add_from_clause()->mutable_range_var() = s.relation();
+    // PostgreSQL's COPY t TO copies t's own rows only (as SELECT * FROM ONLY t), not those of
+    // inheritance children, and refuses a partitioned table (use COPY (SELECT ...) TO).
+    const pg_query::RangeVar& rv = s.relation();
+    const policy::QualifiedName name{rv.schemaname().empty() ? "public" : rv.schemaname(), rv.relname()};
+    const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(name) : nullptr;
+    if (info != nullptr && info->relkind == 'p') {
+      deny("cannot copy from partitioned table " + quote_ident(name.to_string()) +
+           " (as PostgreSQL: use COPY (SELECT ...) TO)");
+    }
+    auto& from = *sel.add_from_clause()->mutable_range_var();
+    from = rv;
+    from.set_inh(false);
     s.clear_relation();
     s.clear_attlist();
     *s.mutable_query() = std::move(q);

@@ -466,6 +466,24 @@ TEST(ConstructInsert, NoColumnListNeedsTheSnapshot) {
             "table's columns; name the columns, so that rowguard can check the tenant column \"tenant_id\"");
 }
 
+// COPY t TO keeps PostgreSQL's semantics: t's own rows only (as SELECT * FROM ONLY t: no rows of
+// inheritance children), and a partitioned table is refused as PostgreSQL refuses it.
+TEST(ConstructCopy, CopyToReadsOnlyTheTableAndRefusesAPartitionedOne) {
+  const RewriteResult r = rewrite("COPY orders TO STDOUT", loaded_policy(), "1");
+  ASSERT_TRUE(r.allowed) << r.reason;
+  EXPECT_EQ(r.sql, "COPY (SELECT * FROM ONLY public.orders WHERE orders.tenant_id = '1') TO STDOUT");
+  auto partitioned = std::make_shared<policy::Policy>(loaded_policy());
+  auto snap = std::make_shared<policy::SchemaSnapshot>(*partitioned->schema);
+  snap->tables[policy::QualifiedName{"public", "orders"}].relkind = 'p';
+  partitioned->schema = snap;
+  const RewriteResult p = rewrite("COPY orders (id) TO STDOUT", *partitioned, "1");
+  EXPECT_FALSE(p.allowed) << p.sql;
+  EXPECT_EQ(p.reason,
+            "rowguard: cannot copy from partitioned table \"public.orders\" (as PostgreSQL: use COPY (SELECT ...) TO)");
+  const RewriteResult q = rewrite("COPY (SELECT id FROM orders) TO STDOUT", *partitioned, "1");
+  EXPECT_TRUE(q.allowed) << q.reason;
+}
+
 // The rewrite of a template-cached INSERT without a column list is per tenant like any other.
 TEST(ConstructInsert, OtherTenantGetsItsOwnValue) {
   const RewriteResult r = rewrite("INSERT INTO orders VALUES (1)", loaded_policy(), "2");

@@ -998,7 +998,7 @@ const Case kCases[] = {
      R"sql(rowguard: MERGE INTO "public.countries": tenants cannot write to a global table (rule: tables."public.countries".global = true))sql"},
     {"copy_to_stdout_filtered",
      R"sql(COPY orders TO STDOUT)sql",
-     R"sql(COPY (SELECT * FROM public.orders WHERE orders.tenant_id = '1') TO STDOUT)sql",
+     R"sql(COPY (SELECT * FROM ONLY public.orders WHERE orders.tenant_id = '1') TO STDOUT)sql",
      ""},
     {"copy_query_to_stdout",
      R"sql(COPY (SELECT * FROM customers) TO STDOUT)sql",
