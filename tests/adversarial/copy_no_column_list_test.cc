@@ -12,31 +12,6 @@
 namespace rowguard::testing::adversarial {
 namespace {
 
-// Runs `sql` (a COPY FROM STDIN), sends `data`, ends the COPY; returns "ok" or "<sqlstate> <message>".
-std::string copy_in(Client& c, const std::string& sql, const std::string& data) {
-  PGresult* r = PQexec(c.raw(), sql.c_str());
-  std::string out;
-  if (PQresultStatus(r) != PGRES_COPY_IN) {
-    const char* st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    out = std::string(st ? st : "?") + " " + PQresultErrorMessage(r);
-    PQclear(r);
-    return out;
-  }
-  PQclear(r);
-  if (PQputCopyData(c.raw(), data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(c.raw(), nullptr) != 1) {
-    return std::string("send failed: ") + PQerrorMessage(c.raw());
-  }
-  out = "ok";
-  while (PGresult* res = PQgetResult(c.raw())) {
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      const char* st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      out = std::string(st ? st : "?") + " " + PQresultErrorMessage(res);
-    }
-    PQclear(res);
-  }
-  return out;
-}
-
 TEST(CopyWithoutColumnList, OwnRowsAreStoredOtherTenantsRowsRefused) {
   auto su = Env::get().direct_super();
   su->exec("DELETE FROM customers WHERE id BETWEEN 9700 AND 9799");

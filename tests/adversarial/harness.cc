@@ -189,4 +189,28 @@ std::string repeat(const std::string& s, int n) {
   return out;
 }
 
+std::string copy_in(Client& c, const std::string& sql, const std::string& data) {
+  PGresult* r = PQexec(c.raw(), sql.c_str());
+  std::string out;
+  if (PQresultStatus(r) != PGRES_COPY_IN) {
+    const char* st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    out = std::string(st ? st : "?") + " " + PQresultErrorMessage(r);
+    PQclear(r);
+    return out;
+  }
+  PQclear(r);
+  if (PQputCopyData(c.raw(), data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(c.raw(), nullptr) != 1) {
+    return std::string("send failed: ") + PQerrorMessage(c.raw());
+  }
+  out = "ok";
+  while (PGresult* res = PQgetResult(c.raw())) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      const char* st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      out = std::string(st ? st : "?") + " " + PQresultErrorMessage(res);
+    }
+    PQclear(res);
+  }
+  return out;
+}
+
 }  // namespace rowguard::testing::adversarial

@@ -125,4 +125,8 @@ OneWorker& one_worker();
 // `s` repeated `n` times.
 std::string repeat(const std::string& s, int n);
 
+// Runs `sql` (a COPY FROM STDIN) on `c`, sends `data`, ends the COPY; returns "ok" or
+// "<sqlstate> <message>".
+std::string copy_in(Client& c, const std::string& sql, const std::string& data);
+
 }  // namespace rowguard::testing::adversarial

@@ -179,31 +179,6 @@ TEST(RedteamSession9R4, GroupedGuardsShowNoOtherTenantsValueInErrors) {
   EXPECT_TRUE(t1->alive());
 }
 
-// Runs `sql` (a COPY FROM STDIN), sends `data`, ends the COPY; returns "ok" or "<sqlstate> <message>".
-std::string copy_in(Client& c, const std::string& sql, const std::string& data) {
-  PGresult* r = PQexec(c.raw(), sql.c_str());
-  std::string out;
-  if (PQresultStatus(r) != PGRES_COPY_IN) {
-    const char* st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    out = std::string(st ? st : "?") + " " + PQresultErrorMessage(r);
-    PQclear(r);
-    return out;
-  }
-  PQclear(r);
-  if (PQputCopyData(c.raw(), data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(c.raw(), nullptr) != 1) {
-    return std::string("send failed: ") + PQerrorMessage(c.raw());
-  }
-  out = "ok";
-  while (PGresult* res = PQgetResult(c.raw())) {
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      const char* st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      out = std::string(st ? st : "?") + " " + PQresultErrorMessage(res);
-    }
-    PQclear(res);
-  }
-  return out;
-}
-
 // MERGE ... INSERT VALUES and COPY FROM without a column list are named from the schema
 // snapshot. After DDL that bypasses rowguard (a column added at the end; a column before the
 // tenant column dropped and added back, which moves it), the snapshot may be stale: whatever
