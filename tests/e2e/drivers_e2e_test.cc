@@ -98,12 +98,14 @@ struct DriverRun {
 
 class DriversE2e : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { start(example_config_template()); }
+
+  static void start(const std::string& config) {
     try {
       pg_ = &PgServer::shared();
       pg_->load_example_schema();
       baseline_ = snapshot();
-      rowguard_ = std::make_unique<RowguardProcess>(example_config_template(), *pg_);
+      rowguard_ = std::make_unique<RowguardProcess>(config, *pg_);
     } catch (const std::exception& e) {
       setup_error_ = e.what();
     }
@@ -307,7 +309,8 @@ TEST_F(DriversKnownGapE2e, DjangoModelSaveWithTenantField) {
 
 // --- pgJDBC ----------------------------------------------------------------------------------------
 
-TEST_F(DriversE2e, JdbcPreparedBatchServerPrepared) {
+void run_jdbc_driver(DriverRun (*run_driver)(const std::vector<std::string>&, std::map<std::string, std::string>, int),
+                     void (*expect_passed)(const DriverRun&)) {
   ASSERT_TRUE(file_exists(kJdbcJar)) << kJdbcJar << " missing: run scripts/deps (libpostgresql-jdbc-java)";
   const std::string classes = make_temp_dir("rowguard-jdbc-");
   CommandResult javac = run_command(
@@ -316,10 +319,12 @@ TEST_F(DriversE2e, JdbcPreparedBatchServerPrepared) {
     remove_tree(classes);
     FAIL() << "javac failed (openjdk-17-jdk-headless missing? run scripts/deps)\n" << describe(javac);
   }
-  DriverRun run = run_driver({"java", "-cp", classes + ":" + kJdbcJar, "JdbcDriverTest"});
+  DriverRun run = run_driver({"java", "-cp", classes + ":" + kJdbcJar, "JdbcDriverTest"}, {}, 120);
   remove_tree(classes);
   expect_passed(run);
 }
+
+TEST_F(DriversE2e, JdbcPreparedBatchServerPrepared) { run_jdbc_driver(&run_driver, &expect_passed); }
 
 // --- node-postgres -------------------------------------------------------------------------------
 
@@ -347,14 +352,50 @@ std::string node_pg_path(std::string& why_not) {
   return cache + "/node_modules";
 }
 
-TEST_F(DriversE2e, NodePgParameterizedQueries) {
+void run_node_pg_driver(DriverRun (*run_driver)(const std::vector<std::string>&, std::map<std::string, std::string>,
+                                                int),
+                        void (*expect_passed)(const DriverRun&)) {
   std::string why_not;
   const std::string node_path = node_pg_path(why_not);
   ASSERT_FALSE(node_path.empty()) << "node's pg module is missing: run scripts/deps (nodejs, with npm); this test "
                                     "uses Debian's node-pg or npm-installs pg@8 into $TMPDIR/rowguard-node-pg-cache\n"
                                  << why_not;
-  DriverRun run = run_driver({"node", drivers_dir() + "/node_pg_test.js"}, {{"NODE_PATH", node_path}});
+  DriverRun run = run_driver({"node", drivers_dir() + "/node_pg_test.js"}, {{"NODE_PATH", node_path}}, 120);
   expect_passed(run);
+}
+
+TEST_F(DriversE2e, NodePgParameterizedQueries) { run_node_pg_driver(&run_driver, &expect_passed); }
+
+// --- the same drivers through transaction pooling ([pool] mode = "transaction", issue 16) --------
+
+// Every tenant session shares 4 server connections of one worker: named statements (psycopg3
+// prepared, asyncpg's cache, JDBC prepareThreshold, node-pg named queries) follow the client from
+// one connection to the next, settings are applied at checkout.
+class DriversTxPoolE2e : public DriversE2e {
+ protected:
+  static void SetUpTestSuite() {
+    std::string config = example_config_template();
+    config = replace_all(config, "upstream_user = \"app\"\n", "upstream_user = \"app\"\nworkers = 1\n");
+    start(config + "\n[pool]\nmode = \"transaction\"\nsize = 4\nquery_wait_timeout = 20\n");
+  }
+};
+
+TEST_F(DriversTxPoolE2e, Psycopg2) { expect_passed(python_driver("psycopg2_test.py")); }
+TEST_F(DriversTxPoolE2e, Psycopg3Prepared) { expect_passed(python_driver("psycopg3_test.py")); }
+TEST_F(DriversTxPoolE2e, AsyncpgStatementCache) { expect_passed(python_driver("asyncpg_test.py")); }
+TEST_F(DriversTxPoolE2e, SqlAlchemy) { expect_passed(python_driver("sqlalchemy_test.py")); }
+TEST_F(DriversTxPoolE2e, Django) { expect_passed(python_driver("django_test.py")); }
+TEST_F(DriversTxPoolE2e, JdbcPrepareThreshold) { run_jdbc_driver(&run_driver, &expect_passed); }
+TEST_F(DriversTxPoolE2e, NodePgNamedQueries) { run_node_pg_driver(&run_driver, &expect_passed); }
+
+// The drivers above ran through the pool: rowguard opened pooled connections, and PostgreSQL
+// never had more than the pool's 4 backends of upstream_user (counted after the runs).
+TEST_F(DriversTxPoolE2e, ZzTheDriversRanThroughThePool) {
+  EXPECT_TRUE(contains(rowguard_->log(), "pool database=appdb opened server connection"))
+      << tail_lines(rowguard_->log(), 20);
+  EXPECT_TRUE(contains(read_text_file(rowguard_->config_path()), "mode = \"transaction\""));
+  const std::string n = super("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'");
+  EXPECT_LE(std::stoi(n.empty() ? "0" : n), 4) << n;
 }
 
 // --- Rails ActiveRecord 6.1 ------------------------------------------------------------------
