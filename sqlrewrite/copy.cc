@@ -25,16 +25,15 @@ StatementKind Walker::copy(pg_query::CopyStmt& s) {
     }
     // PostgreSQL's COPY t TO copies t's own rows only (as SELECT * FROM ONLY t), not those of
     // inheritance children, and refuses a partitioned table (use COPY (SELECT ...) TO).
-    const pg_query::RangeVar& rv = s.relation();
-    const policy::QualifiedName name{rv.schemaname().empty() ? "public" : rv.schemaname(), rv.relname()};
+    auto& from = *sel.add_from_clause()->mutable_range_var();
+    from = s.relation();
+    from.set_inh(false);
+    const QualifiedName name = resolve(from, "COPY ... TO");
     const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(name) : nullptr;
     if (info != nullptr && info->relkind == 'p') {
       deny("cannot copy from partitioned table " + quote_ident(name.to_string()) +
            " (as PostgreSQL: use COPY (SELECT ...) TO)");
     }
-    auto& from = *sel.add_from_clause()->mutable_range_var();
-    from = rv;
-    from.set_inh(false);
     s.clear_relation();
     s.clear_attlist();
     *s.mutable_query() = std::move(q);
@@ -54,15 +53,9 @@ StatementKind Walker::copy_in(pg_query::CopyStmt& s) {
     // checks the tenant column's position in every row. The list names the columns, so a stale
     // snapshot makes PostgreSQL fail the COPY (a missing column, extra data), never shift a value
     // onto the tenant column.
-    const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(rule.table) : nullptr;
-    if (info == nullptr || info->columns.empty()) {
-      deny("COPY " + quote_ident(rule.table.to_string()) + " FROM STDIN without a column list: " +
-           (scope_.schema && scope_.schema->loaded ? std::string("the schema snapshot does not know the table's columns")
-                                                   : std::string("the schema is not known yet (rowguard has not read "
-                                                                 "the table's columns from PostgreSQL)")) +
-           "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
-    }
-    for (const auto& c : info->columns) {
+    const policy::TableInfo& info =
+        snapshot_columns(rule, "COPY " + quote_ident(rule.table.to_string()) + " FROM STDIN without a column list: ");
+    for (const auto& c : info.columns) {
       if (!c.generated) *s.add_attlist() = make_string(c.name);
     }
   }

@@ -129,6 +129,7 @@ class Walker {
   // ---- INSERT / UPDATE / DELETE / ON CONFLICT and tenant values (writes.cc)
   void insert(pg_query::InsertStmt& s);
   void name_columns(pg_query::InsertStmt& s, const TableRule& rule);
+  const policy::TableInfo& snapshot_columns(const TableRule& rule, const std::string& head);
   void name_columns_in_order(gpb::RepeatedPtrField<Node>& cols, const gpb::RepeatedPtrField<Node>& items,
                              const TableRule& rule, std::string_view what);
   void on_conflict(pg_query::OnConflictClause& oc, const pg_query::RangeVar& target, const TableRule& rule);

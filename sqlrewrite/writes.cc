@@ -91,30 +91,37 @@ void Walker::name_columns(pg_query::InsertStmt& s, const TableRule& rule) {
   name_columns_in_order(*s.mutable_cols(), *items, rule, "INSERT INTO");
 }
 
+// The schema snapshot's columns of `rule`'s table, or a denial `head` + why they are not known.
+const policy::TableInfo& Walker::snapshot_columns(const TableRule& rule, const std::string& head) {
+  const bool loaded = scope_.schema && scope_.schema->loaded;
+  const policy::TableInfo* info = loaded ? scope_.schema->table(rule.table) : nullptr;
+  if (info == nullptr || info->columns.empty()) {
+    deny(head +
+         (loaded ? std::string("the schema snapshot does not know the table's columns")
+                 : std::string("the schema is not known yet (rowguard has not read the table's columns from "
+                               "PostgreSQL)")) +
+         "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
+  }
+  return *info;
+}
+
 // Writes out the column list PostgreSQL assigns `items` to when a statement has none: the
 // table's first items.size() columns, in the schema snapshot's order.
 void Walker::name_columns_in_order(gpb::RepeatedPtrField<Node>& cols, const gpb::RepeatedPtrField<Node>& items,
                                    const TableRule& rule, std::string_view what) {
   const std::string table = rule.table.to_string();
   const std::string head = std::string(what) + " " + quote_ident(table) + " without a column list: ";
-  const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(rule.table) : nullptr;
-  if (info == nullptr || info->columns.empty()) {
-    deny(head +
-         (scope_.schema && scope_.schema->loaded ? std::string("the schema snapshot does not know the table's columns")
-                                                 : std::string("the schema is not known yet (rowguard has not read the "
-                                                               "table's columns from PostgreSQL)")) +
-         "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
-  }
+  const policy::TableInfo& info = snapshot_columns(rule, head);
   if (any_expands(items, items.size())) {
     deny(head + "a * expansion makes the column positions unknowable; name the columns, so that rowguard can " +
          "check the tenant column " + quote_ident(rule.column));
   }
-  if (items.size() > static_cast<int>(info->columns.size())) {
+  if (items.size() > static_cast<int>(info.columns.size())) {
     deny(std::string(what) + " " + quote_ident(table) + " has more expressions than the table has columns (" +
-         std::to_string(info->columns.size()) + " in the schema snapshot)");
+         std::to_string(info.columns.size()) + " in the schema snapshot)");
   }
   for (int i = 0; i < items.size(); ++i) {
-    cols.Add()->mutable_res_target()->set_name(info->columns[static_cast<size_t>(i)].name);
+    cols.Add()->mutable_res_target()->set_name(info.columns[static_cast<size_t>(i)].name);
   }
 }
 

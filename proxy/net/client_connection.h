@@ -77,6 +77,7 @@ class ClientConnection : public ClientIo {
   boost::asio::awaitable<std::optional<UpstreamLogin>> open_upstream(ClientAuth& who,
                                                                      session::StartupDecision& decision);
   boost::asio::awaitable<std::optional<protocol::StartupPacket>> read_startup();
+  void take_identity(ClientAuth& who);
   boost::asio::awaitable<void> auth_failed(const ClientAuth& who);
   boost::asio::awaitable<std::optional<ClientMessage>> next_client_message(size_t max) override;
   boost::asio::awaitable<void> forward_cancel(int32_t pid, int32_t key);

@@ -180,13 +180,19 @@ asio::awaitable<std::optional<ClientConnection::Authenticated>> ClientConnection
   co_return std::move(authed);
 }
 
-asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(ClientAuth& who,
-                                                                              session::StartupDecision& decision) {
+// The authenticated login becomes the session's: its tenant, how it was authenticated, its JWT
+// (kept for reloads, wiped from `who`) and the policy version it was checked under.
+void ClientConnection::take_identity(ClientAuth& who) {
   tenant_ = who.tenant;
   identity_method_ = who.method;
   jwt_token_.assign(who.jwt_token);
   wipe(who.jwt_token);
   identity_checked_version_ = policy_->version;
+}
+
+asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(ClientAuth& who,
+                                                                              session::StartupDecision& decision) {
+  take_identity(who);
   if (tenant_) decision.upstream_params.emplace_back("search_path", "public");
   if (policy_->backstop == policy::Backstop::kRls) {  // policy/rls_sql.h: PostgreSQL RLS reads these settings
     auto backstop = policy::backstop_startup_params(tenant_);
@@ -241,11 +247,7 @@ asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(Cl
 // over them, and a BackendKeyData that stands for whichever connection it holds at the time.
 asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_pooled(ClientAuth& who,
                                                                             session::StartupDecision& decision) {
-  tenant_ = who.tenant;
-  identity_method_ = who.method;
-  jwt_token_.assign(who.jwt_token);
-  wipe(who.jwt_token);
-  identity_checked_version_ = policy_->version;
+  take_identity(who);
   if (!who.refuse_after_auth.empty()) {
     spdlog::warn("session={} client={} user={} refused: {}", id_, peer_, user_, who.refuse_after_auth);
     co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, who.refuse_after_auth);
