@@ -34,6 +34,8 @@ struct ColumnInfo {
   // its position, a descending or CYCLE sequence), or rowguard could not tell (the column does
   // not lead a unique index, so max() would scan; the read failed): its default is not fresh.
   bool sequence_behind = false;
+
+  bool operator==(const ColumnInfo&) const = default;
 };
 
 // A unique index or constraint (primary keys included) of a table.
@@ -44,6 +46,8 @@ struct UniqueKey {
   std::vector<std::string> plain_columns;  // its plain key columns, also of an expression index
   bool primary = false;
   bool partial = false;              // has a WHERE predicate
+
+  bool operator==(const UniqueKey&) const = default;
 };
 
 struct ForeignKey {
@@ -51,6 +55,8 @@ struct ForeignKey {
   std::vector<std::string> columns;
   QualifiedName references;
   std::vector<std::string> referenced_columns;
+
+  bool operator==(const ForeignKey&) const = default;
 };
 
 // A foreign key of any table (in the policy or not) that references this table, with its
@@ -67,6 +73,8 @@ struct ReferencingKey {
   char on_update = 'a';
   char on_delete = 'a';
   bool via_cascade = false;
+
+  bool operator==(const ReferencingKey&) const = default;
 };
 
 struct TableInfo {
@@ -78,6 +86,8 @@ struct TableInfo {
   std::vector<ReferencingKey> referenced_by;  // foreign keys referencing it (and its cascade chains)
   std::vector<QualifiedName> children;      // inheritance children and partitions (direct)
   std::vector<std::string> exclusion_constraints;  // names of EXCLUDE constraints (arbiters too)
+
+  bool operator==(const TableInfo&) const = default;
 
   const ColumnInfo* column(std::string_view column_name) const {
     for (const auto& c : columns) {
@@ -99,6 +109,13 @@ struct SchemaSnapshot {
   const TableInfo* table(const QualifiedName& name) const {
     auto it = tables.find(name);
     return it == tables.end() ? nullptr : &it->second;
+  }
+
+  // Everything the rewriter reads is the same (the time of the read aside): installing `other`
+  // in place of this one would change no rewrite.
+  bool same_content(const SchemaSnapshot& other) const {
+    return loaded == other.loaded && error == other.error && tables == other.tables &&
+           function_names == other.function_names;
   }
 };
 

@@ -36,7 +36,10 @@ ResultSet schema_result(const policy::Policy& p, const SchemaStatus* status, int
     error = s->error;
   }
   std::optional<std::string> age;
-  if (s != nullptr && s->read_at_us > 0) age = std::to_string(std::max<int64_t>(0, now_us - s->read_at_us) / 1000000);
+  // The last successful read (a read that found nothing new keeps the installed snapshot).
+  int64_t read_at = s != nullptr ? s->read_at_us : 0;
+  if (status != nullptr && status->loaded_at_us > read_at) read_at = status->loaded_at_us;
+  if (read_at > 0) age = std::to_string(std::max<int64_t>(0, now_us - read_at) / 1000000);
   std::optional<std::string> reason;
   if (status != nullptr && !status->last_reason.empty()) reason = status->last_reason;
   const std::string state = loaded ? "loaded" : (s == nullptr ? "unknown" : "error");

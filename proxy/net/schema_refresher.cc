@@ -70,7 +70,12 @@ void SchemaRefresher::start() {
 void SchemaRefresher::request(std::string reason) {
   {
     std::lock_guard lock(mu_);
-    if (!pending_) pending_reason_ = std::move(reason);
+    // Requests that arrive while one waits are served by one read, named after all of them.
+    if (!pending_) {
+      pending_reason_ = std::move(reason);
+    } else if (("," + pending_reason_ + ",").find("," + reason + ",") == std::string::npos) {
+      pending_reason_ += "," + reason;
+    }
     pending_ = true;
   }
   cv_.notify_all();

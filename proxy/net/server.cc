@@ -106,7 +106,12 @@ void Server::schema_changed(std::string reason) {
 
 void Server::install_schema(std::shared_ptr<const policy::SchemaSnapshot> schema) {
   std::lock_guard lock(reload_mu_);
-  auto next = std::make_shared<policy::Policy>(*policy_.load());
+  policy::PolicyPtr current = policy_.load();
+  // A read that found what the policy already carries changes nothing: keeping the version keeps
+  // the rewrite caches and every cursor and portal the sessions hold (a new version invalidates
+  // WITH HOLD cursors: see session_portals.cc). SHOW SCHEMA's age comes from the refresher.
+  if (current->schema && schema && current->schema->same_content(*schema)) return;
+  auto next = std::make_shared<policy::Policy>(*current);
   next->schema = std::move(schema);
   next->version = policy::next_policy_version();  // invalidates the rewrite caches
   policy_.store(std::move(next));

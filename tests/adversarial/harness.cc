@@ -151,12 +151,35 @@ size_t occurrences(const std::string& text, const std::string& what) {
   return n;
 }
 
+namespace {
+// Schema reads done for a reload ("schema snapshot (reload): ..." or, coalesced with other
+// requests, "schema snapshot (ddl,reload): ...").
+size_t reload_schema_reads(const std::string& log) {
+  size_t n = 0;
+  for (size_t at = log.find("schema snapshot ("); at != std::string::npos; at = log.find("schema snapshot (", at + 1)) {
+    const size_t open = at + std::string_view("schema snapshot (").size();
+    const size_t close = log.find(')', open);
+    if (close == std::string::npos) break;
+    if (("," + log.substr(open, close - open) + ",").find(",reload,") != std::string::npos) ++n;
+  }
+  return n;
+}
+}  // namespace
+
 ::testing::AssertionResult reload_policy(RowguardProcess& rg, const std::string& text) {
   const size_t before = occurrences(rg.log(), "reload: policy");
+  const size_t reads_before = reload_schema_reads(rg.log());
   write_text_file(rg.config_path(), text);
   if (kill(rg.pid(), SIGHUP) != 0) return ::testing::AssertionFailure() << "kill failed";
   if (!wait_until([&] { return occurrences(rg.log(), "reload: policy") > before; }, std::chrono::seconds(10))) {
     return ::testing::AssertionFailure() << "no reload in the log: " << rg.log();
+  }
+  // The reload is complete once the schema snapshot of the new policy's tables has been read
+  // (installed as a further policy version when it differs): a statement sent earlier could run
+  // under the reloaded file and then see its cursor invalidated by the snapshot that follows.
+  if (rg.log().find("policy rejected") == std::string::npos &&
+      !wait_until([&] { return reload_schema_reads(rg.log()) > reads_before; }, std::chrono::seconds(10))) {
+    return ::testing::AssertionFailure() << "no schema read after the reload: " << rg.log();
   }
   if (rg.log().find("policy rejected") != std::string::npos) return ::testing::AssertionFailure() << rg.log();
   return ::testing::AssertionSuccess();

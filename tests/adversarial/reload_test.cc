@@ -132,6 +132,25 @@ TEST(Reload, RedeclaringAStaleCursorNameDoesNotRevalidateIt) {
   EXPECT_EQ(fresh.rows.size(), 2u);
 }
 
+// A schema read that finds nothing new (DDL of a bypass session on a table outside the policy)
+// is not a new policy: a WITH HOLD cursor of a tenant stays readable, and still filtered.
+TEST(Reload, SchemaReadThatFindsNothingNewKeepsCursors) {
+  RowguardProcess rg(example_config_template(), Env::get().pg(), "info");
+  auto t1 = connect_t1(rg);
+  auto dba = std::make_unique<Client>(rg.conninfo("dba") + " password=pwdba");
+  ASSERT_TRUE(t1->exec("DECLARE kc CURSOR WITH HOLD FOR SELECT name FROM customers ORDER BY id").ok);
+  const size_t reads = occurrences(rg.log(), "schema snapshot (DDL by bypass");
+  ASSERT_TRUE(dba->exec("DROP TABLE IF EXISTS rl_unrelated; CREATE TABLE rl_unrelated (x int)").ok);
+  ASSERT_TRUE(wait_until([&] { return occurrences(rg.log(), "schema snapshot (DDL by bypass") > reads; },
+                         std::chrono::seconds(10)))
+      << rg.log();
+  QueryResult r = t1->exec("FETCH ALL FROM kc");
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_FALSE(r.rows.empty());
+  EXPECT_EQ(r.everything().find("globex"), std::string::npos) << r.everything();
+  ASSERT_TRUE(dba->exec("DROP TABLE rl_unrelated").ok);
+}
+
 // ---- protocol portals -----------------------------------------------------------------------
 
 // A portal of a pipelined batch lives until the batch's Sync ends its implicit transaction; a
