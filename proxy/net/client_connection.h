@@ -176,6 +176,9 @@ class ClientConnection : public ClientIo {
     bool client_done = false;          // client_to_server has ended
     std::string error_sqlstate, error_message;  // the error for the next message (pending)
     bool error_pending = false;
+    // ReadyForQuery still to swallow: the answers of the DISCARD SEQUENCES take_lease sent ahead
+    // of the client's first message on a connection another session held last.
+    int swallow = 0;
   };
 
   // What a bypass session's relay follows of the byte streams it relays.

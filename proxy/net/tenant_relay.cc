@@ -250,6 +250,16 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
           break;
         }
       }
+      if (tx_pool_.on && tx_pool_.swallow > 0) {  // the answers of take_lease's DISCARD SEQUENCES
+        if (r.frame.tag == protocol::be::kErrorResponse) {  // (never seen): fail closed, the connection goes
+          spdlog::warn("session={} user={} DISCARD SEQUENCES failed on a pooled connection", id_, user_);
+          lost = true;
+          break;
+        }
+        pos += r.frame.size;
+        if (r.frame.tag == protocol::be::kReadyForQuery) --tx_pool_.swallow;
+        continue;
+      }
       std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
       pos += r.frame.size;
       tenant_relay_.last_server_tag = r.frame.tag;
@@ -281,7 +291,8 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
     }
     if (lost) continue;  // (what the loop relayed before the FATAL error goes out with the 08006)
     server_buf_.erase(0, pos);
-    if (tx_pool_.on && tx_pool_.lease && session.idle() && session.tx_status() == 'I' && session.at_boundary()) {
+    if (tx_pool_.on && tx_pool_.lease && tx_pool_.swallow == 0 && session.idle() && session.tx_status() == 'I' &&
+        session.at_boundary()) {
       co_await end_of_lease(session);  // before the client sees ReadyForQuery
     }
     if (!out.empty()) {
@@ -447,6 +458,15 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
       tx_pool_.wanted[names[i]] = *a.rows[0][i];
     }
   }
+  // The backend keeps the values nextval gave in its session: currval of another session's
+  // sequence value would answer it (55000 on a backend of one's own). A connection that changes
+  // hands forgets them first, with a DISCARD SEQUENCES sent ahead of the client's first message
+  // (no round trip of its own; server_to_client swallows its answers before the client's).
+  if (c->last_holder != 0 && c->last_holder != id_) {
+    protocol::append_query(out, "DISCARD SEQUENCES");
+    tx_pool_.swallow = 1;
+  }
+  c->last_holder = id_;
   tx_pool_.lease = c;
   c->statements.set_capacity(policy_->pool.max_prepared_statements);  // (a reload may change it)
   if (tenant_relay_.session) tenant_relay_.session->attach(&c->statements);
@@ -535,6 +555,7 @@ void ClientConnection::lease_lost(session::TenantSession& session, std::string& 
   session.server_lost();
   server_buf_.clear();
   tx_pool_.pin.clear();
+  tx_pool_.swallow = 0;
   tx_pool_.listening = tx_pool_.advisory = tx_pool_.cursors = false;
   tx_pool_.settings_touched = tx_pool_.state_touched = false;
   drop_lease(false);
