@@ -154,6 +154,7 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
         info_->set_tx(session.tx_status(), true);
         if (!tenant_relay_.upstream_wait) tenant_relay_.upstream_wait = t0;
       }
+      if (tx_pool_.on && step.denial.empty()) note_statements_run(session, r.frame, pooled ? &*pooled : nullptr);
       client_buf_.erase(0, r.frame.size);
       if (!step.statement.empty()) info_->count_statement();
       complete = true;
@@ -163,7 +164,10 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
         server_.metrics().count_denial(step.denial, *tenant_);
         audit(step.statement, false, step.denial);
       } else if (!step.statement.empty()) {
-        if (tx_pool_.on) note_session_state(r.frame, pooled ? &*pooled : nullptr);
+        // (step.statement: the text; r.frame's bytes are gone from client_buf_ by now)
+        if (tx_pool_.on && (r.frame.tag == protocol::fe::kQuery || r.frame.tag == protocol::fe::kParse)) {
+          note_session_state(step.statement, pooled ? &*pooled : nullptr);
+        }
         // The level test first: no string copy per statement unless debug logging is on.
         if (spdlog::should_log(spdlog::level::debug)) {
           spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
@@ -386,13 +390,38 @@ std::string ClientConnection::pinned() const {
   return "";
 }
 
-void ClientConnection::note_session_state(const protocol::Frame& frame, const sqlrewrite::RewriteResult* pooled) {
-  auto text = session::TenantSession::statement_text(frame);
-  if (!text) return;
+void ClientConnection::note_statements_run(session::TenantSession& session, const protocol::Frame& frame,
+                                           const sqlrewrite::RewriteResult* pooled) {
+  std::vector<std::string> names;
+  if (frame.tag == protocol::fe::kBind) {
+    auto m = protocol::parse_bind(frame.body);
+    if (m && !m->statement.empty()) names.emplace_back(m->statement);
+  } else if (frame.tag == protocol::fe::kQuery) {
+    auto text = session::TenantSession::statement_text(frame);
+    if (!text || !contains_ci(*text, "execute")) return;  // (no rewrite looked up for the rest)
+    sqlrewrite::RewriteHandle held;
+    const sqlrewrite::RewriteResult* r = pooled;
+    if (r == nullptr) {
+      held = worker_.cache.rewrite(*text, *policy_, *tenant_);  // a hit: the session just rewrote it
+      r = held.get();
+    }
+    if (!r->allowed) return;
+    for (const auto& op : r->prepared) {
+      if (op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute) names.push_back(op.name);
+    }
+  }
+  for (const std::string& name : names) {
+    // (after on_client_message: the statement a Parse / PREPARE of the same batch made counts)
+    const std::string text = session.statement_text_of(name);
+    if (!text.empty()) note_session_state(text, nullptr);
+  }
+}
+
+void ClientConnection::note_session_state(std::string_view text, const sqlrewrite::RewriteResult* pooled) {
   sqlrewrite::RewriteHandle held;
   const sqlrewrite::RewriteResult* r = pooled;
   if (r == nullptr) {
-    held = worker_.cache.rewrite(*text, *policy_, *tenant_);  // a hit: the session just rewrote it
+    held = worker_.cache.rewrite(text, *policy_, *tenant_);  // a hit: the session rewrote it
     r = held.get();
   }
   if (!r->allowed) return;
