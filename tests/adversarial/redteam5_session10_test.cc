@@ -183,6 +183,14 @@ TEST(RedteamSession10R5, ListenInANamedStatementRunLaterPins) {
   const std::string pid2 = first_value(t2->exec("SELECT pg_backend_pid()"));
   EXPECT_NE(pid1, pid2) << "tenant 2 got the backend that listens for tenant 1";
   EXPECT_EQ(first_value(t1->exec("SELECT pg_backend_pid()")), pid1) << "tenant 1 was not pinned";
+  // A LISTEN through the extended protocol (Parse / Bind / Execute / Sync in one write).
+  t1.reset();  // (its pinned connection is closed)
+  auto t3 = pooled().tenant(3);
+  ASSERT_EQ(exec_params(*t3, "LISTEN rt5chan"), "ok");
+  const std::string pid3 = first_value(t3->exec("SELECT pg_backend_pid()"));
+  QueryResult other = t2->exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(other.ok) << describe(other);
+  EXPECT_NE(first_value(other), pid3) << "tenant 2 got the backend that listens for tenant 3";
 }
 
 // SET SESSION CHARACTERISTICS (default_transaction_read_only / isolation) follows the client.
@@ -304,6 +312,32 @@ TEST(RedteamSession10R5, ClientGoneMidCopyOrMidBatchLeavesAWorkingPool) {
   EXPECT_TRUE(t3->alive());
   QueryResult r = su->exec("SELECT count(*) FROM rt5_items WHERE body = 'acme-partial'");
   EXPECT_EQ(first_value(r), "0");
+}
+
+// The DISCARD SEQUENCES rowguard sends ahead of a new holder's first message has its answers
+// swallowed: when that first message is a lone Sync or Flush (nothing else owed), or a refused
+// statement, the connection must not go back to the pool with those answers unread (the next
+// client would read them as its own).
+TEST(RedteamSession10R5, FirstMessageOfALeaseThatOwesLittleKeepsTheStreamInStep) {
+  auto t1 = pooled().tenant(1);
+  auto t2 = pooled().tenant(2);
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(t2->exec("SELECT 1").ok);  // the backend changes hands before each of t1's messages
+    ASSERT_EQ(PQenterPipelineMode(t1->raw()), 1);
+    ASSERT_EQ(PQsendFlushRequest(t1->raw()), 1);
+    ASSERT_EQ(PQflush(t1->raw()), 0);
+    ASSERT_TRUE(t2->exec("SELECT 2").ok);
+    ASSERT_EQ(PQpipelineSync(t1->raw()), 1);
+    PGresult* res = PQgetResult(t1->raw());
+    EXPECT_EQ(PQresultStatus(res), PGRES_PIPELINE_SYNC) << PQresultErrorMessage(res);
+    PQclear(res);
+    ASSERT_EQ(PQexitPipelineMode(t1->raw()), 1) << PQerrorMessage(t1->raw());
+    ASSERT_TRUE(t2->exec("SELECT 3").ok);
+    EXPECT_TRUE(t1->exec("SELECT * FROM audit_log").refused());
+    QueryResult mine = t2->exec("SELECT name FROM customers ORDER BY id LIMIT 1");
+    EXPECT_EQ(first_value(mine), "globex-hank");
+    EXPECT_EQ(first_value(t1->exec("SELECT name FROM customers ORDER BY id LIMIT 1")), "acme-anvils");
+  }
 }
 
 // NOT FIXED (reported; no local fix): one tenant can take every server connection of the pool
