@@ -171,8 +171,9 @@ TEST(RedteamSession10R5, SetInANamedStatementRunLaterStaysWithTheClient) {
 }
 
 // The same hole for the state that pins: a LISTEN prepared in one transaction and executed in
-// another must pin the client to its backend (else the next client gets a backend that listens
-// on tenant 1's channel). With two server connections, a pinned tenant 1 keeps its backend and
+// another (or sent with the extended protocol), or an advisory lock taken by a SQL EXECUTE, must
+// pin the client to its backend (else the next client gets a backend that listens on tenant 1's
+// channel or holds its lock). With two server connections, a pinned tenant 1 keeps its backend and
 // tenant 2 gets the other one.
 TEST(RedteamSession10R5, ListenInANamedStatementRunLaterPins) {
   auto t1 = pooled().tenant(1);
@@ -191,6 +192,18 @@ TEST(RedteamSession10R5, ListenInANamedStatementRunLaterPins) {
   QueryResult other = t2->exec("SELECT pg_backend_pid()");
   ASSERT_TRUE(other.ok) << describe(other);
   EXPECT_NE(first_value(other), pid3) << "tenant 2 got the backend that listens for tenant 3";
+  // A session-level advisory lock taken by a SQL EXECUTE (the PREPARE pinned; DEALLOCATE unpins
+  // only if PostgreSQL says no lock is held).
+  t3.reset();
+  auto t4 = pooled().tenant(1);
+  ASSERT_TRUE(t4->exec("PREPARE rt5_lock AS SELECT pg_advisory_lock(5)").ok);
+  QueryResult locked = t4->exec("EXECUTE rt5_lock");
+  ASSERT_TRUE(locked.ok) << describe(locked);
+  ASSERT_TRUE(t4->exec("DEALLOCATE rt5_lock").ok);
+  const std::string pid4 = first_value(t4->exec("SELECT pg_backend_pid()"));
+  QueryResult third = t2->exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(third.ok) << describe(third);
+  EXPECT_NE(first_value(third), pid4) << "tenant 2 got the backend that holds tenant 1's advisory lock";
 }
 
 // SET SESSION CHARACTERISTICS (default_transaction_read_only / isolation) follows the client.
