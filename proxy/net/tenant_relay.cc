@@ -413,7 +413,17 @@ void ClientConnection::note_statements_run(session::TenantSession& session, cons
   for (const std::string& name : names) {
     // (after on_client_message: the statement a Parse / PREPARE of the same batch made counts)
     const std::string text = session.statement_text_of(name);
-    if (!text.empty()) note_session_state(text, nullptr);
+    if (text.empty()) continue;
+    if (text.size() < policy_->limits.offload_parse_bytes || worker_.cache.would_hit(text, *policy_, *tenant_)) {
+      note_session_state(text, nullptr);
+    } else {
+      // A long text the worker's cache no longer holds is not rewritten here (the parse pool's
+      // job): fail closed, PostgreSQL is asked after the transaction.
+      tx_pool_.settings_touched = tx_pool_.state_touched = true;
+      if (tx_pool_.pin.empty() && (contains_ci(text, "currval") || contains_ci(text, "lastval"))) {
+        tx_pool_.pin = "currval/lastval (sequence values of the session)";
+      }
+    }
   }
 }
 
