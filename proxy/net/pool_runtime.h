@@ -55,6 +55,9 @@ struct PooledServer {
   // it is then closed at release, never reused.
   std::shared_ptr<std::atomic<bool>> cancel_sent = std::make_shared<std::atomic<bool>>(false);
   uint64_t holder = 0;  // the session holding it (0: idle)
+  // The session that held it last (0: none yet). The backend keeps what nextval gave in its
+  // session (currval's values): a lease by another session first sends DISCARD SEQUENCES.
+  uint64_t last_holder = 0;
   // The prepared statements it holds under rowguard's names (shared by every client it serves:
   // proxy/session/server_statements.h); capacity [pool] max_prepared_statements.
   session::ServerStatements statements;
