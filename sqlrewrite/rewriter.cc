@@ -4,6 +4,7 @@
 
 #include <exception>
 
+#include "sqlrewrite/deparse_check.h"
 #include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/walker.h"
@@ -60,16 +61,14 @@ RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scop
   }
   // The deparser is not trusted: the text rowguard forwards must parse back into exactly the
   // tree it checked (libpg_query 15-4.0 drops needed parentheses in some expressions, e.g.
-  // "(a OR b) IS TRUE"). Any difference: deny.
+  // "(a OR b) IS TRUE"). Any difference: deny, naming the part that differs (deparse_check.h).
   // Compared as encodings, source positions skipped (sqlrewrite::same_tree_bytes).
   ProtobufParseOutput reparsed = parse_sql_protobuf(dep.sql);
   if (!reparsed.ok || !same_tree_bytes(checked, reparsed.bytes)) {
     out.kinds.clear();
     out.prepared.clear();
     out.cursors.clear();
-    out.reason = "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
-                 "limitation); rewrite the statement, e.g. with explicit parentheses or fewer nested "
-                 "boolean tests";
+    out.reason = deparse_check_denial(sql, parsed.tree, reparsed.ok, reparsed.bytes, reparsed.error);
     return out;
   }
   out.allowed = true;

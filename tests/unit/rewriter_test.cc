@@ -1503,15 +1503,29 @@ namespace {
 // appended, lets other tenants' rows through). rowguard re-parses every rewrite and refuses when
 // the text would not parse back into the tree it checked.
 TEST(Rewrite, DeparserChangesOfMeaningAreRefused) {
-  const char* kReason =
-      "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
-      "limitation); rewrite the statement, e.g. with explicit parentheses or fewer nested boolean tests";
-  for (const char* sql : {"SELECT * FROM orders WHERE (id = 1 OR id = 2) IS TRUE",
-                          "DELETE FROM orders WHERE (id = 1 OR amount > 5) IS NOT FALSE",
-                          "SELECT * FROM orders FOR UPDATE OF orders NOWAIT"}) {
+  // The refusal names the rule, the statement part whose deparse differs, its position in the
+  // client's text and what changed (sqlrewrite/deparse_check.h).
+  const std::string kHead = "rowguard: the rewritten statement would not mean what was checked: libpg_query's deparser writes ";
+  const std::string kTail = " (rule: deparse_check); write that part another way, e.g. with explicit parentheses";
+  const std::pair<const char*, std::string> cases[] = {
+      {"SELECT * FROM orders WHERE (id = 1 OR id = 2) IS TRUE",
+       kHead + "the IS [NOT] TRUE/FALSE/UNKNOWN test in WHERE at position 47 so that it parses back differently (an IS "
+               "[NOT] TRUE/FALSE/UNKNOWN test parses back as an AND/OR/NOT expression)" + kTail},
+      {"DELETE FROM orders WHERE (id = 1 OR amount > 5) IS NOT FALSE",
+       kHead + "the IS [NOT] TRUE/FALSE/UNKNOWN test in WHERE at position 49 so that it parses back differently (an IS "
+               "[NOT] TRUE/FALSE/UNKNOWN test parses back as an AND/OR/NOT expression)" + kTail},
+      {"SELECT * FROM orders FOR UPDATE OF orders NOWAIT",
+       kHead + "the table reference in FOR UPDATE/SHARE at position 36 so that it parses back differently (its relname "
+               "\"orders\" becomes \"ordersnowait\")" + kTail},
+      // Positions count characters, as PostgreSQL's do ('é' is 2 bytes).
+      {"SELECT 'é' AS e, * FROM orders WHERE (id = 1 OR id = 2) IS TRUE",
+       kHead + "the IS [NOT] TRUE/FALSE/UNKNOWN test in WHERE at position 57 so that it parses back differently (an IS "
+               "[NOT] TRUE/FALSE/UNKNOWN test parses back as an AND/OR/NOT expression)" + kTail},
+  };
+  for (const auto& [sql, reason] : cases) {
     const RewriteResult r = rewrite(sql, test_policy(), "1");
     EXPECT_FALSE(r.allowed) << sql << "\n  -> " << r.sql;
-    EXPECT_EQ(r.reason, kReason) << sql;
+    EXPECT_EQ(r.reason, reason) << sql;
   }
   // The same shapes without the problem stay allowed.
   EXPECT_TRUE(rewrite("SELECT * FROM orders WHERE (id = 1 OR id = 2) AND amount > 5", test_policy(), "1").allowed);
