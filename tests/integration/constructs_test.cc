@@ -583,6 +583,12 @@ const Construct kReads[] = {
      "SELECT o.id, x.v FROM orders o, XMLTABLE('/a' PASSING xmlelement(name a, o.status) COLUMNS v text PATH '.') "
      "AS x WHERE o.tenant_id = {T} ORDER BY 1",
      "10|paid\n11|new\n12|shipped\n13|new\n14|paid\n"},
+    {"pg_catalog_overlay_sql_syntax",  // the deparser writes OVERLAY(a PLACING b FROM c FOR d)
+     "SELECT id, pg_catalog.overlay(status, 'X', 2, 1), pg_catalog.overlay(status, 'Y', 1) FROM orders "
+     "WHERE pg_catalog.overlay(status, 'a', 2, 1) <> 'zz' AND id < 12 ORDER BY 1",
+     "SELECT id, pg_catalog.overlay(status, 'X', 2, 1), pg_catalog.overlay(status, 'Y', 1) FROM orders "
+     "WHERE pg_catalog.overlay(status, 'a', 2, 1) <> 'zz' AND id < 12 AND tenant_id = {T} ORDER BY 1",
+     "10|pXid|Yaid\n11|nXw|Yew\n"},
 };
 
 std::string case_name(const ::testing::TestParamInfo<Construct>& info) { return info.param.name; }
