@@ -13,6 +13,45 @@ namespace rowguard::sqlrewrite {
 
 namespace {
 
+// libpg_query 15-4.0 writes a locking clause's OF list and its wait policy without a space between
+// them: "FOR UPDATE OF oSKIP LOCKED", "FOR SHARE OF tNOWAIT" (a syntax error, or another relation
+// name). The keywords are written in upper case, and unquoted identifiers in lower case, so an
+// upper-case NOWAIT / SKIP LOCKED outside string literals and quoted identifiers that follows a
+// non-space character is that clause: the space is put back. Used only when the deparsed text
+// did not parse back into the checked tree; the patched text is checked the same way.
+std::string with_lock_wait_spaced(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  char quote = 0;        // ' or " while inside a literal / quoted identifier
+  bool escapes = false;  // inside E'...': a backslash escapes the next character
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote != 0) {
+      out += c;
+      if (escapes && c == '\\' && i + 1 < text.size()) {
+        out += text[++i];
+      } else if (c == quote) {
+        if (i + 1 < text.size() && text[i + 1] == quote) {
+          out += text[++i];  // '' or "" inside
+        } else {
+          quote = 0;
+        }
+      }
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      escapes = c == '\'' && i > 0 && (text[i - 1] == 'E' || text[i - 1] == 'e');
+      out += c;
+      continue;
+    }
+    const std::string_view rest(text.data() + i, text.size() - i);
+    if (i > 0 && text[i - 1] != ' ' && (rest.starts_with("NOWAIT") || rest.starts_with("SKIP LOCKED"))) out += ' ';
+    out += c;
+  }
+  return out;
+}
+
 RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant,
                            RewriteTrace* trace) {
   RewriteResult out;
@@ -64,7 +103,18 @@ RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scop
   // "(a OR b) IS TRUE"). Any difference: deny, naming the part that differs (deparse_check.h).
   // Compared as encodings, source positions skipped (sqlrewrite::same_tree_bytes).
   ProtobufParseOutput reparsed = parse_sql_protobuf(dep.sql);
-  if (!reparsed.ok || !same_tree_bytes(checked, reparsed.bytes)) {
+  bool same = reparsed.ok && same_tree_bytes(checked, reparsed.bytes);
+  if (!same && (dep.sql.find("NOWAIT") != std::string::npos || dep.sql.find("SKIP LOCKED") != std::string::npos)) {
+    std::string spaced = with_lock_wait_spaced(dep.sql);
+    if (spaced != dep.sql) {
+      ProtobufParseOutput again = parse_sql_protobuf(spaced);
+      if (again.ok && same_tree_bytes(checked, again.bytes)) {
+        dep.sql = std::move(spaced);
+        same = true;
+      }
+    }
+  }
+  if (!same) {
     out.kinds.clear();
     out.prepared.clear();
     out.cursors.clear();

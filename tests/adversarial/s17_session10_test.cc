@@ -57,5 +57,37 @@ TEST(Session10S17, CatalogLookupInputFunctionsAreRefused) {
   EXPECT_TRUE(t1->alive());
 }
 
+std::string first(const QueryResult& r) {
+  if (!r.ok || r.rows.empty() || r.rows[0].empty() || !r.rows[0][0]) return "<" + r.sqlstate + " " + r.message + ">";
+  return *r.rows[0][0];
+}
+
+// The job-queue pattern with an OF list, "FOR UPDATE OF o SKIP LOCKED", was refused by the
+// deparser check (libpg_query writes "OF oSKIP LOCKED"); rowguard now puts the space back. The
+// locks stay per tenant: a second worker of tenant 1 skips tenant 1's locked row, tenant 2 sees
+// and locks only its own rows.
+TEST(Session10S17, JobQueueWithOfListSkipsOnlyTheTenantsOwnLockedRows) {
+  auto w1 = Env::get().tenant(1);
+  auto w1b = Env::get().tenant(1);
+  auto w2 = Env::get().tenant(2);
+  const std::string next =
+      "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id ORDER BY o.id LIMIT 1 "
+      "FOR UPDATE OF o SKIP LOCKED";
+  for (auto* c : {w1.get(), w1b.get(), w2.get()}) ASSERT_TRUE(c->exec("BEGIN").ok);
+  const std::string a = first(w1->exec(next));
+  const std::string b = first(w1b->exec(next));
+  const std::string c = first(w2->exec(next));
+  EXPECT_TRUE(a.starts_with("1")) << a;
+  EXPECT_TRUE(b.starts_with("1")) << b;
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(c.starts_with("2")) << c;
+  QueryResult nowait = w1b->exec("SELECT id FROM orders o WHERE id = " + a + " FOR UPDATE OF o NOWAIT");
+  EXPECT_EQ(nowait.sqlstate, "55P03") << describe(nowait);  // tenant 1's own lock
+  for (auto* conn : {w1.get(), w1b.get(), w2.get()}) ASSERT_TRUE(conn->exec("ROLLBACK").ok);
+  QueryResult other = w2->exec("SELECT id FROM orders o FOR SHARE OF o NOWAIT");
+  EXPECT_TRUE(other.ok) << describe(other);
+  for (const auto& row : other.rows) EXPECT_TRUE(row[0] && row[0]->starts_with("2")) << other.everything();
+}
+
 }  // namespace
 }  // namespace rowguard::testing::adversarial
