@@ -67,7 +67,9 @@ std::string node_words(const std::string& type) {
       {"RangeTableSample", "TABLESAMPLE clause"}, {"RangeFunction", "function in FROM"},
       {"SelectStmt", "SELECT"},              {"InsertStmt", "INSERT"},
       {"UpdateStmt", "UPDATE"},              {"DeleteStmt", "DELETE"},
-      {"MergeStmt", "MERGE"},
+      {"MergeStmt", "MERGE"},                {"FetchStmt", "FETCH / MOVE"},
+      {"DeclareCursorStmt", "DECLARE"},      {"ExplainStmt", "EXPLAIN"},
+      {"LockingClause", "FOR UPDATE/SHARE clause"},
   };
   auto it = words.find(type);
   return it != words.end() ? it->second : type;
@@ -139,7 +141,8 @@ bool find(const gpb::Message& a, const gpb::Message& b, const Place& outer, Diff
     const gpb::FieldDescriptor* f = d->field(i);
     if (is_position(f)) continue;
     Place inner = here;
-    if (d->name().size() > 4 && d->name().ends_with("Stmt") && f->type() == gpb::FieldDescriptor::TYPE_MESSAGE) {
+    if (d->name().size() > 4 && d->name().ends_with("Stmt") && d->name() != "RawStmt" &&
+        f->type() == gpb::FieldDescriptor::TYPE_MESSAGE) {
       inner.clause = clause_name(d->name(), f->name());
     }
     if (f->is_repeated()) {

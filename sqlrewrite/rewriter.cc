@@ -104,14 +104,26 @@ RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scop
   // Compared as encodings, source positions skipped (sqlrewrite::same_tree_bytes).
   ProtobufParseOutput reparsed = parse_sql_protobuf(dep.sql);
   bool same = reparsed.ok && same_tree_bytes(checked, reparsed.bytes);
+  // Repairs of the deparser's known slips, each checked exactly like the first text.
+  auto try_text = [&](std::string candidate) {
+    if (same || candidate == dep.sql) return;
+    ProtobufParseOutput again = parse_sql_protobuf(candidate);
+    if (again.ok && same_tree_bytes(checked, again.bytes)) {
+      dep.sql = std::move(candidate);
+      same = true;
+    }
+  };
   if (!same && (dep.sql.find("NOWAIT") != std::string::npos || dep.sql.find("SKIP LOCKED") != std::string::npos)) {
-    std::string spaced = with_lock_wait_spaced(dep.sql);
-    if (spaced != dep.sql) {
-      ProtobufParseOutput again = parse_sql_protobuf(spaced);
-      if (again.ok && same_tree_bytes(checked, again.bytes)) {
-        dep.sql = std::move(spaced);
-        same = true;
-      }
+    try_text(with_lock_wait_spaced(dep.sql));
+  }
+  // FETCH / MOVE: the deparser writes the cursor name last and unquoted ("FETCH FORWARD 5
+  // MixedCase", which names the cursor mixedcase).
+  if (!same && parsed.tree.stmts_size() == 1 && parsed.tree.stmts(0).stmt().has_fetch_stmt()) {
+    const std::string& name = parsed.tree.stmts(0).stmt().fetch_stmt().portalname();
+    if (!name.empty() && dep.sql.ends_with(name)) {
+      std::string quoted = "\"";
+      for (char ch : name) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      try_text(dep.sql.substr(0, dep.sql.size() - name.size()) + quoted + "\"");
     }
   }
   if (!same) {

@@ -89,5 +89,28 @@ TEST(Session10S17, JobQueueWithOfListSkipsOnlyTheTenantsOwnLockedRows) {
   for (const auto& row : other.rows) EXPECT_TRUE(row[0] && row[0]->starts_with("2")) << other.everything();
 }
 
+// FETCH / MOVE of a quoted mixed-case cursor name ran into the deparser check (the deparser writes
+// the name unquoted): an over-refusal left by red team 9. The cursor reads only tenant 1's rows.
+TEST(Session10S17, FetchFromAQuotedMixedCaseCursor) {
+  auto t1 = Env::get().tenant(1);
+  ASSERT_TRUE(t1->exec("BEGIN").ok);
+  QueryResult d = t1->exec("DECLARE \"MixedCase\" CURSOR FOR SELECT id FROM orders ORDER BY id");
+  ASSERT_TRUE(d.ok) << describe(d);
+  QueryResult f = t1->exec("FETCH 2 FROM \"MixedCase\"");
+  ASSERT_TRUE(f.ok) << describe(f);
+  ASSERT_EQ(f.rows.size(), 2u);
+  for (const auto& row : f.rows) EXPECT_TRUE(row[0] && row[0]->starts_with("1")) << f.everything();
+  QueryResult m = t1->exec("MOVE NEXT IN \"MixedCase\"");
+  EXPECT_TRUE(m.ok) << describe(m);
+  QueryResult rest = t1->exec("FETCH ALL FROM \"MixedCase\"");
+  ASSERT_TRUE(rest.ok) << describe(rest);
+  for (const auto& row : rest.rows) EXPECT_TRUE(row[0] && row[0]->starts_with("1")) << rest.everything();
+  EXPECT_FALSE(has_other_tenant_marker(f.everything() + rest.everything()));
+  // The lower-case name is another cursor: PostgreSQL's error, not another tenant's rows.
+  QueryResult lower = t1->exec("FETCH 1 FROM mixedcase");
+  EXPECT_FALSE(lower.ok);
+  EXPECT_TRUE(t1->exec("ROLLBACK").ok);
+}
+
 }  // namespace
 }  // namespace rowguard::testing::adversarial

@@ -1526,6 +1526,23 @@ TEST(Rewrite, LockingClauseOfListWithWaitPolicyRuns) {
                      "orders NOWAIT");
 }
 
+// The deparser writes a FETCH / MOVE cursor name unquoted: FETCH ... FROM "MixedCase" was refused
+// by the deparser check (red team, session 9: an over-refusal). The name is quoted back.
+TEST(Rewrite, FetchAndMoveOfAQuotedCursorNameRun) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"FETCH 5 FROM \"MixedCase\"", "FETCH FORWARD 5 \"MixedCase\""},
+      {"MOVE NEXT IN \"MixedCase\"", "MOVE \"MixedCase\""},
+      {"FETCH ALL FROM \"with space\"", "FETCH ALL \"with space\""},
+      {"FETCH 1 FROM \"q\"\"uote\"", "FETCH \"q\"\"uote\""},
+      {"FETCH 2 FROM lower_case", "FETCH FORWARD 2 lower_case"},
+  };
+  for (const auto& [sql, want] : cases) {
+    const RewriteResult r = rewrite(sql, test_policy(), "1");
+    EXPECT_TRUE(r.allowed) << sql << "\n  -> " << r.reason;
+    EXPECT_EQ(r.sql, want) << sql;
+  }
+}
+
 // libpg_query 15-4.0's deparser drops needed parentheses in some expressions: "(a OR b) IS TRUE"
 // comes out as "a OR b IS TRUE", which means something else (and with the tenant predicate
 // appended, lets other tenants' rows through). rowguard re-parses every rewrite and refuses when
