@@ -61,6 +61,7 @@ constexpr auto kIntrospection = [] {
       "pg_relation_is_publishable", "pg_get_publication_tables", "pg_get_replica_identity_index",
       "pg_partition_root", "pg_partition_ancestors", "pg_options_to_table", "array_to_string",
       "unnest", "pg_tablespace_location",
+      "regclass", "oidvectortypes",  // the function-style cast regclass('t'); psql's completion
   });
   std::sort(a.begin(), a.end());
   return a;

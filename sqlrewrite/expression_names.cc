@@ -42,6 +42,15 @@ void Walker::check_function(pg_query::FuncCall& f) {
   // (ORDER BY ...) expressions come after its direct arguments; count(*) has none.
   const int nargs = f.args_size() + (f.agg_within_group() ? f.agg_order_size() : 0);
   if (auto why = check_function_name(parts, scope_, nargs)) deny(*why);
+  // libpg_query's deparser writes pg_catalog.overlay(a, b, c, d) in SQL syntax, OVERLAY(a PLACING
+  // b FROM c FOR d), which PostgreSQL parses into the same call of pg_catalog.overlay with the same
+  // arguments, marked COERCE_SQL_SYNTAX (how ruleutils displays it; nothing else reads it). Marked
+  // so here, the checked tree is the one the text parses back into, and the deparser safety net
+  // (deparse_check.h) still compares everything else.
+  if (parts.size() == 2 && parts[0] == "pg_catalog" && parts[1] == "overlay" && f.args_size() == 4 &&
+      f.funcformat() == pg_query::COERCE_EXPLICIT_CALL) {
+    f.set_funcformat(pg_query::COERCE_SQL_SYNTAX);
+  }
 }
 
 void Walker::check_operator(const pg_query::A_Expr& e) {

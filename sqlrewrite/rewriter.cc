@@ -4,6 +4,7 @@
 
 #include <exception>
 
+#include "sqlrewrite/deparse_check.h"
 #include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/walker.h"
@@ -11,6 +12,45 @@
 namespace rowguard::sqlrewrite {
 
 namespace {
+
+// libpg_query 15-4.0 writes a locking clause's OF list and its wait policy without a space between
+// them: "FOR UPDATE OF oSKIP LOCKED", "FOR SHARE OF tNOWAIT" (a syntax error, or another relation
+// name). The keywords are written in upper case, and unquoted identifiers in lower case, so an
+// upper-case NOWAIT / SKIP LOCKED outside string literals and quoted identifiers that follows a
+// non-space character is that clause: the space is put back. Used only when the deparsed text
+// did not parse back into the checked tree; the patched text is checked the same way.
+std::string with_lock_wait_spaced(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  char quote = 0;        // ' or " while inside a literal / quoted identifier
+  bool escapes = false;  // inside E'...': a backslash escapes the next character
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote != 0) {
+      out += c;
+      if (escapes && c == '\\' && i + 1 < text.size()) {
+        out += text[++i];
+      } else if (c == quote) {
+        if (i + 1 < text.size() && text[i + 1] == quote) {
+          out += text[++i];  // '' or "" inside
+        } else {
+          quote = 0;
+        }
+      }
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      escapes = c == '\'' && i > 0 && (text[i - 1] == 'E' || text[i - 1] == 'e');
+      out += c;
+      continue;
+    }
+    const std::string_view rest(text.data() + i, text.size() - i);
+    if (i > 0 && text[i - 1] != ' ' && (rest.starts_with("NOWAIT") || rest.starts_with("SKIP LOCKED"))) out += ' ';
+    out += c;
+  }
+  return out;
+}
 
 RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant,
                            RewriteTrace* trace) {
@@ -60,16 +100,37 @@ RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scop
   }
   // The deparser is not trusted: the text rowguard forwards must parse back into exactly the
   // tree it checked (libpg_query 15-4.0 drops needed parentheses in some expressions, e.g.
-  // "(a OR b) IS TRUE"). Any difference: deny.
+  // "(a OR b) IS TRUE"). Any difference: deny, naming the part that differs (deparse_check.h).
   // Compared as encodings, source positions skipped (sqlrewrite::same_tree_bytes).
   ProtobufParseOutput reparsed = parse_sql_protobuf(dep.sql);
-  if (!reparsed.ok || !same_tree_bytes(checked, reparsed.bytes)) {
+  bool same = reparsed.ok && same_tree_bytes(checked, reparsed.bytes);
+  // Repairs of the deparser's known slips, each checked exactly like the first text.
+  auto try_text = [&](std::string candidate) {
+    if (same || candidate == dep.sql) return;
+    ProtobufParseOutput again = parse_sql_protobuf(candidate);
+    if (again.ok && same_tree_bytes(checked, again.bytes)) {
+      dep.sql = std::move(candidate);
+      same = true;
+    }
+  };
+  if (!same && (dep.sql.find("NOWAIT") != std::string::npos || dep.sql.find("SKIP LOCKED") != std::string::npos)) {
+    try_text(with_lock_wait_spaced(dep.sql));
+  }
+  // FETCH / MOVE: the deparser writes the cursor name last and unquoted ("FETCH FORWARD 5
+  // MixedCase", which names the cursor mixedcase).
+  if (!same && parsed.tree.stmts_size() == 1 && parsed.tree.stmts(0).stmt().has_fetch_stmt()) {
+    const std::string& name = parsed.tree.stmts(0).stmt().fetch_stmt().portalname();
+    if (!name.empty() && dep.sql.ends_with(name)) {
+      std::string quoted = "\"";
+      for (char ch : name) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      try_text(dep.sql.substr(0, dep.sql.size() - name.size()) + quoted + "\"");
+    }
+  }
+  if (!same) {
     out.kinds.clear();
     out.prepared.clear();
     out.cursors.clear();
-    out.reason = "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
-                 "limitation); rewrite the statement, e.g. with explicit parentheses or fewer nested "
-                 "boolean tests";
+    out.reason = deparse_check_denial(sql, parsed.tree, reparsed.ok, reparsed.bytes, reparsed.error);
     return out;
   }
   out.allowed = true;

@@ -188,6 +188,90 @@ StatementKind Walker::statement(Node& stmt) {
   }
 }
 
+namespace {
+
+// An operand libpg_query 15-4.0's deparser writes without the parentheses it needs under the
+// parents of keep_operands_delimited(): an AND / OR / NOT, an IS [NOT] DISTINCT FROM.
+bool deparsed_undelimited(const Node& operand) {
+  return operand.has_bool_expr() ||
+         (operand.has_a_expr() && (operand.a_expr().kind() == pg_query::AEXPR_DISTINCT ||
+                                   operand.a_expr().kind() == pg_query::AEXPR_NOT_DISTINCT));
+}
+
+// x AT TIME ZONE z (pg_catalog.timezone in SQL syntax), which the deparser leaves undelimited
+// under a cast: "(t AT TIME ZONE 'UTC')::date" comes out as "t AT TIME ZONE 'UTC'::date".
+bool at_time_zone(const Node& operand) {
+  if (!operand.has_func_call()) return false;
+  const pg_query::FuncCall& f = operand.func_call();
+  return f.funcformat() == pg_query::COERCE_SQL_SYNTAX && f.funcname_size() > 0 &&
+         f.funcname(f.funcname_size() - 1).has_string() && f.funcname(f.funcname_size() - 1).string().sval() == "timezone";
+}
+
+// Replaces `operand` by COALESCE(operand) when the deparser would write it undelimited.
+// COALESCE of one argument is that argument (same value, type, typmod and collation: PostgreSQL
+// resolves it like the expression itself) and is written delimited, so the text parses back into
+// the tree checked; the deparser safety net (deparse_check.h) still compares all of it.
+void delimit(Node* operand, bool under_cast = false) {
+  if (operand == nullptr || !(deparsed_undelimited(*operand) || (under_cast && at_time_zone(*operand)))) return;
+  Node inner;
+  inner.Swap(operand);
+  operand->mutable_coalesce_expr()->add_args()->Swap(&inner);
+}
+
+// "(a OR b) IS TRUE" is deparsed as "a OR b IS TRUE" (another tree: refused by the safety net).
+// The parents whose operand the deparser does not parenthesize: IS [NOT] TRUE/FALSE/UNKNOWN,
+// IS [NOT] NULL, ::, COLLATE, and BETWEEN / LIKE / ILIKE / SIMILAR TO / IN / op ANY|ALL /
+// IS [NOT] DISTINCT FROM (a plain operator parenthesizes its operands, IN its list).
+void keep_operands_delimited(Node& n) {
+  switch (n.node_case()) {
+    case Node::kBooleanTest:
+      if (n.boolean_test().has_arg()) delimit(n.mutable_boolean_test()->mutable_arg());
+      return;
+    case Node::kNullTest:
+      if (n.null_test().has_arg()) delimit(n.mutable_null_test()->mutable_arg());
+      return;
+    case Node::kTypeCast:
+      if (n.type_cast().has_arg()) delimit(n.mutable_type_cast()->mutable_arg(), /*under_cast=*/true);
+      return;
+    case Node::kCollateClause:
+      if (n.collate_clause().has_arg()) delimit(n.mutable_collate_clause()->mutable_arg());
+      return;
+    case Node::kAExpr: {
+      pg_query::A_Expr& e = *n.mutable_a_expr();
+      switch (e.kind()) {
+        case pg_query::AEXPR_OP_ANY:
+        case pg_query::AEXPR_OP_ALL:
+        case pg_query::AEXPR_IN:
+          if (e.has_lexpr()) delimit(e.mutable_lexpr());
+          return;
+        case pg_query::AEXPR_DISTINCT:
+        case pg_query::AEXPR_NOT_DISTINCT:
+        case pg_query::AEXPR_LIKE:
+        case pg_query::AEXPR_ILIKE:
+        case pg_query::AEXPR_SIMILAR:
+          if (e.has_lexpr()) delimit(e.mutable_lexpr());
+          if (e.has_rexpr()) delimit(e.mutable_rexpr());
+          return;
+        case pg_query::AEXPR_BETWEEN:
+        case pg_query::AEXPR_NOT_BETWEEN:
+        case pg_query::AEXPR_BETWEEN_SYM:
+        case pg_query::AEXPR_NOT_BETWEEN_SYM:
+          if (e.has_lexpr()) delimit(e.mutable_lexpr());
+          if (e.has_rexpr() && e.rexpr().has_list()) {
+            for (Node& bound : *e.mutable_rexpr()->mutable_list()->mutable_items()) delimit(&bound);
+          }
+          return;
+        default:
+          return;
+      }
+    }
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
 // d is m's type (known from the field that holds m: no per-node descriptor lookup).
 void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
   const WalkShape* shape = walk_tables().shape(d);
@@ -196,6 +280,7 @@ void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
     case WalkShape::Kind::kNode: {
       auto& n = static_cast<Node&>(m);
       if (n.node_case() == Node::NODE_NOT_SET) return;  // NIL marker (e.g. plain DISTINCT)
+      keep_operands_delimited(n);
       const gpb::FieldDescriptor* f = walk_tables().node_member(n);
       if (f == nullptr || f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
         deny("malformed parse tree");

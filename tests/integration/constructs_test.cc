@@ -583,6 +583,18 @@ const Construct kReads[] = {
      "SELECT o.id, x.v FROM orders o, XMLTABLE('/a' PASSING xmlelement(name a, o.status) COLUMNS v text PATH '.') "
      "AS x WHERE o.tenant_id = {T} ORDER BY 1",
      "10|paid\n11|new\n12|shipped\n13|new\n14|paid\n"},
+    {"boolean_operands_kept_delimited",  // the deparser would write "a OR b IS TRUE": COALESCE(a OR b)
+     "SELECT id, (amount > 100 OR status = 'new') IS TRUE, (NOT (amount > 100)) IS NULL FROM orders "
+     "WHERE (amount > 100 OR status = 'new') IS NOT FALSE ORDER BY 1",
+     "SELECT id, (amount > 100 OR status = 'new') IS TRUE, (NOT (amount > 100)) IS NULL FROM orders "
+     "WHERE (amount > 100 OR status = 'new') IS NOT FALSE AND tenant_id = {T} ORDER BY 1",
+     "10|t|f\n11|t|f\n12|t|f\n13|t|f\n"},
+    {"pg_catalog_overlay_sql_syntax",  // the deparser writes OVERLAY(a PLACING b FROM c FOR d)
+     "SELECT id, pg_catalog.overlay(status, 'X', 2, 1), pg_catalog.overlay(status, 'Y', 1) FROM orders "
+     "WHERE pg_catalog.overlay(status, 'a', 2, 1) <> 'zz' AND id < 12 ORDER BY 1",
+     "SELECT id, pg_catalog.overlay(status, 'X', 2, 1), pg_catalog.overlay(status, 'Y', 1) FROM orders "
+     "WHERE pg_catalog.overlay(status, 'a', 2, 1) <> 'zz' AND id < 12 AND tenant_id = {T} ORDER BY 1",
+     "10|pXid|Yaid\n11|nXw|Yew\n"},
 };
 
 std::string case_name(const ::testing::TestParamInfo<Construct>& info) { return info.param.name; }

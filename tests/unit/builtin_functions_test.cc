@@ -115,5 +115,31 @@ TEST(BuiltinFunctions, NowAllowedByClass) {
   }
 }
 
+// Second review of the classes (issue #17, session 10): the type input functions that look names
+// up in the catalogs (as to_regclass & co. do, reads_other_data by the rules) were `session` by
+// the stable default; a cstring argument is reachable from a literal, so `regclassin('orders')`
+// was callable. The casts ('orders'::regclass) stay allowed, as psql and drivers write them.
+TEST(BuiltinFunctions, CatalogLookupInputFunctionsReadOtherData) {
+  for (const char* name : {"regclassin", "regcollationin", "regconfigin", "regdictionaryin", "regnamespacein",
+                           "regoperatorin", "regoperin", "regprocedurein", "regprocin", "regrolein", "regtypein",
+                           "aclitemin"}) {
+    EXPECT_EQ(builtin_call(name, 1).verdict, Verdict::kDenied) << name;
+    EXPECT_EQ(builtin_call(name, std::nullopt).verdict, Verdict::kDenied) << name;
+    for (const BuiltinFunction& f : builtin_functions_named(name)) {
+      EXPECT_EQ(function_class_name(f.cls), "reads_other_data") << name << "(" << f.args << ")";
+    }
+  }
+  // Catalog lookups psql and drivers write: reads_other_data, kept by the introspection list.
+  for (const char* name : {"regclass", "oidvectortypes"}) {
+    for (const BuiltinFunction& f : builtin_functions_named(name)) {
+      EXPECT_EQ(function_class_name(f.cls), "reads_other_data") << name << "(" << f.args << ")";
+    }
+    EXPECT_EQ(builtin_call(name, 1).verdict, Verdict::kAllowed) << name;
+  }
+  // Input functions that parse without a lookup stay pure / session.
+  EXPECT_EQ(builtin_call("int4in", 1).verdict, Verdict::kAllowed);
+  EXPECT_EQ(builtin_call("date_in", 1).verdict, Verdict::kAllowed);  // DateStyle: the session's
+}
+
 }  // namespace
 }  // namespace rowguard::policy

@@ -1498,23 +1498,78 @@ TEST(RewriteCache, NewPolicyVersionInvalidates) {
 namespace rowguard::sqlrewrite {
 namespace {
 
+// libpg_query 15-4.0 writes a locking clause's OF list and its wait policy without a space
+// ("FOR UPDATE OF oSKIP LOCKED"): the job-queue pattern was refused by the deparser check. The
+// rewriter puts the space back and checks the text again.
+TEST(Rewrite, LockingClauseOfListWithWaitPolicyRuns) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"SELECT id FROM orders o ORDER BY id LIMIT 1 FOR UPDATE OF o SKIP LOCKED",
+       "SELECT id FROM public.orders o WHERE o.tenant_id = '1' ORDER BY id LIMIT 1 FOR UPDATE OF o SKIP LOCKED"},
+      {"SELECT * FROM orders FOR UPDATE OF orders NOWAIT",
+       "SELECT * FROM public.orders WHERE orders.tenant_id = '1' FOR UPDATE OF orders NOWAIT"},
+      {"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id FOR NO KEY UPDATE OF o NOWAIT "
+       "FOR SHARE OF c SKIP LOCKED",
+       "SELECT o.id FROM public.orders o JOIN public.customers c ON CASE WHEN o.tenant_id = '1' AND c.tenant_id = '1' "
+       "THEN c.id = o.customer_id END WHERE o.tenant_id = '1' AND c.tenant_id = '1' FOR NO KEY UPDATE OF o NOWAIT "
+       "FOR SHARE OF c SKIP LOCKED"},
+  };
+  for (const auto& [sql, want] : cases) {
+    const RewriteResult r = rewrite(sql, test_policy(), "1");
+    EXPECT_TRUE(r.allowed) << sql << "\n  -> " << r.reason;
+    EXPECT_EQ(r.sql, want) << sql;
+  }
+  // A literal or identifier spelled like the keyword is left alone (the re-parse decides).
+  const RewriteResult lit = rewrite("SELECT 'xNOWAIT', \"aSKIP LOCKED\" FROM orders FOR UPDATE OF orders NOWAIT",
+                                    test_policy(), "1");
+  EXPECT_TRUE(lit.allowed) << lit.reason;
+  EXPECT_EQ(lit.sql, "SELECT 'xNOWAIT', \"aSKIP LOCKED\" FROM public.orders WHERE orders.tenant_id = '1' FOR UPDATE OF "
+                     "orders NOWAIT");
+}
+
+// The deparser writes a FETCH / MOVE cursor name unquoted: FETCH ... FROM "MixedCase" was refused
+// by the deparser check (red team, session 9: an over-refusal). The name is quoted back.
+TEST(Rewrite, FetchAndMoveOfAQuotedCursorNameRun) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"FETCH 5 FROM \"MixedCase\"", "FETCH FORWARD 5 \"MixedCase\""},
+      {"MOVE NEXT IN \"MixedCase\"", "MOVE \"MixedCase\""},
+      {"FETCH ALL FROM \"with space\"", "FETCH ALL \"with space\""},
+      {"FETCH 1 FROM \"q\"\"uote\"", "FETCH \"q\"\"uote\""},
+      {"FETCH 2 FROM lower_case", "FETCH FORWARD 2 lower_case"},
+  };
+  for (const auto& [sql, want] : cases) {
+    const RewriteResult r = rewrite(sql, test_policy(), "1");
+    EXPECT_TRUE(r.allowed) << sql << "\n  -> " << r.reason;
+    EXPECT_EQ(r.sql, want) << sql;
+  }
+}
+
 // libpg_query 15-4.0's deparser drops needed parentheses in some expressions: "(a OR b) IS TRUE"
 // comes out as "a OR b IS TRUE", which means something else (and with the tenant predicate
 // appended, lets other tenants' rows through). rowguard re-parses every rewrite and refuses when
-// the text would not parse back into the tree it checked.
+// the text would not parse back into the tree it checked (the shapes the walker knows how to keep
+// delimited run: BooleanOperandsTheDeparserWouldNotParenthesizeAreWrapped above).
 TEST(Rewrite, DeparserChangesOfMeaningAreRefused) {
-  const char* kReason =
-      "rowguard: the rewritten statement would not mean what was checked (SQL deparser "
-      "limitation); rewrite the statement, e.g. with explicit parentheses or fewer nested boolean tests";
-  for (const char* sql : {"SELECT * FROM orders WHERE (id = 1 OR id = 2) IS TRUE",
-                          "DELETE FROM orders WHERE (id = 1 OR amount > 5) IS NOT FALSE",
-                          "SELECT * FROM orders FOR UPDATE OF orders NOWAIT"}) {
+  // The refusal names the rule, the statement part whose deparse differs, its position in the
+  // client's text and what changed (sqlrewrite/deparse_check.h).
+  const std::string kHead = "rowguard: the rewritten statement would not mean what was checked: libpg_query's deparser writes ";
+  const std::string kTail = " (rule: deparse_check); write that part another way, e.g. with explicit parentheses";
+  const std::pair<const char*, std::string> cases[] = {
+      {"SELECT * FROM orders WHERE (id > 1) LIKE 't%'",
+       kHead + "the operator expression in WHERE at position 37 so that it parses back differently (its kind "
+               "AEXPR_LIKE becomes AEXPR_OP)" + kTail},
+      // Positions count characters, as PostgreSQL's do ('é' is 2 bytes).
+      {"SELECT 'é' AS e, * FROM orders WHERE (id > 1) LIKE 't%'",
+       kHead + "the operator expression in WHERE at position 47 so that it parses back differently (its kind "
+               "AEXPR_LIKE becomes AEXPR_OP)" + kTail},
+  };
+  for (const auto& [sql, reason] : cases) {
     const RewriteResult r = rewrite(sql, test_policy(), "1");
     EXPECT_FALSE(r.allowed) << sql << "\n  -> " << r.sql;
-    EXPECT_EQ(r.reason, kReason) << sql;
+    EXPECT_EQ(r.reason, reason) << sql;
   }
   // The same shapes without the problem stay allowed.
   EXPECT_TRUE(rewrite("SELECT * FROM orders WHERE (id = 1 OR id = 2) AND amount > 5", test_policy(), "1").allowed);
+  EXPECT_TRUE(rewrite("SELECT * FROM orders WHERE (id = 1 OR id = 2) IS TRUE", test_policy(), "1").allowed);
   EXPECT_TRUE(rewrite("SELECT * FROM orders FOR UPDATE OF orders", test_policy(), "1").allowed);
 }
 
