@@ -68,6 +68,7 @@ TEST_F(TxPoolE2e, ListenDoesNotPinAndNotificationsReachTheRightTenant) {
   rg_ = std::make_unique<RowguardProcess>(pooled_config(1, 2), *pg_, "info");  // one server connection
   scenario("listen");
 }
+TEST_F(TxPoolE2e, ListenerConnectionLostComesBackAndListensAgain) { scenario("listen_lost"); }
 
 // SIGTERM with a pinned client (holding its server connection) and an idle one:
 // rowguard ends cleanly (exit 0), its pool's connections with it.

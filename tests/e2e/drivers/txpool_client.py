@@ -309,6 +309,43 @@ def listen():
     c.close()
 
 
+def listener_backend(d):
+    return one(d, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = 'rowguard listener'")
+
+
+def stat(name):
+    console = psycopg2.connect(host="127.0.0.1", port=PORT, user="dba", password="pwdba", dbname="rowguard",
+                               sslmode="disable", connect_timeout=10)
+    console.autocommit = True
+    cur = console.cursor()
+    cur.execute("SHOW STATS")
+    rows = {r[0]: r[1] for r in cur.fetchall()}
+    console.close()
+    return int(rows[name])
+
+
+def listen_lost():
+    # The listener connection terminated: it comes back and LISTENs again (counted); a client
+    # gone: the listener UNLISTENs its channel (the last one to listen on it).
+    d = direct()
+    a = connect("t1")
+    b = connect("t1")
+    a.cursor().execute("LISTEN jobs")
+    first = wait_for("a listener connection", lambda: listener_backend(d))
+    assert stat("listener_disconnects") == 0
+    assert one(d, "SELECT pg_terminate_backend(%s)", (first,)) is True
+    wait_for("the listener back", lambda: listener_backend(d) not in (0, first) and one(
+        d, "SELECT query FROM pg_stat_activity WHERE application_name = 'rowguard listener'") == 'LISTEN "rg1_1_jobs";')
+    assert stat("listener_disconnects") == 1
+    b.cursor().execute("NOTIFY jobs, 'after'")
+    wait_for("A notified through the new listener", got(a, 1))
+    assert notes(a) == [("jobs", "after", b.get_backend_pid())], notes(a)
+    a.close()
+    wait_for("the listener UNLISTENs A's channel", lambda: one(
+        d, "SELECT query FROM pg_stat_activity WHERE application_name = 'rowguard listener'") == 'UNLISTEN "rg1_1_jobs"')
+    b.close()
+
+
 def cancel():
     d = direct()
     a = connect("t1")
