@@ -133,6 +133,7 @@ class ClientConnection : public ClientIo, public NotificationSink {
   // Between transactions, nothing else being written: the queued notifications go out.
   boost::asio::awaitable<bool> deliver_notifications(session::TenantSession& session);
   boost::asio::awaitable<bool> write_client_between(std::string_view bytes);
+  boost::asio::awaitable<void> notification_pump(session::TenantSession& session);
   Stream& up() { return tx_pool_.lease ? tx_pool_.lease->stream : upstream_; }
 
   // ---- bypass relay (bypass_relay.cc) ---------------------------------------------------------
@@ -233,6 +234,7 @@ class ClientConnection : public ClientIo, public NotificationSink {
   boost::asio::steady_timer lease_signal_;  // wakes server_to_client when a lease is taken
   boost::asio::steady_timer busy_signal_;   // wakes client_to_server when end_of_lease is done
   boost::asio::steady_timer write_signal_;  // wakes a writer waiting for client_writing
+  boost::asio::steady_timer notify_signal_;  // wakes notification_pump
   BypassRelay bypass_relay_;
   AuthMethod identity_method_ = AuthMethod::kNone;  // how the login was authenticated (client_auth.h)
   SecretString jwt_token_;                 // identity = "jwt": the login's token, for reloads

@@ -36,7 +36,8 @@ ClientConnection::ClientConnection(tcp::socket client, Server& server, Worker& w
       }),
       lease_signal_(worker.ctx),
       busy_signal_(worker.ctx),
-      write_signal_(worker.ctx) {
+      write_signal_(worker.ctx),
+      notify_signal_(worker.ctx) {
   id_ = server_.next_session_id();
   server_.metrics().connections_total.fetch_add(1, std::memory_order_relaxed);
   server_.metrics().connections_active.fetch_add(1, std::memory_order_relaxed);

@@ -45,8 +45,12 @@ asio::awaitable<void> ClientConnection::tenant_loop() {
       tenant_relay_.session.emplace(*tenant_, worker_.cache, to_hex(auth::random_bytes(6)));
   // Transaction pooling: named protocol statements follow the client from one server
   // connection to the next (proxy/session/server_statements.h).
-  if (tx_pool_.on) session.set_pooled(true);
-  co_await (client_to_server(session) || server_to_client(session));
+  if (tx_pool_.on) {
+    session.set_pooled(true);
+    co_await (client_to_server(session) || server_to_client(session) || notification_pump(session));
+  } else {
+    co_await (client_to_server(session) || server_to_client(session));
+  }
 }
 
 asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession& session) {
@@ -211,7 +215,7 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
     if (lost) {
       lost = false;
       lease_lost(session, out);
-      if (!out.empty() && !co_await write_client(out)) co_return;
+      if (!out.empty() && !co_await write_client_between(out)) co_return;
       out.clear();
       continue;
     }
@@ -277,7 +281,7 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
         co_return;
       }
       if (out.size() >= kFlushAt) {
-        if (!co_await write_client(out)) co_return;
+        if (!co_await write_client_between(out)) co_return;
         out.clear();
       }
     }
@@ -292,7 +296,7 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
       tx_pool_.notes.clear();
     }
     if (!out.empty()) {
-      if (!co_await write_client(out)) co_return;
+      if (!co_await write_client_between(out)) co_return;
       out.clear();
       give_back(out);
     }
@@ -303,7 +307,7 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
       if (tx_pool_.on) {
         std::string reply;
         lease_lost(session, reply);
-        if (!reply.empty() && !co_await write_client(reply)) co_return;
+        if (!reply.empty() && !co_await write_client_between(reply)) co_return;
         continue;
       }
       // A server that ends a session says why in a FATAL ErrorResponse (relayed above); one
@@ -622,6 +626,25 @@ void ClientConnection::notified(int32_t server_pid, std::string_view server_chan
   body.push_back('\0');
   protocol::append_frame(tx_pool_.notes, protocol::be::kNotificationResponse, body);
   lease_signal_.cancel();  // server_to_client delivers it if the client is between transactions
+  notify_signal_.cancel();  // ... or notification_pump, if it is pinned to an idle connection
+}
+
+// A client pinned to its server connection for another reason is idle while server_to_client
+// waits on that connection: its notifications go out from here (the client's writes are
+// serialised by write_client_between). Ends with the relay (`||`).
+asio::awaitable<void> ClientConnection::notification_pump(session::TenantSession& session) {
+  for (;;) {
+    notify_signal_.expires_at(asio::steady_timer::time_point::max());
+    co_await notify_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (tenant_relay_.server_done || tx_pool_.client_done) co_return;
+    if (!tx_pool_.lease || tx_pool_.busy) continue;  // (server_to_client / end_of_lease deliver)
+    while (!tx_pool_.notes.empty() && tx_pool_.lease && !tx_pool_.busy && session.idle() &&
+           session.tx_status() == 'I' && session.at_boundary() && !tx_pool_.skip_to_sync) {
+      std::string notes = std::move(tx_pool_.notes);
+      tx_pool_.notes.clear();
+      if (!co_await write_client_between(notes)) co_return;
+    }
+  }
 }
 
 asio::awaitable<bool> ClientConnection::deliver_notifications(session::TenantSession& session) {
@@ -646,7 +669,10 @@ asio::awaitable<bool> ClientConnection::write_client_between(std::string_view by
   const bool ok = co_await write_client(bytes);
   tx_pool_.client_writing = false;
   write_signal_.cancel();
-  lease_signal_.cancel();  // (notifications held back meanwhile)
+  if (!tx_pool_.notes.empty()) {  // (notifications held back meanwhile)
+    lease_signal_.cancel();
+    notify_signal_.cancel();
+  }
   co_return ok;
 }
 
