@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "policy/policy.h"
 #include "proxy/net/client_auth.h"
@@ -133,6 +134,7 @@ class ClientConnection : public ClientIo, public NotificationSink {
   // Between transactions, nothing else being written: the queued notifications go out.
   boost::asio::awaitable<bool> deliver_notifications(session::TenantSession& session);
   boost::asio::awaitable<bool> write_client_between(std::string_view bytes);
+  std::string take_notes();
   boost::asio::awaitable<void> notification_pump(session::TenantSession& session);
   Stream& up() { return tx_pool_.lease ? tx_pool_.lease->stream : upstream_; }
 
@@ -189,7 +191,14 @@ class ClientConnection : public ClientIo, public NotificationSink {
     std::set<std::string> listens;
     bool mirrored = false;
     bool advisory_touched = false;     // this lease named an advisory lock
-    std::string notes;                 // NotificationResponses (and notices) not delivered yet
+    // NotificationResponses (and notices: channel "") not delivered yet. A channel the client
+    // no longer listens on when they go out is dropped, as PostgreSQL checks at delivery.
+    struct PendingNote {
+      std::string channel;
+      std::string frame;
+    };
+    std::vector<PendingNote> notes;
+    size_t notes_bytes = 0;
     bool client_writing = false;       // a write to the client between transactions is under way
     bool advisory = false;             // PostgreSQL said: it holds a session-level advisory lock
     bool cursors = false;              // PostgreSQL said: a cursor (WITH HOLD) is open

@@ -292,8 +292,7 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
     }
     if (tx_pool_.on && !tx_pool_.notes.empty() && session.idle() && session.tx_status() == 'I' &&
         session.at_boundary() && !tx_pool_.skip_to_sync) {
-      out += tx_pool_.notes;  // notifications: between transactions, after its ReadyForQuery
-      tx_pool_.notes.clear();
+      out += take_notes();  // notifications: between transactions, after its ReadyForQuery
     }
     if (!out.empty()) {
       if (!co_await write_client_between(out)) co_return;
@@ -584,7 +583,10 @@ asio::awaitable<void> ClientConnection::update_listens(const std::vector<std::st
     spdlog::warn("session={} user={} listens on {} channels: {} more LISTEN ignored", id_, user_, now.size(), ignored);
     const std::string msg = "rowguard: a session listens on at most " + std::to_string(kMaxChannelsPerClient) +
                             " channels; " + std::to_string(ignored) + " LISTEN ignored";
-    protocol::append_notice_response(tx_pool_.notes, pg::sqlstate::kProgramLimitExceeded, msg);
+    std::string frame;
+    protocol::append_notice_response(frame, pg::sqlstate::kProgramLimitExceeded, msg);
+    tx_pool_.notes_bytes += frame.size();
+    tx_pool_.notes.push_back({"", std::move(frame)});
   }
   if (now == tx_pool_.listens) co_return;
   NotificationListener& listener = tx_pool_.pool->listener();
@@ -612,10 +614,10 @@ void ClientConnection::notified(int32_t server_pid, std::string_view server_chan
   if (!name) return;
   // The sender as the client knows it: its rowguard pid (its own for a self-notification).
   const int32_t pid = server_holder(server_pid, *tenant_).value_or(server_pid);
-  if (tx_pool_.notes.size() + name->size() + payload.size() > kKeepCapacity) {
+  if (tx_pool_.notes_bytes + name->size() + payload.size() > kKeepCapacity) {
     server_.metrics().notifications_dropped.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("session={} user={} notification on \"{}\" dropped: {} bytes of notifications not delivered yet",
-                 id_, user_, *name, tx_pool_.notes.size());
+                 id_, user_, *name, tx_pool_.notes_bytes);
     return;
   }
   std::string body;
@@ -624,7 +626,10 @@ void ClientConnection::notified(int32_t server_pid, std::string_view server_chan
   body.push_back('\0');
   body.append(payload);
   body.push_back('\0');
-  protocol::append_frame(tx_pool_.notes, protocol::be::kNotificationResponse, body);
+  std::string frame;
+  protocol::append_frame(frame, protocol::be::kNotificationResponse, body);
+  tx_pool_.notes_bytes += frame.size();
+  tx_pool_.notes.push_back({std::string(server_channel), std::move(frame)});
   lease_signal_.cancel();  // server_to_client delivers it if the client is between transactions
   notify_signal_.cancel();  // ... or notification_pump, if it is pinned to an idle connection
 }
@@ -640,9 +645,8 @@ asio::awaitable<void> ClientConnection::notification_pump(session::TenantSession
     if (!tx_pool_.lease || tx_pool_.busy) continue;  // (server_to_client / end_of_lease deliver)
     while (!tx_pool_.notes.empty() && tx_pool_.lease && !tx_pool_.busy && session.idle() &&
            session.tx_status() == 'I' && session.at_boundary() && !tx_pool_.skip_to_sync) {
-      std::string notes = std::move(tx_pool_.notes);
-      tx_pool_.notes.clear();
-      if (!co_await write_client_between(notes)) co_return;
+      std::string notes = take_notes();
+      if (!notes.empty() && !co_await write_client_between(notes)) co_return;
     }
   }
 }
@@ -650,11 +654,20 @@ asio::awaitable<void> ClientConnection::notification_pump(session::TenantSession
 asio::awaitable<bool> ClientConnection::deliver_notifications(session::TenantSession& session) {
   while (!tx_pool_.notes.empty() && !tx_pool_.lease && session.idle() && session.tx_status() == 'I' &&
          session.at_boundary() && !tx_pool_.skip_to_sync && !tx_pool_.client_writing) {
-    std::string notes = std::move(tx_pool_.notes);
-    tx_pool_.notes.clear();
-    if (!co_await write_client_between(notes)) co_return false;
+    std::string notes = take_notes();
+    if (!notes.empty() && !co_await write_client_between(notes)) co_return false;
   }
   co_return true;
+}
+
+std::string ClientConnection::take_notes() {
+  std::string out;
+  for (const auto& n : tx_pool_.notes) {
+    if (n.channel.empty() || tx_pool_.listens.contains(n.channel)) out += n.frame;
+  }
+  tx_pool_.notes.clear();
+  tx_pool_.notes_bytes = 0;
+  return out;
 }
 
 // Between transactions both loops may write to the client (client_to_server its answers

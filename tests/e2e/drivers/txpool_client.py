@@ -296,6 +296,18 @@ def listen():
     wait_for("A notified on later again", got(a, 5))
     assert len(notes(b)) == 2 and notes(b)[1] == ("later", "l2", b_pid), notes(b)
     assert notes(c) == [("jobs", "two", c_pid)], notes(c)  # tenant 1's "jobs" never reached C
+    # A LISTEN rolled back to a savepoint does nothing; the one after it commits.
+    b.autocommit = False
+    cur = b.cursor()
+    cur.execute("SAVEPOINT s")
+    cur.execute("LISTEN sp")
+    cur.execute("ROLLBACK TO SAVEPOINT s")
+    cur.execute("LISTEN kept")
+    b.commit()
+    b.autocommit = True
+    a.cursor().execute("NOTIFY sp, 'no'; NOTIFY kept, 'yes'")
+    wait_for("B notified on kept", got(b, 3))
+    assert notes(b)[2:] == [("kept", "yes", a_pid)], notes(b)
     assert sum(int(r["pinned_clients"]) for r in show_pools()) == 0, show_pools()
     # What the client asks PostgreSQL about listening is refused (another tenant's channels
     # could share the server connection).
