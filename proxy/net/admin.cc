@@ -42,6 +42,8 @@ std::vector<std::pair<std::string, std::string>> collect_stats(Server& server) {
   add("connections_bypass", static_cast<uint64_t>(std::max<int64_t>(0, m.connections_bypass.load())));
   add("auth_failures", m.auth_failures.load());
   add("upstream_failures", m.upstream_failures.load());
+  add("listener_disconnects", m.listener_disconnects.load());
+  add("notifications_dropped", m.notifications_dropped.load());
   add("statements_allowed", m.statements_allowed.load());
   add("statements_denied", m.statements_denied.load());
   add("client_bytes_received", m.bytes_from_clients.load());

@@ -19,15 +19,18 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "policy/policy.h"
 #include "proxy/net/client_auth.h"
 #include "proxy/net/client_watch.h"
 #include "proxy/net/clients.h"
 #include "proxy/net/identity_recheck.h"
+#include "proxy/net/listener.h"
 #include "proxy/net/pool_runtime.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
@@ -49,7 +52,7 @@ inline constexpr size_t kKeepCapacity = 1024 * 1024;
 
 void give_back(std::string& buf);
 
-class ClientConnection : public ClientIo {
+class ClientConnection : public ClientIo, public NotificationSink {
  public:
   ClientConnection(boost::asio::ip::tcp::socket client, Server& server, Worker& worker);
   ~ClientConnection();
@@ -125,7 +128,20 @@ class ClientConnection : public ClientIo {
   // "Transaction pooling": named prepared statements, WITH HOLD cursors, session-level advisory
   // locks, LISTEN, currval/lastval).
   std::string pinned() const;
+  // LISTEN in transaction pooling (listener.h): a notification for one of this client's
+  // channels, queued and delivered between transactions (deliver_notifications).
+  void notified(int32_t server_pid, std::string_view server_channel, std::string_view payload) override;
+
  private:
+  // Pooled LISTEN: the channels PostgreSQL says the client's transaction left it listening on
+  // (`channels`, server names) become its record and the listener's.
+  boost::asio::awaitable<void> update_listens(const std::vector<std::string>& channels);
+  void drop_listens();
+  // Between transactions, nothing else being written: the queued notifications go out.
+  boost::asio::awaitable<bool> deliver_notifications(session::TenantSession& session);
+  boost::asio::awaitable<bool> write_client_between(std::string_view bytes);
+  std::string take_notes();
+  boost::asio::awaitable<void> notification_pump(session::TenantSession& session);
   Stream& up() { return tx_pool_.lease ? tx_pool_.lease->stream : upstream_; }
 
   // ---- bypass relay (bypass_relay.cc) ---------------------------------------------------------
@@ -174,6 +190,22 @@ class ClientConnection : public ClientIo {
     bool settings_touched = false;     // this lease ran a SET / RESET / DISCARD
     bool state_touched = false;        // ... or LISTEN / UNLISTEN / advisory locks / DISCARD
     bool listening = false;            // PostgreSQL said: the connection listens on a channel
+    // LISTEN (listener.h): the server channels this client listens on (rowguard's record, after
+    // the transactions that committed), re-LISTENed on the server connection of each of its
+    // transactions (`mirrored`) so that PostgreSQL decides what COMMIT / ROLLBACK / a savepoint
+    // does to them; then read back and UNLISTENed before the connection goes back to the pool.
+    std::set<std::string> listens;
+    bool mirrored = false;
+    bool advisory_touched = false;     // this lease named an advisory lock
+    // NotificationResponses (and notices: channel "") not delivered yet. A channel the client
+    // no longer listens on when they go out is dropped, as PostgreSQL checks at delivery.
+    struct PendingNote {
+      std::string channel;
+      std::string frame;
+    };
+    std::vector<PendingNote> notes;
+    size_t notes_bytes = 0;
+    bool client_writing = false;       // a write to the client between transactions is under way
     bool advisory = false;             // PostgreSQL said: it holds a session-level advisory lock
     bool cursors = false;              // PostgreSQL said: a cursor (WITH HOLD) is open
     bool skip_to_sync = false;         // an extended batch failed here: drop messages up to Sync
@@ -219,6 +251,8 @@ class ClientConnection : public ClientIo {
   TxPool tx_pool_;
   boost::asio::steady_timer lease_signal_;  // wakes server_to_client when a lease is taken
   boost::asio::steady_timer busy_signal_;   // wakes client_to_server when end_of_lease is done
+  boost::asio::steady_timer write_signal_;  // wakes a writer waiting for client_writing
+  boost::asio::steady_timer notify_signal_;  // wakes notification_pump
   BypassRelay bypass_relay_;
   AuthMethod identity_method_ = AuthMethod::kNone;  // how the login was authenticated (client_auth.h)
   SecretString jwt_token_;                 // identity = "jwt": the login's token, for reloads

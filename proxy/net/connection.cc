@@ -35,7 +35,9 @@ ClientConnection::ClientConnection(tcp::socket client, Server& server, Worker& w
         client_.socket().cancel(ignored);  // the read fails; the loops end; see finish_refused
       }),
       lease_signal_(worker.ctx),
-      busy_signal_(worker.ctx) {
+      busy_signal_(worker.ctx),
+      write_signal_(worker.ctx),
+      notify_signal_(worker.ctx) {
   id_ = server_.next_session_id();
   server_.metrics().connections_total.fetch_add(1, std::memory_order_relaxed);
   server_.metrics().connections_active.fetch_add(1, std::memory_order_relaxed);
@@ -84,6 +86,7 @@ asio::awaitable<void> ClientConnection::run() {
 
 ClientConnection::~ClientConnection() {
   drop_lease(false);
+  drop_listens();  // a client gone listens no more (listener.h)
   if (tx_pool_.counted_pinned) tx_pool_.pool->pinned(-1);
   if (counted_user_) server_.user_connections(user_, -1);
   worker_.shutdown_hooks.erase(id_);

@@ -321,6 +321,12 @@ std::vector<MetricFamily> Metrics::families(uint64_t cache_hits, uint64_t cache_
                        d(connections_active.load())));
   out.push_back(single("rowguard_auth_failures_total", "Failed client authentications.", counter, d(auth_failures.load())));
   out.push_back(single("rowguard_upstream_failures_total", "Failed upstream logins.", counter, d(upstream_failures.load())));
+  out.push_back(single("rowguard_listener_disconnects_total",
+                       "LISTEN listener connections lost (notifications sent until reconnected are lost).", counter,
+                       d(listener_disconnects.load())));
+  out.push_back(single("rowguard_notifications_dropped_total",
+                       "Notifications dropped: a client's pending notifications were over their bound.", counter,
+                       d(notifications_dropped.load())));
   {
     MetricFamily f = family("rowguard_statements_total", "Tenant messages checked, by decision.", counter);
     f.metric.push_back(value_metric(counter, d(sums[kAllowed]), {{"decision", "allowed"}}));

@@ -51,6 +51,10 @@ struct Metrics : prometheus::Collectable {
   std::atomic<int64_t> connections_bypass{0};
   std::atomic<uint64_t> auth_failures{0};
   std::atomic<uint64_t> upstream_failures{0};
+  // LISTEN in transaction pooling (listener.h): listener connections lost (notifications sent
+  // until it was back are lost), and notifications a client could not hold (dropped).
+  std::atomic<uint64_t> listener_disconnects{0};
+  std::atomic<uint64_t> notifications_dropped{0};
   // Per-thread shards (slots of Shard::counters).
   enum Slot : size_t { kAllowed, kDenied, kBytesIn, kBytesOut, kRewriteSumUs, kUpstreamSumUs, kSlots };
   ShardedCounter statements_allowed{*this, kAllowed};

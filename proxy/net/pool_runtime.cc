@@ -182,6 +182,7 @@ void PoolRuntime::apply_policy(const policy::PolicyPtr& policy, int workers) {
   if (policy->version <= policy_->version) return;  // (versions only grow; a session may still run an older one)
   policy_ = policy;
   set_limits(policy->pool, workers);
+  if (listener_) listener_->apply_policy(policy);
 }
 
 void PoolRuntime::pinned(int delta) {
@@ -265,6 +266,11 @@ void PoolRuntime::run(std::vector<pool::Action>& actions) {
   actions.clear();
   rearm();
   publish();
+}
+
+NotificationListener& PoolRuntime::listener() {
+  if (!listener_) listener_ = std::make_unique<NotificationListener>(server_, ctx_, database_, policy_);
+  return *listener_;
 }
 
 asio::awaitable<void> PoolRuntime::open(pool::ServerId id) {

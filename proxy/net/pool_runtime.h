@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "proxy/net/listener.h"
 #include "proxy/net/stream.h"
 #include "proxy/pool/server_pool.h"
 #include "proxy/protocol/codec.h"
@@ -110,6 +111,8 @@ class PoolRuntime {
   // `policy` from now on (connections above a smaller size close when released or idle).
   void apply_policy(const policy::PolicyPtr& policy, int workers);
   const std::string& database() const { return database_; }
+  // LISTEN of this database's pooled clients (listener.h), created at the first use.
+  NotificationListener& listener();
   // A client became pinned (+1) or stopped being pinned (-1) (SHOW POOLS).
   void pinned(int delta);
 
@@ -148,6 +151,7 @@ class PoolRuntime {
   boost::asio::steady_timer tick_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   uint64_t pinned_ = 0;
+  std::unique_ptr<NotificationListener> listener_;
   mutable std::mutex snapshot_mu_;
   Snapshot snapshot_;
 };

@@ -45,8 +45,12 @@ asio::awaitable<void> ClientConnection::tenant_loop() {
       tenant_relay_.session.emplace(*tenant_, worker_.cache, to_hex(auth::random_bytes(6)));
   // Transaction pooling: named protocol statements follow the client from one server
   // connection to the next (proxy/session/server_statements.h).
-  if (tx_pool_.on) session.set_pooled(true);
-  co_await (client_to_server(session) || server_to_client(session));
+  if (tx_pool_.on) {
+    session.set_pooled(true);
+    co_await (client_to_server(session) || server_to_client(session) || notification_pump(session));
+  } else {
+    co_await (client_to_server(session) || server_to_client(session));
+  }
 }
 
 asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession& session) {
@@ -85,7 +89,7 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
           tx_pool_.skip_to_sync = false;
           std::string z;
           protocol::append_ready_for_query(z, 'I');
-          if (!co_await write_client(z)) co_return;
+          if (!co_await write_client_between(z)) co_return;
         }
         continue;
       }
@@ -142,7 +146,7 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
           refuse_without_server(r.frame.tag, reply);
           client_buf_.erase(0, r.frame.size);
           complete = true;
-          if (!co_await write_client(reply)) co_return;
+          if (!co_await write_client_between(reply)) co_return;
           continue;
         }
       }
@@ -215,12 +219,14 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
     if (lost) {
       lost = false;
       lease_lost(session, out);
-      if (!out.empty() && !co_await write_client(out)) co_return;
+      if (!out.empty() && !co_await write_client_between(out)) co_return;
       out.clear();
       continue;
     }
     if (tx_pool_.on && !tx_pool_.lease) {  // between transactions: nothing to read
       if (tx_pool_.client_done) co_return;
+      if (!co_await deliver_notifications(session)) co_return;  // (LISTEN: what came meanwhile)
+      if (tx_pool_.lease || tx_pool_.client_done) continue;
       lease_signal_.expires_at(asio::steady_timer::time_point::max());
       co_await lease_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
       if (tx_pool_.client_done) co_return;
@@ -289,7 +295,7 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
         co_return;
       }
       if (out.size() >= kFlushAt) {
-        if (!co_await write_client(out)) co_return;
+        if (!co_await write_client_between(out)) co_return;
         out.clear();
       }
     }
@@ -299,8 +305,12 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
         session.at_boundary()) {
       co_await end_of_lease(session);  // before the client sees ReadyForQuery
     }
+    if (tx_pool_.on && !tx_pool_.notes.empty() && session.idle() && session.tx_status() == 'I' &&
+        session.at_boundary() && !tx_pool_.skip_to_sync) {
+      out += take_notes();  // notifications: between transactions, after its ReadyForQuery
+    }
     if (!out.empty()) {
-      if (!co_await write_client(out)) co_return;
+      if (!co_await write_client_between(out)) co_return;
       out.clear();
       give_back(out);
     }
@@ -311,7 +321,7 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
       if (tx_pool_.on) {
         std::string reply;
         lease_lost(session, reply);
-        if (!reply.empty() && !co_await write_client(reply)) co_return;
+        if (!reply.empty() && !co_await write_client_between(reply)) co_return;
         continue;
       }
       // A server that ends a session says why in a FATAL ErrorResponse (relayed above); one
@@ -379,7 +389,6 @@ bool contains_ci(std::string_view text, std::string_view word) {  // `word` in l
 std::string ClientConnection::pinned() const {
   if (!tx_pool_.on) return "";
   if (!tx_pool_.pin.empty()) return tx_pool_.pin;
-  if (tx_pool_.listening) return "LISTEN";
   if (tx_pool_.advisory) return "a session-level advisory lock";
   const auto& s = tenant_relay_.session;
   if (!s) return "";
@@ -444,6 +453,7 @@ void ClientConnection::note_session_state(std::string_view text, const sqlrewrit
   if (contains_ci(r->sql, "discard")) tx_pool_.settings_touched = tx_pool_.state_touched = true;
   if (contains_ci(r->sql, "reset")) tx_pool_.settings_touched = true;
   if (contains_ci(r->sql, "listen") || contains_ci(r->sql, "advisory")) tx_pool_.state_touched = true;
+  if (contains_ci(r->sql, "advisory")) tx_pool_.advisory_touched = true;
   if (tx_pool_.pin.empty() && (contains_ci(r->sql, "currval") || contains_ci(r->sql, "lastval"))) {
     tx_pool_.pin = "currval/lastval (sequence values of the session)";
   }
@@ -481,9 +491,15 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
     sql += "pg_catalog.set_config(" + sql_literal(name) + ", " + sql_literal(value) + ", false)";
     names.push_back(name);
   }
-  if (!sql.empty()) {
+  // LISTEN: the client's channels on this connection for the transaction (PostgreSQL then
+  // decides what it does to them); read back and UNLISTENed at its end (end_of_lease).
+  std::string mirror;
+  for (const std::string& channel : tx_pool_.listens) mirror += "LISTEN " + quote_channel(channel) + "; ";
+  if (!sql.empty() || !mirror.empty()) {
+    const bool select = !sql.empty();
+    sql = mirror + sql;
     QueryAnswer a = co_await run_injected(*c, sql, policy_->limits.max_server_message);
-    if (!a.ok || a.rows.size() != 1 || a.rows[0].size() != names.size()) {
+    if (!a.ok || a.rows.size() != (select ? 1u : 0u) || (select && a.rows[0].size() != names.size())) {
       tx_pool_.pool->release(c, false);
       tx_pool_.error_pending = true;
       tx_pool_.error_sqlstate = a.sqlstate.empty() ? std::string(pg::sqlstate::kConnectionFailure) : a.sqlstate;
@@ -507,6 +523,9 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
   }
   c->last_holder = id_;
   tx_pool_.lease = c;
+  tx_pool_.mirrored = !mirror.empty();
+  tx_pool_.advisory_touched = false;
+  if (client_key_) note_server_holder(c->pid, *tenant_, client_key_->first);  // (notifications' sender pid)
   c->statements.set_capacity(policy_->pool.max_prepared_statements);  // (a reload may change it)
   if (tenant_relay_.session) tenant_relay_.session->attach(&c->statements);
   tx_pool_.settings_touched = tx_pool_.state_touched = false;
@@ -521,34 +540,47 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
 asio::awaitable<void> ClientConnection::end_of_lease(session::TenantSession& session) {
   PooledServer* c = tx_pool_.lease;
   bool reusable = server_buf_.empty();
-  if (tx_pool_.settings_touched || tx_pool_.state_touched || session.portal_count() > 0) {
+  if (tx_pool_.settings_touched || tx_pool_.state_touched || tx_pool_.mirrored || session.portal_count() > 0) {
     // The transaction ran SET / RESET / DISCARD / LISTEN / UNLISTEN or named an advisory lock:
     // ask PostgreSQL what the settings are now, whether the connection listens and whether it
     // holds a session-level advisory lock (a rolled-back SET or LISTEN, SET LOCAL, savepoints and
-    // an xact lock come out right by construction).
+    // an xact lock come out right by construction). LISTEN: the channels it listens on now are
+    // the client's (listener.h); UNLISTEN * in the same round trip when the connection will
+    // go back to the pool (a pooled connection listens on nothing between transactions).
     static const std::string kSql =
         read_settings_sql() +
         ", (SELECT count(*) FROM pg_catalog.pg_listening_channels())"
         ", (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())"
-        ", (SELECT count(*) FROM pg_catalog.pg_cursors)";
+        ", (SELECT count(*) FROM pg_catalog.pg_cursors)"
+        "; SELECT c FROM pg_catalog.pg_listening_channels() c";
+    const bool unlisten = pinned().empty() && !tx_pool_.advisory_touched && session.portal_count() == 0;
     const size_t n = pooled_settings().size();
     tx_pool_.busy = true;
-    QueryAnswer a = co_await run_injected(*c, kSql, policy_->limits.max_server_message);
+    std::string sql = unlisten ? kSql + "; UNLISTEN *" : kSql;
+    QueryAnswer a = co_await run_injected(*c, sql, policy_->limits.max_server_message);
     tx_pool_.busy = false;
     busy_signal_.cancel();
-    if (a.ok && a.rows.size() == 1 && a.rows[0].size() == n + 3 && a.rows[0][n] && a.rows[0][n + 1] &&
-        a.rows[0][n + 2]) {
+    bool shape = a.ok && !a.rows.empty() && a.rows[0].size() == n + 3 && a.rows[0][n] && a.rows[0][n + 1] &&
+                 a.rows[0][n + 2];
+    std::vector<std::string> channels;
+    for (size_t i = 1; shape && i < a.rows.size(); ++i) {
+      if (a.rows[i].size() != 1 || !a.rows[i][0]) shape = false;
+      else channels.push_back(*a.rows[i][0]);
+    }
+    if (shape) {
       for (size_t i = 0; i < n; ++i) {
         if (!a.rows[0][i]) continue;
         c->settings[pooled_settings()[i]] = *a.rows[0][i];
         tx_pool_.wanted[pooled_settings()[i]] = *a.rows[0][i];
       }
-      tx_pool_.listening = *a.rows[0][n] != "0";
+      tx_pool_.listening = !unlisten && *a.rows[0][n] != "0";
+      tx_pool_.mirrored = tx_pool_.listening;
       tx_pool_.advisory = *a.rows[0][n + 1] != "0";
       // The session's model may still list a cursor PostgreSQL dropped (a WITH HOLD cursor of a
       // transaction that rolled back): the pin follows PostgreSQL's answer.
       tx_pool_.cursors = *a.rows[0][n + 2] != "0";
-      tx_pool_.settings_touched = tx_pool_.state_touched = false;
+      tx_pool_.settings_touched = tx_pool_.state_touched = tx_pool_.advisory_touched = false;
+      co_await update_listens(channels);  // (the listener LISTENs before the client sees ReadyForQuery)
     } else {
       spdlog::warn("session={} user={} cannot read the session settings back: {}", id_, user_, a.message);
       reusable = false;
@@ -556,6 +588,25 @@ asio::awaitable<void> ClientConnection::end_of_lease(session::TenantSession& ses
     if (tx_pool_.lease != c) co_return;
     // The client went on meanwhile (pipelining): the connection stays with it.
     if (!(session.idle() && session.tx_status() == 'I' && session.at_boundary())) co_return;
+    // Rare: the pin guess above was wrong. A connection the client keeps listens on its
+    // channels (its next transaction starts without take_lease); one given back on none.
+    const bool keep = !pinned().empty();
+    std::string fix;
+    if (reusable && keep && !tx_pool_.mirrored) {
+      for (const std::string& channel : tx_pool_.listens) fix += "LISTEN " + quote_channel(channel) + "; ";
+    } else if (reusable && !keep && tx_pool_.listening) {
+      fix = "UNLISTEN *";
+    }
+    if (!fix.empty()) {
+      tx_pool_.busy = true;
+      QueryAnswer f = co_await run_injected(*c, fix, policy_->limits.max_server_message);
+      tx_pool_.busy = false;
+      busy_signal_.cancel();
+      if (!f.ok) reusable = false;
+      tx_pool_.listening = tx_pool_.mirrored = keep;
+      if (tx_pool_.lease != c) co_return;
+      if (!(session.idle() && session.tx_status() == 'I' && session.at_boundary())) co_return;
+    }
   }
   const bool pin = !pinned().empty();
   if (pin != tx_pool_.counted_pinned) {
@@ -569,10 +620,139 @@ asio::awaitable<void> ClientConnection::end_of_lease(session::TenantSession& ses
   drop_lease(reusable);
 }
 
+// ---- LISTEN in transaction pooling (listener.h) ----------------------------------------------
+
+asio::awaitable<void> ClientConnection::update_listens(const std::vector<std::string>& channels) {
+  const session::TenantSession& session = *tenant_relay_.session;
+  std::set<std::string> now;
+  size_t ignored = 0;
+  for (const std::string& channel : channels) {  // (the client's own first: a LISTEN past the bound is the one ignored)
+    if (!session.client_channel(channel)) continue;  // (not this tenant's: cannot be, but never followed)
+    if (tx_pool_.listens.contains(channel)) now.insert(channel);
+  }
+  for (const std::string& channel : channels) {
+    if (!session.client_channel(channel) || now.contains(channel)) continue;
+    if (now.size() >= kMaxChannelsPerClient) {
+      ++ignored;
+      continue;
+    }
+    now.insert(channel);
+  }
+  if (ignored > 0) {
+    spdlog::warn("session={} user={} listens on {} channels: {} more LISTEN ignored", id_, user_, now.size(), ignored);
+    const std::string msg = "rowguard: a session listens on at most " + std::to_string(kMaxChannelsPerClient) +
+                            " channels; " + std::to_string(ignored) + " LISTEN ignored";
+    std::string frame;
+    protocol::append_notice_response(frame, pg::sqlstate::kProgramLimitExceeded, msg);
+    tx_pool_.notes_bytes += frame.size();
+    tx_pool_.notes.push_back({"", std::move(frame)});
+  }
+  if (now == tx_pool_.listens) co_return;
+  NotificationListener& listener = tx_pool_.pool->listener();
+  for (const std::string& channel : tx_pool_.listens) {
+    if (!now.contains(channel)) listener.unlisten(this, channel);
+  }
+  std::vector<std::string> added;
+  for (const std::string& channel : now) {
+    if (!tx_pool_.listens.contains(channel)) added.push_back(channel);
+  }
+  tx_pool_.listens = std::move(now);  // (first: a client gone meanwhile drops them all)
+  for (std::string& channel : added) co_await listener.listen(this, std::move(channel));
+}
+
+void ClientConnection::drop_listens() {
+  if (tx_pool_.listens.empty() || !tx_pool_.pool) return;
+  NotificationListener& listener = tx_pool_.pool->listener();
+  for (const std::string& channel : tx_pool_.listens) listener.unlisten(this, channel);
+  tx_pool_.listens.clear();
+}
+
+void ClientConnection::notified(int32_t server_pid, std::string_view server_channel, std::string_view payload) {
+  if (!tenant_relay_.session || tx_pool_.client_done) return;
+  auto name = tenant_relay_.session->client_channel(server_channel);
+  if (!name) return;
+  // The sender as the client knows it: its rowguard pid (its own for a self-notification).
+  const int32_t pid = server_holder(server_pid, *tenant_).value_or(server_pid);
+  if (tx_pool_.notes_bytes + name->size() + payload.size() > kKeepCapacity) {
+    server_.metrics().notifications_dropped.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("session={} user={} notification on \"{}\" dropped: {} bytes of notifications not delivered yet",
+                 id_, user_, *name, tx_pool_.notes_bytes);
+    return;
+  }
+  std::string body;
+  for (int shift = 24; shift >= 0; shift -= 8) body.push_back(static_cast<char>((static_cast<uint32_t>(pid) >> shift) & 0xff));
+  body.append(*name);
+  body.push_back('\0');
+  body.append(payload);
+  body.push_back('\0');
+  std::string frame;
+  protocol::append_frame(frame, protocol::be::kNotificationResponse, body);
+  tx_pool_.notes_bytes += frame.size();
+  tx_pool_.notes.push_back({std::string(server_channel), std::move(frame)});
+  lease_signal_.cancel();  // server_to_client delivers it if the client is between transactions
+  notify_signal_.cancel();  // ... or notification_pump, if it is pinned to an idle connection
+}
+
+// A client pinned to its server connection for another reason is idle while server_to_client
+// waits on that connection: its notifications go out from here (the client's writes are
+// serialised by write_client_between). Ends with the relay (`||`).
+asio::awaitable<void> ClientConnection::notification_pump(session::TenantSession& session) {
+  for (;;) {
+    notify_signal_.expires_at(asio::steady_timer::time_point::max());
+    co_await notify_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (tenant_relay_.server_done || tx_pool_.client_done) co_return;
+    if (!tx_pool_.lease || tx_pool_.busy) continue;  // (server_to_client / end_of_lease deliver)
+    while (!tx_pool_.notes.empty() && tx_pool_.lease && !tx_pool_.busy && session.idle() &&
+           session.tx_status() == 'I' && session.at_boundary() && !tx_pool_.skip_to_sync) {
+      std::string notes = take_notes();
+      if (!notes.empty() && !co_await write_client_between(notes)) co_return;
+    }
+  }
+}
+
+asio::awaitable<bool> ClientConnection::deliver_notifications(session::TenantSession& session) {
+  while (!tx_pool_.notes.empty() && !tx_pool_.lease && session.idle() && session.tx_status() == 'I' &&
+         session.at_boundary() && !tx_pool_.skip_to_sync && !tx_pool_.client_writing) {
+    std::string notes = take_notes();
+    if (!notes.empty() && !co_await write_client_between(notes)) co_return false;
+  }
+  co_return true;
+}
+
+std::string ClientConnection::take_notes() {
+  std::string out;
+  for (const auto& n : tx_pool_.notes) {
+    if (n.channel.empty() || tx_pool_.listens.contains(n.channel)) out += n.frame;
+  }
+  tx_pool_.notes.clear();
+  tx_pool_.notes_bytes = 0;
+  return out;
+}
+
+// Between transactions both loops may write to the client (client_to_server its answers
+// without a server, server_to_client notifications): one at a time.
+asio::awaitable<bool> ClientConnection::write_client_between(std::string_view bytes) {
+  while (tx_pool_.client_writing) {
+    write_signal_.expires_at(asio::steady_timer::time_point::max());
+    co_await write_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (tenant_relay_.server_done || tx_pool_.client_done) co_return false;
+  }
+  tx_pool_.client_writing = true;
+  const bool ok = co_await write_client(bytes);
+  tx_pool_.client_writing = false;
+  write_signal_.cancel();
+  if (!tx_pool_.notes.empty()) {  // (notifications held back meanwhile)
+    lease_signal_.cancel();
+    notify_signal_.cancel();
+  }
+  co_return ok;
+}
+
 void ClientConnection::drop_lease(bool reusable) {
   PooledServer* c = tx_pool_.lease;
   if (c == nullptr) return;
   tx_pool_.lease = nullptr;
+  tx_pool_.mirrored = tx_pool_.listening = false;  // (given back clean, or closed)
   // Under the registry's lock: a cancel either marked the connection already (then it is
   // closed, not reused) or finds nothing from now on.
   if (client_key_) server_.cancels().retarget(*client_key_, {});

@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -176,6 +177,13 @@ class TenantSession {
   std::string pin_reason() const;
 
   const std::string& tenant() const { return tenant_; }
+  // LISTEN/NOTIFY: the name the client uses for a server channel of this tenant (nullopt: not
+  // one of this tenant's channels). Pooled sessions get their notifications from rowguard's
+  // listener connection (proxy/net/listener.h), never from the server connection they hold.
+  std::optional<std::string_view> client_channel(std::string_view server_channel) const {
+    if (server_channel.substr(0, channel_prefix_.size()) != channel_prefix_) return std::nullopt;
+    return server_channel.substr(channel_prefix_.size());
+  }
   char tx_status() const { return tx_status_; }
   // Nothing is awaited from the server (every forwarded message is answered or skipped).
   bool idle() const { return awaited_.empty(); }

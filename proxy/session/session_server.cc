@@ -189,8 +189,10 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       relay_error(be::kNoticeResponse, raw, f.body, to_client);
       return step;
     case be::kNotificationResponse: {
-      // Deliver only this tenant's channels, under the name the client used.
-      if (f.body.size() < 4) return step;
+      // Deliver only this tenant's channels, under the name the client used. Pooled: the
+      // server connection listens on the client's channels during its transactions only
+      // (proxy/net/tenant_relay.cc); the listener connection delivers, once.
+      if (pooled_ || f.body.size() < 4) return step;
       std::string_view rest = f.body.substr(4);
       if (rest.substr(0, channel_prefix_.size()) != channel_prefix_) return step;
       std::string body(f.body.substr(0, 4));

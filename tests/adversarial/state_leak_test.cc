@@ -129,8 +129,9 @@ leak::RunResult run_transaction_pool() {
   cfg.seed = leak::seed_from_env(kSeed);
   cfg.ops = leak::ops_from_env(10000);
   cfg.max_pinned = 1;  // size - 1: one server connection stays free for autocommit statements
-  // rowguard pins named prepared statements (no translation yet) and LISTEN (no shared listener).
-  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor, leak::Pin::kListen, leak::Pin::kSqlPrepared};
+  // rowguard pins SQL-level prepared statements (no translation yet); LISTEN does not pin (its
+  // notifications come through rowguard's listener connection: proxy/net/listener.h).
+  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor, leak::Pin::kSqlPrepared};
   cfg.sql_sees_protocol_statements = false;
   cfg.op_timeout_ms = 5000;  // query_wait_timeout (2 s) answers long before
   leak::RunResult r = run_through(rg.port(), cfg);

@@ -64,6 +64,11 @@ TEST_F(TxPoolE2e, BackendKilledMidTransactionGives08006AndTheNextTransactionWork
 TEST_F(TxPoolE2e, ClientGoneMidTransactionLeavesNoOpenTransaction) { scenario("vanish"); }
 TEST_F(TxPoolE2e, PinnedClientKeepsItsBackend) { scenario("pinned"); }
 TEST_F(TxPoolE2e, CancelReachesOnlyTheRunningStatement) { scenario("cancel"); }
+TEST_F(TxPoolE2e, ListenDoesNotPinAndNotificationsReachTheRightTenant) {
+  rg_ = std::make_unique<RowguardProcess>(pooled_config(1, 2), *pg_, "info");  // one server connection
+  scenario("listen");
+}
+TEST_F(TxPoolE2e, ListenerConnectionLostComesBackAndListensAgain) { scenario("listen_lost"); }
 
 // SIGTERM with a pinned client (holding its server connection) and an idle one:
 // rowguard ends cleanly (exit 0), its pool's connections with it.

@@ -915,6 +915,18 @@ TEST_F(TenantSessionTest, NotificationsAreDemangledAndOtherTenantsDropped) {
   EXPECT_EQ(out[0].body.substr(4), std::string("jobs") + '\0' + "hi" + '\0');
 }
 
+// Transaction pooling: the server connection listens on the client's channels during its
+// transactions only; the listener connection (proxy/net/listener.h) delivers, once.
+TEST_F(TenantSessionTest, PooledSessionsTakeNoNotificationFromTheServerConnection) {
+  s_.set_pooled(true);
+  ASSERT_TRUE(client(query("LISTEN jobs")).denial.empty());
+  auto out = decode_all(server({tagged(be::kNotificationResponse, be32(77) + "rg1_1_jobs" + '\0' + "hi" + '\0')}));
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(s_.client_channel("rg1_1_jobs"), std::optional<std::string_view>("jobs"));
+  EXPECT_EQ(s_.client_channel("rg1_2_jobs"), std::nullopt);  // tenant "2"'s
+  EXPECT_EQ(s_.client_channel("rg2_12_jobs"), std::nullopt);  // tenant "12"'s
+}
+
 }  // namespace
 }  // namespace rowguard::session
 

@@ -229,6 +229,135 @@ def pinned():
     p.close()
 
 
+def show_pools():
+    console = psycopg2.connect(host="127.0.0.1", port=PORT, user="dba", password="pwdba", dbname="rowguard",
+                               sslmode="disable", connect_timeout=10)
+    console.autocommit = True
+    cur = console.cursor()
+    cur.execute("SHOW POOLS")
+    cols = [x[0] for x in cur.description]
+    rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    console.close()
+    return rows
+
+
+def notes(conn):
+    conn.poll()
+    return [(n.channel, n.payload, n.pid) for n in conn.notifies]
+
+
+def got(conn, count):
+    return lambda: len(notes(conn)) >= count
+
+
+def listen():
+    # [pool] size = 1: a LISTEN does not keep the one server connection; B's NOTIFY reaches A
+    # while A is idle (nothing sent), under A's channel name and B's pid as B knows it.
+    a = connect("t1")
+    b = connect("t1")
+    c = connect("t2")
+    a_pid, b_pid, c_pid = a.get_backend_pid(), b.get_backend_pid(), c.get_backend_pid()
+    a.cursor().execute("LISTEN jobs")
+    c.cursor().execute("LISTEN jobs")  # the same name, another tenant: another channel
+    assert one(b, "SELECT count(*) FROM orders") == 3  # (A holds nothing: B gets the connection)
+    assert one(c, "SELECT count(*) FROM orders") == 4
+    assert sum(int(r["pinned_clients"]) for r in show_pools()) == 0, show_pools()
+    b.cursor().execute("NOTIFY jobs, 'hello'")
+    wait_for("A notified while idle", got(a, 1))
+    assert notes(a) == [("jobs", "hello", b_pid)], notes(a)
+    # Tenant 2's own notification on "jobs": C gets it, and nothing of tenant 1 before it.
+    c.cursor().execute("SELECT pg_notify('jobs', 'two')")
+    wait_for("C notified", got(c, 1))
+    assert notes(c) == [("jobs", "two", c_pid)], notes(c)
+    # A notifies itself: its own pid, as PostgreSQL shows a self-notification.
+    a.cursor().execute("NOTIFY jobs, 'self'")
+    wait_for("A notified of its own", got(a, 2))
+    assert notes(a)[1] == ("jobs", "self", a_pid), notes(a)
+    # A LISTEN that rolls back does nothing; one that commits inside a transaction works.
+    b.autocommit = False
+    b.cursor().execute("LISTEN jobs")
+    b.rollback()
+    b.cursor().execute("LISTEN later")
+    b.commit()
+    b.autocommit = True
+    a.cursor().execute("NOTIFY jobs, 'second'; NOTIFY later, 'l'")
+    wait_for("B notified on later", got(b, 1))
+    assert notes(b) == [("later", "l", a_pid)], notes(b)  # (not "jobs": its LISTEN rolled back)
+    wait_for("A notified again", got(a, 3))
+    assert notes(a)[2] == ("jobs", "second", a_pid), notes(a)
+    # UNLISTEN: A no longer gets "jobs"; UNLISTEN * drops the rest. A and B stay unpinned.
+    a.cursor().execute("UNLISTEN jobs")
+    a.cursor().execute("LISTEN later")
+    b.cursor().execute("NOTIFY jobs, 'gone'; NOTIFY later, 'l2'")
+    wait_for("A notified on later", got(a, 4))
+    assert notes(a)[3] == ("later", "l2", b_pid), notes(a)
+    b.cursor().execute("UNLISTEN *")
+    a.cursor().execute("NOTIFY later, 'l3'")
+    wait_for("A notified on later again", got(a, 5))
+    assert len(notes(b)) == 2 and notes(b)[1] == ("later", "l2", b_pid), notes(b)
+    assert notes(c) == [("jobs", "two", c_pid)], notes(c)  # tenant 1's "jobs" never reached C
+    # A LISTEN rolled back to a savepoint does nothing; the one after it commits.
+    b.autocommit = False
+    cur = b.cursor()
+    cur.execute("SAVEPOINT s")
+    cur.execute("LISTEN sp")
+    cur.execute("ROLLBACK TO SAVEPOINT s")
+    cur.execute("LISTEN kept")
+    b.commit()
+    b.autocommit = True
+    a.cursor().execute("NOTIFY sp, 'no'; NOTIFY kept, 'yes'")
+    wait_for("B notified on kept", got(b, 3))
+    assert notes(b)[2:] == [("kept", "yes", a_pid)], notes(b)
+    assert sum(int(r["pinned_clients"]) for r in show_pools()) == 0, show_pools()
+    # What the client asks PostgreSQL about listening is refused (another tenant's channels
+    # could share the server connection).
+    try:
+        one(a, "SELECT count(*) FROM pg_listening_channels()")
+        raise AssertionError("pg_listening_channels() was allowed")
+    except psycopg2.errors.InsufficientPrivilege:
+        pass
+    a.close()
+    b.close()
+    c.close()
+
+
+def listener_backend(d):
+    return one(d, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = 'rowguard listener'")
+
+
+def stat(name):
+    console = psycopg2.connect(host="127.0.0.1", port=PORT, user="dba", password="pwdba", dbname="rowguard",
+                               sslmode="disable", connect_timeout=10)
+    console.autocommit = True
+    cur = console.cursor()
+    cur.execute("SHOW STATS")
+    rows = {r[0]: r[1] for r in cur.fetchall()}
+    console.close()
+    return int(rows[name])
+
+
+def listen_lost():
+    # The listener connection terminated: it comes back and LISTENs again (counted); a client
+    # gone: the listener UNLISTENs its channel (the last one to listen on it).
+    d = direct()
+    a = connect("t1")
+    b = connect("t1")
+    a.cursor().execute("LISTEN jobs")
+    first = wait_for("a listener connection", lambda: listener_backend(d))
+    assert stat("listener_disconnects") == 0
+    assert one(d, "SELECT pg_terminate_backend(%s)", (first,)) is True
+    wait_for("the listener back", lambda: listener_backend(d) not in (0, first) and one(
+        d, "SELECT query FROM pg_stat_activity WHERE application_name = 'rowguard listener'") == 'LISTEN "rg1_1_jobs";')
+    assert stat("listener_disconnects") == 1
+    b.cursor().execute("NOTIFY jobs, 'after'")
+    wait_for("A notified through the new listener", got(a, 1))
+    assert notes(a) == [("jobs", "after", b.get_backend_pid())], notes(a)
+    a.close()
+    wait_for("the listener UNLISTENs A's channel", lambda: one(
+        d, "SELECT query FROM pg_stat_activity WHERE application_name = 'rowguard listener'") == 'UNLISTEN "rg1_1_jobs"')
+    b.close()
+
+
 def cancel():
     d = direct()
     a = connect("t1")
