@@ -5,6 +5,9 @@
 // after the other (two connections: a pinned client keeps one, the others share the second). Cases that pass are attacks rowguard holds, kept as regression tests.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <poll.h>
+
+#include <chrono>
 
 #include <memory>
 #include <string>
@@ -170,31 +173,53 @@ TEST(RedteamSession10R5, SetInANamedStatementRunLaterStaysWithTheClient) {
   EXPECT_EQ(first_value(t1->exec("SHOW default_transaction_read_only")), "off");
 }
 
-// The same hole for the state that pins: a LISTEN prepared in one transaction and executed in
-// another (or sent with the extended protocol), or an advisory lock taken by a SQL EXECUTE, must
-// pin the client to its backend (else the next client gets a backend that listens on tenant 1's
-// channel or holds its lock). With two server connections, a pinned tenant 1 keeps its backend and
-// tenant 2 gets the other one.
-TEST(RedteamSession10R5, ListenInANamedStatementRunLaterPins) {
+// Waits up to `seconds` for a notification on `channel` (the client's own name for it).
+bool notified(Client& c, const std::string& channel, int seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    if (PQconsumeInput(c.raw()) != 1) return false;
+    while (PGnotify* n = PQnotifies(c.raw())) {
+      const bool match = channel == n->relname;
+      PQfreemem(n);
+      if (match) return true;
+    }
+    pollfd p{PQsocket(c.raw()), POLLIN, 0};
+    poll(&p, 1, 50);
+  }
+  return false;
+}
+
+// The same hole for state that must follow the client: a LISTEN prepared in one transaction and
+// executed in another (or sent with the extended protocol) must be noticed (the client's listens
+// move to rowguard's listener connection: it gets the notifications while holding no backend),
+// and an advisory lock taken by a SQL EXECUTE must pin the client to its backend (else the next
+// client gets a backend that holds tenant 1's lock). With two server connections, a pinned
+// tenant 1 keeps its backend and tenant 2 gets the other one.
+TEST(RedteamSession10R5, ListenInANamedStatementRunLaterIsNoticed) {
   auto t1 = pooled().tenant(1);
-  auto t2 = pooled().tenant(2);
+  auto t1b = pooled().tenant(1);
   ASSERT_EQ(prepare(*t1, "s_listen", "LISTEN rt5chan"), "ok");
   EXPECT_EQ(exec_prepared(*t1, "s_listen"), "ok LISTEN");
-  const std::string pid1 = first_value(t1->exec("SELECT pg_backend_pid()"));
-  const std::string pid2 = first_value(t2->exec("SELECT pg_backend_pid()"));
-  EXPECT_NE(pid1, pid2) << "tenant 2 got the backend that listens for tenant 1";
-  EXPECT_EQ(first_value(t1->exec("SELECT pg_backend_pid()")), pid1) << "tenant 1 was not pinned";
+  ASSERT_TRUE(t1b->exec("NOTIFY rt5chan").ok);
+  EXPECT_TRUE(notified(*t1, "rt5chan", 5)) << "a LISTEN run as a named statement was not noticed";
   // A LISTEN through the extended protocol (Parse / Bind / Execute / Sync in one write).
-  t1.reset();  // (its pinned connection is closed)
   auto t3 = pooled().tenant(3);
-  ASSERT_EQ(exec_params(*t3, "LISTEN rt5chan"), "ok");
-  const std::string pid3 = first_value(t3->exec("SELECT pg_backend_pid()"));
-  QueryResult other = t2->exec("SELECT pg_backend_pid()");
-  ASSERT_TRUE(other.ok) << describe(other);
-  EXPECT_NE(first_value(other), pid3) << "tenant 2 got the backend that listens for tenant 3";
-  // A session-level advisory lock taken by a SQL EXECUTE (the PREPARE pinned; DEALLOCATE unpins
-  // only if PostgreSQL says no lock is held).
+  auto t3b = pooled().tenant(3);
+  ASSERT_EQ(exec_params(*t3, "LISTEN rt5chan3"), "ok");
+  ASSERT_TRUE(t3b->exec("NOTIFY rt5chan3").ok);
+  EXPECT_TRUE(notified(*t3, "rt5chan3", 5)) << "a LISTEN through the extended protocol was not noticed";
+  // Another tenant on the same channel name hears nothing of tenant 1's.
+  auto t2 = pooled().tenant(2);
+  ASSERT_TRUE(t2->exec("LISTEN rt5chan").ok);
+  ASSERT_TRUE(t1b->exec("NOTIFY rt5chan").ok);
+  EXPECT_TRUE(notified(*t1, "rt5chan", 5));
+  EXPECT_FALSE(notified(*t2, "rt5chan", 1)) << "tenant 2 heard tenant 1's notification";
+  t1.reset();
+  t1b.reset();
   t3.reset();
+  t3b.reset();
+  // A session-level advisory lock taken by a SQL EXECUTE (DEALLOCATE unpins only if PostgreSQL
+  // says no lock is held).
   auto t4 = pooled().tenant(1);
   ASSERT_TRUE(t4->exec("PREPARE rt5_lock AS SELECT pg_advisory_lock(5)").ok);
   QueryResult locked = t4->exec("EXECUTE rt5_lock");
