@@ -96,7 +96,7 @@ void pool_metrics_scenario(const std::string& name, const std::string& pool_extr
   PgServer& pg = PgServer::shared();
   pg.load_example_schema();
   const int metrics_port = free_tcp_port();
-  const std::string config = pooled_config(1, 1) + pool_extra + "\n[metrics]\nlisten = \"127.0.0.1:" +
+  const std::string config = pooled_config(1, 2) + pool_extra + "\n[metrics]\nlisten = \"127.0.0.1:" +
                              std::to_string(metrics_port) + "\"\n";
   RowguardProcess rg(config, pg, "info");
   CommandResult r = run_command({kPython, source_dir() + "/tests/e2e/drivers/txpool_client.py", name,
