@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "sqlrewrite/function_check.h"
+#include "sqlrewrite/walk_tables.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -114,6 +115,12 @@ const WalkTables& walk_tables() {
 
 }  // namespace
 
+const std::vector<const gpb::FieldDescriptor*>* message_fields(const gpb::Descriptor* d) {
+  const WalkShape* shape = walk_tables().shape(d);
+  return shape == nullptr ? nullptr : &shape->message_fields;
+}
+
+const gpb::FieldDescriptor* node_member(const Node& n) { return walk_tables().node_member(n); }
 
 StatementKind Walker::statement(Node& stmt) {
   switch (stmt.node_case()) {

@@ -111,8 +111,14 @@ class ClientConnection : public ClientIo {
   // A message that cannot be served (no server connection): the client gets the error (then,
   // in an extended batch, everything up to Sync is skipped), as PostgreSQL would answer it.
   void refuse_without_server(char tag, std::string& to_client);
-  // What in this message's statement the next server connection would not have.
-  void note_session_state(const protocol::Frame& frame, const sqlrewrite::RewriteResult* pooled);
+  // What in a statement the client runs now the next server connection would not have: `text`
+  // is the client's text (a Query's, a Parse's, or the statement a Bind / EXECUTE runs);
+  // `pooled` its rewrite when the parse pool made it.
+  void note_session_state(std::string_view text, const sqlrewrite::RewriteResult* pooled);
+  // The same for the named statements a Bind (protocol) or an EXECUTE (SQL) runs: their text
+  // came in an earlier message, maybe an earlier transaction.
+  void note_statements_run(session::TenantSession& session, const protocol::Frame& frame,
+                           const sqlrewrite::RewriteResult* pooled);
  public:
   // Why this pooled client keeps its server connection between transactions ("" when it does
   // not): state of its session that cannot follow it to another connection (README
@@ -177,6 +183,9 @@ class ClientConnection : public ClientIo {
     bool client_done = false;          // client_to_server has ended
     std::string error_sqlstate, error_message;  // the error for the next message (pending)
     bool error_pending = false;
+    // ReadyForQuery still to swallow: the answers of the DISCARD SEQUENCES take_lease sent ahead
+    // of the client's first message on a connection another session held last.
+    int swallow = 0;
   };
 
   // What a bypass session's relay follows of the byte streams it relays.

@@ -62,6 +62,9 @@ struct PooledServer {
   // (lost, ended while idle, an injected query failed): counted as closed for "error", not "dirty".
   bool failed = false;
   std::chrono::steady_clock::time_point opened_at{};
+  // The session that held it last (0: none yet). The backend keeps what nextval gave in its
+  // session (currval's values): a lease by another session first sends DISCARD SEQUENCES.
+  uint64_t last_holder = 0;
   // The prepared statements it holds under rowguard's names (shared by every client it serves:
   // proxy/session/server_statements.h); capacity [pool] max_prepared_statements.
   session::ServerStatements statements;

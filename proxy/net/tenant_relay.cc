@@ -154,6 +154,7 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
         info_->set_tx(session.tx_status(), true);
         if (!tenant_relay_.upstream_wait) tenant_relay_.upstream_wait = t0;
       }
+      if (tx_pool_.on && step.denial.empty()) note_statements_run(session, r.frame, pooled ? &*pooled : nullptr);
       client_buf_.erase(0, r.frame.size);
       if (!step.statement.empty()) info_->count_statement();
       complete = true;
@@ -163,7 +164,10 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
         server_.metrics().count_denial(step.denial, *tenant_);
         audit(step.statement, false, step.denial);
       } else if (!step.statement.empty()) {
-        if (tx_pool_.on) note_session_state(r.frame, pooled ? &*pooled : nullptr);
+        // (step.statement: the text; r.frame's bytes are gone from client_buf_ by now)
+        if (tx_pool_.on && (r.frame.tag == protocol::fe::kQuery || r.frame.tag == protocol::fe::kParse)) {
+          note_session_state(step.statement, pooled ? &*pooled : nullptr);
+        }
         // The level test first: no string copy per statement unless debug logging is on.
         if (spdlog::should_log(spdlog::level::debug)) {
           spdlog::debug("session={} forward: {}", id_, truncate(step.statement));
@@ -250,6 +254,16 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
           break;
         }
       }
+      if (tx_pool_.on && tx_pool_.swallow > 0) {  // the answers of take_lease's DISCARD SEQUENCES
+        if (r.frame.tag == protocol::be::kErrorResponse) {  // (never seen): fail closed, the connection goes
+          spdlog::warn("session={} user={} DISCARD SEQUENCES failed on a pooled connection", id_, user_);
+          lost = true;
+          break;
+        }
+        pos += r.frame.size;
+        if (r.frame.tag == protocol::be::kReadyForQuery) --tx_pool_.swallow;
+        continue;
+      }
       std::string_view raw = std::string_view(server_buf_).substr(pos, r.frame.size);
       pos += r.frame.size;
       tenant_relay_.last_server_tag = r.frame.tag;
@@ -281,7 +295,8 @@ asio::awaitable<void> ClientConnection::server_to_client(session::TenantSession&
     }
     if (lost) continue;  // (what the loop relayed before the FATAL error goes out with the 08006)
     server_buf_.erase(0, pos);
-    if (tx_pool_.on && tx_pool_.lease && session.idle() && session.tx_status() == 'I' && session.at_boundary()) {
+    if (tx_pool_.on && tx_pool_.lease && tx_pool_.swallow == 0 && session.idle() && session.tx_status() == 'I' &&
+        session.at_boundary()) {
       co_await end_of_lease(session);  // before the client sees ReadyForQuery
     }
     if (!out.empty()) {
@@ -375,13 +390,48 @@ std::string ClientConnection::pinned() const {
   return "";
 }
 
-void ClientConnection::note_session_state(const protocol::Frame& frame, const sqlrewrite::RewriteResult* pooled) {
-  auto text = session::TenantSession::statement_text(frame);
-  if (!text) return;
+void ClientConnection::note_statements_run(session::TenantSession& session, const protocol::Frame& frame,
+                                           const sqlrewrite::RewriteResult* pooled) {
+  std::vector<std::string> names;
+  if (frame.tag == protocol::fe::kBind) {
+    auto m = protocol::parse_bind(frame.body);
+    if (m && !m->statement.empty()) names.emplace_back(m->statement);
+  } else if (frame.tag == protocol::fe::kQuery) {
+    auto text = session::TenantSession::statement_text(frame);
+    if (!text || !contains_ci(*text, "execute")) return;  // (no rewrite looked up for the rest)
+    sqlrewrite::RewriteHandle held;
+    const sqlrewrite::RewriteResult* r = pooled;
+    if (r == nullptr) {
+      held = worker_.cache.rewrite(*text, *policy_, *tenant_);  // a hit: the session just rewrote it
+      r = held.get();
+    }
+    if (!r->allowed) return;
+    for (const auto& op : r->prepared) {
+      if (op.kind == sqlrewrite::PreparedStatementOp::Kind::kExecute) names.push_back(op.name);
+    }
+  }
+  for (const std::string& name : names) {
+    // (after on_client_message: the statement a Parse / PREPARE of the same batch made counts)
+    const std::string text = session.statement_text_of(name);
+    if (text.empty()) continue;
+    if (text.size() < policy_->limits.offload_parse_bytes || worker_.cache.would_hit(text, *policy_, *tenant_)) {
+      note_session_state(text, nullptr);
+    } else {
+      // A long text the worker's cache no longer holds is not rewritten here (the parse pool's
+      // job): fail closed, PostgreSQL is asked after the transaction.
+      tx_pool_.settings_touched = tx_pool_.state_touched = true;
+      if (tx_pool_.pin.empty() && (contains_ci(text, "currval") || contains_ci(text, "lastval"))) {
+        tx_pool_.pin = "currval/lastval (sequence values of the session)";
+      }
+    }
+  }
+}
+
+void ClientConnection::note_session_state(std::string_view text, const sqlrewrite::RewriteResult* pooled) {
   sqlrewrite::RewriteHandle held;
   const sqlrewrite::RewriteResult* r = pooled;
   if (r == nullptr) {
-    held = worker_.cache.rewrite(*text, *policy_, *tenant_);  // a hit: the session just rewrote it
+    held = worker_.cache.rewrite(text, *policy_, *tenant_);  // a hit: the session rewrote it
     r = held.get();
   }
   if (!r->allowed) return;
@@ -449,6 +499,15 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
       tx_pool_.wanted[names[i]] = *a.rows[0][i];
     }
   }
+  // The backend keeps the values nextval gave in its session: currval of another session's
+  // sequence value would answer it (55000 on a backend of one's own). A connection that changes
+  // hands forgets them first, with a DISCARD SEQUENCES sent ahead of the client's first message
+  // (no round trip of its own; server_to_client swallows its answers before the client's).
+  if (c->last_holder != 0 && c->last_holder != id_) {
+    protocol::append_query(out, "DISCARD SEQUENCES");
+    tx_pool_.swallow = 1;
+  }
+  c->last_holder = id_;
   tx_pool_.lease = c;
   c->statements.set_capacity(policy_->pool.max_prepared_statements);  // (a reload may change it)
   if (tenant_relay_.session) tenant_relay_.session->attach(&c->statements);
@@ -542,6 +601,7 @@ void ClientConnection::lease_lost(session::TenantSession& session, std::string& 
   session.server_lost();
   server_buf_.clear();
   tx_pool_.pin.clear();
+  tx_pool_.swallow = 0;
   tx_pool_.listening = tx_pool_.advisory = tx_pool_.cursors = false;
   tx_pool_.settings_touched = tx_pool_.state_touched = false;
   if (tx_pool_.lease) tx_pool_.lease->failed = true;  // (closed as "error", not "dirty")

@@ -195,6 +195,12 @@ class TenantSession {
   // Portals and cursors the server may hold (session_portals.cc).
   size_t portal_count() const { return portals_.size(); }
   bool has_statement(std::string_view name) const { return statements_.count(server_name(name)) > 0; }
+  // The client's text of the prepared statement a message sent now names (a Parse or PREPARE in
+  // flight included; a SQL PREPARE's is its whole Query), "" when there is none.
+  std::string statement_text_of(std::string_view name) {
+    const Statement* st = resolve(name);
+    return st == nullptr ? std::string() : st->text;
+  }
 
   // ---- transaction pooling ([pool] mode = "transaction", proxy/net/pool_runtime.h) ----
   // Named prepared statements (protocol Parse or SQL PREPARE) the server holds: they pin the
