@@ -211,6 +211,7 @@ class ClientConnection : public ClientIo, public NotificationSink {
     bool skip_to_sync = false;         // an extended batch failed here: drop messages up to Sync
     bool busy = false;                 // end_of_lease is using the connection
     bool counted_pinned = false;
+    std::string counted_pin_reason;    // its pin_category() (rowguard_pool_clients_pinned{reason})
     bool client_done = false;          // client_to_server has ended
     std::string error_sqlstate, error_message;  // the error for the next message (pending)
     bool error_pending = false;

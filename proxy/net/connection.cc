@@ -87,7 +87,7 @@ asio::awaitable<void> ClientConnection::run() {
 ClientConnection::~ClientConnection() {
   drop_lease(false);
   drop_listens();  // a client gone listens no more (listener.h)
-  if (tx_pool_.counted_pinned) tx_pool_.pool->pinned(-1);
+  if (tx_pool_.counted_pinned) tx_pool_.pool->pinned(-1, tx_pool_.counted_pin_reason);
   if (counted_user_) server_.user_connections(user_, -1);
   worker_.shutdown_hooks.erase(id_);
   server_.metrics().connections_active.fetch_sub(1, std::memory_order_relaxed);

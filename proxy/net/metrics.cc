@@ -3,6 +3,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <deque>
 #include <limits>
 #include <unordered_map>
@@ -271,6 +272,79 @@ std::string denial_rule(const std::string& reason) {
   return r;
 }
 
+void PoolSample::add(const PoolSample& o) {
+  checkouts += o.checkouts;
+  wait_timeouts += o.wait_timeouts;
+  wait_failures += o.wait_failures;
+  opened += o.opened;
+  for (size_t i = 0; i < closed.size(); ++i) closed[i] += o.closed[i];
+  wait_buckets.resize(kWaitBucketsUs.size() + 1);
+  for (size_t i = 0; i < wait_buckets.size() && i < o.wait_buckets.size(); ++i) wait_buckets[i] += o.wait_buckets[i];
+  wait_sum_us += o.wait_sum_us;
+  clients_active += o.clients_active;
+  clients_waiting += o.clients_waiting;
+  servers_active += o.servers_active;
+  servers_idle += o.servers_idle;
+  servers_opening += o.servers_opening;
+  for (size_t i = 0; i < pinned.size(); ++i) pinned[i] += o.pinned[i];
+  longest_wait_us = std::max(longest_wait_us, o.longest_wait_us);
+}
+
+namespace {
+
+// The rowguard_pool_* families (transaction pooling), one labelled series per upstream database.
+void pool_families(const std::vector<PoolSample>& pools, std::vector<MetricFamily>& out) {
+  const auto counter = MetricType::Counter;
+  const auto gauge = MetricType::Gauge;
+  auto d = [](auto v) { return static_cast<double>(v); };
+  const ClientMetric::Label mode{"mode", "transaction"};
+  MetricFamily wait = family("rowguard_pool_wait_seconds",
+                             "Time a client waited for a server connection (0: an idle one was there), ending in a "
+                             "checkout, a wait timeout (53300) or a failed open.",
+                             MetricType::Histogram);
+  MetricFamily checkouts = family("rowguard_pool_checkouts_total", "Server connections handed to a client.", counter);
+  MetricFamily timeouts = family("rowguard_pool_wait_timeouts_total",
+                                 "Clients that waited [pool] query_wait_timeout for a server connection (53300).", counter);
+  MetricFamily failures = family("rowguard_pool_wait_failures_total",
+                                 "Waiting clients given the error of a failed server connection open.", counter);
+  MetricFamily active = family("rowguard_pool_clients_active", "Clients holding a server connection now.", gauge);
+  MetricFamily waiting = family("rowguard_pool_clients_waiting", "Clients waiting for a server connection now.", gauge);
+  MetricFamily longest = family("rowguard_pool_longest_wait_seconds",
+                                "How long the longest-waiting client has waited so far (0: none waits).", gauge);
+  MetricFamily pinned = family("rowguard_pool_clients_pinned",
+                               "Clients pinned to their server connection now, by the state that pins them.", gauge);
+  MetricFamily servers = family("rowguard_pool_servers", "Server connections now, by state.", gauge);
+  MetricFamily opened = family("rowguard_pool_server_connections_opened_total", "Server connections opened.", counter);
+  MetricFamily closed = family("rowguard_pool_server_connections_closed_total", "Server connections closed, by reason.",
+                               counter);
+  for (const PoolSample& p : pools) {
+    const ClientMetric::Label db{"database", p.database};
+    wait.metric.push_back(histogram(PoolSample::kWaitBucketsUs, p.wait_buckets, d(p.wait_sum_us) / 1e6, 1e6, {db, mode}));
+    checkouts.metric.push_back(value_metric(counter, d(p.checkouts), {db, mode}));
+    timeouts.metric.push_back(value_metric(counter, d(p.wait_timeouts), {db, mode}));
+    failures.metric.push_back(value_metric(counter, d(p.wait_failures), {db, mode}));
+    active.metric.push_back(value_metric(gauge, d(p.clients_active), {db, mode}));
+    waiting.metric.push_back(value_metric(gauge, d(p.clients_waiting), {db, mode}));
+    longest.metric.push_back(value_metric(gauge, d(p.longest_wait_us) / 1e6, {db, mode}));
+    for (size_t i = 0; i < PoolSample::kPinReasons.size(); ++i) {
+      pinned.metric.push_back(value_metric(gauge, d(p.pinned[i]), {db, mode, {"reason", PoolSample::kPinReasons[i]}}));
+    }
+    servers.metric.push_back(value_metric(gauge, d(p.servers_active), {db, mode, {"state", "active"}}));
+    servers.metric.push_back(value_metric(gauge, d(p.servers_idle), {db, mode, {"state", "idle"}}));
+    servers.metric.push_back(value_metric(gauge, d(p.servers_opening), {db, mode, {"state", "opening"}}));
+    opened.metric.push_back(value_metric(counter, d(p.opened), {db, mode}));
+    for (size_t i = 0; i < PoolSample::kCloseReasons.size(); ++i) {
+      closed.metric.push_back(value_metric(counter, d(p.closed[i]), {db, mode, {"reason", PoolSample::kCloseReasons[i]}}));
+    }
+  }
+  for (MetricFamily* f : {&wait, &checkouts, &timeouts, &failures, &active, &waiting, &longest, &pinned, &servers, &opened,
+                          &closed}) {
+    out.push_back(std::move(*f));
+  }
+}
+
+}  // namespace
+
 std::vector<MetricFamily> Metrics::families(uint64_t cache_hits, uint64_t cache_misses, uint64_t cache_entries) const {
   // One pass over the shards under the lock.
   std::array<uint64_t, kSlots> sums{};
@@ -388,6 +462,7 @@ std::vector<MetricFamily> Metrics::families(uint64_t cache_hits, uint64_t cache_
     out.push_back(std::move(count));
     out.push_back(std::move(latency));
   }
+  if (pool_samples) pool_families(pool_samples(), out);
   return out;
 }
 

@@ -24,6 +24,28 @@ namespace rowguard::net {
 
 struct Metrics;
 
+// Transaction pooling (pool_runtime.h): what one upstream database's pools show at a scrape, the
+// sum over the workers' pools (each written only by its worker's thread: the per-thread shards of
+// the rowguard_pool_* families).
+struct PoolSample {
+  // Time a client waited for a server connection, microseconds; 0: an idle one was there.
+  static constexpr std::array<uint64_t, 13> kWaitBucketsUs = {0,       1000,    5000,     10000,    50000,    100000,   500000,
+                                                              1000000, 5000000, 10000000, 30000000, 60000000, 120000000};
+  static constexpr std::array<const char*, 6> kCloseReasons = {"idle_timeout", "lifetime", "cancel",
+                                                               "error",        "dirty",    "resize"};
+  static constexpr std::array<const char*, 6> kPinReasons = {"prepared_statement", "listen",   "advisory_lock",
+                                                             "cursor",             "sequence", "other"};
+  std::string database;
+  uint64_t checkouts = 0, wait_timeouts = 0, wait_failures = 0, opened = 0;
+  std::array<uint64_t, kCloseReasons.size()> closed{};
+  std::vector<uint64_t> wait_buckets = std::vector<uint64_t>(kWaitBucketsUs.size() + 1);  // not cumulative
+  uint64_t wait_sum_us = 0;
+  uint64_t clients_active = 0, clients_waiting = 0, servers_active = 0, servers_idle = 0, servers_opening = 0;
+  std::array<uint64_t, kPinReasons.size()> pinned{};
+  uint64_t longest_wait_us = 0;  // the max over the workers
+  void add(const PoolSample& other);  // same database: sums (longest wait: max)
+};
+
 // A counter written by many threads, each into its own shard; load() sums the shards. Same call
 // API as the std::atomic it replaces (fetch_add/load).
 class ShardedCounter {
@@ -101,6 +123,8 @@ struct Metrics : prometheus::Collectable {
   std::vector<prometheus::MetricFamily> families(uint64_t cache_hits, uint64_t cache_misses, uint64_t cache_entries) const;
   std::vector<prometheus::MetricFamily> Collect() const override;
   std::function<std::array<uint64_t, 3>()> cache_totals;
+  // The pools' samples, one per upstream database (set by the Server; none: no rowguard_pool_* values).
+  std::function<std::vector<PoolSample>()> pool_samples;
   // Prometheus text exposition (prometheus-cpp's TextSerializer).
   std::string render(uint64_t cache_hits, uint64_t cache_misses, uint64_t cache_entries) const;
 

@@ -43,6 +43,21 @@ std::string make_settings_query() {
   return sql;
 }
 
+// Single writer (the worker thread); a scrape reads it.
+inline void bump(std::atomic<uint64_t>& a, uint64_t n = 1) {
+  a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+bool contains_ci(std::string_view text, std::string_view word) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (size_t i = 0; i + word.size() <= text.size(); ++i) {
+    size_t j = 0;
+    while (j < word.size() && lower(text[i + j]) == word[j]) ++j;
+    if (j == word.size()) return true;
+  }
+  return false;
+}
+
 uint32_t be32(std::string_view s, size_t at) {
   return (uint32_t{static_cast<unsigned char>(s[at])} << 24) | (uint32_t{static_cast<unsigned char>(s[at + 1])} << 16) |
          (uint32_t{static_cast<unsigned char>(s[at + 2])} << 8) | uint32_t{static_cast<unsigned char>(s[at + 3])};
@@ -88,6 +103,17 @@ const std::vector<std::string>& pooled_settings() {
       "row_security",
   };
   return kNames;
+}
+
+std::string_view pin_category(std::string_view why) {
+  // PoolSample::kPinReasons: prepared_statement, listen, advisory_lock, cursor, sequence, other
+  const auto& r = PoolSample::kPinReasons;
+  if (contains_ci(why, "listen")) return r[1];
+  if (contains_ci(why, "advisory")) return r[2];
+  if (contains_ci(why, "cursor")) return r[3];
+  if (contains_ci(why, "currval") || contains_ci(why, "sequence")) return r[4];
+  if (contains_ci(why, "prepare") || contains_ci(why, "statement")) return r[0];
+  return r[5];
 }
 
 bool idle_connection_alive(PooledServer& conn) {
@@ -185,20 +211,79 @@ void PoolRuntime::apply_policy(const policy::PolicyPtr& policy, int workers) {
   if (listener_) listener_->apply_policy(policy);
 }
 
-void PoolRuntime::pinned(int delta) {
+void PoolRuntime::pinned(int delta, std::string_view category) {
   pinned_ = static_cast<uint64_t>(static_cast<int64_t>(pinned_) + delta);
+  for (size_t i = 0; i < PoolSample::kPinReasons.size(); ++i) {
+    if (category != PoolSample::kPinReasons[i]) continue;
+    std::atomic<uint64_t>& n = meters_.pinned[i];
+    n.store(static_cast<uint64_t>(static_cast<int64_t>(n.load(std::memory_order_relaxed)) + delta),
+            std::memory_order_relaxed);
+  }
   publish();
 }
 
 void PoolRuntime::publish() {
-  Snapshot s{pool_.stats(pool::Clock::now()), pool_.limits().size, pinned_};
+  const pool::Clock::time_point now = pool::Clock::now();
+  Snapshot s{pool_.stats(now), pool_.limits().size, pinned_, {}};
+  s.oldest_wait_since = now - s.stats.longest_wait;
   std::lock_guard lock(snapshot_mu_);
   snapshot_ = s;
 }
 
 PoolRuntime::Snapshot PoolRuntime::snapshot() const {
-  std::lock_guard lock(snapshot_mu_);
-  return snapshot_;
+  Snapshot s;
+  {
+    std::lock_guard lock(snapshot_mu_);
+    s = snapshot_;
+  }
+  // (published at the last change: the oldest waiter has been waiting since then too)
+  s.stats.longest_wait = s.stats.waiting > 0 ? pool::Clock::now() - s.oldest_wait_since : pool::Duration::zero();
+  return s;
+}
+
+PoolSample PoolRuntime::sample() const {
+  const Snapshot snap = snapshot();
+  PoolSample p;
+  p.database = database_;
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  p.checkouts = get(meters_.checkouts);
+  p.wait_timeouts = get(meters_.wait_timeouts);
+  p.wait_failures = get(meters_.wait_failures);
+  p.opened = get(meters_.opened);
+  for (size_t i = 0; i < p.closed.size(); ++i) p.closed[i] = get(meters_.closed[i]);
+  for (size_t i = 0; i < p.wait_buckets.size(); ++i) p.wait_buckets[i] = get(meters_.wait[i]);
+  p.wait_sum_us = get(meters_.wait_sum_us);
+  for (size_t i = 0; i < p.pinned.size(); ++i) p.pinned[i] = get(meters_.pinned[i]);
+  p.clients_active = snap.stats.lent;
+  p.clients_waiting = snap.stats.waiting;
+  p.servers_active = snap.stats.lent;
+  p.servers_idle = snap.stats.idle;
+  p.servers_opening = snap.stats.opening;
+  p.longest_wait_us = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(snap.stats.longest_wait).count());
+  return p;
+}
+
+void PoolRuntime::count_close(pool::ServerId id, const PooledServer& conn) {
+  Closed why = Closed::kResize;  // above a (reloaded) smaller size
+  const pool::Duration lifetime = pool_.limits().server_lifetime;
+  if (auto it = close_as_.find(id); it != close_as_.end()) {
+    why = it->second;
+  } else if (lifetime > pool::Duration::zero() && pool::Clock::now() - conn.opened_at >= lifetime) {
+    why = Closed::kLifetime;
+  } else if (ticking_) {
+    why = Closed::kIdleTimeout;
+  }
+  bump(meters_.closed[static_cast<size_t>(why)]);
+}
+
+void PoolRuntime::observe_wait(pool::Clock::time_point since, bool immediate) {
+  const uint64_t us =
+      immediate ? 0 : static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(pool::Clock::now() - since).count());
+  size_t i = 0;
+  while (i < PoolSample::kWaitBucketsUs.size() && us > PoolSample::kWaitBucketsUs[i]) ++i;
+  bump(meters_.wait[i]);
+  bump(meters_.wait_sum_us, us);
 }
 
 asio::awaitable<void> PoolRuntime::ticker() {
@@ -210,7 +295,9 @@ asio::awaitable<void> PoolRuntime::ticker() {
     if (!*alive) co_return;
     std::vector<pool::Action> actions;
     pool_.tick(pool::Clock::now(), actions);
+    ticking_ = true;  // (a kClose now: idle timeout or lifetime)
     if (!actions.empty()) run(actions);
+    ticking_ = false;
   }
 }
 
@@ -227,6 +314,7 @@ void PoolRuntime::run(std::vector<pool::Action>& actions) {
         break;
       case pool::Action::Kind::kClose:
         if (auto it = conns_.find(a.server); it != conns_.end()) {
+          count_close(a.server, *it->second);
           it->second->stream.close();
           conns_.erase(it);
         }
@@ -317,6 +405,8 @@ asio::awaitable<void> PoolRuntime::open(pool::ServerId id) {
   }
   conn->pid = up.key.pid;
   conn->key = up.key.key;
+  conn->opened_at = pool::Clock::now();
+  bump(meters_.opened);
   if (!baseline_) baseline_ = Baseline{true, {}, {}, up.parameters, conn->settings};
   spdlog::debug("pool database={} opened server connection {} (backend pid {})", database_, id, conn->pid);
   conns_[id] = std::move(conn);
@@ -329,7 +419,8 @@ asio::awaitable<PoolRuntime::Lease> PoolRuntime::acquire(uint64_t session) {
   asio::steady_timer wake(ctx_, asio::steady_timer::time_point::max());
   Waiting w{&wake, {}, false};
   std::vector<pool::Action> actions;
-  const pool::WaiterId id = pool_.acquire(pool::Clock::now(), actions);
+  const pool::Clock::time_point since = pool::Clock::now();
+  const pool::WaiterId id = pool_.acquire(since, actions);
   waiting_[id] = &w;
   struct Forget {  // however this coroutine ends (its frame destroyed while waiting too)
     PoolRuntime* self;
@@ -344,8 +435,13 @@ asio::awaitable<PoolRuntime::Lease> PoolRuntime::acquire(uint64_t session) {
     }
   } forget{this, alive, id, w};
   run(actions);
+  const bool immediate = w.done;  // an idle connection was there
   if (!w.done) co_await wake.async_wait(kUse);
   if (!*alive || !w.done) co_return Lease{nullptr, std::string(pg::sqlstate::kConnectionFailure), "cancelled"};
+  observe_wait(since, immediate);
+  if (w.lease.conn) bump(meters_.checkouts);
+  else if (w.lease.sqlstate == pg::sqlstate::kTooManyConnections) bump(meters_.wait_timeouts);
+  else bump(meters_.wait_failures);
   if (w.lease.conn) {
     w.lease.conn->holder = session;
     lent_to_[w.lease.conn->id] = session;
@@ -358,9 +454,12 @@ void PoolRuntime::release(PooledServer* conn, bool reusable) {
   conn->holder = 0;
   lent_to_.erase(conn->id);
   if (conn->cancel_sent->load()) reusable = false;  // a late cancel must not hit the next client
+  const pool::ServerId id = conn->id;
+  if (!reusable) close_as_[id] = conn->cancel_sent->load() ? Closed::kCancel : conn->failed ? Closed::kError : Closed::kDirty;
   std::vector<pool::Action> actions;
-  pool_.release(conn->id, reusable, pool::Clock::now(), actions);
+  pool_.release(id, reusable, pool::Clock::now(), actions);
   run(actions);
+  close_as_.erase(id);
 }
 
 asio::awaitable<PoolRuntime::Baseline> PoolRuntime::baseline() {

@@ -16,7 +16,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +29,7 @@
 
 #include "policy/policy.h"
 #include "proxy/net/listener.h"
+#include "proxy/net/metrics.h"
 #include "proxy/net/stream.h"
 #include "proxy/pool/server_pool.h"
 #include "proxy/protocol/codec.h"
@@ -56,6 +59,10 @@ struct PooledServer {
   // it is then closed at release, never reused.
   std::shared_ptr<std::atomic<bool>> cancel_sent = std::make_shared<std::atomic<bool>>(false);
   uint64_t holder = 0;  // the session holding it (0: idle)
+  // Set by the holder before releasing it as not reusable because the server connection failed
+  // (lost, ended while idle, an injected query failed): counted as closed for "error", not "dirty".
+  bool failed = false;
+  std::chrono::steady_clock::time_point opened_at{};
   // The session that held it last (0: none yet). The backend keeps what nextval gave in its
   // session (currval's values): a lease by another session first sends DISCARD SEQUENCES.
   uint64_t last_holder = 0;
@@ -77,6 +84,10 @@ boost::asio::awaitable<QueryAnswer> run_injected(PooledServer& conn, std::string
 // An idle connection handed out by the pool is still usable: nothing to read on it (a server
 // that ended it sent a FATAL error, then EOF). Checked without blocking at each checkout.
 bool idle_connection_alive(PooledServer& conn);
+
+// The rowguard_pool_clients_pinned reason (PoolSample::kPinReasons) of a pin's description
+// (ClientConnection::pinned()); a reason maps to itself.
+std::string_view pin_category(std::string_view why);
 
 // Quotes a string literal for PostgreSQL (standard_conforming_strings on: only ' doubles).
 std::string sql_literal(std::string_view v);
@@ -113,16 +124,21 @@ class PoolRuntime {
   const std::string& database() const { return database_; }
   // LISTEN of this database's pooled clients (listener.h), created at the first use.
   NotificationListener& listener();
-  // A client became pinned (+1) or stopped being pinned (-1) (SHOW POOLS).
-  void pinned(int delta);
+  // A client became pinned (+1) or stopped being pinned (-1) (SHOW POOLS); `category`:
+  // pin_category() of why (rowguard_pool_clients_pinned{reason}).
+  void pinned(int delta, std::string_view category);
 
   // What SHOW POOLS shows; any thread (published by the worker after every change).
   struct Snapshot {
     pool::PoolStats stats;
     size_t size = 0;       // this runtime's share of [pool] size
     uint64_t pinned = 0;   // pinned clients now
+    pool::Clock::time_point oldest_wait_since{};  // of the longest-waiting client (when waiting > 0)
   };
+  // stats.longest_wait is computed now (how long the oldest waiter has been waiting so far).
   Snapshot snapshot() const;
+  // The counters and gauges of rowguard_pool_* (metrics.h); any thread.
+  PoolSample sample() const;
 
  private:
   struct Waiting {
@@ -135,6 +151,20 @@ class PoolRuntime {
   boost::asio::awaitable<void> ticker();
   void rearm();
   void publish();
+  void count_close(pool::ServerId id, const PooledServer& conn);
+  void observe_wait(pool::Clock::time_point since, bool immediate);
+
+  // rowguard_pool_*: written only by this runtime's worker thread (relaxed load + store), read at
+  // scrape (sample()).
+  enum class Closed : size_t { kIdleTimeout, kLifetime, kCancel, kError, kDirty, kResize };
+  struct Meters {
+    std::atomic<uint64_t> checkouts{0}, wait_timeouts{0}, wait_failures{0}, opened{0}, wait_sum_us{0};
+    std::array<std::atomic<uint64_t>, PoolSample::kCloseReasons.size()> closed{};
+    std::array<std::atomic<uint64_t>, PoolSample::kWaitBucketsUs.size() + 1> wait{};
+    std::array<std::atomic<uint64_t>, PoolSample::kPinReasons.size()> pinned{};
+  } meters_;
+  std::unordered_map<pool::ServerId, Closed> close_as_;  // release() as not reusable: why
+  bool ticking_ = false;                                 // kClose from tick(): idle or lifetime
 
   Server& server_;
   boost::asio::io_context& ctx_;

@@ -18,6 +18,7 @@
 #include "auth/scram.h"
 #include "proxy/net/connection.h"
 #include "proxy/net/http_metrics.h"
+#include "proxy/net/pool_runtime.h"
 
 namespace rowguard::net {
 namespace asio = boost::asio;
@@ -63,7 +64,23 @@ int64_t unix_now_us() {
 }  // namespace
 
 Server::Server(policy::PolicyPtr policy, std::string config_path)
-    : policy_(std::move(policy)), config_path_(std::move(config_path)), policy_loaded_at_us_(unix_now_us()) {}
+    : policy_(std::move(policy)), config_path_(std::move(config_path)), policy_loaded_at_us_(unix_now_us()) {
+  // rowguard_pool_*: every worker's pool of a database summed at scrape (SHOW POOLS has them apart).
+  metrics_.pool_samples = [this] {
+    std::map<std::string, PoolSample> by_db;
+    for (const auto& w : workers_) {
+      std::lock_guard lock(w->pools_mu);
+      for (const auto& [db, pool] : w->pools) {
+        auto [it, fresh] = by_db.try_emplace(db);
+        if (fresh) it->second.database = db;
+        it->second.add(pool->sample());
+      }
+    }
+    std::vector<PoolSample> out;
+    for (auto& [db, sample] : by_db) out.push_back(std::move(sample));
+    return out;
+  };
+}
 
 Server::~Server() { stop(); }
 

@@ -469,6 +469,7 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
     // The server ended it while it was idle in the pool (a restart, pg_terminate_backend,
     // idle_session_timeout): closed, and the next one is tried.
     spdlog::info("session={} pooled server connection (backend pid {}) ended while idle: closed", id_, lease.conn->pid);
+    lease.conn->failed = true;
     tx_pool_.pool->release(lease.conn, false);
   }
   if (!lease.conn) {
@@ -500,6 +501,7 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
     sql = mirror + sql;
     QueryAnswer a = co_await run_injected(*c, sql, policy_->limits.max_server_message);
     if (!a.ok || a.rows.size() != (select ? 1u : 0u) || (select && a.rows[0].size() != names.size())) {
+      c->failed = true;
       tx_pool_.pool->release(c, false);
       tx_pool_.error_pending = true;
       tx_pool_.error_sqlstate = a.sqlstate.empty() ? std::string(pg::sqlstate::kConnectionFailure) : a.sqlstate;
@@ -608,11 +610,16 @@ asio::awaitable<void> ClientConnection::end_of_lease(session::TenantSession& ses
       if (!(session.idle() && session.tx_status() == 'I' && session.at_boundary())) co_return;
     }
   }
-  const bool pin = !pinned().empty();
-  if (pin != tx_pool_.counted_pinned) {
+  const std::string why = pinned();
+  const bool pin = !why.empty();
+  const std::string_view category = pin ? pin_category(why) : std::string_view();
+  if (pin != tx_pool_.counted_pinned || category != tx_pool_.counted_pin_reason) {
+    if (tx_pool_.counted_pinned) tx_pool_.pool->pinned(-1, tx_pool_.counted_pin_reason);
+    if (pin) tx_pool_.pool->pinned(+1, category);
+    tx_pool_.counted_pin_reason = category;
+    const bool newly = pin && !tx_pool_.counted_pinned;
     tx_pool_.counted_pinned = pin;
-    tx_pool_.pool->pinned(pin ? +1 : -1);
-    if (pin) {
+    if (newly) {
       spdlog::info("session={} user={} pinned to its server connection: {}", id_, user_, pinned());
     }
   }
@@ -777,6 +784,7 @@ void ClientConnection::lease_lost(session::TenantSession& session, std::string& 
   tx_pool_.swallow = 0;
   tx_pool_.listening = tx_pool_.advisory = tx_pool_.cursors = false;
   tx_pool_.settings_touched = tx_pool_.state_touched = false;
+  if (tx_pool_.lease) tx_pool_.lease->failed = true;  // (closed as "error", not "dirty")
   drop_lease(false);
   const std::string msg = "rowguard: the connection to the server was lost; the transaction (if any) is rolled back";
   if (waiting) {

@@ -92,6 +92,31 @@ TEST_F(TxPoolE2e, ShutdownWithPinnedAndBusyClientsExitsCleanly) {
   remove_tree(dir);
 }
 
+// The pool's Prometheus metrics, scraped over HTTP around real pooled traffic (pool of 1, one
+// worker, so every count is exact): checkouts and the wait histogram, a forced 53300 (waiting
+// gauge, SHOW POOLS longest wait while it waits), servers active/idle, a pinned client, and
+// server connections opened / closed by reason (error, dirty, cancel; idle_timeout and lifetime
+// with short timeouts). Scenarios "metrics" and "metrics_idle" in drivers/txpool_client.py.
+void pool_metrics_scenario(const std::string& name, const std::string& pool_extra) {
+  PgServer& pg = PgServer::shared();
+  pg.load_example_schema();
+  const int metrics_port = free_tcp_port();
+  const std::string config = pooled_config(1, 2) + pool_extra + "\n[metrics]\nlisten = \"127.0.0.1:" +
+                             std::to_string(metrics_port) + "\"\n";
+  RowguardProcess rg(config, pg, "info");
+  CommandResult r = run_command({kPython, source_dir() + "/tests/e2e/drivers/txpool_client.py", name,
+                                 std::to_string(rg.port()), pg.socket_dir(), std::to_string(pg.port())},
+                                {{"RG_METRICS_PORT", std::to_string(metrics_port)}}, "", 90);
+  EXPECT_EQ(r.exit_code, 0) << describe(r) << tail_lines(rg.log(), 40);
+  EXPECT_NE(r.out.find("ok " + name), std::string::npos) << describe(r);
+}
+
+TEST(TxPoolMetricsE2e, ScrapedPoolMetricsFollowPooledTraffic) { pool_metrics_scenario("metrics", ""); }
+
+TEST(TxPoolMetricsE2e, IdleTimeoutAndLifetimeClosesAreCounted) {
+  pool_metrics_scenario("metrics_idle", "server_idle_timeout = 1\nserver_lifetime = 2\n");
+}
+
 // pgbench with 50 tenant clients through a pool of 5 (tenant t1's own rows; a wrong count fails
 // the transaction, see drivers/pgbench_orders.sql), simple, extended and prepared protocol. With
 // -M prepared every client uses named statements: they follow the client from one server

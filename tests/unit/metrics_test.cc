@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proxy/net/metrics.h"
+#include "proxy/net/pool_runtime.h"
 
 namespace rowguard::net {
 namespace {
@@ -227,10 +228,92 @@ TEST(MetricsExposition, TenantLabelsAreCappedUnderOther) {
   EXPECT_EQ(tenants, (std::set<std::string>{"a", "b", "_other"}));
 }
 
-TEST(MetricsExposition, ReservedPoolNamesAreNotUsedYet) {
+TEST(MetricsExposition, NoPoolSeriesWithoutAPool) {
   Metrics m;
   Exposition e = parse(busy(m).render(0, 0, 0));
   for (const auto& [family, type] : e.types) EXPECT_FALSE(family.starts_with("rowguard_pool_")) << family;
+}
+
+// Transaction pooling: two workers' pools of one database are summed (the longest wait is the
+// max), every family has its type and labels, the wait histogram's le="0" bucket holds the
+// checkouts that found an idle connection.
+TEST(MetricsExposition, PoolFamiliesSumTheWorkersPools) {
+  PoolSample w1, w2;
+  w1.database = w2.database = "appdb";
+  w1.checkouts = 5;
+  w2.checkouts = 2;
+  w1.wait_buckets[0] = 4;  // no wait
+  w1.wait_buckets[4] = 1;  // (10, 50] ms
+  w2.wait_buckets[0] = 2;
+  w1.wait_sum_us = 20000;
+  w2.wait_timeouts = 1;
+  w2.wait_buckets.back() = 1;  // above 120 s
+  w2.wait_sum_us = 130000000;
+  w1.opened = 3;
+  w1.closed[0] = 1;  // idle_timeout
+  w2.closed[2] = 1;  // cancel
+  w1.servers_active = w1.clients_active = 1;
+  w1.servers_idle = 1;
+  w2.clients_waiting = 2;
+  w2.longest_wait_us = 1500000;
+  w1.longest_wait_us = 1000;
+  w1.pinned[2] = 1;  // advisory_lock
+  PoolSample sum = w1;
+  sum.add(w2);
+  Metrics m;
+  m.pool_samples = [&] { return std::vector<PoolSample>{sum}; };
+  Exposition e = parse(m.render(0, 0, 0));
+  const std::set<std::string> now = shape(e);
+  for (const char* line : {"rowguard_pool_wait_seconds histogram database mode",
+                           "rowguard_pool_checkouts_total counter database mode",
+                           "rowguard_pool_wait_timeouts_total counter database mode",
+                           "rowguard_pool_wait_failures_total counter database mode",
+                           "rowguard_pool_clients_active gauge database mode",
+                           "rowguard_pool_clients_waiting gauge database mode",
+                           "rowguard_pool_longest_wait_seconds gauge database mode",
+                           "rowguard_pool_clients_pinned gauge database mode reason",
+                           "rowguard_pool_servers gauge database mode state",
+                           "rowguard_pool_server_connections_opened_total counter database mode",
+                           "rowguard_pool_server_connections_closed_total counter database mode reason"}) {
+    EXPECT_TRUE(now.contains(line)) << line;
+  }
+  const std::map<std::string, std::string> db = {{"database", "appdb"}, {"mode", "transaction"}};
+  auto with = [&](std::string k, std::string v) {
+    auto l = db;
+    l[k] = v;
+    return l;
+  };
+  EXPECT_EQ(value(e, "rowguard_pool_checkouts_total", db), 7);
+  EXPECT_EQ(value(e, "rowguard_pool_wait_timeouts_total", db), 1);
+  EXPECT_EQ(value(e, "rowguard_pool_wait_seconds_count", db), 8);
+  EXPECT_EQ(value(e, "rowguard_pool_wait_seconds_bucket", with("le", "0")), 6);
+  EXPECT_EQ(value(e, "rowguard_pool_wait_seconds_bucket", with("le", "0.05")), 7);
+  EXPECT_EQ(value(e, "rowguard_pool_wait_seconds_bucket", with("le", "120")), 7);
+  EXPECT_EQ(value(e, "rowguard_pool_wait_seconds_bucket", with("le", "+Inf")), 8);
+  EXPECT_DOUBLE_EQ(value(e, "rowguard_pool_wait_seconds_sum", db), 130.02);
+  EXPECT_EQ(value(e, "rowguard_pool_servers", with("state", "active")), 1);
+  EXPECT_EQ(value(e, "rowguard_pool_servers", with("state", "idle")), 1);
+  EXPECT_EQ(value(e, "rowguard_pool_clients_waiting", db), 2);
+  EXPECT_DOUBLE_EQ(value(e, "rowguard_pool_longest_wait_seconds", db), 1.5);
+  EXPECT_EQ(value(e, "rowguard_pool_clients_pinned", with("reason", "advisory_lock")), 1);
+  EXPECT_EQ(value(e, "rowguard_pool_clients_pinned", with("reason", "listen")), 0);
+  EXPECT_EQ(value(e, "rowguard_pool_server_connections_opened_total", db), 3);
+  EXPECT_EQ(value(e, "rowguard_pool_server_connections_closed_total", with("reason", "idle_timeout")), 1);
+  EXPECT_EQ(value(e, "rowguard_pool_server_connections_closed_total", with("reason", "cancel")), 1);
+  EXPECT_EQ(value(e, "rowguard_pool_server_connections_closed_total", with("reason", "dirty")), 0);
+}
+
+// The reason label of a pin, from ClientConnection::pinned()'s descriptions; a label maps to itself.
+TEST(MetricsExposition, PinReasonsAreCategorised) {
+  EXPECT_EQ(pin_category("LISTEN"), "listen");
+  EXPECT_EQ(pin_category("a session-level advisory lock"), "advisory_lock");
+  EXPECT_EQ(pin_category("a cursor WITH HOLD"), "cursor");
+  EXPECT_EQ(pin_category("currval/lastval (sequence values of the session)"), "sequence");
+  EXPECT_EQ(pin_category("SQL-level prepared statement \"q\" (PREPARE) lives on its server connection"),
+            "prepared_statement");
+  EXPECT_EQ(pin_category("a named prepared statement"), "prepared_statement");
+  EXPECT_EQ(pin_category("something new"), "other");
+  for (const char* r : PoolSample::kPinReasons) EXPECT_EQ(pin_category(r), r);
 }
 
 }  // namespace

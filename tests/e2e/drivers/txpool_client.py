@@ -386,5 +386,177 @@ def cancel():
     assert one(a, "SELECT count(*) FROM orders") == 3
 
 
+# ---- Prometheus metrics of the pool (size 1, query_wait_timeout 2; RG_METRICS_PORT) ----------
+
+def scrape():
+    """{(name, frozenset(labels)): value} of the /metrics exposition."""
+    import os
+    import re
+    import urllib.request
+    url = "http://127.0.0.1:%s/metrics" % os.environ["RG_METRICS_PORT"]
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        pairs = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels))
+        out[(name, pairs)] = float(value)
+    return out
+
+
+def metric(s, name, **labels):
+    labels.setdefault("database", "appdb")
+    labels.setdefault("mode", "transaction")
+    return s.get((name, frozenset(labels.items())), 0.0)
+
+
+def console():
+    c = psycopg2.connect(host="127.0.0.1", port=PORT, user="dba", password="pwdba", dbname="rowguard",
+                         sslmode="disable", connect_timeout=10)
+    c.autocommit = True
+    return c
+
+
+def show_pools(con):
+    cur = con.cursor()
+    cur.execute("SHOW POOLS")
+    cols = [x[0] for x in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def metrics():
+    d = direct()
+    con = console()
+    s = scrape()
+    assert metric(s, "rowguard_pool_checkouts_total") == 0, s
+    a = connect("t1")  # the pool's first connection opens at the first login (one checkout)
+    for _ in range(5):
+        assert one(a, "SELECT count(*) FROM orders") == 3
+    s = scrape()
+    assert metric(s, "rowguard_pool_server_connections_opened_total") == 1
+    assert metric(s, "rowguard_pool_checkouts_total") == 6, metric(s, "rowguard_pool_checkouts_total")
+    # 5 checkouts found the connection idle: no wait (le="0"); the login's waited for the open
+    assert metric(s, "rowguard_pool_wait_seconds_count") == 6
+    assert metric(s, "rowguard_pool_wait_seconds_bucket", le="0") >= 5
+    assert metric(s, "rowguard_pool_servers", state="idle") == 1
+    assert metric(s, "rowguard_pool_servers", state="active") == 0
+    assert metric(s, "rowguard_pool_clients_waiting") == 0
+
+    # A held transaction and a second client: it waits (gauge, SHOW POOLS longest wait), then 53300.
+    h = connect("t2", autocommit=False)
+    assert one(h, "SELECT count(*) FROM orders") == 4
+    s = scrape()
+    assert metric(s, "rowguard_pool_servers", state="active") == 1
+    assert metric(s, "rowguard_pool_servers", state="idle") == 0
+    assert metric(s, "rowguard_pool_clients_active") == 1
+    w = connect("t3")
+    result = {}
+
+    def waiter():
+        try:
+            one(w, "SELECT count(*) FROM orders")
+            result["w"] = "served"
+        except psycopg2.OperationalError as e:
+            result["w"] = e.pgcode
+    t = threading.Thread(target=waiter)
+    t.start()
+    wait_for("a waiting client", lambda: metric(scrape(), "rowguard_pool_clients_waiting") == 1)
+    longest = [0, 0.0]  # SHOW POOLS longest_wait_ms, /metrics longest wait seconds (max seen)
+    while t.is_alive():
+        for r in show_pools(con):
+            longest[0] = max(longest[0], int(r["longest_wait_ms"]))
+        longest[1] = max(longest[1], metric(scrape(), "rowguard_pool_longest_wait_seconds"))
+        time.sleep(0.05)
+    t.join()
+    assert result.get("w") == "53300", result
+    assert longest[0] >= 300, longest  # the wait lasted 2 s; the answer is computed when asked
+    assert longest[1] >= 0.3, longest
+    s = scrape()
+    assert metric(s, "rowguard_pool_wait_timeouts_total") == 1
+    assert metric(s, "rowguard_pool_clients_waiting") == 0
+    assert metric(s, "rowguard_pool_wait_seconds_count") == 8  # 7 checkouts, 1 timeout
+    assert metric(s, "rowguard_pool_wait_seconds_sum") >= 1.9
+    assert metric(s, "rowguard_pool_wait_seconds_bucket", le="0.5") <= 7
+    h.commit()
+    assert one(w, "SELECT count(*) FROM orders") == 2
+    assert metric(scrape(), "rowguard_pool_checkouts_total") == 8
+
+    # Pinned by a session-level advisory lock, unpinned by its unlock.
+    assert one(a, "SELECT pg_advisory_lock(5)") is not None
+    s = scrape()
+    assert metric(s, "rowguard_pool_clients_pinned", reason="advisory_lock") == 1, s
+    assert metric(s, "rowguard_pool_servers", state="active") == 1
+    assert one(a, "SELECT pg_advisory_unlock(5)") is True
+    assert metric(scrape(), "rowguard_pool_clients_pinned", reason="advisory_lock") == 0
+
+    # Closed connections by reason: the server ended it mid-transaction (error), the client
+    # vanished mid-transaction (dirty), a cancel was sent during the lease (cancel).
+    assert one(h, "SELECT count(*) FROM orders") == 4
+    pid = wait_for("a backend idle in transaction", lambda: one(
+        d, "SELECT pid FROM pg_stat_activity WHERE usename = 'app' AND state = 'idle in transaction'"))
+    assert one(d, "SELECT pg_terminate_backend(%s)", (pid,)) is True
+    try:
+        one(h, "SELECT count(*) FROM orders")
+        raise AssertionError("expected 08006")
+    except psycopg2.Error as e:
+        assert e.pgcode == "08006", (e.pgcode, str(e))
+    h.rollback()
+    s = scrape()
+    assert metric(s, "rowguard_pool_server_connections_closed_total", reason="error") == 1, s
+    assert one(h, "SELECT count(*) FROM orders") == 4  # a new connection
+    h.commit()
+    assert metric(scrape(), "rowguard_pool_server_connections_opened_total") == 2
+    v = connect("t1", autocommit=False)
+    assert one(v, "SELECT count(*) FROM orders") == 3
+    v.close()
+    wait_for("the vanished client's connection closed", lambda: metric(
+        scrape(), "rowguard_pool_server_connections_closed_total", reason="dirty") == 1)
+    result = {}
+
+    def slow():
+        try:
+            one(a, "SELECT count(*) FROM (SELECT pg_sleep(20)) s")
+            result["a"] = "finished"
+        except psycopg2.errors.QueryCanceled:
+            result["a"] = "cancelled"
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_for("A's statement running", lambda: one(
+        d, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND state = 'active' AND query LIKE '%pg_sleep(20)%'"))
+    a.cancel()
+    t.join(15)
+    assert result.get("a") == "cancelled", result
+    s = scrape()
+    assert metric(s, "rowguard_pool_server_connections_closed_total", reason="cancel") == 1, s
+    assert one(a, "SELECT count(*) FROM orders") == 3
+    s = scrape()
+    assert metric(s, "rowguard_pool_server_connections_opened_total") == 4, s
+    for reason in ("idle_timeout", "lifetime", "resize"):
+        assert metric(s, "rowguard_pool_server_connections_closed_total", reason=reason) == 0, (reason, s)
+    opened = metric(s, "rowguard_pool_server_connections_opened_total")
+    closed = sum(v for (n, _), v in s.items() if n == "rowguard_pool_server_connections_closed_total")
+    assert opened - closed == metric(s, "rowguard_pool_servers", state="idle") + metric(
+        s, "rowguard_pool_servers", state="active") == 1, s
+    pools = show_pools(con)
+    assert sum(int(r["checkouts"]) for r in pools) == metric(s, "rowguard_pool_checkouts_total"), (pools, s)
+    assert sum(int(r["wait_timeouts"]) for r in pools) == 1
+
+
+def metrics_idle():
+    """server_idle_timeout = 1, server_lifetime = 2: one connection closed for each reason."""
+    a = connect("t1", autocommit=False)
+    wait_for("the idle connection closed", lambda: metric(
+        scrape(), "rowguard_pool_server_connections_closed_total", reason="idle_timeout") == 1)
+    # held past its lifetime: closed when given back, not reused
+    assert one(a, "SELECT count(*) FROM (SELECT pg_sleep(2.5)) s") == 1
+    a.commit()
+    s = scrape()
+    assert metric(s, "rowguard_pool_server_connections_closed_total", reason="lifetime") == 1, s
+    assert metric(s, "rowguard_pool_server_connections_opened_total") == 2, s
+    assert metric(s, "rowguard_pool_servers", state="idle") == 0, s
+
+
 globals()[SCENARIO]()
 print("ok " + SCENARIO)
