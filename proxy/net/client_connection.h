@@ -82,6 +82,25 @@ class ClientConnection : public ClientIo {
   boost::asio::awaitable<std::optional<ClientMessage>> next_client_message(size_t max) override;
   boost::asio::awaitable<void> forward_cancel(int32_t pid, int32_t key);
 
+  // ---- tenant placement ([[upstreams]], connection_startup.cc) -------------------------------
+  //
+  // A tenant's sessions go to its placement's upstream; a bypass session to the one it names
+  // with database "name@upstream" (else "default"). A reload that moves the tenant: a pooled
+  // session's next transaction leases from the new upstream's pool (follow_placement); a session
+  // with its own backend on the old upstream is closed placement_drain_timeout later (57P01).
+
+  // Takes "database@upstream" apart (the startup packet's database, before check_startup).
+  void take_upstream_choice(protocol::StartupPacket& startup);
+  // The upstream this session should be on under `policy`; nullptr: the one a bypass session
+  // named is not in the policy.
+  const policy::Upstream* wanted_upstream(const policy::Policy& policy) const;
+  // Worker::reload_hooks: starts (or, when the tenant is moved back, stops) the drain.
+  void placement_changed();
+  boost::asio::awaitable<void> placement_drain(std::shared_ptr<boost::asio::steady_timer> timer,
+                                              std::weak_ptr<bool> alive);
+  // Transaction pooling, before a lease: the pool of the tenant's upstream under policy_.
+  void follow_placement();
+
   // ---- tenant relay (tenant_relay.cc) ---------------------------------------------------------
 
   boost::asio::awaitable<void> tenant_loop();
@@ -215,6 +234,15 @@ class ClientConnection : public ClientIo {
   SecretString jwt_token_;                 // identity = "jwt": the login's token, for reloads
   uint64_t identity_checked_version_ = 0;  // the policy version the login was last checked under
   std::shared_ptr<ClientInfo> info_;       // what the admin console shows
+  std::string upstream_choice_;            // bypass: the upstream named by "database@upstream"
+  std::string upstream_name_ = std::string(policy::kDefaultUpstream);  // where this session's server is
+  std::string upstream_host_;              // ... its address (session mode: cancels go there)
+  uint16_t upstream_port_ = 0;
+  std::string database_;                   // the upstream database (pools are keyed by it)
+  std::string client_database_;            // the database the startup asked for (check_startup)
+  std::shared_ptr<boost::asio::steady_timer> placement_timer_;  // a drain under way
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // expires with the connection
+  std::string moved_;                      // why a drain ended this session (FATAL 57P01)
 };
 
 }  // namespace rowguard::net
