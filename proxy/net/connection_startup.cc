@@ -111,11 +111,11 @@ asio::awaitable<bool> ClientConnection::establish() {
   } else {
     info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), database_, up.key.pid,
                         upstream_.tls(), upstream_name_);
-    if (tenant_) {
-      // Tenant placement: a reload that moves this tenant drains this session (placement_changed).
-      worker_.reload_hooks[id_] = [this] { placement_changed(); };
-      placement_changed();  // a reload that landed during the login
-    }
+  }
+  if (tenant_) {
+    // Tenant placement: a reload that moves this tenant drains this session (placement_changed).
+    worker_.reload_hooks[id_] = [this] { placement_changed(); };
+    placement_changed();  // a reload that landed during the login
   }
   co_return true;
 }
@@ -440,8 +440,11 @@ const policy::Upstream* ClientConnection::wanted_upstream(const policy::Policy& 
   return policy.upstream(upstream_choice_.empty() ? policy::kDefaultUpstream : std::string_view(upstream_choice_));
 }
 
+// Session mode: the session's backend is on upstream_name_. Transaction pooling: only a held
+// lease is (a client pinned to its server connection, or a transaction under way); without one
+// the next transaction follows the placement by itself (follow_placement).
 void ClientConnection::placement_changed() {
-  if (!tenant_ || tx_pool_.on || upstream_host_.empty() || !moved_.empty()) return;
+  if (!tenant_ || upstream_host_.empty() || !moved_.empty()) return;
   policy::PolicyPtr latest = server_.policy();
   const policy::Upstream* want = wanted_upstream(*latest);
   if (want != nullptr && want->name == upstream_name_) {
@@ -453,6 +456,7 @@ void ClientConnection::placement_changed() {
     return;
   }
   if (placement_timer_) return;  // draining already
+  if (tx_pool_.on && tx_pool_.lease == nullptr) return;
   const int seconds = latest->proxy.placement_drain_timeout_seconds;
   spdlog::info("session={} tenant={} moved from upstream {} to {}: this session closes in {} s "
                "([proxy] placement_drain_timeout)", id_, *tenant_, upstream_name_, want ? want->name : "?", seconds);
@@ -468,6 +472,10 @@ asio::awaitable<void> ClientConnection::placement_drain(std::shared_ptr<asio::st
   policy::PolicyPtr latest = server_.policy();
   const policy::Upstream* want = wanted_upstream(*latest);
   if (want != nullptr && want->name == upstream_name_) co_return;
+  if (tx_pool_.on && tx_pool_.lease == nullptr) {  // (it let go of its server connection meanwhile)
+    placement_timer_.reset();
+    co_return;
+  }
   moved_ = "rowguard: tenant \"" + *tenant_ + "\" was moved to upstream \"" + (want ? want->name : "?") +
            "\" by a policy reload; this session's server connection is on \"" + upstream_name_ +
            "\" and was closed after [proxy] placement_drain_timeout (" +

@@ -90,9 +90,10 @@ class PlacementE2e : public ::testing::Test {
   // DIR/NAME.go exists, then reads again; stdout and stderr in DIR/NAME.out, DIR/NAME.ready once
   // the first read is done.
   std::unique_ptr<BackgroundProcess> held_psql(const std::string& name, const std::string& user,
-                                               const std::string& password) {
+                                               const std::string& password,
+                                               const std::string& first = "SELECT DISTINCT status FROM orders;") {
     const std::string script = dir_ + "/" + name + ".sql";
-    write_text_file(script, "SELECT DISTINCT status FROM orders;\n\\! touch " + dir_ + "/" + name +
+    write_text_file(script, first + "\n\\! touch " + dir_ + "/" + name +
                                 ".ready; while [ ! -e " + dir_ + "/" + name + ".go ]; do sleep 0.05; done\n"
                                 "SELECT DISTINCT status FROM orders;\n");
     return std::make_unique<BackgroundProcess>(
@@ -159,16 +160,22 @@ TEST_F(PlacementE2e, EachTenantReadsOnlyItsOwnServer) {
 }
 
 // Transaction pooling: tenant 1 runs transactions in a loop while a reload moves it from A to B;
-// no transaction fails, each is answered by one server, and after the move they go to B.
+// no transaction fails, each is answered by one server, and after the move they go to B. A
+// client of tenant 1 pinned to a server connection on A is closed after the drain timeout.
 TEST_F(PlacementE2e, TransactionModeMoveUnderLoad) {
   const std::string pool = "\n[pool]\nmode = \"transaction\"\nsize = 4\n";
-  start(config("", "", pool));
+  const std::string drain_timeout = "placement_drain_timeout = 1\n";
+  start(config("", drain_timeout, pool));
+  // A client pinned to its server connection on A (a session-level advisory lock): it cannot
+  // follow the move, so it is closed after placement_drain_timeout (57P01).
+  auto pinned = held_psql("pinned", "t1", "pw1", "SELECT pg_advisory_lock(7);");
+  ASSERT_TRUE(wait_until([&] { return exists("pinned.ready"); }, std::chrono::seconds(20))) << scenario_output("pinned");
   BackgroundProcess load({kPython, source_dir() + "/tests/e2e/drivers/placement_client.py", "load",
                           std::to_string(rg_->port()), dir_},
                          dir_ + "/load.out");
   ASSERT_TRUE(wait_until([&] { return count_of(scenario_output("load"), "tx on-A") >= 20; }, std::chrono::seconds(30)))
       << scenario_output("load");
-  reload(config("b", "", pool));
+  reload(config("b", drain_timeout, pool));
   ASSERT_TRUE(wait_until([&] { return count_of(scenario_output("load"), "tx on-B") >= 20; }, std::chrono::seconds(30)))
       << scenario_output("load") << tail_lines(rg_->log(), 30);
   write_text_file(dir_ + "/stop", "");
@@ -176,6 +183,13 @@ TEST_F(PlacementE2e, TransactionModeMoveUnderLoad) {
       << scenario_output("load");
   const std::string out = scenario_output("load");
   EXPECT_FALSE(contains(out, "FAIL")) << out;
+  ASSERT_TRUE(wait_until([&] { return contains(rg_->log(), "closed: moved from upstream default to b"); },
+                         std::chrono::seconds(30)))
+      << tail_lines(rg_->log(), 30);
+  write_text_file(dir_ + "/pinned.go", "");
+  ASSERT_TRUE(wait_until([&] { return !pinned->running(); }, std::chrono::seconds(20)));
+  EXPECT_TRUE(contains(scenario_output("pinned"), "57P01")) << scenario_output("pinned");
+  EXPECT_FALSE(contains(scenario_output("pinned"), "on-")) << scenario_output("pinned");
   // Once on B, never back on A.
   EXPECT_FALSE(contains(out.substr(out.find("tx on-B")), "tx on-A")) << out;
   // SHOW POOLS: a pool per upstream.
