@@ -284,7 +284,8 @@ void parse_proxy(const toml::value& root, Policy& p) {
   check_keys(t, {"listen", "upstream", "upstream_user", "upstream_password",
                  "upstream_password_env", "upstream_database", "workers", "upstream_tls",
                  "upstream_ca", "shutdown_timeout", "max_client_connections",
-                 "max_connections_per_user", "auth_timeout", "reuse_port", "peer_id", "peer_listen"},
+                 "max_connections_per_user", "auth_timeout", "reuse_port", "peer_id", "peer_listen",
+                 "placement_drain_timeout"},
              "[proxy]");
   parse_endpoint(t, "listen", p.proxy.listen_host, p.proxy.listen_port);
   parse_endpoint(t, "upstream", p.proxy.upstream_host, p.proxy.upstream_port);
@@ -328,6 +329,7 @@ void parse_proxy(const toml::value& root, Policy& p) {
   int_key("max_client_connections", 1, 1000000, p.proxy.max_client_connections);
   int_key("max_connections_per_user", 0, 1000000, p.proxy.max_connections_per_user);
   int_key("auth_timeout", 1, 3600, p.proxy.auth_timeout_seconds);
+  int_key("placement_drain_timeout", 0, 86400, p.proxy.placement_drain_timeout_seconds);
   if (t.contains("reuse_port")) {
     if (!t.at("reuse_port").is_boolean()) fail(t.at("reuse_port"), "\"reuse_port\" must be true or false", "here");
     p.proxy.reuse_port = t.at("reuse_port").as_boolean();
@@ -340,6 +342,89 @@ void parse_proxy(const toml::value& root, Policy& p) {
       fail(w, "\"shutdown_timeout\" must be seconds, 0..3600", "here");
     }
     p.proxy.shutdown_timeout_seconds = static_cast<int>(w.as_integer());
+  }
+}
+
+// [[upstreams]] name, host, port, database, tls, ca, user, password / password_env: the
+// PostgreSQL servers tenants may be placed on; "default" is [proxy] upstream. Unset keys take
+// [proxy]'s upstream_* values (port: 5432).
+void parse_upstreams(const toml::value& root, Policy& p) {
+  p.upstreams.clear();
+  p.upstreams.emplace(std::string(kDefaultUpstream), Upstream{std::string(kDefaultUpstream), p.proxy});
+  if (!root.contains("upstreams")) return;
+  const auto& arr = root.at("upstreams");
+  if (!arr.is_array()) fail(arr, "[[upstreams]] must be an array of tables", "here");
+  for (const auto& e : arr.as_array()) {
+    if (!e.is_table()) fail(e, "[[upstreams]] must be an array of tables", "here");
+    check_keys(e, {"name", "host", "port", "database", "tls", "ca", "user", "password", "password_env"},
+               "[[upstreams]]");
+    Upstream u;
+    u.name = get_string(e, "name", "[[upstreams]]");
+    if (!valid_identifier(u.name) || u.name.find('@') != std::string::npos) {
+      fail(e.at("name"), "invalid upstream name (1..63 bytes, no '@')", "here");
+    }
+    if (u.name == kDefaultUpstream) {
+      fail(e.at("name"), "the upstream \"default\" is [proxy] upstream; give this one another name", "here");
+    }
+    if (p.upstreams.contains(u.name)) fail(e.at("name"), "upstream \"" + u.name + "\" is listed twice", "here");
+    u.settings = p.proxy;
+    u.settings.upstream_host = get_string(e, "host", "[[upstreams]]");
+    if (u.settings.upstream_host.empty()) fail(e.at("host"), "empty host", "here");
+    u.settings.upstream_port = 5432;
+    if (e.contains("port")) {
+      const auto& v = e.at("port");
+      if (!v.is_integer() || v.as_integer() <= 0 || v.as_integer() > 65535) {
+        fail(v, "\"port\" must be an integer 1..65535", "here");
+      }
+      u.settings.upstream_port = static_cast<uint16_t>(v.as_integer());
+    }
+    if (auto db = get_optional_string(e, "database")) u.settings.upstream_database = *db;
+    if (auto user = get_optional_string(e, "user")) u.settings.upstream_user = *user;
+    if (auto pw = get_optional_string(e, "password")) u.settings.upstream_password = *pw;
+    if (auto env = get_optional_string(e, "password_env")) {
+      if (e.contains("password")) fail(e.at("password_env"), "set either password or password_env", "here");
+      const char* v = std::getenv(env->c_str());
+      if (v == nullptr) fail(e.at("password_env"), "environment variable " + *env + " is not set", "here");
+      u.settings.upstream_password = v;
+    }
+    if (auto tls = get_optional_string(e, "tls")) {
+      const auto mode = parse_mode<UpstreamTls>(*tls);
+      if (!mode) fail(e.at("tls"), "\"tls\" must be disable, prefer, require or verify-full", "here");
+      u.settings.upstream_tls = *mode;
+    }
+    if (auto ca = get_optional_string(e, "ca")) u.settings.upstream_ca = *ca;
+    if (u.settings.upstream_tls == UpstreamTls::kVerifyFull && u.settings.upstream_ca.empty()) {
+      fail(e, "tls = \"verify-full\" needs ca", "here");
+    }
+    p.upstreams.emplace(u.name, std::move(u));
+  }
+}
+
+// Places `tenant` on `name` (at `where`, for the error): the upstream must exist, and every
+// statement placing one tenant must name the same upstream.
+void place_tenant(const toml::value& where, const std::string& tenant, const std::string& name, Policy& p) {
+  if (!p.upstreams.contains(name)) {
+    std::string known;
+    for (const auto& [n, u] : p.upstreams) known += (known.empty() ? "" : ", ") + n;
+    fail(where, "unknown upstream \"" + name + "\" (the [[upstreams]] names: " + known + ")", "here");
+  }
+  if (auto it = p.placement.find(tenant); it != p.placement.end() && it->second != name) {
+    fail(where, "tenant \"" + tenant + "\" is placed on \"" + it->second + "\" already, here on \"" + name + "\"",
+         "here");
+  }
+  p.placement[tenant] = name;
+}
+
+// [placement] "tenant" = "upstream": tenants that have no [[tenants]] login (identity = "jwt"
+// or "role").
+void parse_placement(const toml::value& root, Policy& p) {
+  if (!root.contains("placement")) return;
+  const auto& t = root.at("placement");
+  if (!t.is_table()) fail(t, "[placement] must be a table of \"tenant\" = \"upstream\"", "here");
+  for (const auto& [tenant, v] : t.as_table()) {
+    if (!v.is_string()) fail(v, "[placement] values must be upstream names (strings)", "here");
+    if (tenant.empty() || tenant.find('\0') != std::string::npos) fail(v, "invalid tenant value", "here");
+    place_tenant(v, tenant, v.as_string().str, p);
   }
 }
 
@@ -575,7 +660,7 @@ void parse_logins(const toml::value& root, const std::string& key, bool tenant, 
   for (const auto& e : arr.as_array()) {
     if (!e.is_table()) fail(e, "each [[" + key + "]] entry must be a table", "here");
     if (tenant) {
-      check_keys(e, {"user", "password", "tenant"}, "[[tenants]]");
+      check_keys(e, {"user", "password", "tenant", "upstream"}, "[[tenants]]");
     } else {
       check_keys(e, {"user", "password"}, "[[bypass]]");
     }
@@ -606,6 +691,7 @@ void parse_logins(const toml::value& root, const std::string& key, bool tenant, 
       if (login.tenant->empty() || login.tenant->find('\0') != std::string::npos) {
         fail(tv, "invalid tenant value", "here");
       }
+      if (auto up = get_optional_string(e, "upstream")) place_tenant(e.at("upstream"), *login.tenant, *up, p);
     }
     if (p.logins.contains(login.user)) fail(e.at("user"), "user \"" + login.user + "\" is listed twice", "here");
     p.logins.emplace(login.user, std::move(login));
@@ -698,6 +784,24 @@ const std::optional<auth::ScramVerifier>& Login::scram_verifier() const {
 
 bool Policy::function_allowed(const QualifiedName& name) const { return TenantScope(*this).function_allowed(name); }
 
+const std::string& Policy::upstream_name_of(std::string_view tenant) const {
+  static const std::string kDefault(kDefaultUpstream);
+  auto it = placement.find(tenant);
+  return it == placement.end() ? kDefault : it->second;
+}
+
+const Upstream* Policy::upstream(std::string_view name) const {
+  auto it = upstreams.find(name);
+  return it == upstreams.end() ? nullptr : &it->second;
+}
+
+const Upstream& Policy::upstream_of(std::string_view tenant) const {
+  if (const Upstream* u = upstream(upstream_name_of(tenant))) return *u;
+  static const Upstream kNone{std::string(kDefaultUpstream), ProxySettings{}};
+  if (const Upstream* u = upstream(kDefaultUpstream)) return *u;
+  return kNone;  // (a Policy not made by parse_policy)
+}
+
 PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) {
   auto p = std::make_shared<Policy>();
   p->source = source;
@@ -706,9 +810,10 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
     std::istringstream in(toml_text);
     const toml::value root = toml::parse(in, source);
     check_keys(root, {"proxy", "tls", "audit", "metrics", "tenancy", "tenants", "bypass", "roles", "tables", "functions",
-                      "cache", "limits", "pool", "peers"},
+                      "cache", "limits", "pool", "peers", "upstreams", "placement"},
                "the top level");
     parse_proxy(root, *p);
+    parse_upstreams(root, *p);
     parse_peers(root, *p);
     parse_cache(root, *p);
     parse_tls(root, *p);
@@ -719,6 +824,7 @@ PolicyPtr parse_policy(const std::string& toml_text, const std::string& source) 
     parse_logins(root, "tenants", true, *p);
     parse_logins(root, "bypass", false, *p);
     parse_roles(root, *p);
+    parse_placement(root, *p);
     parse_tables(root, *p);
     parse_functions(root, *p);
     check_pool_mode(root, *p);

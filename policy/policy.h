@@ -71,6 +71,19 @@ struct ProxySettings {
   int peer_id = 0;                     // this instance's id in the fleet (0..255), carried by its cancel keys
   std::string peer_listen_host;        // [proxy] peer_listen: where this instance alone takes forwarded
   uint16_t peer_listen_port = 0;       //   cancels (empty: no peer listener)
+  // Tenant placement (README "Scaling out"): a tenant's session-mode sessions on an upstream it
+  // was moved away from by a reload are closed this long after the reload (57P01).
+  int placement_drain_timeout_seconds = 30;
+};
+
+// [[upstreams]]: a PostgreSQL server tenants may be placed on (README "Scaling out"). [proxy]
+// upstream_* is the upstream named "default". Unset keys of an entry take [proxy]'s values.
+inline constexpr std::string_view kDefaultUpstream = "default";
+struct Upstream {
+  std::string name;
+  // Only the upstream_* fields (host, port, user, password, tls, ca, database) are this
+  // upstream's; the others are [proxy]'s (login_upstream takes ProxySettings).
+  ProxySettings settings;
 };
 
 // [limits]: message sizes and timeouts that bound what one client connection can hold.
@@ -162,6 +175,10 @@ class Policy {
   std::string default_column = "tenant_id";
   std::map<QualifiedName, TableRule> tables;
   std::map<std::string, Login> logins;  // by user name
+  // Tenant placement: the upstreams by name ("default" = [proxy] upstream, always present), and
+  // the tenants placed explicitly (`upstream = "..."` in [[tenants]], [placement]).
+  std::map<std::string, Upstream, std::less<>> upstreams;
+  std::map<std::string, std::string, std::less<>> placement;  // tenant id -> upstream name
   IdentitySettings identity;
   std::map<std::string, std::optional<std::string>> roles;  // identity = "role": role -> tenant (nullopt: bypass)
   std::vector<QualifiedName> allowed_functions;  // [functions] allow
@@ -180,6 +197,12 @@ class Policy {
   const TableRule* table(const QualifiedName& name) const;
   const Login* login(std::string_view user) const;
   bool function_allowed(const QualifiedName& name) const;
+  // The upstream a tenant's sessions use: its placement, else "default" (a tenant known only
+  // from a JWT or a role too).
+  const std::string& upstream_name_of(std::string_view tenant) const;
+  const Upstream& upstream_of(std::string_view tenant) const;
+  // nullptr: no upstream of that name.
+  const Upstream* upstream(std::string_view name) const;
 };
 
 using PolicyPtr = std::shared_ptr<const Policy>;

@@ -100,6 +100,7 @@ struct TableInfo {
 struct SchemaSnapshot {
   bool loaded = false;                      // false: the upstream has not been read yet
   std::string error;                        // why the last read failed, when !loaded
+  bool placement_mismatch = false;          // !loaded: the upstreams holding tenants have different schemas
   std::map<QualifiedName, TableInfo> tables;  // the policy tables found upstream
   // Every function name (pg_proc.proname) in the schemas a tenant's statement can name
   // unqualified (pg_catalog, public): attribute notation x.f means f(x) for these.

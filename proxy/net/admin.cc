@@ -178,7 +178,7 @@ class Console {
   admin::ResultSet pools_result() {
     admin::ResultSet r{{"worker", "database", "size", "clients_active", "clients_waiting", "servers_active", "servers_idle",
                         "servers_opening", "checkouts", "longest_wait_ms", "pinned_clients", "wait_timeouts",
-                        "servers_opened", "servers_closed", "open_failures"},
+                        "servers_opened", "servers_closed", "open_failures", "upstream"},
                        {},
                        "SHOW"};
     const auto& workers = server_.workers();
@@ -188,13 +188,14 @@ class Console {
         std::lock_guard lock(workers[i]->pools_mu);
         pools.assign(workers[i]->pools.begin(), workers[i]->pools.end());
       }
-      for (const auto& [db, pool] : pools) {
+      for (const auto& [key, pool] : pools) {
+        const std::string& db = pool->database();
         const PoolRuntime::Snapshot s = pool->snapshot();
         const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(s.stats.longest_wait).count();
         r.rows.push_back({u64(i), db, u64(s.size), u64(s.stats.lent), u64(s.stats.waiting), u64(s.stats.lent),
                           u64(s.stats.idle), u64(s.stats.opening), u64(s.stats.grants),
                           u64(static_cast<uint64_t>(wait_ms)), u64(s.pinned), u64(s.stats.timed_out),
-                          u64(s.stats.opened), u64(s.stats.closed), u64(s.stats.open_failures)});
+                          u64(s.stats.opened), u64(s.stats.closed), u64(s.stats.open_failures), pool->upstream()});
       }
     }
     return r;

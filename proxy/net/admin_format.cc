@@ -150,12 +150,14 @@ ResultSet clients_result(const std::vector<ClientRow>& clients) {
 }
 
 ResultSet servers_result(const std::vector<ClientRow>& clients) {
-  ResultSet r{{"client_id", "user", "tenant", "server", "local", "database", "backend_pid", "tls", "connect_time"}, {}, "SHOW"};
+  ResultSet r{{"client_id", "user", "tenant", "server", "local", "database", "backend_pid", "tls", "connect_time", "upstream"},
+              {},
+              "SHOW"};
   for (const auto& c : clients) {
     if (!c.upstream) continue;
     r.rows.push_back({std::to_string(c.id), c.user, opt(c.tenant), c.upstream_addr, c.upstream_local, c.database,
                       std::to_string(c.backend_pid), std::string(c.upstream_tls ? "on" : "off"),
-                      format_time_us(c.connected_at_us)});
+                      format_time_us(c.connected_at_us), c.upstream_name});
   }
   return r;
 }

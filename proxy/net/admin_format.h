@@ -66,6 +66,7 @@ struct ClientRow {
   // The upstream connection (SHOW SERVERS), when open.
   bool upstream = false;
   std::string upstream_addr;          // host:port of PostgreSQL
+  std::string upstream_name;          // its name in the policy ([[upstreams]]; "default")
   std::string upstream_local;         // rowguard's side
   std::string database;
   int32_t backend_pid = 0;

@@ -85,6 +85,25 @@ class ClientConnection : public ClientIo, public NotificationSink {
   boost::asio::awaitable<std::optional<ClientMessage>> next_client_message(size_t max) override;
   boost::asio::awaitable<void> forward_cancel(int32_t pid, int32_t key);
 
+  // ---- tenant placement ([[upstreams]], connection_startup.cc) -------------------------------
+  //
+  // A tenant's sessions go to its placement's upstream; a bypass session to the one it names
+  // with database "name@upstream" (else "default"). A reload that moves the tenant: a pooled
+  // session's next transaction leases from the new upstream's pool (follow_placement); a session
+  // with its own backend on the old upstream is closed placement_drain_timeout later (57P01).
+
+  // Takes "database@upstream" apart (the startup packet's database, before check_startup).
+  void take_upstream_choice(protocol::StartupPacket& startup);
+  // The upstream this session should be on under `policy`; nullptr: the one a bypass session
+  // named is not in the policy.
+  const policy::Upstream* wanted_upstream(const policy::Policy& policy) const;
+  // Worker::reload_hooks: starts (or, when the tenant is moved back, stops) the drain.
+  void placement_changed();
+  boost::asio::awaitable<void> placement_drain(std::shared_ptr<boost::asio::steady_timer> timer,
+                                              std::weak_ptr<bool> alive);
+  // Transaction pooling, before a lease: the pool of the tenant's upstream under policy_.
+  void follow_placement();
+
   // ---- tenant relay (tenant_relay.cc) ---------------------------------------------------------
 
   boost::asio::awaitable<void> tenant_loop();
@@ -195,6 +214,7 @@ class ClientConnection : public ClientIo, public NotificationSink {
     // transactions (`mirrored`) so that PostgreSQL decides what COMMIT / ROLLBACK / a savepoint
     // does to them; then read back and UNLISTENed before the connection goes back to the pool.
     std::set<std::string> listens;
+    std::set<std::string> relisten;  // listens to take up on a new upstream's listener (follow_placement)
     bool mirrored = false;
     bool advisory_touched = false;     // this lease named an advisory lock
     // NotificationResponses (and notices: channel "") not delivered yet. A channel the client
@@ -259,6 +279,15 @@ class ClientConnection : public ClientIo, public NotificationSink {
   SecretString jwt_token_;                 // identity = "jwt": the login's token, for reloads
   uint64_t identity_checked_version_ = 0;  // the policy version the login was last checked under
   std::shared_ptr<ClientInfo> info_;       // what the admin console shows
+  std::string upstream_choice_;            // bypass: the upstream named by "database@upstream"
+  std::string upstream_name_ = std::string(policy::kDefaultUpstream);  // where this session's server is
+  std::string upstream_host_;              // ... its address (session mode: cancels go there)
+  uint16_t upstream_port_ = 0;
+  std::string database_;                   // the upstream database (pools are keyed by it)
+  std::string client_database_;            // the database the startup asked for (check_startup)
+  std::shared_ptr<boost::asio::steady_timer> placement_timer_;  // a drain under way
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // expires with the connection
+  std::string moved_;                      // why a drain ended this session (FATAL 57P01)
 };
 
 }  // namespace rowguard::net

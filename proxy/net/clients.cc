@@ -29,9 +29,10 @@ void ClientInfo::set_login(std::string user, std::optional<std::string> tenant, 
 }
 
 void ClientInfo::set_upstream(std::string server, std::string local, std::string database, int32_t backend_pid,
-                              bool tls) {
+                              bool tls, std::string name) {
   std::lock_guard lock(mu_);
   upstream_ = true;
+  upstream_name_ = std::move(name);
   server_ = std::move(server);
   local_ = std::move(local);
   database_ = std::move(database);
@@ -49,6 +50,7 @@ admin::ClientRow ClientInfo::snapshot() const {
   r.tenant = tenant_;
   r.upstream = upstream_;
   r.upstream_addr = server_;
+  r.upstream_name = upstream_name_;
   r.upstream_local = local_;
   r.database = database_;
   r.backend_pid = backend_pid_;

@@ -25,7 +25,9 @@ class ClientInfo {
   // After authentication: who it is and what kind of session it became.
   void set_login(std::string user, std::optional<std::string> tenant, Kind kind);
   // After the upstream login.
-  void set_upstream(std::string server, std::string local, std::string database, int32_t backend_pid, bool tls);
+  // `name`: the upstream's name in the policy ("default": [proxy] upstream; tenant placement).
+  void set_upstream(std::string server, std::string local, std::string database, int32_t backend_pid, bool tls,
+                    std::string name = "default");
   // Transaction pooling: the backend of the server connection held now (0: none).
   void set_backend_pid(int32_t pid) {
     std::lock_guard lock(mu_);
@@ -61,7 +63,7 @@ class ClientInfo {
   std::optional<std::string> tenant_;
   Kind kind_ = Kind::kLogin;
   bool upstream_ = false;
-  std::string server_, local_, database_;
+  std::string server_, local_, database_, upstream_name_;
   int32_t backend_pid_ = 0;
   bool upstream_tls_ = false;
   std::atomic<char> tx_{'I'};

@@ -90,6 +90,7 @@ ClientConnection::~ClientConnection() {
   if (tx_pool_.counted_pinned) tx_pool_.pool->pinned(-1, tx_pool_.counted_pin_reason);
   if (counted_user_) server_.user_connections(user_, -1);
   worker_.shutdown_hooks.erase(id_);
+  worker_.reload_hooks.erase(id_);
   server_.metrics().connections_active.fetch_sub(1, std::memory_order_relaxed);
   if (kind_gauge_) kind_gauge_->fetch_sub(1, std::memory_order_relaxed);
   if (client_key_) server_.cancels().remove(*client_key_);
@@ -112,6 +113,15 @@ void ClientConnection::refuse_too_long(char tag, uint32_t length) {
 asio::awaitable<void> ClientConnection::finish_refused() {
   if (!revoked_.empty()) {
     co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, revoked_);
+    co_return;
+  }
+  if (!moved_.empty()) {  // tenant placement: its tenant now lives on another upstream
+    if (!in_flight()) {
+      std::string bye;
+      protocol::append_terminate(bye);  // the server rolls back an open transaction and ends
+      co_await write_server(bye);
+    }
+    co_await fatal(pg::sqlstate::kAdminShutdown, moved_);
     co_return;
   }
   if (!refusal_.empty()) {
@@ -164,6 +174,7 @@ asio::awaitable<void> ClientConnection::finish_refused() {
 
 asio::awaitable<bool> ClientConnection::read_more(Stream& stream, std::string& buf) {
   if (&stream == &client_ && watch_.expired() != ClientWatch::Reason::kNone) co_return false;
+  if (&stream == &client_ && !moved_.empty()) co_return false;  // tenant placement: drained
   size_t old = buf.size();
   buf.resize(old + kReadChunk);
   auto [ec, n] = co_await stream.read_some(asio::buffer(buf.data() + old, kReadChunk));
@@ -243,7 +254,14 @@ asio::awaitable<void> ClientConnection::fatal(std::string_view sqlstate, std::st
 
 // A CancelRequest on a new upstream connection (errors ignored: best effort, as in libpq).
 asio::awaitable<void> ClientConnection::send_cancel(int32_t pid, int32_t key) {
-  co_await send_cancel_to(worker_.ctx, policy_->proxy.upstream_host, policy_->proxy.upstream_port, pid, key);
+  // The server the backend runs on: the held pooled connection's, else this session's own.
+  std::string host = tx_pool_.lease ? tx_pool_.lease->host : upstream_host_;
+  uint16_t port = tx_pool_.lease ? tx_pool_.lease->port : upstream_port_;
+  if (host.empty()) {
+    host = policy_->proxy.upstream_host;
+    port = policy_->proxy.upstream_port;
+  }
+  co_await send_cancel_to(worker_.ctx, host, port, pid, key);
 }
 
 asio::awaitable<void> serve_client(tcp::socket client, Server& server, Worker& worker) {

@@ -9,7 +9,9 @@
 #include <cctype>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -90,24 +92,30 @@ asio::awaitable<bool> ClientConnection::establish() {
     protocol::append_parameter_status(out, p.name, p.value);
   }
   backend_key_ = {up.key.pid, up.key.key};
-  client_key_ = server_.cancels().add({up.key.pid, up.key.key, nullptr});
+  client_key_ = server_.cancels().add({up.key.pid, up.key.key, nullptr, upstream_host_, upstream_port_});
   protocol::append_backend_key_data(out, client_key_->first, client_key_->second);
   protocol::append_ready_for_query(out, up.tx_status);
   tx_ = up.tx_status;
   server_buf_ = std::move(up.leftover);
-  spdlog::info("session={} connected user={} tenant={} client={} database={} tls={} upstream_tls={} auth={} "
+  spdlog::info("session={} connected user={} tenant={} client={} upstream={} database={} tls={} upstream_tls={} auth={} "
                "upstream_cbind={}",
-               id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, decision.database,
+               id_, user_, tenant_ ? *tenant_ : std::string("(bypass)"), peer_, upstream_name_, database_,
                client_.tls() ? "on" : "off", upstream_.tls() ? "on" : "off", to_string(who.method),
                up.channel_binding ? "on" : "off");
   if (!co_await write_client(out)) co_return false;
   info_->set_login(user_, tenant_, tenant_ ? ClientInfo::Kind::kTenant : ClientInfo::Kind::kBypass);
   if (tx_pool_.on) {  // SHOW SERVERS: the backend of the connection held at the time (0: none)
-    info_->set_upstream(policy_->proxy.upstream_host + ":" + std::to_string(policy_->proxy.upstream_port),
-                        "(pooled)", decision.database, 0, server_.upstream_tls() != nullptr);
+    const policy::Upstream* where = policy_->upstream(upstream_name_);
+    info_->set_upstream(upstream_host_ + ":" + std::to_string(upstream_port_), "(pooled)", database_, 0,
+                        where && where->settings.upstream_tls != policy::UpstreamTls::kDisable, upstream_name_);
   } else {
-    info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), decision.database,
-                        up.key.pid, upstream_.tls());
+    info_->set_upstream(endpoint_text(upstream_, true), endpoint_text(upstream_, false), database_, up.key.pid,
+                        upstream_.tls(), upstream_name_);
+  }
+  if (tenant_) {
+    // Tenant placement: a reload that moves this tenant drains this session (placement_changed).
+    worker_.reload_hooks[id_] = [this] { placement_changed(); };
+    placement_changed();  // a reload that landed during the login
   }
   co_return true;
 }
@@ -121,6 +129,7 @@ asio::awaitable<void> ClientConnection::auth_deadline() {
 asio::awaitable<std::optional<ClientConnection::Authenticated>> ClientConnection::authenticate() {
   auto startup = co_await read_startup();
   if (!startup) co_return std::nullopt;
+  take_upstream_choice(*startup);
   auto decision = session::check_startup(*startup, *policy_);
   if (!decision.ok) {
     spdlog::warn("session={} client={} refused at startup: {}", id_, peer_, decision.message);
@@ -203,7 +212,29 @@ asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(Cl
     }
     decision.upstream_params.insert(decision.upstream_params.end(), backstop->begin(), backstop->end());
   }
-  policy::ProxySettings upstream_settings = policy_->proxy;
+  if (tenant_ && !upstream_choice_.empty()) {
+    spdlog::warn("session={} client={} user={} refused: a tenant named upstream \"{}\"", id_, peer_, user_,
+                 upstream_choice_);
+    const std::string msg = "rowguard: database \"...@" + upstream_choice_ +
+                            "\" chooses an upstream, which only bypass users may do; a tenant's sessions go to "
+                            "the upstream its placement names (rule: placement)";
+    co_await fatal(pg::sqlstate::kInsufficientPrivilege, msg);
+    co_return std::nullopt;
+  }
+  const policy::Upstream* where = wanted_upstream(*policy_);
+  if (where == nullptr) {
+    const std::string msg = "rowguard: the upstream \"" + upstream_choice_ + "\" is not in the policy";
+    co_await fatal(pg::sqlstate::kConnectionFailure, msg);
+    co_return std::nullopt;
+  }
+  upstream_name_ = where->name;
+  upstream_host_ = where->settings.upstream_host;
+  upstream_port_ = where->settings.upstream_port;
+  if (where->settings.upstream_database) decision.database = *where->settings.upstream_database;
+  database_ = decision.database;
+  policy::ProxySettings upstream_settings = where->settings;
+  asio::ssl::context* upstream_tls = where->name == policy::kDefaultUpstream ? server_.upstream_tls()
+                                                                             : server_.upstream_tls_for(where->settings);
   std::unique_ptr<AuthRelay> relay;
   if (who.passthrough) {  // identity = "role": the client logs in upstream as its own role
     upstream_settings.upstream_user = user_;
@@ -212,7 +243,7 @@ asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_upstream(Cl
   }
   // ---- end identity ----
 
-  UpstreamLogin up = co_await login_upstream(upstream_, server_.upstream_tls(), upstream_settings,
+  UpstreamLogin up = co_await login_upstream(upstream_, upstream_tls, upstream_settings,
                                              decision.database, decision.upstream_params, relay.get());
   if (!up.ok && who.passthrough && !up.authenticated && !up.server_message.empty()) {
     who.ok = false;  // PostgreSQL refused the client's own credentials: relay its error
@@ -253,12 +284,16 @@ asio::awaitable<std::optional<UpstreamLogin>> ClientConnection::open_pooled(Clie
     co_await fatal(pg::sqlstate::kInvalidAuthorizationSpecification, who.refuse_after_auth);
     co_return std::nullopt;
   }
-  {
-    std::lock_guard lock(worker_.pools_mu);
-    std::shared_ptr<PoolRuntime>& pool = worker_.pools[decision.database];
-    if (!pool) pool = std::make_shared<PoolRuntime>(server_, worker_.ctx, decision.database, policy_, server_.worker_count());
-    tx_pool_.pool = pool;
+  if (!upstream_choice_.empty()) {  // (tenant sessions only here)
+    const std::string msg = "rowguard: database \"...@" + upstream_choice_ +
+                            "\" chooses an upstream, which only bypass users may do; a tenant's sessions go to "
+                            "the upstream its placement names (rule: placement)";
+    co_await fatal(pg::sqlstate::kInsufficientPrivilege, msg);
+    co_return std::nullopt;
   }
+  client_database_ = decision.database;
+  follow_placement();
+  decision.database = database_;
   PoolRuntime::Baseline base = co_await tx_pool_.pool->baseline();
   if (!base.ok) {
     server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
@@ -378,8 +413,117 @@ asio::awaitable<void> ClientConnection::forward_cancel(int32_t pid, int32_t key)
     spdlog::info("client={} cancel request with an unknown key ignored", peer_);
     co_return;
   }
-  co_await send_cancel(target->pid, target->key);
-  spdlog::info("client={} cancel forwarded to its backend", peer_);
+  std::string host = target->host.empty() ? policy_->proxy.upstream_host : target->host;
+  uint16_t port = target->host.empty() ? policy_->proxy.upstream_port : target->port;
+  co_await send_cancel_to(worker_.ctx, host, port, target->pid, target->key);
+  spdlog::info("client={} cancel forwarded to its backend ({}:{})", peer_, host, port);
+}
+
+// ---- tenant placement -----------------------------------------------------------------------
+
+void ClientConnection::take_upstream_choice(protocol::StartupPacket& startup) {
+  for (auto& [name, value] : startup.params) {
+    if (name != "database") continue;
+    const auto at = value.rfind('@');
+    if (at == std::string::npos || at == 0) return;
+    const std::string upstream = value.substr(at + 1);
+    // Only a name the policy has: "x@y" is otherwise a database name like any other.
+    if (policy_->upstream(upstream) == nullptr) return;
+    upstream_choice_ = upstream;
+    value.resize(at);
+    return;
+  }
+}
+
+const policy::Upstream* ClientConnection::wanted_upstream(const policy::Policy& policy) const {
+  if (tenant_) return &policy.upstream_of(*tenant_);
+  return policy.upstream(upstream_choice_.empty() ? policy::kDefaultUpstream : std::string_view(upstream_choice_));
+}
+
+// Session mode: the session's backend is on upstream_name_. Transaction pooling: only a held
+// lease is (a client pinned to its server connection, or a transaction under way); without one
+// the next transaction follows the placement by itself (follow_placement).
+void ClientConnection::placement_changed() {
+  if (!tenant_ || upstream_host_.empty() || !moved_.empty()) return;
+  policy::PolicyPtr latest = server_.policy();
+  const policy::Upstream* want = wanted_upstream(*latest);
+  if (want != nullptr && want->name == upstream_name_) {
+    if (placement_timer_) {  // moved back before the drain ended: the session stays
+      spdlog::info("session={} tenant={} placed on upstream {} again: drain stopped", id_, *tenant_, upstream_name_);
+      placement_timer_->cancel();
+      placement_timer_.reset();
+    }
+    return;
+  }
+  if (placement_timer_) return;  // draining already
+  if (tx_pool_.on && tx_pool_.lease == nullptr) return;
+  const int seconds = latest->proxy.placement_drain_timeout_seconds;
+  spdlog::info("session={} tenant={} moved from upstream {} to {}: this session closes in {} s "
+               "([proxy] placement_drain_timeout)", id_, *tenant_, upstream_name_, want ? want->name : "?", seconds);
+  placement_timer_ = std::make_shared<asio::steady_timer>(worker_.ctx);
+  placement_timer_->expires_after(std::chrono::seconds(seconds));
+  asio::co_spawn(worker_.ctx, placement_drain(placement_timer_, alive_), asio::detached);
+}
+
+asio::awaitable<void> ClientConnection::placement_drain(std::shared_ptr<asio::steady_timer> timer,
+                                                        std::weak_ptr<bool> alive) {
+  auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  if (ec || alive.expired() || placement_timer_ != timer) co_return;  // cancelled, or the session ended
+  policy::PolicyPtr latest = server_.policy();
+  const policy::Upstream* want = wanted_upstream(*latest);
+  if (want != nullptr && want->name == upstream_name_) co_return;
+  if (tx_pool_.on && tx_pool_.lease == nullptr) {  // (it let go of its server connection meanwhile)
+    placement_timer_.reset();
+    co_return;
+  }
+  moved_ = "rowguard: tenant \"" + *tenant_ + "\" was moved to upstream \"" + (want ? want->name : "?") +
+           "\" by a policy reload; this session's server connection is on \"" + upstream_name_ +
+           "\" and was closed after [proxy] placement_drain_timeout (" +
+           std::to_string(latest->proxy.placement_drain_timeout_seconds) + " s); reconnect";
+  spdlog::warn("session={} user={} tenant={} closed: moved from upstream {} to {}", id_, user_, *tenant_,
+               upstream_name_, want ? want->name : "?");
+  boost::system::error_code ignored;
+  client_.socket().cancel(ignored);  // the loops end; finish_refused sends the FATAL
+}
+
+void ClientConnection::follow_placement() {
+  const policy::Upstream& want = policy_->upstream_of(*tenant_);
+  const std::string database = want.settings.upstream_database.value_or(client_database_);
+  if (tx_pool_.pool && want.name == upstream_name_ && want.settings.upstream_host == upstream_host_ &&
+      want.settings.upstream_port == upstream_port_ && database == database_) {
+    return;
+  }
+  std::shared_ptr<PoolRuntime> next;
+  {
+    std::lock_guard lock(worker_.pools_mu);
+    std::shared_ptr<PoolRuntime>& pool = worker_.pools[pool_key(want, database)];
+    if (!pool) pool = std::make_shared<PoolRuntime>(server_, worker_.ctx, want.name, database, policy_, server_.worker_count());
+    next = pool;
+  }
+  if (tx_pool_.pool) {
+    spdlog::info("session={} tenant={} moved from upstream {} to {}: its transactions go there from now on", id_,
+                 *tenant_, upstream_name_, want.name);
+    if (tx_pool_.counted_pinned) {
+      tx_pool_.pool->pinned(-1, tx_pool_.counted_pin_reason);
+      next->pinned(+1, tx_pool_.counted_pin_reason);
+    }
+    // Its LISTENs move to the new upstream's listener (take_lease LISTENs them there): the old
+    // listener must not keep this connection as a sink.
+    if (!tx_pool_.listens.empty()) {
+      std::set<std::string> moved = tx_pool_.listens;
+      drop_listens();
+      tx_pool_.relisten = std::move(moved);
+    }
+  }
+  tx_pool_.pool = std::move(next);
+  upstream_name_ = want.name;
+  upstream_host_ = want.settings.upstream_host;
+  upstream_port_ = want.settings.upstream_port;
+  database_ = database;
+  if (tx_pool_.on) {
+    info_->set_upstream(upstream_host_ + ":" + std::to_string(upstream_port_), "(pooled)", database_, 0,
+                        want.settings.upstream_tls != policy::UpstreamTls::kDisable, upstream_name_);
+  }
 }
 
 }  // namespace rowguard::net
@@ -493,7 +637,9 @@ asio::awaitable<void> serve_peer_cancel(asio::ip::tcp::socket peer, Server& serv
     co_return;
   }
   auto p = server.policy();
-  co_await send_cancel_to(worker.ctx, p->proxy.upstream_host, p->proxy.upstream_port, target->pid, target->key);
+  std::string host = target->host.empty() ? p->proxy.upstream_host : target->host;
+  uint16_t port = target->host.empty() ? p->proxy.upstream_port : target->port;
+  co_await send_cancel_to(worker.ctx, host, port, target->pid, target->key);
   spdlog::info("peer={} forwarded cancel request sent to its backend", from);
 }
 

@@ -63,9 +63,14 @@ std::optional<int32_t> server_holder(int32_t server_pid, const std::string& tena
   return it->second.second;
 }
 
-NotificationListener::NotificationListener(Server& server, asio::io_context& ctx, std::string database,
-                                           policy::PolicyPtr policy)
-    : server_(server), ctx_(ctx), database_(std::move(database)), policy_(std::move(policy)), backoff_timer_(ctx) {}
+NotificationListener::NotificationListener(Server& server, asio::io_context& ctx, std::string upstream,
+                                           std::string database, policy::PolicyPtr policy)
+    : server_(server),
+      ctx_(ctx),
+      upstream_(std::move(upstream)),
+      database_(std::move(database)),
+      policy_(std::move(policy)),
+      backoff_timer_(ctx) {}
 
 NotificationListener::~NotificationListener() {
   *alive_ = false;
@@ -169,7 +174,15 @@ asio::awaitable<void> NotificationListener::run() {
     auto stream = std::make_shared<Stream>(asio::ip::tcp::socket(ctx_));
     std::vector<std::pair<std::string, std::string>> params = {{"application_name", "rowguard listener"}};
     policy::PolicyPtr policy = policy_;
-    UpstreamLogin up = co_await login_upstream(*stream, server_.upstream_tls(), policy->proxy, database_, params);
+    // Tenant placement: the upstream of this listener's pool as the policy has it now.
+    UpstreamLogin up;
+    if (const policy::Upstream* where = policy->upstream(upstream_); where == nullptr) {
+      up.message = "the upstream \"" + upstream_ + "\" is no longer in the policy";
+    } else {
+      asio::ssl::context* tls = upstream_ == policy::kDefaultUpstream ? server_.upstream_tls()
+                                                                      : server_.upstream_tls_for(where->settings);
+      up = co_await login_upstream(*stream, tls, where->settings, database_, params);
+    }
     if (!*alive) co_return;
     if (!up.ok || up.tx_status != 'I') {
       spdlog::error("listener database={} cannot connect: {} (retrying in {} ms)", database_,

@@ -59,7 +59,9 @@ inline constexpr size_t kMaxChannelsPerClient = 1000;
 
 class NotificationListener {
  public:
-  NotificationListener(Server& server, boost::asio::io_context& ctx, std::string database, policy::PolicyPtr policy);
+  // Listens on `upstream` (tenant placement: the upstream of the pool it belongs to).
+  NotificationListener(Server& server, boost::asio::io_context& ctx, std::string upstream, std::string database,
+                       policy::PolicyPtr policy);
   ~NotificationListener();
   NotificationListener(const NotificationListener&) = delete;
   NotificationListener& operator=(const NotificationListener&) = delete;
@@ -89,6 +91,7 @@ class NotificationListener {
 
   Server& server_;
   boost::asio::io_context& ctx_;
+  std::string upstream_;
   std::string database_;
   policy::PolicyPtr policy_;
   std::map<std::string, std::set<NotificationSink*>> channels_;  // server channel -> its listeners

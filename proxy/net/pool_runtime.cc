@@ -182,10 +182,16 @@ asio::awaitable<QueryAnswer> run_injected(PooledServer& conn, std::string sql, s
   co_return answer;
 }
 
-PoolRuntime::PoolRuntime(Server& server, asio::io_context& ctx, std::string database, policy::PolicyPtr policy,
-                         int workers)
+std::string pool_key(const policy::Upstream& upstream, const std::string& database) {
+  return upstream.name + "\n" + upstream.settings.upstream_host + ":" + std::to_string(upstream.settings.upstream_port) +
+         "\n" + database;
+}
+
+PoolRuntime::PoolRuntime(Server& server, asio::io_context& ctx, std::string upstream, std::string database,
+                         policy::PolicyPtr policy, int workers)
     : server_(server),
       ctx_(ctx),
+      upstream_(std::move(upstream)),
       database_(std::move(database)),
       policy_(std::move(policy)),
       pool_(limits_of(policy_->pool, workers)),
@@ -357,7 +363,7 @@ void PoolRuntime::run(std::vector<pool::Action>& actions) {
 }
 
 NotificationListener& PoolRuntime::listener() {
-  if (!listener_) listener_ = std::make_unique<NotificationListener>(server_, ctx_, database_, policy_);
+  if (!listener_) listener_ = std::make_unique<NotificationListener>(server_, ctx_, upstream_, database_, policy_);
   return *listener_;
 }
 
@@ -367,7 +373,19 @@ asio::awaitable<void> PoolRuntime::open(pool::ServerId id) {
   conn->id = id;
   std::vector<std::pair<std::string, std::string>> params = {{"search_path", "public"}};
   policy::PolicyPtr policy = policy_;
-  UpstreamLogin up = co_await login_upstream(conn->stream, server_.upstream_tls(), policy->proxy, database_, params);
+  // Tenant placement: this pool's upstream as the policy has it now.
+  const policy::Upstream* where = policy->upstream(upstream_);
+  UpstreamLogin up;
+  if (where == nullptr) {
+    up.sqlstate = std::string(pg::sqlstate::kConnectionFailure);
+    up.message = "the upstream \"" + upstream_ + "\" is no longer in the policy";
+  } else {
+    conn->host = where->settings.upstream_host;
+    conn->port = where->settings.upstream_port;
+    asio::ssl::context* tls = upstream_ == policy::kDefaultUpstream ? server_.upstream_tls()
+                                                                    : server_.upstream_tls_for(where->settings);
+    up = co_await login_upstream(conn->stream, tls, where->settings, database_, params);
+  }
   if (!*alive) co_return;
   std::string why, code;
   if (!up.ok) {
@@ -395,7 +413,7 @@ asio::awaitable<void> PoolRuntime::open(pool::ServerId id) {
   }
   std::vector<pool::Action> actions;
   if (!why.empty()) {
-    spdlog::error("pool database={} cannot open a server connection: {}", database_, why);
+    spdlog::error("pool upstream={} database={} cannot open a server connection: {}", upstream_, database_, why);
     server_.metrics().upstream_failures.fetch_add(1, std::memory_order_relaxed);
     last_open_error_ = why;
     last_open_sqlstate_ = code;
@@ -408,7 +426,7 @@ asio::awaitable<void> PoolRuntime::open(pool::ServerId id) {
   conn->opened_at = pool::Clock::now();
   bump(meters_.opened);
   if (!baseline_) baseline_ = Baseline{true, {}, {}, up.parameters, conn->settings};
-  spdlog::debug("pool database={} opened server connection {} (backend pid {})", database_, id, conn->pid);
+  spdlog::debug("pool upstream={} database={} opened server connection {} (backend pid {})", upstream_, database_, id, conn->pid);
   conns_[id] = std::move(conn);
   pool_.opened(id, pool::Clock::now(), actions);
   run(actions);

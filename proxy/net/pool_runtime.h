@@ -58,6 +58,8 @@ struct PooledServer {
   // Set (under the CancelRegistry's lock) when a CancelRequest was sent for it during a lease:
   // it is then closed at release, never reused.
   std::shared_ptr<std::atomic<bool>> cancel_sent = std::make_shared<std::atomic<bool>>(false);
+  std::string host;  // the server it is connected to (a CancelRequest goes there)
+  uint16_t port = 0;
   uint64_t holder = 0;  // the session holding it (0: idle)
   // Set by the holder before releasing it as not reusable because the server connection failed
   // (lost, ended while idle, an injected query failed): counted as closed for "error", not "dirty".
@@ -92,10 +94,16 @@ std::string_view pin_category(std::string_view why);
 // Quotes a string literal for PostgreSQL (standard_conforming_strings on: only ' doubles).
 std::string sql_literal(std::string_view v);
 
+// Worker::pools key: one pool per upstream (its name and address: a reload that changes the
+// address of a name opens a new pool) and database.
+std::string pool_key(const policy::Upstream& upstream, const std::string& database);
+
 class PoolRuntime {
  public:
-  PoolRuntime(Server& server, boost::asio::io_context& ctx, std::string database, policy::PolicyPtr policy,
-              int workers);
+  // `upstream`: the name of the upstream in the policy ([[upstreams]], "default"); its
+  // connections log in with that upstream's settings as the policy has them when each opens.
+  PoolRuntime(Server& server, boost::asio::io_context& ctx, std::string upstream, std::string database,
+              policy::PolicyPtr policy, int workers);
   ~PoolRuntime();
 
   struct Lease {
@@ -122,6 +130,7 @@ class PoolRuntime {
   // `policy` from now on (connections above a smaller size close when released or idle).
   void apply_policy(const policy::PolicyPtr& policy, int workers);
   const std::string& database() const { return database_; }
+  const std::string& upstream() const { return upstream_; }
   // LISTEN of this database's pooled clients (listener.h), created at the first use.
   NotificationListener& listener();
   // A client became pinned (+1) or stopped being pinned (-1) (SHOW POOLS); `category`:
@@ -168,6 +177,7 @@ class PoolRuntime {
 
   Server& server_;
   boost::asio::io_context& ctx_;
+  std::string upstream_;
   std::string database_;
   policy::PolicyPtr policy_;
   pool::ServerPool pool_;

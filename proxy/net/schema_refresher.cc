@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "policy/schema_report.h"
 #include "proxy/tools/schema_loader.h"
@@ -22,6 +23,19 @@ int64_t unix_now_us() {
       .count();
 }
 
+// "" when the tables rowguard reads are the same on both, else the first difference found.
+std::string schema_difference(const policy::SchemaSnapshot& a, const policy::SchemaSnapshot& b) {
+  for (const auto& [name, t] : a.tables) {
+    const policy::TableInfo* other = b.table(name);
+    if (other == nullptr) return "table " + name.schema + "." + name.name + " is on one only";
+    if (!(t == *other)) return "table " + name.schema + "." + name.name + " differs";
+  }
+  for (const auto& [name, t] : b.tables) {
+    if (a.table(name) == nullptr) return "table " + name.schema + "." + name.name + " is on one only";
+  }
+  return "";
+}
+
 policy::SchemaSnapshot read_upstream(const policy::Policy& p) {
   if (!p.proxy.upstream_database) {
     // Sessions then reach the database their client names, which may differ from any one
@@ -32,7 +46,47 @@ policy::SchemaSnapshot read_upstream(const policy::Policy& p) {
               "its sessions use";
     return s;
   }
-  return tools::read_schema(p, tools::upstream_params(p.proxy, kConnectTimeoutSeconds));
+  // Tenant placement: every upstream that holds tenants ("default", which also takes every tenant
+  // not placed elsewhere, and each one a placement names) is read. The rewriter has one snapshot,
+  // so they must agree: a DDL run on one primary only makes them differ, and then the snapshot is
+  // not loaded (fail closed: what needs the schema is refused, SHOW SCHEMA says why) until the
+  // DBA runs it on the others.
+  std::set<std::string> names = {std::string(policy::kDefaultUpstream)};
+  for (const auto& [tenant, name] : p.placement) names.insert(name);
+  policy::SchemaSnapshot first;
+  std::string first_name;
+  for (const std::string& name : names) {
+    const policy::Upstream* u = p.upstream(name);
+    const policy::ProxySettings& settings = u ? u->settings : p.proxy;
+    if (!settings.upstream_database) {
+      policy::SchemaSnapshot s;
+      s.read_at_us = unix_now_us();
+      s.error = "[[upstreams]] \"" + name + "\" has no database (nor [proxy] upstream_database), so rowguard "
+                "cannot know which database's schema its sessions use";
+      return s;
+    }
+    policy::SchemaSnapshot s = tools::read_schema(p, tools::upstream_params(settings, kConnectTimeoutSeconds));
+    if (!s.loaded) {
+      if (names.size() > 1) s.error = "upstream \"" + name + "\": " + s.error;
+      return s;
+    }
+    if (first_name.empty()) {
+      first = std::move(s);
+      first_name = name;
+      continue;
+    }
+    if (std::string diff = schema_difference(first, s); !diff.empty()) {
+      policy::SchemaSnapshot failed;
+      failed.read_at_us = unix_now_us();
+      failed.error = "the schemas of upstreams \"" + first_name + "\" and \"" + name + "\" differ (" + diff +
+                     "); run the same DDL on every upstream that holds tenants";
+      failed.placement_mismatch = true;
+      return failed;
+    }
+    // A function name on any upstream counts (the stricter reading of attribute notation).
+    first.function_names.insert(s.function_names.begin(), s.function_names.end());
+  }
+  return first;
 }
 
 }  // namespace
@@ -131,8 +185,9 @@ void SchemaRefresher::read_once(const std::string& reason) {
                         : "until it is read, INSERT ... ON CONFLICT and other statements that need the schema "
                           "are refused",
                   delay);
-    // Until a first snapshot is read, the policy carries the failure (SHOW SCHEMA shows it).
-    if (!known) install_(snapshot);
+    // Until a first snapshot is read, the policy carries the failure (SHOW SCHEMA shows it); so
+    // does it when the upstreams of a placement disagree (the previous snapshot may be wrong for some).
+    if (!known || snapshot->placement_mismatch) install_(snapshot);
     return;
   }
   {

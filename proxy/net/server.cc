@@ -104,6 +104,14 @@ std::optional<std::string> Server::reload() {
       spdlog::warn("reload: [proxy] listen, reuse_port, peer_id or peer_listen changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
+    // Tenant placement: sessions check whether their tenant was moved (proxy/net/client_connection.h).
+    for (auto& w : workers_) {
+      asio::post(w->ctx, [wk = w.get()] {
+        std::vector<std::function<void()>> hooks;
+        for (auto& [id, hook] : wk->reload_hooks) hooks.push_back(hook);
+        for (auto& hook : hooks) hook();
+      });
+    }
     metrics_.set_max_tenant_labels(fresh->metrics.max_tenant_labels);
     policy_loaded_at_us_.store(unix_now_us());
     spdlog::info("reload: policy {} loaded (version {}, {} tables, {} users)", config_path_,
@@ -203,6 +211,38 @@ void harden(asio::ssl::context& ctx) {
 }
 
 }  // namespace
+
+asio::ssl::context* Server::upstream_tls_for(const policy::ProxySettings& s) {
+  if (s.upstream_tls == policy::UpstreamTls::kDisable) return nullptr;
+  const bool verify = s.upstream_tls == policy::UpstreamTls::kVerifyFull;
+  const std::string key = verify ? "verify:" + s.upstream_ca : "encrypt";
+  std::lock_guard lock(upstream_tls_mu_);
+  auto& ctx = upstream_tls_by_ca_[key];
+  if (!ctx) {
+    try {
+      auto made = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      harden(*made);
+      if (verify) {
+        made->load_verify_file(s.upstream_ca);
+        made->set_verify_mode(asio::ssl::verify_peer);
+      } else {
+        made->set_verify_mode(asio::ssl::verify_none);  // "prefer"/"require": encryption only
+      }
+      ctx = std::move(made);
+    } catch (const std::exception& e) {
+      // Fail closed: a context that verifies against nothing refuses every server certificate.
+      spdlog::error("upstream TLS context for CA {}: {}", s.upstream_ca, e.what());
+      auto refusing = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      harden(*refusing);
+      refusing->set_verify_mode(asio::ssl::verify_peer);
+      upstream_tls_by_ca_.erase(key);  // tried again next time (the CA file may be fixed)
+      static std::vector<std::unique_ptr<asio::ssl::context>> kept;  // outlives its users
+      kept.push_back(std::move(refusing));
+      return kept.back().get();
+    }
+  }
+  return ctx.get();
+}
 
 bool Server::setup_tls(const policy::Policy& p) {
   try {
@@ -383,6 +423,13 @@ int Server::run() {
     }
   }
   if (audit_) spdlog::info("audit log {} (mode {})", p->audit.file, policy::to_string(p->audit.mode));
+  for (const auto& [name, u] : p->upstreams) {
+    if (name == policy::kDefaultUpstream) continue;
+    size_t placed = 0;
+    for (const auto& [tenant, where] : p->placement) placed += where == name ? 1 : 0;
+    spdlog::info("upstream \"{}\": {}:{} ({} tenants placed)", name, u.settings.upstream_host, u.settings.upstream_port,
+                 placed);
+  }
 
   size_t tenants = 0, bypass = 0, global = 0;
   for (const auto& [u, l] : p->logins) (l.bypass() ? bypass : tenants)++;

@@ -34,8 +34,12 @@ struct Worker {
   std::thread thread;
   // Called on this worker's thread when rowguard starts shutting down, one per session.
   std::unordered_map<uint64_t, std::function<void()>> shutdown_hooks;
-  // Transaction pooling: this worker's pool per upstream database (pool_runtime.h).
+  // Transaction pooling: this worker's pool per upstream and database (pool_runtime.h), keyed
+  // by pool_key().
   std::map<std::string, std::shared_ptr<PoolRuntime>> pools;
+  // Called on this worker's thread after every policy reload, one per session (tenant
+  // placement: a session on an upstream its tenant was moved away from starts its drain).
+  std::unordered_map<uint64_t, std::function<void()>> reload_hooks;
   std::mutex pools_mu;  // pools is read by the admin console (SHOW POOLS) from any worker
 };
 
@@ -54,6 +58,10 @@ class CancelRegistry {
     // Transaction pooling: set (under the lock, by find) when a cancel is sent for this target,
     // so that the server connection is closed at release instead of reused.
     std::shared_ptr<std::atomic<bool>> sent;
+    // The PostgreSQL server the backend runs on (tenant placement: [[upstreams]]); empty: the
+    // policy's default upstream at the time of the cancel.
+    std::string host;
+    uint16_t port = 0;
   };
   // Registers a new client key for `target`; returns the (pid, key) to hand to the client.
   std::pair<int32_t, int32_t> add(Target target);
@@ -83,6 +91,9 @@ class Server {
   // TLS contexts, made once at start-up from the policy ([tls], [proxy] upstream_tls).
   boost::asio::ssl::context* client_tls() { return client_tls_.get(); }
   boost::asio::ssl::context* upstream_tls() { return upstream_tls_.get(); }
+  // The TLS context for an upstream's settings (tenant placement: [[upstreams]] tls, ca): null
+  // for tls = "disable"; made on first use and kept (any thread).
+  boost::asio::ssl::context* upstream_tls_for(const policy::ProxySettings& settings);
   bool tls_required() const { return tls_required_; }
   Metrics& metrics() { return metrics_; }
   AuditLog* audit() { return audit_.get(); }
@@ -123,6 +134,8 @@ class Server {
   std::atomic<policy::PolicyPtr> policy_;
   std::unique_ptr<boost::asio::ssl::context> client_tls_;
   std::unique_ptr<boost::asio::ssl::context> upstream_tls_;
+  std::mutex upstream_tls_mu_;
+  std::map<std::string, std::unique_ptr<boost::asio::ssl::context>> upstream_tls_by_ca_;  // upstream_tls_for
   bool tls_required_ = false;
   Metrics metrics_;
   std::unique_ptr<AuditLog> audit_;

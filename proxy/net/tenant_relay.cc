@@ -461,6 +461,12 @@ void ClientConnection::note_session_state(std::string_view text, const sqlrewrit
 
 asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
   out.clear();  // (anything here was meant for a connection that was lost)
+  follow_placement();  // a reload that moved the tenant: this transaction goes to its new upstream
+  if (!tx_pool_.relisten.empty()) {
+    std::vector<std::string> channels(tx_pool_.relisten.begin(), tx_pool_.relisten.end());
+    tx_pool_.relisten.clear();
+    co_await update_listens(channels);
+  }
   tx_pool_.pool->apply_policy(policy_, server_.worker_count());  // a reload's [pool] size and timeouts
   PoolRuntime::Lease lease;
   for (int tries = 0;; ++tries) {
@@ -533,7 +539,7 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
   tx_pool_.settings_touched = tx_pool_.state_touched = false;
   server_buf_.clear();
   backend_key_ = {c->pid, c->key};
-  if (client_key_) server_.cancels().retarget(*client_key_, {c->pid, c->key, c->cancel_sent});
+  if (client_key_) server_.cancels().retarget(*client_key_, {c->pid, c->key, c->cancel_sent, c->host, c->port});
   info_->set_backend_pid(c->pid);
   lease_signal_.cancel();  // server_to_client reads from it now
   co_return true;

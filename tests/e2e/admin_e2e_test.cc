@@ -154,9 +154,10 @@ TEST_F(AdminE2e, ShowCommandsDescribeClientsServersStatsPolicyAndCache) {
   bool found = false;
   for (const auto& line : lines_of(servers.out)) {
     auto f = split(line);
-    if (f.size() == 9 && f[0] == row[0]) {
+    if (f.size() == 10 && f[0] == row[0]) {
       found = true;
       EXPECT_EQ(f[1], "t1");
+      EXPECT_EQ(f[9], "default");  // the upstream's name in the policy (tenant placement)
       EXPECT_EQ(f[3], "127.0.0.1:" + std::to_string(pg_->port()));
       EXPECT_EQ(f[5], "appdb");
       EXPECT_GT(std::stoi(f[6]), 0);  // the real backend pid

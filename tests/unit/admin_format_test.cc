@@ -137,6 +137,7 @@ TEST(AdminFormat, ClientsAndServers) {
   tenant.portals = 1;
   tenant.upstream = true;
   tenant.upstream_addr = "127.0.0.1:5432";
+  tenant.upstream_name = "big-1";
   tenant.upstream_local = "127.0.0.1:6000";
   tenant.database = "appdb";
   tenant.backend_pid = 4242;
@@ -170,6 +171,8 @@ TEST(AdminFormat, ClientsAndServers) {
   EXPECT_EQ(s.rows[0][5], "appdb");
   EXPECT_EQ(s.rows[0][6], "4242");
   EXPECT_EQ(s.rows[0][7], "off");
+  EXPECT_EQ(s.columns[9], "upstream");  // tenant placement: the upstream's name in the policy
+  EXPECT_EQ(s.rows[0][9], "big-1");
 }
 
 TEST(AdminFormat, PolicyRowsListTablesUsersAndVersion) {
