@@ -53,7 +53,10 @@ std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::Prep
   bool all_dropped = false;
   for (const auto& op : ops) {
     const std::string name(server_name(op.name));
-    if (pooled_ && name.starts_with("rg_") && (op.kind == Kind::kPrepare || op.kind == Kind::kDeallocate)) {
+    // EXECUTE too: the server connection's rg_* statements are rowguard's, shared by every tenant
+    // (with the tenant as a parameter, an EXECUTE naming one could bind another tenant's value).
+    if (pooled_ && name.starts_with("rg_") &&
+        (op.kind == Kind::kPrepare || op.kind == Kind::kDeallocate || op.kind == Kind::kExecute)) {
       return "rowguard: prepared statement names starting with rg_ are rowguard's on a pooled server "
              "connection ([pool] mode = \"transaction\"); use another name";
     }

@@ -158,5 +158,22 @@ TEST_F(TenantParams, AClientCannotSupplyOrOverrideTheTenantParameter) {
   EXPECT_TRUE(only_tenant(run(*two, "x", {"0"}), "2"));
 }
 
+TEST_F(TenantParams, SqlExecuteOfRowguardsServerStatementIsRefused) {
+  auto one = tenant(1);
+  auto two = tenant(2);
+  const std::string sql = "SELECT id, tenant_id FROM orders WHERE id > $1 ORDER BY id";
+  ASSERT_TRUE(prepare(*one, "q", sql, {}).ok);
+  EXPECT_TRUE(only_tenant(run(*one, "q", {"0"}), "1"));  // the one server connection holds it now
+  // Tenant 2 names a protocol statement of its own rg_1, then EXECUTEs "it" with tenant 1's value
+  // for the server statement's tenant parameters.
+  ASSERT_TRUE(prepare(*two, "rg_1", sql, {}).ok);
+  for (const char* attack : {"EXECUTE rg_1(0, '1', '1')", "EXECUTE rg_1(0)", "EXPLAIN (COSTS OFF) EXECUTE rg_1(0, '1', '1')"}) {
+    QueryResult r = two->exec(attack);
+    EXPECT_TRUE(r.refused()) << attack << ": " << r.sqlstate << " " << r.message;
+    for (const auto& row : r.rows) EXPECT_NE(row.at(1), std::optional<std::string>("1")) << attack;
+  }
+  EXPECT_TRUE(only_tenant(run(*two, "rg_1", {"0"}), "2"));
+}
+
 }  // namespace
 }  // namespace rowguard::testing::adversarial

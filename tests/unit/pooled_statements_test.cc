@@ -737,6 +737,22 @@ TEST_F(PooledStatementsTest, DescribeShowsTheClientsParameters) {
   EXPECT_EQ(descriptions, 2);
 }
 
+TEST_F(PooledStatementsTest, SqlExecuteNeverReachesRowguardsServerStatements) {
+  // The connection holds rg_1, with the tenant as parameters. A client that names its own
+  // protocol statement "rg_1" must not EXECUTE the server's rg_1 with another tenant's value.
+  Client one = make("1"), two = make("2");
+  run(one, conn_a_, server_a_, parse("s", kById) + bind("s", {"7"}) + execute() + sync());
+  ASSERT_TRUE(conn_a_.holds("rg_1"));
+  run(two, conn_a_, server_a_, parse("rg_1", kById) + sync());
+  two.session.attach(&conn_a_);
+  for (const char* sql : {"EXECUTE rg_1(7, '1', '1')", "EXPLAIN (COSTS OFF) EXECUTE rg_1(7, '1', '1')", "execute RG_1(7)"}) {
+    const ClientStep& st = two.session.on_client_message(protocol::decode_frame(query(sql), kMax).frame, test_policy());
+    EXPECT_NE(st.denial.find("rg_"), std::string::npos) << sql << ": " << st.denial;
+    EXPECT_EQ(st.to_server.find("EXECUTE rg_1"), std::string::npos) << sql;
+    EXPECT_EQ(st.to_server.find("execute rg_1"), std::string::npos) << sql;
+  }
+}
+
 // ---- randomized: many clients, two connections, against one private backend per client --------
 
 TEST_F(PooledStatementsTest, RandomizedMatchesOnePrivateBackendPerClient) {
