@@ -158,7 +158,7 @@ class TenantSession {
   //   PostgreSQL's 08P01 (a client never supplies them); a Describe 'S' answer drops them.
   // - Unnamed statements and all portals are unchanged. SQL-level PREPARE / EXECUTE /
   //   DEALLOCATE / DISCARD ALL are not translated: needs_pin() says the client must keep its
-  //   server connection (and a pinned client may not PREPARE / DEALLOCATE names rg_*).
+  //   server connection (and a pooled client may not PREPARE / EXECUTE / DEALLOCATE names rg_*).
   //
   // Known differences from one private backend per client:
   // - Batches in flight are assumed to succeed: a Bind / Parse / Close of "x" sent while an
