@@ -253,7 +253,7 @@ Node Walker::make_pred(const pg_query::RangeVar& rv, const TableRule& rule) {
   auto& col = *e.mutable_lexpr()->mutable_column_ref();
   *col.add_fields() = make_string(rv.has_alias() ? rv.alias().aliasname() : rv.relname());
   *col.add_fields() = make_string(rule.column);
-  *e.mutable_rexpr() = tenant_literal();
+  *e.mutable_rexpr() = tenant_filter_literal();
   return n;
 }
 

@@ -264,6 +264,12 @@ std::optional<RewriteCache::Entry> RewriteCache::make_template(std::string_view 
     }
     e.sql_slots = cut(r.sql, lit, quoted.size());
     if (r.reason.find(sentinel) != std::string::npos) return std::nullopt;
+    e.filters_only = trace.tenant_literals > 0 && trace.tenant_filter_literals == trace.tenant_literals &&
+                     !trace.constant_read && !r.copy_in && r.prepared.empty() && r.cursors.empty() &&
+                     !r.kinds.empty() && std::all_of(r.kinds.begin(), r.kinds.end(), [](StatementKind k) {
+                       return k == StatementKind::kSelect || k == StatementKind::kUpdate ||
+                              k == StatementKind::kDelete;
+                     });
   } else {
     // A denial: the tenant only appears in the message, as written in the policy.
     e.reason_slots = cut(r.reason, find_all(r.reason, sentinel), sentinel.size());
@@ -934,6 +940,78 @@ std::shared_ptr<const AuditText> RewriteCache::audit_text(std::string_view sql, 
   for (const TextList& t : lists_) lengths.push_back(t.count);
   if (!usable(*it, lengths)) store(*it, std::move(lengths));
   return it->audit;
+}
+
+namespace {
+
+// The highest $n of a parse tree (0: none), walked without recursion.
+int32_t highest_param(const pg_query::ParseResult& tree) {
+  int32_t top = 0;
+  std::vector<const google::protobuf::Message*> todo{&tree};
+  while (!todo.empty()) {
+    const google::protobuf::Message& m = *todo.back();
+    todo.pop_back();
+    const auto* d = m.GetDescriptor();
+    if (d == pg_query::ParamRef::descriptor()) {
+      top = std::max(top, static_cast<const pg_query::ParamRef&>(m).number());
+      continue;
+    }
+    const auto* r = m.GetReflection();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const auto* f = d->field(i);
+      if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(m, f); ++k) todo.push_back(&r->GetRepeatedMessage(m, f, k));
+      } else if (r->HasField(m, f)) {
+        todo.push_back(&r->GetMessage(m, f));
+      }
+    }
+  }
+  return top;
+}
+
+bool glues(char c) {  // would continue a $n token or an identifier before it
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+}  // namespace
+
+std::optional<TenantParamForm> RewriteCache::tenant_param_form(std::string_view sql, const policy::TenantScope& scope,
+                                                               size_t declared_params) {
+  if (scope.version != policy_version_) return std::nullopt;  // rewrite() first
+  set_key_template(sql);
+  auto it = find(key_);
+  if (it == lru_.end() || it->kind != Kind::kTemplate || !it->filters_only || it->sql_slots.empty() ||
+      !it->result->allowed) {
+    return std::nullopt;
+  }
+  Entry& e = *it;
+  if (e.max_param < 0) {
+    const ParseOutput parsed = parse_sql(sql);
+    if (!parsed.ok) return std::nullopt;
+    e.max_param = highest_param(parsed.tree);
+  }
+  constexpr size_t kMaxParams = 65535;  // PostgreSQL's bound on a statement's parameters
+  const size_t first = std::max(declared_params, static_cast<size_t>(e.max_param)) + 1;
+  if (first + e.sql_slots.size() - 1 > kMaxParams) return std::nullopt;
+  const std::string& tmpl = e.result->sql;
+  TenantParamForm out;
+  out.first = static_cast<int>(first);
+  out.count = static_cast<int>(e.sql_slots.size());
+  size_t from = 0;
+  for (size_t i = 0; i < e.sql_slots.size(); ++i) {
+    const uint32_t pos = e.sql_slots[i];
+    // The constant stood between an operator's blank and what follows it: a $n there must not
+    // run into a neighbouring token (fail closed: the constant form is kept).
+    if ((pos > 0 && glues(tmpl[pos - 1])) || (pos < tmpl.size() && glues(tmpl[pos]))) return std::nullopt;
+    out.sql.append(tmpl, from, pos - from);
+    out.sql.push_back('$');
+    out.sql += std::to_string(first + i);
+    from = pos;
+  }
+  out.sql.append(tmpl, from, std::string::npos);
+  return out;
 }
 
 RewriteHandle RewriteCache::rewrite(std::string_view sql, const policy::TenantScope& scope,

@@ -86,6 +86,17 @@ struct AuditText {
 // "Results" above). Copying it costs an atomic increment, no allocation.
 using RewriteHandle = std::shared_ptr<const RewriteResult>;
 
+// A statement's rewrite with the tenant as parameters instead of constants (tenant_param_form):
+// the tenant constants become $first, $first + 1, ..., $first + count - 1, in text order, each
+// standing where a constant '<tenant>' stands in the literal rewrite (each typed by the server
+// from its own comparison, as the untyped constant is). The text is the same for every tenant:
+// one server-side prepared statement serves them all, the session binding the tenant's value.
+struct TenantParamForm {
+  std::string sql;
+  int first = 0;
+  int count = 0;
+};
+
 class RewriteCache {
  public:
   // Limits from the policy's [cache] table (re-read whenever the policy version changes).
@@ -96,6 +107,16 @@ class RewriteCache {
   // The rewrite of `sql` for `tenant`, from the cache or computed and stored; never null. The
   // caller's for as long as it holds it, whatever this cache does meanwhile.
   RewriteHandle rewrite(std::string_view sql, const policy::TenantScope& scope, std::string_view tenant);
+
+  // The tenant-parameter form of `sql` (see TenantParamForm), or nullopt: only for a text whose
+  // exact-text template exists (rewrite() made it; nothing is rewritten here) and whose every
+  // tenant constant is the right side of a tenant filter `<ref>.<column> = '<tenant>'` the
+  // rewriter added, in an allowed SELECT / UPDATE / DELETE (no INSERT, MERGE, COPY, PREPARE,
+  // cursor, and nothing whose outcome depends on the tenant's value: those keep the constant).
+  // `declared_params`: how many parameter types the client declared (Parse); the tenant's
+  // parameters come after the client's: first = 1 + max(declared_params, highest $n of `sql`).
+  std::optional<TenantParamForm> tenant_param_form(std::string_view sql, const policy::TenantScope& scope,
+                                                   size_t declared_params);
 
   // Whether rewrite() would be served from this cache (exact text or constant template) without
   // a rewrite: the connection sends a long text to the parse pool only when it would not. Counts
@@ -179,6 +200,10 @@ class RewriteCache {
     std::vector<uint32_t> reason_slots;  // offsets in result.reason where the raw tenant goes
     std::vector<Slot> slots;             // kConstTemplate / kConstPerTenant, in text order
     std::vector<FoldedList> lists;       // the folded lists of a constant template, in text order
+    // kTemplate: every tenant constant is a tenant filter of an allowed SELECT / UPDATE / DELETE
+    // (tenant_param_form()); `max_param`: the text's highest $n, once asked (-1: not yet).
+    bool filters_only = false;
+    int32_t max_param = -1;
     std::shared_ptr<const AuditText> audit;  // audit_text() of the entry's texts, once asked
     std::vector<uint32_t> audit_lengths;     // the folded lists' lengths `audit` was computed for
     size_t bytes = 0;

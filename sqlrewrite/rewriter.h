@@ -97,6 +97,11 @@ struct RewriteResult {
 // tenant's value (compared with a literal of the statement, or built into a channel name).
 struct RewriteTrace {
   int tenant_literals = 0;       // tenant string constants put into the tree
+  // Of those, the ones that are the right side of a tenant filter `<ref>.<tenant column> =
+  // '<tenant>'` (a predicate or qual guard the rewriter added, nothing else): when every tenant
+  // constant is one, the cache may hand out the statement with the tenant as a parameter
+  // (RewriteCache::tenant_param_form).
+  int tenant_filter_literals = 0;
   bool tenant_compared = false;  // the outcome depends on the tenant's value in any other way
   // The outcome depends on the value of a constant of the statement text (a client_encoding, a
   // pg_notify channel, an EXECUTE argument, a COPY option): the cache must not serve the result

@@ -408,4 +408,9 @@ Node Walker::tenant_literal() const {
   return n;
 }
 
+Node Walker::tenant_filter_literal() const {
+  if (trace_ != nullptr) ++trace_->tenant_filter_literals;
+  return tenant_literal();
+}
+
 }  // namespace rowguard::sqlrewrite

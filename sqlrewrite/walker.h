@@ -84,6 +84,9 @@ class Walker {
   void read_constant() const;
   const std::string& compared_tenant() const;
   Node tenant_literal() const;
+  // The same constant as the right side of a tenant filter `<ref>.<column> = '<tenant>'`
+  // (RewriteTrace::tenant_filter_literals).
+  Node tenant_filter_literal() const;
 
   // ---- SELECT and FROM / join placement of tenant predicates (from_clause.cc)
   void select(pg_query::SelectStmt& s);
@@ -200,7 +203,7 @@ class Walker {
   std::unordered_set<const pg_query::RangeTableSample*> sampled_;
   std::vector<Relation> relations_;  // relations in scope (FROM items, targets), innermost last
   QualGuard guard_{scope_, [this](const pg_query::RangeVar& rv) { return guard_rule(rv); },
-                   [this] { return tenant_literal(); }};
+                   [this] { return tenant_filter_literal(); }};
 };
 
 }  // namespace rowguard::sqlrewrite

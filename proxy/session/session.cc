@@ -169,7 +169,14 @@ std::vector<std::string_view> TenantSession::stale_texts(const policy::Policy& p
 std::string TenantSession::recheck(Statement& st, std::string_view name, const policy::Policy& policy) {
   if (st.policy_version == policy.version) return "";
   const sqlrewrite::RewriteHandle r = cache_.rewrite(st.text, policy, tenant_);
-  if (!r->allowed || r->sql != st.rewritten) {
+  bool same = r->allowed && r->sql == st.rewritten;
+  if (r->allowed && st.tenant_count > 0) {
+    // The tenant-parameter form must still be what the server holds (its first parameter was
+    // one past the client's, which asking with that many declared gives again).
+    auto form = cache_.tenant_param_form(st.text, policy, static_cast<size_t>(st.tenant_first - 1));
+    same = form && form->sql == st.rewritten && form->first == st.tenant_first && form->count == st.tenant_count;
+  }
+  if (!same) {
     return "rowguard: prepared statement \"" + std::string(name) + "\" was prepared under an older policy "
            "that a reload has since changed; prepare it again (rule: a reload applies to every statement)";
   }
@@ -380,10 +387,10 @@ void TenantSession::on_parse(std::string_view body, const policy::Policy& policy
     why = room_for(m->query, policy.limits);
   }
   if (why.empty() && pooled_ && !m->statement.empty()) {
-    pooled_parse(server_name(m->statement),
-                 Statement{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors,
-                           next_statement_id_++, m->param_types},
-                 step);
+    Statement st{r.tenant_params, m->param_types, std::string(m->query), policy.version, r.sql, r.cursors,
+                 next_statement_id_++, m->param_types};
+    use_tenant_params(st, policy);
+    pooled_parse(server_name(m->statement), std::move(st), step);
     return;
   }
   if (why.empty()) {
@@ -457,14 +464,18 @@ void TenantSession::on_describe(std::string_view body, const policy::Policy& pol
       return;
     }
     std::string body2(1, 'S');
+    int hidden = 0;
     if (Statement* st = resolve(name); st == nullptr) {
       body2 += refuse_with(undefined_statement(name));  // PostgreSQL's 26000, at the same point
     } else {
+      hidden = st->tenant_count;  // (read before ensure_on_server, which may move *st)
       body2 += ensure_on_server(*st, name, step);
     }
     body2.push_back('\0');
     protocol::append_frame(step.to_server, protocol::fe::kDescribe, body2);
-    expect(Await::kDescribeStatement).name = name;
+    Awaited& a = expect(Await::kDescribeStatement);
+    a.name = name;
+    a.hidden_params = hidden;
     return;
   }
   if (candidates(name).empty() && !(pooled_ && skipping_)) {
@@ -542,7 +553,26 @@ void TenantSession::on_bind(std::string_view body, const policy::Policy& policy,
   const bool discarded = skipping_;  // the server skips it: nothing is recorded
   // Before expect(): `cands` may point into awaited_ (a Parse not yet confirmed), which it grows.
   const uint64_t statement_id = cands.size() == 1 ? cands.front()->id : 0;
-  if (translate) {
+  if (translate && cands.front()->tenant_count > 0) {
+    // The tenant as parameters: the client's values, then the tenant's.
+    const auto client_params = static_cast<size_t>(cands.front()->tenant_first - 1);
+    const int tenant_params = cands.front()->tenant_count;
+    if (m->params.size() != client_params) {
+      // PostgreSQL's answer for the client's statement, at the same point (the server would
+      // count rowguard's parameters too). A client never supplies the tenant's.
+      std::string error;
+      protocol::append_error_response(error, "ERROR", pg::sqlstate::kProtocolViolation,
+                                      "bind message supplies " + std::to_string(m->params.size()) +
+                                          " parameters, but prepared statement \"" + std::string(m->statement) +
+                                          "\" requires " + std::to_string(client_params));
+      protocol::append_bind_empty(step.to_server, m->portal, refuse_with(std::move(error)));
+      expect(Await::kBind);
+      return;
+    }
+    const std::string on_server = ensure_on_server(*cands.front(), name, step);  // (may move cands' target)
+    cands.clear();
+    append_tenant_bind(*m, on_server, tenant_params, step.to_server);
+  } else if (translate) {
     // The statement under the connection's name (a Parse injected first when it lacks it).
     const std::string on_server = ensure_on_server(*cands.front(), name, step);
     cands.clear();

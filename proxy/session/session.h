@@ -150,9 +150,16 @@ class TenantSession {
   //   carries the answer, so the server skips the batch).
   // - Eviction at the bound: rowguard sends Close of the least recently used statement not
   //   used in the current batch, its CloseComplete swallowed.
+  // - The tenant as parameters (use_tenant_params): when the rewrite cache offers the statement's
+  //   tenant-parameter form (sqlrewrite::TenantParamForm: every tenant constant a pure filter),
+  //   the connection's text has $n (after the client's parameters) where the tenant constants
+  //   were, the same for every tenant, so one server statement serves all of them. A Bind gets
+  //   the session tenant appended for them (text format; one binary format code is spelled out
+  //   per parameter); a Bind with another number of values than the client's statement has gets
+  //   PostgreSQL's 08P01 (a client never supplies them); a Describe 'S' answer drops them.
   // - Unnamed statements and all portals are unchanged. SQL-level PREPARE / EXECUTE /
   //   DEALLOCATE / DISCARD ALL are not translated: needs_pin() says the client must keep its
-  //   server connection (and a pinned client may not PREPARE / DEALLOCATE names rg_*).
+  //   server connection (and a pooled client may not PREPARE / EXECUTE / DEALLOCATE names rg_*).
   //
   // Known differences from one private backend per client:
   // - Batches in flight are assumed to succeed: a Bind / Parse / Close of "x" sent while an
@@ -236,6 +243,13 @@ class TenantSession {
     std::vector<sqlrewrite::CursorOp> cursors;  // a DECLARE / FETCH / CLOSE text (extended protocol)
     uint64_t id = 0;  // a Parse's statement: unique in the session (0: SQL PREPARE)
     std::vector<int32_t> parse_types;  // pooled: the types the Parse declared (the server key)
+    // Pooled, named: the tenant as parameters (sqlrewrite::TenantParamForm): `rewritten` holds
+    // $tenant_first .. $tenant_first + tenant_count - 1 where the literal form holds '<tenant>',
+    // so its text (and server statement) is the same for every tenant; every Bind gets this
+    // session's tenant appended for them (text format), and the client sees tenant_first - 1
+    // parameters. 0: the tenant is a constant in `rewritten`.
+    int tenant_first = 0;
+    int tenant_count = 0;
   };
   // A DECLARE / CLOSE / CLOSE ALL of a Query, applied to `portals_` when its CommandComplete
   // tag confirms it (session_portals.cc).
@@ -276,6 +290,9 @@ class TenantSession {
     bool injected = false;
     std::string answer;
     std::string server_stmt;
+    // Describe 'S' of a statement with the tenant as parameters: how many parameter types the
+    // ParameterDescription ends with that are rowguard's (the client does not see them).
+    int hidden_params = 0;
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,
@@ -321,6 +338,15 @@ class TenantSession {
   std::string refuse_with(std::string error_response);  // the client gets this ErrorResponse
   // Pooled (see set_pooled()).
   void pooled_parse(std::string_view name, Statement st, ClientStep& step);
+  // Pooled: `st` (rewritten with the tenant as a constant) gets the tenant-parameter form when
+  // the cache offers one (one server statement for every tenant); "" on success or when it
+  // stays a constant. recheck(): the rewrite `st` must still have under the current policy.
+  void use_tenant_params(Statement& st, const policy::Policy& policy);
+  // Pooled Bind of a statement with the tenant as its last `tenant_params` parameters, under the
+  // connection's name `on_server`: the client's values (as many as the client's statement has:
+  // checked by the caller), then the tenant's in text format, the format codes expanded to match.
+  void append_tenant_bind(const protocol::BindMessage& m, std::string_view on_server, int tenant_params,
+                          std::string& out) const;
   // What a client statement name means for a message sent now (the latest Parse / Close /
   // PREPARE / DEALLOCATE in flight, else the table), or nullptr.
   Statement* resolve(std::string_view name);

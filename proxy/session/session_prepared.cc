@@ -53,7 +53,10 @@ std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::Prep
   bool all_dropped = false;
   for (const auto& op : ops) {
     const std::string name(server_name(op.name));
-    if (pooled_ && name.starts_with("rg_") && (op.kind == Kind::kPrepare || op.kind == Kind::kDeallocate)) {
+    // EXECUTE too: the server connection's rg_* statements are rowguard's, shared by every tenant
+    // (with the tenant as a parameter, an EXECUTE naming one could bind another tenant's value).
+    if (pooled_ && name.starts_with("rg_") &&
+        (op.kind == Kind::kPrepare || op.kind == Kind::kDeallocate || op.kind == Kind::kExecute)) {
       return "rowguard: prepared statement names starting with rg_ are rowguard's on a pooled server "
              "connection ([pool] mode = \"transaction\"); use another name";
     }
@@ -228,6 +231,70 @@ std::string TenantSession::ensure_on_server(const Statement& st, std::string_vie
   a.injected = true;
   a.server_stmt = name;
   return name;
+}
+
+// ---- the tenant as parameters: one server statement for every tenant -------------------------
+
+void TenantSession::use_tenant_params(Statement& st, const policy::Policy& policy) {
+  if (!st.cursors.empty()) return;  // a DECLARE / FETCH / CLOSE text keeps its constant
+  std::optional<sqlrewrite::TenantParamForm> form = cache_.tenant_param_form(st.text, policy, st.param_types.size());
+  if (!form) return;
+  st.rewritten = std::move(form->sql);
+  // The client's declared types (unspecified ones are 0, as if not declared), then unspecified
+  // for the tenant's: the server types each from its comparison, as it types the constant.
+  st.parse_types.resize(static_cast<size_t>(form->first - 1 + form->count), 0);
+  st.tenant_first = form->first;
+  st.tenant_count = form->count;
+}
+
+namespace {
+
+void put_i16(std::string& out, size_t v) {
+  out.push_back(static_cast<char>((v >> 8) & 0xff));
+  out.push_back(static_cast<char>(v & 0xff));
+}
+
+void put_i32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+}  // namespace
+
+void TenantSession::append_tenant_bind(const protocol::BindMessage& m, std::string_view on_server, int tenant_params,
+                                      std::string& out) const {
+  const size_t client_params = m.params.size();
+  const auto tenant_count = static_cast<size_t>(tenant_params);
+  std::string body;
+  body.append(m.portal);
+  body.push_back('\0');
+  body.append(on_server);
+  body.push_back('\0');
+  // Format codes: none (all text) and one text code stay as they are; one binary code applies
+  // to every parameter, so it is spelled out per parameter; one per parameter gets text ones.
+  if (m.param_formats.empty() || (m.param_formats.size() == 1 && m.param_formats[0] == 0)) {
+    put_i16(body, m.param_formats.size());
+    for (int16_t f : m.param_formats) put_i16(body, static_cast<uint16_t>(f));
+  } else {
+    put_i16(body, client_params + tenant_count);
+    for (size_t i = 0; i < client_params; ++i) put_i16(body, static_cast<uint16_t>(m.format_of(i)));
+    for (size_t i = 0; i < tenant_count; ++i) put_i16(body, 0);
+  }
+  put_i16(body, client_params + tenant_count);
+  for (const auto& v : m.params) {
+    if (!v) {
+      put_i32(body, 0xffffffffu);
+    } else {
+      put_i32(body, static_cast<uint32_t>(v->size()));
+      body.append(*v);
+    }
+  }
+  for (size_t i = 0; i < tenant_count; ++i) {
+    put_i32(body, static_cast<uint32_t>(tenant_.size()));
+    body.append(tenant_);
+  }
+  put_i16(body, m.result_formats.size());
+  for (int16_t f : m.result_formats) put_i16(body, static_cast<uint16_t>(f));
+  protocol::append_frame(out, protocol::fe::kBind, body);
 }
 
 void TenantSession::pooled_parse(std::string_view name, Statement st, ClientStep& step) {

@@ -330,9 +330,18 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
     case be::kParameterDescription: {
       if (front.kind != Await::kDescribeStatement || front.started) return unexpected();
       front.started = true;
+      auto types = parse_parameter_description(f.body);
+      if (front.hidden_params > 0) {
+        // The statement's last parameters are the tenant's, rowguard's: the client sees its own.
+        if (!types || types->size() < static_cast<size_t>(front.hidden_params)) {
+          step.close = true;
+          step.reason = "the server described a statement with fewer parameters than rowguard binds";
+          return step;
+        }
+        types->resize(types->size() - static_cast<size_t>(front.hidden_params));
+      }
       // The parameter types the client did not declare (needed to read binary Bind values).
       auto it = statements_.find(front.name);
-      auto types = parse_parameter_description(f.body);
       if (it != statements_.end() && types) {
         auto& declared = it->second.param_types;
         if (declared.size() < types->size()) declared.resize(types->size(), 0);
@@ -340,7 +349,18 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
           if (declared[i] == 0) declared[i] = (*types)[i];
         }
       }
-      to_client.append(raw);
+      if (front.hidden_params == 0) {
+        to_client.append(raw);
+        return step;
+      }
+      std::string body;
+      body.push_back(static_cast<char>((types->size() >> 8) & 0xff));
+      body.push_back(static_cast<char>(types->size() & 0xff));
+      for (int32_t t : *types) {
+        const auto u = static_cast<uint32_t>(t);
+        for (int shift = 24; shift >= 0; shift -= 8) body.push_back(static_cast<char>((u >> shift) & 0xff));
+      }
+      protocol::append_frame(to_client, be::kParameterDescription, body);
       return step;
     }
     case be::kRowDescription:

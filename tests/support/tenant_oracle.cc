@@ -100,7 +100,10 @@ class Checker {
     const auto& f = e.lexpr().column_ref().fields();
     if (f.size() != 2 || !f[0].has_string() || !f[1].has_string() || f[1].string().sval() != kTenantColumn) return "";
     const Node& r = e.rexpr();
-    if (!r.has_a_const() || r.a_const().isnull() || !r.a_const().has_sval() || r.a_const().sval().sval() != o_.tenant) {
+    const bool bound = r.has_param_ref() && std::find(o_.bound_tenant_params.begin(), o_.bound_tenant_params.end(),
+                                                      r.param_ref().number()) != o_.bound_tenant_params.end();
+    if (!bound &&
+        (!r.has_a_const() || r.a_const().isnull() || !r.a_const().has_sval() || r.a_const().sval().sval() != o_.tenant)) {
       return "";
     }
     return f[0].string().sval();

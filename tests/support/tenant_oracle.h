@@ -10,7 +10,8 @@
 //     pg_catalog / information_schema); writes never target the global table; a tenant table
 //     appears only in a FROM list, a USING list or as a write target;
 //   - `t TABLESAMPLE ...` is a FROM item t of its level (the level's quals filter the sample);
-//   - every tenant table has `<alias or relname>.tenant_id = '<tenant>'` somewhere in the
+//   - every tenant table has `<alias or relname>.tenant_id = '<tenant>'` (or `= $n` for a $n listed
+//     in bound_tenant_params: rowguard binds the tenant to it) somewhere in the
 //     statement, and that predicate is a top-level AND conjunct of the WHERE of the query level
 //     whose FROM holds the table (not when the table sits inside an aliased join, which hides its
 //     name), or of the ON clause of a join above it where the table is not on the preserved side
@@ -46,6 +47,9 @@ struct TenantOracleOptions {
   // value), and, with rewrite_known, its COPY FROM STDIN row check plan (then a COPY FROM into a
   // tenant table must have one, pointing at tenant_id).
   std::vector<int> tenant_params;
+  // The $n rowguard itself binds to the tenant's value (a tenant-parameter form,
+  // RewriteCache::tenant_param_form): accepted in place of '<tenant>' in a tenant predicate only.
+  std::vector<int> bound_tenant_params;
   bool rewrite_known = false;
   std::optional<sqlrewrite::CopyInPlan> copy_in;
 };

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -133,8 +134,22 @@ class Backend {
   };
   struct Portal {
     std::string text;
-    std::string params;
+    std::vector<std::optional<std::string>> params;
   };
+  // The statement as it runs: each $k replaced by its value as a string constant (NULL as NULL),
+  // so a text with the tenant as a parameter bound to '1' runs as the text with the constant '1'.
+  static std::string executed(std::string text, const std::vector<std::optional<std::string>>& params) {
+    for (size_t k = params.size(); k > 0; --k) {  // $12 before $1
+      const std::string ref = "$" + std::to_string(k);
+      std::string value = "NULL";
+      if (params[k - 1]) {
+        value.clear();
+        sqlrewrite::append_string_literal(value, *params[k - 1]);
+      }
+      for (size_t at = 0; (at = text.find(ref, at)) != std::string::npos; at += value.size()) text.replace(at, ref.size(), value);
+    }
+    return text;
+  }
   void error(std::string_view sqlstate, const std::string& message) {
     protocol::append_error_response(out, "ERROR", sqlstate, message);
     skipping_ = true;
@@ -181,9 +196,9 @@ class Backend {
           return error("26000", "prepared statement \"" + std::string(m->statement) + "\" does not exist");
         }
         if (std::string g = gone(it->second.text); !g.empty()) return error("42P01", "relation \"" + g + "\" does not exist");
-        std::string params;
-        for (const auto& p : m->params) params += "," + std::string(p.value_or("NULL"));
-        portals_[std::string(m->portal)] = Portal{it->second.text, params};
+        std::vector<std::optional<std::string>> params;
+        for (const auto& p : m->params) params.push_back(p ? std::optional<std::string>(*p) : std::nullopt);
+        portals_[std::string(m->portal)] = Portal{it->second.text, std::move(params)};
         protocol::append_frame(out, be::kBindComplete, {});
         return;
       }
@@ -217,7 +232,7 @@ class Backend {
         auto it = portals_.find(name);
         if (it == portals_.end()) return error("34000", "portal \"" + name + "\" does not exist");
         if (it->second.text.find("/ 0") != std::string::npos) return error("22012", "division by zero");
-        const std::string value = it->second.text + " <-" + it->second.params;
+        const std::string value = executed(it->second.text, it->second.params);
         protocol::append_frame(out, be::kDataRow, be16(1) + be32(static_cast<int32_t>(value.size())) + value);
         protocol::append_frame(out, be::kCommandComplete, "SELECT 1\0"s);
         return;
@@ -356,6 +371,22 @@ class PooledStatementsTest : public ::testing::Test {
   std::string rewritten(std::string_view sql, const std::string& tenant = "1") {
     return cache_.rewrite(sql, test_policy(), tenant)->sql;
   }
+  // The Parse a pooled named statement of `sql` gets on the server, as describe_stream shows it
+  // (text and declared types): the tenant as parameters (unspecified types) when the cache offers
+  // that form, which is the same for every tenant.
+  std::string on_server(std::string_view sql, const std::vector<int32_t>& declared = {}) {
+    rewritten(sql);
+    std::vector<int32_t> types = declared;
+    std::string text;
+    if (auto form = cache_.tenant_param_form(sql, test_policy(), declared.size())) {
+      text = form->sql;
+      types.resize(static_cast<size_t>(form->first - 1 + form->count), 0);
+    } else {
+      text = rewritten(sql);
+    }
+    for (int32_t t : types) text += " :" + std::to_string(t);
+    return text;
+  }
 };
 
 constexpr const char* kById = "SELECT id FROM orders WHERE id = $1";
@@ -365,12 +396,12 @@ TEST_F(PooledStatementsTest, StatementFollowsTheClientToAnotherConnection) {
   Client c = make();
   const std::string on_a = run(c, conn_a_, server_a_, parse("s1", kById) + bind("s1", {"7"}) + execute() + sync());
   EXPECT_EQ(describe_stream(on_a, true),
-            "P rg_1 | " + rewritten(kById) + "\nB  <- rg_1\nE\nS\n");
+            "P rg_1 | " + on_server(kById) + "\nB  <- rg_1\nE\nS\n");
   EXPECT_TRUE(conn_a_.holds("rg_1"));
   EXPECT_TRUE(c.session.has_statement("s1"));
   // The next transaction runs on B, which does not hold it: a Parse first, its answer swallowed.
   const std::string on_b = run(c, conn_b_, server_b_, bind("s1", {"8"}) + execute() + sync());
-  EXPECT_EQ(describe_stream(on_b, true), "P rg_1 | " + rewritten(kById) + "\nB  <- rg_1\nE\nS\n");
+  EXPECT_EQ(describe_stream(on_b, true), "P rg_1 | " + on_server(kById) + "\nB  <- rg_1\nE\nS\n");
   EXPECT_TRUE(conn_b_.holds("rg_1"));
   // Back on A: nothing to prepare.
   EXPECT_EQ(describe_stream(run(c, conn_a_, server_a_, bind("s1", {"9"}) + execute() + sync()), true),
@@ -394,14 +425,14 @@ TEST_F(PooledStatementsTest, ClientsShareAConnectionsStatement) {
   y.session.attach(nullptr);
   // Statement names of different clients do not collide: x's "mine" is its own.
   EXPECT_EQ(describe_stream(run(x, conn_a_, server_a_, parse("mine", kAll) + sync()), true),
-            "P rg_2 | " + rewritten(kAll) + "\nS\n");
-  // Another tenant's text differs (the tenant is in it): its own server statement.
-  EXPECT_EQ(describe_stream(run(other, conn_a_, server_a_, parse("s1", kById) + sync()), true),
-            "P rg_3 | " + rewritten(kById, "2") + "\nS\n");
+            "P rg_2 | " + on_server(kAll) + "\nS\n");
+  // Another tenant's rewrite differs (the tenant is in it), but the server's statement has the
+  // tenant as parameters: the same statement serves it (rowguard answers its ParseComplete).
   EXPECT_NE(rewritten(kById, "2"), rewritten(kById));
+  EXPECT_EQ(describe_stream(run(other, conn_a_, server_a_, parse("s1", kById) + sync()), true), "C S rg_0\nS\n");
   // Declared parameter types are part of the statement.
   EXPECT_EQ(describe_stream(run(y, conn_a_, server_a_, parse("typed", kById, {23}) + sync()), true),
-            "P rg_4 | " + rewritten(kById) + " :23\nS\n");
+            "P rg_3 | " + on_server(kById, {23}) + "\nS\n");
   for (Client* c : {&x, &y, &other}) c->expect_as_postgres();
 }
 
@@ -413,18 +444,18 @@ TEST_F(PooledStatementsTest, LeastRecentlyUsedIsEvictedAtTheBound) {
   run(c, conn_a_, server_a_, bind("s1", {"1"}) + execute() + sync());  // s2 is now the least recently used
   const std::string third = "SELECT id FROM orders WHERE id = 3";
   EXPECT_EQ(describe_stream(run(c, conn_a_, server_a_, parse("s3", third) + sync()), true),
-            "C S rg_2\nP rg_3 | " + rewritten(third) + "\nS\n");
+            "C S rg_2\nP rg_3 | " + on_server(third) + "\nS\n");
   EXPECT_EQ(conn_a_.size(), 2u);
   EXPECT_FALSE(server_a_.has("rg_2"));
   // s2 still works: prepared again (evicting s1's, now the least recently used).
   EXPECT_EQ(describe_stream(run(c, conn_a_, server_a_, bind("s2") + execute() + sync()), true),
-            "C S rg_1\nP rg_4 | " + rewritten(kAll) + "\nB  <- rg_4\nE\nS\n");
+            "C S rg_1\nP rg_4 | " + on_server(kAll) + "\nB  <- rg_4\nE\nS\n");
   EXPECT_EQ(server_a_.statements(), 2u);
   // Statements used in the current batch are not evicted: the bound is exceeded meanwhile.
   EXPECT_EQ(describe_stream(run(c, conn_a_, server_a_,
                                 bind("s2") + bind("s3", {}, "p") + parse("s4", "SELECT 4") + sync()),
                             true),
-            "B  <- rg_4\nB p <- rg_3\nP rg_5 | " + rewritten("SELECT 4") + "\nS\n");
+            "B  <- rg_4\nB p <- rg_3\nP rg_5 | " + on_server("SELECT 4") + "\nS\n");
   EXPECT_EQ(conn_a_.size(), 3u);
   c.expect_as_postgres();
 }
@@ -521,7 +552,7 @@ TEST_F(PooledStatementsTest, DescribeStatementComesFromTheServersStatement) {
   Client c = make();
   run(c, conn_a_, server_a_, parse("s1", kById, {20}) + describe('S', "s1") + sync());
   EXPECT_EQ(describe_stream(run(c, conn_b_, server_b_, describe('S', "s1") + sync()), true),
-            "P rg_1 | " + rewritten(kById) + " :20\nD S rg_1\nS\n");
+            "P rg_1 | " + on_server(kById, {20}) + "\nD S rg_1\nS\n");
   run(c, conn_b_, server_b_, describe('S', "unknown") + sync());
   c.expect_as_postgres();
 }
@@ -581,11 +612,156 @@ TEST_F(PooledStatementsTest, SessionModeIsUnchanged) {
   EXPECT_FALSE(s.needs_pin());
 }
 
+// ---- the tenant as a parameter: one server statement for every tenant (issue #16) --------------
+
+std::string bind_formats(std::string_view statement, const std::vector<int16_t>& formats,
+                         const std::vector<std::string>& params) {
+  std::string body = "\0"s + std::string(statement) + '\0' + be16(static_cast<int>(formats.size()));
+  for (int16_t f : formats) body += be16(f);
+  body += be16(static_cast<int>(params.size()));
+  for (const auto& p : params) body += be32(static_cast<int32_t>(p.size())) + p;
+  body += be16(0);
+  return frame(fe::kBind, body);
+}
+
+// The Binds of a forwarded byte string, decoded (format codes and values).
+std::vector<std::pair<std::vector<int16_t>, std::vector<std::string>>> binds_in(std::string_view bytes) {
+  std::vector<std::pair<std::vector<int16_t>, std::vector<std::string>>> out;
+  while (!bytes.empty()) {
+    const protocol::FrameResult r = protocol::decode_frame(bytes, kMax);
+    if (r.status != protocol::DecodeStatus::kComplete) break;
+    if (r.frame.tag == fe::kBind) {
+      auto m = protocol::parse_bind(r.frame.body);
+      std::vector<std::string> values;
+      for (const auto& v : m->params) values.push_back(v ? std::string(*v) : "NULL");
+      out.emplace_back(m->param_formats, values);
+    }
+    bytes.remove_prefix(r.frame.size);
+  }
+  return out;
+}
+
+TEST_F(PooledStatementsTest, TwoTenantsShareOneServerStatementAndEachBindsItsOwnTenant) {
+  Client one = make("1"), two = make("2");
+  const std::string first = run(one, conn_a_, server_a_, parse("s", kById) + bind("s", {"7"}) + execute() + sync());
+  EXPECT_EQ(describe_stream(first, true), "P rg_1 | " + on_server(kById) + "\nB  <- rg_1\nE\nS\n");
+  EXPECT_EQ(on_server(kById).find("'1'"), std::string::npos) << on_server(kById);
+  // The other tenant's Parse of the same shape: no Parse reaches the server, the Bind runs
+  // rowguard's one statement with that tenant's value.
+  const std::string second = run(two, conn_a_, server_a_, parse("s", kById) + bind("s", {"7"}) + execute() + sync());
+  EXPECT_EQ(describe_stream(second, true), "C S rg_0\nB  <- rg_1\nE\nS\n");
+  EXPECT_EQ(server_a_.statements(), 1u);
+  EXPECT_EQ(conn_a_.size(), 1u);
+  const auto b1 = binds_in(first), b2 = binds_in(second);
+  ASSERT_EQ(b1.size(), 1u);
+  ASSERT_EQ(b2.size(), 1u);
+  EXPECT_EQ(b1[0].second, (std::vector<std::string>{"7", "1", "1"}));
+  EXPECT_EQ(b2[0].second, (std::vector<std::string>{"7", "2", "2"}));
+  // Each ran exactly its own tenant's rewrite (the backend runs a statement with its parameters
+  // substituted; the private backend got the literal rewrite).
+  one.expect_as_postgres();
+  two.expect_as_postgres();
+  EXPECT_NE(two.seen.find(rewritten(kById, "2").substr(0, 40)), std::string::npos);
+  // On a connection that lacks it, the injected Parse is the shared text too.
+  EXPECT_EQ(describe_stream(run(two, conn_b_, server_b_, bind("s", {"8"}) + execute() + sync()), true),
+            "P rg_1 | " + on_server(kById) + "\nB  <- rg_1\nE\nS\n");
+  two.expect_as_postgres();
+}
+
+TEST_F(PooledStatementsTest, TenantParametersExpandTheFormatCodes) {
+  Client c = make("1");
+  const std::string two_params = "SELECT id FROM orders WHERE id = $1 AND amount > $2";
+  run(c, conn_a_, server_a_, parse("one", kById, {23}) + parse("two", two_params, {23, 23}) + sync());
+  const std::string bin7 = be32(7);
+  // No codes: all text, as before. One text code: all text.
+  auto sent = binds_in(run(c, conn_a_, server_a_, bind_formats("one", {}, {"7"}) + execute() + sync()));
+  EXPECT_EQ(sent.at(0).first, std::vector<int16_t>{});
+  sent = binds_in(run(c, conn_a_, server_a_, bind_formats("one", {0}, {"7"}) + execute() + sync()));
+  EXPECT_EQ(sent.at(0).first, std::vector<int16_t>{0});
+  // One binary code applies to every parameter: spelled out, the tenant's in text.
+  sent = binds_in(run(c, conn_a_, server_a_, bind_formats("one", {1}, {bin7}) + execute() + sync()));
+  EXPECT_EQ(sent.at(0).first, (std::vector<int16_t>{1, 0, 0}));
+  EXPECT_EQ(sent.at(0).second, (std::vector<std::string>{bin7, "1", "1"}));
+  const auto form = cache_.tenant_param_form(two_params, test_policy(), 2);
+  ASSERT_TRUE(form.has_value());
+  const auto tenants = static_cast<size_t>(form->count);  // one per tenant constant of the rewrite
+  sent = binds_in(run(c, conn_a_, server_a_, bind_formats("two", {1}, {bin7, bin7}) + execute() + sync()));
+  std::vector<int16_t> codes = {1, 1};
+  codes.resize(2 + tenants, 0);
+  EXPECT_EQ(sent.at(0).first, codes);
+  // One code per parameter: the tenant's appended as text.
+  sent = binds_in(run(c, conn_a_, server_a_, bind_formats("two", {1, 0}, {bin7, "9"}) + execute() + sync()));
+  codes = {1, 0};
+  codes.resize(2 + tenants, 0);
+  EXPECT_EQ(sent.at(0).first, codes);
+  std::vector<std::string> values = {bin7, "9"};
+  values.resize(2 + tenants, "1");
+  EXPECT_EQ(sent.at(0).second, values);
+  c.expect_as_postgres();
+}
+
+TEST_F(PooledStatementsTest, AClientCannotSupplyTheTenantParameters) {
+  Client c = make("2");
+  run(c, conn_a_, server_a_, parse("s", kById) + sync());
+  const size_t before = c.seen.size();
+  // The server's statement has 3 parameters; the client's has 1. Three values (the tenant's
+  // ones "1" included) get PostgreSQL's answer for the client's statement; nothing runs.
+  const std::string sent = run(c, conn_a_, server_a_, bind("s", {"7", "1", "1"}) + execute() + sync());
+  EXPECT_EQ(describe_stream(c.seen.substr(before), false),
+            "E 08P01 bind message supplies 3 parameters, but prepared statement \"s\" requires 1\nZ\n");
+  for (const auto& b : binds_in(sent)) EXPECT_TRUE(b.second.empty());
+  // Too few: the same.
+  const size_t mid = c.seen.size();
+  run(c, conn_a_, server_a_, bind("s", {}) + execute() + sync());
+  EXPECT_EQ(describe_stream(c.seen.substr(mid), false),
+            "E 08P01 bind message supplies 0 parameters, but prepared statement \"s\" requires 1\nZ\n");
+}
+
+TEST_F(PooledStatementsTest, DescribeShowsTheClientsParameters) {
+  Client c = make("1");
+  run(c, conn_a_, server_a_, parse("s", kById, {20}) + describe('S', "s") + sync());
+  run(c, conn_b_, server_b_, describe('S', "s") + sync());  // injected Parse first
+  c.expect_as_postgres();
+  // Both ParameterDescriptions list the client's one parameter, not rowguard's three.
+  std::string_view rest = c.seen;
+  int descriptions = 0;
+  while (!rest.empty()) {
+    const protocol::FrameResult r = protocol::decode_frame(rest, kMax);
+    ASSERT_EQ(r.status, protocol::DecodeStatus::kComplete);
+    if (r.frame.tag == be::kParameterDescription) {
+      ++descriptions;
+      EXPECT_EQ(r.frame.body, be16(1) + be32(20));
+    }
+    rest.remove_prefix(r.frame.size);
+  }
+  EXPECT_EQ(descriptions, 2);
+}
+
+TEST_F(PooledStatementsTest, SqlExecuteNeverReachesRowguardsServerStatements) {
+  // The connection holds rg_1, with the tenant as parameters. A client that names its own
+  // protocol statement "rg_1" must not EXECUTE the server's rg_1 with another tenant's value.
+  Client one = make("1"), two = make("2");
+  run(one, conn_a_, server_a_, parse("s", kById) + bind("s", {"7"}) + execute() + sync());
+  ASSERT_TRUE(conn_a_.holds("rg_1"));
+  run(two, conn_a_, server_a_, parse("rg_1", kById) + sync());
+  two.session.attach(&conn_a_);
+  for (const char* sql : {"EXECUTE rg_1(7, '1', '1')", "EXPLAIN (COSTS OFF) EXECUTE rg_1(7, '1', '1')", "execute RG_1(7)"}) {
+    const ClientStep& st = two.session.on_client_message(protocol::decode_frame(query(sql), kMax).frame, test_policy());
+    EXPECT_NE(st.denial.find("rg_"), std::string::npos) << sql << ": " << st.denial;
+    EXPECT_EQ(st.to_server.find("EXECUTE rg_1"), std::string::npos) << sql;
+    EXPECT_EQ(st.to_server.find("execute rg_1"), std::string::npos) << sql;
+  }
+}
+
 // ---- randomized: many clients, two connections, against one private backend per client --------
 
 TEST_F(PooledStatementsTest, RandomizedMatchesOnePrivateBackendPerClient) {
-  const std::vector<std::string> texts = {kById, kAll, "SELECT 'gone' FROM orders", "SELECT id / 0 FROM orders",
-                                          "SELECT name FROM customers WHERE id = $1", "SELECT code FROM countries"};
+  // Every text takes one parameter, as every Bind below supplies one (PostgreSQL refuses another
+  // count; the backend above does not model that, rowguard does for a statement with the tenant
+  // as parameters). Texts with constants keep the tenant as a constant: both forms are mixed.
+  const std::vector<std::string> texts = {kById, "SELECT id FROM orders WHERE $1::int > 0",
+                                          "SELECT 'gone' FROM orders WHERE id > $1", "SELECT id / 0 FROM orders WHERE id > $1",
+                                          "SELECT name FROM customers WHERE id = $1", "SELECT code FROM countries WHERE $1::int > 0"};
   const std::vector<std::string> names = {"a", "b", "c"};
   size_t client_parses = 0;  // named Parses the clients sent
   size_t evictions = 0, server_parses = 0;
@@ -609,12 +785,12 @@ TEST_F(PooledStatementsTest, RandomizedMatchesOnePrivateBackendPerClient) {
         case 0:
         case 1: {
           std::string text = texts[pick(texts.size())];
-          if (!dropped_.empty() && text.find("'gone'") != std::string::npos) text = kAll;
+          if (!dropped_.empty() && text.find("'gone'") != std::string::npos) text = texts[1];
           const bool typed = text.find('$') != std::string::npos && pick(2) == 0;
           return parse(name, text, typed ? std::vector<int32_t>{23} : std::vector<int32_t>{});
         }
         case 2:
-        case 3: return bind(name, {std::to_string(pick(100))}) + execute();
+        case 3: return bind(name, {std::to_string(pick(100))}) + execute();  // (every text has $1)
         case 4: return dropped_.empty() ? describe('S', name) : close('S', name);
         case 5: return close('S', name);
         default: return parse("", texts[pick(2)]) + bind("", {"5"}) + execute();

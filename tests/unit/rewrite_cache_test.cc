@@ -12,7 +12,9 @@
 #include "policy/policy.h"
 #include "tests/support/tenant_keys_schema.h"
 #include "sqlrewrite/literal_scan.h"
+#include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/rewriter.h"
+#include "tests/support/tenant_oracle.h"
 #include "tests/support/test_policy.h"
 
 namespace rowguard::sqlrewrite {
@@ -387,6 +389,112 @@ TEST(TemplateCache, PolicyReloadInvalidatesTemplates) {
   EXPECT_FALSE(cache.rewrite("SELECT * FROM customers", *v2, "2")->allowed);
   EXPECT_EQ(cache.misses(), 2u);
   EXPECT_EQ(cache.size(), 1u);
+}
+
+// ---- the tenant as a parameter (issue #16: one server statement for every tenant) ----------
+
+// `form` with each $first.. replaced by the tenant quoted as the deparser quotes it.
+std::string with_tenant(const TenantParamForm& form, const std::string& tenant) {
+  std::string quoted;
+  append_string_literal(quoted, tenant);
+  std::string out = form.sql;
+  for (int i = form.count - 1; i >= 0; --i) {  // highest first: $12 before $1
+    const std::string param = "$" + std::to_string(form.first + i);
+    const size_t at = out.find(param);
+    if (at == std::string::npos) return "missing " + param;
+    out.replace(at, param.size(), quoted);
+  }
+  return out;
+}
+
+TEST(TenantParamForm, TwoTenantsShareOneTextThatIsTheRewriteWithTheTenantBound) {
+  const std::vector<std::string> shapes = {
+      "SELECT * FROM orders",
+      "SELECT aid, abalance FROM orders WHERE id = $1",
+      "SELECT * FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.amount > $2 AND c.name = $1",
+      "SELECT * FROM orders o LEFT JOIN customers c ON c.id = o.customer_id",
+      "SELECT * FROM orders o FULL JOIN customers c ON c.id = o.customer_id",
+      "WITH x AS (SELECT * FROM orders) SELECT * FROM x WHERE id IN (SELECT id FROM customers)",
+      "SELECT * FROM orders WHERE id = $1 FOR UPDATE",
+      "UPDATE orders SET status = $1 WHERE id = $2",
+      "UPDATE orders o SET amount = 1 FROM customers c WHERE c.id = o.customer_id",
+      "DELETE FROM orders WHERE id = $1 RETURNING *",
+  };
+  for (const std::string& sql : shapes) {
+    SCOPED_TRACE(sql);
+    RewriteCache cache;
+    ASSERT_TRUE(cache.rewrite(sql, test_policy(), "1")->allowed);
+    const std::optional<TenantParamForm> one = cache.tenant_param_form(sql, test_policy(), 0);
+    ASSERT_TRUE(one.has_value());
+    cache.rewrite(sql, test_policy(), "o'brien");
+    const std::optional<TenantParamForm> two = cache.tenant_param_form(sql, test_policy(), 0);
+    ASSERT_TRUE(two.has_value());
+    EXPECT_EQ(one->sql, two->sql);
+    EXPECT_EQ(one->sql.find("'1'"), std::string::npos) << one->sql;
+    EXPECT_GT(one->count, 0);
+    // Exactly the literal rewrite, with the tenant where the parameters are.
+    for (const std::string& tenant : {std::string("1"), std::string("o'brien"), std::string("a\\'b")}) {
+      EXPECT_EQ(with_tenant(*one, tenant), rewrite(sql, test_policy(), tenant).sql);
+    }
+    // The independent checker sees every tenant table filtered by a parameter rowguard binds.
+    ParseOutput parsed = parse_sql(one->sql);
+    ASSERT_TRUE(parsed.ok) << parsed.error;
+    test_support::TenantOracleOptions o{.tenant = "1", .system_catalogs = true};
+    for (int i = 0; i < one->count; ++i) o.bound_tenant_params.push_back(one->first + i);
+    std::string problems;
+    for (const auto& p : test_support::tenant_problems(parsed.tree, o)) problems += "\n  " + p;
+    EXPECT_EQ(problems, "");
+    // Without the binding, the parameters are no tenant filter (the checker is not lenient).
+    EXPECT_FALSE(test_support::tenant_problems(parsed.tree, {.tenant = "1", .system_catalogs = true}).empty());
+  }
+}
+
+TEST(TenantParamForm, TheTenantParametersComeAfterTheClientsDeclaredAndUsedOnes) {
+  RewriteCache cache;
+  const std::string sql = "SELECT * FROM orders WHERE id = $2";
+  cache.rewrite(sql, test_policy(), "1");
+  auto used = cache.tenant_param_form(sql, test_policy(), 0);
+  ASSERT_TRUE(used.has_value());
+  EXPECT_EQ(used->first, 3);
+  EXPECT_EQ(used->sql, "SELECT * FROM public.orders WHERE CASE WHEN orders.tenant_id = $3 THEN id = $2 END "
+                       "AND orders.tenant_id = $4");
+  auto declared = cache.tenant_param_form(sql, test_policy(), 5);
+  ASSERT_TRUE(declared.has_value());
+  EXPECT_EQ(declared->first, 6);
+  EXPECT_EQ(declared->count, 2);
+  // PostgreSQL's bound on parameters.
+  EXPECT_FALSE(cache.tenant_param_form(sql, test_policy(), 65534).has_value());
+}
+
+TEST(TenantParamForm, KeepsTheConstantWhereTheTenantIsMoreThanAFilter) {
+  const std::vector<std::string> literal_only = {
+      "INSERT INTO orders (id, amount) VALUES ($1, $2)",                              // a value, not a filter
+      "INSERT INTO orders (id, amount) SELECT id, amount FROM orders WHERE id = $1",  // ditto
+      "INSERT INTO orders (id, amount) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET amount = 3",
+      "WITH n AS (INSERT INTO orders (id) VALUES (1) RETURNING id) SELECT * FROM n",
+      "MERGE INTO orders o USING customers c ON o.id = c.id WHEN MATCHED THEN UPDATE SET amount = 1",
+      "SELECT pg_advisory_lock($1)",                             // the tenant in a lock key
+      "INSERT INTO orders (id, tenant_id) VALUES (1e1, '1')",    // compared with the tenant: per tenant
+      "SELECT * FROM orders WHERE id = 42",                      // constants: a constant template serves it
+      "EXPLAIN SELECT * FROM orders",                            // not a SELECT / UPDATE / DELETE
+      "DECLARE c CURSOR FOR SELECT * FROM orders",
+      "PREPARE p AS SELECT * FROM orders",
+      "COPY orders TO STDOUT",
+      "SELECT 1",                                                // no tenant at all
+      "SELECT * FROM countries",
+      "LISTEN jobs",
+      "DROP TABLE orders",                                       // denied
+  };
+  for (const std::string& sql : literal_only) {
+    SCOPED_TRACE(sql);
+    RewriteCache cache;
+    cache.rewrite(sql, test_policy(), "1");
+    EXPECT_FALSE(cache.tenant_param_form(sql, test_policy(), 0).has_value());
+  }
+  // Nothing is rewritten by tenant_param_form: a text rewrite() has not seen has none.
+  RewriteCache cache;
+  EXPECT_FALSE(cache.tenant_param_form("SELECT * FROM orders", test_policy(), 0).has_value());
+  EXPECT_EQ(cache.misses(), 0u);
 }
 
 TEST(TemplateCache, StringLiteralQuotingMatchesTheDeparser) {
