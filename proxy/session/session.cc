@@ -316,6 +316,10 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
   sqlrewrite::RewriteHandle held;
   if (!precomputed) held = cache_.rewrite(*sql, policy, tenant_);
   const sqlrewrite::RewriteResult& r = precomputed ? *precomputed : *held;
+  if (pooled_ && r.allowed && !r.prepared.empty()) {
+    pooled_query(r, *sql, policy, step);  // session_prepared.cc
+    return;
+  }
   std::string why = r.allowed ? check_sql_prepared(r.prepared, policy) : r.reason;
   if (why.empty() && std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
         return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare;

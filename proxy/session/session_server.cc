@@ -248,6 +248,7 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
       case Await::kQuery:
         if (!front.started) drop_statement("");  // exec_simple_query drops the unnamed statement
         front.started = true;                    // the rest of the Query is not run
+        if (front.pooled_query) pooled_query_failed(front);
         front.sql.clear();
         cursors_failed(front);
         return step;
@@ -343,6 +344,10 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
     }
     case be::kRowDescription:
     case be::kNoData:
+      if (front.kind == Await::kQuery && front.pooled_query && f.tag == be::kRowDescription &&
+          !pooled_query_answer(front, f.tag, f.body, raw, to_client)) {
+        return step;  // a stand-in's
+      }
       if ((front.kind == Await::kDescribeStatement && front.started) || front.kind == Await::kDescribePortal) {
         pop_front();
       } else if (!(front.kind == Await::kQuery && f.tag == be::kRowDescription)) {
@@ -359,6 +364,9 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
     case be::kPortalSuspended:
       if (front.kind == Await::kExecute) {
         pop_front();
+      } else if (front.kind == Await::kQuery && f.tag == be::kCommandComplete && front.pooled_query) {
+        pooled_query_answer(front, f.tag, f.body, raw, to_client);  // (relays what the client gets)
+        return step;
       } else if (front.kind == Await::kQuery && f.tag != be::kPortalSuspended) {
         if (f.tag == be::kCommandComplete) {
           on_command_complete(f.body);
