@@ -317,7 +317,8 @@ class TenantSession {
   // ALL, its names translated to the connection's (session_prepared.cc).
   void pooled_query(const sqlrewrite::RewriteResult& r, std::string_view text, const policy::Policy& policy,
                     ClientStep& step);
-  // A CommandComplete / RowDescription of such a Query: false when the client does not get it.
+  // A RowDescription of such a Query: false when the client does not get it (a stand-in's). A
+  // CommandComplete: applied, and relayed to `to_client` (or swallowed, or its tag replaced).
   bool pooled_query_answer(Awaited& a, char tag, std::string_view body, std::string_view raw, std::string& to_client);
   void pooled_query_failed(Awaited& a);  // an error ended it: what its pieces did not do
   // "" when `st` (prepared under an older policy) still rewrites to what the server holds under

@@ -161,14 +161,15 @@ void TenantSession::skip_to_sync() {
 
 void TenantSession::commit_statement(const std::string& name, Statement st) {
   drop_statement(name);
-  statement_bytes_ += st.text.size() + st.rewritten.size();
+  statement_bytes_ += st.text.size() + st.rewritten.size() + st.sql_template.size() + st.sql_query.size();
   statements_[name] = std::move(st);
 }
 
 void TenantSession::drop_statement(std::string_view name) {
   auto it = statements_.find(name);
   if (it == statements_.end()) return;
-  statement_bytes_ -= it->second.text.size() + it->second.rewritten.size();
+  statement_bytes_ -= it->second.text.size() + it->second.rewritten.size() + it->second.sql_template.size() +
+                      it->second.sql_query.size();
   statements_.erase(it);
 }
 

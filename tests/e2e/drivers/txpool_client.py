@@ -343,6 +343,26 @@ def sql_prepared():
         pass
     d.cursor().execute("ALTER TABLE customers RENAME COLUMN name2 TO name")
     assert one(b, "EXECUTE n") == "globex-hank"
+    # One namespace with protocol statements (psycopg 3 prepares with Parse, as _pg3_<n>): SQL
+    # EXECUTE runs one, on a connection that lacks it too (prepared in SQL with its Parse types:
+    # an int and an untyped str), and a SQL PREPARE of its name is 42P05.
+    import psycopg
+    p3 = psycopg.connect(host="127.0.0.1", port=PORT, user="t2", password=PASSWORDS["t2"], dbname="appdb",
+                         sslmode="disable", connect_timeout=10, autocommit=True)
+    q3 = "SELECT count(*) FROM orders WHERE id > %s AND status <> %s"
+    assert p3.execute(q3, (0, "x"), prepare=True).fetchone()[0] == 4
+    assert p3.execute(q3, (0, "x"), prepare=True).fetchone()[0] == 4
+    one(d, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE usename = 'app' AND backend_type = 'client backend'")
+    wait_for("the old server connections gone", lambda: app_backends(d) == 0)
+    assert p3.execute("EXECUTE _pg3_0(201, 'new')").fetchone()[0] == 2
+    try:
+        p3.execute("PREPARE _pg3_0 AS SELECT 1")
+        raise AssertionError("PREPARE of a Parse'd name was accepted")
+    except psycopg.errors.DuplicatePreparedStatement:
+        pass
+    assert p3.execute(q3, (0, "paid"), prepare=True).fetchone()[0] == 3
+    p3.close()
     a.close()
     b.close()
     h.close()
