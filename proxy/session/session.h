@@ -297,6 +297,7 @@ class TenantSession {
     bool pooled_query = false;
     size_t completed = 0;
     std::vector<QueryPiece> pieces;
+    std::vector<std::pair<std::string, std::string>> names;  // server name -> client name, for its errors
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,

@@ -333,6 +333,10 @@ void TenantSession::pooled_query(const sqlrewrite::RewriteResult& r, std::string
     why = room_for(text, policy.limits);
   }
   if (why.empty() && !r.cursors.empty()) why = check_cursors(r.cursors, policy);
+  if (why.empty() && r.copy_in) {
+    why = "rowguard: COPY FROM STDIN in the same Query as PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL is not "
+          "supported under transaction pooling; send the COPY in a Query of its own";
+  }
   if (why.empty() && extended_open_) {
     why = "rowguard: PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL in a Query must not follow extended-protocol "
           "messages without a Sync";
@@ -366,6 +370,7 @@ void TenantSession::pooled_query(const sqlrewrite::RewriteResult& r, std::string
   std::vector<QueryPiece> pieces;
   std::vector<SqlOp> ops;
   std::map<std::string, std::string, std::less<>> made;  // client name -> server name, this Query's PREPAREs
+  std::vector<std::pair<std::string, std::string>> names;  // server -> client, for the server's errors
   size_t index = 0;
   auto emit = [&](std::string_view sql) {
     if (!out.empty()) out += "; ";
@@ -406,6 +411,7 @@ void TenantSession::pooled_query(const sqlrewrite::RewriteResult& r, std::string
         }
         const size_t i = emit(*sent);
         pieces.push_back({QueryPiece::kPrepare, i, server, {}, true});
+        names.emplace_back(server, name);
         made[name] = server;
         SqlOp s{op.kind, name, op.command_tag, {}, i};
         s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy.version, r.sql, {},
@@ -452,6 +458,7 @@ void TenantSession::pooled_query(const sqlrewrite::RewriteResult& r, std::string
           return;
         }
         emit(*sent);
+        names.emplace_back(server, name);
         break;
       }
       case Kind::kDeallocate:
@@ -479,6 +486,7 @@ void TenantSession::pooled_query(const sqlrewrite::RewriteResult& r, std::string
   a.pooled_query = true;
   a.sql = std::move(ops);
   a.pieces = std::move(pieces);
+  a.names = std::move(names);
   if (!r.cursors.empty() && !discarded) send_cursors(r.cursors, policy.version, a);
 }
 

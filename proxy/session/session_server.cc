@@ -244,6 +244,28 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         replaced = true;
       }
     }
+    if (!replaced && front.kind == Await::kQuery && front.pooled_query && !front.names.empty()) {
+      // Pooled: an error worded with rowguard's statement name ("wrong number of parameters for
+      // prepared statement \"rg_3\"") names the client's statement instead.
+      bool renamed = false;
+      for (auto& [code, value] : e->fields) {
+        if (code != 'M' && code != 'D' && code != 'W') continue;
+        for (const auto& [server, client] : front.names) {
+          const std::string from = "\"" + server + "\"", to = "\"" + client + "\"";
+          for (size_t at = value.find(from); at != std::string::npos; at = value.find(from, at + to.size())) {
+            value.replace(at, from.size(), to);
+            renamed = true;
+          }
+        }
+      }
+      if (renamed) {
+        std::string frame;
+        protocol::append_error_fields(frame, be::kErrorResponse, *e);
+        const protocol::FrameResult r = protocol::decode_frame(frame, frame.size());
+        relay_error(be::kErrorResponse, frame, r.frame.body, to_client);
+        replaced = true;
+      }
+    }
     if (!replaced) relay_error(be::kErrorResponse, raw, f.body, to_client);
     switch (front.kind) {
       case Await::kQuery:

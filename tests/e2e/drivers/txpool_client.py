@@ -304,6 +304,11 @@ def sql_prepared():
     assert ca.fetchone()[0] == 7
     assert one(a, "EXECUTE q('101'::int)") == 2
     assert one(a, "EXECUTE q(CAST(100 + 1 AS int))") == 2
+    try:
+        ca.execute("EXECUTE q")
+        raise AssertionError("EXECUTE with a missing argument was accepted")
+    except psycopg2.errors.SyntaxError as e:  # the server's error, naming the client's statement
+        assert 'prepared statement "q"' in str(e), str(e)
     ca.execute("EXPLAIN (COSTS OFF) EXECUTE q(0)")
     plan = " ".join(r[0] for r in ca.fetchall())
     assert "orders" in plan, plan
