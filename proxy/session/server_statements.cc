@@ -16,7 +16,15 @@ std::string ServerStatements::key_of(std::string_view rewritten, const std::vect
 
 std::optional<std::string> ServerStatements::find(std::string_view rewritten, const std::vector<int32_t>& types,
                                                   uint64_t pending_after) {
-  auto k = by_key_.find(key_of(rewritten, types));
+  return find_key(key_of(rewritten, types), pending_after);
+}
+
+std::optional<std::string> ServerStatements::find_sql(std::string_view prepare_template, uint64_t pending_after) {
+  return find_key(sql_key_of(prepare_template), pending_after);
+}
+
+std::optional<std::string> ServerStatements::find_key(const std::string& key, uint64_t pending_after) {
+  auto k = by_key_.find(key);
   if (k == by_key_.end()) return std::nullopt;
   auto it = by_name_.find(k->second);
   if (it == by_name_.end() || it->second.state == State::kClosing) return std::nullopt;
@@ -26,8 +34,15 @@ std::optional<std::string> ServerStatements::find(std::string_view rewritten, co
 }
 
 std::string ServerStatements::add_pending(std::string_view rewritten, const std::vector<int32_t>& types) {
+  return add_key(key_of(rewritten, types));
+}
+
+std::string ServerStatements::add_pending_sql(std::string_view prepare_template) {
+  return add_key(sql_key_of(prepare_template));
+}
+
+std::string ServerStatements::add_key(std::string key) {
   std::string name = "rg_" + std::to_string(next_name_++);
-  std::string key = key_of(rewritten, types);
   by_key_[key] = name;
   ++tick_;
   by_name_[name] = Entry{std::move(key), State::kPending, tick_, tick_};
@@ -49,7 +64,8 @@ std::optional<std::string> ServerStatements::evict(uint64_t batch_tick) {
   }
   if (victim == nullptr) return std::nullopt;
   victim->state = State::kClosing;
-  by_key_.erase(victim->key);
+  // (A newer statement of the same text may own the key: an add_pending_sql.)
+  if (auto k = by_key_.find(victim->key); k != by_key_.end() && k->second == *victim_name) by_key_.erase(k);
   return *victim_name;
 }
 

@@ -32,6 +32,13 @@ class ServerStatements {
                                   uint64_t pending_after);
   // A Parse of this text and types is about to be sent: its new server name (pending).
   std::string add_pending(std::string_view rewritten, const std::vector<int32_t>& types);
+  // SQL-level PREPARE (a client's `PREPARE x (types) AS ...`): the same, keyed by the PREPARE's
+  // text under the placeholder name rg_0 (its declared type names are part of it). Never the
+  // key of a Parse (a Parse key starts with its count of types). add_pending_sql() always makes
+  // a new name (the server answers the client's PREPARE itself); an older statement of the same
+  // text stays until evicted.
+  std::optional<std::string> find_sql(std::string_view prepare_template, uint64_t pending_after);
+  std::string add_pending_sql(std::string_view prepare_template);
   // Called after add_pending(): the least recently used held statement to close (now closing),
   // or nullopt when within the bound or when every held statement was used since `batch_tick`.
   std::optional<std::string> evict(uint64_t batch_tick);
@@ -62,6 +69,9 @@ class ServerStatements {
     uint64_t added = 0;
   };
   static std::string key_of(std::string_view rewritten, const std::vector<int32_t>& types);
+  static std::string sql_key_of(std::string_view prepare_template) { return "S:" + std::string(prepare_template); }
+  std::optional<std::string> find_key(const std::string& key, uint64_t pending_after);
+  std::string add_key(std::string key);
   void erase(std::string_view name);
 
   size_t capacity_;

@@ -323,6 +323,10 @@ void TenantSession::on_query(std::string_view body, const policy::Policy& policy
   sqlrewrite::RewriteHandle held;
   if (!precomputed) held = cache_.rewrite(*sql, policy, tenant_);
   const sqlrewrite::RewriteResult& r = precomputed ? *precomputed : *held;
+  if (pooled_ && r.allowed && !r.prepared.empty()) {
+    pooled_query(r, *sql, policy, step);  // session_prepared.cc
+    return;
+  }
   std::string why = r.allowed ? check_sql_prepared(r.prepared, policy) : r.reason;
   if (why.empty() && std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) {
         return op.kind == sqlrewrite::PreparedStatementOp::Kind::kPrepare;
@@ -709,12 +713,14 @@ void TenantSession::server_lost() {
   skipping_ = false;
   extended_open_ = false;
   if (pooled_) {
-    // Pooled: the client's protocol statements are its own (re-prepared on the next connection
-    // at their next use); what lived on the lost connection only (SQL PREPARE, the unnamed
-    // statement) is gone with it.
+    // Pooled: the client's named statements (Parse and SQL PREPARE) are its own (prepared on the
+    // next connection at their next use); what lived on the lost connection only (a SQL PREPARE
+    // made before the session was pooled, the unnamed statement) is gone with it.
     std::erase_if(statements_, [](const auto& kv) { return kv.second.id == 0 || kv.first.empty(); });
     statement_bytes_ = 0;
-    for (const auto& [name, st] : statements_) statement_bytes_ += st.text.size() + st.rewritten.size();
+    for (const auto& [name, st] : statements_) {
+      statement_bytes_ += st.text.size() + st.rewritten.size() + st.sql_template.size() + st.sql_query.size();
+    }
     conn_ = nullptr;
   } else {
     statements_.clear();

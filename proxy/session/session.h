@@ -2,6 +2,7 @@
 // Per-connection protocol logic without sockets: given a message from the client (and the
 // session's tenant, policy snapshot and transaction status), decide what to do. The network
 // layer (proxy/net) executes the decision. Unit-tested on byte strings.
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
@@ -157,9 +158,21 @@ class TenantSession {
   //   the session tenant appended for them (text format; one binary format code is spelled out
   //   per parameter); a Bind with another number of values than the client's statement has gets
   //   PostgreSQL's 08P01 (a client never supplies them); a Describe 'S' answer drops them.
-  // - Unnamed statements and all portals are unchanged. SQL-level PREPARE / EXECUTE /
-  //   DEALLOCATE / DISCARD ALL are not translated: needs_pin() says the client must keep its
-  //   server connection (and a pooled client may not PREPARE / EXECUTE / DEALLOCATE names rg_*).
+  // - Unnamed statements and all portals are unchanged.
+  // - SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL of a Query (pooled_query) use the
+  //   same table (one namespace, as PostgreSQL: 42P05 on a duplicate, 26000 on an unknown
+  //   name). The Query is sent statement by statement with its names translated: the client's
+  //   PREPARE x becomes PREPARE rg_<n> (always a new name, so the server still checks the
+  //   text and answers it); EXECUTE x becomes EXECUTE rg_<n>, after a PREPARE rg_<n> put in
+  //   just before it when the connection lacks it (a statement made by Parse is prepared in
+  //   SQL with its declared types written as type names); DEALLOCATE [ALL] drops only the
+  //   client's record, a SELECT WHERE false taking its place whose answer is made the
+  //   DEALLOCATE's; DISCARD ALL runs (the connection's statements are gone). The answers to
+  //   rowguard's statements are swallowed. A Bind / Describe of a SQL-prepared name on a
+  //   connection that lacks it gets a Parse of its AS statement when rowguard knows every
+  //   declared type's OID, else it is refused. An EXECUTE of a statement whose server text has
+  //   the tenant as parameters is refused (its arguments would bind them). A client may not
+  //   PREPARE / EXECUTE / DEALLOCATE names rg_* (rowguard's).
   //
   // Known differences from one private backend per client:
   // - Batches in flight are assumed to succeed: a Bind / Parse / Close of "x" sent while an
@@ -177,9 +190,9 @@ class TenantSession {
   // forwarding the transaction's first message; detach only when idle() (ReadyForQuery 'I').
   void attach(ServerStatements* conn);
   ServerStatements* attached() const { return conn_; }
-  // Pooled: the client must stay on its server connection (it holds SQL-level prepared
-  // statements under the client's own names, or a PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL
-  // is in flight). pin_reason(): why, for SHOW POOLS / logs ("" when needs_pin() is false).
+  // Pooled: the client must stay on its server connection (it holds a SQL-level prepared
+  // statement made in session mode under its own name). pin_reason(): why, for SHOW POOLS /
+  // logs ("" when needs_pin() is false).
   bool needs_pin() const { return !pin_reason().empty(); }
   std::string pin_reason() const;
 
@@ -241,7 +254,7 @@ class TenantSession {
     uint64_t policy_version = 0;
     std::string rewritten;
     std::vector<sqlrewrite::CursorOp> cursors;  // a DECLARE / FETCH / CLOSE text (extended protocol)
-    uint64_t id = 0;  // a Parse's statement: unique in the session (0: SQL PREPARE)
+    uint64_t id = 0;  // unique in the session (0: a SQL PREPARE in session mode)
     std::vector<int32_t> parse_types;  // pooled: the types the Parse declared (the server key)
     // Pooled, named: the tenant as parameters (sqlrewrite::TenantParamForm): `rewritten` holds
     // $tenant_first .. $tenant_first + tenant_count - 1 where the literal form holds '<tenant>',
@@ -250,6 +263,10 @@ class TenantSession {
     // parameters. 0: the tenant is a constant in `rewritten`.
     int tenant_first = 0;
     int tenant_count = 0;
+    // Pooled SQL PREPARE: the PREPARE under the placeholder name rg_0 (the server key, with its
+    // declared type names) and its AS statement (for a Parse on a connection that lacks it).
+    std::string sql_template;
+    std::string sql_query;
   };
   // A DECLARE / CLOSE / CLOSE ALL of a Query, applied to `portals_` when its CommandComplete
   // tag confirms it (session_portals.cc).
@@ -266,6 +283,21 @@ class TenantSession {
     std::string name;
     std::string tag;
     Statement statement;  // kPrepare
+    size_t index = SIZE_MAX;  // pooled: its place among the Query's statements as sent
+  };
+  // Pooled: a statement of a Query rowguard put in (or in place of the client's), by its place
+  // among the Query's statements as sent (each answers one CommandComplete, or the error that
+  // ends the Query).
+  struct QueryPiece {
+    enum Kind : uint8_t {
+      kPrepare,  // PREPARE rg_<n>: the client's PREPARE (`client`) or one before an EXECUTE
+      kEvict,    // DEALLOCATE rg_<n>: the connection's least recently used statement
+      kStandIn,  // SELECT WHERE false in place of a client's DEALLOCATE [ALL]: answered `tag`
+    } kind;
+    size_t index;
+    std::string server_stmt;  // kPrepare / kEvict
+    std::string tag;          // kStandIn
+    bool client = false;      // kPrepare: the client's own PREPARE (its CommandComplete is the client's)
   };
   // One forwarded message whose answer the server still owes (or skips).
   enum class Await : uint8_t { kParse, kBind, kDescribeStatement, kDescribePortal, kExecute, kClose, kSync, kQuery };
@@ -293,6 +325,12 @@ class TenantSession {
     // Describe 'S' of a statement with the tenant as parameters: how many parameter types the
     // ParameterDescription ends with that are rowguard's (the client does not see them).
     int hidden_params = 0;
+    // Pooled Query with SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL (pooled_query):
+    // `sql` is matched by index; `completed` counts its CommandCompletes.
+    bool pooled_query = false;
+    size_t completed = 0;
+    std::vector<QueryPiece> pieces;
+    std::vector<std::pair<std::string, std::string>> names;  // server name -> client name, for its errors
   };
 
   void on_query(std::string_view body, const policy::Policy& policy, ClientStep& step,
@@ -309,6 +347,14 @@ class TenantSession {
   std::vector<SqlOp> sql_ops(const std::vector<sqlrewrite::PreparedStatementOp>& ops, std::string_view text,
                              const std::string& rewritten, uint64_t policy_version) const;
   void on_command_complete(std::string_view body);
+  // Pooled (transaction mode): a Query with SQL-level PREPARE / EXECUTE / DEALLOCATE / DISCARD
+  // ALL, its names translated to the connection's (session_prepared.cc).
+  void pooled_query(const sqlrewrite::RewriteResult& r, std::string_view text, const policy::Policy& policy,
+                    ClientStep& step);
+  // A RowDescription of such a Query: false when the client does not get it (a stand-in's). A
+  // CommandComplete: applied, and relayed to `to_client` (or swallowed, or its tag replaced).
+  bool pooled_query_answer(Awaited& a, char tag, std::string_view body, std::string_view raw, std::string& to_client);
+  void pooled_query_failed(Awaited& a);  // an error ended it: what its pieces did not do
   // "" when `st` (prepared under an older policy) still rewrites to what the server holds under
   // `policy` (then it is marked current), else the reason to refuse its use.
   std::string recheck(Statement& st, std::string_view name, const policy::Policy& policy);

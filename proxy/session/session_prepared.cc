@@ -11,6 +11,8 @@
 // confirms a Parse; until then it is a candidate like a Parse in flight.
 #include <algorithm>
 
+#include "sqlrewrite/pooled_names.h"
+
 #include "pg/sqlstate.h"
 #include "proxy/session/session.h"
 
@@ -62,7 +64,7 @@ std::string TenantSession::check_sql_prepared(const std::vector<sqlrewrite::Prep
     }
     switch (op.kind) {
       case Kind::kPrepare:
-        local[name] = Statement{op.tenant_params, op.param_types, {}, 0, {}, {}, 0, {}};
+        local[name] = Statement{op.tenant_params, op.param_types, {}, 0, {}, {}, 0, {}, {}, {}};
         break;
       case Kind::kDeallocate:
         local[name] = std::nullopt;
@@ -113,7 +115,7 @@ std::vector<TenantSession::SqlOp> TenantSession::sql_ops(const std::vector<sqlre
     SqlOp s{op.kind, std::string(server_name(op.name)), op.command_tag, {}};
     if (op.kind == Kind::kPrepare) {
       // A reload re-checks the whole Query text it came in (its rewrite must stay the same).
-      s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy_version, rewritten, {}, 0, {}};
+      s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy_version, rewritten, {}, 0, {}, {}, {}};
     }
     out.push_back(std::move(s));
   }
@@ -156,11 +158,9 @@ void TenantSession::attach(ServerStatements* conn) {
 
 std::string TenantSession::pin_reason() const {
   if (!pooled_) return "";
+  // (Only a statement prepared before the session was pooled: pooled ones follow the client.)
   for (const auto& [name, st] : statements_) {
     if (st.id == 0) return "SQL-level prepared statement \"" + name + "\" (PREPARE) lives on its server connection";
-  }
-  for (const auto& a : awaited_) {
-    if (!a.sql.empty()) return "a PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL is in flight";
   }
   return "";
 }
@@ -219,12 +219,23 @@ void TenantSession::queue_eviction(ClientStep& step) {
 }
 
 std::string TenantSession::ensure_on_server(const Statement& st, std::string_view client_name, ClientStep& step) {
-  if (st.id == 0) return std::string(client_name);  // SQL PREPARE: the server's, the client is pinned
-  if (auto held = conn_->find(st.rewritten, st.parse_types, batch_tick_)) return *held;
+  if (st.id == 0) return std::string(client_name);  // made before pooling: the client is pinned
+  const bool sql = !st.sql_template.empty();
+  if (auto held = sql ? conn_->find_sql(st.sql_template, batch_tick_) : conn_->find(st.rewritten, st.parse_types, batch_tick_)) {
+    return *held;
+  }
+  if (sql && std::count(st.param_types.begin(), st.param_types.end(), 0) > 0) {
+    // A Parse with type OID 0 would let the server infer a type the PREPARE declared.
+    step.denial = "rowguard: prepared statement \"" + std::string(client_name) + "\" was made with SQL PREPARE "
+                  "declaring a parameter type rowguard does not know the OID of; on a pooled server connection "
+                  "that lacks it, use it with EXECUTE, or prepare it with Parse";
+    step.statement = "use of prepared statement \"" + std::string(client_name) + "\"";
+    return refuse(step.denial);  // names no statement: fails on the server at this point
+  }
   // `st` may live in awaited_, which expect() grows: nothing of it is read after.
-  std::string name = conn_->add_pending(st.rewritten, st.parse_types);
+  std::string name = sql ? conn_->add_pending_sql(st.sql_template) : conn_->add_pending(st.rewritten, st.parse_types);
   std::string parse;
-  protocol::append_parse(parse, name, st.rewritten, st.parse_types);
+  protocol::append_parse(parse, name, sql ? st.sql_query : st.rewritten, sql ? st.param_types : st.parse_types);
   queue_eviction(step);
   step.to_server += parse;
   Awaited& a = expect(Await::kParse);
@@ -335,6 +346,295 @@ void TenantSession::pooled_parse(std::string_view name, Statement st, ClientStep
   a.name = name;
   a.statement = std::move(st);
   a.server_stmt = std::move(server);
+}
+
+// ---- transaction pooling: SQL-level PREPARE / EXECUTE / DEALLOCATE follow the client --------
+
+void TenantSession::pooled_query(const sqlrewrite::RewriteResult& r, std::string_view text,
+                                 const policy::Policy& policy, ClientStep& step) {
+  auto fail = [&](std::string error_response) {  // PostgreSQL's answer, at the same point
+    protocol::append_query(step.to_server, "SELECT " + refuse_with(std::move(error_response)));
+    expect(Await::kQuery);
+  };
+  auto deny = [&](std::string why) {
+    step.denial = std::move(why);
+    protocol::append_query(step.to_server, "SELECT " + refuse(step.denial));
+    expect(Await::kQuery);
+  };
+  // 1. The namespace, as PostgreSQL checks it statement by statement (one error ends the Query).
+  {
+    static const Statement kMade{};
+    std::map<std::string, const Statement*, std::less<>> local;  // this Query's PREPARE (set) / DEALLOCATE (nullptr)
+    bool all_dropped = false;
+    auto lookup = [&](const std::string& name) -> const Statement* {
+      if (auto it = local.find(name); it != local.end()) return it->second;
+      return all_dropped ? nullptr : resolve(name);
+    };
+    for (const auto& op : r.prepared) {
+      const std::string name(server_name(op.name));
+      std::string error;
+      switch (op.kind) {
+        case Kind::kPrepare:
+          if (lookup(name) != nullptr) {
+            protocol::append_error_response(error, "ERROR", "42P05", "prepared statement \"" + name + "\" already exists");
+          }
+          local[name] = &kMade;
+          break;
+        case Kind::kExecute:
+          if (lookup(name) == nullptr) error = undefined_statement(name);
+          break;
+        case Kind::kDeallocate:
+          if (lookup(name) == nullptr) error = undefined_statement(name);
+          local[name] = nullptr;
+          break;
+        case Kind::kDeallocateAll:
+          local.clear();
+          all_dropped = true;
+          break;
+      }
+      if (!error.empty()) {
+        fail(std::move(error));
+        return;
+      }
+    }
+  }
+  // 2. rowguard's rules (EXECUTE arguments feeding the tenant column, a reload, the bounds).
+  std::string why = check_sql_prepared(r.prepared, policy);
+  if (why.empty() && std::any_of(r.prepared.begin(), r.prepared.end(), [](const auto& op) { return op.kind == Kind::kPrepare; })) {
+    why = room_for(text, policy.limits);
+  }
+  if (why.empty() && !r.cursors.empty()) why = check_cursors(r.cursors, policy);
+  if (why.empty() && r.copy_in) {
+    why = "rowguard: COPY FROM STDIN in the same Query as PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL is not "
+          "supported under transaction pooling; send the COPY in a Query of its own";
+  }
+  if (why.empty() && extended_open_) {
+    why = "rowguard: PREPARE / EXECUTE / DEALLOCATE / DISCARD ALL in a Query must not follow extended-protocol "
+          "messages without a Sync";
+  }
+  if (!why.empty()) {
+    deny(std::move(why));
+    return;
+  }
+  if (conn_ == nullptr) {
+    no_connection(step);
+    return;
+  }
+  // 3. The Query as sent: statement by statement, names translated.
+  auto statements = sqlrewrite::split_statements(r.sql);
+  auto is_op = [](const std::string& st) {
+    // The statements the rewriter reported an op for (walker: PREPARE, EXECUTE, EXPLAIN
+    // EXECUTE, DEALLOCATE, DISCARD ALL); checked against their count below.
+    return sqlrewrite::rename_prepared(st, "rg_0").has_value() || st == "DEALLOCATE ALL" || st == "DISCARD ALL";
+  };
+  if (statements) {
+    const auto n = static_cast<size_t>(std::count_if(statements->begin(), statements->end(), is_op));
+    if (n != r.prepared.size()) statements.reset();
+  }
+  if (!statements) {
+    deny("rowguard: cannot translate the prepared statement names of this Query for a pooled server connection "
+         "(rule: fail closed)");
+    return;
+  }
+  batch_tick_ = conn_->tick();  // the Query is a batch: what it uses is spared from eviction
+  std::string out;
+  std::vector<QueryPiece> pieces;
+  std::vector<SqlOp> ops;
+  std::map<std::string, std::string, std::less<>> made;  // client name -> server name, this Query's PREPAREs
+  std::vector<std::pair<std::string, std::string>> names;  // server -> client, for the server's errors
+  size_t index = 0;
+  auto emit = [&](std::string_view sql) {
+    if (!out.empty()) out += "; ";
+    out += sql;
+    return index++;
+  };
+  auto evictions = [&] {
+    while (std::optional<std::string> victim = conn_->evict(batch_tick_)) {
+      pieces.push_back({QueryPiece::kEvict, emit("DEALLOCATE " + *victim), *victim, {}, false});
+    }
+  };
+  auto undo = [&] {  // the Query is refused after all: nothing of it reaches the server
+    for (const auto& p : pieces) {
+      if (p.kind == QueryPiece::kPrepare) conn_->parse_failed(p.server_stmt);
+      if (p.kind == QueryPiece::kEvict) conn_->close_skipped(p.server_stmt);
+    }
+  };
+  size_t k = 0;
+  for (const std::string& st : *statements) {
+    if (!is_op(st)) {
+      emit(st);
+      continue;
+    }
+    const auto& op = r.prepared[k++];
+    const std::string name(server_name(op.name));
+    switch (op.kind) {
+      case Kind::kPrepare: {
+        auto tmpl = sqlrewrite::rename_prepared(st, "rg_0");
+        auto query = sqlrewrite::prepared_query(st);
+        std::string server = tmpl && query ? conn_->add_pending_sql(*tmpl) : std::string();
+        if (!server.empty()) evictions();
+        auto sent = sqlrewrite::rename_prepared(st, server);
+        if (server.empty() || !sent) {
+          if (!server.empty()) pieces.push_back({QueryPiece::kPrepare, SIZE_MAX, server, {}, true});
+          undo();
+          deny("rowguard: cannot translate PREPARE \"" + name + "\" for a pooled server connection (rule: fail closed)");
+          return;
+        }
+        const size_t i = emit(*sent);
+        pieces.push_back({QueryPiece::kPrepare, i, server, {}, true});
+        names.emplace_back(server, name);
+        made[name] = server;
+        SqlOp s{op.kind, name, op.command_tag, {}, i};
+        s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy.version, r.sql, {},
+                                next_statement_id_++, {}, std::move(*tmpl), std::move(*query)};
+        ops.push_back(std::move(s));
+        break;
+      }
+      case Kind::kExecute: {
+        std::string server;
+        if (auto it = made.find(name); it != made.end()) {
+          server = it->second;
+        } else {
+          const Statement* known = resolve(name);  // (checked above: known)
+          if (known->tenant_count > 0) {
+            // Its server text takes the tenant as parameters after the client's: EXECUTE's
+            // arguments would bind them (a client could name another tenant). Bind appends them.
+            undo();
+            deny("rowguard: EXECUTE of \"" + name + "\", made by Parse with the tenant as a parameter of its "
+                 "server statement, is not supported on a pooled server connection; use Bind (rule: the tenant "
+                 "is rowguard's to bind)");
+            return;
+          }
+          const bool sql = !known->sql_template.empty();
+          std::optional<std::string> held = sql ? conn_->find_sql(known->sql_template, batch_tick_)
+                                                : conn_->find(known->rewritten, known->parse_types, batch_tick_);
+          if (held) {
+            server = *held;
+          } else {
+            if (!sql && !sqlrewrite::prepare_sql("rg_0", known->parse_types, known->rewritten)) {
+              undo();
+              deny("rowguard: EXECUTE of \"" + name + "\", made by Parse declaring a parameter type rowguard "
+                   "cannot write in SQL, on a pooled server connection that lacks it; use Bind instead");
+              return;
+            }
+            const std::string tmpl = known->sql_template, rewritten = known->rewritten;
+            const std::vector<int32_t> types = known->parse_types;
+            server = sql ? conn_->add_pending_sql(tmpl) : conn_->add_pending(rewritten, types);
+            evictions();
+            auto prep = sql ? sqlrewrite::rename_prepared(tmpl, server) : sqlrewrite::prepare_sql(server, types, rewritten);
+            if (!prep) {
+              pieces.push_back({QueryPiece::kPrepare, SIZE_MAX, server, {}, false});
+              undo();
+              deny("rowguard: cannot prepare \"" + name + "\" on a pooled server connection (rule: fail closed)");
+              return;
+            }
+            pieces.push_back({QueryPiece::kPrepare, emit(*prep), server, {}, false});
+          }
+        }
+        auto sent = sqlrewrite::rename_prepared(st, server);
+        if (!sent) {
+          undo();
+          deny("rowguard: cannot translate EXECUTE \"" + name + "\" for a pooled server connection (rule: fail closed)");
+          return;
+        }
+        emit(*sent);
+        names.emplace_back(server, name);
+        break;
+      }
+      case Kind::kDeallocate:
+      case Kind::kDeallocateAll: {
+        size_t i;
+        if (op.command_tag == "DISCARD ALL") {
+          i = emit(st);  // the server's statements go too (on_command_complete)
+        } else {
+          // The connection's statements are shared: only the client's record goes. A statement
+          // that fails where a DEALLOCATE would (an aborted transaction) stands in for it.
+          i = emit("SELECT WHERE false");
+          pieces.push_back({QueryPiece::kStandIn, i, {}, op.command_tag, false});
+        }
+        if (op.kind == Kind::kDeallocate) made.erase(name);
+        if (op.kind == Kind::kDeallocateAll) made.clear();
+        SqlOp s{op.kind, name, op.command_tag, {}, i};
+        ops.push_back(std::move(s));
+        break;
+      }
+    }
+  }
+  protocol::append_query(step.to_server, out);
+  const bool discarded = skipping_;
+  Awaited& a = expect(Await::kQuery);
+  a.pooled_query = true;
+  a.sql = std::move(ops);
+  a.pieces = std::move(pieces);
+  a.names = std::move(names);
+  if (!r.cursors.empty() && !discarded) send_cursors(r.cursors, policy.version, a);
+}
+
+bool TenantSession::pooled_query_answer(Awaited& a, char tag, std::string_view body, std::string_view raw,
+                                        std::string& to_client) {
+  const size_t i = a.completed;
+  const QueryPiece* piece = nullptr;
+  for (const auto& p : a.pieces) {
+    if (p.index == i) piece = &p;
+  }
+  if (tag == protocol::be::kRowDescription) return !(piece != nullptr && piece->kind == QueryPiece::kStandIn);
+  // CommandComplete of statement i.
+  ++a.completed;
+  bool to_the_client = true;
+  if (piece != nullptr) {
+    switch (piece->kind) {
+      case QueryPiece::kPrepare:
+        if (conn_ != nullptr) conn_->parsed(piece->server_stmt);
+        to_the_client = piece->client;
+        break;
+      case QueryPiece::kEvict:
+        if (conn_ != nullptr) conn_->closed(piece->server_stmt);
+        to_the_client = false;
+        break;
+      case QueryPiece::kStandIn:
+        protocol::append_frame(to_client, protocol::be::kCommandComplete, piece->tag + '\0');
+        to_the_client = false;
+        break;
+    }
+  }
+  for (auto it = a.sql.begin(); it != a.sql.end(); ++it) {
+    if (it->index != i) continue;
+    switch (it->kind) {
+      case Kind::kPrepare:
+        commit_statement(it->name, std::move(it->statement));
+        break;
+      case Kind::kDeallocate:
+        drop_statement(it->name);
+        break;
+      case Kind::kDeallocateAll:
+        statements_.clear();
+        statement_bytes_ = 0;
+        if (it->tag == "DISCARD ALL") {
+          if (conn_ != nullptr) conn_->clear();  // the connection's statements are gone
+          portals_.clear();                      // and every portal and cursor
+        }
+        break;
+      case Kind::kExecute:
+        break;
+    }
+    a.sql.erase(it);
+    break;
+  }
+  if (to_the_client) {
+    confirm_cursor(body.substr(0, body.find('\0')), a);
+    to_client.append(raw);
+  }
+  return false;
+}
+
+void TenantSession::pooled_query_failed(Awaited& a) {
+  // The statement at `completed` failed; those after it did not run.
+  for (const auto& p : a.pieces) {
+    if (p.index < a.completed || conn_ == nullptr) continue;
+    if (p.kind == QueryPiece::kPrepare) conn_->parse_failed(p.server_stmt);
+    if (p.kind == QueryPiece::kEvict) conn_->close_skipped(p.server_stmt);
+  }
+  a.pieces.clear();
 }
 
 }  // namespace rowguard::session

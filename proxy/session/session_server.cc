@@ -161,14 +161,15 @@ void TenantSession::skip_to_sync() {
 
 void TenantSession::commit_statement(const std::string& name, Statement st) {
   drop_statement(name);
-  statement_bytes_ += st.text.size() + st.rewritten.size();
+  statement_bytes_ += st.text.size() + st.rewritten.size() + st.sql_template.size() + st.sql_query.size();
   statements_[name] = std::move(st);
 }
 
 void TenantSession::drop_statement(std::string_view name) {
   auto it = statements_.find(name);
   if (it == statements_.end()) return;
-  statement_bytes_ -= it->second.text.size() + it->second.rewritten.size();
+  statement_bytes_ -= it->second.text.size() + it->second.rewritten.size() + it->second.sql_template.size() +
+                      it->second.sql_query.size();
   statements_.erase(it);
 }
 
@@ -245,11 +246,34 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
         replaced = true;
       }
     }
+    if (!replaced && front.kind == Await::kQuery && front.pooled_query && !front.names.empty()) {
+      // Pooled: an error worded with rowguard's statement name ("wrong number of parameters for
+      // prepared statement \"rg_3\"") names the client's statement instead.
+      bool renamed = false;
+      for (auto& [code, value] : e->fields) {
+        if (code != 'M' && code != 'D' && code != 'W') continue;
+        for (const auto& [server, client] : front.names) {
+          const std::string from = "\"" + server + "\"", to = "\"" + client + "\"";
+          for (size_t at = value.find(from); at != std::string::npos; at = value.find(from, at + to.size())) {
+            value.replace(at, from.size(), to);
+            renamed = true;
+          }
+        }
+      }
+      if (renamed) {
+        std::string frame;
+        protocol::append_error_fields(frame, be::kErrorResponse, *e);
+        const protocol::FrameResult r = protocol::decode_frame(frame, frame.size());
+        relay_error(be::kErrorResponse, frame, r.frame.body, to_client);
+        replaced = true;
+      }
+    }
     if (!replaced) relay_error(be::kErrorResponse, raw, f.body, to_client);
     switch (front.kind) {
       case Await::kQuery:
         if (!front.started) drop_statement("");  // exec_simple_query drops the unnamed statement
         front.started = true;                    // the rest of the Query is not run
+        if (front.pooled_query) pooled_query_failed(front);
         front.sql.clear();
         cursors_failed(front);
         return step;
@@ -365,6 +389,10 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
     }
     case be::kRowDescription:
     case be::kNoData:
+      if (front.kind == Await::kQuery && front.pooled_query && f.tag == be::kRowDescription &&
+          !pooled_query_answer(front, f.tag, f.body, raw, to_client)) {
+        return step;  // a stand-in's
+      }
       if ((front.kind == Await::kDescribeStatement && front.started) || front.kind == Await::kDescribePortal) {
         pop_front();
       } else if (!(front.kind == Await::kQuery && f.tag == be::kRowDescription)) {
@@ -381,6 +409,9 @@ ServerStep TenantSession::on_server_message(const protocol::Frame& f, std::strin
     case be::kPortalSuspended:
       if (front.kind == Await::kExecute) {
         pop_front();
+      } else if (front.kind == Await::kQuery && f.tag == be::kCommandComplete && front.pooled_query) {
+        pooled_query_answer(front, f.tag, f.body, raw, to_client);  // (relays what the client gets)
+        return step;
       } else if (front.kind == Await::kQuery && f.tag != be::kPortalSuspended) {
         if (f.tag == be::kCommandComplete) {
           on_command_complete(f.body);

@@ -54,8 +54,7 @@ struct RunConfig {
   // as that statement failing (not happening; its transaction aborted) instead of failing the
   // run. A 57014 of a client that sent no cancel (another client's cancel reaching it) still fails.
   // SQL EXECUTE / DEALLOCATE name statements made by protocol Parse (PostgreSQL: one namespace).
-  // rowguard's transaction pooling keeps protocol statements under its own server names, so
-  // they are not (README, not supported yet): false expects 26000 there.
+  // false expects 26000 there (a pooler that keeps protocol statements apart from SQL ones).
   bool sql_sees_protocol_statements = true;
   bool tolerate_late_cancel = false;
   int op_timeout_ms = 10000;         // an answer later than this is a wedge: the run fails

@@ -129,10 +129,10 @@ leak::RunResult run_transaction_pool() {
   cfg.seed = leak::seed_from_env(kSeed);
   cfg.ops = leak::ops_from_env(10000);
   cfg.max_pinned = 1;  // size - 1: one server connection stays free for autocommit statements
-  // rowguard pins SQL-level prepared statements (no translation yet); LISTEN does not pin (its
-  // notifications come through rowguard's listener connection: proxy/net/listener.h).
-  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor, leak::Pin::kSqlPrepared};
-  cfg.sql_sees_protocol_statements = false;
+  // Neither LISTEN (its notifications come through rowguard's listener connection:
+  // proxy/net/listener.h) nor prepared statements pin: protocol and SQL prepared statements
+  // follow the client in one namespace (session_prepared.cc).
+  cfg.pins = {leak::Pin::kTransaction, leak::Pin::kHoldCursor};
   cfg.op_timeout_ms = 5000;  // query_wait_timeout (2 s) answers long before
   leak::RunResult r = run_through(rg.port(), cfg);
   if (r.failed) std::cout << "rowguard log (tail):\n" << tail_lines(rg.log(), 40) << std::flush;

@@ -175,5 +175,25 @@ TEST_F(TenantParams, SqlExecuteOfRowguardsServerStatementIsRefused) {
   EXPECT_TRUE(only_tenant(run(*two, "rg_1", {"0"}), "2"));
 }
 
+// SQL EXECUTE of one's own protocol statement (one namespace, issue #16): its server text takes
+// the tenant as parameters after the client's, so EXECUTE's arguments would bind them — tenant 2
+// passing '1' for them would read tenant 1's rows. Refused; Bind keeps working.
+TEST_F(TenantParams, SqlExecuteOfAProtocolStatementCannotBindTheTenant) {
+  auto one = tenant(1);
+  auto two = tenant(2);
+  const std::string sql = "SELECT id, tenant_id FROM orders WHERE id > $1 ORDER BY id";
+  ASSERT_TRUE(prepare(*two, "own", sql, {}).ok);
+  EXPECT_TRUE(only_tenant(run(*two, "own", {"0"}), "2"));
+  for (const char* attack : {"EXECUTE own(0, '1', '1')", "EXECUTE own(0, '1')", "EXECUTE own(0)",
+                             "EXPLAIN (COSTS OFF) EXECUTE own(0, '1', '1')", "SELECT 1; EXECUTE own(0, '1', '1')"}) {
+    QueryResult r = two->exec(attack);
+    EXPECT_FALSE(r.ok) << attack << ": answered " << r.everything();
+    for (const auto& row : r.rows) EXPECT_NE(row.at(1), std::optional<std::string>("1")) << attack;
+    EXPECT_EQ(r.everything().find("acme"), std::string::npos) << attack;
+  }
+  EXPECT_TRUE(only_tenant(run(*two, "own", {"0"}), "2"));
+  EXPECT_TRUE(two->alive());
+}
+
 }  // namespace
 }  // namespace rowguard::testing::adversarial

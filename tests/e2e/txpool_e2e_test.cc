@@ -22,6 +22,7 @@ std::string pooled_config(int size, int query_wait_timeout) {
   text = replace_all(text, "\"127.0.0.1:6432\"", "\"{{LISTEN}}\"");
   text = replace_all(text, "\"127.0.0.1:5432\"", "\"{{UPSTREAM}}\"");
   text = replace_all(text, "upstream_user = \"app\"\n", "upstream_user = \"app\"\nworkers = 1\n");
+  text = replace_all(text, "unknown_tables = \"deny\"\n", "unknown_tables = \"deny\"\nexplain = \"costs_off\"\n");
   return text + "\n[functions]\nallow = [\"pg_sleep\"]\n\n[pool]\nmode = \"transaction\"\nsize = " + std::to_string(size) +
          "\nquery_wait_timeout = " + std::to_string(query_wait_timeout) + "\n";
 }
@@ -69,6 +70,7 @@ TEST_F(TxPoolE2e, ListenDoesNotPinAndNotificationsReachTheRightTenant) {
   scenario("listen");
 }
 TEST_F(TxPoolE2e, ListenerConnectionLostComesBackAndListensAgain) { scenario("listen_lost"); }
+TEST_F(TxPoolE2e, SqlPreparedStatementsFollowTheClient) { scenario("sql_prepared"); }
 
 // SIGTERM with a pinned client (holding its server connection) and an idle one:
 // rowguard ends cleanly (exit 0), its pool's connections with it.

@@ -23,6 +23,7 @@
 #include "proxy/protocol/codec.h"
 #include "proxy/session/server_statements.h"
 #include "proxy/session/session.h"
+#include "sqlrewrite/pooled_names.h"
 #include "sqlrewrite/rewrite_cache.h"
 #include "tests/support/tenant_keys_schema.h"
 #include "tests/support/test_policy.h"
@@ -557,50 +558,110 @@ TEST_F(PooledStatementsTest, DescribeStatementComesFromTheServersStatement) {
   c.expect_as_postgres();
 }
 
-TEST_F(PooledStatementsTest, SqlPreparedStatementsPinTheClient) {
+// SQL-level PREPARE / EXECUTE / DEALLOCATE follow the client too (one namespace with Parse).
+TEST_F(PooledStatementsTest, SqlPreparedStatementsFollowTheClient) {
   Client c = make();
-  c.session.attach(&conn_a_);
-  EXPECT_FALSE(c.session.needs_pin());
-  c.send(server_a_, parse("s1", kAll) + sync());
-  c.deliver(server_a_);
-  EXPECT_FALSE(c.session.needs_pin());  // a protocol statement follows the client
   std::string to_client;
-  auto answer = [&](std::string_view tag) {
+  // The Query the session sends (its text), or "" when it sends something else.
+  auto send = [&](std::string_view sql) {
+    const ClientStep& step = c.session.on_client_message(protocol::decode_frame(query(sql), kMax).frame, test_policy());
+    EXPECT_FALSE(step.close);
+    const protocol::FrameResult r = protocol::decode_frame(step.to_server, kMax);
+    if (r.status != protocol::DecodeStatus::kComplete || r.frame.tag != fe::kQuery) return std::string();
+    return std::string(*protocol::parse_query(r.frame.body));
+  };
+  // The server answers: CommandComplete tags ("R" = a zero-column RowDescription, "E:<code>"
+  // = an error naming the refusal marker of `sent`), then ReadyForQuery; returns what the client got.
+  auto answer = [&](const std::vector<std::string>& msgs, const std::string& sent = "") {
     std::string w;
-    protocol::append_frame(w, be::kCommandComplete, std::string(tag) + '\0');
+    for (const auto& m : msgs) {
+      if (m == "R") {
+        protocol::append_frame(w, be::kRowDescription, be16(0));
+      } else if (m.starts_with("E:")) {
+        protocol::append_error_response(w, "ERROR", m.substr(2), sent.size() > 7 ? "column \"" + sent.substr(7) + "\" does not exist" : "division by zero");
+      } else {
+        protocol::append_frame(w, be::kCommandComplete, m + '\0');
+      }
+    }
     protocol::append_ready_for_query(w, 'I');
+    to_client.clear();
     for (std::string_view rest = w; !rest.empty();) {
       const protocol::FrameResult r = protocol::decode_frame(rest, kMax);
       EXPECT_FALSE(c.session.on_server_message(r.frame, rest.substr(0, r.frame.size), to_client).close);
       rest.remove_prefix(r.frame.size);
     }
+    return describe_stream(to_client, false);
   };
-  EXPECT_TRUE(c.session.on_client_message(protocol::decode_frame(query("PREPARE p AS SELECT 1"), kMax).frame,
-                                          test_policy()).denial.empty());
-  EXPECT_TRUE(c.session.needs_pin());
-  answer("PREPARE");
-  EXPECT_TRUE(c.session.needs_pin());
-  EXPECT_NE(c.session.pin_reason().find("\"p\""), std::string::npos);
-  // A Bind of it goes to the server under the client's own name (the client is pinned).
-  EXPECT_EQ(describe_stream(c.session.on_client_message(protocol::decode_frame(bind("p"), kMax).frame,
-                                                        test_policy()).to_server, true),
-            "B  <- p\n");
-  EXPECT_TRUE(c.session.on_client_message(protocol::decode_frame(sync(), kMax).frame, test_policy()).to_client.empty());
-  std::string w;
-  protocol::append_frame(w, be::kBindComplete, {});
-  EXPECT_FALSE(c.session.on_server_message(protocol::decode_frame(w, kMax).frame, w, to_client).close);
-  w.clear();
-  protocol::append_ready_for_query(w, 'I');
-  EXPECT_FALSE(c.session.on_server_message(protocol::decode_frame(w, kMax).frame, w, to_client).close);
-  EXPECT_TRUE(c.session.on_client_message(protocol::decode_frame(query("DEALLOCATE ALL"), kMax).frame,
-                                          test_policy()).denial.empty());
-  answer("DEALLOCATE ALL");
+  c.session.attach(&conn_a_);
+  c.send(server_a_, parse("s1", kAll) + sync());
+  c.deliver(server_a_);  // s1 is rg_1 on connection A
+  EXPECT_EQ(send("PREPARE p (int4) AS SELECT $1 + 1"), "PREPARE rg_2(int4) AS SELECT $1 + 1");
   EXPECT_FALSE(c.session.needs_pin());
-  EXPECT_EQ(conn_a_.size(), 0u);  // the server dropped rowguard's statements too
-  // rowguard's names are not a tenant's to prepare or drop.
-  EXPECT_NE(c.session.on_client_message(protocol::decode_frame(query("DEALLOCATE rg_1"), kMax).frame,
-                                        test_policy()).denial.find("rg_"),
-            std::string::npos);
+  EXPECT_EQ(answer({"PREPARE"}), "C\nZ\n");
+  EXPECT_TRUE(conn_a_.holds("rg_2"));
+  // One namespace: a PREPARE of a Parse'd name, and of its own name, is PostgreSQL's 42P05.
+  for (std::string name : {"s1", "p"}) {
+    const std::string sent = send("PREPARE " + name + " AS SELECT 2");
+    ASSERT_TRUE(sent.starts_with("SELECT rowguard_denied_")) << sent;
+    EXPECT_EQ(answer({"E:42703"}, sent), "E 42P05 prepared statement \"" + name + "\" already exists\nZ\n");
+  }
+  // On connection B, which lacks both: each is prepared (in SQL) just before its EXECUTE, and
+  // the client gets only its EXECUTE's answer.
+  c.session.attach(&conn_b_);
+  EXPECT_EQ(send("EXECUTE p(41); EXECUTE s1"),
+            "PREPARE rg_1(int4) AS SELECT $1 + 1; EXECUTE rg_1(41); PREPARE rg_2 AS " + rewritten(kAll) + "; EXECUTE rg_2");
+  EXPECT_EQ(answer({"PREPARE", "SELECT 1", "PREPARE", "SELECT 3"}), "C\nC\nZ\n");
+  EXPECT_EQ(to_client.find("PREPARE"), std::string::npos);
+  EXPECT_EQ(send("EXECUTE p(1)"), "EXECUTE rg_1(1)");  // held now
+  answer({"SELECT 1"});
+  // A Bind of the SQL-prepared name on connection A uses A's statement.
+  c.session.attach(&conn_a_);
+  EXPECT_EQ(describe_stream(c.send(server_a_, bind("p", {"1"}) + sync()), true), "B  <- rg_2\nS\n");
+  c.deliver(server_a_);
+  // DEALLOCATE drops the client's statement only: a stand-in answered as the DEALLOCATE.
+  EXPECT_EQ(send("DEALLOCATE p"), "SELECT WHERE false");
+  to_client.clear();
+  answer({"R", "SELECT 0"});
+  EXPECT_EQ(to_client.substr(0, 1 + 4 + 11), "C" + be32(4 + 11) + "DEALLOCATE"s + '\0');
+  EXPECT_TRUE(conn_a_.holds("rg_2"));
+  EXPECT_FALSE(c.session.has_statement("p"));
+  for (const char* sql : {"EXECUTE p(1)", "DEALLOCATE p"}) {
+    const std::string sent = send(sql);
+    EXPECT_EQ(answer({"E:42703"}, sent), "E 26000 prepared statement \"p\" does not exist\nZ\n") << sql;
+  }
+  // A PREPARE whose Query fails gives the connection nothing; DEALLOCATE ALL keeps its statements.
+  EXPECT_EQ(send("PREPARE p AS SELECT 1; SELECT 1/0"), "PREPARE rg_3 AS SELECT 1; SELECT 1 / 0");
+  answer({"PREPARE", "E:22012"});
+  EXPECT_TRUE(c.session.has_statement("p"));  // PREPARE is not undone by the error (PostgreSQL)
+  EXPECT_TRUE(conn_a_.holds("rg_3"));
+  EXPECT_EQ(send("DEALLOCATE ALL"), "SELECT WHERE false");
+  answer({"R", "SELECT 0"});
+  EXPECT_EQ(c.session.prepared_count(), 0u);
+  EXPECT_EQ(conn_a_.held(), 3u);
+  EXPECT_FALSE(c.session.needs_pin());
+}
+
+// The tree edits behind SQL-level statements in transaction pooling (sqlrewrite/pooled_names.h).
+TEST(PooledNames, SplitRenameAndPrepareInSql) {
+  using namespace sqlrewrite;
+  EXPECT_EQ(split_statements("PREPARE \"a;b\" AS SELECT 1; SELECT ';'; EXECUTE \"a;b\"(1)"),
+            (std::vector<std::string>{"PREPARE \"a;b\" AS SELECT 1", "SELECT ';'", "EXECUTE \"a;b\"(1)"}));
+  EXPECT_EQ(split_statements("SELECT ("), std::nullopt);
+  EXPECT_EQ(rename_prepared("PREPARE \"a;b\" (int4, text) AS SELECT $1, $2", "rg_7"),
+            "PREPARE rg_7(int4, text) AS SELECT $1, $2");
+  EXPECT_EQ(rename_prepared("EXPLAIN (COSTS OFF) EXECUTE x('1'::int)", "rg_7"), "EXPLAIN (COSTS OFF) EXECUTE rg_7('1'::int)");
+  EXPECT_EQ(rename_prepared("DEALLOCATE x", "rg_7"), "DEALLOCATE rg_7");
+  EXPECT_EQ(rename_prepared("DEALLOCATE ALL", "rg_7"), std::nullopt);  // names nothing
+  EXPECT_EQ(rename_prepared("SELECT 1", "rg_7"), std::nullopt);
+  EXPECT_EQ(rename_prepared("EXECUTE a; EXECUTE b", "rg_7"), std::nullopt);  // one statement only
+  EXPECT_EQ(prepared_query("PREPARE x (int4) AS SELECT $1"), "SELECT $1");
+  // A Parse'd statement in SQL: OID 0 is `unknown` (inferred as by Parse); an OID rowguard
+  // cannot name makes it impossible.
+  EXPECT_EQ(prepare_sql("rg_3", {23, 0, 1082}, "SELECT $1, $2, $3"),
+            "PREPARE rg_3(int, pg_catalog.unknown, pg_catalog.date) AS SELECT $1, $2, $3");
+  EXPECT_EQ(prepare_sql("rg_3", {}, "SELECT 1"), "PREPARE rg_3 AS SELECT 1");
+  EXPECT_EQ(prepare_sql("rg_3", {123456}, "SELECT $1"), std::nullopt);
+  EXPECT_EQ(prepare_sql("rg_3", {}, "SELECT 1; SELECT 2"), std::nullopt);
 }
 
 TEST_F(PooledStatementsTest, SessionModeIsUnchanged) {

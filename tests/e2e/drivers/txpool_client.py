@@ -558,5 +558,121 @@ def metrics_idle():
     assert metric(s, "rowguard_pool_servers", state="idle") == 0, s
 
 
+def sql_prepared():
+    """SQL PREPARE / EXECUTE / DEALLOCATE follow the client between server connections (issue #16)."""
+    d = direct()
+    a = connect("t1")
+    b = connect("t2")
+    h = connect("t3", autocommit=False)
+    ca, cb = a.cursor(), b.cursor()
+    ca.execute("PREPARE q (int) AS SELECT count(*) FROM orders WHERE id > $1")
+    cb.execute("PREPARE q AS SELECT count(*) FROM orders")  # the same name in another client: its own
+    try:
+        ca.execute("PREPARE q AS SELECT 1")
+        raise AssertionError("a second PREPARE q was accepted")
+    except psycopg2.errors.DuplicatePreparedStatement:
+        pass
+    for k in range(6):  # every other round h's open transaction holds one of the two connections
+        if k % 2:
+            assert one(h, "SELECT count(*) FROM orders") == 2
+        assert one(a, "EXECUTE q(0)") == 3
+        assert one(b, "EXECUTE q") == 4
+        assert one(a, "EXECUTE q(101)") == 2
+        if k % 2:
+            h.commit()
+    # Every server connection replaced: the statements are prepared again where they run.
+    one(d, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE usename = 'app' AND backend_type = 'client backend'")
+    wait_for("the old server connections gone", lambda: app_backends(d) == 0)
+    assert one(a, "EXECUTE q(0)") == 3
+    assert one(b, "EXECUTE q") == 4
+    # Not pinned.
+    console = psycopg2.connect(host="127.0.0.1", port=PORT, user="dba", password="pwdba", dbname="rowguard",
+                               sslmode="disable", connect_timeout=10)
+    console.autocommit = True
+    cur = console.cursor()
+    cur.execute("SHOW POOLS")
+    cols = [x[0] for x in cur.description]
+    rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    assert sum(int(r["pinned_clients"]) for r in rows) == 0, rows
+    # A PREPARE survives the ROLLBACK of its transaction (it is not transactional in PostgreSQL).
+    h.cursor().execute("PREPARE r AS SELECT count(*) FROM customers")
+    h.rollback()
+    assert one(h, "EXECUTE r") == 3
+    h.commit()
+    # EXECUTE in a multi-statement Query, after a PREPARE of the same Query; arguments with casts.
+    ca.execute("PREPARE m AS SELECT 7; SELECT 1; EXECUTE m")
+    assert ca.fetchone()[0] == 7
+    assert one(a, "EXECUTE q('101'::int)") == 2
+    assert one(a, "EXECUTE q(CAST(100 + 1 AS int))") == 2
+    try:
+        ca.execute("EXECUTE q")
+        raise AssertionError("EXECUTE with a missing argument was accepted")
+    except psycopg2.errors.SyntaxError as e:  # the server's error, naming the client's statement
+        assert 'prepared statement "q"' in str(e), str(e)
+    ca.execute("EXPLAIN (COSTS OFF) EXECUTE q(0)")
+    plan = " ".join(r[0] for r in ca.fetchall())
+    assert "orders" in plan, plan
+    for sql, error in [("CREATE TABLE copy_of_m AS EXECUTE m", psycopg2.errors.InsufficientPrivilege),
+                       ("SELECT count(*) FROM pg_prepared_statements", psycopg2.errors.InsufficientPrivilege),
+                       ("DEALLOCATE nope", psycopg2.errors.InvalidSqlStatementName)]:
+        try:
+            ca.execute(sql)
+            raise AssertionError(sql + " was accepted")
+        except error:
+            pass
+    # DEALLOCATE forgets the client's statement only.
+    ca.execute("DEALLOCATE q")
+    assert ca.statusmessage == "DEALLOCATE", ca.statusmessage
+    try:
+        ca.execute("EXECUTE q(0)")
+        raise AssertionError("EXECUTE of a deallocated statement was accepted")
+    except psycopg2.errors.InvalidSqlStatementName:
+        pass
+    assert one(b, "EXECUTE q") == 4
+    ca.execute("DEALLOCATE ALL")
+    assert ca.statusmessage == "DEALLOCATE ALL", ca.statusmessage
+    try:
+        ca.execute("EXECUTE m")
+        raise AssertionError("EXECUTE after DEALLOCATE ALL was accepted")
+    except psycopg2.errors.InvalidSqlStatementName:
+        pass
+    ca.execute("PREPARE q AS SELECT 8")  # the name is free again
+    assert one(a, "EXECUTE q") == 8
+    # A statement whose column is renamed fails at EXECUTE, as in PostgreSQL, and works again after.
+    cb.execute("PREPARE n AS SELECT name FROM customers ORDER BY id LIMIT 1")
+    d.cursor().execute("ALTER TABLE customers RENAME COLUMN name TO name2")
+    try:
+        cb.execute("EXECUTE n")
+        raise AssertionError("EXECUTE of a statement on a renamed column was accepted")
+    except psycopg2.errors.UndefinedColumn:
+        pass
+    d.cursor().execute("ALTER TABLE customers RENAME COLUMN name2 TO name")
+    assert one(b, "EXECUTE n") == "globex-hank"
+    # One namespace with protocol statements (psycopg 3 prepares with Parse, as _pg3_<n>): SQL
+    # EXECUTE runs one, on a connection that lacks it too (prepared in SQL with its Parse types:
+    # an int and an untyped str), and a SQL PREPARE of its name is 42P05.
+    import psycopg
+    p3 = psycopg.connect(host="127.0.0.1", port=PORT, user="t2", password=PASSWORDS["t2"], dbname="appdb",
+                         sslmode="disable", connect_timeout=10, autocommit=True)
+    q3 = "SELECT count(*) FROM orders WHERE id > %s AND status <> %s"
+    assert p3.execute(q3, (0, "x"), prepare=True).fetchone()[0] == 4
+    assert p3.execute(q3, (0, "x"), prepare=True).fetchone()[0] == 4
+    one(d, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE usename = 'app' AND backend_type = 'client backend'")
+    wait_for("the old server connections gone", lambda: app_backends(d) == 0)
+    assert p3.execute("EXECUTE _pg3_0(201, 'new')").fetchone()[0] == 2
+    try:
+        p3.execute("PREPARE _pg3_0 AS SELECT 1")
+        raise AssertionError("PREPARE of a Parse'd name was accepted")
+    except psycopg.errors.DuplicatePreparedStatement:
+        pass
+    assert p3.execute(q3, (0, "paid"), prepare=True).fetchone()[0] == 3
+    p3.close()
+    a.close()
+    b.close()
+    h.close()
+
+
 globals()[SCENARIO]()
 print("ok " + SCENARIO)
