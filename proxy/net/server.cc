@@ -87,6 +87,7 @@ std::optional<std::string> Server::reload() {
       spdlog::warn("reload: [proxy] listen, reuse_port, peer_id or peer_listen changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
+    policy_stores_.fetch_add(1, std::memory_order_release);
     metrics_.set_max_tenant_labels(fresh->metrics.max_tenant_labels);
     policy_loaded_at_us_.store(unix_now_us());
     spdlog::info("reload: policy {} loaded (version {}, {} tables, {} users)", config_path_,
@@ -115,6 +116,7 @@ void Server::install_schema(std::shared_ptr<const policy::SchemaSnapshot> schema
   next->schema = std::move(schema);
   next->version = policy::next_policy_version();  // invalidates the rewrite caches
   policy_.store(std::move(next));
+  policy_stores_.fetch_add(1, std::memory_order_release);
 }
 
 std::optional<SchemaStatus> Server::schema_status() const {
