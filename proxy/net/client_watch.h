@@ -47,8 +47,15 @@ class ClientWatch {
       // Re-armed meanwhile (the wait was cancelled, or its completion was already queued): wait
       // for the new deadline.
       if (ec || gen != generation_ || expired_ != Reason::kNone || !armed_) continue;
-      expired_ = armed_reason_;
-      expired_after_ = armed_seconds_;
+      // The timer is set lazily (rearm): what is due may have moved later, or gone, meanwhile.
+      armed_.reset();
+      if (!due_ || *due_ > Clock::now()) {
+        if (due_) armed_ = due_;
+        timer_.expires_at(due_ ? *due_ : Clock::time_point::max());
+        continue;
+      }
+      expired_ = due_reason_;
+      expired_after_ = due_seconds_;
       timer_.expires_at(Clock::time_point::max());  // nothing more to fire: wait to be cancelled
       on_expire_();
     }
@@ -99,21 +106,26 @@ class ClientWatch {
     consider(idle_since_, in_tx ? limits.idle_in_transaction_timeout_seconds : limits.idle_client_timeout_seconds,
              in_tx ? Reason::kIdleInTransaction : Reason::kIdle);
     consider(partial_since_, limits.message_timeout_seconds, Reason::kMessage);
-    if (deadline == armed_) return;
+    due_ = deadline;
+    due_reason_ = reason;
+    due_seconds_ = seconds;
+    // The timer moves only when the deadline comes earlier than it is set for. A later deadline,
+    // or none, is found when it fires (run() sets it again): a busy session, whose deadline moves
+    // on at every message, re-arms nothing per message (no timerfd_settime, no wake-up of run()).
+    if (!deadline || (armed_ && *armed_ <= *deadline)) return;
     armed_ = deadline;
-    armed_reason_ = reason;
-    armed_seconds_ = seconds;
     ++generation_;
-    timer_.expires_at(deadline ? *deadline : Clock::time_point::max());  // cancels run()'s wait
+    timer_.expires_at(*deadline);  // cancels run()'s wait
   }
 
   boost::asio::steady_timer timer_;
   std::function<void()> on_expire_;
   std::optional<Clock::time_point> idle_since_;
   std::optional<Clock::time_point> partial_since_;
-  std::optional<Clock::time_point> armed_;
-  Reason armed_reason_ = Reason::kNone;
-  int armed_seconds_ = 0;
+  std::optional<Clock::time_point> armed_;  // what the timer is set for
+  std::optional<Clock::time_point> due_;    // the deadline now, and why
+  Reason due_reason_ = Reason::kNone;
+  int due_seconds_ = 0;
   char tx_status_ = 'I';
   uint64_t generation_ = 0;
   Reason expired_ = Reason::kNone;

@@ -219,7 +219,7 @@ bool ClientConnection::in_flight() const {
 
 // "" while the current policy still maps this login to its tenant, else why it no longer does.
 std::string ClientConnection::identity_revoked() {
-  policy::PolicyPtr latest = server_.policy();
+  const policy::PolicyPtr& latest = server_.policy(worker_);
   if (latest->version == identity_checked_version_) return "";
   identity_checked_version_ = latest->version;
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(

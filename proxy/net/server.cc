@@ -104,6 +104,7 @@ std::optional<std::string> Server::reload() {
       spdlog::warn("reload: [proxy] listen, reuse_port, peer_id or peer_listen changed; it takes effect only after a restart");
     }
     policy_.store(fresh);
+    policy_stores_.fetch_add(1, std::memory_order_release);
     // Tenant placement: sessions check whether their tenant was moved (proxy/net/client_connection.h).
     for (auto& w : workers_) {
       asio::post(w->ctx, [wk = w.get()] {
@@ -140,6 +141,7 @@ void Server::install_schema(std::shared_ptr<const policy::SchemaSnapshot> schema
   next->schema = std::move(schema);
   next->version = policy::next_policy_version();  // invalidates the rewrite caches
   policy_.store(std::move(next));
+  policy_stores_.fetch_add(1, std::memory_order_release);
 }
 
 std::optional<SchemaStatus> Server::schema_status() const {

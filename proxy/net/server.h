@@ -34,6 +34,10 @@ struct Worker {
   std::thread thread;
   // Called on this worker's thread when rowguard starts shutting down, one per session.
   std::unordered_map<uint64_t, std::function<void()>> shutdown_hooks;
+  // The policy as this worker's sessions last saw it (Server::policy(Worker&)), and the count of
+  // policy stores it was read after.
+  std::shared_ptr<const policy::Policy> policy;
+  uint64_t policy_seen = 0;
   // Transaction pooling: this worker's pool per upstream and database (pool_runtime.h), keyed
   // by pool_key().
   std::map<std::string, std::shared_ptr<PoolRuntime>> pools;
@@ -88,6 +92,18 @@ class Server {
   void stop();            // immediately
 
   policy::PolicyPtr policy() const { return policy_.load(); }
+  // The same, for a session on worker `w` (on w's thread): w's own copy, read again only after a
+  // store (RELOAD, a schema snapshot). Per statement this is one load of a counter, where
+  // policy() takes the atomic shared_ptr's lock bit and updates its reference count, on cache
+  // lines every worker shares.
+  const policy::PolicyPtr& policy(Worker& w) const {
+    const uint64_t stores = policy_stores_.load(std::memory_order_acquire);
+    if (stores != w.policy_seen || !w.policy) {
+      w.policy = policy_.load();
+      w.policy_seen = stores;
+    }
+    return w.policy;
+  }
   // TLS contexts, made once at start-up from the policy ([tls], [proxy] upstream_tls).
   boost::asio::ssl::context* client_tls() { return client_tls_.get(); }
   boost::asio::ssl::context* upstream_tls() { return upstream_tls_.get(); }
@@ -132,6 +148,7 @@ class Server {
   bool setup_tls(const policy::Policy& p);
 
   std::atomic<policy::PolicyPtr> policy_;
+  std::atomic<uint64_t> policy_stores_{0};  // counted after each policy_.store (policy(Worker&))
   std::unique_ptr<boost::asio::ssl::context> client_tls_;
   std::unique_ptr<boost::asio::ssl::context> upstream_tls_;
   std::mutex upstream_tls_mu_;

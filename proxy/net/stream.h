@@ -30,11 +30,37 @@ class Stream {
     co_return co_await socket_.async_read_some(b, use);
   }
 
+  // All of `b`, or an error. A plain socket is first written directly (non-blocking): a small
+  // message usually fits the socket buffer, and then no operation goes through the io_context
+  // (no completion handler queued, no extra trip through epoll_wait). Only what did not fit
+  // waits for the socket, as async_write. A write already waiting keeps its place: the next
+  // one waits behind it (as asio orders them), never jumps ahead.
   boost::asio::awaitable<std::tuple<boost::system::error_code, size_t>> write(
       boost::asio::const_buffer b) {
     constexpr auto use = boost::asio::as_tuple(boost::asio::use_awaitable);
     if (tls_) co_return co_await boost::asio::async_write(*tls_, b, use);
-    co_return co_await boost::asio::async_write(socket_, b, use);
+    size_t done = 0;
+    if (writing_ == 0 && b.size() > 0) {
+      boost::system::error_code ec;
+      // Once per socket (a flag of asio's, no system call to read it): a direct write returns
+      // would_block instead of waiting.
+      if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+      if (!ec && socket_.non_blocking()) {
+        done = socket_.write_some(b, ec);
+        if (!ec && done == b.size()) co_return std::tuple{ec, done};
+        if (ec && ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) {
+          co_return std::tuple{ec, size_t{0}};
+        }
+        if (ec) done = 0;
+      }
+    }
+    struct Writing {  // (also counted down when the coroutine is destroyed while it waits)
+      int& n;
+      explicit Writing(int& w) : n(w) { ++n; }
+      ~Writing() { --n; }
+    } writing{writing_};
+    auto [ec, n] = co_await boost::asio::async_write(socket_, b + done, use);
+    co_return std::tuple{ec, done + n};
   }
 
   // Starts TLS on the connected socket. `server_name` (client side): SNI and, when the context
@@ -60,6 +86,7 @@ class Stream {
  private:
   tcp::socket socket_;
   std::unique_ptr<boost::asio::ssl::stream<tcp::socket&>> tls_;
+  int writing_ = 0;            // async_writes under way
 };
 
 }  // namespace rowguard::net

@@ -96,14 +96,17 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
       if (session.tx_status() == 'I' && session.at_boundary() && r.frame.tag != protocol::fe::kTerminate) {
         co_await server_.pause_gate().at_boundary(*info_);  // PAUSE holds new transactions here
       }
-      if (session.tx_status() == 'I') policy_ = server_.policy();  // reloads apply between transactions
+      if (session.tx_status() == 'I') {  // reloads apply between transactions
+        const policy::PolicyPtr& latest = server_.policy(worker_);
+        if (latest != policy_) policy_ = latest;
+      }
       if (policy_->version != tenant_relay_.prechecked_version) {
         // A new policy: the session's long prepared statements are re-checked at their next use
         // (Bind, EXECUTE, a portal). Rewrite them on the parse pool now, so that the re-check is
         // a cache hit and a session holding many MB of prepared text never holds the worker.
         tenant_relay_.prechecked_version = policy_->version;
         co_await precheck_on_pool(session);
-        if (session.tx_status() == 'I' && server_.policy()->version != policy_->version) continue;
+        if (session.tx_status() == 'I' && server_.policy(worker_)->version != policy_->version) continue;
       }
       if (r.frame.tag != protocol::fe::kTerminate) {
         // A reload that removed this login (or moved it to another tenant) ends the session at
@@ -133,7 +136,7 @@ asio::awaitable<void> ClientConnection::client_to_server(session::TenantSession&
           // A reload that landed while the text was on the pool applies to it (outside a
           // transaction, as everywhere): the message is handled again from the top, with the
           // new policy and the identity re-check, and rewritten again.
-          if (session.tx_status() == 'I' && server_.policy()->version != policy_->version) continue;
+          if (session.tx_status() == 'I' && server_.policy(worker_)->version != policy_->version) continue;
           if (pooled) worker_.cache.adopt(*text, *policy_, *tenant_, *pooled);
         }
       }
