@@ -36,6 +36,25 @@ SchemaReport report_schema(const Policy& policy, const SchemaSnapshot& schema) {
       out.errors.push_back("table " + table + " has no tenant column " + q(rule.column));
       continue;
     }
+    for (const auto& v : t->views) {
+      // A view reads the table as its owner, without rowguard's filter on the table: whatever the
+      // policy says of the view is what tenants get.
+      const std::string view = std::string(v.relkind == 'm' ? "materialized view " : "view ") + q(v.name.to_string());
+      const TableRule* vr = policy.table(v.name);
+      if (vr == nullptr) {
+        out.warnings.push_back(view + " reads the tenant table " + table + " and is not in the policy: tenants "
+                               "cannot name it (refused as an unknown table); to let them read it, list it with a "
+                               "tenant column it exposes");
+      } else if (vr->global) {
+        out.errors.push_back(view + " reads the tenant table " + table + " but the policy lists it as global: it "
+                             "would hand every tenant every tenant's rows of " + table + "; list it with its tenant "
+                             "column (tables.\"" + v.name.to_string() + "\".column) or remove it from the policy");
+      } else if (!contains(v.columns, vr->column)) {
+        out.errors.push_back(view + " reads the tenant table " + table + " but does not expose the tenant column " +
+                             q(vr->column) + " the policy lists it with: rowguard cannot filter it, and a tenant "
+                             "would get every tenant's rows of " + table + " or an error");
+      }
+    }
     for (const auto& k : t->unique_keys) {
       const auto& plain = k.plain_columns.empty() ? k.columns : k.plain_columns;
       if (contains(plain, rule.column)) continue;

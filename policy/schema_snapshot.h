@@ -77,6 +77,18 @@ struct ReferencingKey {
   bool operator==(const ReferencingKey&) const = default;
 };
 
+// A view or materialized view whose definition reads a table (pg_depend of the view's pg_rewrite
+// rule on the table): it hands out the table's rows under its own name, past the filter rowguard
+// puts on the table. schema_report.cc checks that the policy does not list it as global (or with a
+// tenant column it does not expose).
+struct DependentView {
+  QualifiedName name;
+  char relkind = 'v';                // v (view) or m (materialized view)
+  std::vector<std::string> columns;  // its columns, in attnum order
+
+  bool operator==(const DependentView&) const = default;
+};
+
 struct TableInfo {
   QualifiedName name;
   char relkind = 'r';                       // r, p (partitioned), v (view), m, f
@@ -86,6 +98,7 @@ struct TableInfo {
   std::vector<ReferencingKey> referenced_by;  // foreign keys referencing it (and its cascade chains)
   std::vector<QualifiedName> children;      // inheritance children and partitions (direct)
   std::vector<std::string> exclusion_constraints;  // names of EXCLUDE constraints (arbiters too)
+  std::vector<DependentView> views;         // views and materialized views reading it directly
 
   bool operator==(const TableInfo&) const = default;
 
@@ -113,7 +126,8 @@ struct SchemaSnapshot {
   }
 
   // Everything the rewriter reads is the same (the time of the read aside): installing `other`
-  // in place of this one would change no rewrite.
+  // in place of this one would change no rewrite (nor the schema report: TableInfo's == compares
+  // every field, the views reading a table included).
   bool same_content(const SchemaSnapshot& other) const {
     return loaded == other.loaded && error == other.error && tables == other.tables &&
            function_names == other.function_names;

@@ -1,5 +1,6 @@
 // COPY: TO STDOUT through a filtered query; FROM STDIN with a row-check plan (CopyInPlan).
 #include "sqlrewrite/walker.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -20,7 +21,7 @@ StatementKind Walker::copy(pg_query::CopyStmt& s) {
       sel.add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields()->mutable_a_star();
     }
     for (const auto& col : s.attlist()) {
-      if (!col.has_string()) deny("malformed COPY column list");
+      if (!col.has_string()) deny("malformed COPY column list" + rule_suffix(kRuleCannotCheck));
       *sel.add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields() = col;
     }
     // PostgreSQL's COPY t TO copies t's own rows only (as SELECT * FROM ONLY t), not those of
@@ -32,20 +33,20 @@ StatementKind Walker::copy(pg_query::CopyStmt& s) {
     const policy::TableInfo* info = scope_.schema && scope_.schema->loaded ? scope_.schema->table(name) : nullptr;
     if (info != nullptr && info->relkind == 'p') {
       deny("cannot copy from partitioned table " + quote_ident(name.to_string()) +
-           " (as PostgreSQL: use COPY (SELECT ...) TO)");
+           " (as PostgreSQL: use COPY (SELECT ...) TO)" + rule_suffix(kRuleCopyOptions));
     }
     s.clear_relation();
     s.clear_attlist();
     *s.mutable_query() = std::move(q);
   }
   check_copy_options(s, false);
-  if (!s.has_query()) deny("malformed COPY");
+  if (!s.has_query()) deny("malformed COPY" + rule_suffix(kRuleCannotCheck));
   visit(*s.mutable_query());
   return StatementKind::kCopyOut;
 }
 
 StatementKind Walker::copy_in(pg_query::CopyStmt& s) {
-  if (!s.has_relation()) deny("malformed COPY FROM");
+  if (!s.has_relation()) deny("malformed COPY FROM" + rule_suffix(kRuleCannotCheck));
   const TableRule& rule = write_target(*s.mutable_relation(), "COPY");
   if (s.attlist_size() == 0) {
     // Without a column list PostgreSQL reads every column but dropped and generated ones, in
@@ -62,7 +63,7 @@ StatementKind Walker::copy_in(pg_query::CopyStmt& s) {
   CopyInPlan plan = check_copy_options(s, true);
   plan.columns = s.attlist_size();
   for (int i = 0; i < s.attlist_size(); ++i) {
-    if (!s.attlist(i).has_string()) deny("malformed COPY column list");
+    if (!s.attlist(i).has_string()) deny("malformed COPY column list" + rule_suffix(kRuleCannotCheck));
     if (s.attlist(i).string().sval() == rule.column) plan.tenant_index = i;
   }
   plan.tenant_column = rule.column;
@@ -72,7 +73,7 @@ StatementKind Walker::copy_in(pg_query::CopyStmt& s) {
   check_keys("COPY", true, std::move(copied), rule);
   if (plan.null_string == compared_tenant()) {
     deny("COPY " + quote_ident(plan.table) + " FROM STDIN with NULL equal to the tenant value "
-         "would store the tenant column as NULL");
+         "would store the tenant column as NULL (rule: tables.\"" + plan.table + "\".column)");
   }
   if (plan.tenant_index < 0) *s.add_attlist() = make_string(rule.column);
   copy_plan_ = plan;
@@ -87,7 +88,7 @@ CopyInPlan Walker::check_copy_options(const pg_query::CopyStmt& s, bool from) {
   CopyInPlan plan;
   bool escape_set = false;
   for (const auto& o : s.options()) {
-    if (!o.has_def_elem()) deny("malformed COPY options");
+    if (!o.has_def_elem()) deny("malformed COPY options" + rule_suffix(kRuleCannotCheck));
     const auto& d = o.def_elem();
     const std::string& name = d.defname();
     std::string value;
@@ -98,19 +99,24 @@ CopyInPlan Walker::check_copy_options(const pg_query::CopyStmt& s, bool from) {
       else if (d.arg().has_integer()) value = std::to_string(d.arg().integer().ival());
       else if (d.arg().has_a_star()) value = "*";
       else if (d.arg().has_list()) value = "(list)";
-      else deny("unsupported value for COPY option " + name);
+      else deny("unsupported value for COPY option " + name + rule_suffix(kRuleCopyOptions));
     }
     auto one_byte = [&](char& out) {
-      if (value.size() != 1) deny("COPY option " + name + " must be a single one-byte character");
+      if (value.size() != 1) {
+        deny("COPY option " + name + " must be a single one-byte character" + rule_suffix(kRuleCopyOptions));
+      }
       out = value[0];
     };
     if (name == "format") {
       if (value == "csv") {
         plan.csv = true;
       } else if (value == "binary") {
-        if (from) deny("COPY FROM STDIN in binary format cannot be checked row by row; use text or csv");
+        if (from) {
+          deny("COPY FROM STDIN in binary format cannot be checked row by row; use text or csv" +
+               rule_suffix(kRuleCopyOptions));
+        }
       } else if (value != "text") {
-        deny("unknown COPY format " + value);
+        deny("unknown COPY format " + value + rule_suffix(kRuleCopyOptions));
       }
     } else if (name == "delimiter") {
       one_byte(plan.delimiter);
@@ -127,7 +133,7 @@ CopyInPlan Walker::check_copy_options(const pg_query::CopyStmt& s, bool from) {
                name == "freeze") {
       // no effect on which rows or which tenant
     } else {
-      deny("COPY option " + name + " is not allowed for tenants");
+      deny("COPY option " + name + " is not allowed for tenants" + rule_suffix(kRuleCopyOptions));
     }
   }
   if (plan.csv) {
@@ -141,7 +147,7 @@ CopyInPlan Walker::check_copy_options(const pg_query::CopyStmt& s, bool from) {
   } else {
     if (!escape_set) plan.escape = '\\';
     if (plan.delimiter == '\\' || plan.delimiter == '\n' || plan.delimiter == '\r') {
-      deny("unsupported COPY delimiter");
+      deny("unsupported COPY delimiter" + rule_suffix(kRuleCopyOptions));
     }
   }
   return plan;

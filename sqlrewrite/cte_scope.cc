@@ -1,5 +1,6 @@
 // WITH: CTE names shadow unqualified table names, with PostgreSQL's scoping.
 #include "sqlrewrite/walker.h"
+#include "sqlrewrite/refusal_rules.h"
 
 #include <algorithm>
 
@@ -32,7 +33,7 @@ void Walker::fence_cte(pg_query::CommonTableExpr& cte) {
 }
 
 const pg_query::CommonTableExpr& Walker::cte_of(const Node& n) {
-  if (!n.has_common_table_expr()) deny("malformed WITH clause");
+  if (!n.has_common_table_expr()) deny("malformed WITH clause" + rule_suffix(kRuleCannotCheck));
   return n.common_table_expr();
 }
 

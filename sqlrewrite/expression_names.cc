@@ -5,13 +5,14 @@
 #include "sqlrewrite/advisory_locks.h"
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/sequence_check.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
 void Walker::check_function(pg_query::FuncCall& f) {
   std::vector<std::string> parts;
   for (const auto& n : f.funcname()) {
-    if (!n.has_string()) deny("malformed function name");
+    if (!n.has_string()) deny("malformed function name" + rule_suffix(kRuleCannotCheck));
     parts.push_back(n.string().sval());
   }
   std::string shown;
@@ -21,7 +22,7 @@ void Walker::check_function(pg_query::FuncCall& f) {
     read_constant();
     // pg_notify('channel', payload): the channel is made tenant-private like NOTIFY's.
     if (f.args_size() != 2 || !f.args(0).has_a_const() || !f.args(0).a_const().has_sval()) {
-      deny("pg_notify needs a literal channel name (rule: channels are private to a tenant)");
+      deny("pg_notify needs a literal channel name" + rule_suffix(kRuleChannels));
     }
     auto& sval = *f.mutable_args(0)->mutable_a_const()->mutable_sval();
     sval.set_sval(channel(sval.sval()));
@@ -59,7 +60,7 @@ void Walker::check_operator(const pg_query::A_Expr& e) {
     case pg_query::AEXPR_NOT_BETWEEN:
     case pg_query::AEXPR_BETWEEN_SYM:
     case pg_query::AEXPR_NOT_BETWEEN_SYM:
-      if (e.name_size() != 1) deny("malformed BETWEEN");
+      if (e.name_size() != 1) deny("malformed BETWEEN" + rule_suffix(kRuleCannotCheck));
       return;
     default:
       // A prefix operator (-x, ~x) has no left operand.

@@ -2,6 +2,7 @@
 // of an outer join, or a filtered subquery that replaces the table.
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/walker.h"
+#include "sqlrewrite/refusal_rules.h"
 
 #include <functional>
 
@@ -45,7 +46,7 @@ void Walker::select(pg_query::SelectStmt& s) {
     filter(s, preds);
   } else if (s.op() != pg_query::SETOP_UNION && s.op() != pg_query::SETOP_INTERSECT &&
              s.op() != pg_query::SETOP_EXCEPT) {
-    deny("unknown set operation");
+    deny("unknown set operation" + rule_suffix(kRuleCannotCheck));
   }
   visit_children(s, {"with_clause"});
 }
@@ -105,7 +106,7 @@ std::vector<Walker::Pred> Walker::join(pg_query::JoinExpr& j, std::string_view p
       for (auto& p : right) wrap(p);
       break;
     default:
-      deny("unsupported join type in " + std::string(part));
+      deny("unsupported join type in " + std::string(part) + rule_suffix(kRuleCannotCheck));
   }
   if (j.has_alias()) {
     for (auto& p : up) wrap(p);  // "(a JOIN b) AS j" hides a and b from the outer WHERE
@@ -129,7 +130,9 @@ std::vector<Walker::Pred> Walker::join(pg_query::JoinExpr& j, std::string_view p
 // by visit() (check_sample_method), the arguments by the generic walk like any expression.
 std::vector<Walker::Pred> Walker::table_sample(Node& item, std::string_view part) {
   auto& sample = *item.mutable_range_table_sample();
-  if (!sample.has_relation() || !sample.relation().has_range_var()) deny("malformed TABLESAMPLE");
+  if (!sample.has_relation() || !sample.relation().has_range_var()) {
+    deny("malformed TABLESAMPLE" + rule_suffix(kRuleCannotCheck));
+  }
   if (sampled_.contains(&sample)) {
     // The sample inside a subquery wrap_sample() built: filtered in its WHERE.
     return read_table(*sample.mutable_relation(), part);

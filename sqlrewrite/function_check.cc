@@ -1,4 +1,5 @@
 #include "sqlrewrite/function_check.h"
+#include "sqlrewrite/refusal_rules.h"
 
 #include <algorithm>
 #include <array>
@@ -110,9 +111,9 @@ bool refused_system_column(std::string_view name) {
 }
 
 std::optional<std::string> check_cast(const pg_query::TypeCast& cast) {
-  if (!cast.has_type_name()) return "malformed cast";
+  if (!cast.has_type_name()) return "malformed cast" + rule_suffix(kRuleCannotCheck);
   const auto& names = cast.type_name().names();
-  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed cast";
+  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed cast" + rule_suffix(kRuleCannotCheck);
   const std::string& type = names[names.size() - 1].string().sval();
   if (transaction_id_row_type(type)) {
     return "a cast to the row type " + quoted(type) + " is not allowed: it holds transaction ids, which count other " +
@@ -131,7 +132,7 @@ std::optional<std::string> check_cast(const pg_query::TypeCast& cast) {
 
 std::optional<std::string> check_column_type(const pg_query::TypeName& type) {
   const auto& names = type.names();
-  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed column definition";
+  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed column definition" + rule_suffix(kRuleCannotCheck);
   const std::string& name = names[names.size() - 1].string().sval();
   if (transaction_id_type(name) || transaction_id_row_type(name)) {
     return "a column defined as " + quoted(name) + " is not allowed: transaction ids and snapshots count other " +
@@ -149,7 +150,7 @@ std::string parameter_denial(std::string_view type) {
 
 std::optional<std::string> check_parameter_type(const pg_query::TypeName& type) {
   const auto& names = type.names();
-  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed parameter type";
+  if (names.empty() || !names[names.size() - 1].has_string()) return "malformed parameter type" + rule_suffix(kRuleCannotCheck);
   const std::string& name = names[names.size() - 1].string().sval();
   if (transaction_id_type(name) || transaction_id_row_type(name)) return parameter_denial(name);
   return std::nullopt;
@@ -182,7 +183,7 @@ std::optional<std::string> check_parameter_type_oid(int32_t oid) {
 std::optional<std::string> check_sample_method(const pg_query::RangeTableSample& sample) {
   std::vector<std::string> parts;
   for (const auto& n : sample.method()) {
-    if (!n.has_string()) return "malformed TABLESAMPLE method";
+    if (!n.has_string()) return "malformed TABLESAMPLE method" + rule_suffix(kRuleCannotCheck);
     parts.push_back(n.string().sval());
   }
   const bool builtin = parts.size() == 1 || (parts.size() == 2 && parts[0] == "pg_catalog");
@@ -197,10 +198,10 @@ std::optional<std::string> check_operator_name(const google::protobuf::RepeatedP
                                                std::optional<bool> prefix) {
   std::vector<std::string> parts;
   for (const auto& n : name) {
-    if (!n.has_string()) return "malformed operator name";
+    if (!n.has_string()) return "malformed operator name" + rule_suffix(kRuleCannotCheck);
     parts.push_back(n.string().sval());
   }
-  if (parts.empty() || parts.size() > 2) return "malformed operator name";
+  if (parts.empty() || parts.size() > 2) return "malformed operator name" + rule_suffix(kRuleCannotCheck);
   std::string shown = parts.size() == 2 ? "OPERATOR(" + parts[0] + "." + parts[1] + ")" : parts[0];
   if (parts.size() == 2 && parts[0] != "pg_catalog") {
     return "operator " + shown + " is not allowed: only pg_catalog's operators (rule: " + std::string(kRuleOperators) + ")";

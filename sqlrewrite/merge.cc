@@ -2,6 +2,7 @@
 #include "sqlrewrite/walker.h"
 
 #include "sqlrewrite/key_check.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -18,7 +19,7 @@ void Walker::merge(pg_query::MergeStmt& s) {
   if (s.has_join_condition()) guard_.guard_where(*s.mutable_join_condition(), {guard_.relation(s.relation(), rule, false)});
   filter(s, target);
   for (auto& w : *s.mutable_merge_when_clauses()) {
-    if (!w.has_merge_when_clause()) deny("malformed MERGE");
+    if (!w.has_merge_when_clause()) deny("malformed MERGE" + rule_suffix(kRuleCannotCheck));
     auto& clause = *w.mutable_merge_when_clause();
     switch (clause.command_type()) {
       case pg_query::CMD_UPDATE:
@@ -43,7 +44,7 @@ void Walker::merge(pg_query::MergeStmt& s) {
       case pg_query::CMD_NOTHING:
         break;
       default:
-        deny("unknown MERGE action");
+        deny("unknown MERGE action" + rule_suffix(kRuleCannotCheck));
     }
   }
   visit_children(s, {"with_clause"});

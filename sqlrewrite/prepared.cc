@@ -2,6 +2,7 @@
 #include "sqlrewrite/walker.h"
 
 #include "sqlrewrite/function_check.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -19,7 +20,7 @@ void Walker::prepare(pg_query::PrepareStmt& s) {
     case Node::kMergeStmt:
       break;
     default:
-      deny("PREPARE of " + statement_name(q) + " is not allowed for tenants");
+      deny("PREPARE of " + statement_name(q) + " is not allowed for tenants" + rule_suffix(kRuleStatementKinds));
   }
   std::vector<int> outer = std::move(tenant_params_);
   tenant_params_.clear();
@@ -31,7 +32,7 @@ void Walker::prepare(pg_query::PrepareStmt& s) {
   op.tenant_params = std::move(tenant_params_);
   tenant_params_ = std::move(outer);
   for (const auto& t : s.argtypes()) {
-    if (!t.has_type_name()) deny("malformed PREPARE parameter types");
+    if (!t.has_type_name()) deny("malformed PREPARE parameter types" + rule_suffix(kRuleCannotCheck));
     if (auto why = check_parameter_type(t.type_name())) deny(*why);
     op.param_types.push_back(param_type_oid(t.type_name()));
   }
@@ -42,7 +43,8 @@ void Walker::prepare(pg_query::PrepareStmt& s) {
     if (i < op.param_types.size() && op.param_types[i] == 0) {
       deny("PREPARE " + quote_ident(op.name) + ": parameter $" + std::to_string(p) +
            " feeds the tenant column but is declared with a type rowguard cannot check "
-           "(declare it as int2/int4/int8/text/varchar/uuid, or leave it undeclared)");
+           "(declare it as int2/int4/int8/text/varchar/uuid, or leave it undeclared)" +
+           rule_suffix(kRuleTenantParameterTypes));
     }
   }
   visit_children(s, {"query"});  // the type names
@@ -124,7 +126,7 @@ void Walker::discard(const pg_query::DiscardStmt& s) {
     case pg_query::DISCARD_TEMP:
       return;
     default:
-      deny("unknown DISCARD form");
+      deny("unknown DISCARD form" + rule_suffix(kRuleCannotCheck));
   }
 }
 

@@ -8,6 +8,7 @@
 #include "sqlrewrite/parse_stack.h"
 #include "sqlrewrite/pg_query_api.h"
 #include "sqlrewrite/walker.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -68,7 +69,7 @@ RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scop
       if (w.prepared_op_) out.prepared.push_back(std::move(*w.prepared_op_));
       if (w.cursor_op_) out.cursors.push_back(std::move(*w.cursor_op_));
       if (w.copy_plan_) {
-        if (parsed.tree.stmts_size() != 1) deny("COPY must be the only statement of its Query");
+        if (parsed.tree.stmts_size() != 1) deny("COPY must be the only statement of its Query" + rule_suffix(kRuleCopyOptions));
         out.copy_in = w.copy_plan_;
       }
     }
@@ -82,7 +83,7 @@ RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scop
     out.kinds.clear();
     out.prepared.clear();
     out.cursors.clear();
-    out.reason = std::string("rowguard: internal error while checking the statement: ") + e.what();
+    out.reason = std::string("rowguard: internal error while checking the statement: ") + e.what() + rule_suffix(kRuleCannotCheck);
     return out;
   }
   if (parsed.tree.stmts_size() == 0) {
@@ -95,7 +96,7 @@ RewriteResult rewrite_here(std::string_view sql, const policy::TenantScope& scop
     out.kinds.clear();
     out.prepared.clear();
     out.cursors.clear();
-    out.reason = "rowguard: cannot rebuild the rewritten statement: " + dep.error;
+    out.reason = "rowguard: cannot rebuild the rewritten statement: " + dep.error + rule_suffix(kRuleCannotCheck);
     return out;
   }
   // The deparser is not trusted: the text rowguard forwards must parse back into exactly the

@@ -1,6 +1,7 @@
 // Table references: policy tables (resolved as PostgreSQL does with the pinned search_path),
 // system catalogs (readable, masked by a substitute, or denied), write targets.
 #include "sqlrewrite/walker.h"
+#include "sqlrewrite/refusal_rules.h"
 
 #include "policy/catalogs.h"
 
@@ -8,7 +9,8 @@ namespace rowguard::sqlrewrite {
 
 QualifiedName Walker::resolve(pg_query::RangeVar& rv, std::string_view part) {
   if (!rv.catalogname().empty()) {
-    deny("cross-database reference " + quote_ident(rv.catalogname()) + " in " + std::string(part));
+    deny("cross-database reference " + quote_ident(rv.catalogname()) + " in " + std::string(part) +
+         rule_suffix(kRuleCrossDatabase));
   }
   if (!rv.schemaname().empty()) return QualifiedName{rv.schemaname(), rv.relname()};
   // Unqualified names resolve as PostgreSQL does with rowguard's pinned search_path: pg_catalog
@@ -69,11 +71,11 @@ void Walker::read_catalog(Node& holder, const QualifiedName& q, std::string_view
   const policy::CatalogRule* rule = policy::catalog_rule(q.schema, q.name);
   if (rule == nullptr) {
     deny("catalog " + quote_ident(q.to_string()) + " is not in rowguard's catalog allowlist (" +
-         std::string(part) + ")");
+         std::string(part) + "; rule: " + std::string(kRuleCatalogAllowlist) + ")");
   }
   if (rule->kind == policy::CatalogRule::Kind::kDenied) {
     deny("catalog " + quote_ident(q.to_string()) + " is denied: " + std::string(rule->why) +
-         " (" + std::string(part) + ")");
+         " (" + std::string(part) + "; rule: " + std::string(kRuleCatalogAllowlist) + ")");
   }
   auto& rv = *holder.mutable_range_var();
   rv.set_schemaname(q.schema);
@@ -84,7 +86,7 @@ void Walker::read_catalog(Node& holder, const QualifiedName& q, std::string_view
   // kMasked: relation [AS alias]  ->  (substitute) AS alias
   ParseOutput sub = parse_sql(rule->substitute);
   if (!sub.ok || sub.tree.stmts_size() != 1 || !sub.tree.stmts(0).stmt().has_select_stmt()) {
-    deny("internal error: bad catalog substitute for " + q.to_string());
+    deny("internal error: bad catalog substitute for " + q.to_string() + rule_suffix(kRuleCannotCheck));
   }
   pg_query::Alias alias = rv.has_alias() ? rv.alias() : pg_query::Alias();
   if (!rv.has_alias()) alias.set_aliasname(rv.relname());
@@ -101,7 +103,8 @@ void Walker::read_catalog(Node& holder, const QualifiedName& q, std::string_view
 const TableRule& Walker::write_target(pg_query::RangeVar& rv, std::string_view verb) {
   QualifiedName q = resolve(rv, std::string(verb) + " target");
   if (is_catalog_schema(q.schema)) {
-    deny(std::string(verb) + " " + quote_ident(q.to_string()) + ": tenants cannot write to system catalogs");
+    deny(std::string(verb) + " " + quote_ident(q.to_string()) + ": tenants cannot write to system catalogs" +
+         rule_suffix(kRuleCatalogAllowlist));
   }
   const TableRule& rule = known_table(q, std::string(verb) + " target");
   if (rule.global) {

@@ -5,6 +5,7 @@
 
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/settings_check.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -134,7 +135,7 @@ void rewrite_time_zone_interval(pg_query::VariableSetStmt& s) {
                   std::isdigit(static_cast<unsigned char>(value[i + 2]));
   if (!is_interval || !range_ok || !shape_ok || type.array_bounds_size() != 0) {
     deny("SET TIME ZONE INTERVAL is allowed only as INTERVAL '[+-]HH:MM' [HOUR TO MINUTE] (rowguard cannot "
-         "forward other forms unchanged); use SET TIME ZONE '<zone name>'");
+         "forward other forms unchanged); use SET TIME ZONE '<zone name>' " + std::string(kSettingsRule));
   }
   pg_query::Node text;
   text.mutable_a_const()->mutable_sval()->set_sval("INTERVAL '" + value + "'");
@@ -155,7 +156,7 @@ void Walker::transaction(const pg_query::TransactionStmt& s) {
       return;
     default:
       deny("two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED) is "
-           "not allowed for tenants");
+           "not allowed for tenants" + rule_suffix(kRuleStatementKinds));
   }
 }
 
@@ -163,16 +164,16 @@ void Walker::set(pg_query::VariableSetStmt& s) {
   switch (s.kind()) {
     case pg_query::VAR_SET_MULTI:
       if (s.name() == "TRANSACTION" || s.name() == "SESSION CHARACTERISTICS") return;
-      deny("SET " + s.name() + " is not allowed for tenants");
+      deny("SET " + s.name() + " is not allowed for tenants " + std::string(kSettingsRule));
     case pg_query::VAR_RESET_ALL:
-      deny("RESET ALL is not allowed for tenants (reset settings one by one)");
+      deny("RESET ALL is not allowed for tenants (reset settings one by one) " + std::string(kSettingsRule));
     case pg_query::VAR_SET_VALUE:
     case pg_query::VAR_SET_DEFAULT:
     case pg_query::VAR_SET_CURRENT:
     case pg_query::VAR_RESET:
       break;
     default:
-      deny("unknown SET form");
+      deny("unknown SET form" + rule_suffix(kRuleCannotCheck));
   }
   if (s.name() == "standard_conforming_strings" || s.name() == "search_path") {
     if (s.kind() == pg_query::VAR_SET_VALUE) read_constant();  // the outcome depends on the value
@@ -185,7 +186,7 @@ void Walker::set(pg_query::VariableSetStmt& s) {
   }
   if (s.kind() == pg_query::VAR_SET_VALUE && scope_.setting_limits.find(s.name()) != nullptr) {
     read_constant();  // settings_check.h: the outcome depends on the value
-    if (auto why = setting_ceiling_violation(s, scope_.setting_limits)) deny(*why);
+    if (auto why = setting_ceiling_violation(s, scope_.setting_limits)) deny(*why + rule_suffix(kRuleSettingLimits));
   }
   if (s.name() == "timezone" && s.kind() == pg_query::VAR_SET_VALUE && s.args_size() == 1 && s.args(0).has_type_cast()) {
     read_constant();  // the outcome depends on the value
@@ -205,7 +206,7 @@ void Walker::set(pg_query::VariableSetStmt& s) {
     for (const auto& a : s.args()) {
       if (!a.has_a_const() || !a.a_const().has_sval() ||
           !safe_client_encoding(a.a_const().sval().sval())) {
-        deny("client_encoding must be UTF8 (or SQL_ASCII): the server converts a statement in another encoding and would read its names and literals differently from the statement checker");
+        deny("client_encoding must be UTF8 (or SQL_ASCII): the server converts a statement in another encoding and would read its names and literals differently from the statement checker " + std::string(kSettingsRule));
       }
     }
   }
@@ -226,7 +227,7 @@ void Walker::explain(pg_query::ExplainStmt& s) {
   bool costs_off = false;
   for (const auto& o : s.options()) {
     if (!o.has_def_elem()) {
-      deny("EXPLAIN option not understood");
+      deny("EXPLAIN option not understood" + rule_suffix(kRuleCannotCheck));
       return;
     }
     const auto& d = o.def_elem();
@@ -263,7 +264,7 @@ void Walker::explain(pg_query::ExplainStmt& s) {
       execute(*q.mutable_execute_stmt());
       return;
     default:
-      deny("EXPLAIN of " + statement_name(q) + " is not allowed for tenants");
+      deny("EXPLAIN of " + statement_name(q) + " is not allowed for tenants" + rule_suffix(kRuleStatementKinds));
   }
 }
 
@@ -279,7 +280,10 @@ void Walker::explain(pg_query::ExplainStmt& s) {
 StatementKind Walker::cursor(Node& stmt) {
   if (stmt.has_declare_cursor_stmt()) {
     Node& q = *stmt.mutable_declare_cursor_stmt()->mutable_query();
-    if (!q.has_select_stmt()) deny("DECLARE CURSOR of " + statement_name(q) + " is not allowed for tenants");
+    if (!q.has_select_stmt()) {
+      deny("DECLARE CURSOR of " + statement_name(q) + " is not allowed for tenants" +
+           rule_suffix(kRuleStatementKinds));
+    }
     select(*q.mutable_select_stmt());
   }
   CursorOp op;  // the session records which policy each cursor was declared under
@@ -309,7 +313,9 @@ StatementKind Walker::cursor(Node& stmt) {
 std::string Walker::channel(const std::string& name) const {
   const std::string& tenant = compared_tenant();
   std::string c = "rg" + std::to_string(tenant.size()) + "_" + tenant + "_" + name;
-  if (c.size() > 63) deny("channel name " + quote_ident(name) + " is too long for a tenant channel");
+  if (c.size() > 63) {
+    deny("channel name " + quote_ident(name) + " is too long for a tenant channel" + rule_suffix(kRuleChannels));
+  }
   return c;
 }
 

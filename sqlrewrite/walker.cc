@@ -6,6 +6,7 @@
 
 #include "sqlrewrite/function_check.h"
 #include "sqlrewrite/walk_tables.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -180,7 +181,7 @@ StatementKind Walker::statement(Node& stmt) {
     case Node::kClosePortalStmt:
       return cursor(stmt);
     case Node::NODE_NOT_SET:
-      deny("empty statement node");
+      deny("empty statement node" + rule_suffix(kRuleCannotCheck));
     default:
       deny(statement_name(stmt) + " is not allowed for tenants (rule: only SELECT, INSERT, "
            "UPDATE, DELETE, transaction control, SET/SHOW of session settings, DEALLOCATE and "
@@ -275,7 +276,7 @@ void keep_operands_delimited(Node& n) {
 // d is m's type (known from the field that holds m: no per-node descriptor lookup).
 void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
   const WalkShape* shape = walk_tables().shape(d);
-  if (shape == nullptr) deny("malformed parse tree");
+  if (shape == nullptr) deny("malformed parse tree" + rule_suffix(kRuleCannotCheck));
   switch (shape->kind) {
     case WalkShape::Kind::kNode: {
       auto& n = static_cast<Node&>(m);
@@ -283,7 +284,7 @@ void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
       keep_operands_delimited(n);
       const gpb::FieldDescriptor* f = walk_tables().node_member(n);
       if (f == nullptr || f->cpp_type() != gpb::FieldDescriptor::CPPTYPE_MESSAGE) {
-        deny("malformed parse tree");
+        deny("malformed parse tree" + rule_suffix(kRuleCannotCheck));
       }
       visit(*shape->reflection->MutableMessage(&m, f), f->message_type());
       return;
@@ -296,7 +297,8 @@ void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
     case WalkShape::Kind::kRangeVar: {
       const auto& rv = static_cast<const pg_query::RangeVar&>(m);
       if (!handled_.contains(&rv)) {
-        deny("table reference " + quote_ident(rv.relname()) + " in an unsupported position");
+        deny("table reference " + quote_ident(rv.relname()) + " in an unsupported position" +
+             rule_suffix(kRuleCannotCheck));
       }
       return;
     }
@@ -340,14 +342,16 @@ void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
       if (def.has_raw_default() || def.has_cooked_default() || def.constraints_size() > 0 ||
           def.fdwoptions_size() > 0 || def.has_identity_sequence() || !def.generated().empty() ||
           !def.identity().empty()) {
-        deny("malformed column definition list");
+        deny("malformed column definition list" + rule_suffix(kRuleCannotCheck));
       }
       if (auto why = check_column_type(def.type_name())) deny(*why);
       break;
     }
     case WalkShape::Kind::kTableFuncCol: {  // an XMLTABLE column: its type converts the XML text like a cast
       const auto& col = static_cast<const pg_query::RangeTableFuncCol&>(m);
-      if (col.for_ordinality() != !col.has_type_name()) deny("malformed XMLTABLE column");
+      if (col.for_ordinality() != !col.has_type_name()) {
+        deny("malformed XMLTABLE column" + rule_suffix(kRuleCannotCheck));
+      }
       if (col.has_type_name()) {
         if (auto why = check_column_type(col.type_name())) deny(*why);
       }
@@ -365,7 +369,7 @@ void Walker::visit(gpb::Message& m, const gpb::Descriptor* d) {
 
 void Walker::visit_children(gpb::Message& m, std::initializer_list<std::string_view> skip) {
   const WalkShape* shape = walk_tables().shape(m.GetDescriptor());
-  if (shape == nullptr) deny("malformed parse tree");
+  if (shape == nullptr) deny("malformed parse tree" + rule_suffix(kRuleCannotCheck));
   visit_fields(m, *shape, skip);
 }
 

@@ -5,6 +5,7 @@
 #include "sqlrewrite/key_check.h"
 #include "sqlrewrite/on_conflict_check.h"
 #include "sqlrewrite/referential_check.h"
+#include "sqlrewrite/refusal_rules.h"
 
 namespace rowguard::sqlrewrite {
 
@@ -24,7 +25,7 @@ void Walker::insert(pg_query::InsertStmt& s) {
   }
   if (s.cols_size() == 0) name_columns(s, rule);
   const int index = tenant_column_index(s.cols(), rule, "INSERT INTO");
-  if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
+  if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source" + rule_suffix(kRuleCannotCheck));
   auto& src = *s.mutable_select_stmt()->mutable_select_stmt();
   if (src.values_lists_size() > 0 && src.op() == pg_query::SETOP_NONE && !src.has_with_clause()) {
     for (auto& row : *src.mutable_values_lists()) {
@@ -76,16 +77,16 @@ void Walker::insert(pg_query::InsertStmt& s) {
 // tenant, or the tenant column is appended. The list names columns, so a stale snapshot cannot
 // move a value onto the tenant column (PostgreSQL then assigns by those names or fails).
 void Walker::name_columns(pg_query::InsertStmt& s, const TableRule& rule) {
-  if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source");
+  if (!s.select_stmt().has_select_stmt()) deny("malformed INSERT source" + rule_suffix(kRuleCannotCheck));
   // The leftmost query of a set operation decides the number of columns.
   const pg_query::SelectStmt* first = &s.select_stmt().select_stmt();
   while (first->op() != pg_query::SETOP_NONE) {
-    if (!first->has_larg()) deny("malformed INSERT source");
+    if (!first->has_larg()) deny("malformed INSERT source" + rule_suffix(kRuleCannotCheck));
     first = &first->larg();
   }
   const gpb::RepeatedPtrField<Node>* items = &first->target_list();
   if (first->values_lists_size() > 0) {
-    if (!first->values_lists(0).has_list()) deny("malformed VALUES");
+    if (!first->values_lists(0).has_list()) deny("malformed VALUES" + rule_suffix(kRuleCannotCheck));
     items = &first->values_lists(0).list().items();
   }
   name_columns_in_order(*s.mutable_cols(), *items, rule, "INSERT INTO");
@@ -100,7 +101,8 @@ const policy::TableInfo& Walker::snapshot_columns(const TableRule& rule, const s
          (loaded ? std::string("the schema snapshot does not know the table's columns")
                  : std::string("the schema is not known yet (rowguard has not read the table's columns from "
                                "PostgreSQL)")) +
-         "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column));
+         "; name the columns, so that rowguard can check the tenant column " + quote_ident(rule.column) +
+         " (rule: tables.\"" + rule.table.to_string() + "\".column)");
   }
   return *info;
 }
@@ -114,11 +116,11 @@ void Walker::name_columns_in_order(gpb::RepeatedPtrField<Node>& cols, const gpb:
   const policy::TableInfo& info = snapshot_columns(rule, head);
   if (any_expands(items, items.size())) {
     deny(head + "a * expansion makes the column positions unknowable; name the columns, so that rowguard can " +
-         "check the tenant column " + quote_ident(rule.column));
+         "check the tenant column " + quote_ident(rule.column) + " (rule: tables.\"" + table + "\".column)");
   }
   if (items.size() > static_cast<int>(info.columns.size())) {
     deny(std::string(what) + " " + quote_ident(table) + " has more expressions than the table has columns (" +
-         std::to_string(info.columns.size()) + " in the schema snapshot)");
+         std::to_string(info.columns.size()) + " in the schema snapshot; rule: tables.\"" + table + "\".column)");
   }
   for (int i = 0; i < items.size(); ++i) {
     cols.Add()->mutable_res_target()->set_name(info.columns[static_cast<size_t>(i)].name);
@@ -130,7 +132,7 @@ void Walker::name_columns_in_order(gpb::RepeatedPtrField<Node>& cols, const gpb:
 // (otherwise an id collision would update another tenant's row), and cannot move it.
 void Walker::on_conflict(pg_query::OnConflictClause& oc, const pg_query::RangeVar& target, const TableRule& rule) {
   if (oc.action() != pg_query::ONCONFLICT_NOTHING && oc.action() != pg_query::ONCONFLICT_UPDATE) {
-    deny("unknown ON CONFLICT action");
+    deny("unknown ON CONFLICT action" + rule_suffix(kRuleCannotCheck));
   }
   check_no_tenant_assignment(oc.target_list(), rule, "INSERT ... ON CONFLICT DO UPDATE");
   // Every arbiter index must include the tenant column (sqlrewrite/on_conflict_check.h).
@@ -206,12 +208,13 @@ int Walker::tenant_column_index(const gpb::RepeatedPtrField<Node>& cols, const T
                         std::string_view verb) {
   int index = -1;
   for (int i = 0; i < cols.size(); ++i) {
-    if (!cols[i].has_res_target()) deny("malformed column list");
+    if (!cols[i].has_res_target()) deny("malformed column list" + rule_suffix(kRuleCannotCheck));
     const auto& col = cols[i].res_target();
     if (col.name() == rule.column) {
       if (col.indirection_size() > 0 || index >= 0) {
         deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) +
-             " assigns the tenant column in an unsupported way");
+             " assigns the tenant column in an unsupported way (rule: tables.\"" + rule.table.to_string() +
+             "\".column)");
       }
       index = i;
     }
@@ -268,7 +271,8 @@ void Walker::check_or_fill_row(gpb::RepeatedPtrField<Node>& items, int index, co
   }
   if (any_expands(items, index)) {
     deny(std::string(verb) + " " + quote_ident(rule.table.to_string()) +
-         ": a * expansion before the tenant column makes its position unknowable");
+         ": a * expansion before the tenant column makes its position unknowable (rule: tables.\"" +
+         rule.table.to_string() + "\".column)");
   }
   if (index < items.size() && items[index].has_set_to_default()) {
     items[index] = tenant_literal();  // DEFAULT for the tenant column: filled in as when left out

@@ -150,6 +150,19 @@ FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE i.inhparent = ANY ($1::oid[]) ORDER BY 1, 2, 3)sql";
 
+// The views and materialized views whose definition reads a policy table (or a child): the
+// view's rewrite rule (pg_rewrite) depends on the table (pg_depend), with the view's columns.
+constexpr const char* kViews = R"sql(
+SELECT DISTINCT d.refobjid::text, vn.nspname, v.relname, v.relkind::text, a.attnum, a.attname
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid
+JOIN pg_catalog.pg_class v ON v.oid = rw.ev_class AND v.relkind IN ('v', 'm')
+JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = v.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  AND d.refobjid = ANY ($1::oid[]) AND v.oid <> d.refobjid
+ORDER BY 1, 2, 3, 5)sql";
+
 constexpr const char* kFunctions = R"sql(
 SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -311,6 +324,19 @@ void read_into(PGconn* conn, const policy::Policy& policy, policy::SchemaSnapsho
   Result children = query(conn, kChildren, {oid_array});
   for (int i = 0; i < PQntuples(children.get()); ++i) {
     table_of(get(children, i, 0)).children.push_back({get(children, i, 1), get(children, i, 2)});
+  }
+
+  Result views = query(conn, kViews, {oid_array});
+  for (int i = 0; i < PQntuples(views.get()); ++i) {
+    policy::TableInfo& t = table_of(get(views, i, 0));
+    const policy::QualifiedName view{get(views, i, 1), get(views, i, 2)};
+    if (t.views.empty() || t.views.back().name != view) {
+      policy::DependentView v;
+      v.name = view;
+      v.relkind = get(views, i, 3).empty() ? '?' : get(views, i, 3)[0];
+      t.views.push_back(std::move(v));
+    }
+    if (!PQgetisnull(views.get(), i, 5)) t.views.back().columns.push_back(get(views, i, 5));
   }
 
   Result funcs = query(conn, kFunctions);

@@ -145,5 +145,62 @@ TEST(SchemaE2e, CheckAgainstReportsMissingTablesColumnsAndCrossTenantKeys) {
   remove_tree(dir);
 }
 
+// Views over a tenant table (issue #17 item 1): a view reads orders as its owner, past the filter
+// rowguard puts on orders. Listed as global, or with a tenant column it does not expose, it is an
+// error of `rowguard check --against` and of the start-up log; not in the policy, a warning
+// (tenants cannot name it).
+TEST(SchemaE2e, ViewsOverTenantTablesAreCheckedAgainstThePolicy) {
+  PgServer pg;
+  pg.load_example_schema();
+  ASSERT_EQ(pg.psql_super("CREATE VIEW all_orders AS SELECT * FROM orders; "
+                          "CREATE MATERIALIZED VIEW order_counts AS SELECT count(*) AS n FROM orders; "
+                          "CREATE VIEW orders_report AS SELECT id, amount FROM orders; "
+                          "CREATE VIEW my_orders AS SELECT id, tenant_id, amount FROM orders; "
+                          "CREATE VIEW country_names AS SELECT code FROM countries; "
+                          "ALTER VIEW all_orders OWNER TO app; ALTER MATERIALIZED VIEW order_counts OWNER TO app; "
+                          "ALTER VIEW orders_report OWNER TO app; ALTER VIEW my_orders OWNER TO app; "
+                          "ALTER VIEW country_names OWNER TO app",
+                          "appdb")
+                .exit_code,
+            0);
+  std::string dir = make_temp_dir("rowguard-schema-views");
+  std::string url = "postgresql://app:secret@127.0.0.1:" + std::to_string(pg.port()) + "/appdb";
+  const std::string example = read_text_file(source_dir() + "/examples/rowguard.toml");
+
+  // A tenant view exposing the tenant column and a global view over a global table: no finding;
+  // the view left out of the policy: a warning.
+  write_text_file(dir + "/good.toml", example + "\n[tables.\"public.my_orders\"]\n\n"
+                                                "[tables.\"public.country_names\"]\nglobal = true\n");
+  CommandResult good = run_command({ROWGUARD_BIN, "check", dir + "/good.toml", "--against", url}, {}, "", 30);
+  EXPECT_EQ(good.exit_code, 0) << describe(good);
+  EXPECT_TRUE(contains(good.out, "warning: view \"public.orders_report\" reads the tenant table \"public.orders\" "
+                                 "and is not in the policy")) << describe(good);
+  EXPECT_FALSE(contains(good.out + good.err, "\"public.my_orders\" reads")) << describe(good);
+  EXPECT_FALSE(contains(good.out + good.err, "\"public.country_names\" reads")) << describe(good);
+
+  // all_orders listed as global, order_counts with a tenant column it does not have: errors.
+  write_text_file(dir + "/bad.toml", example + "\n[tables.\"public.all_orders\"]\nglobal = true\n\n"
+                                               "[tables.\"public.order_counts\"]\n");
+  CommandResult bad = run_command({ROWGUARD_BIN, "check", dir + "/bad.toml", "--against", url}, {}, "", 30);
+  EXPECT_EQ(bad.exit_code, 1) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, "error: view \"public.all_orders\" reads the tenant table \"public.orders\" but the "
+                                "policy lists it as global")) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, "error: materialized view \"public.order_counts\" reads the tenant table "
+                                "\"public.orders\" but does not expose the tenant column \"tenant_id\"")) << describe(bad);
+
+  // The same findings in the start-up log.
+  const std::string bad_template = replace_all(
+      replace_all(read_text_file(dir + "/bad.toml"), "\"127.0.0.1:6432\"", "\"{{LISTEN}}\""), "\"127.0.0.1:5432\"",
+      "\"{{UPSTREAM}}\"");
+  RowguardProcess rg(bad_template, pg, "info");
+  EXPECT_TRUE(contains(rg.log(), "schema: view \"public.all_orders\" reads the tenant table \"public.orders\" but "
+                                 "the policy lists it as global")) << rg.log();
+  EXPECT_TRUE(contains(rg.log(), "schema: view \"public.orders_report\" reads the tenant table")) << rg.log();
+  // Not in the policy: refused as unknown.
+  CommandResult unknown = rg.psql("t1", "pw1", "SELECT * FROM orders_report");
+  EXPECT_TRUE(contains(unknown.err, "is not in the policy")) << describe(unknown);
+  remove_tree(dir);
+}
+
 }  // namespace
 }  // namespace rowguard::testing

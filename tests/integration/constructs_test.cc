@@ -822,7 +822,7 @@ struct Denial {
   "SET search_path may only be set to public, the path rowguard pins for tenant sessions: another path would " \
   "change which tables and functions unqualified names resolve to " SETTING_RULE
 #define FUNCTION(name) "function \"" name "\" is not allowed (rule: builtin allowlist and [functions] allow)"
-#define CATALOG(name, why) "catalog \"pg_catalog." name "\" is denied: " why " (FROM of SELECT)"
+#define CATALOG(name, why) "catalog \"pg_catalog." name "\" is denied: " why " (FROM of SELECT; rule: catalog_allowlist)"
 #define TABLE(name) "table \"public." name "\" is not in the policy (FROM of SELECT; rule: unknown_tables = \"deny\")"
 
 const Denial kDenials[] = {
@@ -970,11 +970,11 @@ const Denial kDenials[] = {
     {"catalog_pg_largeobject", "SELECT * FROM pg_largeobject",
      CATALOG("pg_largeobject", "large objects are not tenant-scoped")},
     {"catalog_pg_stat_user_tables", "SELECT n_live_tup FROM pg_stat_user_tables",
-     "catalog \"pg_catalog.pg_stat_user_tables\" is not in rowguard's catalog allowlist (FROM of SELECT)"},
+     "catalog \"pg_catalog.pg_stat_user_tables\" is not in rowguard's catalog allowlist (FROM of SELECT; rule: catalog_allowlist)"},
     {"catalog_pg_stat_all_tables", "SELECT n_live_tup FROM pg_stat_all_tables",
-     "catalog \"pg_catalog.pg_stat_all_tables\" is not in rowguard's catalog allowlist (FROM of SELECT)"},
+     "catalog \"pg_catalog.pg_stat_all_tables\" is not in rowguard's catalog allowlist (FROM of SELECT; rule: catalog_allowlist)"},
     {"catalog_pg_stat_database", "SELECT tup_inserted FROM pg_stat_database",
-     "catalog \"pg_catalog.pg_stat_database\" is not in rowguard's catalog allowlist (FROM of SELECT)"},
+     "catalog \"pg_catalog.pg_stat_database\" is not in rowguard's catalog allowlist (FROM of SELECT; rule: catalog_allowlist)"},
     {"catalog_pg_stat_statements", "SELECT * FROM pg_stat_statements", TABLE("pg_stat_statements")},
 };
 
@@ -993,6 +993,8 @@ TEST_P(Denials, RefusedWith42501NamingTheRuleAndNothingChanges) {
   EXPECT_EQ(r.exit_code, 3) << "psql should stop at the refusal (ON_ERROR_STOP): " << describe(r);
   const std::string expected = std::string("ERROR:  42501: rowguard: ") + d.reason + "\n";
   EXPECT_NE(r.err.find(expected), std::string::npos) << "expected: " << expected << describe(r);
+  // Issue #17: every refusal names its rule (tests/unit/refusal_rules_test.cc).
+  EXPECT_NE(std::string(d.reason).find("rule: "), std::string::npos) << d.reason;
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(w.dump("true"), before) << "a refused statement changed data: " << d.sql;
 }

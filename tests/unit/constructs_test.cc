@@ -374,11 +374,11 @@ const Case kCases[] = {
     {"insert_values_no_column_list_too_many",
      R"sql(INSERT INTO customers VALUES ('1', 5, 'ann', 4))sql",
      "",
-     R"sql(rowguard: INSERT INTO "public.customers" has more expressions than the table has columns (3 in the schema snapshot))sql"},
+     R"sql(rowguard: INSERT INTO "public.customers" has more expressions than the table has columns (3 in the schema snapshot; rule: tables."public.customers".column))sql"},
     {"insert_values_no_column_list_star",
      R"sql(INSERT INTO customers SELECT c.* FROM customers c)sql",
      "",
-     R"sql(rowguard: INSERT INTO "public.customers" without a column list: a * expansion makes the column positions unknowable; name the columns, so that rowguard can check the tenant column "tenant_id")sql"},
+     R"sql(rowguard: INSERT INTO "public.customers" without a column list: a * expansion makes the column positions unknowable; name the columns, so that rowguard can check the tenant column "tenant_id" (rule: tables."public.customers".column))sql"},
     {"insert_select_no_column_list",
      R"sql(INSERT INTO orders SELECT 5, '1', c.id FROM customers c)sql",
      R"sql(INSERT INTO public.orders (id, tenant_id, customer_id) SELECT 5, '1', c.id FROM public.customers c WHERE c.tenant_id = '1')sql",
@@ -430,7 +430,7 @@ const Case kCases[] = {
     {"merge_insert_no_column_list_star",
      R"sql(MERGE INTO customers c USING customers s ON c.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.*))sql",
      "",
-     R"sql(rowguard: MERGE ... INSERT into "public.customers" without a column list: a * expansion makes the column positions unknowable; name the columns, so that rowguard can check the tenant column "tenant_id")sql"},
+     R"sql(rowguard: MERGE ... INSERT into "public.customers" without a column list: a * expansion makes the column positions unknowable; name the columns, so that rowguard can check the tenant column "tenant_id" (rule: tables."public.customers".column))sql"},
     {"copy_from_no_column_list",
      R"sql(COPY orders FROM STDIN)sql",
      R"sql(COPY public.orders(id, tenant_id, customer_id, amount) FROM STDIN)sql",
@@ -465,12 +465,12 @@ TEST(ConstructInsert, NoColumnListNeedsTheSnapshot) {
   EXPECT_EQ(r.reason,
             "rowguard: INSERT INTO \"public.orders\" without a column list: the schema is not known yet (rowguard "
             "has not read the table's columns from PostgreSQL); name the columns, so that rowguard can check the "
-            "tenant column \"tenant_id\"");
+            "tenant column \"tenant_id\" (rule: tables.\"public.orders\".column)");
   const RewriteResult unknown = rewrite("INSERT INTO orders SELECT 1", test_policy_without_columns(), "1");
   EXPECT_FALSE(unknown.allowed) << unknown.sql;
   EXPECT_EQ(unknown.reason,
             "rowguard: INSERT INTO \"public.orders\" without a column list: the schema snapshot does not know the "
-            "table's columns; name the columns, so that rowguard can check the tenant column \"tenant_id\"");
+            "table's columns; name the columns, so that rowguard can check the tenant column \"tenant_id\" (rule: tables.\"public.orders\".column)");
 }
 
 // COPY t TO keeps PostgreSQL's semantics: t's own rows only (as SELECT * FROM ONLY t: no rows of
@@ -486,7 +486,7 @@ TEST(ConstructCopy, CopyToReadsOnlyTheTableAndRefusesAPartitionedOne) {
   const RewriteResult p = rewrite("COPY orders (id) TO STDOUT", *partitioned, "1");
   EXPECT_FALSE(p.allowed) << p.sql;
   EXPECT_EQ(p.reason,
-            "rowguard: cannot copy from partitioned table \"public.orders\" (as PostgreSQL: use COPY (SELECT ...) TO)");
+            "rowguard: cannot copy from partitioned table \"public.orders\" (as PostgreSQL: use COPY (SELECT ...) TO) (rule: copy_options)");
   const RewriteResult q = rewrite("COPY (SELECT id FROM orders) TO STDOUT", *partitioned, "1");
   EXPECT_TRUE(q.allowed) << q.reason;
 }

@@ -170,7 +170,7 @@ const Case kCases[] = {
     {"cross_database",
      R"sql(SELECT * FROM otherdb.public.orders)sql",
      "",
-     R"sql(rowguard: cross-database reference "otherdb" in FROM of SELECT)sql"},
+     R"sql(rowguard: cross-database reference "otherdb" in FROM of SELECT (rule: cross_database))sql"},
     {"only_table",
      R"sql(SELECT * FROM ONLY orders)sql",
      R"sql(SELECT * FROM ONLY public.orders WHERE orders.tenant_id = '1')sql",
@@ -414,7 +414,7 @@ const Case kCases[] = {
     {"insert_no_column_list_denied",
      R"sql(INSERT INTO orders VALUES (1, 1, NULL, 10, 'new'))sql",
      "",
-     R"sql(rowguard: INSERT INTO "public.orders" without a column list: the schema snapshot does not know the table's columns; name the columns, so that rowguard can check the tenant column "tenant_id")sql"},
+     R"sql(rowguard: INSERT INTO "public.orders" without a column list: the schema snapshot does not know the table's columns; name the columns, so that rowguard can check the tenant column "tenant_id" (rule: tables."public.orders".column))sql"},
     {"insert_default_values",
      R"sql(INSERT INTO orders DEFAULT VALUES)sql",
      R"sql(INSERT INTO public.orders (tenant_id) VALUES ('1'))sql",
@@ -466,7 +466,7 @@ const Case kCases[] = {
     {"prepare_transaction_denied",
      R"sql(PREPARE TRANSACTION 'x')sql",
      "",
-     R"sql(rowguard: two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED) is not allowed for tenants)sql"},
+     R"sql(rowguard: two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED) is not allowed for tenants (rule: statement_kinds))sql"},
     {"set_application_name",
      R"sql(SET application_name = 'app')sql",
      R"sql(SET application_name TO app)sql",
@@ -502,7 +502,7 @@ const Case kCases[] = {
     {"reset_all_denied",
      R"sql(RESET ALL)sql",
      "",
-     R"sql(rowguard: RESET ALL is not allowed for tenants (reset settings one by one))sql"},
+     R"sql(rowguard: RESET ALL is not allowed for tenants (reset settings one by one) (rule: only session settings that cannot change name resolution, identity, string parsing or the tenant))sql"},
     {"set_standard_conforming_strings_denied",
      R"sql(SET standard_conforming_strings = off)sql",
      "",
@@ -510,11 +510,11 @@ const Case kCases[] = {
     {"set_client_encoding_sjis_denied",
      R"sql(SET client_encoding = 'SJIS')sql",
      "",
-     R"sql(rowguard: client_encoding must be UTF8 (or SQL_ASCII): the server converts a statement in another encoding and would read its names and literals differently from the statement checker)sql"},
+     R"sql(rowguard: client_encoding must be UTF8 (or SQL_ASCII): the server converts a statement in another encoding and would read its names and literals differently from the statement checker (rule: only session settings that cannot change name resolution, identity, string parsing or the tenant))sql"},
     {"set_names_sjis_denied",
      R"sql(SET NAMES 'SJIS')sql",
      "",
-     R"sql(rowguard: client_encoding must be UTF8 (or SQL_ASCII): the server converts a statement in another encoding and would read its names and literals differently from the statement checker)sql"},
+     R"sql(rowguard: client_encoding must be UTF8 (or SQL_ASCII): the server converts a statement in another encoding and would read its names and literals differently from the statement checker (rule: only session settings that cannot change name resolution, identity, string parsing or the tenant))sql"},
     {"show",
      R"sql(SHOW application_name)sql",
      R"sql(SHOW application_name)sql",
@@ -581,7 +581,7 @@ const Case kCases[] = {
     {"prepare_tenant_param_declared_bool_denied",
      R"sql(PREPARE p(int, bool) AS INSERT INTO orders (id, tenant_id) VALUES ($1, $2))sql",
      "",
-     R"sql(rowguard: PREPARE "p": parameter $2 feeds the tenant column but is declared with a type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or leave it undeclared))sql"},
+     R"sql(rowguard: PREPARE "p": parameter $2 feeds the tenant column but is declared with a type rowguard cannot check (declare it as int2/int4/int8/text/varchar/uuid, or leave it undeclared) (rule: tenant_parameter_types))sql"},
     {"prepare_function_denied",
      R"sql(PREPARE p AS SELECT pg_read_file($1))sql",
      "",
@@ -797,7 +797,7 @@ const Case kCases[] = {
     {"commit_prepared",
      R"sql(COMMIT PREPARED 'x')sql",
      "",
-     R"sql(rowguard: two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED) is not allowed for tenants)sql"},
+     R"sql(rowguard: two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED) is not allowed for tenants (rule: statement_kinds))sql"},
     {"insert_tenant_uppercase_col",
      R"sql(INSERT INTO orders (id, "Tenant_id") VALUES (1, 2))sql",
      R"sql(INSERT INTO public.orders (id, "Tenant_id", tenant_id) VALUES (1, 2, '1'))sql",
@@ -837,7 +837,7 @@ const Case kCases[] = {
     {"insert_cols_dup_tenant",
      R"sql(INSERT INTO orders (tenant_id, tenant_id) VALUES ('1', '2'))sql",
      "",
-     R"sql(rowguard: INSERT INTO "public.orders" assigns the tenant column in an unsupported way)sql"},
+     R"sql(rowguard: INSERT INTO "public.orders" assigns the tenant column in an unsupported way (rule: tables."public.orders".column))sql"},
     // Was allowed: a tenant's row lock on a shared global row blocks other tenants (and NOWAIT /
     // SKIP LOCKED shows their activity). Red-team finding; refused now.
     {"select_lock_of_global",
@@ -1011,7 +1011,7 @@ const Case kCases[] = {
     {"copy_from_no_column_list_without_table_columns_denied",
      R"sql(COPY orders FROM STDIN)sql",
      "",
-     R"sql(rowguard: COPY "public.orders" FROM STDIN without a column list: the schema snapshot does not know the table's columns; name the columns, so that rowguard can check the tenant column "tenant_id")sql"},
+     R"sql(rowguard: COPY "public.orders" FROM STDIN without a column list: the schema snapshot does not know the table's columns; name the columns, so that rowguard can check the tenant column "tenant_id" (rule: tables."public.orders".column))sql"},
     {"copy_from_file_denied",
      R"sql(COPY orders FROM '/etc/passwd')sql",
      "",
@@ -1023,11 +1023,11 @@ const Case kCases[] = {
     {"copy_from_binary_denied",
      R"sql(COPY orders (id, amount) FROM STDIN WITH (FORMAT binary))sql",
      "",
-     R"sql(rowguard: COPY FROM STDIN in binary format cannot be checked row by row; use text or csv)sql"},
+     R"sql(rowguard: COPY FROM STDIN in binary format cannot be checked row by row; use text or csv (rule: copy_options))sql"},
     {"copy_encoding_denied",
      R"sql(COPY orders (id, amount) FROM STDIN WITH (ENCODING 'SJIS'))sql",
      "",
-     R"sql(rowguard: COPY option encoding is not allowed for tenants)sql"},
+     R"sql(rowguard: COPY option encoding is not allowed for tenants (rule: copy_options))sql"},
     {"copy_into_global_denied",
      R"sql(COPY countries (code, name) FROM STDIN)sql",
      "",
@@ -1063,11 +1063,11 @@ const Case kCases[] = {
     {"catalog_pg_stats_denied",
      R"sql(SELECT * FROM pg_stats)sql",
      "",
-     R"sql(rowguard: catalog "pg_catalog.pg_stats" is denied: column statistics (most common values, histograms) hold every tenant's values (FROM of SELECT))sql"},
+     R"sql(rowguard: catalog "pg_catalog.pg_stats" is denied: column statistics (most common values, histograms) hold every tenant's values (FROM of SELECT; rule: catalog_allowlist))sql"},
     {"catalog_pg_stat_activity_denied",
      R"sql(SELECT query FROM pg_stat_activity)sql",
      "",
-     R"sql(rowguard: catalog "pg_catalog.pg_stat_activity" is denied: shows other sessions' queries (FROM of SELECT))sql"},
+     R"sql(rowguard: catalog "pg_catalog.pg_stat_activity" is denied: shows other sessions' queries (FROM of SELECT; rule: catalog_allowlist))sql"},
     {"catalog_information_schema_columns",
      R"sql(SELECT column_name FROM information_schema.columns)sql",
      R"sql(SELECT column_name FROM information_schema.columns)sql",
@@ -1075,7 +1075,7 @@ const Case kCases[] = {
     {"catalog_write_denied",
      R"sql(UPDATE pg_catalog.pg_class SET relname = 'x')sql",
      "",
-     R"sql(rowguard: UPDATE "pg_catalog.pg_class": tenants cannot write to system catalogs)sql"},
+     R"sql(rowguard: UPDATE "pg_catalog.pg_class": tenants cannot write to system catalogs (rule: catalog_allowlist))sql"},
     {"deallocate_all",
      R"sql(DEALLOCATE ALL)sql",
      R"sql(DEALLOCATE ALL)sql",
@@ -1118,6 +1118,25 @@ TEST_P(RewriteGolden, ExactOutput) {
 std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
 
 INSTANTIATE_TEST_SUITE_P(Cases, RewriteGolden, ::testing::ValuesIn(kCases), case_name);
+
+// Issue #17: every refusal names its rule ("rule: <name>", which the audit log and
+// rowguard_denials_total{rule} report); the golden refusals are one corpus of it
+// (tests/unit/refusal_rules_test.cc has one statement per deny site and scans the sources).
+TEST(RewriteGoldenTable, EveryRefusalNamesItsRule) {
+  int refusals = 0;
+  for (const Case& c : kCases) {
+    // A syntax error is the parser's ("the statement does not parse: ..."), not a refusal by rule.
+    if (std::string_view(c.expected_reason).empty() ||
+        std::string_view(c.expected_reason).starts_with("rowguard: the statement does not parse")) {
+      continue;
+    }
+    ++refusals;
+    EXPECT_NE(std::string_view(c.expected_reason).find("rule: "), std::string_view::npos) << c.name;
+    const RewriteResult r = rewrite(c.sql, test_policy(), "1");
+    EXPECT_NE(r.reason.find("rule: "), std::string::npos) << c.name << ": " << r.reason;
+  }
+  EXPECT_GT(refusals, 50);
+}
 
 // The template cache (rewrite_cache.h) must give exactly a fresh rewrite's result for every
 // golden statement and every tenant, whichever tenant filled the entry.
@@ -1382,7 +1401,7 @@ TEST(Rewrite, CopyFromStdinPlan) {
 
   const RewriteResult two = rewrite("SELECT 1; COPY orders (id) FROM STDIN", test_policy(), "1");
   EXPECT_FALSE(two.allowed);
-  EXPECT_EQ(two.reason, "rowguard: COPY must be the only statement of its Query");
+  EXPECT_EQ(two.reason, "rowguard: COPY must be the only statement of its Query (rule: copy_options)");
 
   const RewriteResult out = rewrite("COPY orders TO STDOUT", test_policy(), "1");
   ASSERT_TRUE(out.allowed);
