@@ -521,7 +521,7 @@ void parse_pool(const toml::value& root, Policy& p) {
   const auto& t = root.at("pool");
   if (!t.is_table()) fail(t, "[pool] must be a table", "here");
   check_keys(t, {"mode", "size", "min_size", "query_wait_timeout", "server_idle_timeout", "server_lifetime",
-                 "max_prepared_statements"}, "[pool]");
+                 "max_prepared_statements", "max_tenant_share", "idle_transaction_timeout"}, "[pool]");
   if (t.contains("mode")) {
     const auto& v = t.at("mode");
     std::optional<PoolMode> mode = v.is_string() ? parse_mode<PoolMode>(v.as_string().str) : std::nullopt;
@@ -544,6 +544,19 @@ void parse_pool(const toml::value& root, Policy& p) {
   if (auto v = integer("server_lifetime", 0, 365 * kDay)) p.pool.server_lifetime_seconds = static_cast<int>(*v);
   if (auto v = integer("max_prepared_statements", 1, 100000)) p.pool.max_prepared_statements = static_cast<size_t>(*v);
   if (p.pool.min_size > p.pool.size) fail(t.at("min_size"), "[pool] min_size must not exceed size", "here");
+  if (t.contains("max_tenant_share")) {
+    const auto& v = t.at("max_tenant_share");
+    const std::optional<double> share = v.is_floating()  ? std::optional<double>(v.as_floating())
+                                        : v.is_integer() ? std::optional<double>(static_cast<double>(v.as_integer()))
+                                                         : std::nullopt;
+    if (!share || !(*share > 0.0 && *share <= 1.0)) {
+      fail(v, "[pool] max_tenant_share must be a fraction of size above 0 and at most 1 (1: no cap)", "here");
+    }
+    p.pool.max_tenant_share = *share;
+  }
+  if (auto v = integer("idle_transaction_timeout", 0, kDay)) {
+    p.pool.idle_transaction_timeout_seconds = static_cast<int>(*v);
+  }
 }
 
 // Transaction mode shares upstream_user connections between clients: refused where the upstream

@@ -121,6 +121,14 @@ struct PoolSettings {
   // Transaction mode: protocol-level prepared statements a server connection holds under
   // rowguard's names (proxy/session/server_statements.h), least recently used closed first.
   size_t max_prepared_statements = 200;
+  // Transaction mode: of `size` (per worker), the server connections one tenant's clients may
+  // hold at once (proxy/pool/server_pool.h tenant_cap: at least 1, below 1 never all of them);
+  // 1: no cap.
+  double max_tenant_share = 0.75;
+  // Transaction mode: a tenant client idle inside a transaction longer than this is ended as by
+  // PostgreSQL's idle_in_transaction_session_timeout (FATAL 25P03; the server connection is
+  // closed, never reused). 0: off ([limits] idle_in_transaction_timeout still applies).
+  int idle_transaction_timeout_seconds = 60;
 };
 
 // [tls]: TLS for client connections.

@@ -178,7 +178,8 @@ class Console {
   admin::ResultSet pools_result() {
     admin::ResultSet r{{"worker", "database", "size", "clients_active", "clients_waiting", "servers_active", "servers_idle",
                         "servers_opening", "checkouts", "longest_wait_ms", "pinned_clients", "wait_timeouts",
-                        "servers_opened", "servers_closed", "open_failures", "upstream"},
+                        "servers_opened", "servers_closed", "open_failures", "tenant_cap", "clients_waiting_at_share",
+                        "upstream"},
                        {},
                        "SHOW"};
     const auto& workers = server_.workers();
@@ -195,7 +196,8 @@ class Console {
         r.rows.push_back({u64(i), db, u64(s.size), u64(s.stats.lent), u64(s.stats.waiting), u64(s.stats.lent),
                           u64(s.stats.idle), u64(s.stats.opening), u64(s.stats.grants),
                           u64(static_cast<uint64_t>(wait_ms)), u64(s.pinned), u64(s.stats.timed_out),
-                          u64(s.stats.opened), u64(s.stats.closed), u64(s.stats.open_failures), pool->upstream()});
+                          u64(s.stats.opened), u64(s.stats.closed), u64(s.stats.open_failures), u64(s.tenant_cap),
+                          u64(s.stats.waiting_at_share), pool->upstream()});
       }
     }
     return r;

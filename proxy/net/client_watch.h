@@ -2,6 +2,8 @@
 // The client-side timeouts of one connection ([limits]), on one steady_timer:
 //   - idle_client_timeout: waiting for the client outside a transaction (57P05),
 //   - idle_in_transaction_timeout: waiting for the client inside a transaction (25P03),
+//   - [pool] idle_transaction_timeout (transaction pooling, set_pool_idle_transaction): the
+//     same, for a client holding a pooled server connection (25P03 too),
 //   - message_timeout: a client message started but not received whole (slowloris).
 // "Waiting" starts, as in PostgreSQL, when ReadyForQuery is relayed with nothing else in flight,
 // and ends when a complete message arrives. On expiry the watch records why and calls
@@ -29,7 +31,7 @@ namespace rowguard::net {
 
 class ClientWatch {
  public:
-  enum class Reason { kNone, kIdle, kIdleInTransaction, kMessage };
+  enum class Reason { kNone, kIdle, kIdleInTransaction, kPoolIdleInTransaction, kMessage };
   using Clock = std::chrono::steady_clock;
 
   ClientWatch(boost::asio::io_context& ctx, std::function<void()> on_expire)
@@ -83,6 +85,10 @@ class ClientWatch {
     rearm(limits);
   }
 
+  // Transaction pooling: [pool] idle_transaction_timeout (seconds, 0: off), beside [limits]
+  // idle_in_transaction_timeout (the shorter fires). Takes effect at the next idle().
+  void set_pool_idle_transaction(int seconds) { pool_idle_in_transaction_seconds_ = seconds; }
+
   Reason expired() const { return expired_; }
   // The timeout (seconds) that expired, for the message.
   int expired_after() const { return expired_after_; }
@@ -105,6 +111,7 @@ class ClientWatch {
     const bool in_tx = tx_status_ != 'I';
     consider(idle_since_, in_tx ? limits.idle_in_transaction_timeout_seconds : limits.idle_client_timeout_seconds,
              in_tx ? Reason::kIdleInTransaction : Reason::kIdle);
+    if (in_tx) consider(idle_since_, pool_idle_in_transaction_seconds_, Reason::kPoolIdleInTransaction);
     consider(partial_since_, limits.message_timeout_seconds, Reason::kMessage);
     due_ = deadline;
     due_reason_ = reason;
@@ -127,6 +134,7 @@ class ClientWatch {
   Reason due_reason_ = Reason::kNone;
   int due_seconds_ = 0;
   char tx_status_ = 'I';
+  int pool_idle_in_transaction_seconds_ = 0;
   uint64_t generation_ = 0;
   Reason expired_ = Reason::kNone;
   int expired_after_ = 0;

@@ -153,6 +153,12 @@ asio::awaitable<void> ClientConnection::finish_refused() {
       detail = "rowguard: no request for " + after + " inside a transaction ([limits] idle_in_transaction_timeout); "
                "the transaction is rolled back";
       break;
+    case ClientWatch::Reason::kPoolIdleInTransaction:  // (transaction pooling: its server connection is closed)
+      code = pg::sqlstate::kIdleInTransactionSessionTimeout;
+      msg = "terminating connection due to idle-in-transaction timeout";
+      detail = "rowguard: no request for " + after + " inside a transaction holding a pooled server connection "
+               "([pool] idle_transaction_timeout); the transaction is rolled back";
+      break;
     default:
       code = pg::sqlstate::kProtocolViolation;
       msg = "rowguard: terminating connection: a message was not received whole within " + after;

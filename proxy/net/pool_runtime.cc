@@ -29,6 +29,7 @@ pool::PoolLimits limits_of(const policy::PoolSettings& p, int workers) {
   l.query_wait_timeout = std::chrono::seconds(p.query_wait_timeout_seconds);
   l.server_idle_timeout = std::chrono::seconds(p.server_idle_timeout_seconds);
   l.server_lifetime = std::chrono::seconds(p.server_lifetime_seconds);
+  l.max_tenant_share = p.max_tenant_share;
   return l;
 }
 
@@ -230,7 +231,7 @@ void PoolRuntime::pinned(int delta, std::string_view category) {
 
 void PoolRuntime::publish() {
   const pool::Clock::time_point now = pool::Clock::now();
-  Snapshot s{pool_.stats(now), pool_.limits().size, pinned_, {}};
+  Snapshot s{pool_.stats(now), pool_.limits().size, pinned_, {}, pool_.tenant_cap()};
   s.oldest_wait_since = now - s.stats.longest_wait;
   std::lock_guard lock(snapshot_mu_);
   snapshot_ = s;
@@ -432,13 +433,13 @@ asio::awaitable<void> PoolRuntime::open(pool::ServerId id) {
   run(actions);
 }
 
-asio::awaitable<PoolRuntime::Lease> PoolRuntime::acquire(uint64_t session) {
+asio::awaitable<PoolRuntime::Lease> PoolRuntime::acquire(uint64_t session, std::optional<std::string> tenant) {
   std::shared_ptr<bool> alive = alive_;
   asio::steady_timer wake(ctx_, asio::steady_timer::time_point::max());
   Waiting w{&wake, {}, false};
   std::vector<pool::Action> actions;
   const pool::Clock::time_point since = pool::Clock::now();
-  const pool::WaiterId id = pool_.acquire(since, actions);
+  const pool::WaiterId id = pool_.acquire(since, actions, tenant);
   waiting_[id] = &w;
   struct Forget {  // however this coroutine ends (its frame destroyed while waiting too)
     PoolRuntime* self;

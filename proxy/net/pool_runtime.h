@@ -110,8 +110,9 @@ class PoolRuntime {
     PooledServer* conn = nullptr;  // null: not granted
     std::string sqlstate, message;  // when not granted: why (53300 timeout, the open's error)
   };
-  // Waits for a server connection (FIFO). Cancelled (the client went away): no lease.
-  boost::asio::awaitable<Lease> acquire(uint64_t session);
+  // Waits for a server connection (FIFO, within `tenant`'s share of the pool: [pool]
+  // max_tenant_share; nullopt: not counted). Cancelled (the client went away): no lease.
+  boost::asio::awaitable<Lease> acquire(uint64_t session, std::optional<std::string> tenant = std::nullopt);
   // Gives `conn` back; `reusable`: idle, clean (else it is closed).
   void release(PooledServer* conn, bool reusable);
 
@@ -143,6 +144,7 @@ class PoolRuntime {
     size_t size = 0;       // this runtime's share of [pool] size
     uint64_t pinned = 0;   // pinned clients now
     pool::Clock::time_point oldest_wait_since{};  // of the longest-waiting client (when waiting > 0)
+    size_t tenant_cap = 0;  // connections one tenant may hold ([pool] max_tenant_share)
   };
   // stats.longest_wait is computed now (how long the oldest waiter has been waiting so far).
   Snapshot snapshot() const;

@@ -473,7 +473,7 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
   tx_pool_.pool->apply_policy(policy_, server_.worker_count());  // a reload's [pool] size and timeouts
   PoolRuntime::Lease lease;
   for (int tries = 0;; ++tries) {
-    lease = co_await tx_pool_.pool->acquire(id_);
+    lease = co_await tx_pool_.pool->acquire(id_, tenant_);  // within the tenant's share ([pool] max_tenant_share)
     if (!lease.conn || tries >= 16 || idle_connection_alive(*lease.conn)) break;
     // The server ended it while it was idle in the pool (a restart, pg_terminate_backend,
     // idle_session_timeout): closed, and the next one is tried.
@@ -537,6 +537,9 @@ asio::awaitable<bool> ClientConnection::take_lease(std::string& out) {
   tx_pool_.mirrored = !mirror.empty();
   tx_pool_.advisory_touched = false;
   if (client_key_) note_server_holder(c->pid, *tenant_, client_key_->first);  // (notifications' sender pid)
+  // Idle inside a transaction past [pool] idle_transaction_timeout: 25P03, as PostgreSQL's
+  // idle_in_transaction_session_timeout; the connection is closed, never reused (run()).
+  watch_.set_pool_idle_transaction(policy_->pool.idle_transaction_timeout_seconds);
   c->statements.set_capacity(policy_->pool.max_prepared_statements);  // (a reload may change it)
   if (tenant_relay_.session) tenant_relay_.session->attach(&c->statements);
   tx_pool_.settings_touched = tx_pool_.state_touched = false;

@@ -11,10 +11,31 @@ bool ServerPool::expired(const Server& s, Clock::time_point now) const {
   return limits_.server_lifetime > Duration::zero() && now - s.born >= limits_.server_lifetime;
 }
 
+size_t ServerPool::tenant_cap() const {
+  const size_t size = limits_.size;
+  if (limits_.max_tenant_share >= 1.0 || size < 2) return size;
+  const auto share = static_cast<size_t>(limits_.max_tenant_share * static_cast<double>(size));
+  return std::clamp<size_t>(share, 1, size - 1);
+}
+
+bool ServerPool::at_share(const std::optional<std::string>& tenant) const {
+  if (!tenant) return false;
+  auto it = held_.find(*tenant);
+  return it != held_.end() && it->second >= tenant_cap();
+}
+
+void ServerPool::unlend(Server& s) {
+  --lent_;
+  if (!s.tenant) return;
+  auto it = held_.find(*s.tenant);
+  if (it != held_.end() && --it->second == 0) held_.erase(it);
+  s.tenant.reset();
+}
+
 void ServerPool::forget(std::unordered_map<ServerId, Server>::iterator it) {
   switch (it->second.state) {
     case State::kIdle: idle_.erase(std::find(idle_.begin(), idle_.end(), it->first)); break;
-    case State::kLent: --lent_; break;
+    case State::kLent: unlend(it->second); break;
     case State::kOpening: --opening_; break;
   }
   servers_.erase(it);
@@ -37,7 +58,11 @@ void ServerPool::make_idle(ServerId id, Clock::time_point now, std::vector<Actio
 }
 
 void ServerPool::balance(Clock::time_point now, std::vector<Action>& out) {
-  while (!waiters_.empty() && !idle_.empty()) {
+  // The oldest waiter whose tenant is under its share gets the most recently used connection.
+  auto next = waiters_.begin();
+  while (!idle_.empty()) {
+    while (next != waiters_.end() && at_share(next->tenant)) ++next;
+    if (next == waiters_.end()) break;
     const ServerId id = idle_.back();
     Server& s = servers_.at(id);
     if (expired(s, now)) {
@@ -46,13 +71,37 @@ void ServerPool::balance(Clock::time_point now, std::vector<Action>& out) {
     }
     idle_.pop_back();
     s.state = State::kLent;
+    s.tenant = next->tenant;
+    if (s.tenant) ++held_[*s.tenant];
     ++lent_;
     ++counters_.grants;
-    out.push_back({Action::Kind::kGrant, id, waiters_.front().id});
-    waiters_.pop_front();
+    out.push_back({Action::Kind::kGrant, id, next->id});
+    next = waiters_.erase(next);
   }
   if (retry_at_ && now < *retry_at_) return;
-  const size_t for_waiters = waiters_.size() > opening_ ? waiters_.size() - opening_ : 0;
+  // Open for the waiters that could take a connection (up to their tenants' shares).
+  size_t servable = 0;
+  {
+    std::unordered_map<std::string, size_t> would_hold;
+    const size_t cap = tenant_cap();
+    for (const Waiter& w : waiters_) {
+      if (!w.tenant) {
+        ++servable;
+        continue;
+      }
+      auto [it, fresh] = would_hold.try_emplace(*w.tenant, 0);
+      if (fresh) {
+        auto h = held_.find(*w.tenant);
+        it->second = h == held_.end() ? 0 : h->second;
+      }
+      size_t& n = it->second;
+      if (n < cap) {
+        ++n;
+        ++servable;
+      }
+    }
+  }
+  const size_t for_waiters = servable > opening_ ? servable - opening_ : 0;
   const size_t for_minimum = limits_.min_size > total() ? limits_.min_size - total() : 0;
   const size_t room = limits_.size > total() ? limits_.size - total() : 0;
   for (size_t n = std::min(std::max(for_waiters, for_minimum), room); n > 0; --n) {
@@ -63,9 +112,10 @@ void ServerPool::balance(Clock::time_point now, std::vector<Action>& out) {
   }
 }
 
-WaiterId ServerPool::acquire(Clock::time_point now, std::vector<Action>& out) {
+WaiterId ServerPool::acquire(Clock::time_point now, std::vector<Action>& out,
+                             const std::optional<std::string>& tenant) {
   const WaiterId id = next_waiter_++;
-  waiters_.push_back({id, now});
+  waiters_.push_back({id, now, tenant});
   balance(now, out);
   return id;
 }
@@ -79,7 +129,7 @@ void ServerPool::release(ServerId server, bool reusable, Clock::time_point now, 
   auto it = servers_.find(server);
   if (it == servers_.end() || it->second.state != State::kLent) return;
   if (reusable) {
-    --lent_;
+    unlend(it->second);
     make_idle(server, now, out);
   } else {
     close(server, out);  // forget() counts it out of lent_
@@ -174,6 +224,7 @@ PoolStats ServerPool::stats(Clock::time_point now) const {
   s.lent = lent_;
   s.opening = opening_;
   s.waiting = waiters_.size();
+  for (const Waiter& w : waiters_) s.waiting_at_share += at_share(w.tenant) ? 1 : 0;
   s.longest_wait = waiters_.empty() ? Duration::zero() : now - waiters_.front().since;
   return s;
 }

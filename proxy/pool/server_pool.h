@@ -7,8 +7,15 @@
 //
 // Rules (PgBouncer's, where it has one):
 // - Clients wait in one FIFO queue; a released or newly opened connection goes to the oldest
-//   waiter. A waiter older than query_wait_timeout is told so (the client gets 53300 and keeps
-//   its connection to rowguard).
+//   waiter whose tenant is under its share (below). A waiter older than query_wait_timeout is
+//   told so (the client gets 53300 and keeps its connection to rowguard).
+// - A tenant's share (not PgBouncer's): the clients of one tenant hold at most tenant_cap()
+//   connections at once (max_tenant_share of size, at least 1 and, below 1, at most size - 1),
+//   so one tenant leaving transactions open cannot take every connection from the others. A
+//   waiter of a tenant at its share is skipped, not dropped: it keeps its place and is served
+//   as soon as its tenant is under its share again. It is capped even when nobody else waits
+//   (a connection it took could not be taken back when another tenant comes). Clients without
+//   a tenant (acquire with nullopt) are not counted.
 // - Idle connections are reused last-in first-out (a warm set; the rest age out after
 //   server_idle_timeout, down to min_size).
 // - At most `size` connections exist (idle + lent + being opened); min_size are kept open.
@@ -25,6 +32,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -40,6 +48,9 @@ struct PoolLimits {
   Duration server_idle_timeout = std::chrono::seconds(600);  // 0: never close for idleness
   Duration server_lifetime = std::chrono::seconds(3600);     // 0: no limit
   Duration open_retry = std::chrono::seconds(1);             // after a failed open
+  // Of `size`, the connections one tenant's clients may hold at once (ServerPool::tenant_cap);
+  // 1: no cap.
+  double max_tenant_share = 0.75;
 };
 
 using ServerId = uint64_t;
@@ -64,6 +75,7 @@ struct PoolStats {
   size_t lent = 0;
   size_t opening = 0;
   size_t waiting = 0;
+  size_t waiting_at_share = 0;  // of `waiting`: their tenant holds its share (tenant_cap)
   Duration longest_wait{};  // of the clients waiting now
   uint64_t grants = 0;      // checkouts since the pool was made
   uint64_t opened = 0;
@@ -76,9 +88,11 @@ class ServerPool {
  public:
   explicit ServerPool(PoolLimits limits);
 
-  // A client needs a server connection. Returns its waiter id; the grant may already be among
-  // the actions (an idle connection), or come later.
-  WaiterId acquire(Clock::time_point now, std::vector<Action>& out);
+  // A client (of `tenant`; nullopt: not counted in any share) needs a server connection.
+  // Returns its waiter id; the grant may already be among the actions (an idle connection), or
+  // come later.
+  WaiterId acquire(Clock::time_point now, std::vector<Action>& out,
+                   const std::optional<std::string>& tenant = std::nullopt);
   // The client stopped waiting (it disconnected). Unknown or already granted ids are ignored.
   void cancel(WaiterId waiter, Clock::time_point now, std::vector<Action>& out);
   // The client is done with `server`. `reusable`: the connection is idle and clean (no
@@ -98,6 +112,9 @@ class ServerPool {
   // New limits (a reload); connections above the new size close when released or idle.
   void set_limits(const PoolLimits& limits, Clock::time_point now, std::vector<Action>& out);
   const PoolLimits& limits() const { return limits_; }
+  // The connections one tenant may hold at once: size when max_tenant_share >= 1 or size < 2,
+  // else floor(max_tenant_share * size) clamped to 1 .. size - 1.
+  size_t tenant_cap() const;
   PoolStats stats(Clock::time_point now) const;
 
  private:
@@ -106,10 +123,12 @@ class ServerPool {
     State state = State::kOpening;
     Clock::time_point born{};       // when it opened
     Clock::time_point idle_since{};
+    std::optional<std::string> tenant;  // while lent
   };
   struct Waiter {
     WaiterId id;
     Clock::time_point since;
+    std::optional<std::string> tenant;
   };
 
   size_t total() const { return servers_.size(); }
@@ -121,6 +140,9 @@ class ServerPool {
   // Hands idle connections to waiters, opens what waiters and min_size need.
   void balance(Clock::time_point now, std::vector<Action>& out);
   void make_idle(ServerId id, Clock::time_point now, std::vector<Action>& out);
+  // The tenant's lent count goes down (the connection was released, closed or lost).
+  void unlend(Server& s);
+  bool at_share(const std::optional<std::string>& tenant) const;
 
   PoolLimits limits_;
   std::unordered_map<ServerId, Server> servers_;
@@ -132,6 +154,7 @@ class ServerPool {
   WaiterId next_waiter_ = 1;
   std::optional<Clock::time_point> retry_at_;  // no open before this (after a failure)
   PoolStats counters_;
+  std::unordered_map<std::string, size_t> held_;  // tenant -> connections lent to it (> 0 only)
 };
 
 }  // namespace rowguard::pool

@@ -486,7 +486,7 @@ void TenantSession::pooled_query(const sqlrewrite::RewriteResult& r, std::string
         made[name] = server;
         SqlOp s{op.kind, name, op.command_tag, {}, i};
         s.statement = Statement{op.tenant_params, op.param_types, std::string(text), policy.version, r.sql, {},
-                                next_statement_id_++, {}, std::move(*tmpl), std::move(*query)};
+                                next_statement_id_++, {}, 0, 0, std::move(*tmpl), std::move(*query)};
         ops.push_back(std::move(s));
         break;
       }

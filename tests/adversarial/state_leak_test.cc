@@ -122,7 +122,11 @@ class PgBouncer {
 // WITH HOLD cursor (add leak::Pin::kListen / kPrepared if the implementation pins those).
 leak::RunResult run_transaction_pool() {
   fresh_rows();
-  RowguardProcess rg(config("workers = 1\n", "\n[pool]\nmode = \"transaction\"\nsize = 2\nquery_wait_timeout = 2\n"),
+  // max_tenant_share = 1: the model lets any client pin while one connection stays free
+  // (max_pinned), whatever its tenant; with the default share (1 of 2 here) the other clients of
+  // a pinned client's tenant would wait for it (tenant shares: ServerPoolTest, RedteamSession10R5).
+  RowguardProcess rg(config("workers = 1\n", "\n[pool]\nmode = \"transaction\"\nsize = 2\nquery_wait_timeout = 2\n"
+                                              "max_tenant_share = 1\n"),
                      Env::get().pg(), "info");
   leak::RunConfig cfg;
   cfg.name = "transaction pool (size 2, workers 1)";

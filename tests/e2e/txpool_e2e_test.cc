@@ -71,6 +71,15 @@ TEST_F(TxPoolE2e, ListenDoesNotPinAndNotificationsReachTheRightTenant) {
 }
 TEST_F(TxPoolE2e, ListenerConnectionLostComesBackAndListensAgain) { scenario("listen_lost"); }
 TEST_F(TxPoolE2e, SqlPreparedStatementsFollowTheClient) { scenario("sql_prepared"); }
+TEST_F(TxPoolE2e, IdleTransactionTimeoutEndsTheClientAndClosesItsServerConnection) {
+  rg_.reset();
+  rg_ = std::make_unique<RowguardProcess>(pooled_config(2, 2) + "idle_transaction_timeout = 2\n", *pg_, "info");
+  scenario("idle_transaction");
+  EXPECT_NE(rg_->log().find("terminating connection due to idle-in-transaction timeout (rowguard: no request for 2 s "
+                            "inside a transaction holding a pooled server connection ([pool] idle_transaction_timeout)"),
+            std::string::npos)
+      << tail_lines(rg_->log(), 20);
+}
 
 // SIGTERM with a pinned client (holding its server connection) and an idle one:
 // rowguard ends cleanly (exit 0), its pool's connections with it.

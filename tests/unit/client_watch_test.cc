@@ -72,6 +72,33 @@ TEST(ClientWatch, IdleInATransactionOrAFailedOne) {
   }
 }
 
+// Transaction pooling: [pool] idle_transaction_timeout bounds a client idle inside a transaction
+// (not one idle outside), beside [limits] idle_in_transaction_timeout: the shorter fires.
+TEST(ClientWatch, PoolIdleInTransaction) {
+  {
+    Fixture f;
+    f.watch.set_pool_idle_transaction(1);
+    f.watch.idle('T', limits(0, 0, 0));
+    f.run_until_fired();
+    EXPECT_EQ(f.watch.expired(), Reason::kPoolIdleInTransaction);
+    EXPECT_EQ(f.watch.expired_after(), 1);
+  }
+  {
+    Fixture f;
+    f.watch.set_pool_idle_transaction(30);
+    f.watch.idle('E', limits(0, 1, 0));
+    f.run_until_fired();
+    EXPECT_EQ(f.watch.expired(), Reason::kIdleInTransaction) << "[limits] is shorter";
+  }
+  {
+    Fixture f;
+    f.watch.set_pool_idle_transaction(1);
+    f.watch.idle('I', limits(0, 0, 0));
+    f.ctx.run_for(std::chrono::milliseconds(1500));
+    EXPECT_EQ(f.fired, 0) << "outside a transaction";
+  }
+}
+
 TEST(ClientWatch, TrickledMessage) {
   Fixture f;
   f.watch.client_bytes(false, true, limits(0, 0, 1));  // the start of a message, then nothing

@@ -389,6 +389,23 @@ TEST(ParsePolicyPool, DefaultsWhenAbsent) {
   EXPECT_EQ(p->pool.server_idle_timeout_seconds, 600);
   EXPECT_EQ(p->pool.server_lifetime_seconds, 3600);
   EXPECT_EQ(p->pool.max_prepared_statements, 200u);
+  EXPECT_DOUBLE_EQ(p->pool.max_tenant_share, 0.75);
+  EXPECT_EQ(p->pool.idle_transaction_timeout_seconds, 60);
+}
+
+TEST(ParsePolicyPool, TenantShareAndIdleTransactionTimeout) {
+  auto p = parse_policy(kMinimalToml + "[pool]\nmax_tenant_share = 0.5\nidle_transaction_timeout = 0\n"s, "x.toml");
+  EXPECT_DOUBLE_EQ(p->pool.max_tenant_share, 0.5);
+  EXPECT_EQ(p->pool.idle_transaction_timeout_seconds, 0);
+  p = parse_policy(kMinimalToml + "[pool]\nmax_tenant_share = 1\nidle_transaction_timeout = 5\n"s, "x.toml");
+  EXPECT_DOUBLE_EQ(p->pool.max_tenant_share, 1.0);
+  EXPECT_EQ(p->pool.idle_transaction_timeout_seconds, 5);
+  expect_error_at(kMinimalToml + "[pool]\nmax_tenant_share = 0\n"s, 13, "[pool] max_tenant_share must be a fraction");
+  expect_error_at(kMinimalToml + "[pool]\nmax_tenant_share = 1.5\n"s, 13, "[pool] max_tenant_share must be a fraction");
+  expect_error_at(kMinimalToml + "[pool]\nmax_tenant_share = 2\n"s, 13, "[pool] max_tenant_share must be a fraction");
+  expect_error_at(kMinimalToml + "[pool]\nmax_tenant_share = \"half\"\n"s, 13, "[pool] max_tenant_share must be");
+  expect_error_at(kMinimalToml + "[pool]\nidle_transaction_timeout = -1\n"s, 13,
+                  "[pool] idle_transaction_timeout must be an integer");
 }
 
 TEST(ParsePolicyPool, AllKeys) {

@@ -408,5 +408,232 @@ TEST_F(ServerPoolTest, RandomWalkKeepsEveryInvariant) {
   }
 }
 
+// ---- a tenant's share (max_tenant_share) --------------------------------------------------------
+
+TEST_F(ServerPoolTest, TheTenantCapIsAFractionOfTheSizeAlwaysLeavingOneForTheOthers) {
+  auto cap = [](size_t size, double share) {
+    return ServerPool(PoolLimits{.size = size, .max_tenant_share = share}).tenant_cap();
+  };
+  EXPECT_EQ(cap(20, 0.75), 15u);
+  EXPECT_EQ(cap(2, 0.75), 1u);
+  EXPECT_EQ(cap(3, 0.75), 2u);
+  EXPECT_EQ(cap(4, 0.5), 2u);
+  EXPECT_EQ(cap(10, 0.01), 1u) << "at least one";
+  EXPECT_EQ(cap(10, 0.99), 9u) << "below 1: never every connection";
+  EXPECT_EQ(cap(10, 1.0), 10u) << "1: no cap";
+  EXPECT_EQ(cap(1, 0.5), 1u) << "a pool of one cannot be shared out";
+  EXPECT_EQ(ServerPool(PoolLimits{}).tenant_cap(), 15u) << "default 0.75 of 20";
+}
+
+TEST_F(ServerPoolTest, ATenantAtItsShareWaitsWhileAnotherTenantIsServedFromTheIdleConnection) {
+  ServerPool pool({.size = 2, .max_tenant_share = 0.5});
+  // Tenant a holds one connection (its share); a second connection sits idle.
+  WaiterId a1 = pool.acquire(now, out, "a");
+  auto opens = of(Kind::kOpen, take());
+  ASSERT_EQ(opens.size(), 1u);
+  pool.opened(opens[0].server, now, out);
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, opens[0].server, a1}}));
+  WaiterId b0 = pool.acquire(now, out, "b");
+  auto o2 = of(Kind::kOpen, take());
+  ASSERT_EQ(o2.size(), 1u);
+  pool.opened(o2[0].server, now, out);
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, o2[0].server, b0}}));
+  pool.release(o2[0].server, true, now, out);
+  EXPECT_TRUE(take().empty());
+  // a's second client is at a's share: it waits although a connection is idle, and nothing is
+  // opened for it (the pool is full anyway).
+  WaiterId a2 = pool.acquire(now, out, "a");
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(pool.stats(now).waiting, 1u);
+  EXPECT_EQ(pool.stats(now).waiting_at_share, 1u);
+  // b, arriving later, is served at once: the capped waiter is skipped.
+  WaiterId b1 = pool.acquire(now, out, "b");
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, o2[0].server, b1}}));
+  // a's first client gives its connection back: a is under its share, its waiter gets it.
+  pool.release(opens[0].server, true, now, out);
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, opens[0].server, a2}}));
+  EXPECT_EQ(pool.stats(now).waiting_at_share, 0u);
+}
+
+TEST_F(ServerPoolTest, OneTenantCannotTakeEveryConnectionEvenWhenNobodyElseWaits) {
+  ServerPool pool({.size = 4, .max_tenant_share = 0.75});
+  std::vector<WaiterId> a;
+  for (int i = 0; i < 4; ++i) a.push_back(pool.acquire(now, out, "a"));
+  auto opens = of(Kind::kOpen, take());
+  EXPECT_EQ(opens.size(), 3u) << "opens only what the tenant may use";
+  for (const Action& o : opens) pool.opened(o.server, now, out);
+  EXPECT_EQ(of(Kind::kGrant, take()).size(), 3u);
+  EXPECT_EQ(pool.stats(now).waiting_at_share, 1u);
+  // Another tenant gets the fourth connection.
+  WaiterId b = pool.acquire(now, out, "b");
+  auto o = of(Kind::kOpen, take());
+  ASSERT_EQ(o.size(), 1u);
+  pool.opened(o[0].server, now, out);
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, o[0].server, b}}));
+}
+
+TEST_F(ServerPoolTest, WaitersUnderTheirShareAreServedInArrivalOrder) {
+  ServerPool pool({.size = 2, .max_tenant_share = 0.5});
+  ServerId s1 = 0, s2 = 0;
+  {
+    pool.acquire(now, out, "a");
+    pool.acquire(now, out, "b");
+    auto opens = of(Kind::kOpen, take());
+    ASSERT_EQ(opens.size(), 2u);
+    s1 = opens[0].server;
+    s2 = opens[1].server;
+    pool.opened(s1, now, out);
+    pool.opened(s2, now, out);
+    EXPECT_EQ(of(Kind::kGrant, take()).size(), 2u);
+  }
+  now += 1s;
+  WaiterId a2 = pool.acquire(now, out, "a");  // a and b are at their shares
+  WaiterId b2 = pool.acquire(now, out, "b");
+  WaiterId c1 = pool.acquire(now, out, "c");
+  WaiterId c2 = pool.acquire(now, out, "c");
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(pool.stats(now).waiting_at_share, 2u);
+  pool.release(s1, true, now, out);  // a's: the oldest waiter under its share is a2
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, s1, a2}}));
+  pool.release(s2, true, now, out);  // b's: b2 (before c1, c2)
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, s2, b2}}));
+  pool.release(s1, true, now, out);  // a's again: a has nobody waiting, c1 is next
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, s1, c1}}));
+  pool.release(s2, true, now, out);  // c is at its share: c2 is skipped, nobody else waits
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(pool.stats(now).waiting_at_share, 1u);
+  EXPECT_EQ(pool.stats(now).idle, 1u);
+  // The capped waiter still times out as any other.
+  now += 120s;
+  pool.tick(now, out);
+  EXPECT_EQ(of(Kind::kTimedOut, take()), (std::vector<Action>{{Kind::kTimedOut, 0, c2}}));
+}
+
+TEST_F(ServerPoolTest, AClosedOrLostLentConnectionCountsOutOfItsTenantsShare) {
+  ServerPool pool({.size = 2, .max_tenant_share = 0.5});
+  pool.acquire(now, out, "a");
+  auto o = of(Kind::kOpen, take());
+  ASSERT_EQ(o.size(), 1u);
+  pool.opened(o[0].server, now, out);
+  take();
+  WaiterId a2 = pool.acquire(now, out, "a");
+  EXPECT_TRUE(take().empty());
+  pool.release(o[0].server, false, now, out);  // closed (in doubt): a is under its share again
+  auto a = take();
+  EXPECT_EQ(of(Kind::kClose, a).size(), 1u);
+  auto o2 = of(Kind::kOpen, a);
+  ASSERT_EQ(o2.size(), 1u);
+  pool.opened(o2[0].server, now, out);
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, o2[0].server, a2}}));
+  pool.lost(o2[0].server, now, out);  // (a lent connection the server ended)
+  WaiterId a3 = pool.acquire(now, out, "a");
+  auto o3 = of(Kind::kOpen, take());
+  ASSERT_EQ(o3.size(), 1u);
+  pool.opened(o3[0].server, now, out);
+  EXPECT_EQ(take(), (std::vector<Action>{{Kind::kGrant, o3[0].server, a3}}));
+}
+
+TEST_F(ServerPoolTest, AClientWithoutATenantIsNotCapped) {
+  ServerPool pool({.size = 2, .max_tenant_share = 0.5});
+  pool.acquire(now, out);
+  pool.acquire(now, out);
+  auto opens = of(Kind::kOpen, take());
+  ASSERT_EQ(opens.size(), 2u);
+  for (const Action& o : opens) pool.opened(o.server, now, out);
+  EXPECT_EQ(of(Kind::kGrant, take()).size(), 2u);
+}
+
+TEST_F(ServerPoolTest, RandomWalkWithTenantsKeepsEveryShare) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const size_t size = 1 + rng() % 5;
+    const double share = std::vector<double>{0.3, 0.5, 0.75, 1.0}[rng() % 4];
+    PoolLimits limits{.size = size, .query_wait_timeout = std::chrono::seconds(1 + rng() % 5), .max_tenant_share = share};
+    ServerPool pool(limits);
+    const size_t cap = pool.tenant_cap();
+    now = t0;
+    std::set<ServerId> opening, idle;
+    std::map<ServerId, std::string> lent;  // -> tenant
+    std::vector<std::pair<WaiterId, std::string>> waiting;  // arrival order
+    auto held = [&](const std::string& t) {
+      return static_cast<size_t>(std::count_if(lent.begin(), lent.end(), [&](const auto& l) { return l.second == t; }));
+    };
+    auto apply = [&](const std::vector<Action>& actions) {
+      for (const Action& a : actions) {
+        switch (a.kind) {
+          case Kind::kOpen: opening.insert(a.server); break;
+          case Kind::kClose: ASSERT_TRUE(idle.erase(a.server)); break;
+          case Kind::kGrant: {
+            ASSERT_TRUE(idle.erase(a.server));
+            auto it = std::find_if(waiting.begin(), waiting.end(), [&](const auto& w) { return w.first == a.waiter; });
+            ASSERT_NE(it, waiting.end());
+            for (auto before = waiting.begin(); before != it; ++before) {
+              ASSERT_GE(held(before->second), cap) << "an older waiter under its share was passed over";
+            }
+            ASSERT_LT(held(it->second), cap) << "granted over the tenant's share";
+            lent[a.server] = it->second;
+            waiting.erase(it);
+            break;
+          }
+          case Kind::kTimedOut:
+          case Kind::kFailed: {
+            auto it = std::find_if(waiting.begin(), waiting.end(), [&](const auto& w) { return w.first == a.waiter; });
+            ASSERT_NE(it, waiting.end());
+            waiting.erase(it);
+            break;
+          }
+        }
+      }
+    };
+    for (int step = 0; step < 3000; ++step) {
+      now += std::chrono::milliseconds(rng() % 700);
+      std::vector<Action> actions;
+      switch (rng() % 5) {
+        case 0:
+        case 1: {
+          const std::string t(1, static_cast<char>('a' + rng() % 3));
+          WaiterId w = pool.acquire(now, actions, t);
+          waiting.emplace_back(w, t);
+          break;
+        }
+        case 2:
+          if (!lent.empty()) {
+            auto it = std::next(lent.begin(), static_cast<long>(rng() % lent.size()));
+            ServerId s = it->first;
+            lent.erase(it);
+            idle.insert(s);
+            pool.release(s, rng() % 4 != 0, now, actions);
+          }
+          break;
+        case 3:
+          if (!opening.empty()) {
+            ServerId s = *std::next(opening.begin(), static_cast<long>(rng() % opening.size()));
+            opening.erase(s);
+            idle.insert(s);
+            pool.opened(s, now, actions);
+          }
+          break;
+        default: pool.tick(now, actions); break;
+      }
+      apply(actions);
+      if (HasFatalFailure()) return;
+      PoolStats st = pool.stats(now);
+      ASSERT_EQ(st.lent, lent.size()) << "step " << step;
+      ASSERT_EQ(st.waiting, waiting.size()) << "step " << step;
+      size_t at_share = 0;
+      for (const auto& [w, t] : waiting) {
+        if (held(t) >= cap) {
+          ++at_share;
+        } else {
+          ASSERT_TRUE(idle.empty()) << "a waiter under its share waits beside an idle connection, step " << step;
+        }
+      }
+      ASSERT_EQ(st.waiting_at_share, at_share) << "step " << step;
+      for (char c = 'a'; c <= 'c'; ++c) ASSERT_LE(held(std::string(1, c)), cap) << "step " << step;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rowguard::pool

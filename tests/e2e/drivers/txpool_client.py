@@ -198,12 +198,14 @@ def vanish():
 
 
 def pinned():
+    # (B is of another tenant than A: with 2 server connections a tenant's share is 1, and A's
+    # pin holds it: a second client of t1 would wait for A, [pool] max_tenant_share.)
     a = connect("t1")
-    b = connect("t1")
+    b = connect("t3")
     c = connect("t2")
     assert one(a, "SELECT pg_advisory_lock(42)") is not None
     for _ in range(4):
-        assert one(b, "SELECT count(*) FROM orders") == 3
+        assert one(b, "SELECT count(*) FROM orders") == 2
         assert one(c, "SELECT count(*) FROM orders") == 4
         assert one(a, "SELECT count(*) FROM orders") == 3
     console = psycopg2.connect(host="127.0.0.1", port=PORT, user="dba", password="pwdba", dbname="rowguard",
@@ -214,6 +216,8 @@ def pinned():
     cols = [x[0] for x in cur.description]
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]
     assert sum(int(r["pinned_clients"]) for r in rows) == 1, rows
+    assert all(int(r["tenant_cap"]) == 1 for r in rows), rows  # [pool] max_tenant_share 0.75 of 2
+    assert all(int(r["clients_waiting_at_share"]) == 0 for r in rows), rows
     assert one(a, "SELECT pg_advisory_unlock(42)") is True  # still on the backend that holds the lock
     assert one(b, "SELECT pg_try_advisory_lock(42)") is True  # released: A's backend held it
     assert one(b, "SELECT pg_advisory_unlock(42)") is True
@@ -358,6 +362,38 @@ def listen_lost():
     b.close()
 
 
+def idle_transaction():
+    # [pool] idle_transaction_timeout = 2: a client idle inside a transaction is ended as by
+    # PostgreSQL's idle_in_transaction_session_timeout (FATAL 25P03), its transaction rolled back
+    # and its server connection closed (never handed on); the other clients go on.
+    d = direct()
+    a = connect("t1", autocommit=False)
+    b = connect("t2")
+    a.cursor().execute("INSERT INTO orders (id, tenant_id, customer_id, amount) VALUES (902, 1, 101, 1)")
+    pid = wait_for("A's backend idle in transaction", lambda: one(
+        d, "SELECT pid FROM pg_stat_activity WHERE usename = 'app' AND state = 'idle in transaction'"))
+    t0 = time.monotonic()
+    assert one(b, "SELECT count(*) FROM orders") == 4
+    wait_for("A's backend gone", lambda: one(d, "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = %s", (pid,)))
+    assert time.monotonic() - t0 >= 1.0, time.monotonic() - t0
+    try:
+        one(a, "SELECT 1")
+        raise AssertionError("expected FATAL 25P03")
+    except psycopg2.OperationalError as e:
+        # libpq reports the FATAL 25P03 it read, or only the closed connection when its write
+        # failed first (as with PostgreSQL's own timeout); the C++ test checks rowguard's log.
+        assert "idle-in-transaction timeout" in str(e) or "closed the connection" in str(e), (e.pgcode, str(e))
+        assert e.pgcode in ("25P03", None), (e.pgcode, str(e))
+    assert a.closed
+    assert one(d, "SELECT count(*) FROM orders WHERE id = 902") == 0  # rolled back
+    assert one(b, "SELECT count(*) FROM orders") == 4
+    c = connect("t1")
+    assert one(c, "SELECT count(*) FROM orders") == 3
+    # A client idle outside a transaction is not ended.
+    wait_for("2.5 s of idleness", lambda: time.monotonic() - t0 > 4.5)
+    assert one(b, "SELECT count(*) FROM orders") == 4
+
+
 def cancel():
     d = direct()
     a = connect("t1")
@@ -419,7 +455,7 @@ def console():
     return c
 
 
-def show_pools(con):
+def show_pools_on(con):
     cur = con.cursor()
     cur.execute("SHOW POOLS")
     cols = [x[0] for x in cur.description]
@@ -465,7 +501,7 @@ def metrics():
     wait_for("a waiting client", lambda: metric(scrape(), "rowguard_pool_clients_waiting") == 1)
     longest = [0, 0.0]  # SHOW POOLS longest_wait_ms, /metrics longest wait seconds (max seen)
     while t.is_alive():
-        for r in show_pools(con):
+        for r in show_pools_on(con):
             longest[0] = max(longest[0], int(r["longest_wait_ms"]))
         longest[1] = max(longest[1], metric(scrape(), "rowguard_pool_longest_wait_seconds"))
         time.sleep(0.05)
@@ -539,7 +575,7 @@ def metrics():
     closed = sum(v for (n, _), v in s.items() if n == "rowguard_pool_server_connections_closed_total")
     assert opened - closed == metric(s, "rowguard_pool_servers", state="idle") + metric(
         s, "rowguard_pool_servers", state="active") == 1, s
-    pools = show_pools(con)
+    pools = show_pools_on(con)
     assert sum(int(r["checkouts"]) for r in pools) == metric(s, "rowguard_pool_checkouts_total"), (pools, s)
     assert sum(int(r["wait_timeouts"]) for r in pools) == 1
 
