@@ -70,7 +70,8 @@ Server::Server(policy::PolicyPtr policy, std::string config_path)
     std::map<std::string, PoolSample> by_db;
     for (const auto& w : workers_) {
       std::lock_guard lock(w->pools_mu);
-      for (const auto& [db, pool] : w->pools) {
+      for (const auto& [key, pool] : w->pools) {  // (keyed by pool_key: upstream, address, database)
+        const std::string& db = pool->database();  // summed over upstreams (SHOW POOLS has them apart)
         auto [it, fresh] = by_db.try_emplace(db);
         if (fresh) it->second.database = db;
         it->second.add(pool->sample());

@@ -291,7 +291,9 @@ TEST(RedteamSession10R5, ServerStatementNamesAreNotReachable) {
     QueryResult e = t1->exec("EXECUTE " + name);
     EXPECT_FALSE(e.ok) << "EXECUTE " << name << " -> " << describe(e);
     EXPECT_TRUE(no_leak(e)) << name;
-    EXPECT_TRUE(t1->exec("DEALLOCATE " + name).refused()) << name;
+    // Unknown in the client's namespace (26000), or refused as rowguard's name (42501).
+    QueryResult d = t1->exec("DEALLOCATE " + name);
+    EXPECT_TRUE(!d.ok && (d.sqlstate == "26000" || d.sqlstate == "42501")) << name << " -> " << describe(d);
   }
   ASSERT_EQ(prepare(*t1, "rg_1", "SELECT name FROM customers ORDER BY id"), "ok");
   EXPECT_EQ(exec_prepared(*t1, "rg_1"), "ok SELECT 3 acme-anvils");

@@ -391,7 +391,7 @@ TEST_F(DriversTxPoolE2e, NodePgNamedQueries) { run_node_pg_driver(&run_driver, &
 // The drivers above ran through the pool: rowguard opened pooled connections, and PostgreSQL
 // never had more than the pool's 4 backends of upstream_user (counted after the runs).
 TEST_F(DriversTxPoolE2e, ZzTheDriversRanThroughThePool) {
-  EXPECT_TRUE(contains(rowguard_->log(), "pool database=appdb opened server connection"))
+  EXPECT_TRUE(contains(rowguard_->log(), "database=appdb opened server connection"))
       << tail_lines(rowguard_->log(), 20);
   EXPECT_TRUE(contains(read_text_file(rowguard_->config_path()), "mode = \"transaction\""));
   const std::string n = super("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'");
