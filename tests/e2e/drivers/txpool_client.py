@@ -394,14 +394,8 @@ def idle_transaction():
     assert one(b, "SELECT count(*) FROM orders") == 4
 
 
-def cancel():
-    d = direct()
-    a = connect("t1")
-    b = connect("t2")
-    # A cancel while A holds nothing cancels nothing: B's statement on (maybe) A's old connection runs on.
-    assert one(a, "SELECT count(*) FROM orders") == 3
-    a.cancel()
-    assert one(b, "SELECT count(*) FROM (SELECT pg_sleep(0.3)) s") == 1
+def cancel_running_statement(a, d):
+    """A's pg_sleep(20), seen running in pg_stat_activity (direct connection d), is cancelled."""
     result = {}
 
     def slow():
@@ -418,6 +412,17 @@ def cancel():
     a.cancel()
     t.join(15)
     assert result.get("a") == "cancelled", result
+
+
+def cancel():
+    d = direct()
+    a = connect("t1")
+    b = connect("t2")
+    # A cancel while A holds nothing cancels nothing: B's statement on (maybe) A's old connection runs on.
+    assert one(a, "SELECT count(*) FROM orders") == 3
+    a.cancel()
+    assert one(b, "SELECT count(*) FROM (SELECT pg_sleep(0.3)) s") == 1
+    cancel_running_statement(a, d)
     assert one(b, "SELECT count(*) FROM orders") == 4
     assert one(a, "SELECT count(*) FROM orders") == 3
 
@@ -549,21 +554,7 @@ def metrics():
     v.close()
     wait_for("the vanished client's connection closed", lambda: metric(
         scrape(), "rowguard_pool_server_connections_closed_total", reason="dirty") == 1)
-    result = {}
-
-    def slow():
-        try:
-            one(a, "SELECT count(*) FROM (SELECT pg_sleep(20)) s")
-            result["a"] = "finished"
-        except psycopg2.errors.QueryCanceled:
-            result["a"] = "cancelled"
-    t = threading.Thread(target=slow)
-    t.start()
-    wait_for("A's statement running", lambda: one(
-        d, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND state = 'active' AND query LIKE '%pg_sleep(20)%'"))
-    a.cancel()
-    t.join(15)
-    assert result.get("a") == "cancelled", result
+    cancel_running_statement(a, d)
     s = scrape()
     assert metric(s, "rowguard_pool_server_connections_closed_total", reason="cancel") == 1, s
     assert one(a, "SELECT count(*) FROM orders") == 3
